@@ -1,0 +1,94 @@
+//! The two traits a backend implements: [`AdapterKind`] (builds instances from config) and
+//! [`Adapter`] (one configured instance: its tools and how to call them).
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::{BuildError, Secret, ToolError, ToolOutput, ToolSpec, upstream::InstanceClient};
+
+/// Reports progress of a long call to the MCP client that asked for it (`progress`, `total`,
+/// `message`). The gateway only hands one in when the client sent a `progressToken`.
+pub type ProgressSink = Arc<dyn Fn(f64, Option<f64>, Option<String>) + Send + Sync>;
+
+/// Everything one tool call needs besides its arguments.
+#[derive(Clone, Default)]
+pub struct CallContext {
+    /// The credential for the provider on behalf of the calling user (from the token broker).
+    /// Never the MCP client's own token.
+    pub credential: Option<Secret>,
+    /// Cancelled when the client sends `notifications/cancelled` or goes away. Adapters pass it to
+    /// [`InstanceClient::send`], which abandons the upstream request and any retry wait.
+    pub cancel: CancellationToken,
+    pub progress: Option<ProgressSink>,
+    /// W3C trace context of the inbound request, continued on every upstream request.
+    pub traceparent: Option<String>,
+}
+
+impl std::fmt::Debug for CallContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallContext")
+            .field("credential", &self.credential)
+            .field("cancelled", &self.cancel.is_cancelled())
+            .field("progress", &self.progress.is_some())
+            .field("traceparent", &self.traceparent)
+            .finish()
+    }
+}
+
+impl CallContext {
+    pub fn report_progress(&self, progress: f64, total: Option<f64>, message: Option<String>) {
+        if let Some(sink) = &self.progress {
+            sink(progress, total, message);
+        }
+    }
+}
+
+/// What the gateway's config gives one adapter instance.
+#[derive(Debug, Clone)]
+pub struct InstanceSettings {
+    /// The instance's name in the config (`[adapters.<name>]`).
+    pub name: String,
+    /// The provider's API root (the sandbox's address in the demo).
+    pub base_url: Url,
+    /// The HTTP client for this instance: shared pool, this instance's concurrency limit.
+    pub client: InstanceClient,
+    /// Kind-specific settings (`[adapters.<name>.settings]`), validated by the kind's `build`.
+    pub settings: Map<String, Value>,
+}
+
+/// One configured backend instance (a Linear workspace, a Drive tenant, an upstream MCP server).
+#[async_trait::async_trait]
+pub trait Adapter: Send + Sync {
+    /// The tools this instance offers, with adapter-local names.
+    fn tools(&self) -> Vec<ToolSpec>;
+
+    /// Runs one tool. `arguments` were already validated against the tool's input schema by the
+    /// gateway. Dropping the returned future abandons the call.
+    async fn call(
+        &self,
+        tool: &str,
+        arguments: Map<String, Value>,
+        ctx: &CallContext,
+    ) -> Result<ToolOutput, ToolError>;
+}
+
+/// A kind of backend (`linear`, `drive`, …): the registry holds one of each.
+pub trait AdapterKind: Send + Sync {
+    /// The name used as `kind = "…"` in the config.
+    fn id(&self) -> &'static str;
+    /// One line for `manifold --help` and the config schema.
+    fn summary(&self) -> &'static str;
+    /// The provider's public API root, used when the config gives no `base_url`.
+    fn default_base_url(&self) -> &'static str;
+    /// Builds an instance. Does no network I/O, so `manifold check` can call it.
+    fn build(&self, settings: InstanceSettings) -> Result<Arc<dyn Adapter>, BuildError>;
+
+    /// The kind's local emulator of the provider API, served under `/<id>` by the sandbox server.
+    #[cfg(feature = "sandbox")]
+    fn sandbox(&self) -> Option<axum::Router> {
+        None
+    }
+}

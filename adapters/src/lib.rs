@@ -1,0 +1,23 @@
+//! The adapter plug-in point: the [`Adapter`] trait every backend implements, the registry of
+//! adapter kinds, the shared upstream HTTP client, and one folder per provider.
+//!
+//! A developer adds a backend by adding one folder (tools, API client, sandbox emulator and its
+//! fixtures, contract tests) and one line in [`registry::Registry::builtin`].
+
+pub mod adapter;
+pub mod error;
+pub mod linear;
+pub mod registry;
+pub mod secret;
+pub mod tool;
+pub mod upstream;
+
+#[cfg(feature = "sandbox")]
+pub mod sandbox;
+
+pub use adapter::{Adapter, AdapterKind, CallContext, InstanceSettings, ProgressSink};
+pub use error::{BuildError, ToolError};
+pub use registry::Registry;
+pub use secret::Secret;
+pub use tool::{ToolAnnotations, ToolOutput, ToolSpec};
+pub use upstream::{UpstreamClient, UpstreamConfig};

@@ -1,0 +1,97 @@
+//! What an adapter tells the gateway about each tool, and what a tool call returns.
+
+use serde_json::{Map, Value};
+
+/// The behaviour hints MCP clients (and ChatGPT's review) read. Every adapter sets all four on
+/// every tool: a missing hint makes clients assume the worst (a write, destructive, open world).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ToolAnnotations {
+    pub read_only: bool,
+    pub destructive: bool,
+    pub idempotent: bool,
+    pub open_world: bool,
+}
+
+impl ToolAnnotations {
+    /// Reads data and changes nothing.
+    pub const READ: Self = Self {
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+        open_world: true,
+    };
+    /// Adds something new (an issue, a comment): repeating it adds it again.
+    pub const CREATE: Self = Self {
+        read_only: false,
+        destructive: false,
+        idempotent: false,
+        open_world: true,
+    };
+    /// Sets fields to given values: repeating it changes nothing more, but it overwrites.
+    pub const UPDATE: Self = Self {
+        read_only: false,
+        destructive: true,
+        idempotent: true,
+        open_world: true,
+    };
+}
+
+/// One tool as an adapter defines it, before the gateway namespaces its name.
+#[derive(Debug, Clone)]
+pub struct ToolSpec {
+    /// The adapter-local name, e.g. `search_issues`.
+    pub name: String,
+    pub title: String,
+    /// Written for a model choosing between tools: what it does, when to use it, what it returns.
+    pub description: String,
+    /// JSON Schema (draft 2020-12) of the arguments; always an object schema.
+    pub input_schema: Map<String, Value>,
+    /// JSON Schema of `structuredContent`.
+    pub output_schema: Map<String, Value>,
+    pub annotations: ToolAnnotations,
+}
+
+impl ToolSpec {
+    /// Builds a spec from `serde_json::json!` schemas.
+    ///
+    /// # Panics
+    /// When a schema is not a JSON object: tool definitions are static, so this is a programming
+    /// error caught by every adapter's unit tests, never by user input.
+    pub fn new(
+        name: &str,
+        title: &str,
+        description: &str,
+        annotations: ToolAnnotations,
+        input_schema: Value,
+        output_schema: Value,
+    ) -> Self {
+        let as_object = |schema: Value| match schema {
+            Value::Object(map) => map,
+            other => panic!("tool {name}: schema must be a JSON object, got {other}"),
+        };
+        Self {
+            name: name.to_owned(),
+            title: title.to_owned(),
+            description: description.to_owned(),
+            input_schema: as_object(input_schema),
+            output_schema: as_object(output_schema),
+            annotations,
+        }
+    }
+}
+
+/// A successful tool result: `structured` matches the tool's output schema and `text` is the same
+/// content rendered for a model that only reads text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolOutput {
+    pub structured: Value,
+    pub text: String,
+}
+
+impl ToolOutput {
+    /// Uses pretty JSON of the structured value as the text form.
+    pub fn from_structured(structured: Value) -> Self {
+        let text = serde_json::to_string_pretty(&structured).unwrap_or_default();
+        Self { structured, text }
+    }
+}

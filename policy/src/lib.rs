@@ -1,0 +1,1 @@
+//! Manifold policy seam.
