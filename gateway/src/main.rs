@@ -1,1 +1,221 @@
-fn main() {}
+//! The `manifold` command: a thin shell over the library.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use manifold::{
+    app,
+    config::{self, ConfigError},
+    demo::{self, DemoOverrides},
+    telemetry,
+};
+use manifold_adapters::Registry;
+
+/// Manifold: one MCP endpoint for your company's tools.
+#[derive(Debug, Parser)]
+#[command(name = "manifold", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway with the embedded demo config: sandbox providers, SQLite, no credentials.
+    Demo {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Where the SQLite file and generated keys go.
+        #[arg(long, default_value = "manifold-data")]
+        data_dir: PathBuf,
+        /// Tools per `tools/list` page.
+        #[arg(long)]
+        tools_page_size: Option<usize>,
+    },
+    /// Run the gateway with a config file.
+    Serve {
+        #[arg(long, short, env = "MANIFOLD_CONFIG")]
+        config: PathBuf,
+    },
+    /// Validate a config file (syntax, values, references, tool names) and exit.
+    Check {
+        #[arg(long, short, env = "MANIFOLD_CONFIG")]
+        config: PathBuf,
+    },
+    /// Serve one MCP client over stdin/stdout with a config file.
+    Stdio {
+        #[arg(long, short, env = "MANIFOLD_CONFIG")]
+        config: PathBuf,
+    },
+    /// Print the JSON Schema of the config file.
+    ConfigSchema,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let registry = Registry::builtin();
+    match cli.command {
+        Command::ConfigSchema => {
+            println!("{}", serde_json::to_string_pretty(&config::json_schema())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { config } => Ok(check(&config, &registry)),
+        Command::Serve { config } => {
+            let source = read(&config)?;
+            serve(&source, &config, &registry, None).await
+        }
+        Command::Demo {
+            listen,
+            data_dir,
+            tools_page_size,
+        } => {
+            let overrides = DemoOverrides {
+                listen: Some(listen),
+                data_dir: Some(data_dir),
+                tools_page_size,
+            };
+            let source = demo::config_text(&overrides);
+            serve(&source, Path::new("<demo>"), &registry, Some(())).await
+        }
+        Command::Stdio { config } => {
+            let source = read(&config)?;
+            let parsed = load(&source, &config, &registry)?;
+            telemetry::init(&parsed.log.filter, parsed.log.json);
+            let prepared = app::prepare(&parsed, &source, &config, &registry).await?;
+            manifold::transport::stdio::serve(prepared.gateway).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn read(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))
+}
+
+fn load(source: &str, path: &Path, registry: &Registry) -> Result<config::Config, ConfigError> {
+    let vars: Vec<(String, String)> = std::env::vars().collect();
+    config::load_str(source, path, registry, &vars)
+}
+
+/// `check`: every problem on stderr as `file:line:column: message`, exit 1 if any.
+fn check(path: &Path, registry: &Registry) -> ExitCode {
+    let source = match std::fs::read_to_string(path) {
+        Ok(source) => source,
+        Err(error) => {
+            eprintln!("{}: cannot read: {error}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = match load(&source, path, registry) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match app::build_catalog(&config, &source, registry, None) {
+        Ok((catalog, _)) => {
+            println!(
+                "{}: ok ({} adapter instances, {} tools)",
+                path.display(),
+                config.adapters.len(),
+                catalog.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            for problem in problems {
+                eprintln!("{}:{problem}", path.display());
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(
+    source: &str,
+    path: &Path,
+    registry: &Registry,
+    demo: Option<()>,
+) -> anyhow::Result<ExitCode> {
+    let config = load(source, path, registry)?;
+    telemetry::init(&config.log.filter, config.log.json);
+    let running = app::start(config, source, path, registry).await?;
+    let url = format!("http://{}/mcp", running.addr);
+    tracing::info!(%url, tools = running.tools, "manifold is serving");
+    if demo.is_some() {
+        println!("Manifold demo is running.");
+        println!("  MCP endpoint (Streamable HTTP): {url}");
+        println!(
+            "  Legacy SSE endpoint:            http://{}/sse",
+            running.addr
+        );
+        #[cfg(feature = "sandbox")]
+        if let Some(sandbox) = &running.sandbox {
+            println!(
+                "  Sandbox provider emulators:     http://{}/",
+                sandbox.addr()
+            );
+        }
+        println!("  Tools exposed:                  {}", running.tools);
+        println!();
+        println!("Connect a client, e.g. the MCP Inspector:");
+        println!("  npx @modelcontextprotocol/inspector --transport http --server-url {url}");
+        println!("Press Ctrl-C to stop.");
+    }
+    let shutdown = running.shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        shutdown.cancel();
+    });
+    running.wait().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,1 +1,150 @@
-//! Manifold policy seam.
+//! The policy seam: who may list and call which tool. The gateway asks a [`PolicyEngine`] after
+//! routing and before it touches any credential or provider; a denied call goes no further.
+//!
+//! This crate holds the decision types and the default engine. The Cedar engine, quotas,
+//! redaction and the audit log plug in behind the same trait.
+
+use serde::Serialize;
+
+/// The caller, as authentication established it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Principal {
+    /// Stable user id (`sub`); `None` for an anonymous caller on an open gateway.
+    pub user: Option<String>,
+    pub email: Option<String>,
+    pub groups: Vec<String>,
+    /// The OAuth client the call came through.
+    pub client_id: Option<String>,
+}
+
+/// What the caller wants to do with a tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// See it in `tools/list`.
+    List,
+    /// Run it.
+    Call,
+}
+
+/// The tool a decision is about.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ToolRef<'a> {
+    /// The exposed name (`linear_create_issue`).
+    pub name: &'a str,
+    /// The adapter instance (`linear`).
+    pub instance: &'a str,
+    /// The adapter kind (`linear`).
+    pub kind: &'a str,
+    pub read_only: bool,
+    pub destructive: bool,
+}
+
+/// A decision and what made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum Decision {
+    Allow {
+        policies: Vec<String>,
+    },
+    Deny {
+        reason: String,
+        policies: Vec<String>,
+    },
+}
+
+impl Decision {
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Decision::Allow { .. })
+    }
+}
+
+/// Decides requests. Implementations must be cheap: `tools/list` asks once per tool.
+pub trait PolicyEngine: Send + Sync {
+    fn decide(
+        &self,
+        principal: &Principal,
+        action: Action,
+        tool: &ToolRef<'_>,
+        arguments: Option<&serde_json::Value>,
+    ) -> Decision;
+}
+
+/// Allows everything: the engine in force when no policy is configured, so that a gateway without
+/// policies behaves as a plain proxy (the `[policy]` section turns on default-deny Cedar).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AllowAll;
+
+impl PolicyEngine for AllowAll {
+    fn decide(
+        &self,
+        _: &Principal,
+        _: Action,
+        _: &ToolRef<'_>,
+        _: Option<&serde_json::Value>,
+    ) -> Decision {
+        Decision::Allow {
+            policies: vec!["allow-all".into()],
+        }
+    }
+}
+
+/// Denies every tool that is not read-only: the engine behind an instance's read-only switch and
+/// a building block for tests.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadOnly;
+
+impl PolicyEngine for ReadOnly {
+    fn decide(
+        &self,
+        _: &Principal,
+        _: Action,
+        tool: &ToolRef<'_>,
+        _: Option<&serde_json::Value>,
+    ) -> Decision {
+        if tool.read_only {
+            Decision::Allow {
+                policies: vec!["read-only".into()],
+            }
+        } else {
+            Decision::Deny {
+                reason: "this gateway only allows read-only tools".into(),
+                policies: vec!["read-only".into()],
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tool(read_only: bool) -> ToolRef<'static> {
+        ToolRef {
+            name: "linear_create_issue",
+            instance: "linear",
+            kind: "linear",
+            read_only,
+            destructive: false,
+        }
+    }
+
+    #[test]
+    fn allow_all_allows_and_read_only_denies_writes() {
+        let anyone = Principal::default();
+        assert!(
+            AllowAll
+                .decide(&anyone, Action::Call, &tool(false), None)
+                .is_allowed()
+        );
+        assert!(
+            ReadOnly
+                .decide(&anyone, Action::Call, &tool(true), None)
+                .is_allowed()
+        );
+        let denied = ReadOnly.decide(&anyone, Action::Call, &tool(false), None);
+        assert!(
+            matches!(denied, Decision::Deny { ref reason, .. } if reason.contains("read-only"))
+        );
+    }
+}

@@ -1,8 +1,23 @@
-//! Linear (GraphQL at `POST /graphql`).
+//! Linear (GraphQL at `POST /graphql`): issues, comments, teams, projects and workflow states.
 
 use std::sync::Arc;
 
-use crate::{Adapter, AdapterKind, BuildError, InstanceSettings};
+use serde_json::{Map, Value};
+
+use crate::{
+    Adapter, AdapterKind, BuildError, CallContext, InstanceSettings, ToolError, ToolOutput,
+    ToolSpec,
+};
+
+mod client;
+mod cursor;
+mod ops;
+pub mod queries;
+mod render;
+mod tools;
+
+#[cfg(feature = "sandbox")]
+pub mod sandbox;
 
 /// The `linear` adapter kind.
 #[derive(Debug)]
@@ -21,7 +36,50 @@ impl AdapterKind for LinearKind {
         "https://api.linear.app"
     }
 
-    fn build(&self, _settings: InstanceSettings) -> Result<Arc<dyn Adapter>, BuildError> {
-        Err(BuildError::Client("the linear adapter is being written".into()))
+    fn build(&self, settings: InstanceSettings) -> Result<Arc<dyn Adapter>, BuildError> {
+        if let Some(key) = settings.settings.keys().next() {
+            return Err(BuildError::Setting {
+                key: key.clone(),
+                reason: "the linear adapter takes no settings".into(),
+            });
+        }
+        let graphql = client::GraphqlClient::new(settings.client, &settings.base_url)?;
+        Ok(Arc::new(LinearAdapter { graphql }))
+    }
+
+    #[cfg(feature = "sandbox")]
+    fn sandbox(&self) -> Option<axum::Router> {
+        Some(sandbox::LinearSandbox::new().router())
+    }
+}
+
+/// One Linear workspace connection.
+#[derive(Debug)]
+pub struct LinearAdapter {
+    graphql: client::GraphqlClient,
+}
+
+#[async_trait::async_trait]
+impl Adapter for LinearAdapter {
+    fn tools(&self) -> Vec<ToolSpec> {
+        tools::all()
+    }
+
+    async fn call(
+        &self,
+        tool: &str,
+        arguments: Map<String, Value>,
+        ctx: &CallContext,
+    ) -> Result<ToolOutput, ToolError> {
+        match tool {
+            "search_issues" | "list_issues" => self.issues_page(tool, &arguments, ctx).await,
+            "get_issue" => self.get_issue(&arguments, ctx).await,
+            "create_issue" | "update_issue" => self.write_issue(tool, &arguments, ctx).await,
+            "add_comment" => self.add_comment(&arguments, ctx).await,
+            "list_teams" | "list_projects" | "list_workflow_states" => {
+                self.list_simple(tool, &arguments, ctx).await
+            }
+            other => Err(ToolError::UnknownTool(other.to_owned())),
+        }
     }
 }

@@ -49,10 +49,9 @@ impl RetryPolicy {
             Attempt::Answered(response) => match response.status {
                 // The provider refused before doing anything: safe even for writes.
                 StatusCode::TOO_MANY_REQUESTS => (true, parse_retry_after(&response.headers)),
-                StatusCode::SERVICE_UNAVAILABLE => (
-                    request.idempotent,
-                    parse_retry_after(&response.headers),
-                ),
+                StatusCode::SERVICE_UNAVAILABLE => {
+                    (request.idempotent, parse_retry_after(&response.headers))
+                }
                 StatusCode::BAD_GATEWAY | StatusCode::GATEWAY_TIMEOUT => (request.idempotent, None),
                 _ => (false, None),
             },

@@ -1,0 +1,366 @@
+//! What each tool does: arguments to GraphQL variables, the call, the answer to a [`ToolOutput`].
+
+use std::fmt::Write as _;
+
+use serde_json::{Map, Value, json};
+
+use super::{LinearAdapter, cursor, queries, render};
+use crate::{CallContext, ToolError, ToolOutput};
+
+type Args = Map<String, Value>;
+
+fn opt_str<'a>(args: &'a Args, key: &str) -> Option<&'a str> {
+    args.get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+fn req_str<'a>(args: &'a Args, key: &str) -> Result<&'a str, ToolError> {
+    opt_str(args, key).ok_or_else(|| ToolError::InvalidArguments(format!("`{key}` is required")))
+}
+
+fn page_size(args: &Args, default: u64) -> Result<u64, ToolError> {
+    match args.get("first") {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => v.as_u64().filter(|n| (1..=100).contains(n)).ok_or_else(|| {
+            ToolError::InvalidArguments("`first` must be an integer from 1 to 100".into())
+        }),
+    }
+}
+
+/// Linear ids are UUIDs; anything else given for a filter is a key or a name.
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
+}
+
+fn team_filter(value: &str) -> Value {
+    if is_uuid(value) {
+        json!({ "id": { "eq": value } })
+    } else {
+        json!({ "or": [{ "key": { "eqIgnoreCase": value } }, { "name": { "eqIgnoreCase": value } }] })
+    }
+}
+
+fn issue_filter(args: &Args) -> Option<Value> {
+    let mut filter = Map::new();
+    if let Some(team) = opt_str(args, "team") {
+        filter.insert("team".into(), team_filter(team));
+    }
+    if let Some(who) = opt_str(args, "assignee") {
+        let f = if who.eq_ignore_ascii_case("me") {
+            json!({ "isMe": { "eq": true } })
+        } else if is_uuid(who) {
+            json!({ "id": { "eq": who } })
+        } else {
+            json!({ "or": [{ "name": { "eqIgnoreCase": who } }, { "displayName": { "eqIgnoreCase": who } },
+                           { "email": { "eqIgnoreCase": who } }] })
+        };
+        filter.insert("assignee".into(), f);
+    }
+    if let Some(state) = opt_str(args, "state") {
+        let f = if is_uuid(state) {
+            json!({ "id": { "eq": state } })
+        } else {
+            json!({ "or": [{ "name": { "eqIgnoreCase": state } }, { "type": { "eq": state.to_ascii_lowercase() } }] })
+        };
+        filter.insert("state".into(), f);
+    }
+    if let Some(label) = opt_str(args, "label") {
+        let key = if is_uuid(label) {
+            json!({ "id": { "eq": label } })
+        } else {
+            json!({ "name": { "eqIgnoreCase": label } })
+        };
+        filter.insert("labels".into(), json!({ "some": key }));
+    }
+    if let Some(project) = opt_str(args, "project") {
+        let f = if is_uuid(project) {
+            json!({ "id": { "eq": project } })
+        } else {
+            json!({ "name": { "eqIgnoreCase": project } })
+        };
+        filter.insert("project".into(), f);
+    }
+    (!filter.is_empty()).then_some(Value::Object(filter))
+}
+
+/// `data.<field>` as an object, or BadResponse.
+fn field<'a>(data: &'a Map<String, Value>, name: &str) -> Result<&'a Value, ToolError> {
+    data.get(name)
+        .filter(|v| v.is_object())
+        .ok_or_else(|| ToolError::BadResponse(format!("Linear's answer has no `{name}`")))
+}
+
+/// The nodes of a connection and the model-facing cursor of the next page.
+fn page(tool: &str, args: &Args, connection: &Value) -> (Vec<Value>, Value) {
+    let nodes = connection
+        .get("nodes")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let has_next = connection
+        .pointer("/pageInfo/hasNextPage")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let next = connection
+        .pointer("/pageInfo/endCursor")
+        .and_then(Value::as_str)
+        .filter(|_| has_next)
+        .map_or(Value::Null, |end| {
+            Value::String(cursor::encode(tool, args, end))
+        });
+    (nodes, next)
+}
+
+impl LinearAdapter {
+    pub(crate) async fn issues_page(
+        &self,
+        tool: &str,
+        args: &Args,
+        ctx: &CallContext,
+    ) -> Result<ToolOutput, ToolError> {
+        let after = cursor::decode(tool, args)?;
+        let first = page_size(args, 25)?;
+        let (operation, document, root, variables) = if tool == "search_issues" {
+            let vars = json!({ "term": req_str(args, "query")?, "first": first, "after": after,
+                               "includeComments": args.get("include_comments").and_then(Value::as_bool).unwrap_or(false) });
+            ("SearchIssues", queries::SEARCH_ISSUES, "searchIssues", vars)
+        } else {
+            let vars = json!({ "first": first, "after": after, "filter": issue_filter(args) });
+            ("ListIssues", queries::LIST_ISSUES, "issues", vars)
+        };
+        let data = self
+            .graphql
+            .execute(operation, document, variables, ctx)
+            .await?;
+        let (nodes, next) = page(tool, args, field(&data, root)?);
+        let issues: Vec<Value> = nodes
+            .iter()
+            .map(|n| render::issue(n, false, false))
+            .collect();
+        let mut text = format!("{} issue(s):\n", issues.len());
+        for issue in &issues {
+            render::issue_line(&mut text, issue);
+        }
+        render::page_footer(&mut text, &next);
+        Ok(ToolOutput {
+            structured: json!({ "issues": issues, "next_cursor": next }),
+            text,
+        })
+    }
+
+    pub(crate) async fn get_issue(
+        &self,
+        args: &Args,
+        ctx: &CallContext,
+    ) -> Result<ToolOutput, ToolError> {
+        let id = req_str(args, "id")?;
+        let data = self
+            .graphql
+            .execute(
+                "GetIssue",
+                queries::GET_ISSUE,
+                json!({ "id": id, "commentsFirst": 50 }),
+                ctx,
+            )
+            .await?;
+        let issue = data
+            .get("issue")
+            .filter(|v| v.is_object())
+            .ok_or_else(|| ToolError::NotFound(format!("no Linear issue `{id}`")))?;
+        let issue = render::issue(issue, true, true);
+        Ok(ToolOutput {
+            text: render::issue_detail(&issue),
+            structured: json!({ "issue": issue }),
+        })
+    }
+
+    pub(crate) async fn write_issue(
+        &self,
+        tool: &str,
+        args: &Args,
+        ctx: &CallContext,
+    ) -> Result<ToolOutput, ToolError> {
+        let mut input = Map::new();
+        for (arg, linear) in [
+            ("title", "title"),
+            ("description", "description"),
+            ("state_id", "stateId"),
+            ("assignee_id", "assigneeId"),
+            ("priority", "priority"),
+            ("label_ids", "labelIds"),
+            ("project_id", "projectId"),
+            ("team_id", "teamId"),
+        ] {
+            if let Some(value) = args.get(arg) {
+                input.insert(linear.into(), value.clone());
+            }
+        }
+        let (operation, document, root, variables, verb) = if tool == "create_issue" {
+            req_str(args, "team_id")?;
+            req_str(args, "title")?;
+            (
+                "CreateIssue",
+                queries::CREATE_ISSUE,
+                "issueCreate",
+                json!({ "input": input }),
+                "Created",
+            )
+        } else {
+            let id = req_str(args, "id")?;
+            input.remove("teamId");
+            input.remove("projectId");
+            if input.is_empty() {
+                return Err(ToolError::InvalidArguments(
+                    "pass at least one field to change besides `id`".into(),
+                ));
+            }
+            (
+                "UpdateIssue",
+                queries::UPDATE_ISSUE,
+                "issueUpdate",
+                json!({ "id": id, "input": input }),
+                "Updated",
+            )
+        };
+        let data = self
+            .graphql
+            .execute(operation, document, variables, ctx)
+            .await?;
+        let payload = field(&data, root)?;
+        let issue = payload
+            .get("issue")
+            .filter(|_| payload.get("success").and_then(Value::as_bool) == Some(true))
+            .filter(|v| v.is_object())
+            .ok_or_else(|| {
+                ToolError::BadResponse(format!("Linear reported `{root}` as unsuccessful"))
+            })?;
+        let issue = render::issue(issue, true, false);
+        let mut text = format!("{verb} ");
+        render::issue_line(&mut text, &issue);
+        Ok(ToolOutput {
+            structured: json!({ "issue": issue }),
+            text,
+        })
+    }
+
+    pub(crate) async fn add_comment(
+        &self,
+        args: &Args,
+        ctx: &CallContext,
+    ) -> Result<ToolOutput, ToolError> {
+        let input =
+            json!({ "issueId": req_str(args, "issue_id")?, "body": req_str(args, "body")? });
+        let data = self
+            .graphql
+            .execute(
+                "AddComment",
+                queries::ADD_COMMENT,
+                json!({ "input": input }),
+                ctx,
+            )
+            .await?;
+        let comment = field(&data, "commentCreate")?
+            .get("comment")
+            .filter(|v| v.is_object())
+            .ok_or_else(|| ToolError::BadResponse("Linear returned no comment".into()))?;
+        let comment = render::comment(comment);
+        let text = format!(
+            "Commented on {}: {}\n",
+            comment["issue"]["identifier"].as_str().unwrap_or(""),
+            comment["url"].as_str().unwrap_or("")
+        );
+        Ok(ToolOutput {
+            structured: json!({ "comment": comment }),
+            text,
+        })
+    }
+
+    pub(crate) async fn list_simple(
+        &self,
+        tool: &str,
+        args: &Args,
+        ctx: &CallContext,
+    ) -> Result<ToolOutput, ToolError> {
+        let after = cursor::decode(tool, args)?;
+        let first = page_size(args, 50)?;
+        let team = opt_str(args, "team").map(team_filter);
+        let (operation, document, root, key, filter): (_, _, _, _, Option<Value>) = match tool {
+            "list_teams" => ("ListTeams", queries::LIST_TEAMS, "teams", "teams", None),
+            "list_projects" => (
+                "ListProjects",
+                queries::LIST_PROJECTS,
+                "projects",
+                "projects",
+                team.map(|t| json!({ "accessibleTeams": { "some": t } })),
+            ),
+            _ => (
+                "ListWorkflowStates",
+                queries::LIST_WORKFLOW_STATES,
+                "workflowStates",
+                "states",
+                team.map(|t| json!({ "team": t })),
+            ),
+        };
+        let mut variables = json!({ "first": first, "after": after });
+        if let Some(filter) = filter {
+            variables["filter"] = filter;
+        }
+        let data = self
+            .graphql
+            .execute(operation, document, variables, ctx)
+            .await?;
+        let (nodes, next) = page(tool, args, field(&data, root)?);
+        let mut text = String::new();
+        let items: Vec<Value> = nodes
+            .iter()
+            .map(|n| {
+                let item = match key {
+                    "teams" => render::team_entry(n),
+                    "projects" => render::project(n),
+                    _ => render::state(n),
+                };
+                let line = match key {
+                    "teams" => format!(
+                        "{} {} id={} ({} labels, {} members)",
+                        item["key"].as_str().unwrap_or(""),
+                        item["name"].as_str().unwrap_or(""),
+                        item["id"].as_str().unwrap_or(""),
+                        item["labels"].as_array().map_or(0, Vec::len),
+                        item["members"].as_array().map_or(0, Vec::len)
+                    ),
+                    "projects" => format!(
+                        "{} [{}, {:.0}% done] id={}",
+                        item["name"].as_str().unwrap_or(""),
+                        item["status"].as_str().unwrap_or(""),
+                        item["progress"].as_f64().unwrap_or(0.0) * 100.0,
+                        item["id"].as_str().unwrap_or("")
+                    ),
+                    _ => format!(
+                        "{} {} ({}) id={}",
+                        item["team"]["key"].as_str().unwrap_or(""),
+                        item["name"].as_str().unwrap_or(""),
+                        item["type"].as_str().unwrap_or(""),
+                        item["id"].as_str().unwrap_or("")
+                    ),
+                };
+                let _ = writeln!(text, "{line}");
+                item
+            })
+            .collect();
+        let mut out = format!("{} {key}:\n{text}", items.len());
+        render::page_footer(&mut out, &next);
+        Ok(ToolOutput {
+            structured: json!({ key: items, "next_cursor": next }),
+            text: out,
+        })
+    }
+}

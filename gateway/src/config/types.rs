@@ -1,0 +1,226 @@
+//! The config file's types. Every struct denies unknown keys so a typo is an error, not a
+//! silently ignored setting.
+
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
+
+use manifold_adapters::Secret;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// `manifold.toml`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub upstream: UpstreamSection,
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Adapter instances by name. The name is the default tool prefix.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, AdapterInstance>")]
+    pub adapters: BTreeMap<Spanned<String>, AdapterInstance>,
+}
+
+/// `[server]`: the public MCP endpoint.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    #[schemars(with = "String")]
+    pub listen: SocketAddr,
+    /// The URL clients use to reach this gateway (printed by `demo`, later the OAuth issuer).
+    pub public_url: Option<String>,
+    /// `Host` header values (host or host:port) accepted; anything else gets 403. Empty accepts
+    /// every host (only behind a proxy that checks it).
+    pub allowed_hosts: Vec<String>,
+    /// Browser `Origin`s accepted (scheme://host[:port], `:*` for any port); a request with any
+    /// other `Origin` gets 403. Requests without `Origin` (non-browser clients) pass.
+    pub allowed_origins: Vec<String>,
+    /// Largest request body accepted; larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// How many tools one `tools/list` page holds.
+    pub tools_page_size: usize,
+    /// Upper bound for one tool call, upstream retries included.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub call_timeout: Duration,
+    /// SSE keep-alive interval on open streams.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub sse_keep_alive: Duration,
+    /// Also serve the 2024-11-05 HTTP+SSE transport (`GET /sse`, `POST /messages`).
+    pub legacy_sse: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            allowed_origins: vec![],
+            max_body_bytes: 4 * 1024 * 1024,
+            tools_page_size: 100,
+            call_timeout: Duration::from_secs(60),
+            sse_keep_alive: Duration::from_secs(15),
+            legacy_sse: true,
+        }
+    }
+}
+
+/// `[storage]`: where sessions and (later) tokens and audit records live.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `sqlite://path/to/file.db` (the default, under `data_dir`) or `postgres://…` for several
+    /// replicas. May carry a password: override with `MANIFOLD_STORAGE__URL`.
+    #[schemars(with = "Option<String>")]
+    pub url: Option<Secret>,
+    /// Directory for the SQLite file and generated keys.
+    pub data_dir: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            data_dir: PathBuf::from("manifold-data"),
+        }
+    }
+}
+
+/// `[upstream]`: the HTTP client adapters use to reach providers.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamSection {
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub connect_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub request_timeout: Duration,
+    pub retry: RetrySection,
+}
+
+impl Default for UpstreamSection {
+    fn default() -> Self {
+        let defaults = manifold_adapters::UpstreamConfig::default();
+        Self {
+            connect_timeout: defaults.connect_timeout,
+            request_timeout: defaults.request_timeout,
+            retry: RetrySection::default(),
+        }
+    }
+}
+
+/// `[upstream.retry]`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySection {
+    /// Attempts in all, the first included (1 disables retries).
+    pub max_attempts: u32,
+    /// No retry starts past this much time since the first attempt.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub budget: Duration,
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub initial_backoff: Duration,
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub max_backoff: Duration,
+}
+
+impl Default for RetrySection {
+    fn default() -> Self {
+        let defaults = manifold_adapters::upstream::RetryPolicy::default();
+        Self {
+            max_attempts: defaults.max_attempts,
+            budget: defaults.budget,
+            initial_backoff: defaults.initial_backoff,
+            max_backoff: defaults.max_backoff,
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `tracing` filter, e.g. `info` or `manifold=debug`; `MANIFOLD_LOG` overrides it.
+    pub filter: String,
+    /// One JSON object a line instead of human-readable text.
+    pub json: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            filter: "info".into(),
+            json: false,
+        }
+    }
+}
+
+/// How an instance's tool names are exposed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PrefixMode {
+    /// `<prefix>_<tool>`.
+    #[default]
+    Always,
+    /// The tool's own name: for proxying a single upstream unchanged.
+    Never,
+}
+
+/// `[adapters.<name>]`: one backend instance.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdapterInstance {
+    /// The adapter kind (`linear`, …).
+    #[schemars(with = "String")]
+    pub kind: Spanned<String>,
+    /// Tool-name prefix; defaults to the instance name. Only `[A-Za-z0-9_-]`.
+    #[schemars(with = "Option<String>")]
+    pub prefix: Option<Spanned<String>>,
+    #[serde(default)]
+    pub prefix_mode: PrefixMode,
+    /// The provider API root; defaults to the kind's public API.
+    #[schemars(with = "Option<String>")]
+    pub base_url: Option<Spanned<String>>,
+    /// Point this instance at the kind's built-in emulator (demo and tests only; needs a build
+    /// with the `sandbox` feature).
+    #[serde(default)]
+    pub sandbox: bool,
+    /// Most requests in flight to this provider at once.
+    #[serde(default = "default_max_concurrency")]
+    pub max_concurrency: usize,
+    /// Hide this instance without deleting its section.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Only these adapter-local tool names are exposed (all when absent).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub tools: Option<Vec<Spanned<String>>>,
+    /// Credentials for the provider, e.g. `token`. Override each with
+    /// `MANIFOLD_ADAPTERS__<NAME>__CREDENTIALS__<KEY>`.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub credentials: BTreeMap<String, Secret>,
+    /// Kind-specific settings.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
+    pub settings: toml::Table,
+}
+
+fn default_max_concurrency() -> usize {
+    32
+}
+
+fn default_true() -> bool {
+    true
+}

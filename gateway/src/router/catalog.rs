@@ -1,0 +1,238 @@
+//! The catalog: every exposed tool with its route to an adapter instance, its compiled argument
+//! validator and its MCP description, in a stable order for paging.
+
+use std::{collections::HashMap, sync::Arc};
+
+use manifold_adapters::{Adapter, ToolSpec};
+use rmcp::model::{Tool, ToolAnnotations};
+use serde_json::Value;
+
+use super::names::exposed_name;
+
+/// Where one exposed tool goes.
+pub struct Route {
+    /// The name clients call.
+    pub exposed: String,
+    /// The adapter instance's config name.
+    pub instance: Arc<str>,
+    /// The adapter kind (`linear`, …), for policy and audit.
+    pub kind: Arc<str>,
+    pub spec: ToolSpec,
+    pub adapter: Arc<dyn Adapter>,
+    /// The description sent in `tools/list`.
+    pub tool: Tool,
+    validator: jsonschema::Validator,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("exposed", &self.exposed)
+            .field("instance", &self.instance)
+            .field("tool", &self.spec.name)
+            .finish()
+    }
+}
+
+/// One adapter instance as the catalog sees it.
+pub struct CatalogInstance {
+    pub name: Arc<str>,
+    pub kind: Arc<str>,
+    /// `None` exposes the tools' own names (prefix mode `never`).
+    pub prefix: Option<String>,
+    /// Only these adapter-local tools (all when `None`), with their offsets in the config file.
+    pub only_tools: Option<Vec<(String, usize)>>,
+    /// Offset of the instance's section in the config, for errors.
+    pub offset: usize,
+    pub adapter: Arc<dyn Adapter>,
+}
+
+/// A catalog that cannot be built: a config error for `manifold check`.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error(
+        "tool name `{name}` is produced by both `{first}` and `{second}`; give one instance another prefix"
+    )]
+    Collision {
+        name: String,
+        first: String,
+        second: String,
+        offset: usize,
+    },
+    #[error("adapter `{instance}` has no tool `{tool}` (it has: {known})")]
+    UnknownTool {
+        instance: String,
+        tool: String,
+        known: String,
+        offset: usize,
+    },
+    #[error("tool `{instance}.{tool}` has an invalid input schema: {reason}")]
+    BadSchema {
+        instance: String,
+        tool: String,
+        reason: String,
+        offset: usize,
+    },
+}
+
+impl CatalogError {
+    /// Byte offset in the config file the error points at.
+    pub fn offset(&self) -> usize {
+        match self {
+            Self::Collision { offset, .. }
+            | Self::UnknownTool { offset, .. }
+            | Self::BadSchema { offset, .. } => *offset,
+        }
+    }
+}
+
+/// All exposed tools, looked up by exact name.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    routes: Vec<Arc<Route>>,
+    by_name: HashMap<String, usize>,
+}
+
+// === impl Catalog ===
+
+impl Catalog {
+    /// Builds the catalog, reporting every collision and unknown tool rather than the first.
+    pub fn build(instances: Vec<CatalogInstance>) -> Result<Self, Vec<CatalogError>> {
+        let mut errors = Vec::new();
+        let mut catalog = Catalog::default();
+        let mut owner: HashMap<String, String> = HashMap::new();
+        for instance in instances {
+            let tools = instance.adapter.tools();
+            if let Some(only) = &instance.only_tools {
+                for (wanted, offset) in only {
+                    if !tools.iter().any(|tool| &tool.name == wanted) {
+                        errors.push(CatalogError::UnknownTool {
+                            instance: instance.name.to_string(),
+                            tool: wanted.clone(),
+                            known: tools
+                                .iter()
+                                .map(|t| t.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            offset: *offset,
+                        });
+                    }
+                }
+            }
+            for spec in tools {
+                if let Some(only) = &instance.only_tools
+                    && !only.iter().any(|(name, _)| name == &spec.name)
+                {
+                    continue;
+                }
+                let exposed = exposed_name(instance.prefix.as_deref(), &spec.name);
+                let source = format!("{}.{}", instance.name, spec.name);
+                if let Some(first) = owner.get(&exposed) {
+                    errors.push(CatalogError::Collision {
+                        name: exposed,
+                        first: first.clone(),
+                        second: source,
+                        offset: instance.offset,
+                    });
+                    continue;
+                }
+                let validator =
+                    match jsonschema::validator_for(&Value::Object(spec.input_schema.clone())) {
+                        Ok(validator) => validator,
+                        Err(error) => {
+                            errors.push(CatalogError::BadSchema {
+                                instance: instance.name.to_string(),
+                                tool: spec.name.clone(),
+                                reason: error.to_string(),
+                                offset: instance.offset,
+                            });
+                            continue;
+                        }
+                    };
+                owner.insert(exposed.clone(), source);
+                let tool = describe(&exposed, &spec);
+                catalog
+                    .by_name
+                    .insert(exposed.clone(), catalog.routes.len());
+                catalog.routes.push(Arc::new(Route {
+                    exposed,
+                    instance: instance.name.clone(),
+                    kind: instance.kind.clone(),
+                    spec,
+                    adapter: instance.adapter.clone(),
+                    tool,
+                    validator,
+                }));
+            }
+        }
+        if errors.is_empty() {
+            Ok(catalog)
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Route>> {
+        self.by_name.get(name).map(|&index| &self.routes[index])
+    }
+
+    /// Every route in catalog order (config order of instances, adapter order of tools).
+    pub fn routes(&self) -> &[Arc<Route>] {
+        &self.routes
+    }
+
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+}
+
+// === impl Route ===
+
+impl Route {
+    /// Checks call arguments against the tool's input schema; the messages name each failing
+    /// location (JSON pointer) so a model can correct its call.
+    pub fn check_arguments(&self, arguments: &Value) -> Result<(), Vec<String>> {
+        let errors: Vec<String> = self
+            .validator
+            .iter_errors(arguments)
+            .take(10)
+            .map(|error| {
+                let path = error.instance_path().to_string();
+                let at = if path.is_empty() {
+                    "arguments".to_owned()
+                } else {
+                    format!("arguments{path}")
+                };
+                format!("{at}: {error}")
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+fn describe(exposed: &str, spec: &ToolSpec) -> Tool {
+    let hints = spec.annotations;
+    let mut annotations = ToolAnnotations::default();
+    annotations.title = Some(spec.title.clone());
+    annotations.read_only_hint = Some(hints.read_only);
+    annotations.destructive_hint = Some(hints.destructive);
+    annotations.idempotent_hint = Some(hints.idempotent);
+    annotations.open_world_hint = Some(hints.open_world);
+    let mut tool = Tool::new(
+        exposed.to_owned(),
+        spec.description.clone(),
+        Arc::new(spec.input_schema.clone()),
+    );
+    tool.title = Some(spec.title.clone());
+    tool.output_schema = Some(Arc::new(spec.output_schema.clone()));
+    tool.annotations = Some(annotations);
+    tool
+}

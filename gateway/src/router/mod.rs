@@ -1,0 +1,8 @@
+//! Routing: the table from exposed tool names (`<prefix>_<tool>`) to adapter instances, built once
+//! per config and looked up on every call. Names are never split to find their adapter.
+
+mod catalog;
+mod names;
+
+pub use catalog::{Catalog, CatalogError, CatalogInstance, Route};
+pub use names::{MAX_TOOL_NAME, exposed_name};

@@ -1,0 +1,125 @@
+//! The database: SQLite (one file, the embedded default) or PostgreSQL (several replicas), with
+//! the same SQL for both and schema migrations applied at start.
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use sqlx::{
+    AnyPool, Executor,
+    any::{AnyConnectOptions, AnyPoolOptions},
+};
+
+/// Storage that cannot be opened or used. Messages never include the database URL, which may
+/// hold a password.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open the database: {0}")]
+    Connect(sqlx::Error),
+    #[error("database migration {version} failed: {source}")]
+    Migrate { version: i64, source: sqlx::Error },
+    #[error("database query failed: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+/// Ordered schema steps; a step never changes once shipped.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    "CREATE TABLE IF NOT EXISTS mcp_sessions (
+        id TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        updated_at BIGINT NOT NULL
+    )",
+)];
+
+/// A connection pool to the configured database.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    pool: AnyPool,
+}
+
+// === impl Storage ===
+
+impl Storage {
+    /// Opens `url`, or the SQLite file `manifold.db` under `data_dir` when `url` is `None`.
+    pub async fn open(url: Option<&str>, data_dir: &Path) -> Result<Self, StorageError> {
+        sqlx::any::install_default_drivers();
+        let url = match url {
+            Some(url) => url.to_owned(),
+            None => {
+                std::fs::create_dir_all(data_dir).map_err(|source| StorageError::DataDir {
+                    path: data_dir.display().to_string(),
+                    source,
+                })?;
+                format!(
+                    "sqlite://{}?mode=rwc",
+                    data_dir.join("manifold.db").display()
+                )
+            }
+        };
+        let is_sqlite = url.starts_with("sqlite:");
+        let options = AnyConnectOptions::from_str(&url).map_err(StorageError::Connect)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if is_sqlite { 4 } else { 16 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if is_sqlite {
+                        // WAL lets several processes share the file; the timeout waits out their
+                        // write locks instead of failing.
+                        conn.execute("PRAGMA journal_mode=WAL").await?;
+                        conn.execute("PRAGMA busy_timeout=5000").await?;
+                        conn.execute("PRAGMA synchronous=NORMAL").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(StorageError::Connect)?;
+        let storage = Self { pool };
+        storage.migrate().await?;
+        Ok(storage)
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    async fn migrate(&self) -> Result<(), StorageError> {
+        self.pool
+            .execute("CREATE TABLE IF NOT EXISTS manifold_schema (version BIGINT PRIMARY KEY)")
+            .await
+            .map_err(|source| StorageError::Migrate { version: 0, source })?;
+        for (version, sql) in MIGRATIONS {
+            let applied: Option<(i64,)> =
+                sqlx::query_as("SELECT version FROM manifold_schema WHERE version = $1")
+                    .bind(version)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if applied.is_some() {
+                continue;
+            }
+            let migrate = |source| StorageError::Migrate {
+                version: *version,
+                source,
+            };
+            let mut tx = self.pool.begin().await.map_err(migrate)?;
+            tx.execute(*sql).await.map_err(migrate)?;
+            // Two replicas starting together may both run a step; the primary key makes the
+            // second insert fail and its transaction roll back harmlessly.
+            let recorded = sqlx::query("INSERT INTO manifold_schema (version) VALUES ($1)")
+                .bind(version)
+                .execute(&mut *tx)
+                .await;
+            match recorded {
+                Ok(_) => tx.commit().await.map_err(migrate)?,
+                Err(_) => tx.rollback().await.map_err(migrate)?,
+            }
+        }
+        Ok(())
+    }
+}

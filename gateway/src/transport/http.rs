@@ -1,0 +1,72 @@
+//! The HTTP server: `/mcp` (Streamable HTTP, served by rmcp with the gateway's handler and the
+//! shared session store), the legacy SSE routes, and `/healthz`.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{Router, extract::DefaultBodyLimit, middleware, routing::get};
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    HostGuard, guard,
+    jsonrpc::{self, BodyLimit},
+    legacy_sse,
+};
+use crate::{
+    handler::Gateway,
+    session::{SharedSessionManager, SqlSessionStore},
+};
+
+/// What the HTTP transport needs from `[server]`.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub guard: HostGuard,
+    pub max_body_bytes: usize,
+    pub sse_keep_alive: Duration,
+    pub legacy_sse: bool,
+}
+
+/// The gateway's routes, ready for `axum::serve`.
+pub fn router(
+    gateway: Arc<Gateway>,
+    sessions: Arc<SqlSessionStore>,
+    settings: &HttpSettings,
+    shutdown: CancellationToken,
+) -> Router {
+    let mut config = StreamableHttpServerConfig::default()
+        .with_sse_keep_alive(Some(settings.sse_keep_alive))
+        .with_max_request_body_bytes(settings.max_body_bytes)
+        .with_cancellation_token(shutdown.clone())
+        // Host and Origin are checked by our guard on every route, legacy ones included.
+        .disable_allowed_hosts()
+        .disable_allowed_origins();
+    config.session_store = Some(sessions.clone());
+    let factory_gateway = gateway.clone();
+    let mcp = StreamableHttpService::new(
+        move || Ok(factory_gateway.handler()),
+        Arc::new(SharedSessionManager::new(sessions)),
+        config,
+    );
+    let mcp = Router::new()
+        .fallback_service(mcp)
+        .layer(middleware::from_fn_with_state(
+            BodyLimit(settings.max_body_bytes),
+            jsonrpc::enforce,
+        ));
+    let mut router = Router::new()
+        .nest("/mcp", mcp)
+        .route("/healthz", get(|| async { "ok" }));
+    if settings.legacy_sse {
+        router = router.merge(legacy_sse::routes(
+            gateway,
+            settings.sse_keep_alive,
+            shutdown,
+        ));
+    }
+    router
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            settings.guard.clone(),
+            guard::enforce,
+        ))
+}

@@ -1,0 +1,248 @@
+//! Checks every `POST /mcp` body before the MCP server sees it, so malformed input gets a proper
+//! JSON-RPC error (-32700 parse error, -32600 invalid request, -32602 invalid params) with HTTP
+//! 400 instead of a transport-level failure, and oversized bodies get 413.
+
+use axum::{
+    Json,
+    body::{Body, Bytes},
+    extract::{Request, State},
+    http::{Method, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use rmcp::model::{
+    CallToolRequestParams, ClientJsonRpcMessage, ClientRequest, InitializeRequestParams,
+    PaginatedRequestParams,
+};
+use serde_json::{Value, json};
+
+/// Methods this server knows; a known method whose params do not deserialize is -32602, an
+/// unknown one is left to the handler, which answers -32601.
+const KNOWN_METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "server/discover",
+    "tools/list",
+    "tools/call",
+    "logging/setLevel",
+    "notifications/initialized",
+    "notifications/cancelled",
+    "notifications/progress",
+    "notifications/roots/list_changed",
+    "resources/list",
+    "resources/read",
+    "resources/templates/list",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+];
+
+/// The body limit, shared with the MCP server's own.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// A body refused with a JSON-RPC error (always HTTP 400).
+#[derive(Debug, PartialEq)]
+struct Rejection {
+    id: Value,
+    code: i64,
+    message: String,
+}
+
+fn error(id: Value, code: i64, message: String) -> Rejection {
+    Rejection { id, code, message }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let body = json!({"jsonrpc": "2.0", "id": self.id,
+                          "error": {"code": self.code, "message": self.message}});
+        (StatusCode::BAD_REQUEST, Json(body)).into_response()
+    }
+}
+
+/// A valid JSON-RPC id: string or integer. Anything else is answered with `id: null`.
+fn usable_id(message: &Value) -> Value {
+    match message.get("id") {
+        Some(id @ Value::String(_)) => id.clone(),
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Value::Number(n.clone()),
+        _ => Value::Null,
+    }
+}
+
+/// Why a body cannot be handed to the MCP server.
+fn check(body: &[u8]) -> Result<(), Rejection> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| error(Value::Null, -32700, format!("Parse error: {e}")))?;
+    let bad = |id: Value, message: String| Err(error(id, -32600, message));
+    let object = match &value {
+        Value::Object(object) => object,
+        Value::Array(_) => {
+            return bad(
+                Value::Null,
+                "Invalid Request: JSON-RPC batches are not supported; send one message per request"
+                    .into(),
+            );
+        }
+        _ => {
+            return bad(
+                Value::Null,
+                "Invalid Request: a JSON-RPC message must be an object".into(),
+            );
+        }
+    };
+    let id = usable_id(&value);
+    if object.get("jsonrpc") != Some(&Value::String("2.0".into())) {
+        return bad(id, "Invalid Request: `jsonrpc` must be \"2.0\"".into());
+    }
+    if let Some(raw_id) = object.get("id")
+        && usable_id(&value).is_null()
+    {
+        let kind = match raw_id {
+            Value::Number(_) => "a number that is not an integer in the 64-bit range",
+            Value::Null => "null",
+            _ => "neither a string nor an integer",
+        };
+        return bad(Value::Null, format!("Invalid Request: `id` is {kind}"));
+    }
+    let method = match object.get("method") {
+        Some(Value::String(method)) => Some(method.as_str()),
+        Some(_) => return bad(id, "Invalid Request: `method` must be a string".into()),
+        None if object.contains_key("result") || object.contains_key("error") => None,
+        None => return bad(id, "Invalid Request: no `method`".into()),
+    };
+    if let Some(params) = object.get("params")
+        && !params.is_object()
+    {
+        return Err(error(
+            id,
+            -32602,
+            "Invalid params: `params` must be an object".into(),
+        ));
+    }
+    let known = method.filter(|m| KNOWN_METHODS.contains(m));
+    let invalid_params = |detail: String| {
+        let method = known.unwrap_or_default();
+        Err(error(
+            id.clone(),
+            -32602,
+            format!("Invalid params for {method}: {detail}"),
+        ))
+    };
+    match serde_json::from_value::<ClientJsonRpcMessage>(value.clone()) {
+        Err(e) if known.is_some() => return invalid_params(e.to_string()),
+        Err(e) => return bad(id, format!("Invalid Request: {e}")),
+        // rmcp keeps a message whose params do not fit its method as a custom request; for a
+        // method we know, that means the params are wrong.
+        Ok(ClientJsonRpcMessage::Request(request))
+            if known.is_some() && matches!(request.request, ClientRequest::CustomRequest(_)) =>
+        {
+            return invalid_params(params_error(
+                known.unwrap_or_default(),
+                object.get("params"),
+            ));
+        }
+        Ok(_) => {}
+    }
+    Ok(())
+}
+
+/// What is wrong with `params` for `method`, in serde's words.
+fn params_error(method: &str, params: Option<&Value>) -> String {
+    let params = params.cloned().unwrap_or(Value::Null);
+    let outcome = match method {
+        "tools/call" => serde_json::from_value::<CallToolRequestParams>(params).map(drop),
+        "initialize" => serde_json::from_value::<InitializeRequestParams>(params).map(drop),
+        "tools/list" => serde_json::from_value::<Option<PaginatedRequestParams>>(params).map(drop),
+        _ => Ok(()),
+    };
+    match outcome {
+        Err(e) => e.to_string(),
+        Ok(()) => "the params do not match the method's schema".into(),
+    }
+}
+
+/// axum middleware for the `/mcp` route.
+pub async fn enforce(State(limit): State<BodyLimit>, request: Request, next: Next) -> Response {
+    if request.method() != Method::POST {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let bytes: Bytes = match axum::body::to_bytes(body, limit.0).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("Payload Too Large: the limit is {} bytes", limit.0),
+            )
+                .into_response();
+        }
+    };
+    if let Err(rejection) = check(&bytes) {
+        return rejection.into_response();
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The status and JSON-RPC error code `check` answers `body` with.
+    async fn rejection(body: &str) -> Option<(StatusCode, i64)> {
+        let response = check(body.as_bytes()).err()?.into_response();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .ok()?;
+        let value: Value = serde_json::from_slice(&bytes).ok()?;
+        Some((status, value["error"]["code"].as_i64()?))
+    }
+
+    #[tokio::test]
+    async fn classifies_bodies() {
+        assert_eq!(
+            rejection(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).await,
+            None
+        );
+        assert_eq!(
+            rejection(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).await,
+            None
+        );
+        assert_eq!(
+            rejection(r#"{"jsonrpc":"2.0","id":"x","method":"no/such"}"#).await,
+            None
+        );
+        let nested = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let cases: &[(&str, i64)] = &[
+            (r#"{"jsonrpc":"2.0","id":1,"meth"#, -32700),
+            ("", -32700),
+            (&nested, -32700),
+            ("[]", -32600),
+            (r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#, -32600),
+            ("5", -32600),
+            (r#"{"id":1,"method":"ping"}"#, -32600),
+            (r#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#, -32600),
+            (
+                r#"{"jsonrpc":"2.0","id":123456789012345678901234567890,"method":"ping"}"#,
+                -32600,
+            ),
+            (r#"{"jsonrpc":"2.0","id":1,"method":7}"#, -32600),
+            (r#"{"jsonrpc":"2.0","id":1}"#, -32600),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":[1]}"#,
+                -32602,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":5}}"#,
+                -32602,
+            ),
+        ];
+        for (body, code) in cases {
+            let got = rejection(body).await;
+            let shown = body.get(..60).unwrap_or(body);
+            assert_eq!(got, Some((StatusCode::BAD_REQUEST, *code)), "{shown}");
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The 2024-11-05 HTTP+SSE transport, for clients that only speak it: `GET /sse` opens a stream
+//! whose first event names the `POST /messages?sessionId=…` endpoint; answers flow back on the
+//! stream. A legacy session lives in the process holding its stream, as that transport requires.
+
+use std::{convert::Infallible, sync::Arc, time::Duration};
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{Query, State},
+    http::StatusCode,
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+    routing::{get, post},
+};
+use dashmap::DashMap;
+use futures::{SinkExt, Stream, StreamExt, channel::mpsc};
+use rmcp::{
+    ServiceExt,
+    model::{ClientJsonRpcMessage, ServerJsonRpcMessage},
+};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::handler::Gateway;
+
+type Inboxes = Arc<DashMap<String, mpsc::Sender<ClientJsonRpcMessage>>>;
+
+#[derive(Clone)]
+struct LegacyState {
+    gateway: Arc<Gateway>,
+    inboxes: Inboxes,
+    keep_alive: Duration,
+    shutdown: CancellationToken,
+}
+
+pub(super) fn routes(
+    gateway: Arc<Gateway>,
+    keep_alive: Duration,
+    shutdown: CancellationToken,
+) -> Router {
+    let state = LegacyState {
+        gateway,
+        inboxes: Arc::default(),
+        keep_alive,
+        shutdown,
+    };
+    Router::new()
+        .route("/sse", get(open_stream))
+        .route("/messages", post(post_message))
+        .with_state(state)
+}
+
+/// Removes the session's inbox when its stream is dropped (client gone).
+struct InboxGuard {
+    inboxes: Inboxes,
+    id: String,
+}
+
+impl Drop for InboxGuard {
+    fn drop(&mut self) {
+        self.inboxes.remove(&self.id);
+    }
+}
+
+async fn open_stream(
+    State(state): State<LegacyState>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let (inbox, to_server) = mpsc::channel::<ClientJsonRpcMessage>(64);
+    let (from_server, outbox) = mpsc::channel::<ServerJsonRpcMessage>(64);
+    state.inboxes.insert(id.clone(), inbox);
+    let handler = state.gateway.handler();
+    let shutdown = state.shutdown.clone();
+    tokio::spawn(async move {
+        let running = tokio::select! {
+            running = handler.serve((from_server, to_server)) => running,
+            () = shutdown.cancelled() => return,
+        };
+        match running {
+            Ok(service) => {
+                let _ = service.waiting().await;
+            }
+            Err(error) => tracing::debug!(%error, "legacy SSE session ended before initialize"),
+        }
+    });
+    let endpoint = Event::default()
+        .event("endpoint")
+        .data(format!("/messages?sessionId={id}"));
+    let guard = InboxGuard {
+        inboxes: state.inboxes.clone(),
+        id,
+    };
+    let messages = outbox.map(move |message| {
+        let _keep = &guard;
+        let data = serde_json::to_string(&message).unwrap_or_default();
+        Ok(Event::default().event("message").data(data))
+    });
+    let stream = futures::stream::once(async { Ok(endpoint) }).chain(messages);
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(state.keep_alive))
+}
+
+#[derive(serde::Deserialize)]
+struct SessionQuery {
+    #[serde(rename = "sessionId")]
+    session_id: String,
+}
+
+fn jsonrpc_error(status: StatusCode, code: i64, message: &str) -> Response {
+    let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}});
+    (status, Json(body)).into_response()
+}
+
+async fn post_message(
+    State(state): State<LegacyState>,
+    query: Result<Query<SessionQuery>, axum::extract::rejection::QueryRejection>,
+    body: Bytes,
+) -> Response {
+    let Ok(Query(query)) = query else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "Bad Request: sessionId query parameter required",
+        )
+            .into_response();
+    };
+    let Some(mut inbox) = state
+        .inboxes
+        .get(&query.session_id)
+        .map(|entry| entry.clone())
+    else {
+        return (StatusCode::NOT_FOUND, "Not Found: Session not found").into_response();
+    };
+    let value: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(value) => value,
+        Err(_) => return jsonrpc_error(StatusCode::BAD_REQUEST, -32700, "Parse error"),
+    };
+    let message: ClientJsonRpcMessage = match serde_json::from_value(value) {
+        Ok(message) => message,
+        Err(_) => return jsonrpc_error(StatusCode::BAD_REQUEST, -32600, "Invalid Request"),
+    };
+    match inbox.send(message).await {
+        Ok(()) => StatusCode::ACCEPTED.into_response(),
+        Err(_) => (StatusCode::NOT_FOUND, "Not Found: Session ended").into_response(),
+    }
+}

@@ -1,0 +1,10 @@
+//! The transport stage: how MCP messages reach the handler. Streamable HTTP at `/mcp` (every
+//! protocol era), the 2024-11-05 HTTP+SSE transport at `/sse` + `/messages`, and stdio.
+
+mod guard;
+pub mod http;
+mod jsonrpc;
+mod legacy_sse;
+pub mod stdio;
+
+pub use guard::HostGuard;
