@@ -169,7 +169,10 @@ async fn serve(
     let running = app::start(config, source, path, registry).await?;
     let url = format!("http://{}/mcp", running.addr);
     tracing::info!(%url, tools = running.tools, "manifold is serving");
-    if demo.is_some() {
+    if demo.is_none() {
+        // One line on stdout, so scripts and supervisors can read where the gateway listens.
+        println!("Manifold is serving {url}");
+    } else {
         println!("Manifold demo is running.");
         println!("  MCP endpoint (Streamable HTTP): {url}");
         println!(

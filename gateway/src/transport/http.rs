@@ -52,7 +52,8 @@ pub fn router(
         .layer(middleware::from_fn_with_state(
             BodyLimit(settings.max_body_bytes),
             jsonrpc::enforce,
-        ));
+        ))
+        .layer(middleware::from_fn(session_ended_status));
     let mut router = Router::new()
         .nest("/mcp", mcp)
         .route("/healthz", get(|| async { "ok" }));
@@ -69,4 +70,18 @@ pub fn router(
             settings.guard.clone(),
             guard::enforce,
         ))
+}
+
+/// rmcp answers a successful `DELETE /mcp` with 202; clients (the Python SDK among them) expect
+/// the 200/204 family for a completed deletion, and nothing remains pending, so say 204.
+async fn session_ended_status(
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let is_delete = request.method() == axum::http::Method::DELETE;
+    let mut response = next.run(request).await;
+    if is_delete && response.status() == axum::http::StatusCode::ACCEPTED {
+        *response.status_mut() = axum::http::StatusCode::NO_CONTENT;
+    }
+    response
 }

@@ -1,0 +1,57 @@
+//! A `manifold` process started by a test, killed when dropped.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+pub struct GatewayProcess {
+    child: Child,
+    pub url: String,
+}
+
+impl GatewayProcess {
+    /// Runs `manifold serve --config <config>` and waits for its "serving" line.
+    pub fn serve(config: &Path, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_manifold"));
+        command
+            .args(["serve", "--config"])
+            .arg(config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("Manifold is serving ") {
+                    let _ = sender.send(url.to_owned());
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let url = loop {
+            if let Ok(url) = receiver.recv_timeout(Duration::from_millis(100)) {
+                break url;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("manifold exited early: {status}");
+            }
+            assert!(Instant::now() < deadline, "manifold did not start in time");
+        };
+        Self { child, url }
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
