@@ -3,6 +3,7 @@
 
 use std::{collections::HashMap, net::SocketAddr, path::Path, sync::Arc};
 
+use axum::serve::ListenerExt;
 use manifold_adapters::{
     InstanceSettings, Registry, Secret, UpstreamClient, UpstreamConfig, upstream::RetryPolicy,
 };
@@ -264,8 +265,14 @@ pub async fn start(
         max_body_bytes: config.server.max_body_bytes,
         sse_keep_alive: config.server.sse_keep_alive,
         legacy_sse: config.server.legacy_sse,
+        session_idle_timeout: config.server.session_idle_timeout,
     };
     let sessions = Arc::new(SqlSessionStore::new(storage));
+    spawn_session_sweep(
+        sessions.clone(),
+        config.server.session_idle_timeout,
+        shutdown.clone(),
+    );
     let router = http::router(prepared.gateway, sessions, &settings, shutdown.clone());
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
@@ -278,6 +285,11 @@ pub async fn start(
         source,
     })?;
     let stop = shutdown.clone();
+    // Answers are small and written in pieces (SSE); without NODELAY, Nagle's algorithm holds
+    // the last piece for the client's delayed ACK (~40 ms).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(async move { stop.cancelled().await })
@@ -291,4 +303,30 @@ pub async fn start(
         sandbox: prepared.sandbox,
         server,
     })
+}
+
+/// Ends idle sessions every few minutes (on every replica; the deletes are idempotent).
+fn spawn_session_sweep(
+    sessions: Arc<SqlSessionStore>,
+    idle: std::time::Duration,
+    stop: CancellationToken,
+) {
+    let every = (idle / 10).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(600),
+    );
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                () = stop.cancelled() => return,
+            }
+            match sessions.sweep(idle).await {
+                Ok(0) => {}
+                Ok(swept) => tracing::info!(swept, "ended idle sessions"),
+                Err(error) => tracing::warn!(%error, "idle session sweep failed"),
+            }
+        }
+    });
 }

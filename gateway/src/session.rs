@@ -2,7 +2,12 @@
 //! database, so any replica serves any request; each replica keeps a live copy in memory and
 //! restores one from the database when a session it has not seen arrives.
 
-use std::{sync::Arc, time::SystemTime};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
+
+use dashmap::DashMap;
 
 use rmcp::{
     model::{ClientJsonRpcMessage, ServerJsonRpcMessage},
@@ -24,6 +29,26 @@ pub struct SqlSessionStore {
 impl SqlSessionStore {
     pub fn new(storage: Storage) -> Self {
         Self { storage }
+    }
+
+    /// Marks a session as used now, so the idle sweep keeps it.
+    async fn touch(&self, id: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE mcp_sessions SET updated_at = $1 WHERE id = $2")
+            .bind(now_secs())
+            .bind(id)
+            .execute(self.storage.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes sessions unused for longer than `idle`; returns how many.
+    pub async fn sweep(&self, idle: Duration) -> Result<u64, sqlx::Error> {
+        let cutoff = now_secs().saturating_sub(i64::try_from(idle.as_secs()).unwrap_or(i64::MAX));
+        let done = sqlx::query("DELETE FROM mcp_sessions WHERE updated_at <= $1")
+            .bind(cutoff)
+            .execute(self.storage.pool())
+            .await?;
+        Ok(done.rows_affected())
     }
 
     async fn exists(&self, id: &str) -> Result<bool, sqlx::Error> {
@@ -82,14 +107,35 @@ impl SessionStore for SqlSessionStore {
 pub struct SharedSessionManager {
     local: LocalSessionManager,
     store: Arc<SqlSessionStore>,
+    /// When this replica last recorded activity of each session in the store; activity is
+    /// written at most every `touch_every` per session so requests do not each cost a write.
+    touched: DashMap<SessionId, Instant>,
+    touch_every: Duration,
 }
 
 impl SharedSessionManager {
-    pub fn new(store: Arc<SqlSessionStore>) -> Self {
+    /// `idle_timeout` is the sweep's; activity is recorded often enough that a session in use
+    /// is never swept.
+    pub fn new(store: Arc<SqlSessionStore>, idle_timeout: Duration) -> Self {
         Self {
             local: LocalSessionManager::default(),
             store,
+            touched: DashMap::new(),
+            touch_every: (idle_timeout / 4).min(Duration::from_secs(60)),
         }
+    }
+
+    async fn note_activity(&self, id: &SessionId) -> Result<(), sqlx::Error> {
+        let now = Instant::now();
+        let due = self
+            .touched
+            .get(id)
+            .is_none_or(|last| now.duration_since(*last) >= self.touch_every);
+        if due {
+            self.touched.insert(id.clone(), now);
+            self.store.touch(id).await?;
+        }
+        Ok(())
     }
 }
 
@@ -123,14 +169,17 @@ impl SessionManager for SharedSessionManager {
             return Ok(false);
         }
         if self.store.exists(id).await? {
+            self.note_activity(id).await?;
             return Ok(true);
         }
-        // Ended elsewhere: drop the local copy so it cannot be used again.
+        // Ended elsewhere (or swept as idle): drop the local copy so it cannot be used again.
+        self.touched.remove(id);
         self.local.close_session(id).await?;
         Ok(false)
     }
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
+        self.touched.remove(id);
         Ok(self.local.close_session(id).await?)
     }
 

@@ -532,3 +532,28 @@ async fn legacy_sse_transport_serves_the_same_handler() {
     assert_eq!(unknown.status(), 404);
     let _ = ACCEPT;
 }
+
+#[tokio::test]
+async fn idle_sessions_end_and_sessions_in_use_stay() {
+    let gw = support::start_with_server("session_idle_timeout = \"2s\"").await;
+    let client = reqwest::Client::new();
+    let version = "2025-11-25";
+    let busy = open_session(&client, &gw.url(), version).await;
+    let idle = open_session(&client, &gw.url(), version).await;
+    let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    for _ in 0..12 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let headers = [
+            ("mcp-session-id", busy.as_str()),
+            ("mcp-protocol-version", version),
+        ];
+        let (status, ..) = post(&client, &gw.url(), &headers, ping).await;
+        assert_eq!(status, 200, "a session in use was ended");
+    }
+    let headers = [
+        ("mcp-session-id", idle.as_str()),
+        ("mcp-protocol-version", version),
+    ];
+    let (status, ..) = post(&client, &gw.url(), &headers, ping).await;
+    assert_eq!(status, 404, "an idle session outlived its timeout");
+}

@@ -33,6 +33,9 @@ impl SandboxServer {
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move {
             let served = axum::serve(listener, router)
                 .with_graceful_shutdown(async move { stop.cancelled().await })

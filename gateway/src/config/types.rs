@@ -55,6 +55,10 @@ pub struct ServerConfig {
     pub sse_keep_alive: Duration,
     /// Also serve the 2024-11-05 HTTP+SSE transport (`GET /sse`, `POST /messages`).
     pub legacy_sse: bool,
+    /// A session unused this long is ended (its next request gets 404).
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub session_idle_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +73,7 @@ impl Default for ServerConfig {
             call_timeout: Duration::from_secs(60),
             sse_keep_alive: Duration::from_secs(15),
             legacy_sse: true,
+            session_idle_timeout: Duration::from_secs(24 * 3600),
         }
     }
 }

@@ -24,6 +24,7 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     pub sse_keep_alive: Duration,
     pub legacy_sse: bool,
+    pub session_idle_timeout: Duration,
 }
 
 /// The gateway's routes, ready for `axum::serve`.
@@ -37,6 +38,8 @@ pub fn router(
         .with_sse_keep_alive(Some(settings.sse_keep_alive))
         .with_max_request_body_bytes(settings.max_body_bytes)
         .with_cancellation_token(shutdown.clone())
+        // Stateless (2026) answers with nothing before the result go out as plain JSON.
+        .with_json_response(true)
         // Host and Origin are checked by our guard on every route, legacy ones included.
         .disable_allowed_hosts()
         .disable_allowed_origins();
@@ -44,7 +47,10 @@ pub fn router(
     let factory_gateway = gateway.clone();
     let mcp = StreamableHttpService::new(
         move || Ok(factory_gateway.handler()),
-        Arc::new(SharedSessionManager::new(sessions)),
+        Arc::new(SharedSessionManager::new(
+            sessions,
+            settings.session_idle_timeout,
+        )),
         config,
     );
     let mcp = Router::new()

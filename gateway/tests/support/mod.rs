@@ -168,8 +168,8 @@ impl Adapter for TestAdapter {
     }
 }
 
-/// Config for one `test` instance plus `extra` TOML.
-pub fn config(data_dir: &Path, extra: &str) -> String {
+/// Config for one `test` instance plus `extra` TOML (after the adapter) and `server` lines.
+pub fn config(data_dir: &Path, extra: &str, server: &str) -> String {
     format!(
         r#"
 [server]
@@ -177,6 +177,7 @@ listen = "127.0.0.1:0"
 tools_page_size = 2
 max_body_bytes = 65536
 call_timeout = "5s"
+{server}
 
 [storage]
 data_dir = "{}"
@@ -215,10 +216,18 @@ pub fn registry(probe: &Arc<Probe>) -> Registry {
 }
 
 pub async fn start(extra: &str) -> TestGateway {
+    start_with(extra, "").await
+}
+
+pub async fn start_with_server(server: &str) -> TestGateway {
+    start_with("", server).await
+}
+
+async fn start_with(extra: &str, server: &str) -> TestGateway {
     let dir = tempfile::tempdir().unwrap();
     let probe = Arc::new(Probe::default());
     let registry = registry(&probe);
-    let source = config(dir.path(), extra);
+    let source = config(dir.path(), extra, server);
     let path = Path::new("test.toml");
     let config = manifold::config::load_str(&source, path, &registry, &[]).unwrap();
     let running = app::start(config, &source, path, &registry).await.unwrap();

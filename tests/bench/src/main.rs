@@ -1,0 +1,280 @@
+//! `manifold-bench`: the gateway's overhead. Starts `manifold demo`, then measures `tools/call`
+//! of `linear_list_teams` through the gateway (stateless 2026-07-28 mode and a 2025-11-25 session)
+//! against the identical GraphQL request posted straight to the sandbox Linear emulator, at each
+//! concurrency asked for, and prints latency, throughput and the gateway's CPU per call.
+//!
+//! A benchmark, not a test: it prints figures and a PASS/MISS per target, and exits non-zero only
+//! when something broke (the gateway would not start, or calls failed).
+
+mod gateway;
+mod load;
+mod report;
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde_json::Value;
+
+use crate::{
+    gateway::Gateway,
+    load::{Plan, Target},
+    report::{Report, Row, Side},
+};
+
+/// tools/call latency, throughput and gateway CPU: through Manifold versus direct to the backend.
+#[derive(Debug, Parser)]
+#[command(name = "manifold-bench", about, long_about = None)]
+struct Args {
+    /// The gateway binary (build it with `cargo build --release -p manifold`).
+    #[arg(long, default_value = "target/release/manifold")]
+    gateway_bin: PathBuf,
+    /// Measured calls per run (each scenario at each concurrency is one run).
+    #[arg(long, default_value_t = 20_000)]
+    calls: u64,
+    /// Measure each run for this long instead of `--calls` (e.g. `10s`, `500ms`).
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Concurrency levels (concurrent workers, one keep-alive connection each).
+    #[arg(long, value_delimiter = ',', default_value = "1,64")]
+    concurrency: Vec<usize>,
+    /// Unmeasured calls before each run, shared among its workers (at least one per worker).
+    #[arg(long, default_value_t = 1_000)]
+    warmup: u64,
+    /// Gateway modes to measure.
+    #[arg(long, value_delimiter = ',', default_value = "stateless,session")]
+    modes: Vec<Mode>,
+    /// The Linear API key the demo's Linear emulator accepts (the demo config's token).
+    #[arg(long, default_value = "lin_api_sandbox_alice")]
+    linear_token: String,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    json_out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    /// 2026-07-28: one POST per call, no session.
+    Stateless,
+    /// 2025-11-25: `initialize` once per worker, then POSTs with `mcp-session-id`.
+    Session,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Stateless => "stateless",
+            Mode::Session => "session",
+        }
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 1e-3)
+    } else if let Some(s) = text.strip_suffix('s') {
+        (s, 1.0)
+    } else if let Some(m) = text.strip_suffix('m') {
+        (m, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 10s or 500ms"))?;
+    if !(value.is_finite() && value > 0.0 && value * scale <= 3600.0) {
+        return Err(format!("`{text}` must be between 0 and 1 hour"));
+    }
+    Ok(Duration::from_secs_f64(value * scale))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(failures) => {
+            eprintln!("error: {failures} calls failed (see first_failure in the JSON output)");
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs every scenario and prints the report; returns the number of failed calls.
+async fn run(args: Args) -> anyhow::Result<u64> {
+    if args.concurrency.is_empty() || args.concurrency.contains(&0) {
+        bail!("--concurrency needs levels of at least 1");
+    }
+    if args.duration.is_none() && args.calls == 0 {
+        bail!("--calls must be at least 1");
+    }
+    let emulators = Gateway::launch(&args.gateway_bin)?;
+    let gateway = Gateway::serve(&args.gateway_bin, &emulators.sandbox_url)?;
+    eprintln!(
+        "gateway pid {} at {}, emulators (pid {}) at {}",
+        gateway.pid(),
+        gateway.mcp_url,
+        emulators.pid(),
+        emulators.sandbox_url
+    );
+    let control = load::client()?;
+    let requests_url = format!("{}/linear/_sandbox/requests", emulators.sandbox_url);
+    let direct = Target::Direct {
+        url: format!("{}/linear/graphql", emulators.sandbox_url),
+        body: adapter_request(&control, &gateway.mcp_url, &requests_url).await?,
+        authorization: args.linear_token.clone(),
+    };
+    let plan = Plan {
+        warmup: args.warmup,
+        calls: args.calls,
+        duration: args.duration,
+    };
+    let cpu = || gateway.cpu();
+    let mut rows = Vec::new();
+    for &concurrency in &args.concurrency {
+        eprintln!("concurrency {concurrency}: direct …");
+        clear_log(&control, &requests_url).await?;
+        let direct_run = load::run(&direct, concurrency, plan, cpu).await?;
+        let direct_side = Side::of(&direct_run);
+        for &mode in &args.modes {
+            eprintln!("concurrency {concurrency}: gateway, {} …", mode.name());
+            clear_log(&control, &requests_url).await?;
+            let target = match mode {
+                Mode::Stateless => Target::Stateless {
+                    url: gateway.mcp_url.clone(),
+                },
+                Mode::Session => Target::Session {
+                    url: gateway.mcp_url.clone(),
+                },
+            };
+            let gateway_run = load::run(&target, concurrency, plan, cpu).await?;
+            rows.push(Row::new(
+                mode.name(),
+                concurrency,
+                direct_side.clone(),
+                Side::of(&gateway_run),
+            ));
+        }
+    }
+    clear_log(&control, &requests_url).await?;
+
+    let failures = rows.iter().map(|r| r.gateway.failures).sum::<u64>()
+        + rows
+            .iter()
+            .map(|r| (r.concurrency, r.direct.failures))
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .values()
+            .sum::<u64>();
+    let targets = report::verdicts(&rows);
+    let report = Report {
+        gateway_bin: args.gateway_bin.display().to_string(),
+        machine_cpus: std::thread::available_parallelism().map_or(0, usize::from),
+        warmup_calls: args.warmup,
+        rows,
+        targets,
+        failures,
+        notes: notes(&gateway),
+    };
+    println!("{}", report::render(&report));
+    if let Some(path) = &args.json_out {
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, json + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("JSON written to {}", path.display());
+    }
+    Ok(failures)
+}
+
+fn notes(gateway: &Gateway) -> Vec<String> {
+    vec![
+        "direct = the exact GraphQL request the Linear adapter sends (recorded from the emulator's \
+         request log), POSTed straight to the demo's Linear emulator with the adapter's HTTP \
+         client settings; gateway = tools/call linear_list_teams to /mcp, which sends that same \
+         request to the same emulator."
+            .to_owned(),
+        "gw CPU µs/call: the gateway is its own `manifold serve` process, pointed at the \
+         emulators of a separate `manifold demo`; its CPU (utime+stime from /proc/<pid>/stat, \
+         before/after each run) is the gateway's alone. (Its idle CPU during the direct run is \
+         subtracted, which is ~0.)"
+            .to_owned(),
+        "Load generator and gateway share this machine's CPUs: at high concurrency throughput is \
+         bounded by both (see bench client CPU/call); /proc CPU figures have clock-tick (10 ms) \
+         resolution per run."
+            .to_owned(),
+        format!(
+            "The gateway wrote {} bytes of log (stderr, default filter) during the benchmark.",
+            gateway.log_bytes()
+        ),
+    ]
+}
+
+/// Makes one stateless gateway call and returns the body of the GraphQL request the adapter sent
+/// for it, as the emulator recorded it: the direct run sends exactly this.
+async fn adapter_request(
+    http: &reqwest::Client,
+    mcp_url: &str,
+    requests_url: &str,
+) -> anyhow::Result<String> {
+    clear_log(http, requests_url).await?;
+    let probe = Target::Stateless {
+        url: mcp_url.to_owned(),
+    };
+    let plan = Plan {
+        warmup: 1,
+        calls: 1,
+        duration: None,
+    };
+    let run = load::run(&probe, 1, plan, || Ok(Duration::ZERO))
+        .await
+        .context("the first call through the gateway failed")?;
+    if run.failures > 0 {
+        bail!(
+            "the first call through the gateway failed: {}",
+            run.first_failure.unwrap_or_default()
+        );
+    }
+    let log: Value = http
+        .get(requests_url)
+        .send()
+        .await
+        .context("cannot read the emulator's request log")?
+        .json()
+        .await
+        .context("the emulator's request log is not JSON")?;
+    let request = log
+        .as_array()
+        .and_then(|log| log.iter().rev().find(|r| r["operationName"] == "ListTeams"))
+        .with_context(|| format!("the emulator recorded no ListTeams request: {log}"))?;
+    Ok(request.to_string())
+}
+
+/// Empties the emulator's request log, which otherwise grows by one entry per call.
+async fn clear_log(http: &reqwest::Client, requests_url: &str) -> anyhow::Result<()> {
+    let response = http
+        .delete(requests_url)
+        .send()
+        .await
+        .context("cannot clear the emulator's request log")?;
+    if !response.status().is_success() {
+        bail!(
+            "clearing the emulator's request log: HTTP {}",
+            response.status()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,267 @@
+//! The figures: one row per (mode, concurrency) comparing the gateway run with the direct run at
+//! the same concurrency, the PASS/MISS verdict per target, as a table and as JSON.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::load::RunResult;
+
+/// Gateway CPU per proxied call must not exceed this (µs).
+pub const CPU_TARGET_US: f64 = 100.0;
+/// Added p50 latency at concurrency 1 must not exceed this (µs).
+pub const ADDED_P50_TARGET_US: f64 = 150.0;
+/// Through-gateway throughput at concurrency 64 must be at least this fraction of direct.
+pub const RATIO_TARGET: f64 = 0.45;
+
+/// The figures of one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Side {
+    pub calls: u64,
+    pub failures: u64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub req_per_s: f64,
+    pub elapsed_s: f64,
+    /// CPU time of the gateway process during the run (µs) — includes the in-process emulator.
+    pub gateway_process_cpu_us: f64,
+    /// The same, per call.
+    pub gateway_process_cpu_us_per_call: f64,
+    /// CPU time of the load generator per call (µs).
+    pub client_cpu_us_per_call: f64,
+    pub first_failure: Option<String>,
+}
+
+impl Side {
+    pub fn of(run: &RunResult) -> Self {
+        Self {
+            calls: run.calls(),
+            failures: run.failures,
+            p50_us: run.percentile_us(0.50),
+            p99_us: run.percentile_us(0.99),
+            req_per_s: run.per_second(),
+            elapsed_s: run.elapsed.as_secs_f64(),
+            gateway_process_cpu_us: run.gateway_cpu.as_secs_f64() * 1e6,
+            gateway_process_cpu_us_per_call: run.per_call_us(run.gateway_cpu),
+            client_cpu_us_per_call: run.per_call_us(run.client_cpu),
+            first_failure: run.first_failure.clone(),
+        }
+    }
+}
+
+/// One line of the table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// `stateless` (2026-07-28, no session) or `session` (2025-11-25).
+    pub scenario: String,
+    pub concurrency: usize,
+    pub direct: Side,
+    pub gateway: Side,
+    /// Gateway p50 − direct p50 (µs).
+    pub added_p50_us: f64,
+    /// Gateway req/s ÷ direct req/s.
+    pub throughput_ratio: f64,
+    /// The gateway's own CPU per proxied call (µs): the gateway process's CPU during the gateway
+    /// run, minus what the in-process emulator costs (the process's CPU per call during the
+    /// direct run × calls), divided by calls.
+    pub gateway_cpu_us_per_call: f64,
+}
+
+impl Row {
+    pub fn new(scenario: &str, concurrency: usize, direct: Side, gateway: Side) -> Self {
+        let emulator_us = direct.gateway_process_cpu_us_per_call * gateway.calls as f64;
+        let own_us = gateway.gateway_process_cpu_us - emulator_us;
+        Self {
+            scenario: scenario.to_owned(),
+            concurrency,
+            added_p50_us: gateway.p50_us - direct.p50_us,
+            throughput_ratio: gateway.req_per_s / direct.req_per_s.max(1e-9),
+            gateway_cpu_us_per_call: own_us / gateway.calls.max(1) as f64,
+            direct,
+            gateway,
+        }
+    }
+}
+
+/// One target checked against one row.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub target: String,
+    pub scenario: String,
+    pub concurrency: usize,
+    pub measured: f64,
+    pub limit: f64,
+    pub pass: bool,
+}
+
+/// The whole result, as written to `--json-out`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub gateway_bin: String,
+    pub machine_cpus: usize,
+    pub warmup_calls: u64,
+    pub rows: Vec<Row>,
+    pub targets: Vec<Verdict>,
+    pub failures: u64,
+    pub notes: Vec<String>,
+}
+
+/// The verdicts: CPU per call on every row, added p50 on concurrency-1 rows, throughput ratio on
+/// concurrency-64 rows.
+pub fn verdicts(rows: &[Row]) -> Vec<Verdict> {
+    let mut verdicts = Vec::new();
+    for row in rows {
+        let mut check = |target: &str, measured: f64, limit: f64, pass: bool| {
+            verdicts.push(Verdict {
+                target: target.to_owned(),
+                scenario: row.scenario.clone(),
+                concurrency: row.concurrency,
+                measured,
+                limit,
+                pass,
+            });
+        };
+        check(
+            "gateway CPU per proxied call <= 100 us",
+            row.gateway_cpu_us_per_call,
+            CPU_TARGET_US,
+            row.gateway_cpu_us_per_call <= CPU_TARGET_US,
+        );
+        if row.concurrency == 1 {
+            check(
+                "added p50 <= 150 us at concurrency 1",
+                row.added_p50_us,
+                ADDED_P50_TARGET_US,
+                row.added_p50_us <= ADDED_P50_TARGET_US,
+            );
+        }
+        if row.concurrency == 64 {
+            check(
+                "gateway throughput >= 0.45 x direct at concurrency 64",
+                row.throughput_ratio,
+                RATIO_TARGET,
+                row.throughput_ratio >= RATIO_TARGET,
+            );
+        }
+    }
+    verdicts
+}
+
+/// The report as text: the table, the raw CPU figures, the verdicts and the notes.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let header = [
+        "scenario",
+        "conc",
+        "direct p50/p99 µs",
+        "gateway p50/p99 µs",
+        "added p50 µs",
+        "direct req/s",
+        "gateway req/s",
+        "ratio",
+        "gw CPU µs/call",
+    ];
+    let mut lines: Vec<Vec<String>> = vec![header.iter().map(|s| (*s).to_owned()).collect()];
+    for row in &report.rows {
+        lines.push(vec![
+            row.scenario.clone(),
+            row.concurrency.to_string(),
+            format!("{:.0} / {:.0}", row.direct.p50_us, row.direct.p99_us),
+            format!("{:.0} / {:.0}", row.gateway.p50_us, row.gateway.p99_us),
+            format!("{:.0}", row.added_p50_us),
+            format!("{:.0}", row.direct.req_per_s),
+            format!("{:.0}", row.gateway.req_per_s),
+            format!("{:.2}", row.throughput_ratio),
+            format!("{:.1}", row.gateway_cpu_us_per_call),
+        ]);
+    }
+    table(&mut out, &lines);
+
+    out.push_str("\nGateway-process CPU per call, raw (the demo runs the Linear emulator inside the gateway process):\n");
+    let mut raw: Vec<Vec<String>> = vec![
+        [
+            "scenario",
+            "conc",
+            "calls d/g",
+            "failures d/g",
+            "proc CPU/call direct µs",
+            "proc CPU/call gateway µs",
+            "gw own CPU/call µs",
+            "bench client CPU/call d/g µs",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect(),
+    ];
+    for row in &report.rows {
+        raw.push(vec![
+            row.scenario.clone(),
+            row.concurrency.to_string(),
+            format!("{}/{}", row.direct.calls, row.gateway.calls),
+            format!("{}/{}", row.direct.failures, row.gateway.failures),
+            format!("{:.1}", row.direct.gateway_process_cpu_us_per_call),
+            format!("{:.1}", row.gateway.gateway_process_cpu_us_per_call),
+            format!("{:.1}", row.gateway_cpu_us_per_call),
+            format!(
+                "{:.1}/{:.1}",
+                row.direct.client_cpu_us_per_call, row.gateway.client_cpu_us_per_call
+            ),
+        ]);
+    }
+    table(&mut out, &raw);
+
+    out.push_str("\nTargets:\n");
+    for verdict in &report.targets {
+        let _ = writeln!(
+            out,
+            "  {}  {:<55} {:>9} conc {:>2}: measured {:.2}, limit {:.2}",
+            if verdict.pass { "PASS" } else { "MISS" },
+            verdict.target,
+            verdict.scenario,
+            verdict.concurrency,
+            verdict.measured,
+            verdict.limit,
+        );
+    }
+    if !report.notes.is_empty() {
+        out.push_str("\nNotes:\n");
+        for note in &report.notes {
+            let _ = writeln!(out, "  - {note}");
+        }
+    }
+    out
+}
+
+fn table(out: &mut String, lines: &[Vec<String>]) {
+    let columns = lines.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            lines
+                .iter()
+                .map(|line| line.get(c).map_or(0, |cell| cell.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for (i, line) in lines.iter().enumerate() {
+        let cells: Vec<String> = line
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(c, (cell, width))| {
+                let pad = width.saturating_sub(cell.chars().count());
+                // Text columns left-aligned, figures right-aligned.
+                if c == 0 {
+                    format!("{cell}{}", " ".repeat(pad))
+                } else {
+                    format!("{}{cell}", " ".repeat(pad))
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "{}", cells.join(" | "));
+        if i == 0 {
+            let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+            let _ = writeln!(out, "{}", rule.join("-|-"));
+        }
+    }
+}
