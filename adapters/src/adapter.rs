@@ -86,9 +86,47 @@ pub trait AdapterKind: Send + Sync {
     /// Builds an instance. Does no network I/O, so `manifold check` can call it.
     fn build(&self, settings: InstanceSettings) -> Result<Arc<dyn Adapter>, BuildError>;
 
-    /// The kind's local emulator of the provider API, served under `/<id>` by the sandbox server.
+    /// How users connect this kind's provider, for the token broker; `None` when the provider
+    /// takes no per-user OAuth (a static API key or no credential at all).
+    fn oauth(&self) -> Option<OAuthSpec> {
+        None
+    }
+
+    /// Where the kind's emulator is served: `/<mount>` on the sandbox server. Kinds that share
+    /// one provider (Outlook, Teams and SharePoint on Microsoft Graph) return the same mount, and
+    /// only one of them returns a router from [`AdapterKind::sandbox`].
+    fn sandbox_mount(&self) -> &'static str {
+        self.id()
+    }
+
+    /// The kind's local emulator of the provider API, served under `/<sandbox_mount>`.
     #[cfg(feature = "sandbox")]
     fn sandbox(&self) -> Option<axum::Router> {
         None
     }
+}
+
+/// A provider's OAuth 2.0 authorization-code endpoints and habits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthSpec {
+    /// The connection a user makes once (`microsoft` for Outlook, Teams and SharePoint alike).
+    pub connection: &'static str,
+    /// Shown on the connections page.
+    pub display_name: &'static str,
+    pub authorize_url: &'static str,
+    pub token_url: &'static str,
+    pub revoke_url: Option<&'static str>,
+    /// Scopes asked for on every connect besides the tools' own (`offline_access`, …).
+    pub base_scopes: &'static [&'static str],
+    /// Extra authorize parameters (`access_type=offline`, `token_access_type=offline`, …).
+    pub extra_authorize_params: &'static [(&'static str, &'static str)],
+    /// Every refresh returns a new refresh token and invalidates the old one (Box, Microsoft):
+    /// the broker must store the new one before anyone else refreshes.
+    pub rotating_refresh_tokens: bool,
+    /// Separator of the `scope` parameter (space for most, comma for some).
+    pub scope_separator: &'static str,
+    /// The emulator's authorize and token paths under its sandbox mount, so the demo runs the
+    /// same flow offline.
+    pub sandbox_authorize_path: &'static str,
+    pub sandbox_token_path: &'static str,
 }

@@ -6,6 +6,7 @@
 
 pub mod adapter;
 pub mod error;
+pub mod extract;
 pub mod linear;
 pub mod registry;
 pub mod secret;
@@ -15,7 +16,7 @@ pub mod upstream;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 
-pub use adapter::{Adapter, AdapterKind, CallContext, InstanceSettings, ProgressSink};
+pub use adapter::{Adapter, AdapterKind, CallContext, InstanceSettings, OAuthSpec, ProgressSink};
 pub use error::{BuildError, ToolError};
 pub use registry::Registry;
 pub use secret::Secret;

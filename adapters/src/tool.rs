@@ -49,9 +49,18 @@ pub struct ToolSpec {
     /// JSON Schema of `structuredContent`.
     pub output_schema: Map<String, Value>,
     pub annotations: ToolAnnotations,
+    /// The provider OAuth scopes this tool needs (least privilege), so the token broker asks for
+    /// exactly these and can step up when a tool needs one not yet granted.
+    pub scopes: Vec<String>,
 }
 
 impl ToolSpec {
+    /// Declares the OAuth scopes the tool needs.
+    pub fn with_scopes(mut self, scopes: &[&str]) -> Self {
+        self.scopes = scopes.iter().map(|s| (*s).to_owned()).collect();
+        self
+    }
+
     /// Builds a spec from `serde_json::json!` schemas.
     ///
     /// # Panics
@@ -76,6 +85,7 @@ impl ToolSpec {
             input_schema: as_object(input_schema),
             output_schema: as_object(output_schema),
             annotations,
+            scopes: Vec::new(),
         }
     }
 }

@@ -65,8 +65,8 @@ pub fn build_catalog(
             continue; // reported by config validation
         };
         let base_url = match (&instance.base_url, instance.sandbox, sandbox_urls) {
-            (_, true, Some(urls)) => urls(kind.id()),
-            (_, true, None) => Url::parse(&format!("http://127.0.0.1:9/{}", kind.id()))
+            (_, true, Some(urls)) => urls(kind.sandbox_mount()),
+            (_, true, None) => Url::parse(&format!("http://127.0.0.1:9/{}", kind.sandbox_mount()))
                 .unwrap_or_else(|_| unreachable!("static URL")),
             (Some(url), false, _) => match Url::parse(url.get_ref()) {
                 Ok(url) => url,

@@ -16,6 +16,11 @@ use manifold::{
 };
 use manifold_adapters::Registry;
 
+// mimalloc: glibc malloc's free-list consolidation showed up as ~12% of the gateway's CPU per
+// proxied call in profiles; mimalloc's thread-local pages avoid it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Manifold: one MCP endpoint for your company's tools.
 #[derive(Debug, Parser)]
 #[command(name = "manifold", version, about, long_about = None)]

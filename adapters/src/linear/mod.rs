@@ -5,8 +5,8 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::{
-    Adapter, AdapterKind, BuildError, CallContext, InstanceSettings, ToolError, ToolOutput,
-    ToolSpec,
+    Adapter, AdapterKind, BuildError, CallContext, InstanceSettings, OAuthSpec, ToolError,
+    ToolOutput, ToolSpec,
 };
 
 mod client;
@@ -45,6 +45,22 @@ impl AdapterKind for LinearKind {
         }
         let graphql = client::GraphqlClient::new(settings.client, &settings.base_url)?;
         Ok(Arc::new(LinearAdapter { graphql }))
+    }
+
+    fn oauth(&self) -> Option<OAuthSpec> {
+        Some(OAuthSpec {
+            connection: "linear",
+            display_name: "Linear",
+            authorize_url: "https://linear.app/oauth/authorize",
+            token_url: "https://api.linear.app/oauth/token",
+            revoke_url: Some("https://api.linear.app/oauth/revoke"),
+            base_scopes: &["read"],
+            extra_authorize_params: &[("prompt", "consent")],
+            rotating_refresh_tokens: true,
+            scope_separator: ",",
+            sandbox_authorize_path: "/oauth/authorize",
+            sandbox_token_path: "/oauth/token",
+        })
     }
 
     #[cfg(feature = "sandbox")]

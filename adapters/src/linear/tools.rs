@@ -334,17 +334,18 @@ fn list_workflow_states() -> ToolSpec {
     )
 }
 
-/// Every tool, in the order tools/list shows them.
+/// Every tool, in the order tools/list shows them, with the Linear OAuth scopes each needs
+/// (least privilege: `issues:create` and `comments:create` rather than `write` where they do).
 pub(crate) fn all() -> Vec<ToolSpec> {
     vec![
-        search_issues(),
-        list_issues(),
-        get_issue(),
-        create_issue(),
-        update_issue(),
-        add_comment(),
-        list_teams(),
-        list_projects(),
-        list_workflow_states(),
+        search_issues().with_scopes(&["read"]),
+        list_issues().with_scopes(&["read"]),
+        get_issue().with_scopes(&["read"]),
+        create_issue().with_scopes(&["read", "issues:create"]),
+        update_issue().with_scopes(&["read", "write"]),
+        add_comment().with_scopes(&["read", "comments:create"]),
+        list_teams().with_scopes(&["read"]),
+        list_projects().with_scopes(&["read"]),
+        list_workflow_states().with_scopes(&["read"]),
     ]
 }

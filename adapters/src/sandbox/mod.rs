@@ -26,7 +26,7 @@ impl SandboxServer {
         let mut router = axum::Router::new();
         for kind in registry.kinds() {
             if let Some(emulator) = kind.sandbox() {
-                router = router.nest(&format!("/{}", kind.id()), emulator);
+                router = router.nest(&format!("/{}", kind.sandbox_mount()), emulator);
             }
         }
         let listener = TcpListener::bind(addr).await?;
@@ -51,7 +51,7 @@ impl SandboxServer {
         self.addr
     }
 
-    /// The base URL an adapter of `kind` uses to reach its emulator.
+    /// The base URL an adapter reaches its emulator at, given the kind's sandbox mount.
     pub fn base_url(&self, kind: &str) -> Url {
         // A socket address and a kind id always form a valid URL.
         Url::parse(&format!("http://{}/{kind}", self.addr)).unwrap_or_else(|_| {

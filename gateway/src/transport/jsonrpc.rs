@@ -70,8 +70,19 @@ fn usable_id(message: &Value) -> Value {
     }
 }
 
-/// Why a body cannot be handed to the MCP server.
+/// Why a body cannot be handed to the MCP server. Well-formed messages cost one typed parse;
+/// only a body that fails it is taken apart to say what is wrong.
 fn check(body: &[u8]) -> Result<(), Rejection> {
+    match serde_json::from_slice::<ClientJsonRpcMessage>(body) {
+        Ok(ClientJsonRpcMessage::Request(request))
+            if matches!(request.request, ClientRequest::CustomRequest(_)) => {}
+        Ok(_) => return Ok(()),
+        Err(_) => {}
+    }
+    diagnose(body)
+}
+
+fn diagnose(body: &[u8]) -> Result<(), Rejection> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| error(Value::Null, -32700, format!("Parse error: {e}")))?;
     let bad = |id: Value, message: String| Err(error(id, -32600, message));

@@ -1,0 +1,296 @@
+//! Readable text from documents and message bodies, for the model: plain text, Markdown, CSV,
+//! HTML, and (filled in by the format modules) docx, xlsx, pptx and pdf. Shared by every
+//! file-store and mail adapter. Output is capped: callers read a window and continue from
+//! `next_offset`.
+
+use std::fmt;
+
+/// Which part of the text to return, in characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub offset: usize,
+    pub max_chars: usize,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Self {
+            offset: 0,
+            max_chars: 20_000,
+        }
+    }
+}
+
+/// A document format this module reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Markdown,
+    Csv,
+    Html,
+    Docx,
+    Xlsx,
+    Pptx,
+    Pdf,
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Text => "text",
+            Format::Markdown => "markdown",
+            Format::Csv => "csv",
+            Format::Html => "html",
+            Format::Docx => "docx",
+            Format::Xlsx => "xlsx",
+            Format::Pptx => "pptx",
+            Format::Pdf => "pdf",
+        })
+    }
+}
+
+/// One window of a document's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extracted {
+    pub format: Format,
+    pub text: String,
+    /// Where this window starts, in characters of the whole text.
+    pub offset: usize,
+    pub total_chars: usize,
+    /// Where the next window starts; `None` when this one reaches the end.
+    pub next_offset: Option<usize>,
+}
+
+/// Why no text could be produced.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ExtractError {
+    #[error("cannot read `{0}` files as text")]
+    Unsupported(String),
+    #[error("the {format} file could not be read: {reason}")]
+    Corrupt { format: Format, reason: String },
+    #[error("the file is {bytes} bytes; at most {limit} bytes are read as text")]
+    TooLarge { bytes: usize, limit: usize },
+}
+
+/// Largest input read at all, so a hostile file cannot exhaust memory.
+pub const MAX_INPUT_BYTES: usize = 50 * 1024 * 1024;
+
+/// Picks the format from the content type, then the file name's extension.
+pub fn detect(content_type: Option<&str>, file_name: Option<&str>) -> Option<Format> {
+    let mime = content_type
+        .map(|c| {
+            c.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    let by_mime = match mime.as_str() {
+        "text/plain" => Some(Format::Text),
+        "text/markdown" | "text/x-markdown" => Some(Format::Markdown),
+        "text/csv" => Some(Format::Csv),
+        "text/html" | "application/xhtml+xml" => Some(Format::Html),
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => {
+            Some(Format::Docx)
+        }
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => Some(Format::Xlsx),
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation" => {
+            Some(Format::Pptx)
+        }
+        "application/pdf" => Some(Format::Pdf),
+        _ => None,
+    };
+    by_mime.or_else(|| {
+        let extension = file_name?.rsplit_once('.')?.1.to_ascii_lowercase();
+        match extension.as_str() {
+            "txt" | "log" | "json" | "yaml" | "yml" | "toml" | "xml" => Some(Format::Text),
+            "md" | "markdown" => Some(Format::Markdown),
+            "csv" => Some(Format::Csv),
+            "html" | "htm" => Some(Format::Html),
+            "docx" => Some(Format::Docx),
+            "xlsx" => Some(Format::Xlsx),
+            "pptx" => Some(Format::Pptx),
+            "pdf" => Some(Format::Pdf),
+            _ => None,
+        }
+    })
+}
+
+/// The text of `bytes`, windowed.
+pub fn extract(
+    bytes: &[u8],
+    content_type: Option<&str>,
+    file_name: Option<&str>,
+    window: Window,
+) -> Result<Extracted, ExtractError> {
+    if bytes.len() > MAX_INPUT_BYTES {
+        return Err(ExtractError::TooLarge {
+            bytes: bytes.len(),
+            limit: MAX_INPUT_BYTES,
+        });
+    }
+    let format = detect(content_type, file_name).ok_or_else(|| {
+        ExtractError::Unsupported(
+            content_type
+                .map(str::to_owned)
+                .or_else(|| file_name.map(str::to_owned))
+                .unwrap_or_else(|| "unknown".into()),
+        )
+    })?;
+    let text = match format {
+        Format::Text | Format::Markdown | Format::Csv => {
+            String::from_utf8_lossy(bytes).into_owned()
+        }
+        Format::Html => html_to_text(&String::from_utf8_lossy(bytes)),
+        Format::Docx | Format::Xlsx | Format::Pptx | Format::Pdf => {
+            return Err(ExtractError::Unsupported(format.to_string()));
+        }
+    };
+    Ok(window_of(format, &text, window))
+}
+
+/// Readable text of an HTML document or mail body: tags dropped, block elements as line
+/// breaks, entities decoded, scripts and styles removed.
+pub fn html_to_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len() / 2);
+    let mut rest = html;
+    while let Some(start) = rest.find('<') {
+        out.push_str(&decode_entities(&rest[..start]));
+        let Some(end) = rest[start..].find('>') else {
+            rest = "";
+            break;
+        };
+        let tag = rest[start + 1..start + end].trim().to_ascii_lowercase();
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        rest = &rest[start + end + 1..];
+        if (name == "script" || name == "style") && !tag.starts_with('/') {
+            let close = format!("</{name}");
+            let lower = rest.to_ascii_lowercase();
+            rest = lower.find(&close).map_or("", |i| &rest[i..]);
+            continue;
+        }
+        if matches!(
+            name.as_str(),
+            "br" | "p" | "div" | "li" | "tr" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "table"
+        ) {
+            out.push('\n');
+        }
+    }
+    out.push_str(&decode_entities(rest));
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    let mut text = String::new();
+    let mut blank = false;
+    for line in lines {
+        if line.is_empty() {
+            if !blank && !text.is_empty() {
+                text.push('\n');
+            }
+            blank = true;
+        } else {
+            text.push_str(line);
+            text.push('\n');
+            blank = false;
+        }
+    }
+    text.trim_end().to_owned()
+}
+
+fn decode_entities(text: &str) -> String {
+    text.replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
+/// Cuts `text` to `window` on character boundaries.
+pub fn window_of(format: Format, text: &str, window: Window) -> Extracted {
+    let total_chars = text.chars().count();
+    let offset = window.offset.min(total_chars);
+    let max = window.max_chars.max(1);
+    let piece: String = text.chars().skip(offset).take(max).collect();
+    let end = offset + piece.chars().count();
+    Extracted {
+        format,
+        text: piece,
+        offset,
+        total_chars,
+        next_offset: (end < total_chars).then_some(end),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_by_type_then_extension() {
+        assert_eq!(
+            detect(Some("text/csv; charset=utf-8"), None),
+            Some(Format::Csv)
+        );
+        assert_eq!(
+            detect(Some("application/octet-stream"), Some("a.DOCX")),
+            Some(Format::Docx)
+        );
+        assert_eq!(detect(None, Some("noextension")), None);
+    }
+
+    #[test]
+    fn windows_continue_where_they_stopped() {
+        let text = "ä".repeat(25);
+        let first = window_of(
+            Format::Text,
+            &text,
+            Window {
+                offset: 0,
+                max_chars: 10,
+            },
+        );
+        assert_eq!(
+            (first.text.chars().count(), first.next_offset),
+            (10, Some(10))
+        );
+        let last = window_of(
+            Format::Text,
+            &text,
+            Window {
+                offset: 20,
+                max_chars: 10,
+            },
+        );
+        assert_eq!(
+            (
+                last.text.chars().count(),
+                last.next_offset,
+                last.total_chars
+            ),
+            (5, None, 25)
+        );
+    }
+
+    #[test]
+    fn html_becomes_readable_text() {
+        let html = "<html><style>p{}</style><p>Hello&nbsp;<b>Bob</b></p><script>x()</script><div>A &amp; B</div></html>";
+        assert_eq!(html_to_text(html), "Hello Bob\n\nA & B");
+    }
+
+    #[test]
+    fn rejects_unknown_and_oversized_input() {
+        assert!(matches!(
+            extract(b"x", Some("image/png"), None, Window::default()),
+            Err(ExtractError::Unsupported(_))
+        ));
+        let big = vec![b'a'; MAX_INPUT_BYTES + 1];
+        assert!(matches!(
+            extract(&big, Some("text/plain"), None, Window::default()),
+            Err(ExtractError::TooLarge { .. })
+        ));
+    }
+}
