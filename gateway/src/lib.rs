@@ -9,6 +9,7 @@ pub mod broker;
 pub mod config;
 pub mod demo;
 pub mod handler;
+pub mod keyring;
 pub mod router;
 pub mod session;
 pub mod storage;
