@@ -265,8 +265,8 @@ impl ServerHandler for McpHandler {
                 Some(json!({ "tool": request.name })),
             ));
         };
-        let arguments = request.arguments.unwrap_or_default();
-        if let Err(errors) = route.check_arguments(&Value::Object(arguments.clone())) {
+        let arguments = Value::Object(request.arguments.unwrap_or_default());
+        if let Err(errors) = route.check_arguments(&arguments) {
             return Err(McpError::invalid_params(
                 format!(
                     "invalid arguments for {}: {}",
@@ -281,7 +281,7 @@ impl ServerHandler for McpHandler {
             &principal,
             Action::Call,
             &tool_ref(route),
-            Some(&Value::Object(arguments.clone())),
+            Some(&arguments),
         );
         if let Decision::Deny { reason, .. } = decision {
             return Ok(CallToolResult::error(vec![Content::text(format!(
@@ -289,6 +289,9 @@ impl ServerHandler for McpHandler {
             ))])
             .into());
         }
+        let Value::Object(arguments) = arguments else {
+            return Err(McpError::internal_error("arguments changed shape", None));
+        };
         let outcome = self.run_tool(route, arguments, &context, &principal).await;
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         match outcome {
