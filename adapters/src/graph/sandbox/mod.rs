@@ -175,8 +175,17 @@ async fn dispatch(
     method: Method,
     headers: HeaderMap,
     uri: axum::http::Uri,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
+    // Read here rather than through the `Bytes` extractor, whose 2 MB default would refuse
+    // Graph-sized uploads (simple uploads up to 4 MB, session pieces larger).
+    let Ok(body) = axum::body::to_bytes(body, 64 * 1024 * 1024).await else {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "requestTooLarge",
+            "The request body is too large.",
+        );
+    };
     sandbox.throttle.delay().await;
     let path = uri.path().to_owned();
     let query: Vec<(String, String)> =
