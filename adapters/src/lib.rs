@@ -7,6 +7,7 @@
 pub mod adapter;
 pub mod error;
 pub mod extract;
+pub mod graph;
 pub mod linear;
 pub mod registry;
 pub mod secret;

@@ -23,6 +23,9 @@ impl Registry {
     pub fn builtin() -> Self {
         let mut registry = Self::default();
         registry.register(Arc::new(crate::linear::LinearKind));
+        registry.register(Arc::new(crate::graph::OutlookKind));
+        registry.register(Arc::new(crate::graph::TeamsKind));
+        registry.register(Arc::new(crate::graph::SharePointKind));
         registry
     }
 
