@@ -23,6 +23,8 @@ impl Registry {
     pub fn builtin() -> Self {
         let mut registry = Self::default();
         registry.register(Arc::new(crate::linear::LinearKind));
+        registry.register(Arc::new(crate::dropbox::DropboxKind));
+
         registry
     }
 
