@@ -24,6 +24,7 @@ impl Registry {
         let mut registry = Self::default();
         registry.register(Arc::new(crate::linear::LinearKind));
         registry.register(Arc::new(crate::dropbox::DropboxKind));
+        registry.register(Arc::new(crate::boxcom::BoxKind));
 
         registry
     }
