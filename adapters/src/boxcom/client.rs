@@ -57,8 +57,13 @@ impl BoxClient {
     }
 
     /// `<api>/2.0/<segments…>?<query>`; segments are percent-encoded, so ids cannot add paths.
-    pub(crate) fn url(&self, segments: &[&str], query: &[(&str, String)]) -> Result<Url, ToolError> {
-        let mut url = join(&self.api, segments).map_err(|e| ToolError::BadResponse(e.to_string()))?;
+    pub(crate) fn url(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<Url, ToolError> {
+        let mut url =
+            join(&self.api, segments).map_err(|e| ToolError::BadResponse(e.to_string()))?;
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
@@ -78,7 +83,9 @@ impl BoxClient {
         ctx: &CallContext,
     ) -> Result<Value, ToolError> {
         let idempotent = matches!(method, Method::GET | Method::PUT | Method::DELETE);
-        let mut request = UpstreamRequest::new(method, url).idempotent(idempotent).bearer(token(ctx)?)?;
+        let mut request = UpstreamRequest::new(method, url)
+            .idempotent(idempotent)
+            .bearer(token(ctx)?)?;
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -92,14 +99,23 @@ impl BoxClient {
 
     /// `GET /files/{id}/content`: follows a 302 to the download URL (without the bearer token:
     /// it is a pre-signed URL on another host) and waits out 202 + `Retry-After`.
-    pub(crate) async fn download(&self, file_id: &str, ctx: &CallContext) -> Result<Bytes, ToolError> {
+    pub(crate) async fn download(
+        &self,
+        file_id: &str,
+        ctx: &CallContext,
+    ) -> Result<Bytes, ToolError> {
         let url = self.url(&["files", file_id, "content"], &[])?;
         for _ in 0..NOT_READY_ATTEMPTS {
-            let request = UpstreamRequest::new(Method::GET, url.clone()).idempotent(true).bearer(token(ctx)?)?;
+            let request = UpstreamRequest::new(Method::GET, url.clone())
+                .idempotent(true)
+                .bearer(token(ctx)?)?;
             let response = self.http.send(request, ctx).await?;
             match response.status {
                 StatusCode::ACCEPTED => {
-                    let wait = response.retry_after().unwrap_or(Duration::from_secs(1)).min(MAX_NOT_READY_WAIT);
+                    let wait = response
+                        .retry_after()
+                        .unwrap_or(Duration::from_secs(1))
+                        .min(MAX_NOT_READY_WAIT);
                     tokio::select! {
                         () = tokio::time::sleep(wait) => continue,
                         () = ctx.cancel.cancelled() => return Err(ToolError::Cancelled),
@@ -111,8 +127,16 @@ impl BoxClient {
                         .get(header::LOCATION)
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| url.join(v).ok())
-                        .ok_or_else(|| ToolError::BadResponse("redirect without a Location".into()))?;
-                    let fetched = self.http.send(UpstreamRequest::new(Method::GET, location).idempotent(true), ctx).await?;
+                        .ok_or_else(|| {
+                            ToolError::BadResponse("redirect without a Location".into())
+                        })?;
+                    let fetched = self
+                        .http
+                        .send(
+                            UpstreamRequest::new(Method::GET, location).idempotent(true),
+                            ctx,
+                        )
+                        .await?;
                     check(&fetched)?;
                     return Ok(fetched.body);
                 }
@@ -124,7 +148,8 @@ impl BoxClient {
         }
         Err(ToolError::Upstream {
             status: 202,
-            message: "Box kept answering that the file is not ready for download; try again later".into(),
+            message: "Box kept answering that the file is not ready for download; try again later"
+                .into(),
         })
     }
 
@@ -137,7 +162,10 @@ impl BoxClient {
         ctx: &CallContext,
     ) -> Result<Value, ToolError> {
         let boundary = format!("manifold-{:016x}", rand::rng().random::<u64>());
-        let safe_name: String = name.chars().map(|c| if c == '"' || c.is_control() { '_' } else { c }).collect();
+        let safe_name: String = name
+            .chars()
+            .map(|c| if c == '"' || c.is_control() { '_' } else { c })
+            .collect();
         let mut body = Vec::with_capacity(content.len() + 512);
         body.extend_from_slice(format!(
             "--{boundary}\r\nContent-Disposition: form-data; name=\"attributes\"\r\n\r\n{attributes}\r\n\
@@ -146,9 +174,11 @@ impl BoxClient {
         ).as_bytes());
         body.extend_from_slice(&content);
         body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-        let mut request = UpstreamRequest::new(Method::POST, self.upload_url()?).bearer(token(ctx)?)?;
-        let content_type = HeaderValue::from_str(&format!("multipart/form-data; boundary={boundary}"))
-            .map_err(|_| ToolError::BadResponse("invalid multipart boundary".into()))?;
+        let mut request =
+            UpstreamRequest::new(Method::POST, self.upload_url()?).bearer(token(ctx)?)?;
+        let content_type =
+            HeaderValue::from_str(&format!("multipart/form-data; boundary={boundary}"))
+                .map_err(|_| ToolError::BadResponse("invalid multipart boundary".into()))?;
         request.headers.insert(header::CONTENT_TYPE, content_type);
         request.body = Some(Bytes::from(body));
         let response = self.http.send(request, ctx).await?;
@@ -160,7 +190,10 @@ impl BoxClient {
 fn join(base: &Url, segments: &[&str]) -> Result<Url, BuildError> {
     let mut url = base.clone();
     url.path_segments_mut()
-        .map_err(|()| BuildError::BaseUrl { url: base.to_string(), reason: "cannot be a base URL".into() })?
+        .map_err(|()| BuildError::BaseUrl {
+            url: base.to_string(),
+            reason: "cannot be a base URL".into(),
+        })?
         .pop_if_empty()
         .extend(segments);
     Ok(url)
@@ -182,13 +215,22 @@ pub(crate) fn check(response: &UpstreamResponse) -> Result<(), ToolError> {
     }
     let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
     let code = body.get("code").and_then(Value::as_str).unwrap_or_default();
-    let message = body.get("message").and_then(Value::as_str).unwrap_or("no details given");
-    let described = if code.is_empty() { message.to_owned() } else { format!("{message} ({code})") };
+    let message = body
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("no details given");
+    let described = if code.is_empty() {
+        message.to_owned()
+    } else {
+        format!("{message} ({code})")
+    };
     Err(match status {
         StatusCode::UNAUTHORIZED => ToolError::Unauthorized(
             "Box rejected the access token (expired or revoked); reconnect Box".into(),
         ),
-        StatusCode::TOO_MANY_REQUESTS => ToolError::RateLimited { retry_after: response.retry_after() },
+        StatusCode::TOO_MANY_REQUESTS => ToolError::RateLimited {
+            retry_after: response.retry_after(),
+        },
         StatusCode::NOT_FOUND => ToolError::NotFound(format!("Box: {described}")),
         StatusCode::FORBIDDEN => ToolError::Forbidden(format!("Box: {described}")),
         StatusCode::CONFLICT => ToolError::InvalidArguments(format!(
@@ -197,7 +239,10 @@ pub(crate) fn check(response: &UpstreamResponse) -> Result<(), ToolError> {
         StatusCode::BAD_REQUEST | StatusCode::PRECONDITION_FAILED => {
             ToolError::InvalidArguments(format!("Box: {described}"))
         }
-        _ => ToolError::Upstream { status: status.as_u16(), message: described },
+        _ => ToolError::Upstream {
+            status: status.as_u16(),
+            message: described,
+        },
     })
 }
 
@@ -212,10 +257,19 @@ mod tests {
             .for_instance("t", 1);
         let real = Url::parse("https://api.box.com").expect("url");
         let client = BoxClient::new(http.clone(), &real, None).expect("client");
-        assert_eq!(client.upload_url().expect("url").as_str(), "https://upload.box.com/api/2.0/files/content");
-        assert_eq!(client.url(&["files", "1/../x"], &[]).expect("url").as_str(), "https://api.box.com/2.0/files/1%2F..%2Fx");
+        assert_eq!(
+            client.upload_url().expect("url").as_str(),
+            "https://upload.box.com/api/2.0/files/content"
+        );
+        assert_eq!(
+            client.url(&["files", "1/../x"], &[]).expect("url").as_str(),
+            "https://api.box.com/2.0/files/1%2F..%2Fx"
+        );
         let sandbox = Url::parse("http://127.0.0.1:9/box").expect("url");
         let client = BoxClient::new(http, &sandbox, None).expect("client");
-        assert_eq!(client.upload_url().expect("url").as_str(), "http://127.0.0.1:9/box/upload/api/2.0/files/content");
+        assert_eq!(
+            client.upload_url().expect("url").as_str(),
+            "http://127.0.0.1:9/box/upload/api/2.0/files/content"
+        );
     }
 }

@@ -94,7 +94,11 @@ impl Adapter for BoxAdapter {
         arguments: Map<String, Value>,
         ctx: &CallContext,
     ) -> Result<ToolOutput, ToolError> {
-        let ops = ops::Ops { client: &self.client, args: &arguments, ctx };
+        let ops = ops::Ops {
+            client: &self.client,
+            args: &arguments,
+            ctx,
+        };
         match tool {
             "search_files" => ops.search().await,
             "list_folder" => ops.list_folder().await,

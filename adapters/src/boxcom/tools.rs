@@ -59,7 +59,14 @@ fn single() -> Value {
 
 const FILE_ID: &str = "File id (from search_files or list_folder).";
 
-fn spec(name: &str, title: &str, description: &str, annotations: ToolAnnotations, input: Value, output: Value) -> ToolSpec {
+fn spec(
+    name: &str,
+    title: &str,
+    description: &str,
+    annotations: ToolAnnotations,
+    input: Value,
+    output: Value,
+) -> ToolSpec {
     ToolSpec::new(name, title, description, annotations, input, output)
 }
 

@@ -116,10 +116,15 @@ impl DropboxClient {
 
     /// Calls `files/download`: the argument travels in `Dropbox-API-Arg`, the metadata comes
     /// back in `Dropbox-API-Result`.
-    pub(crate) async fn download(&self, arg: &Value, ctx: &CallContext) -> Result<Download, ToolError> {
-        let mut request = UpstreamRequest::new(Method::POST, self.route_url("files/download", true)?)
-            .idempotent(true)
-            .bearer(token(ctx)?)?;
+    pub(crate) async fn download(
+        &self,
+        arg: &Value,
+        ctx: &CallContext,
+    ) -> Result<Download, ToolError> {
+        let mut request =
+            UpstreamRequest::new(Method::POST, self.route_url("files/download", true)?)
+                .idempotent(true)
+                .bearer(token(ctx)?)?;
         request.headers.insert("dropbox-api-arg", api_arg(arg)?);
         let response = self.http.send(request, ctx).await?;
         check(&response)?;
@@ -217,7 +222,7 @@ fn check(response: &UpstreamResponse) -> Result<(), ToolError> {
         .as_ref()
         .and_then(|b| b.get("error_summary"))
         .and_then(Value::as_str)
-        .map(|s| s.trim_end_matches(|c| c == '.' || c == '/').to_owned());
+        .map(|s| s.trim_end_matches(['.', '/']).to_owned());
     let plain = || {
         String::from_utf8_lossy(&response.body)
             .chars()
@@ -277,16 +282,32 @@ mod tests {
 
     #[test]
     fn escapes_non_ascii_as_utf16_units() {
-        assert_eq!(escape_non_ascii(r#"{"path":"/é😀"}"#), r#"{"path":"/\u00e9\ud83d\ude00"}"#);
+        assert_eq!(
+            escape_non_ascii(r#"{"path":"/é😀"}"#),
+            r#"{"path":"/\u00e9\ud83d\ude00"}"#
+        );
     }
 
     #[test]
     fn maps_route_error_tags() {
-        assert!(matches!(route_error("path/not_found".into()), ToolError::NotFound(m) if m.contains("the path")));
-        assert!(matches!(route_error("from_lookup/not_found".into()), ToolError::NotFound(m) if m.contains("source")));
-        assert!(matches!(route_error("to/conflict/folder".into()), ToolError::InvalidArguments(_)));
-        assert!(matches!(route_error("path/no_write_permission".into()), ToolError::Forbidden(_)));
-        assert!(matches!(route_error("other".into()), ToolError::Upstream { status: 409, .. }));
+        assert!(
+            matches!(route_error("path/not_found".into()), ToolError::NotFound(m) if m.contains("the path"))
+        );
+        assert!(
+            matches!(route_error("from_lookup/not_found".into()), ToolError::NotFound(m) if m.contains("source"))
+        );
+        assert!(matches!(
+            route_error("to/conflict/folder".into()),
+            ToolError::InvalidArguments(_)
+        ));
+        assert!(matches!(
+            route_error("path/no_write_permission".into()),
+            ToolError::Forbidden(_)
+        ));
+        assert!(matches!(
+            route_error("other".into()),
+            ToolError::Upstream { status: 409, .. }
+        ));
     }
 
     #[test]
@@ -297,17 +318,26 @@ mod tests {
         let real = Url::parse("https://api.dropboxapi.com").expect("url");
         let client = DropboxClient::new(http.clone(), &real, None).expect("client");
         assert_eq!(
-            client.route_url("files/download", true).expect("url").as_str(),
+            client
+                .route_url("files/download", true)
+                .expect("url")
+                .as_str(),
             "https://content.dropboxapi.com/2/files/download"
         );
         assert_eq!(
-            client.route_url("files/list_folder/continue", false).expect("url").as_str(),
+            client
+                .route_url("files/list_folder/continue", false)
+                .expect("url")
+                .as_str(),
             "https://api.dropboxapi.com/2/files/list_folder/continue"
         );
         let sandbox = Url::parse("http://127.0.0.1:9/dropbox").expect("url");
         let client = DropboxClient::new(http, &sandbox, None).expect("client");
         assert_eq!(
-            client.route_url("files/upload", true).expect("url").as_str(),
+            client
+                .route_url("files/upload", true)
+                .expect("url")
+                .as_str(),
             "http://127.0.0.1:9/dropbox/content/2/files/upload"
         );
     }

@@ -48,7 +48,12 @@ impl Ops<'_> {
         let answer = match cursor::decode(tool, self.args)? {
             Some(next) => {
                 self.client
-                    .rpc("files/search/continue_v2", &json!({ "cursor": next }), true, self.ctx)
+                    .rpc(
+                        "files/search/continue_v2",
+                        &json!({ "cursor": next }),
+                        true,
+                        self.ctx,
+                    )
                     .await?
             }
             None => {
@@ -61,7 +66,9 @@ impl Ops<'_> {
                     options["path"] = json!(normalize_path(path, true)?);
                 }
                 let arg = json!({ "query": self.required("query")?, "options": options });
-                self.client.rpc("files/search_v2", &arg, true, self.ctx).await?
+                self.client
+                    .rpc("files/search_v2", &arg, true, self.ctx)
+                    .await?
             }
         };
         let matches = answer
@@ -85,14 +92,21 @@ impl Ops<'_> {
         let answer = match cursor::decode(tool, self.args)? {
             Some(next) => {
                 self.client
-                    .rpc("files/list_folder/continue", &json!({ "cursor": next }), true, self.ctx)
+                    .rpc(
+                        "files/list_folder/continue",
+                        &json!({ "cursor": next }),
+                        true,
+                        self.ctx,
+                    )
                     .await?
             }
             None => {
                 let path = normalize_path(self.str_arg("path").unwrap_or(""), true)?;
                 let arg = json!({ "path": path, "recursive": false, "include_deleted": false,
                                   "limit": self.number("limit", 50, tools::MAX_PAGE) });
-                self.client.rpc("files/list_folder", &arg, true, self.ctx).await?
+                self.client
+                    .rpc("files/list_folder", &arg, true, self.ctx)
+                    .await?
             }
         };
         let entries = answer
@@ -118,7 +132,10 @@ impl Ops<'_> {
 
     pub(crate) async fn get_metadata(&self) -> Result<ToolOutput, ToolError> {
         let arg = json!({ "path": self.path("path")?, "include_deleted": false });
-        let meta = self.client.rpc("files/get_metadata", &arg, true, self.ctx).await?;
+        let meta = self
+            .client
+            .rpc("files/get_metadata", &arg, true, self.ctx)
+            .await?;
         single_output("Found", entry(&meta, None)?)
     }
 
@@ -181,20 +198,32 @@ impl Ops<'_> {
 
     pub(crate) async fn create_folder(&self) -> Result<ToolOutput, ToolError> {
         let arg = json!({ "path": self.path("path")?, "autorename": self.flag("autorename") });
-        let answer = self.client.rpc("files/create_folder_v2", &arg, false, self.ctx).await?;
-        single_output("Created", entry(field(&answer, "metadata")?, Some("folder"))?)
+        let answer = self
+            .client
+            .rpc("files/create_folder_v2", &arg, false, self.ctx)
+            .await?;
+        single_output(
+            "Created",
+            entry(field(&answer, "metadata")?, Some("folder"))?,
+        )
     }
 
     pub(crate) async fn move_item(&self) -> Result<ToolOutput, ToolError> {
         let arg = json!({ "from_path": self.path("from_path")?, "to_path": self.path("to_path")?,
                           "autorename": self.flag("autorename"), "allow_ownership_transfer": false });
-        let answer = self.client.rpc("files/move_v2", &arg, false, self.ctx).await?;
+        let answer = self
+            .client
+            .rpc("files/move_v2", &arg, false, self.ctx)
+            .await?;
         single_output("Moved", entry(field(&answer, "metadata")?, None)?)
     }
 
     pub(crate) async fn delete(&self) -> Result<ToolOutput, ToolError> {
         let arg = json!({ "path": self.path("path")? });
-        let answer = self.client.rpc("files/delete_v2", &arg, false, self.ctx).await?;
+        let answer = self
+            .client
+            .rpc("files/delete_v2", &arg, false, self.ctx)
+            .await?;
         single_output("Deleted", entry(field(&answer, "metadata")?, None)?)
     }
 
@@ -249,7 +278,10 @@ impl Ops<'_> {
 /// listing and searching. A path without a leading slash is read as relative to the root.
 fn normalize_path(raw: &str, root_allowed: bool) -> Result<String, ToolError> {
     let trimmed = raw.trim();
-    if ["id:", "rev:", "ns:"].iter().any(|p| trimmed.starts_with(p)) {
+    if ["id:", "rev:", "ns:"]
+        .iter()
+        .any(|p| trimmed.starts_with(p))
+    {
         return Ok(trimmed.to_owned());
     }
     let path = format!("/{}", trimmed.trim_start_matches('/'));
@@ -280,7 +312,11 @@ fn field<'v>(value: &'v Value, key: &str) -> Result<&'v Value, ToolError> {
 /// Converts Dropbox `Metadata` (tagged union, or a `FileMetadata`/`FolderMetadata` struct when
 /// the route's result type is one: `tag` then says which) to the tools' entry shape.
 fn entry(meta: &Value, tag: Option<&str>) -> Result<Value, ToolError> {
-    let tag = meta.get(".tag").and_then(Value::as_str).or(tag).unwrap_or("file");
+    let tag = meta
+        .get(".tag")
+        .and_then(Value::as_str)
+        .or(tag)
+        .unwrap_or("file");
     let kind = match tag {
         "file" => "file",
         "folder" => "folder",
@@ -353,8 +389,14 @@ mod tests {
     fn normalizes_paths() {
         assert_eq!(normalize_path("/", true).ok().as_deref(), Some(""));
         assert!(normalize_path("/", false).is_err());
-        assert_eq!(normalize_path("Docs/a.txt", false).ok().as_deref(), Some("/Docs/a.txt"));
-        assert_eq!(normalize_path("id:abc", false).ok().as_deref(), Some("id:abc"));
+        assert_eq!(
+            normalize_path("Docs/a.txt", false).ok().as_deref(),
+            Some("/Docs/a.txt")
+        );
+        assert_eq!(
+            normalize_path("id:abc", false).ok().as_deref(),
+            Some("id:abc")
+        );
         assert!(normalize_path("/a/../b", false).is_err());
     }
 }

@@ -139,7 +139,14 @@ fn read_file() -> ToolSpec {
                 "total_chars": { "type": "integer", "minimum": 0 },
                 "next_offset": { "type": ["integer", "null"], "minimum": 0, "description": "Pass as `offset` to read on; null when the text ends here." },
             }),
-            &["entry", "format", "text", "offset", "total_chars", "next_offset"],
+            &[
+                "entry",
+                "format",
+                "text",
+                "offset",
+                "total_chars",
+                "next_offset",
+            ],
         ),
     )
 }

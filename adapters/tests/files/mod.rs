@@ -22,17 +22,35 @@ pub struct Env {
 pub async fn start(kind: Arc<dyn AdapterKind>, token: &'static str) -> Env {
     let mut registry = Registry::default();
     registry.register(kind.clone());
-    let server = SandboxServer::start(&registry, "127.0.0.1:0".parse().expect("addr")).await.expect("sandbox starts");
+    let server = SandboxServer::start(&registry, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("sandbox starts");
     let base = server.base_url(kind.sandbox_mount());
-    let client = UpstreamClient::new(UpstreamConfig::default()).expect("client").for_instance(kind.id(), 8);
+    let client = UpstreamClient::new(UpstreamConfig::default())
+        .expect("client")
+        .for_instance(kind.id(), 8);
     let adapter = kind
-        .build(InstanceSettings { name: kind.id().into(), base_url: base.clone(), client, settings: Map::new() })
+        .build(InstanceSettings {
+            name: kind.id().into(),
+            base_url: base.clone(),
+            client,
+            settings: Map::new(),
+        })
         .expect("adapter builds");
-    Env { server, adapter, base, http: reqwest::Client::new(), token }
+    Env {
+        server,
+        adapter,
+        base,
+        http: reqwest::Client::new(),
+        token,
+    }
 }
 
 pub fn ctx(credential: Option<&str>) -> CallContext {
-    CallContext { credential: credential.map(Secret::new), ..CallContext::default() }
+    CallContext {
+        credential: credential.map(Secret::new),
+        ..CallContext::default()
+    }
 }
 
 impl Env {
@@ -45,27 +63,66 @@ impl Env {
     }
 
     /// Calls a tool; its arguments must match the input schema and a success the output schema.
-    pub async fn call_with(&self, tool: &str, args: Value, ctx: &CallContext) -> Result<ToolOutput, ToolError> {
-        let spec = self.adapter.tools().into_iter().find(|t| t.name == tool).expect("tool exists");
-        let input = jsonschema::validator_for(&Value::Object(spec.input_schema.clone())).expect("input schema");
-        assert!(input.is_valid(&args), "{tool}: test arguments violate the input schema: {args}");
-        let result = self.adapter.call(tool, args.as_object().cloned().expect("object"), ctx).await;
+    pub async fn call_with(
+        &self,
+        tool: &str,
+        args: Value,
+        ctx: &CallContext,
+    ) -> Result<ToolOutput, ToolError> {
+        let spec = self
+            .adapter
+            .tools()
+            .into_iter()
+            .find(|t| t.name == tool)
+            .expect("tool exists");
+        let input = jsonschema::validator_for(&Value::Object(spec.input_schema.clone()))
+            .expect("input schema");
+        assert!(
+            input.is_valid(&args),
+            "{tool}: test arguments violate the input schema: {args}"
+        );
+        let result = self
+            .adapter
+            .call(tool, args.as_object().cloned().expect("object"), ctx)
+            .await;
         if let Ok(output) = &result {
-            let validator = jsonschema::validator_for(&Value::Object(spec.output_schema)).expect("output schema");
-            let errors: Vec<String> = validator.iter_errors(&output.structured).map(|e| e.to_string()).collect();
-            assert!(errors.is_empty(), "{tool} output violates its schema: {errors:?}\n{}", output.structured);
+            let validator = jsonschema::validator_for(&Value::Object(spec.output_schema))
+                .expect("output schema");
+            let errors: Vec<String> = validator
+                .iter_errors(&output.structured)
+                .map(|e| e.to_string())
+                .collect();
+            assert!(
+                errors.is_empty(),
+                "{tool} output violates its schema: {errors:?}\n{}",
+                output.structured
+            );
             assert!(!output.text.trim().is_empty());
         }
         result
     }
 
     pub async fn control(&self, path: &str, body: Value) {
-        let status = self.http.post(self.url(path)).json(&body).send().await.expect("control").status();
+        let status = self
+            .http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("control")
+            .status();
         assert!(status.is_success(), "{path}: {status}");
     }
 
     pub async fn recorded(&self) -> Vec<Value> {
-        self.http.get(self.url("/_sandbox/requests")).send().await.expect("requests").json().await.expect("json")
+        self.http
+            .get(self.url("/_sandbox/requests"))
+            .send()
+            .await
+            .expect("requests")
+            .json()
+            .await
+            .expect("json")
     }
 
     /// Follows `next_cursor` from `first` to the end; returns every item's id and the page count.
@@ -93,8 +150,17 @@ impl Env {
 /// say so clearly. Either outcome passes; anything else (a crash, a wrong error) fails.
 pub fn text_or_unsupported(result: Result<ToolOutput, ToolError>, expected: &str) {
     match result {
-        Ok(out) => assert!(out.structured["text"].as_str().expect("text").contains(expected), "{}", out.structured),
-        Err(ToolError::InvalidArguments(message)) => assert!(message.contains("cannot read"), "{message}"),
+        Ok(out) => assert!(
+            out.structured["text"]
+                .as_str()
+                .expect("text")
+                .contains(expected),
+            "{}",
+            out.structured
+        ),
+        Err(ToolError::InvalidArguments(message)) => {
+            assert!(message.contains("cannot read"), "{message}")
+        }
         Err(other) => panic!("unexpected error {other:?}"),
     }
 }

@@ -10,7 +10,9 @@ use axum::{
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
-use super::{BoxSandbox, Params, base_of, client_error, json_body, multipart, not_found, store::Store};
+use super::{
+    BoxSandbox, Params, base_of, client_error, json_body, multipart, not_found, store::Store,
+};
 use crate::dropbox::sandbox::store::now;
 
 macro_rules! admit {
@@ -28,13 +30,17 @@ macro_rules! store {
     ($sandbox:expr) => {
         match $sandbox.store() {
             Ok(store) => store,
-            Err(response) => return response,
+            Err(response) => return *response,
         }
     };
 }
 
 fn limit(params: &Params, default: usize, max: usize) -> usize {
-    params.get("limit").and_then(|l| l.parse().ok()).unwrap_or(default).clamp(1, max)
+    params
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(default)
+        .clamp(1, max)
 }
 
 fn conflict(existing: &Value) -> Response {
@@ -44,13 +50,28 @@ fn conflict(existing: &Value) -> Response {
     (StatusCode::CONFLICT, Json(body)).into_response()
 }
 
-pub(super) async fn search(State(sandbox): State<BoxSandbox>, uri: OriginalUri, headers: HeaderMap, params: Params) -> Response {
+pub(super) async fn search(
+    State(sandbox): State<BoxSandbox>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
     admit!(sandbox, "GET", uri, headers, Value::Null);
     let Some(query) = params.get("query").filter(|q| !q.trim().is_empty()) else {
-        return client_error(StatusCode::BAD_REQUEST, "bad_request", "Missing query parameter `query`");
+        return client_error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "Missing query parameter `query`",
+        );
     };
-    let words: Vec<String> = query.to_lowercase().split_whitespace().map(str::to_owned).collect();
-    let names_only = params.get("content_types").is_some_and(|t| t.split(',').all(|t| t == "name"));
+    let words: Vec<String> = query
+        .to_lowercase()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let names_only = params
+        .get("content_types")
+        .is_some_and(|t| t.split(',').all(|t| t == "name"));
     let kind = params.get("type").map(String::as_str);
     let ancestor = params.get("ancestor_folder_ids").map(String::as_str);
     let store = store!(sandbox);
@@ -65,23 +86,40 @@ pub(super) async fn search(State(sandbox): State<BoxSandbox>, uri: OriginalUri, 
         }
         ancestor.is_none()
     };
-    let hits: Vec<Value> = store.items.values()
+    let hits: Vec<Value> = store
+        .items
+        .values()
         .filter(|i| i.id != "0" && kind.is_none_or(|k| (k == "folder") == i.folder) && within(i))
         .filter(|i| {
             let name = i.name.to_lowercase();
-            let body = if names_only || i.folder { String::new() } else { String::from_utf8_lossy(&i.content).to_lowercase() };
-            words.iter().all(|w| name.contains(w.as_str()) || body.contains(w.as_str()))
+            let body = if names_only || i.folder {
+                String::new()
+            } else {
+                String::from_utf8_lossy(&i.content).to_lowercase()
+            };
+            words
+                .iter()
+                .all(|w| name.contains(w.as_str()) || body.contains(w.as_str()))
         })
         .map(|i| store.with_fields(i, &base, params.get("fields").map(String::as_str)))
         .collect();
-    let offset: usize = params.get("offset").and_then(|o| o.parse().ok()).unwrap_or(0);
+    let offset: usize = params
+        .get("offset")
+        .and_then(|o| o.parse().ok())
+        .unwrap_or(0);
     let limit = limit(&params, 30, 200);
     let page: Vec<Value> = hits.iter().skip(offset).take(limit).cloned().collect();
     Json(json!({ "type": "search_results_items", "total_count": hits.len(), "limit": limit, "offset": offset, "entries": page }))
         .into_response()
 }
 
-pub(super) async fn folder_items(State(sandbox): State<BoxSandbox>, Path(id): Path<String>, uri: OriginalUri, headers: HeaderMap, params: Params) -> Response {
+pub(super) async fn folder_items(
+    State(sandbox): State<BoxSandbox>,
+    Path(id): Path<String>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
     admit!(sandbox, "GET", uri, headers, Value::Null);
     let store = store!(sandbox);
     if !store.items.get(&id).is_some_and(|i| i.folder) {
@@ -92,13 +130,23 @@ pub(super) async fn folder_items(State(sandbox): State<BoxSandbox>, Path(id): Pa
     let limit = limit(&params, 100, 1000);
     let start: usize = match params.get("marker") {
         None => 0,
-        Some(marker) => match URL_SAFE_NO_PAD.decode(marker).ok().and_then(|b| String::from_utf8(b).ok()).and_then(|s| s.parse().ok()) {
+        Some(marker) => match URL_SAFE_NO_PAD
+            .decode(marker)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.parse().ok())
+        {
             Some(start) => start,
             None => return client_error(StatusCode::BAD_REQUEST, "bad_request", "Invalid marker"),
         },
     };
     let fields = params.get("fields").map(String::as_str);
-    let entries: Vec<Value> = children.iter().skip(start).take(limit).map(|i| store.with_fields(i, &base, fields)).collect();
+    let entries: Vec<Value> = children
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|i| store.with_fields(i, &base, fields))
+        .collect();
     let end = start + entries.len();
     let next = (end < children.len()).then(|| URL_SAFE_NO_PAD.encode(end.to_string()));
     let mut body = json!({ "limit": limit, "next_marker": next, "prev_marker": null, "entries": entries,
@@ -111,28 +159,68 @@ pub(super) async fn folder_items(State(sandbox): State<BoxSandbox>, Path(id): Pa
 
 fn get_item(store: &Store, id: &str, folder: bool, base: &str, params: &Params) -> Response {
     match store.items.get(id).filter(|i| i.folder == folder) {
-        Some(item) => Json(store.with_fields(item, base, params.get("fields").map(String::as_str))).into_response(),
+        Some(item) => Json(store.with_fields(item, base, params.get("fields").map(String::as_str)))
+            .into_response(),
         None => not_found(),
     }
 }
 
-pub(super) async fn get_file(State(sandbox): State<BoxSandbox>, Path(id): Path<String>, uri: OriginalUri, headers: HeaderMap, params: Params) -> Response {
+pub(super) async fn get_file(
+    State(sandbox): State<BoxSandbox>,
+    Path(id): Path<String>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
     admit!(sandbox, "GET", uri, headers, Value::Null);
     let store = store!(sandbox);
-    get_item(&store, &id, false, &base_of(&headers, &uri, "/2.0/"), &params)
+    get_item(
+        &store,
+        &id,
+        false,
+        &base_of(&headers, &uri, "/2.0/"),
+        &params,
+    )
 }
 
-pub(super) async fn get_folder(State(sandbox): State<BoxSandbox>, Path(id): Path<String>, uri: OriginalUri, headers: HeaderMap, params: Params) -> Response {
+pub(super) async fn get_folder(
+    State(sandbox): State<BoxSandbox>,
+    Path(id): Path<String>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
     admit!(sandbox, "GET", uri, headers, Value::Null);
     let store = store!(sandbox);
-    get_item(&store, &id, true, &base_of(&headers, &uri, "/2.0/"), &params)
+    get_item(
+        &store,
+        &id,
+        true,
+        &base_of(&headers, &uri, "/2.0/"),
+        &params,
+    )
 }
 
-pub(super) async fn create_folder(State(sandbox): State<BoxSandbox>, uri: OriginalUri, headers: HeaderMap, body: Bytes) -> Response {
-    let body = match json_body(&body) { Ok(body) => body, Err(response) => return response };
+pub(super) async fn create_folder(
+    State(sandbox): State<BoxSandbox>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body = match json_body(&body) {
+        Ok(body) => body,
+        Err(response) => return *response,
+    };
     admit!(sandbox, "POST", uri, headers, body);
-    let (Some(name), Some(parent)) = (body["name"].as_str(), body.pointer("/parent/id").and_then(Value::as_str)) else {
-        return client_error(StatusCode::BAD_REQUEST, "bad_request", "`name` and `parent.id` are required");
+    let (Some(name), Some(parent)) = (
+        body["name"].as_str(),
+        body.pointer("/parent/id").and_then(Value::as_str),
+    ) else {
+        return client_error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "`name` and `parent.id` are required",
+        );
     };
     let mut store = store!(sandbox);
     if !store.items.get(parent).is_some_and(|i| i.folder) {
@@ -147,11 +235,23 @@ pub(super) async fn create_folder(State(sandbox): State<BoxSandbox>, uri: Origin
     (StatusCode::CREATED, Json(store.full(&item, &base))).into_response()
 }
 
-pub(super) async fn update_file(State(sandbox): State<BoxSandbox>, Path(id): Path<String>, uri: OriginalUri, headers: HeaderMap, params: Params, body: Bytes) -> Response {
-    let body = match json_body(&body) { Ok(body) => body, Err(response) => return response };
+pub(super) async fn update_file(
+    State(sandbox): State<BoxSandbox>,
+    Path(id): Path<String>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    params: Params,
+    body: Bytes,
+) -> Response {
+    let body = match json_body(&body) {
+        Ok(body) => body,
+        Err(response) => return *response,
+    };
     admit!(sandbox, "PUT", uri, headers, body);
     let mut store = store!(sandbox);
-    let Some(mut item) = store.items.get(&id).filter(|i| !i.folder).cloned() else { return not_found() };
+    let Some(mut item) = store.items.get(&id).filter(|i| !i.folder).cloned() else {
+        return not_found();
+    };
     let base = base_of(&headers, &uri, "/2.0/");
     if let Some(parent) = body.pointer("/parent/id").and_then(Value::as_str) {
         if !store.items.get(parent).is_some_and(|i| i.folder) {
@@ -164,7 +264,11 @@ pub(super) async fn update_file(State(sandbox): State<BoxSandbox>, Path(id): Pat
     }
     if let Some(access) = body.pointer("/shared_link/access").and_then(Value::as_str) {
         if !matches!(access, "open" | "company" | "collaborators") {
-            return client_error(StatusCode::BAD_REQUEST, "bad_request", "Invalid shared link access");
+            return client_error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "Invalid shared link access",
+            );
         }
         item.shared_access = Some(access.to_owned());
     }
@@ -178,7 +282,12 @@ pub(super) async fn update_file(State(sandbox): State<BoxSandbox>, Path(id): Pat
     Json(store.with_fields(&item, &base, params.get("fields").map(String::as_str))).into_response()
 }
 
-pub(super) async fn delete_file(State(sandbox): State<BoxSandbox>, Path(id): Path<String>, uri: OriginalUri, headers: HeaderMap) -> Response {
+pub(super) async fn delete_file(
+    State(sandbox): State<BoxSandbox>,
+    Path(id): Path<String>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+) -> Response {
     admit!(sandbox, "DELETE", uri, headers, Value::Null);
     let mut store = store!(sandbox);
     match store.items.get(&id).filter(|i| !i.folder) {
@@ -190,21 +299,54 @@ pub(super) async fn delete_file(State(sandbox): State<BoxSandbox>, Path(id): Pat
     }
 }
 
-pub(super) async fn upload(State(sandbox): State<BoxSandbox>, uri: OriginalUri, headers: HeaderMap, body: Bytes) -> Response {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+pub(super) async fn upload(
+    State(sandbox): State<BoxSandbox>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let parts = multipart::parse(&content_type, &body);
     let names: Vec<String> = parts.iter().flatten().map(|p| p.name.clone()).collect();
-    admit!(sandbox, "POST", uri, headers, json!({ "content_type": content_type, "parts": names }));
+    admit!(
+        sandbox,
+        "POST",
+        uri,
+        headers,
+        json!({ "content_type": content_type, "parts": names })
+    );
     let Some(parts) = parts else {
-        return client_error(StatusCode::BAD_REQUEST, "bad_request", "Expected multipart/form-data");
+        return client_error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "Expected multipart/form-data",
+        );
     };
     // Box requires the attributes part before the file part.
-    let (Some(attributes), Some(file)) = (parts.first().filter(|p| p.name == "attributes"), parts.get(1).filter(|p| p.name == "file")) else {
-        return client_error(StatusCode::BAD_REQUEST, "bad_request", "Expected an `attributes` part followed by a `file` part");
+    let (Some(attributes), Some(file)) = (
+        parts.first().filter(|p| p.name == "attributes"),
+        parts.get(1).filter(|p| p.name == "file"),
+    ) else {
+        return client_error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "Expected an `attributes` part followed by a `file` part",
+        );
     };
     let attributes: Value = serde_json::from_slice(&attributes.body).unwrap_or(Value::Null);
-    let (Some(name), Some(parent)) = (attributes["name"].as_str(), attributes.pointer("/parent/id").and_then(Value::as_str)) else {
-        return client_error(StatusCode::BAD_REQUEST, "bad_request", "attributes need `name` and `parent.id`");
+    let (Some(name), Some(parent)) = (
+        attributes["name"].as_str(),
+        attributes.pointer("/parent/id").and_then(Value::as_str),
+    ) else {
+        return client_error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "attributes need `name` and `parent.id`",
+        );
     };
     let mut store = store!(sandbox);
     if !store.items.get(parent).is_some_and(|i| i.folder) {
@@ -216,5 +358,9 @@ pub(super) async fn upload(State(sandbox): State<BoxSandbox>, uri: OriginalUri, 
     }
     let id = store.add(parent, name, Some(file.body.clone()), &now());
     let item = store.items[&id].clone();
-    (StatusCode::CREATED, Json(json!({ "total_count": 1, "entries": [store.full(&item, &base)] }))).into_response()
+    (
+        StatusCode::CREATED,
+        Json(json!({ "total_count": 1, "entries": [store.full(&item, &base)] })),
+    )
+        .into_response()
 }

@@ -61,7 +61,11 @@ pub(crate) fn client_error(status: StatusCode, code: &str, message: &str) -> Res
 }
 
 pub(crate) fn not_found() -> Response {
-    client_error(StatusCode::NOT_FOUND, "not_found", "Could not find the specified resource")
+    client_error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "Could not find the specified resource",
+    )
 }
 
 impl BoxSandbox {
@@ -87,7 +91,12 @@ impl BoxSandbox {
             .route("/2.0/folders", post(handlers::create_folder))
             .route("/2.0/folders/{id}", get(handlers::get_folder))
             .route("/2.0/folders/{id}/items", get(handlers::folder_items))
-            .route("/2.0/files/{id}", get(handlers::get_file).put(handlers::update_file).delete(handlers::delete_file))
+            .route(
+                "/2.0/files/{id}",
+                get(handlers::get_file)
+                    .put(handlers::update_file)
+                    .delete(handlers::delete_file),
+            )
             .route("/2.0/files/{id}/content", get(download))
             .route("/upload/api/2.0/files/content", post(handlers::upload))
             .route("/dl/{id}", get(download_url))
@@ -101,9 +110,12 @@ impl BoxSandbox {
     pub(crate) async fn admit(&self, what: Value, headers: &HeaderMap) -> Result<(), Response> {
         self.throttle.record(what);
         if let Some(retry_after) = self.throttle.take_failure() {
-            return Err(too_many_requests(retry_after, json!({ "type": "error", "status": 429,
+            return Err(too_many_requests(
+                retry_after,
+                json!({ "type": "error", "status": 429,
                 "code": "too_many_requests", "message": "Request rate limit exceeded, please try again later",
-                "request_id": "sbx0123456789" })));
+                "request_id": "sbx0123456789" }),
+            ));
         }
         self.throttle.delay().await;
         let token = headers
@@ -121,14 +133,19 @@ impl BoxSandbox {
         Err(response)
     }
 
-    pub(crate) fn store(&self) -> Result<std::sync::MutexGuard<'_, store::Store>, Response> {
-        self.store.lock().map_err(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    pub(crate) fn store(&self) -> Result<std::sync::MutexGuard<'_, store::Store>, Box<Response>> {
+        self.store
+            .lock()
+            .map_err(|_| Box::new(StatusCode::INTERNAL_SERVER_ERROR.into_response()))
     }
 }
 
 /// The emulator's own base URL (`http://host/box`), from the request, for links it hands out.
 pub(crate) fn base_of(headers: &HeaderMap, uri: &OriginalUri, marker: &str) -> String {
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("127.0.0.1");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1");
     let path = uri.path();
     let mount = path.find(marker).map_or("", |i| &path[..i]);
     format!("http://{host}{mount}")
@@ -140,17 +157,26 @@ async fn download(
     uri: OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(response) = sandbox.admit(json!({ "method": "GET", "path": uri.path() }), &headers).await {
+    if let Err(response) = sandbox
+        .admit(json!({ "method": "GET", "path": uri.path() }), &headers)
+        .await
+    {
         return response;
     }
-    let exists = sandbox.store().is_ok_and(|s| s.items.get(&id).is_some_and(|i| !i.folder));
+    let exists = sandbox
+        .store()
+        .is_ok_and(|s| s.items.get(&id).is_some_and(|i| !i.folder));
     if !exists {
         return not_found();
     }
-    let pending = sandbox.not_ready.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    let pending = sandbox
+        .not_ready
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
     if pending.is_ok() {
         let mut response = StatusCode::ACCEPTED.into_response();
-        response.headers_mut().insert("retry-after", HeaderValue::from_static("0"));
+        response
+            .headers_mut()
+            .insert("retry-after", HeaderValue::from_static("0"));
         return response;
     }
     let location = format!("{}/dl/{id}", base_of(&headers, &uri, "/2.0/"));
@@ -163,7 +189,9 @@ async fn download(
 
 /// The pre-signed download URL (Box's `dl.boxcloud.com`): no bearer token needed.
 async fn download_url(State(sandbox): State<BoxSandbox>, Path(id): Path<String>) -> Response {
-    let Ok(store) = sandbox.store() else { return StatusCode::INTERNAL_SERVER_ERROR.into_response() };
+    let Ok(store) = sandbox.store() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     match store.items.get(&id).filter(|i| !i.folder) {
         Some(item) => item.content.clone().into_response(),
         None => not_found(),
@@ -175,16 +203,25 @@ struct NotReady {
     count: u32,
 }
 
-async fn set_not_ready(State(sandbox): State<BoxSandbox>, Json(body): Json<NotReady>) -> StatusCode {
+async fn set_not_ready(
+    State(sandbox): State<BoxSandbox>,
+    Json(body): Json<NotReady>,
+) -> StatusCode {
     sandbox.not_ready.store(body.count, Ordering::SeqCst);
     StatusCode::NO_CONTENT
 }
 
 pub(crate) type Params = Query<std::collections::HashMap<String, String>>;
 
-pub(crate) fn json_body(body: &Bytes) -> Result<Value, Response> {
+pub(crate) fn json_body(body: &Bytes) -> Result<Value, Box<Response>> {
     serde_json::from_slice::<Value>(body)
         .ok()
         .filter(Value::is_object)
-        .ok_or_else(|| client_error(StatusCode::BAD_REQUEST, "bad_request", "Invalid JSON body"))
+        .ok_or_else(|| {
+            Box::new(client_error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "Invalid JSON body",
+            ))
+        })
 }

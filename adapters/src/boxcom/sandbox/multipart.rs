@@ -8,12 +8,20 @@ pub(crate) struct Part {
 }
 
 fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    haystack.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|i| i + from)
+    haystack
+        .get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|i| i + from)
 }
 
 /// The parts of `body` for the boundary in `content_type`, in order; `None` when malformed.
 pub(crate) fn parse(content_type: &str, body: &[u8]) -> Option<Vec<Part>> {
-    let boundary = content_type.split(';').map(str::trim).find_map(|p| p.strip_prefix("boundary="))?.trim_matches('"');
+    let boundary = content_type
+        .split(';')
+        .map(str::trim)
+        .find_map(|p| p.strip_prefix("boundary="))?
+        .trim_matches('"');
     let delimiter = format!("--{boundary}").into_bytes();
     let mut parts = Vec::new();
     let mut at = find(body, &delimiter, 0)? + delimiter.len();
@@ -26,8 +34,16 @@ pub(crate) fn parse(content_type: &str, body: &[u8]) -> Option<Vec<Part>> {
         let part = body.get(start..next.checked_sub(2)?)?; // drop the CRLF before the delimiter
         let split = find(part, b"\r\n\r\n", 0)?;
         let head = String::from_utf8_lossy(&part[..split]);
-        let name = head.split(';').map(str::trim).find_map(|p| p.strip_prefix("name="))?.trim_matches('"').to_owned();
-        parts.push(Part { name, body: part[split + 4..].to_vec() });
+        let name = head
+            .split(';')
+            .map(str::trim)
+            .find_map(|p| p.strip_prefix("name="))?
+            .trim_matches('"')
+            .to_owned();
+        parts.push(Part {
+            name,
+            body: part[split + 4..].to_vec(),
+        });
         at = next + delimiter.len();
     }
 }

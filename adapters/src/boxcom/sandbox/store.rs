@@ -25,14 +25,28 @@ pub(crate) struct Store {
     next: u64,
 }
 
-const USER: &str = r#"{"type":"user","id":"11446498","name":"Alice Anderson","login":"alice@example.com"}"#;
+const USER: &str =
+    r#"{"type":"user","id":"11446498","name":"Alice Anderson","login":"alice@example.com"}"#;
 
 impl Store {
     pub(crate) fn seeded() -> Self {
-        let mut store = Self { next: 1000, ..Self::default() };
+        let mut store = Self {
+            next: 1000,
+            ..Self::default()
+        };
         let at = "2026-05-04T09:30:00Z";
-        store.items.insert("0".into(), Item { id: "0".into(), folder: true, name: "All Files".into(), parent: None,
-            content: Vec::new(), modified: at.into(), shared_access: None });
+        store.items.insert(
+            "0".into(),
+            Item {
+                id: "0".into(),
+                folder: true,
+                name: "All Files".into(),
+                parent: None,
+                content: Vec::new(),
+                modified: at.into(),
+                shared_access: None,
+            },
+        );
         let reports = store.add("0", "Reports", None, at);
         for (name, bytes) in office_documents() {
             store.add(&reports, name, Some(bytes.to_vec()), at);
@@ -41,33 +55,67 @@ impl Store {
             store.add(&reports, name, Some(text.into_bytes()), at);
         }
         let logs = store.add("0", "Logs", None, at);
-        store.add(&logs, "server-2026.log.txt", Some(large_text().into_bytes()), at);
+        store.add(
+            &logs,
+            "server-2026.log.txt",
+            Some(large_text().into_bytes()),
+            at,
+        );
         let archive = store.add("0", "Archive", None, at);
         for n in 1..=160 {
-            let text = format!("Archived note {n}.\nTopic: {}\n", if n % 10 == 0 { "invoice" } else { "misc" });
-            store.add(&archive, &format!("note-{n:03}.txt"), Some(text.into_bytes()), at);
+            let text = format!(
+                "Archived note {n}.\nTopic: {}\n",
+                if n % 10 == 0 { "invoice" } else { "misc" }
+            );
+            store.add(
+                &archive,
+                &format!("note-{n:03}.txt"),
+                Some(text.into_bytes()),
+                at,
+            );
         }
         store
     }
 
     /// Adds a folder (`content` None) or file; returns its id.
-    pub(crate) fn add(&mut self, parent: &str, name: &str, content: Option<Vec<u8>>, at: &str) -> String {
+    pub(crate) fn add(
+        &mut self,
+        parent: &str,
+        name: &str,
+        content: Option<Vec<u8>>,
+        at: &str,
+    ) -> String {
         self.next += 1;
         let id = self.next.to_string();
-        let item = Item { id: id.clone(), folder: content.is_none(), name: name.into(), parent: Some(parent.into()),
-            content: content.unwrap_or_default(), modified: at.into(), shared_access: None };
+        let item = Item {
+            id: id.clone(),
+            folder: content.is_none(),
+            name: name.into(),
+            parent: Some(parent.into()),
+            content: content.unwrap_or_default(),
+            modified: at.into(),
+            shared_access: None,
+        };
         self.items.insert(id.clone(), item);
         id
     }
 
     pub(crate) fn children(&self, folder: &str) -> Vec<&Item> {
-        let mut children: Vec<&Item> = self.items.values().filter(|i| i.parent.as_deref() == Some(folder)).collect();
-        children.sort_by(|a, b| (!a.folder, a.name.to_lowercase()).cmp(&(!b.folder, b.name.to_lowercase())));
+        let mut children: Vec<&Item> = self
+            .items
+            .values()
+            .filter(|i| i.parent.as_deref() == Some(folder))
+            .collect();
+        children.sort_by(|a, b| {
+            (!a.folder, a.name.to_lowercase()).cmp(&(!b.folder, b.name.to_lowercase()))
+        });
         children
     }
 
     pub(crate) fn name_taken(&self, folder: &str, name: &str, except: &str) -> Option<&Item> {
-        self.children(folder).into_iter().find(|i| i.id != except && i.name.eq_ignore_ascii_case(name))
+        self.children(folder)
+            .into_iter()
+            .find(|i| i.id != except && i.name.eq_ignore_ascii_case(name))
     }
 
     pub(crate) fn touch(&mut self, id: &str) {
@@ -78,8 +126,10 @@ impl Store {
 
     fn mini(&self, id: &str) -> Value {
         match self.items.get(id) {
-            Some(item) => json!({ "type": if item.folder { "folder" } else { "file" }, "id": item.id,
-                                  "sequence_id": "1", "etag": "1", "name": item.name }),
+            Some(item) => {
+                json!({ "type": if item.folder { "folder" } else { "file" }, "id": item.id,
+                                  "sequence_id": "1", "etag": "1", "name": item.name })
+            }
             None => Value::Null,
         }
     }
@@ -131,7 +181,10 @@ impl Store {
         let full = self.full(item, base);
         let Some(fields) = fields else { return full };
         let mut picked = serde_json::Map::new();
-        for key in ["type", "id", "etag"].into_iter().chain(fields.split(',').map(str::trim)) {
+        for key in ["type", "id", "etag"]
+            .into_iter()
+            .chain(fields.split(',').map(str::trim))
+        {
             if let Some(value) = full.get(key) {
                 picked.insert(key.to_owned(), value.clone());
             }

@@ -67,12 +67,18 @@ pub(crate) fn route_error(tags: &[&str]) -> ApiError {
         };
     }
     let summary = format!("{}/...", tags.join("/"));
-    ApiError(StatusCode::CONFLICT, json!({ "error_summary": summary, "error": error }))
+    ApiError(
+        StatusCode::CONFLICT,
+        json!({ "error_summary": summary, "error": error }),
+    )
 }
 
 /// A 400 answer: Dropbox sends bad-input errors as plain text.
 pub(crate) fn bad_input(message: &str) -> ApiError {
-    ApiError(StatusCode::BAD_REQUEST, Value::String(format!("Error in call: {message}")))
+    ApiError(
+        StatusCode::BAD_REQUEST,
+        Value::String(format!("Error in call: {message}")),
+    )
 }
 
 /// Opaque paging cursors of the emulator: base64 of the paging state.
@@ -147,7 +153,8 @@ impl DropboxSandbox {
             ));
         }
         self.throttle.delay().await;
-        self.authenticate(headers).map_err(IntoResponse::into_response)
+        self.authenticate(headers)
+            .map_err(IntoResponse::into_response)
     }
 }
 
@@ -185,7 +192,9 @@ async fn content(
     body: Bytes,
 ) -> Response {
     let raw = headers.get("dropbox-api-arg").and_then(|v| v.to_str().ok());
-    let arg: Value = raw.and_then(|a| serde_json::from_str(a).ok()).unwrap_or(Value::Null);
+    let arg: Value = raw
+        .and_then(|a| serde_json::from_str(a).ok())
+        .unwrap_or(Value::Null);
     if let Err(response) = sandbox.admit(&format!("files/{op}"), &headers, &arg).await {
         return response;
     }

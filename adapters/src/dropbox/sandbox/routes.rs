@@ -32,12 +32,17 @@ pub(super) fn rpc(store: &mut Store, route: &str, arg: &Value) -> Result<Value, 
     match route {
         "files/list_folder" => {
             let path = path_arg(arg, "path")?;
-            let limit = arg.get("limit").and_then(Value::as_u64).unwrap_or(2000).clamp(1, 2000);
+            let limit = arg
+                .get("limit")
+                .and_then(Value::as_u64)
+                .unwrap_or(2000)
+                .clamp(1, 2000);
             list_folder(store, json!({ "path": path, "limit": limit, "offset": 0 }))
         }
         "files/list_folder/continue" => list_folder(store, decode_cursor(text(arg, "cursor"))?),
         "files/search_v2" => {
-            let query = text(arg, "query").filter(|q| !q.trim().is_empty())
+            let query = text(arg, "query")
+                .filter(|q| !q.trim().is_empty())
                 .ok_or_else(|| bad_input("`query` must not be empty"))?;
             let options = arg.get("options").cloned().unwrap_or(json!({}));
             let state = json!({
@@ -54,7 +59,9 @@ pub(super) fn rpc(store: &mut Store, route: &str, arg: &Value) -> Result<Value, 
             if path.is_empty() {
                 return Err(bad_input("the root folder is unsupported"));
             }
-            let key = store.resolve(path).ok_or_else(|| route_error(&["path", "not_found"]))?;
+            let key = store
+                .resolve(path)
+                .ok_or_else(|| route_error(&["path", "not_found"]))?;
             Ok(store.nodes[&key].metadata(true))
         }
         "files/create_folder_v2" => {
@@ -94,11 +101,16 @@ pub(super) fn rpc(store: &mut Store, route: &str, arg: &Value) -> Result<Value, 
             let key = store
                 .resolve(path_arg(arg, "path")?)
                 .ok_or_else(|| route_error(&["path_lookup", "not_found"]))?;
-            let node = store.remove(&key).ok_or_else(|| route_error(&["path_lookup", "not_found"]))?;
+            let node = store
+                .remove(&key)
+                .ok_or_else(|| route_error(&["path_lookup", "not_found"]))?;
             Ok(json!({ "metadata": node.metadata(true) }))
         }
         "sharing/create_shared_link_with_settings" => share(store, arg),
-        _ => Err(ApiError(axum::http::StatusCode::NOT_FOUND, json!({ "error_summary": "unknown route" }))),
+        _ => Err(ApiError(
+            axum::http::StatusCode::NOT_FOUND,
+            json!({ "error_summary": "unknown route" }),
+        )),
     }
 }
 
@@ -107,26 +119,40 @@ fn list_folder(store: &Store, state: Value) -> Result<Value, ApiError> {
     let folder = if path.is_empty() {
         String::new()
     } else {
-        let key = store.resolve(path).ok_or_else(|| route_error(&["path", "not_found"]))?;
+        let key = store
+            .resolve(path)
+            .ok_or_else(|| route_error(&["path", "not_found"]))?;
         if !store.nodes[&key].folder {
             return Err(route_error(&["path", "not_folder"]));
         }
         key
     };
-    let entries: Vec<Value> = store.children(&folder).iter().map(|n| n.metadata(true)).collect();
+    let entries: Vec<Value> = store
+        .children(&folder)
+        .iter()
+        .map(|n| n.metadata(true))
+        .collect();
     let (offset, limit) = (as_usize(&state["offset"]), as_usize(&state["limit"]).max(1));
     Ok(page(entries, offset, limit, state, "entries"))
 }
 
 fn as_usize(value: &Value) -> usize {
-    value.as_u64().and_then(|n| usize::try_from(n).ok()).unwrap_or(0)
+    value
+        .as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0)
 }
 
 /// Every word of the query must occur in the name (or, unless `filename_only`, in the text of a
 /// text file), case-insensitively.
 fn search(store: &Store, state: Value) -> Result<Value, ApiError> {
-    let words: Vec<String> = state["query"].as_str().unwrap_or_default().to_lowercase()
-        .split_whitespace().map(str::to_owned).collect();
+    let words: Vec<String> = state["query"]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
     let scope = state["path"].as_str().unwrap_or_default().to_lowercase();
     let names_only = state["filename_only"].as_bool().unwrap_or(false);
     let matches: Vec<Value> = store
@@ -153,12 +179,19 @@ fn share(store: &mut Store, arg: &Value) -> Result<Value, ApiError> {
     let key = store
         .resolve(path_arg(arg, "path")?)
         .ok_or_else(|| route_error(&["path", "not_found"]))?;
-    let audience = arg.pointer("/settings/audience").and_then(Value::as_str).unwrap_or("public");
+    let audience = arg
+        .pointer("/settings/audience")
+        .and_then(Value::as_str)
+        .unwrap_or("public");
     let node = &store.nodes[&key];
     let tag = if node.folder { "folder" } else { "file" };
     let existing = store.links.get(&key).cloned();
     let url = existing.clone().unwrap_or_else(|| {
-        format!("https://www.dropbox.com/scl/fi/{}/{}?dl=0", &node.id[3..], node.name())
+        format!(
+            "https://www.dropbox.com/scl/fi/{}/{}?dl=0",
+            &node.id[3..],
+            node.name()
+        )
     });
     let mut link = json!({
         ".tag": tag, "url": url, "name": node.name(), "id": node.id,
@@ -174,10 +207,13 @@ fn share(store: &mut Store, arg: &Value) -> Result<Value, ApiError> {
         link["size"] = json!(node.content.len());
     }
     if existing.is_some() {
-        return Err(ApiError(axum::http::StatusCode::CONFLICT, json!({
+        return Err(ApiError(
+            axum::http::StatusCode::CONFLICT,
+            json!({
             "error_summary": "shared_link_already_exists/metadata/...",
             "error": { ".tag": "shared_link_already_exists",
-                       "shared_link_already_exists": { ".tag": "metadata", "metadata": link } } })));
+                       "shared_link_already_exists": { ".tag": "metadata", "metadata": link } } }),
+        ));
     }
     store.links.insert(key, url);
     Ok(link)
@@ -199,7 +235,9 @@ pub(super) fn upload(store: &mut Store, arg: &Value, body: Vec<u8>) -> Result<Va
     if path.is_empty() || path.starts_with("id:") {
         return Err(route_error(&["path", "reason", "malformed_path"]));
     }
-    let mode = arg.get("mode").and_then(|m| m.as_str().or_else(|| m.get(".tag").and_then(Value::as_str)));
+    let mode = arg
+        .get("mode")
+        .and_then(|m| m.as_str().or_else(|| m.get(".tag").and_then(Value::as_str)));
     if let Some(existing) = store.resolve(&path) {
         let folder = store.nodes[&existing].folder;
         if folder || mode != Some("overwrite") {

@@ -9,8 +9,14 @@ use serde_json::{Value, json};
 /// extraction is exercised on genuine formats.
 pub(crate) fn office_documents() -> [(&'static str, &'static [u8]); 4] {
     [
-        ("quarterly-summary.docx", include_bytes!("fixtures/quarterly-summary.docx")),
-        ("budget-2026.xlsx", include_bytes!("fixtures/budget-2026.xlsx")),
+        (
+            "quarterly-summary.docx",
+            include_bytes!("fixtures/quarterly-summary.docx"),
+        ),
+        (
+            "budget-2026.xlsx",
+            include_bytes!("fixtures/budget-2026.xlsx"),
+        ),
         ("roadmap.pptx", include_bytes!("fixtures/roadmap.pptx")),
         ("handbook.pdf", include_bytes!("fixtures/handbook.pdf")),
     ]
@@ -19,10 +25,20 @@ pub(crate) fn office_documents() -> [(&'static str, &'static [u8]); 4] {
 /// Plain-text seed files shared with the Box emulator.
 pub(crate) fn text_documents() -> [(&'static str, String); 4] {
     [
-        ("meeting-notes.txt", "Meeting notes\nThe launch is planned for March. Budget approved.\n".into()),
-        ("README.md", "# Team folder\n\nEverything about the *launch* lives here.\n".into()),
+        (
+            "meeting-notes.txt",
+            "Meeting notes\nThe launch is planned for March. Budget approved.\n".into(),
+        ),
+        (
+            "README.md",
+            "# Team folder\n\nEverything about the *launch* lives here.\n".into(),
+        ),
         ("sales.csv", "region,amount\nnorth,1200\nsouth,900\n".into()),
-        ("status.html", "<html><body><h1>Status</h1><p>All systems &amp; services green.</p></body></html>".into()),
+        (
+            "status.html",
+            "<html><body><h1>Status</h1><p>All systems &amp; services green.</p></body></html>"
+                .into(),
+        ),
     ]
 }
 
@@ -125,10 +141,21 @@ impl Store {
         for (name, text) in text_documents() {
             store.put(&format!("/Reports/{name}"), text.into_bytes(), seeded);
         }
-        store.put("/Logs/server-2026.log.txt", large_text().into_bytes(), seeded);
+        store.put(
+            "/Logs/server-2026.log.txt",
+            large_text().into_bytes(),
+            seeded,
+        );
         for n in 1..=160 {
-            let text = format!("Archived note {n}.\nTopic: {}\n", if n % 10 == 0 { "invoice" } else { "misc" });
-            store.put(&format!("/Archive/note-{n:03}.txt"), text.into_bytes(), seeded);
+            let text = format!(
+                "Archived note {n}.\nTopic: {}\n",
+                if n % 10 == 0 { "invoice" } else { "misc" }
+            );
+            store.put(
+                &format!("/Archive/note-{n:03}.txt"),
+                text.into_bytes(),
+                seeded,
+            );
         }
         store.mkdir("/Projects", seeded);
         store
@@ -148,7 +175,14 @@ impl Store {
             let key = current.to_lowercase();
             if !self.nodes.contains_key(&key) {
                 let (id, rev) = self.new_id();
-                let node = Node { id, path_display: current.clone(), folder: true, content: Vec::new(), modified: modified.into(), rev };
+                let node = Node {
+                    id,
+                    path_display: current.clone(),
+                    folder: true,
+                    content: Vec::new(),
+                    modified: modified.into(),
+                    rev,
+                };
                 self.nodes.insert(key, node);
             }
         }
@@ -163,7 +197,14 @@ impl Store {
         let key = path.to_lowercase();
         let (fresh_id, rev) = self.new_id();
         let id = self.nodes.get(&key).map_or(fresh_id, |old| old.id.clone());
-        let node = Node { id, path_display: path.into(), folder: false, content, modified: modified.into(), rev };
+        let node = Node {
+            id,
+            path_display: path.into(),
+            folder: false,
+            content,
+            modified: modified.into(),
+            rev,
+        };
         self.nodes.insert(key.clone(), node);
         key
     }
@@ -171,7 +212,11 @@ impl Store {
     /// The lower-cased path a Dropbox path or `id:` reference names, if it exists.
     pub(crate) fn resolve(&self, path: &str) -> Option<String> {
         if path.starts_with("id:") {
-            return self.nodes.iter().find(|(_, n)| n.id == path).map(|(k, _)| k.clone());
+            return self
+                .nodes
+                .iter()
+                .find(|(_, n)| n.id == path)
+                .map(|(k, _)| k.clone());
         }
         let key = path.to_lowercase();
         self.nodes.contains_key(&key).then_some(key)
@@ -189,7 +234,9 @@ impl Store {
     /// A free name for `path` like `notes (1).txt`, as Dropbox's autorename picks.
     pub(crate) fn free_name(&self, path: &str) -> String {
         let (stem, ext) = match path.rsplit_once('.') {
-            Some((stem, ext)) if !stem.ends_with('/') && !ext.contains('/') => (stem.to_owned(), format!(".{ext}")),
+            Some((stem, ext)) if !stem.ends_with('/') && !ext.contains('/') => {
+                (stem.to_owned(), format!(".{ext}"))
+            }
             _ => (path.to_owned(), String::new()),
         };
         (1..)
@@ -211,7 +258,8 @@ impl Store {
             if let Some(mut node) = self.nodes.remove(&key) {
                 let rest = &node.path_display[from.len()..];
                 node.path_display = format!("{to_display}{rest}");
-                self.nodes.insert(format!("{to_lower}{}", &key[from.len()..]), node);
+                self.nodes
+                    .insert(format!("{to_lower}{}", &key[from.len()..]), node);
             }
         }
     }
@@ -240,7 +288,9 @@ mod tests {
 
     impl Store {
         fn large_enough(&self) -> bool {
-            self.nodes.get("/logs/server-2026.log.txt").is_some_and(|n| n.content.len() > 100_000)
+            self.nodes
+                .get("/logs/server-2026.log.txt")
+                .is_some_and(|n| n.content.len() > 100_000)
         }
     }
 }
