@@ -5,6 +5,9 @@
 //! fixtures, contract tests) and one line in [`registry::Registry::builtin`].
 
 pub mod adapter;
+pub mod boxcom;
+
+pub mod dropbox;
 pub mod error;
 pub mod extract;
 pub mod graph;

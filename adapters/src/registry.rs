@@ -26,6 +26,9 @@ impl Registry {
         registry.register(Arc::new(crate::graph::OutlookKind));
         registry.register(Arc::new(crate::graph::TeamsKind));
         registry.register(Arc::new(crate::graph::SharePointKind));
+        registry.register(Arc::new(crate::dropbox::DropboxKind));
+        registry.register(Arc::new(crate::boxcom::BoxKind));
+
         registry
     }
 
