@@ -1,6 +1,8 @@
 //! An OAuth 2.0 authorization server for emulators: authorization code with PKCE (S256 only),
 //! refresh tokens (rotating or reusable), expiring access tokens, RFC 6749 error bodies.
 //! It auto-approves every authorization request: it is a sandbox, there is no user to ask.
+//! Test controls: `POST /_sandbox/expire_tokens`, `POST /_sandbox/revoke_tokens` and
+//! `GET /_sandbox/oauth_log` (token requests and the users behind checked bearer tokens).
 
 use std::{
     collections::HashMap,
@@ -66,6 +68,19 @@ struct Grants {
     codes: HashMap<String, CodeGrant>,
     access: HashMap<String, AccessGrant>,
     refresh: HashMap<String, Grant>,
+    /// What tests assert on: every token request and every bearer token checked.
+    log: OAuthLog,
+}
+
+/// The emulator's record of token requests and of whom each checked bearer token stood for,
+/// served at `GET /_sandbox/oauth_log` so tests can count refreshes and see whose token a call
+/// carried. Holds no token values.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct OAuthLog {
+    /// `{grant_type, user, outcome}` per `POST /oauth/token`, in order.
+    pub token_requests: Vec<serde_json::Value>,
+    /// The user of every valid bearer token checked, in order.
+    pub bearer_users: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -129,22 +144,45 @@ impl OAuthServer {
             .route("/oauth/authorize", get(authorize))
             .route("/oauth/token", post(token))
             .route("/_sandbox/expire_tokens", post(expire_tokens))
+            .route("/_sandbox/revoke_tokens", post(revoke_tokens))
+            .route("/_sandbox/oauth_log", get(oauth_log))
             .with_state(self.clone())
     }
 
     /// Looks a bearer token up.
     pub fn check(&self, token: &str) -> TokenStatus {
-        let Ok(grants) = self.state.lock() else {
+        let Ok(mut grants) = self.state.lock() else {
             return TokenStatus::Unknown;
         };
-        match grants.access.get(token) {
+        let status = match grants.access.get(token) {
             Some(access) if access.expires_at > Instant::now() => TokenStatus::Valid {
                 user: access.grant.user.clone(),
                 scope: access.grant.scope.clone(),
             },
             Some(_) => TokenStatus::Expired,
             None => TokenStatus::Unknown,
+        };
+        if let TokenStatus::Valid { user, .. } = &status {
+            grants.log.bearer_users.push(user.clone());
         }
+        status
+    }
+
+    /// Forgets every refresh and access token, as when a user revokes the app at the provider:
+    /// the next refresh gets `invalid_grant`.
+    pub fn revoke_all(&self) {
+        if let Ok(mut grants) = self.state.lock() {
+            grants.access.clear();
+            grants.refresh.clear();
+        }
+    }
+
+    /// A copy of the request log.
+    pub fn log(&self) -> OAuthLog {
+        self.state
+            .lock()
+            .map(|grants| grants.log.clone())
+            .unwrap_or_default()
     }
 
     /// Makes every access token issued so far expired (refresh tokens keep working).
@@ -266,6 +304,23 @@ async fn authorize(
 }
 
 async fn token(State(server): State<OAuthServer>, Form(params): Form<TokenParams>) -> Response {
+    let grant_type = params.grant_type.clone().unwrap_or_default();
+    let response = issue_token(&server, params);
+    let outcome = if response.status().is_success() {
+        "ok".to_owned()
+    } else {
+        format!("error {}", response.status().as_u16())
+    };
+    if let Ok(mut grants) = server.state.lock() {
+        grants
+            .log
+            .token_requests
+            .push(json!({ "grant_type": grant_type, "outcome": outcome }));
+    }
+    response
+}
+
+fn issue_token(server: &OAuthServer, params: TokenParams) -> Response {
     let Ok(mut grants) = server.state.lock() else {
         return oauth_error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -351,4 +406,13 @@ async fn token(State(server): State<OAuthServer>, Form(params): Form<TokenParams
 async fn expire_tokens(State(server): State<OAuthServer>) -> StatusCode {
     server.expire_all();
     StatusCode::NO_CONTENT
+}
+
+async fn revoke_tokens(State(server): State<OAuthServer>) -> StatusCode {
+    server.revoke_all();
+    StatusCode::NO_CONTENT
+}
+
+async fn oauth_log(State(server): State<OAuthServer>) -> Json<OAuthLog> {
+    Json(server.log())
 }
