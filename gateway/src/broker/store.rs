@@ -51,6 +51,13 @@ pub struct Summary {
 
 type Row = (String, String, Option<String>, Option<i64>, String);
 
+/// A refresh in progress: the transaction holding the row lock, and the row (`Err` when it does
+/// not open).
+pub type Locked = (
+    Transaction<'static, Any>,
+    Option<Result<Connection, StoreError>>,
+);
+
 const SELECT: &str = "SELECT sealed, scopes, account, expires_at, status FROM broker_tokens
     WHERE user_sub = $1 AND connection = $2";
 /// PostgreSQL: the same row, locked until the transaction ends.
@@ -114,7 +121,7 @@ impl TokenStore {
 
     pub fn list<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<Vec<Summary>, StoreError>> {
         Box::pin(async move {
-            let rows: Vec<(String, String, Option<String>, Option<i64>, String)> = sqlx::query_as(
+            let rows: Vec<Row> = sqlx::query_as(
                 "SELECT connection, scopes, account, expires_at, status FROM broker_tokens WHERE user_sub = $1",
             )
             .bind(user)
@@ -218,16 +225,7 @@ impl TokenStore {
         &'a self,
         user: &'a str,
         connection: &'a str,
-    ) -> BoxFuture<
-        'a,
-        Result<
-            (
-                Transaction<'static, Any>,
-                Option<Result<Connection, StoreError>>,
-            ),
-            StoreError,
-        >,
-    > {
+    ) -> BoxFuture<'a, Result<Locked, StoreError>> {
         Box::pin(async move {
             let pool = self.storage.pool();
             let (mut tx, sql) = if self.storage.is_sqlite() {

@@ -235,14 +235,14 @@ async fn connect(
             "<p>The form expired; reload the page.</p>",
         );
     }
-    let separator = web
-        .broker
-        .provider(&form.connection)
-        .map_or(" ", |p| p.spec.scope_separator);
+    let provider = web.broker.provider(&form.connection);
+    let separator = provider.map_or(" ", |p| p.spec.scope_separator);
+    // The emulators have nobody to ask who is logging in: they take the user from login_hint.
+    let hint = provider.filter(|p| p.sandbox).map(|_| user.as_str());
     let scopes = split_scopes(&form.scopes, separator);
     match web
         .broker
-        .start_connect(&user, &form.connection, &scopes, None)
+        .start_connect(&user, &form.connection, &scopes, hint)
         .await
     {
         Ok(url) => Redirect::to(url.as_str()).into_response(),
