@@ -3,18 +3,26 @@
 //! invalid_grant, and user isolation.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::path::Path;
 
 use manifold::app;
 use manifold_adapters::Registry;
-use serde_json::{Value, json};
+use serde_json::json;
+use support::broker::{BrokerClient, assert_ok, refreshes, rejections, text};
 
 struct Demo {
-    base: String,
-    emulator: String,
+    client: BrokerClient,
     dir: tempfile::TempDir,
-    http: reqwest::Client,
     _running: app::RunningGateway,
+}
+
+impl std::ops::Deref for Demo {
+    type Target = BrokerClient;
+    fn deref(&self) -> &BrokerClient {
+        &self.client
+    }
 }
 
 async fn start() -> Demo {
@@ -42,163 +50,10 @@ sandbox = true
     let running = app::start(config, &source, path, &registry).await.unwrap();
     let emulator = format!("http://{}/linear", running.sandbox.as_ref().unwrap().addr());
     Demo {
-        base: format!("http://{}", running.addr),
-        emulator,
+        client: BrokerClient::new(&format!("http://{}", running.addr), &emulator),
         dir,
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
         _running: running,
     }
-}
-
-impl Demo {
-    async fn login(&self, user: &str) -> String {
-        let answer = self
-            .http
-            .get(format!("{}/connections/dev-login?user={user}", self.base))
-            .send()
-            .await
-            .unwrap();
-        let cookie = answer.headers()["set-cookie"].to_str().unwrap();
-        cookie.split(';').next().unwrap().to_owned()
-    }
-
-    async fn page(&self, cookie: &str) -> String {
-        self.http
-            .get(format!("{}/connections", self.base))
-            .header("cookie", cookie)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    }
-
-    /// One stateless-style call on a fresh session declaring `capabilities`.
-    async fn call(&self, cookie: &str, capabilities: Value, tool: &str) -> Value {
-        let url = format!("{}/mcp", self.base);
-        let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": capabilities,
-            "clientInfo": {"name": "t", "version": "1"}}});
-        let answer = self.mcp(&url, cookie, None, &init).await;
-        let session = answer.0.unwrap();
-        let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-        self.mcp(&url, cookie, Some(&session), &note).await;
-        let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-            "params": {"name": tool, "arguments": {}}});
-        self.mcp(&url, cookie, Some(&session), &call).await.1
-    }
-
-    async fn mcp(
-        &self,
-        url: &str,
-        cookie: &str,
-        session: Option<&str>,
-        body: &Value,
-    ) -> (Option<String>, Value) {
-        let mut request = self
-            .http
-            .post(url)
-            .header("accept", "application/json, text/event-stream")
-            .header("content-type", "application/json")
-            .header("mcp-protocol-version", "2025-11-25")
-            .header("cookie", cookie)
-            .body(body.to_string());
-        if let Some(session) = session {
-            request = request.header("mcp-session-id", session);
-        }
-        let answer = request.send().await.unwrap();
-        let session = answer
-            .headers()
-            .get("mcp-session-id")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let text = answer.text().await.unwrap();
-        let message = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .chain(std::iter::once(text.as_str()))
-            .find_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-            .unwrap_or(Value::Null);
-        (session, message)
-    }
-
-    async fn oauth_log(&self) -> Value {
-        self.http
-            .get(format!("{}/_sandbox/oauth_log", self.emulator))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    async fn control(&self, path: &str) {
-        let answer = self
-            .http
-            .post(format!("{}{path}", self.emulator))
-            .send()
-            .await
-            .unwrap();
-        assert!(answer.status().is_success());
-    }
-
-    /// Connect/disconnect form POST; returns the response.
-    async fn form(&self, cookie: &str, action: &str, connection: &str) -> reqwest::Response {
-        let page = self.page(cookie).await;
-        let csrf = page
-            .split("name=csrf value=\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .unwrap()
-            .to_owned();
-        self.http
-            .post(format!("{}/connections/{action}", self.base))
-            .header("cookie", cookie)
-            .header("origin", &self.base)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(
-                url::form_urlencoded::Serializer::new(String::new())
-                    .extend_pairs([
-                        ("csrf", csrf.as_str()),
-                        ("connection", connection),
-                        ("scopes", ""),
-                    ])
-                    .finish(),
-            )
-            .send()
-            .await
-            .unwrap()
-    }
-
-    /// Starts a connect and follows the emulator's authorize; returns the callback URL.
-    async fn authorize(&self, cookie: &str) -> String {
-        let started = self.form(cookie, "connect", "linear").await;
-        assert_eq!(started.status(), 303);
-        let authorize = started.headers()["location"].to_str().unwrap().to_owned();
-        assert!(authorize.starts_with(&self.emulator), "{authorize}");
-        let approved = self.http.get(&authorize).send().await.unwrap();
-        approved.headers()["location"].to_str().unwrap().to_owned()
-    }
-
-    async fn get(&self, cookie: &str, url: &str) -> reqwest::Response {
-        self.http
-            .get(url)
-            .header("cookie", cookie)
-            .send()
-            .await
-            .unwrap()
-    }
-}
-
-fn text(answer: &Value) -> String {
-    answer["result"]["content"][0]["text"]
-        .as_str()
-        .unwrap_or("")
-        .to_owned()
 }
 
 #[tokio::test]
@@ -275,35 +130,62 @@ async fn url_elicitation_only_for_clients_that_declare_it() {
     assert!(text(&plain).contains("/connections/connect"), "{plain}");
 }
 
-fn refreshes(log: &Value) -> usize {
-    log["token_requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["grant_type"] == "refresh_token")
-        .count()
-}
-
 #[tokio::test]
 async fn expired_tokens_refresh_once_for_twenty_concurrent_calls() {
     let demo = start().await;
     let alice = demo.login("alice").await;
     let warm = demo.call(&alice, json!({}), "linear_list_teams").await;
     assert_ne!(warm["result"]["isError"], true, "{warm}");
-    demo.control("/_sandbox/expire_tokens").await;
-    let before = refreshes(&demo.oauth_log().await);
+    demo.control("/_sandbox/expire_tokens", json!(null)).await;
+    let before = refreshes(&demo.oauth_log().await).len();
     let calls = (0..20).map(|_| demo.call(&alice, json!({}), "linear_list_teams"));
     for answer in futures::future::join_all(calls).await {
         assert_ne!(answer["result"]["isError"], true, "{answer}");
     }
-    assert_eq!(refreshes(&demo.oauth_log().await) - before, 1);
+    assert_eq!(refreshes(&demo.oauth_log().await).len() - before, 1);
+}
+
+#[tokio::test]
+async fn tokens_inside_the_refresh_skew_are_refreshed_before_use() {
+    let demo = start().await;
+    // carol's first access token lives 2 s: well inside the broker's 60 s refresh skew.
+    demo.control("/_sandbox/token_lifetime", json!({"seconds": 2}))
+        .await;
+    let carol = demo.login("carol").await;
+    demo.connect(&carol).await;
+    demo.control("/_sandbox/token_lifetime", json!({"seconds": 3600}))
+        .await;
+    // Past its lifetime at the provider too: sent as it is, it would draw a 401 (and a refresh
+    // after it), which is not "before use".
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    let before = demo.oauth_log().await;
+    assert_ok(&demo.call(&carol, json!({}), "linear_list_teams").await);
+    let after = demo.oauth_log().await;
+    assert_eq!(
+        refreshes(&after).len() - refreshes(&before).len(),
+        1,
+        "{after}"
+    );
+    assert_eq!(
+        rejections(&after),
+        rejections(&before),
+        "the provider refused a token: the broker did not refresh before use: {after}"
+    );
+    // The refreshed token lasts an hour: the next call uses it without refreshing.
+    assert_ok(&demo.call(&carol, json!({}), "linear_list_teams").await);
+    let last = demo.oauth_log().await;
+    assert_eq!(refreshes(&last).len(), refreshes(&after).len(), "{last}");
+    assert_eq!(
+        last["bearer_users"].as_array().unwrap().last().unwrap(),
+        "carol"
+    );
 }
 
 #[tokio::test]
 async fn invalid_grant_marks_the_connection_broken() {
     let demo = start().await;
     let bob = demo.login("bob").await;
-    demo.control("/_sandbox/revoke_tokens").await;
+    demo.control("/_sandbox/revoke_tokens", json!(null)).await;
     let answer = demo.call(&bob, json!({}), "linear_list_teams").await;
     assert_eq!(answer["result"]["isError"], true, "{answer}");
     assert!(text(&answer).contains("Reconnect at"), "{answer}");
