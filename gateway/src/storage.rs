@@ -62,6 +62,18 @@ const MIGRATIONS: &[(i64, &str)] = &[
         expires_at BIGINT NOT NULL
     )",
     ),
+    // Refreshes in progress: the replica holding `lease` until `held_until` (Unix seconds) is the
+    // only one spending the connection's refresh token.
+    (
+        22,
+        "CREATE TABLE IF NOT EXISTS broker_refresh_leases (
+        user_sub TEXT NOT NULL,
+        connection TEXT NOT NULL,
+        lease TEXT NOT NULL,
+        held_until BIGINT NOT NULL,
+        PRIMARY KEY (user_sub, connection)
+    )",
+    ),
 ];
 
 /// A connection pool to the configured database.

@@ -14,6 +14,7 @@ use manifold_policy::Principal;
 pub mod demo;
 pub mod identity;
 pub mod provider;
+mod refresh;
 pub mod setup;
 mod state;
 pub mod store;

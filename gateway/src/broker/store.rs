@@ -51,20 +51,8 @@ pub struct Summary {
 
 type Row = (String, String, Option<String>, Option<i64>, String);
 
-/// A refresh in progress: the transaction holding the row lock, and the row (`Err` when it does
-/// not open).
-pub type Locked = (
-    Transaction<'static, Any>,
-    Option<Result<Connection, StoreError>>,
-);
-
 const SELECT: &str = "SELECT sealed, scopes, account, expires_at, status FROM broker_tokens
     WHERE user_sub = $1 AND connection = $2";
-/// PostgreSQL: the same row, locked until the transaction ends.
-const SELECT_FOR_UPDATE: &str =
-    "SELECT sealed, scopes, account, expires_at, status FROM broker_tokens
-    WHERE user_sub = $1 AND connection = $2 FOR UPDATE";
-
 /// The broker's tables.
 #[derive(Debug, Clone)]
 pub struct TokenStore {
@@ -218,36 +206,77 @@ impl TokenStore {
         })
     }
 
-    /// Starts a refresh: a transaction holding the row's write lock across replicas (SQLite:
-    /// `BEGIN IMMEDIATE` takes the database write lock; PostgreSQL: `SELECT … FOR UPDATE`), and
-    /// the row as it is now that the lock is held.
-    pub fn lock<'a>(
+    /// Claims the refresh of (user, connection) for `lease` until `until` (Unix seconds), unless
+    /// another holder's lease is still running. Refresh tokens that rotate work once: only the
+    /// holder may spend one. One short statement, so no database lock is held while the holder
+    /// talks to the provider (SQLite's lock is the whole database's).
+    pub fn claim_refresh<'a>(
         &'a self,
         user: &'a str,
         connection: &'a str,
-    ) -> BoxFuture<'a, Result<Locked, StoreError>> {
+        lease: &'a str,
+        until: i64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            let pool = self.storage.pool();
-            let (mut tx, sql) = if self.storage.is_sqlite() {
-                (pool.begin_with("BEGIN IMMEDIATE").await?, SELECT)
-            } else {
-                (pool.begin().await?, SELECT_FOR_UPDATE)
-            };
-            let row: Option<Row> = sqlx::query_as(sql)
-                .bind(user)
-                .bind(connection)
-                .fetch_optional(&mut *tx)
-                .await?;
-            Ok((tx, row.map(|row| self.decode(user, connection, row))))
+            let claimed = sqlx::query(
+                "INSERT INTO broker_refresh_leases (user_sub, connection, lease, held_until)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (user_sub, connection) DO UPDATE SET
+                    lease = excluded.lease, held_until = excluded.held_until
+                 WHERE broker_refresh_leases.held_until < $5",
+            )
+            .bind(user)
+            .bind(connection)
+            .bind(lease)
+            .bind(until)
+            .bind(super::now())
+            .execute(self.storage.pool())
+            .await?;
+            Ok(claimed.rows_affected() == 1)
         })
     }
 
-    /// Stores refreshed tokens and releases the lock.
-    pub fn finish_refresh<'a>(
+    /// Gives up a claimed refresh without storing anything.
+    pub fn release<'a>(
         &'a self,
-        mut tx: Transaction<'static, Any>,
         user: &'a str,
         connection: &'a str,
+        lease: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.storage.pool().begin().await?;
+            Self::end_lease(&mut tx, user, connection, lease).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn end_lease<'a>(
+        tx: &'a mut Transaction<'static, Any>,
+        user: &'a str,
+        connection: &'a str,
+        lease: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            sqlx::query(
+                "DELETE FROM broker_refresh_leases
+                 WHERE user_sub = $1 AND connection = $2 AND lease = $3",
+            )
+            .bind(user)
+            .bind(connection)
+            .bind(lease)
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Stores refreshed tokens and ends `lease`, together: whoever claims next sees them.
+    pub fn finish_refresh<'a>(
+        &'a self,
+        user: &'a str,
+        connection: &'a str,
+        lease: &'a str,
         tokens: &'a Tokens,
         previous: &'a Connection,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
@@ -256,6 +285,7 @@ impl TokenStore {
                 .scopes
                 .clone()
                 .unwrap_or_else(|| previous.scopes.clone());
+            let mut tx = self.storage.pool().begin().await?;
             self.write(
                 &mut tx,
                 user,
@@ -265,20 +295,21 @@ impl TokenStore {
                 &scopes,
             )
             .await?;
+            Self::end_lease(&mut tx, user, connection, lease).await?;
             tx.commit().await?;
             Ok(())
         })
     }
 
-    /// Marks the connection broken (the provider refused its refresh token) and releases the
-    /// lock.
+    /// Marks the connection broken (the provider refused its refresh token) and ends `lease`.
     pub fn mark_broken<'a>(
         &'a self,
-        mut tx: Transaction<'static, Any>,
         user: &'a str,
         connection: &'a str,
+        lease: &'a str,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
+            let mut tx = self.storage.pool().begin().await?;
             sqlx::query(
                 "UPDATE broker_tokens SET status = 'broken', updated_at = $3
                  WHERE user_sub = $1 AND connection = $2",
@@ -288,6 +319,7 @@ impl TokenStore {
             .bind(super::now())
             .execute(&mut *tx)
             .await?;
+            Self::end_lease(&mut tx, user, connection, lease).await?;
             tx.commit().await?;
             Ok(())
         })

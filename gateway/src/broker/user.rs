@@ -1,7 +1,7 @@
 //! The per-user broker: each caller's own provider tokens, connected once at `/connections`,
 //! refreshed before they expire and after a provider 401, single-flight per (user, connection)
-//! in this process (an async mutex) and across replicas (a database row lock), so a rotating
-//! refresh token is used exactly once.
+//! in this process (an async mutex) and across replicas (a refresh lease, see [`refresh`]), so a
+//! rotating refresh token is used exactly once.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -17,6 +17,7 @@ use url::Url;
 use super::{
     BrokerError, CredentialBroker, StaticCredentials, now,
     provider::{Provider, ProviderError},
+    refresh::{self, Refreshed},
     state::{self, ConnectState},
     store::{Connection, StoreError, TokenStore},
 };
@@ -254,13 +255,6 @@ impl UserBroker {
         })
     }
 
-    fn expiring(&self, connection: &Connection) -> bool {
-        let skew = i64::try_from(self.settings.refresh_skew.as_secs()).unwrap_or(60);
-        connection
-            .expires_at
-            .is_some_and(|at| at.saturating_sub(skew) <= now())
-    }
-
     fn reconnect(&self, provider: &Provider, scopes: &[String]) -> BrokerError {
         BrokerError::Broken {
             connection: provider.connection.clone(),
@@ -269,82 +263,40 @@ impl UserBroker {
         }
     }
 
-    /// A fresh access token, refreshing at most once for all concurrent callers. `rejected` is
-    /// the token the provider just refused (after a 401); without it, refresh only if expiring.
+    /// A fresh access token, refreshing at most once for all concurrent callers of every
+    /// replica. `rejected` is the token the provider just refused (after a 401); without it,
+    /// refresh only if expiring.
     async fn refreshed(
         &self,
         user: &str,
-        provider: &Provider,
+        provider: &Arc<Provider>,
         rejected: Option<&Secret>,
     ) -> Result<Secret, BrokerError> {
+        // Callers in this process queue here instead of polling the database.
         let key = (user.to_owned(), provider.connection.clone());
         let gate = self.flights.entry(key).or_default().clone();
         let _single_flight = gate.lock_owned().await;
-        let storage = |e: StoreError| BrokerError::Storage(e.to_string());
-        let (tx, row) = self
-            .store
-            .lock(user, &provider.connection)
-            .await
-            .map_err(storage)?;
-        let current = match row {
-            None => {
-                let _ = tx.rollback().await;
-                return Err(BrokerError::NotConnected {
-                    connection: provider.connection.clone(),
-                    display: provider.display_name.clone(),
-                    url: self.connect_url(&provider.connection, &[]),
-                });
-            }
-            Some(Err(_)) => {
-                let _ = tx.rollback().await;
-                return Err(self.reconnect(provider, &[]));
-            }
-            Some(Ok(current)) => current,
-        };
-        if current.broken {
-            let _ = tx.rollback().await;
-            return Err(self.reconnect(provider, &current.scopes));
-        }
-        // Another caller or replica may have refreshed while this one waited for the lock.
-        let stale = match rejected {
-            Some(rejected) => current.access == *rejected,
-            None => self.expiring(&current),
-        };
-        if !stale {
-            let _ = tx.rollback().await;
-            return Ok(current.access);
-        }
-        let Some(refresh) = current.refresh.clone() else {
-            self.store
-                .mark_broken(tx, user, &provider.connection)
-                .await
-                .map_err(storage)?;
-            return Err(self.reconnect(provider, &current.scopes));
-        };
-        match provider.refresh(&refresh).await {
-            Ok(tokens) => {
-                self.store
-                    .finish_refresh(tx, user, &provider.connection, &tokens, &current)
-                    .await
-                    .map_err(storage)?;
-                tracing::debug!(user, connection = %provider.connection, "tokens refreshed");
-                Ok(tokens.access)
-            }
-            Err(ProviderError::InvalidGrant) => {
-                tracing::info!(user, connection = %provider.connection, "refresh refused: connection broken");
-                self.store
-                    .mark_broken(tx, user, &provider.connection)
-                    .await
-                    .map_err(storage)?;
-                Err(self.reconnect(provider, &current.scopes))
-            }
-            Err(error) => {
-                let _ = tx.rollback().await;
-                Err(BrokerError::Provider {
-                    display: provider.display_name.clone(),
-                    reason: error.to_string(),
-                })
-            }
+        let outcome = refresh::refresh(
+            &self.store,
+            provider,
+            user,
+            rejected,
+            self.settings.refresh_skew,
+        )
+        .await;
+        match outcome {
+            Refreshed::Fresh(access) => Ok(access),
+            Refreshed::NotConnected => Err(BrokerError::NotConnected {
+                connection: provider.connection.clone(),
+                display: provider.display_name.clone(),
+                url: self.connect_url(&provider.connection, &[]),
+            }),
+            Refreshed::Broken(scopes) => Err(self.reconnect(provider, &scopes)),
+            Refreshed::Failed(reason) => Err(BrokerError::Provider {
+                display: provider.display_name.clone(),
+                reason,
+            }),
+            Refreshed::Storage(error) => Err(BrokerError::Storage(error)),
         }
     }
 }
@@ -386,7 +338,7 @@ impl CredentialBroker for UserBroker {
         if let Some(error) = self.missing_scopes(provider, &connection, scopes) {
             return Err(error);
         }
-        if self.expiring(&connection) {
+        if refresh::expiring(&connection, self.settings.refresh_skew) {
             return self.refreshed(&user, provider, None).await.map(Some);
         }
         Ok(Some(connection.access))
