@@ -112,7 +112,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let source = read(&config)?;
             let parsed = load(&source, &config, &registry)?;
             telemetry::init(&parsed.log.filter, parsed.log.json);
-            let prepared = app::prepare(&parsed, &source, &config, &registry).await?;
+            let public_url = app::public_url(&parsed, parsed.server.listen)?;
+            let prepared = app::prepare(&parsed, &source, &config, &registry, &public_url).await?;
             manifold::transport::stdio::serve(prepared.gateway).await?;
             Ok(ExitCode::SUCCESS)
         }

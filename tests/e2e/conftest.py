@@ -129,7 +129,7 @@ def demo_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
 
 @pytest.fixture(scope="session")
 def demo(demo_factory) -> Demo:
-    """The demo with default settings (all 9 tools on one tools/list page)."""
+    """The demo with default settings."""
     return demo_factory()
 
 

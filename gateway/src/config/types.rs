@@ -20,6 +20,10 @@ pub struct Config {
     pub upstream: UpstreamSection,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub broker: BrokerConfig,
+    #[serde(default)]
+    pub sandbox: SandboxSection,
     /// Adapter instances by name. The name is the default tool prefix.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, AdapterInstance>")]
@@ -172,6 +176,50 @@ impl Default for LogConfig {
     }
 }
 
+/// `[broker]`: per-user provider connections (OAuth) made at `/connections`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    /// DEMO AND TESTS ONLY: serve `/connections/dev-login?user=<name>`, which signs anyone in as
+    /// anyone with a sealed cookie. Replaced by the real login of the authentication module.
+    pub dev_login: bool,
+    /// DEMO ONLY: the user an unauthenticated MCP caller acts as (its provider tokens are used).
+    /// Leave unset in production: anonymous callers then get no per-user credentials.
+    pub anonymous_user: Option<String>,
+    /// Users connected to every sandbox provider at start by running the authorization-code
+    /// flow headlessly against the emulators (the demo connects `alice` and `bob`).
+    pub demo_users: Vec<String>,
+    /// Access tokens this close to expiry are refreshed before use.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub refresh_skew: Duration,
+    /// How long a started connect may take before its `state` is refused.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub connect_timeout: Duration,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            dev_login: false,
+            anonymous_user: None,
+            demo_users: Vec::new(),
+            refresh_skew: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// `[sandbox]`: where `sandbox = true` instances find their emulators.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxSection {
+    /// An already running sandbox server to use instead of starting one in this process, so
+    /// several gateway processes (replica tests) share one emulated provider.
+    pub url: Option<String>,
+}
+
 /// How an instance's tool names are exposed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -211,7 +259,9 @@ pub struct AdapterInstance {
     /// Only these adapter-local tool names are exposed (all when absent).
     #[schemars(with = "Option<Vec<String>>")]
     pub tools: Option<Vec<Spanned<String>>>,
-    /// Credentials for the provider, e.g. `token`. Override each with
+    /// Credentials for the provider: `token` (one shared credential for every caller), or
+    /// `client_id` and `client_secret` of the provider OAuth app through which each user connects
+    /// their own account at `/connections` (sandbox instances need neither). Override each with
     /// `MANIFOLD_ADAPTERS__<NAME>__CREDENTIALS__<KEY>`.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]

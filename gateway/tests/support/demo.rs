@@ -20,7 +20,7 @@ impl Demo {
     /// Starts `manifold demo` on a free port with `extra` arguments.
     pub fn start(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_manifold"))
+        let mut child = Command::new(manifold_bin())
             .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())
             .args(extra)
@@ -62,4 +62,10 @@ impl Drop for Demo {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The `manifold` binary under test: `MANIFOLD_BIN` when set (a checkout sharing its target
+/// directory with others points it at its own build), else the one cargo built for this test.
+fn manifold_bin() -> String {
+    std::env::var("MANIFOLD_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_manifold").to_owned())
 }
