@@ -6,13 +6,11 @@ mod files;
 
 use std::{collections::HashSet, sync::Arc};
 
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use manifold_adapters::{
     AdapterKind, ToolError,
     boxcom::{BoxKind, sandbox::DEMO_TOKEN},
 };
-use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
+use serde_json::json;
 
 async fn start() -> files::Env {
     files::start(Arc::new(BoxKind), DEMO_TOKEN).await
@@ -256,7 +254,7 @@ async fn maps_errors_throttling_and_expired_tokens() {
         .expect("succeeds after 429s");
 
     // A real OAuth token, then expired: 401 → Unauthorized.
-    let (access, refresh) = oauth_tokens(&env).await;
+    let (access, refresh) = files::oauth::tokens(&env, "root_readwrite").await;
     env.call_with("list_folder", json!({}), &files::ctx(Some(&access)))
         .await
         .expect("fresh token works");
@@ -269,7 +267,7 @@ async fn maps_errors_throttling_and_expired_tokens() {
         "{expired:?}"
     );
     // Refresh tokens are single-use: the first refresh works, reusing it is invalid_grant.
-    let (status, body) = token(
+    let (status, body) = files::oauth::token(
         &env,
         &[
             ("grant_type", "refresh_token"),
@@ -280,7 +278,7 @@ async fn maps_errors_throttling_and_expired_tokens() {
     .await;
     assert_eq!(status, 200, "{body}");
     assert_ne!(body["refresh_token"].as_str(), Some(refresh.as_str()));
-    let (status, body) = token(
+    let (status, body) = files::oauth::token(
         &env,
         &[
             ("grant_type", "refresh_token"),
@@ -293,66 +291,4 @@ async fn maps_errors_throttling_and_expired_tokens() {
         (status, body["error"].as_str()),
         (400, Some("invalid_grant"))
     );
-}
-
-const VERIFIER: &str = "box-pkce-verifier-0123456789-abcdefghijklmnopqrstuvwxyz";
-const REDIRECT: &str = "http://127.0.0.1:1/callback";
-
-async fn token(env: &files::Env, form: &[(&str, &str)]) -> (u16, Value) {
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(form)
-        .finish();
-    let response = env
-        .http
-        .post(env.url("/oauth/token"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .expect("token");
-    (
-        response.status().as_u16(),
-        response.json().await.expect("json"),
-    )
-}
-
-async fn oauth_tokens(env: &files::Env) -> (String, String) {
-    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(VERIFIER.as_bytes()));
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let mut url = reqwest::Url::parse(&env.url("/oauth/authorize")).expect("url");
-    url.query_pairs_mut().extend_pairs([
-        ("client_id", "demo"),
-        ("redirect_uri", REDIRECT),
-        ("response_type", "code"),
-        ("code_challenge", challenge.as_str()),
-        ("code_challenge_method", "S256"),
-        ("scope", "root_readwrite"),
-    ]);
-    let response = client.get(url).send().await.expect("authorize");
-    let location =
-        reqwest::Url::parse(response.headers()["location"].to_str().expect("loc")).expect("url");
-    let code = location
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .expect("code");
-    let (status, body) = token(
-        env,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("client_id", "demo"),
-            ("code_verifier", VERIFIER),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    (
-        body["access_token"].as_str().expect("at").to_owned(),
-        body["refresh_token"].as_str().expect("rt").to_owned(),
-    )
 }

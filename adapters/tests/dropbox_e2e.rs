@@ -312,3 +312,20 @@ async fn maps_route_errors_throttling_and_expired_tokens() {
         .await;
     assert!(matches!(none, Err(ToolError::Unauthorized(_))));
 }
+
+#[tokio::test]
+async fn an_oauth_token_works_until_it_expires() {
+    let env = start().await;
+    let (access, _refresh) = files::oauth::tokens(&env, "files.metadata.read").await;
+    assert!(access.starts_with("sl."), "{access}");
+    let ctx = files::ctx(Some(&access));
+    env.call_with("list_folder", json!({}), &ctx)
+        .await
+        .expect("a fresh OAuth token works");
+    env.control("/_sandbox/expire_tokens", json!({})).await;
+    let expired = env.call_with("list_folder", json!({}), &ctx).await;
+    assert!(
+        matches!(&expired, Err(ToolError::Unauthorized(m)) if m.contains("expired_access_token")),
+        "{expired:?}"
+    );
+}

@@ -103,6 +103,9 @@ impl GraphClient {
             .json(body)
             .idempotent(idempotent);
         let response = self.http.send(request, ctx).await?;
+        if response.status == StatusCode::SERVICE_UNAVAILABLE && !idempotent {
+            return Err(unsent_write(&response));
+        }
         decode_json(&response)
     }
 
@@ -200,6 +203,22 @@ fn decode_json(response: &UpstreamResponse) -> Result<Value, ToolError> {
     }
     serde_json::from_slice(&response.body)
         .map_err(|error| ToolError::BadResponse(format!("Graph answered invalid JSON: {error}")))
+}
+
+/// A write answered 503: unlike a 429, Graph may have acted on it before failing, so it was not
+/// resent, and saying "rate limited, retry" would invite a duplicate (a second mail, a second post).
+fn unsent_write(response: &UpstreamResponse) -> ToolError {
+    let wait = response
+        .retry_after()
+        .map(|wait| format!(" (Graph asked to wait {} s)", wait.as_secs()))
+        .unwrap_or_default();
+    ToolError::Upstream {
+        status: 503,
+        message: format!(
+            "Microsoft Graph was unavailable{wait}; this write was not resent automatically \
+             because it may already have taken effect: check before trying again"
+        ),
+    }
 }
 
 /// Maps a Graph error answer (`{"error": {"code", "message", "innerError": {"request-id"}}}`).

@@ -2,6 +2,9 @@
 //! adapter pointed at it, and calls whose results are checked against the tool's output schema.
 #![allow(dead_code, clippy::expect_used)]
 
+pub mod oauth;
+pub mod record;
+
 use std::sync::Arc;
 
 use manifold_adapters::{
@@ -12,7 +15,10 @@ use serde_json::{Map, Value};
 use url::Url;
 
 pub struct Env {
-    pub server: SandboxServer,
+    pub server: Option<SandboxServer>,
+    /// What the emulator answered, when started with [`start_recording`].
+    pub answers: record::Answers,
+    served: Option<record::Served>,
     pub adapter: Arc<dyn Adapter>,
     pub base: Url,
     pub http: reqwest::Client,
@@ -26,6 +32,22 @@ pub async fn start(kind: Arc<dyn AdapterKind>, token: &'static str) -> Env {
         .await
         .expect("sandbox starts");
     let base = server.base_url(kind.sandbox_mount());
+    let mut env = build(kind, token, base);
+    env.server = Some(server);
+    env
+}
+
+/// Like [`start`], with every answer of the emulator kept in `Env::answers`.
+pub async fn start_recording(kind: Arc<dyn AdapterKind>, token: &'static str) -> Env {
+    let (addr, answers, served) = record::serve(kind.as_ref()).await;
+    let base = Url::parse(&format!("http://{addr}/{}", kind.sandbox_mount())).expect("base");
+    let mut env = build(kind, token, base);
+    env.answers = answers;
+    env.served = Some(served);
+    env
+}
+
+fn build(kind: Arc<dyn AdapterKind>, token: &'static str, base: Url) -> Env {
     let client = UpstreamClient::new(UpstreamConfig::default())
         .expect("client")
         .for_instance(kind.id(), 8);
@@ -38,7 +60,9 @@ pub async fn start(kind: Arc<dyn AdapterKind>, token: &'static str) -> Env {
         })
         .expect("adapter builds");
     Env {
-        server,
+        server: None,
+        answers: record::Answers::default(),
+        served: None,
         adapter,
         base,
         http: reqwest::Client::new(),

@@ -198,6 +198,14 @@ fn share(store: &mut Store, arg: &Value) -> Result<Value, ApiError> {
         "path_lower": key, "link_permissions": {
             "can_revoke": true, "resolved_visibility": { ".tag": if audience == "public" { "public" } else { "team_only" } },
             "effective_audience": { ".tag": audience },
+            "visibility_policies": [
+                { "policy": { ".tag": "public" }, "resolved_policy": { ".tag": "public" }, "allowed": true },
+                { "policy": { ".tag": "password" }, "resolved_policy": { ".tag": "password" }, "allowed": false,
+                  "disallowed_reason": { ".tag": "user_account_type" } },
+            ],
+            "can_set_expiry": false, "can_remove_expiry": false, "allow_download": true,
+            "can_allow_download": true, "can_disallow_download": false, "allow_comments": true,
+            "team_restricts_comments": false,
         },
     });
     if !node.folder {
@@ -230,10 +238,25 @@ pub(super) fn download(store: &Store, arg: &Value) -> Result<(Value, Vec<u8>), A
     Ok((node.metadata(false), node.content.clone()))
 }
 
+/// An upload's `UploadError.path`: it holds the struct `UploadWriteFailed`, whose fields Stone
+/// inlines next to the tag, `{".tag": "path", "reason": <WriteError>, "upload_session_id": ..}`.
+fn upload_write_failed(reason: &[&str]) -> ApiError {
+    let ApiError(status, inner) = route_error(reason);
+    let summary = format!(
+        "path/{}",
+        inner["error_summary"].as_str().unwrap_or_default()
+    );
+    ApiError(
+        status,
+        json!({ "error_summary": summary, "error": { ".tag": "path", "reason": inner["error"],
+                "upload_session_id": "sbx_upload_session_0" } }),
+    )
+}
+
 pub(super) fn upload(store: &mut Store, arg: &Value, body: Vec<u8>) -> Result<Value, ApiError> {
     let mut path = path_arg(arg, "path")?.to_owned();
     if path.is_empty() || path.starts_with("id:") {
-        return Err(route_error(&["path", "reason", "malformed_path"]));
+        return Err(upload_write_failed(&["malformed_path"]));
     }
     let mode = arg
         .get("mode")
@@ -243,7 +266,7 @@ pub(super) fn upload(store: &mut Store, arg: &Value, body: Vec<u8>) -> Result<Va
         if folder || mode != Some("overwrite") {
             if arg.get("autorename").and_then(Value::as_bool) != Some(true) {
                 let what = if folder { "folder" } else { "file" };
-                return Err(route_error(&["path", "conflict", what]));
+                return Err(upload_write_failed(&["conflict", what]));
             }
             path = store.free_name(&path);
         }

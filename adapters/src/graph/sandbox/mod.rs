@@ -1,13 +1,17 @@
 //! The Microsoft Graph emulator shared by the Outlook, Teams and SharePoint kinds: one seeded
 //! tenant (users alice and bob), `@odata.nextLink` paging, `$select`/`$top`/`$filter`/`$search`
-//! as far as the adapters use them, Graph error bodies, switchable throttling, 401 on expired
-//! tokens, and the identity platform's authorize/token endpoints (PKCE, rotating refresh tokens).
+//! as far as the adapters use them, Graph error bodies, switchable throttling (429, and 503 through
+//! `POST /_sandbox/unavailable`), 401 on expired tokens, a request log with JSON bodies, and the
+//! identity platform's authorize/token endpoints (PKCE, rotating refresh tokens).
 
 // Handlers return Graph's error answer as the `Err` of a `Result<Response, Response>`, so `?`
 // reads naturally; a test emulator does not care about the size of the error variant.
 #![allow(clippy::result_large_err)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicU32, AtomicU64, Ordering},
+};
 
 use axum::{
     Json, Router,
@@ -15,6 +19,7 @@ use axum::{
     extract::{OriginalUri, State},
     http::{HeaderMap, Method, StatusCode, header},
     response::{IntoResponse, Response},
+    routing::post,
 };
 use serde_json::{Value, json};
 
@@ -41,6 +46,7 @@ pub const DEMO_TOKENS: [(&str, &str, bool); 3] = [
 pub struct GraphSandbox {
     store: Arc<Mutex<store::Store>>,
     pub throttle: Throttle,
+    unavailable: Arc<Unavailable>,
     pub oauth: OAuthServer,
 }
 
@@ -54,6 +60,38 @@ impl Default for GraphSandbox {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Graph's other throttling answer: `503 Service Unavailable` with `Retry-After`, which a client
+/// may only resend for requests that cannot have taken effect twice.
+#[derive(Debug, Default)]
+struct Unavailable {
+    fail_next: AtomicU32,
+    retry_after_secs: AtomicU64,
+}
+
+#[derive(serde::Deserialize)]
+struct UnavailableBody {
+    fail_next: u32,
+    #[serde(default)]
+    retry_after_secs: u64,
+}
+
+/// `POST /_sandbox/unavailable {"fail_next": n, "retry_after_secs": s}`: the next `n` Graph
+/// requests are answered 503 with `Retry-After: s`.
+async fn set_unavailable(
+    State(sandbox): State<GraphSandbox>,
+    Json(body): Json<UnavailableBody>,
+) -> Json<Value> {
+    sandbox
+        .unavailable
+        .retry_after_secs
+        .store(body.retry_after_secs, Ordering::SeqCst);
+    sandbox
+        .unavailable
+        .fail_next
+        .store(body.fail_next, Ordering::SeqCst);
+    Json(json!({ "fail_next": body.fail_next, "retry_after_secs": body.retry_after_secs }))
 }
 
 /// Who is calling, as the handlers see it.
@@ -96,6 +134,7 @@ impl GraphSandbox {
         Self {
             store: Arc::new(Mutex::new(seed::tenant())),
             throttle: Throttle::new(),
+            unavailable: Arc::default(),
             // Graph access tokens last about an hour; refresh tokens rotate.
             oauth: OAuthServer::new(OAuthConfig {
                 access_token_ttl: std::time::Duration::from_secs(3600),
@@ -109,6 +148,7 @@ impl GraphSandbox {
     pub fn router(self) -> Router {
         let controls = self.throttle.routes().merge(self.oauth.routes());
         Router::new()
+            .route("/_sandbox/unavailable", post(set_unavailable))
             .fallback(dispatch)
             .with_state(self)
             .merge(controls)
@@ -192,7 +232,29 @@ async fn dispatch(
         url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
             .into_owned()
             .collect();
-    sandbox.throttle.record(json!({ "method": method.as_str(), "path": path, "query": uri.query().unwrap_or_default() }));
+    // JSON bodies are logged too, so contract tests can check (and replay) what was sent.
+    let logged_body = serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
+    sandbox
+        .throttle
+        .record(json!({ "method": method.as_str(), "path": path,
+        "query": uri.query().unwrap_or_default(), "body": logged_body }));
+    let unavailable =
+        sandbox
+            .unavailable
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    if unavailable.is_ok() {
+        let retry_after = sandbox.unavailable.retry_after_secs.load(Ordering::SeqCst);
+        let mut response = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "serviceNotAvailable",
+            "The service is temporarily unavailable. Please retry after the indicated time.",
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, retry_after.into());
+        return response;
+    }
     if let Some(retry_after) = sandbox.throttle.take_failure() {
         let mut response = too_many_requests(
             retry_after,
