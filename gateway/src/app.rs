@@ -37,6 +37,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
     #[error("cannot start the sandbox emulators: {0}")]
     Sandbox(std::io::Error),
 }
@@ -259,9 +261,36 @@ pub async fn start(
         &config.storage.data_dir,
     )
     .await?;
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.server.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.server.listen,
+        source,
+    })?;
+    let public_url = config
+        .server
+        .public_url
+        .as_deref()
+        .map(|url| effective_public_url(url, addr));
+    let auth = match &public_url {
+        Some(url) => crate::auth::AuthState::from_config(&config, storage.clone(), url)?,
+        None => None,
+    };
+    let mut allowed_origins = config.server.allowed_origins.clone();
+    if let (Some(url), false) = (&public_url, allowed_origins.is_empty()) {
+        // The consent form posts from the gateway's own origin.
+        let origin = url::Url::parse(url).map(|u| u.origin().ascii_serialization());
+        if let Ok(origin) = origin {
+            allowed_origins.push(origin);
+        }
+    }
     let shutdown = CancellationToken::new();
     let settings = HttpSettings {
-        guard: HostGuard::new(&config.server.allowed_hosts, &config.server.allowed_origins),
+        guard: HostGuard::new(&config.server.allowed_hosts, &allowed_origins),
         max_body_bytes: config.server.max_body_bytes,
         sse_keep_alive: config.server.sse_keep_alive,
         legacy_sse: config.server.legacy_sse,
@@ -273,17 +302,14 @@ pub async fn start(
         config.server.session_idle_timeout,
         shutdown.clone(),
     );
-    let router = http::router(prepared.gateway, sessions, &settings, shutdown.clone());
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: config.server.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Listen {
-        addr: config.server.listen,
-        source,
-    })?;
+    let auth = auth.map(|state| (state, config.auth.sandbox_idp));
+    let router = http::router(
+        prepared.gateway,
+        sessions,
+        &settings,
+        shutdown.clone(),
+        auth,
+    );
     let stop = shutdown.clone();
     // Answers are small and written in pieces (SSE); without NODELAY, Nagle's algorithm holds
     // the last piece for the client's delayed ACK (~40 ms).
@@ -303,6 +329,17 @@ pub async fn start(
         sandbox: prepared.sandbox,
         server,
     })
+}
+
+/// `public_url` with port 0 replaced by the port actually bound (the demo on `--listen …:0`).
+pub fn effective_public_url(url: &str, addr: SocketAddr) -> String {
+    match Url::parse(url) {
+        Ok(mut parsed) if parsed.port() == Some(0) => {
+            let _ = parsed.set_port(Some(addr.port()));
+            parsed.as_str().trim_end_matches('/').to_owned()
+        }
+        _ => url.trim_end_matches('/').to_owned(),
+    }
 }
 
 /// Ends idle sessions every few minutes (on every replica; the deletes are idempotent).
