@@ -172,7 +172,11 @@ async fn token(config: &config::Config, user: &str, groups: Vec<String>) -> anyh
         .as_deref()
         .context("server.public_url is not set")?;
     let storage = manifold::storage::Storage::open(
-        config.storage.url.as_ref().map(manifold_adapters::Secret::expose),
+        config
+            .storage
+            .url
+            .as_ref()
+            .map(manifold_adapters::Secret::expose),
         &config.storage.data_dir,
     )
     .await?;

@@ -58,7 +58,11 @@ pub(crate) fn redirect_error(
     )
 }
 
-fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)], client_state: Option<&str>) -> Response {
+fn redirect_with(
+    redirect_uri: &str,
+    pairs: &[(&str, &str)],
+    client_state: Option<&str>,
+) -> Response {
     let Ok(mut url) = url::Url::parse(redirect_uri) else {
         return error_page(StatusCode::BAD_REQUEST, "invalid redirect URI");
     };
@@ -141,7 +145,10 @@ pub async fn authorize(
         return fail("invalid_request", "code_challenge_method must be S256");
     }
     if challenge.len() != 43 {
-        return fail("invalid_request", "code_challenge must be a base64url SHA-256");
+        return fail(
+            "invalid_request",
+            "code_challenge must be a base64url SHA-256",
+        );
     }
     let resource = param("resource").unwrap_or(&state.resource).to_owned();
     if !state.audiences.contains(&resource) {
@@ -151,7 +158,10 @@ pub async fn authorize(
         None => state.scopes.join(" "),
         Some(scope) => {
             let requested: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
-            if requested.iter().any(|s| !state.scopes.iter().any(|k| k == s)) {
+            if requested
+                .iter()
+                .any(|s| !state.scopes.iter().any(|k| k == s))
+            {
                 return fail("invalid_scope", "a requested scope is not offered");
             }
             requested.join(" ")

@@ -116,14 +116,20 @@ pub async fn decide(
     };
     let fields: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let Some(session) = cookie::session(&state, &headers) else {
-        return error_page(StatusCode::FORBIDDEN, "not signed in (or the session expired)");
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "not signed in (or the session expired)",
+        );
     };
     let form = fields
         .get("request")
         .and_then(|sealed| builtin.keyring.open(sealed, &context(&session.sid)).ok())
         .and_then(|json| serde_json::from_slice::<Form>(&json).ok());
     let Some(form) = form else {
-        return error_page(StatusCode::FORBIDDEN, "the consent form is not valid for this session");
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "the consent form is not valid for this session",
+        );
     };
     if form.exp <= now() || form.sub != session.user.sub {
         return error_page(StatusCode::FORBIDDEN, "the consent form has expired");

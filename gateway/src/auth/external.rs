@@ -36,14 +36,20 @@ impl External {
         }
     }
 
-    async fn key(&self, http: &reqwest::Client, kid: Option<&str>) -> Result<DecodingKey, VerifyError> {
+    async fn key(
+        &self,
+        http: &reqwest::Client,
+        kid: Option<&str>,
+    ) -> Result<DecodingKey, VerifyError> {
         let find = |set: &JwkSet| match kid {
             Some(kid) => set.find(kid).cloned(),
             None => set.keys.first().cloned(),
         };
         if let Some((set, at)) = self.jwks.read().await.as_ref() {
             match find(set) {
-                Some(jwk) => return DecodingKey::from_jwk(&jwk).map_err(|_| VerifyError::UnknownKey),
+                Some(jwk) => {
+                    return DecodingKey::from_jwk(&jwk).map_err(|_| VerifyError::UnknownKey);
+                }
                 // Refetch at most every 30 s, so unknown kids cannot hammer the server.
                 None if at.elapsed().as_secs() < 30 => return Err(VerifyError::UnknownKey),
                 None => {}
@@ -57,16 +63,26 @@ impl External {
         let set: JwkSet = response.json().await.map_err(|_| VerifyError::UnknownKey)?;
         let jwk = find(&set);
         *self.jwks.write().await = Some((set, Instant::now()));
-        DecodingKey::from_jwk(&jwk.ok_or(VerifyError::UnknownKey)?).map_err(|_| VerifyError::UnknownKey)
+        DecodingKey::from_jwk(&jwk.ok_or(VerifyError::UnknownKey)?)
+            .map_err(|_| VerifyError::UnknownKey)
     }
 
     /// The caller of a valid token.
-    pub async fn verify(&self, http: &reqwest::Client, token: &str) -> Result<Principal, VerifyError> {
+    pub async fn verify(
+        &self,
+        http: &reqwest::Client,
+        token: &str,
+    ) -> Result<Principal, VerifyError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
         if !matches!(
             header.alg,
-            Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256
-                | Algorithm::ES256 | Algorithm::ES384 | Algorithm::EdDSA
+            Algorithm::RS256
+                | Algorithm::RS384
+                | Algorithm::RS512
+                | Algorithm::PS256
+                | Algorithm::ES256
+                | Algorithm::ES384
+                | Algorithm::EdDSA
         ) {
             return Err(VerifyError::Malformed);
         }
@@ -81,7 +97,11 @@ impl External {
             .claims;
         let text = |key: &str| claims.get(key).and_then(Value::as_str).map(str::to_owned);
         let groups = match claims.get(&self.groups_claim) {
-            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
             Some(Value::String(one)) => vec![one.clone()],
             _ => vec![],
         };

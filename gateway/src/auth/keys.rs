@@ -132,8 +132,10 @@ impl SigningKeys {
         for (kid, _, x, y, _) in &rows {
             if let Ok(key) = DecodingKey::from_ec_components(x, y) {
                 verifying.insert(kid.clone(), key);
-                jwks.push(json!({"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig",
-                                 "kid": kid, "x": x, "y": y}));
+                jwks.push(
+                    json!({"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig",
+                                 "kid": kid, "x": x, "y": y}),
+                );
             }
         }
         let (kid, sealed, ..) = rows.into_iter().next().ok_or(KeyError::Generate)?;

@@ -115,9 +115,7 @@ impl Upstream {
             return Ok(found.clone());
         }
         let url = format!("{}/.well-known/openid-configuration", self.issuer);
-        let found: Discovery = fetch_json(http, &url)
-            .await
-            .ok_or(LoginError::Discovery)?;
+        let found: Discovery = fetch_json(http, &url).await.ok_or(LoginError::Discovery)?;
         if found.issuer.trim_end_matches('/') != self.issuer {
             return Err(LoginError::Discovery);
         }
@@ -244,7 +242,10 @@ impl Upstream {
     }
 }
 
-async fn fetch_json<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: &str) -> Option<T> {
+async fn fetch_json<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: &str,
+) -> Option<T> {
     let response = http.get(url).send().await.ok()?;
     if !response.status().is_success() {
         return None;
@@ -276,7 +277,10 @@ pub(crate) async fn begin(state: &AuthState, next: Next) -> Response {
     };
     let sealed = builtin.keyring.seal(&json, STATE_CONTEXT);
     let Ok(mut url) = url::Url::parse(&discovery.authorization_endpoint) else {
-        return error_page(StatusCode::BAD_GATEWAY, "the identity provider's URL is invalid");
+        return error_page(
+            StatusCode::BAD_GATEWAY,
+            "the identity provider's URL is invalid",
+        );
     };
     url.query_pairs_mut()
         .append_pair("response_type", "code")
@@ -312,7 +316,10 @@ pub async fn callback(
         .and_then(|json| serde_json::from_slice::<LoginState>(&json).ok())
         .filter(|login| login.exp > now());
     let Some(login) = login else {
-        return error_page(StatusCode::BAD_REQUEST, "the login state is invalid or expired");
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "the login state is invalid or expired",
+        );
     };
     if let Some(error) = query.error {
         let message = format!("the identity provider refused the login ({error})");

@@ -228,6 +228,16 @@ impl AuthState {
             .map_err(token::TokenError::Keys)
     }
 
+    /// Signs arbitrary claims with the current key (tests and tooling).
+    pub async fn sign(&self, claims: &keys::AccessClaims) -> Result<String, token::TokenError> {
+        let builtin = self.builtin().ok_or(token::TokenError::NotBuiltin)?;
+        builtin
+            .keys
+            .sign(claims)
+            .await
+            .map_err(token::TokenError::Keys)
+    }
+
     /// Whether `manifold token` may mint tokens from this config.
     pub fn dev_tokens_allowed(&self) -> bool {
         self.builtin().is_some_and(|b| b.dev_tokens)

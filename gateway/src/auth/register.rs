@@ -112,8 +112,7 @@ async fn register_inner(state: &AuthState, body: &[u8]) -> Result<Response, Regi
         check_redirect_uri(uri, limits.max_redirect_uri_length)?;
     }
     let name = request.client_name.unwrap_or_default();
-    if name.chars().count() > limits.max_client_name_length || name.chars().any(char::is_control)
-    {
+    if name.chars().count() > limits.max_client_name_length || name.chars().any(char::is_control) {
         return Err(RegisterError::InvalidMetadata(format!(
             "client_name must be at most {} printable characters",
             limits.max_client_name_length

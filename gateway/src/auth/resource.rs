@@ -38,7 +38,9 @@ pub fn challenge(state: &AuthState, error: Option<&str>) -> Response {
     }
     let mut response = (StatusCode::UNAUTHORIZED, "Unauthorized").into_response();
     if let Ok(value) = HeaderValue::from_str(&value) {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
     }
     response
 }
@@ -101,7 +103,10 @@ pub async fn require(
         match state.store.session_owner(id).await {
             Ok(Some(owner)) if owner != sub => {
                 tracing::warn!("a session was used with another user's token");
-                return (StatusCode::FORBIDDEN, "Forbidden: session belongs to another user")
+                return (
+                    StatusCode::FORBIDDEN,
+                    "Forbidden: session belongs to another user",
+                )
                     .into_response();
             }
             Ok(_) => {}

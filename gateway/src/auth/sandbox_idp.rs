@@ -89,7 +89,10 @@ pub fn routes(gateway: &str) -> Router {
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/authorize", get(login_page).post(login))
         .route("/token", axum::routing::post(token))
-        .route("/jwks", get(|State(idp): State<Arc<Idp>>| async move { Json(idp.jwk.clone()) }))
+        .route(
+            "/jwks",
+            get(|State(idp): State<Arc<Idp>>| async move { Json(idp.jwk.clone()) }),
+        )
         .with_state(idp)
 }
 
@@ -120,17 +123,23 @@ async fn login_page(
     if !redirect.starts_with(&format!("{}/", idp.gateway)) {
         return bad("redirect_uri is not on this gateway");
     }
-    let hidden: String = ["client_id", "redirect_uri", "state", "nonce", "code_challenge"]
-        .iter()
-        .filter_map(|key| {
-            query.get(*key).map(|value| {
-                format!(
-                    r#"<input type="hidden" name="{key}" value="{}">"#,
-                    escape(value)
-                )
-            })
+    let hidden: String = [
+        "client_id",
+        "redirect_uri",
+        "state",
+        "nonce",
+        "code_challenge",
+    ]
+    .iter()
+    .filter_map(|key| {
+        query.get(*key).map(|value| {
+            format!(
+                r#"<input type="hidden" name="{key}" value="{}">"#,
+                escape(value)
+            )
         })
-        .collect();
+    })
+    .collect();
     let buttons: String = USERS
         .iter()
         .map(|(id, email, groups)| {
@@ -166,7 +175,8 @@ async fn login(State(idp): State<Arc<Idp>>, body: Bytes) -> Response {
     if !redirect.starts_with(&format!("{}/", idp.gateway)) {
         return bad("redirect_uri is not on this gateway");
     }
-    idp.codes.retain(|_, code| code.at.elapsed().as_secs() < 120);
+    idp.codes
+        .retain(|_, code| code.at.elapsed().as_secs() < 120);
     let code = super::random_token();
     idp.codes.insert(
         code.clone(),
@@ -190,14 +200,22 @@ async fn token(State(idp): State<Arc<Idp>>, body: Bytes) -> Response {
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let get = |key: &str| form.get(key).map(String::as_str).unwrap_or_default();
     let Some((_, code)) = idp.codes.remove(get("code")) else {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_grant"}))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid_grant"})),
+        )
+            .into_response();
     };
     if code.at.elapsed().as_secs() >= 120
         || code.client_id != get("client_id")
         || code.redirect_uri != get("redirect_uri")
         || super::s256(get("code_verifier")) != code.challenge
     {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_grant"}))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid_grant"})),
+        )
+            .into_response();
     }
     let Some(info) = user(code.user) else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();

@@ -104,9 +104,14 @@ pub struct Client {
 /// The result of redeeming a single-use code or refresh token.
 #[derive(Debug)]
 pub enum Redeemed {
-    Fresh { grant: Grant, family: String },
+    Fresh {
+        grant: Grant,
+        family: String,
+    },
     /// Already used: the caller must revoke the family.
-    Replayed { family: String },
+    Replayed {
+        family: String,
+    },
     Unknown,
 }
 
@@ -272,12 +277,12 @@ impl AuthStore {
     ) -> Result<(), StoreError> {
         let json = serde_json::to_string(grant).map_err(|_| StoreError::Corrupt)?;
         sqlx::query(kind.sql().0)
-        .bind(hash(secret))
-        .bind(json)
-        .bind(family)
-        .bind(expires_at)
-        .execute(self.storage.pool())
-        .await?;
+            .bind(hash(secret))
+            .bind(json)
+            .bind(family)
+            .bind(expires_at)
+            .execute(self.storage.pool())
+            .await?;
         Ok(())
     }
 
@@ -295,14 +300,14 @@ impl AuthStore {
         let hashed = hash(secret);
         let now = now();
         let marked = sqlx::query(kind.sql().1)
-        .bind(now)
-        .bind(&hashed)
-        .execute(self.storage.pool())
-        .await?;
+            .bind(now)
+            .bind(&hashed)
+            .execute(self.storage.pool())
+            .await?;
         let row: Option<(String, String, i64)> = sqlx::query_as(kind.sql().2)
-        .bind(&hashed)
-        .fetch_optional(self.storage.pool())
-        .await?;
+            .bind(&hashed)
+            .fetch_optional(self.storage.pool())
+            .await?;
         let Some((json, family, expires_at)) = row else {
             return Ok(Redeemed::Unknown);
         };

@@ -65,7 +65,10 @@ impl IntoResponse for TokenError {
 fn no_store(status: StatusCode, body: impl IntoResponse) -> Response {
     (
         status,
-        [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")],
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
         body,
     )
         .into_response()
@@ -75,7 +78,10 @@ fn no_store(status: StatusCode, body: impl IntoResponse) -> Response {
 fn parse_form(body: &[u8]) -> Result<HashMap<String, String>, TokenError> {
     let mut fields = HashMap::new();
     for (key, value) in url::form_urlencoded::parse(body) {
-        if fields.insert(key.into_owned(), value.into_owned()).is_some() {
+        if fields
+            .insert(key.into_owned(), value.into_owned())
+            .is_some()
+        {
             return Err(TokenError::InvalidRequest("a parameter is repeated"));
         }
     }
@@ -110,7 +116,9 @@ async fn grant(state: &AuthState, body: &[u8]) -> Result<Response, TokenError> {
                 }
             };
             if grant.client_id != client_id {
-                return Err(TokenError::InvalidGrant("the code was issued to another client"));
+                return Err(TokenError::InvalidGrant(
+                    "the code was issued to another client",
+                ));
             }
             if field("redirect_uri").is_some_and(|uri| uri != grant.redirect_uri)
                 || (field("redirect_uri").is_none() && !grant.redirect_uri.is_empty())
@@ -127,7 +135,9 @@ async fn grant(state: &AuthState, body: &[u8]) -> Result<Response, TokenError> {
                 return Err(TokenError::InvalidGrant("PKCE verification failed"));
             }
             if field("resource").is_some_and(|r| r != grant.resource) {
-                return Err(TokenError::InvalidTarget("resource differs from the authorization"));
+                return Err(TokenError::InvalidTarget(
+                    "resource differs from the authorization",
+                ));
             }
             issue(state, builtin, &grant, &family).await
         }
@@ -139,7 +149,9 @@ async fn grant(state: &AuthState, body: &[u8]) -> Result<Response, TokenError> {
                 Redeemed::Replayed { family } => {
                     tracing::warn!(%family, "refresh token reused; revoking its family");
                     state.store.revoke_family(&family).await?;
-                    return Err(TokenError::InvalidGrant("the refresh token was already used"));
+                    return Err(TokenError::InvalidGrant(
+                        "the refresh token was already used",
+                    ));
                 }
                 Redeemed::Unknown => {
                     return Err(TokenError::InvalidGrant("the refresh token is invalid"));
@@ -149,10 +161,14 @@ async fn grant(state: &AuthState, body: &[u8]) -> Result<Response, TokenError> {
                 return Err(TokenError::InvalidGrant("the grant was revoked"));
             }
             if grant.client_id != client_id {
-                return Err(TokenError::InvalidGrant("the token was issued to another client"));
+                return Err(TokenError::InvalidGrant(
+                    "the token was issued to another client",
+                ));
             }
             if field("resource").is_some_and(|r| r != grant.resource) {
-                return Err(TokenError::InvalidTarget("resource differs from the authorization"));
+                return Err(TokenError::InvalidTarget(
+                    "resource differs from the authorization",
+                ));
             }
             let mut grant = grant;
             if let Some(scope) = field("scope") {

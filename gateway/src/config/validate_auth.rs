@@ -26,7 +26,10 @@ pub(super) fn validate_auth(config: &Config, at: &mut impl FnMut(usize, String),
         );
     }
     if auth.signing_key_rotation.as_secs() < 60 {
-        at(offset, "auth.signing_key_rotation must be at least 1m".into());
+        at(
+            offset,
+            "auth.signing_key_rotation must be at least 1m".into(),
+        );
     }
     if auth.scopes.is_empty() || auth.scopes.iter().any(|s| !is_scope_token(s)) {
         at(

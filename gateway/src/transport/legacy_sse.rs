@@ -142,7 +142,10 @@ async fn post_message(
     if let Some(owner) = &owner
         && caller.as_ref().map(|c| &c.user) != Some(&owner.user)
     {
-        return (StatusCode::FORBIDDEN, "Forbidden: session belongs to another user")
+        return (
+            StatusCode::FORBIDDEN,
+            "Forbidden: session belongs to another user",
+        )
             .into_response();
     }
     let value: serde_json::Value = match serde_json::from_slice(&body) {

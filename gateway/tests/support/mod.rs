@@ -223,6 +223,11 @@ pub async fn start_with_server(server: &str) -> TestGateway {
     start_with("", server).await
 }
 
+/// Extra TOML after the adapter and extra `[server]` lines.
+pub async fn start_with_extra_server(extra: &str, server: &str) -> TestGateway {
+    start_with(extra, server).await
+}
+
 async fn start_with(extra: &str, server: &str) -> TestGateway {
     let dir = tempfile::tempdir().unwrap();
     let probe = Arc::new(Probe::default());
