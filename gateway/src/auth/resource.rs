@@ -42,6 +42,11 @@ pub fn challenge(state: &AuthState, error: Option<&str>) -> Response {
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, value);
     }
+    // The request body is left unread, so the server may drop the connection afterwards; say so,
+    // or a client reusing it for the authorized retry meets a closed socket.
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 
