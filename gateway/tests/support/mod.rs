@@ -2,6 +2,8 @@
 //! progress, and a gateway started in-process on a free port with it.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod mock_idp;
+pub mod oauth;
 pub mod process;
 
 use std::{
