@@ -96,6 +96,10 @@ impl External {
             .map_err(|e| VerifyError::Invalid(format!("{:?}", e.kind())))?
             .claims;
         let text = |key: &str| claims.get(key).and_then(Value::as_str).map(str::to_owned);
+        // The subject names the user (and owns their MCP sessions): an empty one names nobody.
+        let sub = text("sub")
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| VerifyError::Invalid("no subject".into()))?;
         let groups = match claims.get(&self.groups_claim) {
             Some(Value::Array(items)) => items
                 .iter()
@@ -106,7 +110,7 @@ impl External {
             _ => vec![],
         };
         Ok(Principal {
-            user: text("sub"),
+            user: Some(sub),
             email: text(&self.email_claim),
             groups,
             client_id: text("client_id").or_else(|| text("azp")),
