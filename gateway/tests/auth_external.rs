@@ -80,9 +80,5 @@ async fn tokens_of_the_external_server_are_accepted_and_foreign_ones_refused() {
     assert_eq!(oauth::mcp_status(&mcp, &unsigned).await, 401);
     assert_eq!(oauth::mcp_status(&mcp, "not-a-jwt").await, 401);
 
-    assert_eq!(
-        oauth::mcp_status(&mcp, &good).await,
-        200,
-        "still accepted"
-    );
+    assert_eq!(oauth::mcp_status(&mcp, &good).await, 200, "still accepted");
 }

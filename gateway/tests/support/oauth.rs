@@ -114,7 +114,11 @@ pub fn authorize_url(base: &str, client_id: &str, redirect_uri: &str) -> url::Ur
 /// The gateway's `/oauth/callback` answer (login finished): approves the consent page it shows
 /// and returns the client's redirect (with `code`, `iss`, `state`).
 pub async fn approve(base: &str, callback: reqwest::Response) -> String {
-    assert_eq!(callback.status(), 200, "the callback shows the consent page");
+    assert_eq!(
+        callback.status(),
+        200,
+        "the callback shows the consent page"
+    );
     let cookie = callback.headers()["set-cookie"].to_str().unwrap();
     let cookie = cookie.split(';').next().unwrap().to_owned();
     let consent = callback.text().await.unwrap();
@@ -138,7 +142,14 @@ pub async fn sandbox_authorize(base: &str, authorize: url::Url, user: &str) -> S
     let http = client();
     let response = http.get(authorize).send().await.unwrap();
     let to_idp = location(&response);
-    let page = http.get(&to_idp).send().await.unwrap().text().await.unwrap();
+    let page = http
+        .get(&to_idp)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let mut form: Vec<(String, String)> = [
         "client_id",
         "redirect_uri",
