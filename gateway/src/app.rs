@@ -38,6 +38,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
     #[error("cannot start the sandbox emulators: {0}")]
     Sandbox(std::io::Error),
     #[error(transparent)]
@@ -332,8 +334,8 @@ pub fn public_url(config: &Config, addr: SocketAddr) -> Result<Url, StartError> 
     let text = config
         .server
         .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
+        .as_deref()
+        .map_or_else(|| format!("http://{addr}"), |url| effective_public_url(url, addr));
     Url::parse(&text).map_err(|e| StartError::Config(format!("[server] public_url: {e}")))
 }
 
@@ -344,7 +346,7 @@ pub async fn start(
     path: &Path,
     registry: &Registry,
 ) -> Result<RunningGateway, StartError> {
-    // Bound first: the broker's callback URL names the port when no public_url is set.
+    // Bound first: the broker's callback URL and the OAuth issuer name the real port.
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .map_err(|source| StartError::Listen {
@@ -361,9 +363,19 @@ pub async fn start(
         Some(storage) => storage,
         None => open_storage(&config).await?,
     };
+    let auth = crate::auth::AuthState::from_config(
+        &config,
+        storage.clone(),
+        public_url.as_str().trim_end_matches('/'),
+    )?;
+    let mut allowed_origins = config.server.allowed_origins.clone();
+    if !allowed_origins.is_empty() {
+        // The consent and connections forms post from the gateway's own origin.
+        allowed_origins.push(public_url.origin().ascii_serialization());
+    }
     let shutdown = CancellationToken::new();
     let settings = HttpSettings {
-        guard: HostGuard::new(&config.server.allowed_hosts, &config.server.allowed_origins),
+        guard: HostGuard::new(&config.server.allowed_hosts, &allowed_origins),
         max_body_bytes: config.server.max_body_bytes,
         sse_keep_alive: config.server.sse_keep_alive,
         legacy_sse: config.server.legacy_sse,
@@ -375,16 +387,24 @@ pub async fn start(
         config.server.session_idle_timeout,
         shutdown.clone(),
     );
-    let mut router = http::router(prepared.gateway, sessions, &settings, shutdown.clone());
+    let auth_routes = auth.clone().map(|state| (state, config.auth.sandbox_idp));
+    let mut router = http::router(
+        prepared.gateway,
+        sessions,
+        &settings,
+        shutdown.clone(),
+        auth_routes,
+    );
     if let Some(broker) = &prepared.broker {
-        // DEMO/TESTS: the dev sign-in until the authentication module provides the real one.
+        // DEMO/TESTS: the dev sign-in, when enabled, stands in for the identity provider.
         let dev = config
             .broker
             .dev_login
             .then(|| Arc::new(DevIdentity::new(broker.keyring_arc())));
-        let identity: Arc<dyn crate::broker::WebIdentity> = match &dev {
-            Some(dev) => dev.clone(),
-            None => Arc::new(NoWebIdentity),
+        let identity: Arc<dyn crate::broker::WebIdentity> = match (&dev, &auth) {
+            (Some(dev), _) => dev.clone(),
+            (None, Some(auth)) => Arc::new(SignedInUser(auth.clone())),
+            (None, None) => Arc::new(NoWebIdentity),
         };
         router = router.merge(
             crate::broker::web::routes(broker.clone(), identity, dev.clone()).layer(
@@ -422,12 +442,32 @@ pub async fn start(
     })
 }
 
-/// No browser sign-in yet (no dev login, auth module not merged): `/connections` asks to sign in.
+/// No browser sign-in configured (auth mode `none`, no dev login): `/connections` asks to sign in.
 struct NoWebIdentity;
 
 impl crate::broker::WebIdentity for NoWebIdentity {
     fn current_user(&self, _: &axum::http::HeaderMap) -> Option<manifold_policy::Principal> {
         None
+    }
+}
+
+/// The user signed in through the identity provider (the auth module's browser session).
+struct SignedInUser(Arc<crate::auth::AuthState>);
+
+impl crate::broker::WebIdentity for SignedInUser {
+    fn current_user(&self, headers: &axum::http::HeaderMap) -> Option<manifold_policy::Principal> {
+        crate::auth::cookie::signed_in_user(&self.0, headers)
+    }
+}
+
+/// `public_url` with port 0 replaced by the port actually bound (the demo on `--listen …:0`).
+pub fn effective_public_url(url: &str, addr: SocketAddr) -> String {
+    match Url::parse(url) {
+        Ok(mut parsed) if parsed.port() == Some(0) => {
+            let _ = parsed.set_port(Some(addr.port()));
+            parsed.as_str().trim_end_matches('/').to_owned()
+        }
+        _ => url.trim_end_matches('/').to_owned(),
     }
 }
 

@@ -144,7 +144,8 @@ impl Storage {
             .execute("CREATE TABLE IF NOT EXISTS manifold_schema (version BIGINT PRIMARY KEY)")
             .await
             .map_err(|source| StorageError::Migrate { version: 0, source })?;
-        for (version, sql) in MIGRATIONS {
+        // Each module owns a range of versions (auth: 10..=19), so branches do not collide.
+        for (version, sql) in MIGRATIONS.iter().chain(crate::auth::store::MIGRATIONS) {
             let applied: Option<(i64,)> =
                 sqlx::query_as("SELECT version FROM manifold_schema WHERE version = $1")
                     .bind(version)

@@ -46,6 +46,7 @@ fn every_shipped_config_is_valid() {
         listen: Some("127.0.0.1:9999".parse().unwrap()),
         data_dir: Some("/tmp/x".into()),
         tools_page_size: Some(3),
+        public_url: None,
     });
     assert_eq!(problems(&demo), vec![]);
 }

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.anyio
 
 async def test_sse_client_lists_tools_and_calls_one(demo):
     with anyio.fail_after(15):
-        async with sse_client(demo.sse_url) as (read, write):
+        async with sse_client(demo.sse_url, headers=demo.headers) as (read, write):
             async with ClientSession(read, write, client_info=CLIENT_INFO) as session:
                 init = await session.initialize()
                 assert init.protocol_version in ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")

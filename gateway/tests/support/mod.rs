@@ -4,6 +4,8 @@
 
 pub mod broker;
 pub mod demo;
+pub mod mock_idp;
+pub mod oauth;
 pub mod process;
 
 use std::{
@@ -223,6 +225,11 @@ pub async fn start(extra: &str) -> TestGateway {
 
 pub async fn start_with_server(server: &str) -> TestGateway {
     start_with("", server).await
+}
+
+/// Extra TOML after the adapter and extra `[server]` lines.
+pub async fn start_with_extra_server(extra: &str, server: &str) -> TestGateway {
+    start_with(extra, server).await
 }
 
 async fn start_with(extra: &str, server: &str) -> TestGateway {
