@@ -331,11 +331,10 @@ async fn open_storage(config: &Config) -> Result<Storage, StorageError> {
 
 /// Where browsers reach the gateway: `[server] public_url`, else the address it listens on.
 pub fn public_url(config: &Config, addr: SocketAddr) -> Result<Url, StartError> {
-    let text = config
-        .server
-        .public_url
-        .as_deref()
-        .map_or_else(|| format!("http://{addr}"), |url| effective_public_url(url, addr));
+    let text = config.server.public_url.as_deref().map_or_else(
+        || format!("http://{addr}"),
+        |url| effective_public_url(url, addr),
+    );
     Url::parse(&text).map_err(|e| StartError::Config(format!("[server] public_url: {e}")))
 }
 

@@ -13,10 +13,19 @@ use rmcp::{
         ErrorCode, Implementation, PaginatedRequestParams, ProtocolVersion,
     },
     service::{PeerRequestOptions, ServiceError},
-    transport::StreamableHttpClientTransport,
+    transport::{
+        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
+    },
 };
 use serde_json::{Value, json};
 use support::demo::Demo;
+
+/// A transport to the demo signed in as alice (the demo requires OAuth tokens).
+fn transport(demo: &Demo) -> StreamableHttpClientTransport<reqwest::Client> {
+    let config = StreamableHttpClientTransportConfig::with_uri(demo.mcp_url.clone())
+        .auth_header(demo.token("alice"));
+    StreamableHttpClientTransport::from_config(config)
+}
 
 fn arguments(value: Value) -> serde_json::Map<String, Value> {
     value.as_object().unwrap().clone()
@@ -28,12 +37,7 @@ async fn exercise(demo: &Demo, version: ProtocolVersion) {
         Implementation::new("rmcp-test", "1"),
     )
     .with_protocol_version(version.clone());
-    let client = info
-        .serve(StreamableHttpClientTransport::from_uri(
-            demo.mcp_url.clone(),
-        ))
-        .await
-        .unwrap();
+    let client = info.serve(transport(demo)).await.unwrap();
 
     // Page by hand to see the pages: the demo runs with 4 tools a page.
     let mut names = Vec::new();
@@ -137,12 +141,7 @@ async fn rmcp_client_cancels_a_slow_linear_call_before_it_reaches_the_provider()
     let demo = Demo::start(&[]);
     let http = reqwest::Client::new();
     let delay = format!("{}/linear/_sandbox/delay", demo.sandbox_url);
-    let client = ()
-        .serve(StreamableHttpClientTransport::from_uri(
-            demo.mcp_url.clone(),
-        ))
-        .await
-        .unwrap();
+    let client = ().serve(transport(&demo)).await.unwrap();
     let teams = client
         .call_tool(CallToolRequestParams::new("linear_list_teams"))
         .await

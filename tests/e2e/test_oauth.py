@@ -111,7 +111,7 @@ async def list_and_call(demo, provider: OAuthClientProvider) -> None:
         transport = streamable_http_client(demo.mcp_url, http_client=http)
         async with Client(transport, mode="auto", client_info=CLIENT_INFO, cache=None) as client:
             listing = await client.session.list_tools()
-            assert len(listing.tools) == 9
+            assert "linear_list_teams" in {tool.name for tool in listing.tools}
             result = await client.session.call_tool("linear_list_teams", {})
             assert not result.is_error, result.content
 

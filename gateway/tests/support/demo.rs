@@ -9,7 +9,7 @@ use std::{
 
 pub struct Demo {
     child: Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     /// `http://127.0.0.1:PORT/mcp`
     pub mcp_url: String,
     /// `http://127.0.0.1:SPORT` (the provider emulators, no trailing slash)
@@ -50,10 +50,33 @@ impl Demo {
         }
         Self {
             child,
-            _dir: dir,
+            dir,
             mcp_url,
             sandbox_url,
         }
+    }
+
+    /// A bearer token for `user`, minted by `manifold token` with this demo's keys.
+    pub fn token(&self, user: &str) -> String {
+        let public_url = self.mcp_url.trim_end_matches("/mcp");
+        let output = Command::new(manifold_bin())
+            .args([
+                "token",
+                "--user",
+                user,
+                "--public-url",
+                public_url,
+                "--data-dir",
+            ])
+            .arg(self.dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
     }
 }
 
