@@ -12,7 +12,7 @@ mod context;
 pub mod diag;
 mod engine;
 // pub mod quota;
-// pub mod redact;
+pub mod redact;
 mod schema;
 mod store;
 
