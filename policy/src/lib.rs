@@ -7,7 +7,7 @@
 //! log ([`audit`]). `README.md` shows how the gateway wires them together.
 
 pub mod admin;
-// pub mod audit;
+pub mod audit;
 mod context;
 pub mod diag;
 mod engine;
