@@ -11,7 +11,7 @@ pub mod audit;
 mod context;
 pub mod diag;
 mod engine;
-// pub mod quota;
+pub mod quota;
 pub mod redact;
 mod schema;
 mod store;
