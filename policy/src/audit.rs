@@ -108,7 +108,9 @@ pub struct AuditLog {
 
 impl std::fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuditLog").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("AuditLog")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -188,7 +190,10 @@ fn rfc3339(ms: u128) -> String {
 
 impl AuditLog {
     /// Opens (or creates) the log, truncates a torn last line and resumes the chain.
-    pub fn open(path: impl Into<PathBuf>, opts: AuditOptions) -> Result<(Self, OpenReport), AuditError> {
+    pub fn open(
+        path: impl Into<PathBuf>,
+        opts: AuditOptions,
+    ) -> Result<(Self, OpenReport), AuditError> {
         let path = path.into();
         let io = |source| AuditError::Io {
             path: path.clone(),
@@ -251,11 +256,11 @@ impl AuditLog {
             Ok(Value::Object(m)) => m,
             _ => Map::new(),
         };
-        let digest = event
-            .args
-            .as_ref()
-            .map(|a| sha256_hex(&canonical_json(a)));
-        record.insert("args_sha256".into(), digest.map_or(Value::Null, Value::String));
+        let digest = event.args.as_ref().map(|a| sha256_hex(&canonical_json(a)));
+        record.insert(
+            "args_sha256".into(),
+            digest.map_or(Value::Null, Value::String),
+        );
         if self.opts.include_args {
             record.insert("args".into(), event.args.clone().unwrap_or(Value::Null));
         }
@@ -300,7 +305,11 @@ pub fn verify(path: &Path) -> Result<VerifyReport, VerifyError> {
     let mut expect_seq: Option<u64> = None;
     // Whole lines only: the content before the final newline, split on newlines.
     let body = &bytes[..whole.saturating_sub(1)];
-    let lines = if whole == 0 { None } else { Some(body.split(|&b| b == b'\n')) };
+    let lines = if whole == 0 {
+        None
+    } else {
+        Some(body.split(|&b| b == b'\n'))
+    };
     for (i, raw) in lines.into_iter().flatten().enumerate() {
         let line = i + 1;
         let tampered = |reason: &str| VerifyError::Tampered {
@@ -318,11 +327,18 @@ pub fn verify(path: &Path) -> Result<VerifyReport, VerifyError> {
         if m.get("prev").and_then(Value::as_str) != Some(prev.as_str()) {
             return Err(tampered("prev does not match the previous record's hash"));
         }
-        let hash = m.get("hash").and_then(Value::as_str).unwrap_or_default().to_string();
+        let hash = m
+            .get("hash")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         if record_hash(&m) != hash {
             return Err(tampered("hash does not match the record"));
         }
-        let seq = m.get("seq").and_then(Value::as_u64).ok_or_else(|| tampered("no seq"))?;
+        let seq = m
+            .get("seq")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| tampered("no seq"))?;
         if expect_seq.is_some_and(|e| e != seq) {
             return Err(tampered("sequence gap"));
         }
@@ -366,11 +382,20 @@ mod tests {
         }
         drop(log);
         let (log, r) = AuditLog::open(&p, AuditOptions::default()).expect("reopen");
-        assert_eq!(r, OpenReport { records: 3, truncated_bytes: 0 });
+        assert_eq!(
+            r,
+            OpenReport {
+                records: 3,
+                truncated_bytes: 0
+            }
+        );
         let rec = log.append(&event(3)).expect("append");
         assert_eq!(rec["seq"], 3);
         let text = std::fs::read_to_string(&p).expect("read");
-        assert!(!text.contains("\"t1\""), "raw args must not be stored by default");
+        assert!(
+            !text.contains("\"t1\""),
+            "raw args must not be stored by default"
+        );
         assert!(text.contains("args_sha256"));
         assert_eq!(verify(&p).expect("verify").records, 4);
     }
@@ -384,10 +409,20 @@ mod tests {
             log.append(&event(i)).expect("append");
         }
         let mut bytes = std::fs::read(&p).expect("read");
-        let lines: Vec<usize> = bytes.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i).collect();
+        let lines: Vec<usize> = bytes
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .map(|(i, _)| i)
+            .collect();
         // Flip "allow" to "allox" on line 3.
         let start = lines[1] + 1;
-        let at = start + bytes[start..].windows(5).position(|w| w == b"allow").expect("field") + 4;
+        let at = start
+            + bytes[start..]
+                .windows(5)
+                .position(|w| w == b"allow")
+                .expect("field")
+            + 4;
         bytes[at] = b'x';
         std::fs::write(&p, &bytes).expect("write");
         match verify(&p) {
@@ -405,16 +440,31 @@ mod tests {
             log.append(&event(i)).expect("append");
         }
         let text = std::fs::read_to_string(&p).expect("read");
-        let kept: Vec<&str> = text.lines().enumerate().filter(|(i, _)| *i != 1).map(|(_, l)| l).collect();
+        let kept: Vec<&str> = text
+            .lines()
+            .enumerate()
+            .filter(|(i, _)| *i != 1)
+            .map(|(_, l)| l)
+            .collect();
         std::fs::write(&p, kept.join("\n") + "\n").expect("write");
-        assert!(matches!(verify(&p), Err(VerifyError::Tampered { line: 2, .. })));
+        assert!(matches!(
+            verify(&p),
+            Err(VerifyError::Tampered { line: 2, .. })
+        ));
     }
 
     #[test]
     fn torn_tail_is_reported_then_truncated_on_open() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("audit.jsonl");
-        let (log, _) = AuditLog::open(&p, AuditOptions { fsync: true, include_args: true }).expect("open");
+        let (log, _) = AuditLog::open(
+            &p,
+            AuditOptions {
+                fsync: true,
+                include_args: true,
+            },
+        )
+        .expect("open");
         log.append(&event(0)).expect("append");
         drop(log);
         let mut f = OpenOptions::new().append(true).open(&p).expect("open");

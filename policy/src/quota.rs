@@ -16,10 +16,7 @@ use crate::{Principal, ToolRef};
 #[derive(Debug, thiserror::Error)]
 pub enum QuotaError {
     #[error("quota `{rule}` exceeded; retry after {retry_after:?}")]
-    QuotaExceeded {
-        rule: String,
-        retry_after: Duration,
-    },
+    QuotaExceeded { rule: String, retry_after: Duration },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -310,19 +307,24 @@ mod tests {
         for _ in 0..3 {
             q.check_local_at(&b("a", "read"), t0).expect("within burst");
         }
-        let Err(QuotaError::QuotaExceeded { rule, retry_after }) = q.check_local_at(&b("a", "read"), t0)
+        let Err(QuotaError::QuotaExceeded { rule, retry_after }) =
+            q.check_local_at(&b("a", "read"), t0)
         else {
             panic!("4th call in a minute must be refused");
         };
         assert_eq!(rule, "user");
         assert_eq!(retry_after, Duration::from_secs(20));
-        q.check_local_at(&b("b", "read"), t0).expect("other user unaffected");
-        q.check_local_at(&b("a", "read"), t0 + Duration::from_secs(20)).expect("one token back");
+        q.check_local_at(&b("b", "read"), t0)
+            .expect("other user unaffected");
+        q.check_local_at(&b("a", "read"), t0 + Duration::from_secs(20))
+            .expect("one token back");
 
         // Tool budget is shared across users; a refused call consumes nothing.
         q.check_local_at(&b("c", "send"), t0).expect("1");
         q.check_local_at(&b("d", "send"), t0).expect("2");
-        let e = q.check_local_at(&b("e", "send"), t0).expect_err("tool exhausted");
+        let e = q
+            .check_local_at(&b("e", "send"), t0)
+            .expect_err("tool exhausted");
         assert!(matches!(e, QuotaError::QuotaExceeded { ref rule, .. } if rule == "send"));
     }
 

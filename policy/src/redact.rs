@@ -108,14 +108,20 @@ fn builtin(name: &str) -> Result<Detector, RedactError> {
         "iban" => (r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b", Check::Mod97),
         "us_ssn" => (r"\b\d{3}-\d{2}-\d{4}\b", Check::Ssn),
         // UK National Insurance number (first letters exclude D, F, I, Q, U, V).
-        "uk_nino" => (r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b", Check::None),
+        "uk_nino" => (
+            r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b",
+            Check::None,
+        ),
         // Canadian SIN: 9 digits grouped 3-3-3, Luhn-valid.
         "ca_sin" => (r"\b\d{3}[ -]\d{3}[ -]\d{3}\b", Check::Luhn),
         "api_key" => (
             r"\b(?:sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}|xox[bpas]-[A-Za-z0-9-]{10,}|(?:AKIA|ASIA)[0-9A-Z]{16})\b",
             Check::None,
         ),
-        "jwt" => (r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{10,}", Check::None),
+        "jwt" => (
+            r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{10,}",
+            Check::None,
+        ),
         "bearer" => (r"(?i)\bbearer\s+([A-Za-z0-9._~+/-]{16,}=*)", Check::Group1),
         other => return Err(RedactError::UnknownBuiltin(other.to_string())),
     };
@@ -254,11 +260,12 @@ pub struct Redactor {
 
 impl Redactor {
     pub fn new(cfg: &RedactionConfig) -> Result<Self, RedactError> {
-        let build = |m: &HashMap<String, ProfileConfig>| -> Result<HashMap<String, Profile>, RedactError> {
-            m.iter()
-                .map(|(k, v)| Ok((k.clone(), Profile::build(v)?)))
-                .collect()
-        };
+        let build =
+            |m: &HashMap<String, ProfileConfig>| -> Result<HashMap<String, Profile>, RedactError> {
+                m.iter()
+                    .map(|(k, v)| Ok((k.clone(), Profile::build(v)?)))
+                    .collect()
+            };
         Ok(Redactor {
             default: Profile::build(&cfg.default)?,
             adapters: build(&cfg.adapter)?,
@@ -274,7 +281,12 @@ impl Redactor {
     }
 
     /// Masks text; returns the text and the number of masked spans.
-    pub fn redact_text<'t>(&self, instance: &str, tool: &str, text: &'t str) -> (Cow<'t, str>, usize) {
+    pub fn redact_text<'t>(
+        &self,
+        instance: &str,
+        tool: &str,
+        text: &'t str,
+    ) -> (Cow<'t, str>, usize) {
         let mut hits = 0;
         let mut out = Cow::Borrowed(text);
         for d in &self.profile(instance, tool).detectors {
@@ -296,7 +308,10 @@ impl Redactor {
                 }
                 n
             }
-            Value::Array(a) => a.iter_mut().map(|v| self.redact_value(instance, tool, v)).sum(),
+            Value::Array(a) => a
+                .iter_mut()
+                .map(|v| self.redact_value(instance, tool, v))
+                .sum(),
             Value::Object(o) => o
                 .values_mut()
                 .map(|v| self.redact_value(instance, tool, v))
@@ -344,18 +359,18 @@ mod tests {
     #[test]
     fn near_misses_are_left_alone() {
         for s in [
-            "order 4111 1111 1111 1112",    // fails Luhn
-            "1234567812345678",             // fails Luhn
-            "GB82 WEST 1234 5698 7654 33",  // fails mod-97
-            "ssn 000-12-3456",              // invalid area
-            "phone 555-12-34567",           // wrong grouping
-            "sk-short",                     // too short
+            "order 4111 1111 1111 1112",   // fails Luhn
+            "1234567812345678",            // fails Luhn
+            "GB82 WEST 1234 5698 7654 33", // fails mod-97
+            "ssn 000-12-3456",             // invalid area
+            "phone 555-12-34567",          // wrong grouping
+            "sk-short",                    // too short
             "ghp_tooShort",
             "AKIA1234",
             "eyJhbGciOi.not-a-jwt",
             "the bearer of bad news",
-            "sin 046 454 287",              // fails Luhn
-            "ref QQ123456C",                // QQ is not an issued prefix
+            "sin 046 454 287", // fails Luhn
+            "ref QQ123456C",   // QQ is not an issued prefix
         ] {
             assert!(!masked(s), "masked: {s}");
         }
@@ -389,12 +404,25 @@ mod tests {
         )
         .expect("config");
         let r = Redactor::new(&cfg).expect("build");
-        assert_eq!(r.redact_text("drive", "t", "EMP-123456").0, "[REDACTED:employee_id]");
-        assert_eq!(r.redact_text("drive", "t", "ssn 123-45-6789").1, 0, "not configured");
+        assert_eq!(
+            r.redact_text("drive", "t", "EMP-123456").0,
+            "[REDACTED:employee_id]"
+        );
+        assert_eq!(
+            r.redact_text("drive", "t", "ssn 123-45-6789").1,
+            0,
+            "not configured"
+        );
         assert_eq!(r.redact_text("linear", "t", "4111111111111111").1, 0);
-        assert_eq!(r.redact_text("other", "linear_export", "4111111111111111").1, 0);
-        assert!(RedactionConfig::from_toml("[default]\nbuiltins=[\"nope\"]")
-            .and_then(|c| Redactor::new(&c))
-            .is_err());
+        assert_eq!(
+            r.redact_text("other", "linear_export", "4111111111111111")
+                .1,
+            0
+        );
+        assert!(
+            RedactionConfig::from_toml("[default]\nbuiltins=[\"nope\"]")
+                .and_then(|c| Redactor::new(&c))
+                .is_err()
+        );
     }
 }

@@ -77,7 +77,8 @@ fn sigkill_loses_no_acknowledged_record() {
     // Reopen resumes the chain (truncating a torn tail if the kill hit mid-write).
     let (log, open) = AuditLog::open(&path, AuditOptions::default()).expect("reopen");
     assert!(open.records > last);
-    log.append(&AuditEvent::default()).expect("append after restart");
+    log.append(&AuditEvent::default())
+        .expect("append after restart");
     let after = verify(&path).expect("verifies after restart");
     assert_eq!(after.records, open.records + 1);
     assert!(!after.torn_tail);

@@ -210,3 +210,14 @@ fn schema_text_is_what_cedar_accepts() {
     assert!(text.contains("\"to\"?: Set<String>"));
     assert!(cedar_policy::Schema::from_cedarschema_str(&text).is_ok());
 }
+
+#[test]
+fn shipped_quota_and_redaction_configs_parse() {
+    let q = std::fs::read_to_string(policies_dir().join("quotas.toml")).expect("read");
+    let cfg = manifold_policy::quota::QuotaConfig::from_toml(&q).expect("quotas.toml");
+    assert_eq!(cfg.rules.len(), 3);
+    let r = std::fs::read_to_string(policies_dir().join("redaction.toml")).expect("read");
+    let cfg = manifold_policy::redact::RedactionConfig::from_toml(&r).expect("redaction.toml");
+    let red = manifold_policy::redact::Redactor::new(&cfg).expect("redactor");
+    assert_eq!(red.redact_text("drive", "x", "EMP-123456").1, 1);
+}

@@ -24,7 +24,8 @@ fn staff() -> Principal {
 }
 
 const ALLOW: &str = "@id(\"staff\")\n@reason(\"staff may\")\npermit(principal in Group::\"staff\", action, resource);\n";
-const DENY_ALL: &str = "@id(\"nobody\")\n@reason(\"closed\")\nforbid(principal, action, resource);\n";
+const DENY_ALL: &str =
+    "@id(\"nobody\")\n@reason(\"closed\")\nforbid(principal, action, resource);\n";
 
 fn allowed(store: &PolicyStore, t: &ToolDescriptor) -> bool {
     store
@@ -47,19 +48,31 @@ fn broken_change_is_refused_and_previous_policy_stays() {
     assert_eq!(store.reloads(), 1);
 
     // Broken change: refused with file:line:column, counted, last good set still in force.
-    std::fs::write(dir.path().join("b.cedar"), "@id(\"x\")\nforbid(principal, action resource);\n")
-        .expect("write");
+    std::fs::write(
+        dir.path().join("b.cedar"),
+        "@id(\"x\")\nforbid(principal, action resource);\n",
+    )
+    .expect("write");
     let err = store.reload().expect_err("broken must be refused");
     let d = &err.diagnostics()[0];
-    assert!(d.file.ends_with("b.cedar") && d.line == 2 && d.column > 0, "{d}");
+    assert!(
+        d.file.ends_with("b.cedar") && d.line == 2 && d.column > 0,
+        "{d}"
+    );
     assert!(err.to_string().contains("b.cedar:2:"), "{err}");
     assert_eq!(store.rejected_reloads(), 1);
     assert!(store.last_error().is_some());
-    assert!(!allowed(&store, &t), "previous (deny-all) policy must stay in force");
+    assert!(
+        !allowed(&store, &t),
+        "previous (deny-all) policy must stay in force"
+    );
 
     // A type error against the schema is refused the same way.
-    std::fs::write(dir.path().join("b.cedar"), "@id(\"x\")\npermit(principal, action, resource) when { principal.shoe_size > 3 };\n")
-        .expect("write");
+    std::fs::write(
+        dir.path().join("b.cedar"),
+        "@id(\"x\")\npermit(principal, action, resource) when { principal.shoe_size > 3 };\n",
+    )
+    .expect("write");
     assert!(store.reload().is_err());
     assert_eq!(store.rejected_reloads(), 2);
     assert!(!allowed(&store, &t));
@@ -96,8 +109,14 @@ fn watcher_reloads_valid_changes_and_refuses_broken_ones() {
     let store = PolicyStore::open(dir.path(), std::slice::from_ref(&t)).expect("open");
     let _watch = store.watch().expect("watch");
     std::fs::write(dir.path().join("b.cedar"), DENY_ALL).expect("write");
-    assert!(wait_until(|| !allowed(&store, &t)), "watcher did not apply the change");
+    assert!(
+        wait_until(|| !allowed(&store, &t)),
+        "watcher did not apply the change"
+    );
     std::fs::write(dir.path().join("b.cedar"), "forbid(").expect("write");
-    assert!(wait_until(|| store.rejected_reloads() >= 1), "broken change not counted");
+    assert!(
+        wait_until(|| store.rejected_reloads() >= 1),
+        "broken change not counted"
+    );
     assert!(!allowed(&store, &t));
 }
