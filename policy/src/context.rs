@@ -85,7 +85,7 @@ pub(crate) fn build(
     args: Option<&Value>,
     types: &BTreeMap<String, ArgType>,
     client_id: &str,
-) -> Result<Context, cedar_policy::ContextCreationError> {
+) -> Result<Context, String> {
     let mut fields = Vec::new();
     if let Some(Value::Object(obj)) = args {
         for (k, v) in obj {
@@ -105,7 +105,7 @@ pub(crate) fn build(
     let set = |s: BTreeSet<String>| {
         RestrictedExpression::new_set(s.into_iter().map(RestrictedExpression::new_string))
     };
-    let args = RestrictedExpression::new_record(fields)?;
+    let args = RestrictedExpression::new_record(fields).map_err(|e| e.to_string())?;
     Context::from_pairs([
         ("args".to_string(), args),
         ("recipients".to_string(), set(recipients)),
@@ -115,6 +115,7 @@ pub(crate) fn build(
             RestrictedExpression::new_string(client_id.to_string()),
         ),
     ])
+    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -511,7 +511,6 @@ impl CedarEngine {
             &self.schema.args,
             principal.client_id.as_deref().unwrap_or(""),
         )
-        .map_err(|e| e.to_string())
     }
 
     /// Runs Cedar for one tool against prepared entities and context.

@@ -155,7 +155,7 @@ pub(crate) fn luhn(s: &str) -> bool {
             }
         })
         .sum();
-    !d.is_empty() && sum % 10 == 0
+    !d.is_empty() && sum.is_multiple_of(10)
 }
 
 pub(crate) fn iban_ok(s: &str) -> bool {

@@ -84,7 +84,7 @@ fn broken_change_is_refused_and_previous_policy_stays() {
 }
 
 #[test]
-fn a_broken_initial_load_fails_open() {
+fn a_broken_initial_load_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("a.cedar"), "permit(").expect("write");
     assert!(PolicyStore::open(dir.path(), &[tool()]).is_err());
