@@ -3,11 +3,20 @@
 //! only those whose scope (principal, action, resource heads) can match the request, and caches
 //! that subset per (action, tool, groups) — the cache lives in the immutable snapshot, so a reload
 //! drops it with the old policies.
+//!
+//! Further per-snapshot work that keeps a decision cheap:
+//! - the tool and adapter entities of the catalog are built once, at load;
+//! - the user entity is built once per principal (user, e-mail, groups, client id);
+//! - a subset with no policy at all is a default deny, and a subset of unconditional permits
+//!   (no forbid, no `when`/`unless`) is decided by its scope heads alone: Cedar is not called;
+//! - `list` decisions without arguments are cached per (principal, catalog tool): they depend on
+//!   nothing else, as long as no condition dereferences an entity literal (checked at load).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::{BuildHasher, DefaultHasher, Hash, Hasher, RandomState};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use cedar_policy::{
     ActionConstraint, Authorizer, Context, Effect, Entities, Entity, EntityId, EntityTypeName,
@@ -26,6 +35,10 @@ pub const DEFAULT_DENY_REASON: &str = "no policy allows this";
 
 /// Bound on cached policy subsets; past it the cache starts over (cheap to rebuild).
 const CACHE_CAP: usize = 8192;
+
+/// Bound on cached principals (user entity and `list` decisions, at most one per catalog tool);
+/// past it the cache starts over.
+const PRINCIPAL_CAP: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -73,14 +86,106 @@ struct Scoped {
     principal: PrincipalConstraint,
     action: ActionConstraint,
     resource: ResourceConstraint,
+    permit: bool,
+    /// Has a `when` or `unless` clause.
+    conditional: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct CacheKey {
+/// The policies whose scope can match one (action, tool, group set), and how to decide them.
+#[derive(Debug)]
+struct Subset {
     action: Action,
     tool: String,
     instance: String,
     groups: Vec<String>,
+    set: PolicySet,
+    /// Indices into `scoped` when every policy is an unconditional permit (decided by scope
+    /// heads alone); `None` when Cedar has to evaluate. Empty for an empty subset.
+    heads_only: Option<Vec<usize>>,
+}
+
+impl Subset {
+    fn is(&self, action: Action, tool: &ToolRef<'_>, groups: &[&str]) -> bool {
+        self.action == action
+            && self.tool == tool.name
+            && self.instance == tool.instance
+            && self.groups.len() == groups.len()
+            && self.groups.iter().zip(groups).all(|(a, b)| a == b)
+    }
+}
+
+/// A catalog tool with its entities, built once per snapshot.
+#[derive(Debug)]
+struct Slot {
+    name: String,
+    instance: String,
+    kind: String,
+    read_only: bool,
+    destructive: bool,
+    tags: Vec<String>,
+    tool: Entity,
+    adapter: Entity,
+}
+
+impl Slot {
+    /// Whether `t` describes exactly this tool (so its entities are the ones built here).
+    fn matches(&self, t: &ToolRef<'_>) -> bool {
+        self.name == t.name
+            && self.instance == t.instance
+            && self.kind == t.kind
+            && self.read_only == t.read_only
+            && self.destructive == t.destructive
+            && self.tags == t.tags
+    }
+}
+
+/// What a principal contributes to a decision, built once per snapshot. Identified by everything
+/// a policy can see of it: user id, e-mail (and so its domain), the group set and the client id.
+#[derive(Debug)]
+struct PrincipalEntry {
+    user: String,
+    email: String,
+    groups: Vec<String>,
+    client_id: String,
+    entity: Entity,
+    /// `list` decisions without arguments, one per catalog slot.
+    list: OnceLock<Box<[OnceLock<Decision>]>>,
+}
+
+impl PrincipalEntry {
+    fn is(&self, k: &PrincipalKey<'_>) -> bool {
+        self.user == k.user
+            && self.email == k.email
+            && self.client_id == k.client_id
+            && self.groups.len() == k.groups.len()
+            && self.groups.iter().zip(&k.groups).all(|(a, b)| a == b)
+    }
+
+    fn groups(&self) -> Vec<&str> {
+        self.groups.iter().map(String::as_str).collect()
+    }
+}
+
+/// A principal's identity, borrowed; groups sorted and deduplicated.
+struct PrincipalKey<'a> {
+    user: &'a str,
+    email: &'a str,
+    groups: Vec<&'a str>,
+    client_id: &'a str,
+}
+
+impl<'a> PrincipalKey<'a> {
+    fn of(p: &'a Principal) -> Self {
+        let mut groups: Vec<&str> = p.groups.iter().map(String::as_str).collect();
+        groups.sort_unstable();
+        groups.dedup();
+        PrincipalKey {
+            user: p.user.as_deref().unwrap_or(""),
+            email: p.email.as_deref().unwrap_or(""),
+            groups,
+            client_id: p.client_id.as_deref().unwrap_or(""),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -126,7 +231,16 @@ pub struct CedarEngine {
     scoped: Vec<Scoped>,
     types: Types,
     authorizer: Authorizer,
-    cache: RwLock<HashMap<CacheKey, Arc<PolicySet>>>,
+    /// Catalog tools with prebuilt entities, and their index by name.
+    slots: Vec<Slot>,
+    slot_of: HashMap<String, usize>,
+    /// Some condition dereferences a user, tool or adapter literal, so a decision may depend on
+    /// which other entities are present: `list` decisions are then neither cached nor computed
+    /// per tool.
+    literal_sensitive: bool,
+    hasher: RandomState,
+    cache: RwLock<HashMap<u64, Arc<Subset>>>,
+    principals: RwLock<HashMap<u64, Arc<PrincipalEntry>>>,
     summary: Summary,
 }
 
@@ -289,26 +403,6 @@ impl CedarEngine {
             })
             .collect();
 
-        let scoped: Vec<Scoped> = all
-            .policies()
-            .map(|p| Scoped {
-                policy: p.clone(),
-                principal: p.principal_constraint(),
-                action: p.action_constraint(),
-                resource: p.resource_constraint(),
-            })
-            .collect();
-        let permits = scoped
-            .iter()
-            .filter(|s| s.policy.effect() == Effect::Permit)
-            .count();
-        let summary = Summary {
-            files: sources.len(),
-            policies: scoped.len(),
-            permits,
-            forbids: scoped.len() - permits,
-            warnings,
-        };
         let types = Types::new().ok_or_else(|| {
             vec![Diagnostic {
                 file: PathBuf::new(),
@@ -317,6 +411,75 @@ impl CedarEngine {
                 message: "internal: entity type names did not parse".into(),
             }]
         })?;
+        let entity_type = |u: &EntityUid| {
+            let ty = u.type_name();
+            *ty == types.user || *ty == types.tool || *ty == types.adapter
+        };
+        let mut literal_sensitive = false;
+        let scoped: Vec<Scoped> = all
+            .policies()
+            .map(|p| {
+                let principal = p.principal_constraint();
+                let resource = p.resource_constraint();
+                let conditional = p.has_non_scope_constraint();
+                if conditional {
+                    // Literals in the scope heads are harmless (membership is read off the
+                    // request's own entities); any further one is in a condition.
+                    let head = |u: Option<&EntityUid>| u.is_some_and(entity_type);
+                    let in_heads = usize::from(head(principal_head(&principal)))
+                        + usize::from(head(resource_head(&resource)));
+                    let all_lits = p
+                        .entity_literals()
+                        .iter()
+                        .filter(|u| entity_type(u))
+                        .count();
+                    literal_sensitive |= all_lits > in_heads;
+                }
+                Scoped {
+                    policy: p.clone(),
+                    principal,
+                    action: p.action_constraint(),
+                    resource,
+                    permit: p.effect() == Effect::Permit,
+                    conditional,
+                }
+            })
+            .collect();
+        let permits = scoped.iter().filter(|s| s.permit).count();
+        let summary = Summary {
+            files: sources.len(),
+            policies: scoped.len(),
+            permits,
+            forbids: scoped.len() - permits,
+            warnings,
+        };
+        let mut slots = Vec::with_capacity(schema.tools.len());
+        let mut slot_of = HashMap::with_capacity(schema.tools.len());
+        for d in &schema.tools {
+            if slot_of.contains_key(&d.name) {
+                continue;
+            }
+            let (tool, adapter) =
+                tool_entities(&types, &ToolRef::from_descriptor(d)).map_err(|e| {
+                    vec![Diagnostic {
+                        file: PathBuf::new(),
+                        line: 0,
+                        column: 0,
+                        message: format!("internal: entities of tool `{}`: {e}", d.name),
+                    }]
+                })?;
+            slot_of.insert(d.name.clone(), slots.len());
+            slots.push(Slot {
+                name: d.name.clone(),
+                instance: d.instance.clone(),
+                kind: d.kind.clone(),
+                read_only: d.read_only,
+                destructive: d.destructive,
+                tags: d.tags.clone(),
+                tool,
+                adapter,
+            });
+        }
         Ok(CedarEngine {
             schema: schema.clone(),
             all,
@@ -324,7 +487,12 @@ impl CedarEngine {
             scoped,
             types,
             authorizer: Authorizer::new(),
+            slots,
+            slot_of,
+            literal_sensitive,
+            hasher: RandomState::new(),
             cache: RwLock::new(HashMap::new()),
+            principals: RwLock::new(HashMap::new()),
             summary,
         })
     }
@@ -354,7 +522,7 @@ impl CedarEngine {
         s: &Scoped,
         action: &EntityUid,
         tool: &ToolRef<'_>,
-        groups: &[String],
+        groups: &[&str],
     ) -> bool {
         let t = &self.types;
         let action_ok = match &s.action {
@@ -376,7 +544,7 @@ impl CedarEngine {
         // scope check rejects them cheaply.
         let princ_in = |u: &EntityUid| {
             u.type_name() == &t.user
-                || (u.type_name() == &t.group && groups.iter().any(|g| g == u.id().unescaped()))
+                || (u.type_name() == &t.group && groups.iter().any(|g| *g == u.id().unescaped()))
         };
         let principal_ok = match &s.principal {
             PrincipalConstraint::Any => true,
@@ -388,37 +556,119 @@ impl CedarEngine {
         action_ok && resource_ok && principal_ok
     }
 
-    fn subset(&self, principal: &Principal, action: Action, tool: &ToolRef<'_>) -> Arc<PolicySet> {
-        let mut groups = principal.groups.clone();
-        groups.sort_unstable();
-        groups.dedup();
-        let key = CacheKey {
-            action,
-            tool: tool.name.to_string(),
-            instance: tool.instance.to_string(),
-            groups,
+    /// Whether an unconditional policy applies: its scope heads evaluated exactly as Cedar does
+    /// for this request (the user's ancestors are its groups, the tool's its adapter, actions
+    /// have none).
+    fn heads_match(&self, s: &Scoped, user: &str, groups: &[String], tool: &ToolRef<'_>) -> bool {
+        let t = &self.types;
+        let is_user = |u: &EntityUid| u.type_name() == &t.user && u.id().unescaped() == user;
+        let princ_in = |u: &EntityUid| {
+            is_user(u)
+                || (u.type_name() == &t.group && groups.iter().any(|g| g == u.id().unescaped()))
         };
+        let principal_ok = match &s.principal {
+            PrincipalConstraint::Any => true,
+            PrincipalConstraint::Eq(u) => is_user(u),
+            PrincipalConstraint::In(u) => princ_in(u),
+            PrincipalConstraint::Is(ty) => *ty == t.user,
+            PrincipalConstraint::IsIn(ty, u) => *ty == t.user && princ_in(u),
+        };
+        let is_tool = |u: &EntityUid| u.type_name() == &t.tool && u.id().unescaped() == tool.name;
+        let res_in = |u: &EntityUid| {
+            is_tool(u) || (u.type_name() == &t.adapter && u.id().unescaped() == tool.instance)
+        };
+        let resource_ok = match &s.resource {
+            ResourceConstraint::Any => true,
+            ResourceConstraint::Eq(u) => is_tool(u),
+            ResourceConstraint::In(u) => res_in(u),
+            ResourceConstraint::Is(ty) => *ty == t.tool,
+            ResourceConstraint::IsIn(ty, u) => *ty == t.tool && res_in(u),
+        };
+        // The action head was checked when the subset was built (`in_scope` is exact there).
+        principal_ok && resource_ok
+    }
+
+    fn hash_of(&self, f: impl FnOnce(&mut DefaultHasher)) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        f(&mut h);
+        h.finish()
+    }
+
+    /// The scope-filtered subset for (action, tool, groups); `groups` sorted and deduplicated.
+    fn subset(&self, action: Action, tool: &ToolRef<'_>, groups: &[&str]) -> Arc<Subset> {
+        let key = self.hash_of(|h| {
+            action.hash(h);
+            tool.name.hash(h);
+            tool.instance.hash(h);
+            groups.hash(h);
+        });
         if let Ok(cache) = self.cache.read()
             && let Some(s) = cache.get(&key)
+            && s.is(action, tool, groups)
         {
             return Arc::clone(s);
         }
         let action_uid = self.types.action(action);
         let mut set = PolicySet::new();
-        for s in &self.scoped {
-            if self.in_scope(s, action_uid, tool, &key.groups) {
+        let mut members = Vec::new();
+        for (i, s) in self.scoped.iter().enumerate() {
+            if self.in_scope(s, action_uid, tool, groups) {
                 // Ids are unique in `all`, so adding to a fresh set cannot collide.
                 let _ = set.add(s.policy.clone());
+                members.push(i);
             }
         }
-        let set = Arc::new(set);
+        let heads_only = members
+            .iter()
+            .all(|&i| self.scoped[i].permit && !self.scoped[i].conditional)
+            .then_some(members);
+        let subset = Arc::new(Subset {
+            action,
+            tool: tool.name.to_string(),
+            instance: tool.instance.to_string(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            set,
+            heads_only,
+        });
         if let Ok(mut cache) = self.cache.write() {
             if cache.len() >= CACHE_CAP {
                 cache.clear();
             }
-            cache.insert(key, Arc::clone(&set));
+            cache.insert(key, Arc::clone(&subset));
         }
-        set
+        subset
+    }
+
+    /// The cached entry of a principal, built on first sight.
+    fn principal(&self, principal: &Principal) -> Result<Arc<PrincipalEntry>, String> {
+        let k = PrincipalKey::of(principal);
+        let key = self.hash_of(|h| {
+            k.user.hash(h);
+            k.email.hash(h);
+            k.groups.hash(h);
+            k.client_id.hash(h);
+        });
+        if let Ok(map) = self.principals.read()
+            && let Some(e) = map.get(&key)
+            && e.is(&k)
+        {
+            return Ok(Arc::clone(e));
+        }
+        let entry = Arc::new(PrincipalEntry {
+            user: k.user.to_string(),
+            email: k.email.to_string(),
+            groups: k.groups.iter().map(|g| g.to_string()).collect(),
+            client_id: k.client_id.to_string(),
+            entity: self.user_entity(principal)?,
+            list: OnceLock::new(),
+        });
+        if let Ok(mut map) = self.principals.write() {
+            if map.len() >= PRINCIPAL_CAP {
+                map.clear();
+            }
+            map.insert(key, Arc::clone(&entry));
+        }
+        Ok(entry)
     }
 
     fn user_entity(&self, principal: &Principal) -> Result<Entity, String> {
@@ -451,58 +701,47 @@ impl CedarEngine {
         Entity::new(uid, attrs, parents).map_err(|e| e.to_string())
     }
 
-    fn tool_entities(
-        &self,
-        tool: &ToolRef<'_>,
-        out: &mut Vec<Entity>,
-        adapters: &mut BTreeSet<String>,
-    ) -> Result<(), String> {
-        let t = &self.types;
-        let adapter = t.uid(&t.adapter, tool.instance);
-        let s = |v: &str| RestrictedExpression::new_string(v.to_string());
-        let attrs = HashMap::from([
-            ("name".to_string(), s(tool.name)),
-            ("kind".to_string(), s(tool.kind)),
-            ("instance".to_string(), s(tool.instance)),
-            (
-                "read_only".to_string(),
-                RestrictedExpression::new_bool(tool.read_only),
-            ),
-            (
-                "destructive".to_string(),
-                RestrictedExpression::new_bool(tool.destructive),
-            ),
-            (
-                "tags".to_string(),
-                RestrictedExpression::new_set(tool.tags.iter().map(|x| s(x))),
-            ),
-        ]);
-        out.push(
-            Entity::new(
-                t.uid(&t.tool, tool.name),
-                attrs,
-                HashSet::from([adapter.clone()]),
-            )
-            .map_err(|e| e.to_string())?,
-        );
-        if adapters.insert(tool.instance.to_string()) {
-            let attrs = HashMap::from([
-                ("kind".to_string(), s(tool.kind)),
-                ("instance".to_string(), s(tool.instance)),
-            ]);
-            out.push(Entity::new(adapter, attrs, HashSet::new()).map_err(|e| e.to_string())?);
-        }
-        Ok(())
+    /// The catalog slot `tool` is, if it is exactly a catalog tool.
+    fn slot(&self, tool: &ToolRef<'_>) -> Option<usize> {
+        self.slot_of
+            .get(tool.name)
+            .copied()
+            .filter(|&i| self.slots[i].matches(tool))
     }
 
-    fn entities(&self, principal: &Principal, tools: &[ToolRef<'_>]) -> Result<Entities, String> {
+    /// Entities of every given tool plus the user: the `list` filter's shared set when the
+    /// decision may depend on other entities than the request's own.
+    fn entities(&self, user: &Entity, tools: &[ToolRef<'_>]) -> Result<Entities, String> {
         let mut list = Vec::with_capacity(2 + tools.len());
-        list.push(self.user_entity(principal)?);
+        list.push(user.clone());
         let mut adapters = BTreeSet::new();
         for tool in tools {
-            self.tool_entities(tool, &mut list, &mut adapters)?;
+            match self.slot(tool) {
+                Some(i) => {
+                    list.push(self.slots[i].tool.clone());
+                    if adapters.insert(tool.instance) {
+                        list.push(self.slots[i].adapter.clone());
+                    }
+                }
+                None => {
+                    let (t, a) = tool_entities(&self.types, tool)?;
+                    list.push(t);
+                    if adapters.insert(tool.instance) {
+                        list.push(a);
+                    }
+                }
+            }
         }
         Entities::from_entities(list, None).map_err(|e| e.to_string())
+    }
+
+    /// The user, the tool and its adapter: all a single decision's entities.
+    fn entities_one(&self, user: &Entity, tool: &ToolRef<'_>) -> Result<Entities, String> {
+        let (t, a) = match self.slot(tool) {
+            Some(i) => (self.slots[i].tool.clone(), self.slots[i].adapter.clone()),
+            None => tool_entities(&self.types, tool)?,
+        };
+        Entities::from_entities([user.clone(), t, a], None).map_err(|e| e.to_string())
     }
 
     fn context(&self, principal: &Principal, args: Option<&Value>) -> Result<Context, String> {
@@ -513,19 +752,44 @@ impl CedarEngine {
         )
     }
 
+    /// Decides without Cedar when the subset allows it: no policy (default deny), or only
+    /// unconditional permits (allowed by those whose heads match). The explanation is what
+    /// Cedar would give: neither case can produce an evaluation error.
+    fn by_heads(
+        &self,
+        subset: &Subset,
+        pe: &PrincipalEntry,
+        tool: &ToolRef<'_>,
+    ) -> Option<Explanation> {
+        let members = subset.heads_only.as_ref()?;
+        let mut determining: Vec<String> = members
+            .iter()
+            .map(|&i| &self.scoped[i])
+            .filter(|s| self.heads_match(s, &pe.user, &pe.groups, tool))
+            .map(|s| s.policy.id().to_string())
+            .collect();
+        determining.sort();
+        Some(self.explanation(
+            !determining.is_empty(),
+            determining,
+            Vec::new(),
+            members.len(),
+        ))
+    }
+
     /// Runs Cedar for one tool against prepared entities and context.
     fn run(
         &self,
-        principal: &Principal,
+        pe: &PrincipalEntry,
         action: Action,
         tool: &ToolRef<'_>,
+        subset: &Subset,
         entities: &Entities,
         context: Context,
     ) -> Explanation {
         let t = &self.types;
-        let subset = self.subset(principal, action, tool);
         let request = match Request::new(
-            t.uid(&t.user, principal.user.as_deref().unwrap_or("")),
+            pe.entity.uid(),
             t.action(action).clone(),
             t.uid(&t.tool, tool.name),
             context,
@@ -534,13 +798,35 @@ impl CedarEngine {
             Ok(r) => r,
             Err(e) => return self.failed(e.to_string()),
         };
-        let response = self.authorizer.is_authorized(&request, &subset, entities);
+        let response = self
+            .authorizer
+            .is_authorized(&request, &subset.set, entities);
         let mut determining: Vec<String> = response
             .diagnostics()
             .reason()
             .map(|p| p.to_string())
             .collect();
         determining.sort();
+        let errors = response
+            .diagnostics()
+            .errors()
+            .map(|e| e.to_string())
+            .collect();
+        self.explanation(
+            response.decision() == cedar_policy::Decision::Allow,
+            determining,
+            errors,
+            subset.set.num_of_policies(),
+        )
+    }
+
+    fn explanation(
+        &self,
+        allow: bool,
+        determining: Vec<String>,
+        errors: Vec<String>,
+        evaluated: usize,
+    ) -> Explanation {
         let reasons: Vec<String> = determining
             .iter()
             .map(|id| {
@@ -548,29 +834,25 @@ impl CedarEngine {
                     .map_or_else(|| format!("policy {id}"), str::to_string)
             })
             .collect();
-        let errors = response
-            .diagnostics()
-            .errors()
-            .map(|e| e.to_string())
-            .collect();
-        let decision = match response.decision() {
-            cedar_policy::Decision::Allow => Decision::Allow {
+        let decision = if allow {
+            Decision::Allow {
                 policies: determining.clone(),
-            },
-            cedar_policy::Decision::Deny => Decision::Deny {
+            }
+        } else {
+            Decision::Deny {
                 reason: reasons
                     .first()
                     .cloned()
                     .unwrap_or_else(|| DEFAULT_DENY_REASON.to_string()),
                 policies: determining.clone(),
-            },
+            }
         };
         Explanation {
             decision,
             determining,
             reasons,
             errors,
-            evaluated: subset.num_of_policies(),
+            evaluated,
         }
     }
 
@@ -588,6 +870,30 @@ impl CedarEngine {
         }
     }
 
+    /// One decision with the request's own entities (user, tool, adapter).
+    fn explain_with(
+        &self,
+        principal: &Principal,
+        pe: &PrincipalEntry,
+        action: Action,
+        tool: &ToolRef<'_>,
+        args: Option<&Value>,
+    ) -> Explanation {
+        let subset = self.subset(action, tool, &pe.groups());
+        if let Some(x) = self.by_heads(&subset, pe, tool) {
+            return x;
+        }
+        let entities = match self.entities_one(&pe.entity, tool) {
+            Ok(e) => e,
+            Err(e) => return self.failed(e),
+        };
+        let context = match self.context(principal, args) {
+            Ok(c) => c,
+            Err(e) => return self.failed(e),
+        };
+        self.run(pe, action, tool, &subset, &entities, context)
+    }
+
     /// The decision and everything that went into it.
     pub fn explain(
         &self,
@@ -596,35 +902,133 @@ impl CedarEngine {
         tool: &ToolRef<'_>,
         args: Option<&Value>,
     ) -> Explanation {
-        let entities = match self.entities(principal, std::slice::from_ref(tool)) {
-            Ok(e) => e,
-            Err(e) => return self.failed(e),
-        };
-        let context = match self.context(principal, args) {
-            Ok(c) => c,
-            Err(e) => return self.failed(e),
-        };
-        self.run(principal, action, tool, &entities, context)
+        match self.principal(principal) {
+            Ok(pe) => self.explain_with(principal, &pe, action, tool, args),
+            Err(e) => self.failed(e),
+        }
     }
 
-    /// `tools/list` filtering: one decision per tool with the `list` action, sharing the
-    /// entities and context across tools. Returns one flag per input tool.
+    /// `tools/list` filtering: one decision per tool with the `list` action. Returns one flag
+    /// per input tool.
     pub fn filter_list(&self, principal: &Principal, tools: &[ToolRef<'_>]) -> Vec<bool> {
+        let Ok(pe) = self.principal(principal) else {
+            return vec![false; tools.len()];
+        };
+        let mut names = HashSet::with_capacity(tools.len());
+        let distinct = tools.iter().all(|t| names.insert(t.name));
+        if self.literal_sensitive || !distinct {
+            return self.filter_shared(principal, &pe, tools);
+        }
+        tools
+            .iter()
+            .map(|tool| match self.slot(tool) {
+                Some(i) => self
+                    .list_cell(&pe, i)
+                    .get_or_init(|| {
+                        self.explain_with(principal, &pe, Action::List, tool, None)
+                            .decision
+                    })
+                    .is_allowed(),
+                None => self
+                    .explain_with(principal, &pe, Action::List, tool, None)
+                    .decision
+                    .is_allowed(),
+            })
+            .collect()
+    }
+
+    /// The cache cell of a principal's `list` decision for a catalog slot.
+    fn list_cell<'p>(&self, pe: &'p PrincipalEntry, slot: usize) -> &'p OnceLock<Decision> {
+        let cells = pe
+            .list
+            .get_or_init(|| (0..self.slots.len()).map(|_| OnceLock::new()).collect());
+        &cells[slot]
+    }
+
+    /// `list` filtering over one entity set holding every given tool: the original algorithm,
+    /// kept for policies whose conditions read other entities and for lists with repeated names.
+    fn filter_shared(
+        &self,
+        principal: &Principal,
+        pe: &PrincipalEntry,
+        tools: &[ToolRef<'_>],
+    ) -> Vec<bool> {
         let (Ok(entities), Ok(context)) = (
-            self.entities(principal, tools),
+            self.entities(&pe.entity, tools),
             self.context(principal, None),
         ) else {
             return vec![false; tools.len()];
         };
+        let groups = pe.groups();
         tools
             .iter()
             .map(|tool| {
-                self.run(principal, Action::List, tool, &entities, context.clone())
-                    .decision
-                    .is_allowed()
+                let subset = self.subset(Action::List, tool, &groups);
+                match self.by_heads(&subset, pe, tool) {
+                    Some(x) => x.decision.is_allowed(),
+                    None => self
+                        .run(pe, Action::List, tool, &subset, &entities, context.clone())
+                        .decision
+                        .is_allowed(),
+                }
             })
             .collect()
     }
+}
+
+/// Heads of a principal constraint that name an entity.
+fn principal_head(c: &PrincipalConstraint) -> Option<&EntityUid> {
+    match c {
+        PrincipalConstraint::Eq(u)
+        | PrincipalConstraint::In(u)
+        | PrincipalConstraint::IsIn(_, u) => Some(u),
+        PrincipalConstraint::Any | PrincipalConstraint::Is(_) => None,
+    }
+}
+
+/// Heads of a resource constraint that name an entity.
+fn resource_head(c: &ResourceConstraint) -> Option<&EntityUid> {
+    match c {
+        ResourceConstraint::Eq(u) | ResourceConstraint::In(u) | ResourceConstraint::IsIn(_, u) => {
+            Some(u)
+        }
+        ResourceConstraint::Any | ResourceConstraint::Is(_) => None,
+    }
+}
+
+/// A tool's entity and its adapter's.
+fn tool_entities(t: &Types, tool: &ToolRef<'_>) -> Result<(Entity, Entity), String> {
+    let adapter = t.uid(&t.adapter, tool.instance);
+    let s = |v: &str| RestrictedExpression::new_string(v.to_string());
+    let attrs = HashMap::from([
+        ("name".to_string(), s(tool.name)),
+        ("kind".to_string(), s(tool.kind)),
+        ("instance".to_string(), s(tool.instance)),
+        (
+            "read_only".to_string(),
+            RestrictedExpression::new_bool(tool.read_only),
+        ),
+        (
+            "destructive".to_string(),
+            RestrictedExpression::new_bool(tool.destructive),
+        ),
+        (
+            "tags".to_string(),
+            RestrictedExpression::new_set(tool.tags.iter().map(|x| s(x))),
+        ),
+    ]);
+    let tool_e = Entity::new(
+        t.uid(&t.tool, tool.name),
+        attrs,
+        HashSet::from([adapter.clone()]),
+    )
+    .map_err(|e| e.to_string())?;
+    let attrs = HashMap::from([
+        ("kind".to_string(), s(tool.kind)),
+        ("instance".to_string(), s(tool.instance)),
+    ]);
+    let adapter_e = Entity::new(adapter, attrs, HashSet::new()).map_err(|e| e.to_string())?;
+    Ok((tool_e, adapter_e))
 }
 
 /// Diagnostic for a template, positioned at its `@id` when it has one.
@@ -643,6 +1047,24 @@ impl PolicyEngine for CedarEngine {
         tool: &ToolRef<'_>,
         arguments: Option<&Value>,
     ) -> Decision {
-        self.explain(principal, action, tool, arguments).decision
+        let pe = match self.principal(principal) {
+            Ok(pe) => pe,
+            Err(e) => return self.failed(e).decision,
+        };
+        if action == Action::List
+            && arguments.is_none()
+            && !self.literal_sensitive
+            && let Some(i) = self.slot(tool)
+        {
+            return self
+                .list_cell(&pe, i)
+                .get_or_init(|| {
+                    self.explain_with(principal, &pe, action, tool, None)
+                        .decision
+                })
+                .clone();
+        }
+        self.explain_with(principal, &pe, action, tool, arguments)
+            .decision
     }
 }
