@@ -7,7 +7,6 @@ use axum::serve::ListenerExt;
 use manifold_adapters::{
     InstanceSettings, Registry, Secret, UpstreamClient, UpstreamConfig, upstream::RetryPolicy,
 };
-use manifold_policy::AllowAll;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use url::Url;
@@ -15,7 +14,10 @@ use url::Url;
 use crate::{
     broker::{BrokerSettings, CredentialBroker, DevIdentity, StaticCredentials, UserBroker},
     config::{Config, PrefixMode, Problem},
-    handler::{Gateway, HandlerSettings},
+    audit::AuditStage,
+    handler::{Gateway, HandlerSettings, Stages},
+    policy::PolicyStage,
+    redact::RedactStage,
     keyring::{Keyring, KeyringError},
     router::{Catalog, CatalogInstance},
     session::SqlSessionStore,
@@ -132,6 +134,8 @@ pub fn build_catalog(
             }),
             offset,
             adapter,
+            read_only: instance.read_only,
+            tool_tags: instance.tool_tags.clone(),
         });
     }
     match Catalog::build(instances) {
@@ -298,12 +302,13 @@ pub async fn prepare(
         )
     };
     let tools = catalog.len();
+    let stages = stages(config, &catalog).await?;
     // The sender is dropped: the catalog is fixed for the life of this process until config
     // reload keeps it.
     let (_catalog_tx, catalog_rx) = watch::channel(Arc::new(catalog));
     let gateway = Gateway::new(
         catalog_rx,
-        Arc::new(AllowAll),
+        stages,
         broker,
         HandlerSettings {
             tools_page_size: config.server.tools_page_size,
@@ -318,6 +323,42 @@ pub async fn prepare(
         storage,
         #[cfg(feature = "sandbox")]
         sandbox,
+    })
+}
+
+/// The policy, redaction and audit stages from `[policy]`.
+async fn stages(config: &Config, catalog: &Catalog) -> Result<Stages, StartError> {
+    let section = &config.policy;
+    let (policy, redact) = match &section.dir {
+        Some(dir) => (
+            PolicyStage::load(dir, section.watch, catalog)
+                .await
+                .map_err(|e| StartError::Config(e.to_string()))?,
+            RedactStage::load(dir).map_err(|e| StartError::Config(e.to_string()))?,
+        ),
+        None => (PolicyStage::allow_all(), RedactStage::default()),
+    };
+    let audit = if section.audit {
+        let path = section
+            .audit_file
+            .clone()
+            .unwrap_or_else(|| config.storage.data_dir.join("audit.jsonl"));
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StartError::Config(format!("{}: {e}", dir.display())))?;
+        }
+        let options = manifold_policy::audit::AuditOptions {
+            fsync: section.audit_fsync,
+            include_args: section.audit_include_args,
+        };
+        AuditStage::open(&path, options).map_err(|e| StartError::Config(e.to_string()))?
+    } else {
+        AuditStage::default()
+    };
+    Ok(Stages {
+        policy,
+        redact,
+        audit,
     })
 }
 

@@ -5,7 +5,7 @@
 use std::{sync::Arc, time::Instant};
 
 use manifold_adapters::{CallContext, ToolError};
-use manifold_policy::{Action, Decision, PolicyEngine, Principal, ToolRef};
+use manifold_policy::{Action, Decision, Principal, audit::AuditEvent};
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
@@ -19,6 +19,9 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
 use crate::{
+    audit::AuditStage,
+    policy::{PolicyStage, tool_ref},
+    redact::RedactStage,
     broker::{BrokerError, CredentialBroker},
     router::{Catalog, Route},
 };
@@ -38,9 +41,23 @@ pub struct HandlerSettings {
 /// State shared by every session of one gateway process.
 pub struct Gateway {
     catalog: watch::Receiver<Arc<Catalog>>,
-    policy: Arc<dyn PolicyEngine>,
+    stages: Stages,
     broker: Arc<dyn CredentialBroker>,
     settings: HandlerSettings,
+}
+
+/// The stages around the adapter call: decide before it, mask and record after it.
+#[derive(Debug, Default)]
+pub struct Stages {
+    pub policy: PolicyStage,
+    pub redact: RedactStage,
+    pub audit: AuditStage,
+}
+
+impl Default for PolicyStage {
+    fn default() -> Self {
+        PolicyStage::allow_all()
+    }
 }
 
 /// The handler one MCP session (or one stateless request) talks to.
@@ -55,16 +72,21 @@ pub struct McpHandler {
 impl Gateway {
     pub fn new(
         catalog: watch::Receiver<Arc<Catalog>>,
-        policy: Arc<dyn PolicyEngine>,
+        stages: Stages,
         broker: Arc<dyn CredentialBroker>,
         settings: HandlerSettings,
     ) -> Arc<Self> {
         Arc::new(Self {
             catalog,
-            policy,
+            stages,
             broker,
             settings,
         })
+    }
+
+    /// The policy stage in force (for admin views and tests).
+    pub fn policy(&self) -> &PolicyStage {
+        &self.stages.policy
     }
 
     /// A fresh handler for a new session.
@@ -80,13 +102,24 @@ impl Gateway {
     }
 }
 
-fn tool_ref(route: &Route) -> ToolRef<'_> {
-    ToolRef {
-        name: &route.exposed,
-        instance: &route.instance,
-        kind: &route.kind,
-        read_only: route.spec.annotations.read_only,
-        destructive: route.spec.annotations.destructive,
+/// One audit record's facts besides the route and the caller.
+struct Outcome<'a> {
+    decision: &'a str,
+    policies: Vec<String>,
+    reason: Option<String>,
+    outcome: &'a str,
+    upstream_status: Option<u16>,
+    redactions: Option<usize>,
+}
+
+fn upstream_status(error: &ToolError) -> Option<u16> {
+    match error {
+        ToolError::Upstream { status, .. } => Some(*status),
+        ToolError::RateLimited { .. } => Some(429),
+        ToolError::Unauthorized(_) => Some(401),
+        ToolError::Forbidden(_) => Some(403),
+        ToolError::NotFound(_) => Some(404),
+        _ => None,
     }
 }
 
@@ -187,7 +220,7 @@ impl McpHandler {
         arguments: serde_json::Map<String, Value>,
         context: &RequestContext<RoleServer>,
         principal: &Principal,
-    ) -> Result<CallToolResult, CallError> {
+    ) -> Result<(CallToolResult, usize), CallError> {
         let broker = &self.gateway.broker;
         let credential = broker
             .credential(principal, &route.instance, &route.spec.scopes)
@@ -214,7 +247,7 @@ impl McpHandler {
         arguments: serde_json::Map<String, Value>,
         context: &RequestContext<RoleServer>,
         credential: Option<manifold_adapters::Secret>,
-    ) -> Result<CallToolResult, ToolError> {
+    ) -> Result<(CallToolResult, usize), ToolError> {
         let gateway = &self.gateway;
         let progress = Self::progress_sink(context);
         let ctx = CallContext {
@@ -238,10 +271,16 @@ impl McpHandler {
             // Progress must reach the client before the result does.
             let _ = forward.await;
         }
-        let output = outcome?;
+        let mut output = outcome?;
+        let masked = gateway.stages.redact.apply(
+            &route.instance,
+            &route.exposed,
+            &mut output.structured,
+            &mut output.text,
+        );
         let mut result = CallToolResult::success(vec![Content::text(output.text)]);
         result.structured_content = Some(output.structured);
-        Ok(result)
+        Ok((result, masked))
     }
 }
 
@@ -290,11 +329,12 @@ impl ServerHandler for McpHandler {
         let page_size = self.gateway.settings.tools_page_size;
         // Filtering happens inside the listing so pages hold only callable tools and cursors stay
         // valid for this principal.
+        let engine = self.gateway.stages.policy.engine();
         let visible = catalog.routes().iter().filter(|route| {
-            self.gateway
-                .policy
-                .decide(&principal, Action::List, &tool_ref(route), None)
-                .is_allowed()
+            !route.blocked_by_read_only
+                && engine
+                    .decide(&principal, Action::List, &tool_ref(route), None)
+                    .is_allowed()
         });
         let mut tools: Vec<Tool> = visible
             .skip(offset)
@@ -335,28 +375,85 @@ impl ServerHandler for McpHandler {
             ));
         }
         let principal = principal(&context);
-        let decision = self.gateway.policy.decide(
-            &principal,
-            Action::Call,
-            &tool_ref(route),
-            Some(&arguments),
-        );
-        if let Decision::Deny { reason, .. } = decision {
+        let stages = &self.gateway.stages;
+        let audit = |facts: Outcome<'_>| {
+            stages.audit.record(&AuditEvent {
+                user: principal.user.clone(),
+                client_id: principal.client_id.clone(),
+                tool: route.exposed.clone(),
+                instance: route.instance.to_string(),
+                action: "call".into(),
+                decision: facts.decision.into(),
+                policies: facts.policies,
+                reason: facts.reason,
+                args: Some(arguments.clone()),
+                outcome: facts.outcome.into(),
+                latency_ms: Some(started.elapsed().as_secs_f64() * 1000.0),
+                upstream_status: facts.upstream_status,
+                redactions: facts.redactions,
+            });
+        };
+        let denial = if route.blocked_by_read_only {
+            Some((
+                format!("adapter `{}` is read-only", route.instance),
+                vec!["read-only-switch".to_owned()],
+            ))
+        } else {
+            let tool = tool_ref(route);
+            match stages.policy.engine().decide(&principal, Action::Call, &tool, Some(&arguments)) {
+                Decision::Deny { reason, policies } => Some((reason, policies)),
+                Decision::Allow { .. } => None,
+            }
+        };
+        if let Some((reason, policies)) = denial {
+            audit(Outcome {
+                decision: "deny",
+                policies,
+                reason: Some(reason.clone()),
+                outcome: "denied",
+                upstream_status: None,
+                redactions: None,
+            });
             return Ok(CallToolResult::error(vec![Content::text(format!(
                 "denied by policy: {reason}"
             ))])
             .into());
         }
-        let Value::Object(arguments) = arguments else {
+        if let Err(manifold_policy::quota::QuotaError::QuotaExceeded { rule, retry_after }) =
+            stages.policy.admit(&principal, &tool_ref(route)).await
+        {
+            let seconds = retry_after.as_secs().max(1);
+            audit(Outcome {
+                decision: "allow",
+                policies: vec![],
+                reason: Some(format!("quota `{rule}` exceeded")),
+                outcome: "quota_exceeded",
+                upstream_status: None,
+                redactions: None,
+            });
+            return Ok(CallToolResult::error(vec![Content::text(format!(
+                "quota `{rule}` exceeded: try again in {seconds} s"
+            ))])
+            .into());
+        }
+        let Value::Object(map) = arguments.clone() else {
             return Err(McpError::internal_error("arguments changed shape", None));
         };
-        let outcome = self.run_tool(route, arguments, &context, &principal).await;
+        let outcome = self.run_tool(route, map, &context, &principal).await;
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         let outcome = match outcome {
             Ok(result) => Ok(result),
             Err(CallError::Tool(error)) => Err(error),
             Err(CallError::Broker(error)) => {
                 tracing::info!(tool = %route.exposed, %error, "no provider credential");
+                audit(Outcome {
+                    decision: "allow",
+                    policies: vec![],
+                    reason: Some(error.to_string()),
+                    outcome: "not_connected",
+                    upstream_status: None,
+                    redactions: None,
+                });
                 if let Some((connection, url)) = error.user_action()
                     && supports_url_elicitation(&context)
                 {
@@ -365,6 +462,20 @@ impl ServerHandler for McpHandler {
                 return Ok(CallToolResult::error(vec![Content::text(error.to_string())]).into());
             }
         };
+        let (status, masked) = match &outcome {
+            Ok((_, masked)) => ("ok", Some(*masked)),
+            Err(ToolError::Cancelled) => ("cancelled", None),
+            Err(_) => ("error", None),
+        };
+        audit(Outcome {
+            decision: "allow",
+            policies: vec![],
+            reason: outcome.as_ref().err().map(ToString::to_string),
+            outcome: status,
+            upstream_status: outcome.as_ref().err().and_then(upstream_status),
+            redactions: masked,
+        });
+        let outcome = outcome.map(|(result, _)| result);
         match outcome {
             Ok(result) => {
                 tracing::debug!(tool = %route.exposed, elapsed_ms, "tool call succeeded");

@@ -5,12 +5,15 @@
 //! stages for each MCP request; [`app`] assembles them from a [`config`].
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod demo;
 pub mod handler;
 pub mod keyring;
+pub mod policy;
+pub mod redact;
 pub mod router;
 pub mod session;
 pub mod storage;

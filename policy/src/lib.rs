@@ -1,8 +1,25 @@
 //! The policy seam: who may list and call which tool. The gateway asks a [`PolicyEngine`] after
 //! routing and before it touches any credential or provider; a denied call goes no further.
 //!
-//! This crate holds the decision types and the default engine. The Cedar engine, quotas,
-//! redaction and the audit log plug in behind the same trait.
+//! Besides the trait and the trivial engines ([`AllowAll`], [`ReadOnly`]) this crate holds the
+//! Cedar engine ([`CedarEngine`], hot-reloaded through [`PolicyStore`]), the admin operations
+//! ([`admin`]), quotas ([`quota`]), redaction of results ([`redact`]) and the hash-chained audit
+//! log ([`audit`]). `README.md` shows how the gateway wires them together.
+
+pub mod admin;
+pub mod audit;
+mod context;
+pub mod diag;
+mod engine;
+pub mod quota;
+pub mod redact;
+mod schema;
+mod store;
+
+pub use diag::Diagnostic;
+pub use engine::{CedarEngine, DEFAULT_DENY_REASON, EngineError, Explanation, Summary};
+pub use schema::{PolicySchema, SchemaError, ToolDescriptor, schema_text};
+pub use store::{PolicyStore, ReloadError, StoreError, WatchHandle};
 
 use serde::Serialize;
 
@@ -17,14 +34,39 @@ pub struct Principal {
     pub client_id: Option<String>,
 }
 
+impl Principal {
+    /// The lower-cased part of the e-mail address after the last `@`, or `""` — what policies
+    /// see as `principal.domain`, so "only staff of example.com" needs no string parsing in Cedar.
+    pub fn domain(&self) -> String {
+        self.email
+            .as_deref()
+            .and_then(|e| e.rsplit_once('@'))
+            .map(|(_, d)| d.trim().to_ascii_lowercase())
+            .unwrap_or_default()
+    }
+}
+
 /// What the caller wants to do with a tool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// See it in `tools/list`.
     List,
     /// Run it.
     Call,
+    /// Read a resource the tool exposes (`resources/read` behind a tool).
+    Fetch,
+}
+
+impl Action {
+    /// The Cedar action id (`Action::"call"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::List => "list",
+            Action::Call => "call",
+            Action::Fetch => "fetch",
+        }
+    }
 }
 
 /// The tool a decision is about.
@@ -38,6 +80,23 @@ pub struct ToolRef<'a> {
     pub kind: &'a str,
     pub read_only: bool,
     pub destructive: bool,
+    /// Free-form labels from the adapter or config (`mail`, `write`, `pii`); `resource.tags` in
+    /// Cedar.
+    pub tags: &'a [String],
+}
+
+impl<'a> ToolRef<'a> {
+    /// Borrows a descriptor as the tool of a decision.
+    pub fn from_descriptor(d: &'a ToolDescriptor) -> Self {
+        ToolRef {
+            name: &d.name,
+            instance: &d.instance,
+            kind: &d.kind,
+            read_only: d.read_only,
+            destructive: d.destructive,
+            tags: &d.tags,
+        }
+    }
 }
 
 /// A decision and what made it.
@@ -56,6 +115,13 @@ pub enum Decision {
 impl Decision {
     pub fn is_allowed(&self) -> bool {
         matches!(self, Decision::Allow { .. })
+    }
+
+    /// The ids of the policies that determined the decision (empty for default deny).
+    pub fn policies(&self) -> &[String] {
+        match self {
+            Decision::Allow { policies } | Decision::Deny { policies, .. } => policies,
+        }
     }
 }
 
@@ -126,6 +192,7 @@ mod tests {
             kind: "linear",
             read_only,
             destructive: false,
+            tags: &[],
         }
     }
 
@@ -146,5 +213,15 @@ mod tests {
         assert!(
             matches!(denied, Decision::Deny { ref reason, .. } if reason.contains("read-only"))
         );
+    }
+
+    #[test]
+    fn domain_comes_from_the_email() {
+        let p = Principal {
+            email: Some("Alice@Example.COM".into()),
+            ..Principal::default()
+        };
+        assert_eq!(p.domain(), "example.com");
+        assert_eq!(Principal::default().domain(), "");
     }
 }

@@ -26,6 +26,8 @@ pub struct Config {
     pub sandbox: SandboxSection,
     #[serde(default)]
     pub auth: AuthConfig,
+    #[serde(default)]
+    pub policy: PolicySection,
     /// Adapter instances by name. The name is the default tool prefix.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, AdapterInstance>")]
@@ -159,6 +161,39 @@ impl Default for RetrySection {
     }
 }
 
+/// `[policy]`: Cedar policies, quotas and redaction (files in `dir`), and the audit log.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicySection {
+    /// Directory of `*.cedar` policies, with optional `quotas.toml` and `redaction.toml`. Without
+    /// it every caller may use every tool (a plain proxy); with it, default deny.
+    pub dir: Option<PathBuf>,
+    /// Reload the directory when its files change (a broken change is refused, the last good
+    /// policy stays in force).
+    pub watch: bool,
+    /// Append-only, hash-chained audit log; `<data_dir>/audit.jsonl` when not set.
+    pub audit_file: Option<PathBuf>,
+    /// Turn the audit log off (not recommended).
+    pub audit: bool,
+    /// fsync after every record (survives power loss, not only a killed process).
+    pub audit_fsync: bool,
+    /// Keep raw tool arguments in the audit log next to their digest.
+    pub audit_include_args: bool,
+}
+
+impl Default for PolicySection {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            watch: true,
+            audit_file: None,
+            audit: true,
+            audit_fsync: false,
+            audit_include_args: false,
+        }
+    }
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -255,6 +290,12 @@ pub struct AdapterInstance {
     /// Most requests in flight to this provider at once.
     #[serde(default = "default_max_concurrency")]
     pub max_concurrency: usize,
+    /// Hide and deny every tool of this instance that is not read-only.
+    #[serde(default)]
+    pub read_only: bool,
+    /// Tags per adapter-local tool name, visible to policies as `resource.tags`.
+    #[serde(default)]
+    pub tool_tags: BTreeMap<String, Vec<String>>,
     /// Hide this instance without deleting its section.
     #[serde(default = "default_true")]
     pub enabled: bool,

@@ -19,6 +19,10 @@ pub struct Route {
     pub kind: Arc<str>,
     pub spec: ToolSpec,
     pub adapter: Arc<dyn Adapter>,
+    /// Tags from the config, seen by policies as `resource.tags`.
+    pub tags: Vec<String>,
+    /// The instance is switched read-only and this tool is not read-only: hidden and denied.
+    pub blocked_by_read_only: bool,
     /// The description sent in `tools/list`.
     pub tool: Tool,
     validator: jsonschema::Validator,
@@ -45,6 +49,10 @@ pub struct CatalogInstance {
     /// Offset of the instance's section in the config, for errors.
     pub offset: usize,
     pub adapter: Arc<dyn Adapter>,
+    /// The `read_only` switch of the instance.
+    pub read_only: bool,
+    /// `tool_tags` of the instance, by adapter-local tool name.
+    pub tool_tags: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// A catalog that cannot be built: a config error for `manifold check`.
@@ -158,6 +166,8 @@ impl Catalog {
                     exposed,
                     instance: instance.name.clone(),
                     kind: instance.kind.clone(),
+                    tags: instance.tool_tags.get(&spec.name).cloned().unwrap_or_default(),
+                    blocked_by_read_only: instance.read_only && !spec.annotations.read_only,
                     spec,
                     adapter: instance.adapter.clone(),
                     tool,

@@ -1,0 +1,206 @@
+//! Admin operations behind `manifold policy check|explain|test|schema`: plain functions over the
+//! engine so the CLI, the admin API and tests share them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::engine::Summary;
+use crate::schema::{PolicySchema, ToolDescriptor};
+use crate::{Action, CedarEngine, Diagnostic, Explanation, Principal, ToolRef};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+}
+
+/// Validates a policy directory against a schema without putting it in force.
+pub fn check(dir: &Path, schema: &PolicySchema) -> Result<Summary, Vec<Diagnostic>> {
+    CedarEngine::load_dir(dir, schema).map(|e| e.summary().clone())
+}
+
+/// Explains one decision (`manifold policy explain`).
+pub fn explain(
+    engine: &CedarEngine,
+    principal: &Principal,
+    action: Action,
+    tool: &ToolRef<'_>,
+    args: Option<&Value>,
+) -> Explanation {
+    engine.explain(principal, action, tool, args)
+}
+
+/// Reads YAML (`.yaml`/`.yml`) or JSON by extension.
+fn read_doc<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, AdminError> {
+    let text = std::fs::read_to_string(path).map_err(|source| AdminError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let is_json = path.extension().is_some_and(|e| e == "json");
+    let parsed = if is_json {
+        serde_json::from_str(&text).map_err(|e| e.to_string())
+    } else {
+        yaml_serde::from_str(&text).map_err(|e| e.to_string())
+    };
+    parsed.map_err(|message| AdminError::Parse {
+        path: path.to_path_buf(),
+        message,
+    })
+}
+
+/// A tool catalog file: a list of [`ToolDescriptor`]s in YAML or JSON.
+pub fn load_tools(path: &Path) -> Result<Vec<ToolDescriptor>, AdminError> {
+    read_doc(path)
+}
+
+/// Expected outcome of a case; upper or lower case in files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Expect {
+    #[serde(alias = "allow")]
+    ALLOW,
+    #[serde(alias = "deny")]
+    DENY,
+}
+
+/// A principal in a test file: inline, or the name of an entry under `principals`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum PrincipalSpec {
+    Named(String),
+    Inline(PrincipalDef),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct PrincipalDef {
+    user: Option<String>,
+    email: Option<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    client_id: Option<String>,
+}
+
+impl From<PrincipalDef> for Principal {
+    fn from(d: PrincipalDef) -> Self {
+        Principal {
+            user: d.user,
+            email: d.email,
+            groups: d.groups,
+            client_id: d.client_id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Case {
+    name: String,
+    principal: PrincipalSpec,
+    action: Action,
+    tool: String,
+    #[serde(default)]
+    args: Option<Value>,
+    expect: Expect,
+    /// When given, the determining policy ids must be exactly these.
+    #[serde(default)]
+    policies: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct TestFile {
+    #[serde(default)]
+    principals: BTreeMap<String, PrincipalDef>,
+    cases: Vec<Case>,
+}
+
+/// One case that did not come out as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CaseFailure {
+    pub name: String,
+    pub message: String,
+    pub explanation: Option<Explanation>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TestReport {
+    pub passed: usize,
+    pub failed: Vec<CaseFailure>,
+}
+
+impl TestReport {
+    pub fn ok(&self) -> bool {
+        self.failed.is_empty()
+    }
+}
+
+/// Runs admin-written ALLOW/DENY cases against an engine. Tools are looked up by name in the
+/// engine's catalog, so cases exercise exactly the attributes the gateway would send.
+pub fn run_tests(file: &Path, engine: &CedarEngine) -> Result<TestReport, AdminError> {
+    let doc: TestFile = read_doc(file)?;
+    let mut report = TestReport::default();
+    for case in doc.cases {
+        let fail = |message: String, explanation: Option<Explanation>| CaseFailure {
+            name: case.name.clone(),
+            message,
+            explanation,
+        };
+        let principal: Principal = match &case.principal {
+            PrincipalSpec::Inline(d) => d.clone().into(),
+            PrincipalSpec::Named(n) => match doc.principals.get(n) {
+                Some(d) => d.clone().into(),
+                None => {
+                    report
+                        .failed
+                        .push(fail(format!("unknown principal `{n}`"), None));
+                    continue;
+                }
+            },
+        };
+        let Some(tool) = engine.schema().tools().iter().find(|t| t.name == case.tool) else {
+            report
+                .failed
+                .push(fail(format!("unknown tool `{}`", case.tool), None));
+            continue;
+        };
+        let ex = engine.explain(
+            &principal,
+            case.action,
+            &ToolRef::from_descriptor(tool),
+            case.args.as_ref(),
+        );
+        let got = if ex.decision.is_allowed() {
+            Expect::ALLOW
+        } else {
+            Expect::DENY
+        };
+        if got != case.expect {
+            report.failed.push(fail(
+                format!("expected {:?}, got {got:?} ({:?})", case.expect, ex.reasons),
+                Some(ex),
+            ));
+        } else if let Some(want) = &case.policies
+            && {
+                let mut w = want.clone();
+                w.sort();
+                w != ex.determining
+            }
+        {
+            report.failed.push(fail(
+                format!(
+                    "expected determining policies {want:?}, got {:?}",
+                    ex.determining
+                ),
+                Some(ex),
+            ));
+        } else {
+            report.passed += 1;
+        }
+    }
+    Ok(report)
+}
