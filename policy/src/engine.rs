@@ -36,9 +36,9 @@ pub const DEFAULT_DENY_REASON: &str = "no policy allows this";
 /// Bound on cached policy subsets; past it the cache starts over (cheap to rebuild).
 const CACHE_CAP: usize = 8192;
 
-/// Bound on cached principals (user entity and `list` decisions, at most one per catalog tool);
-/// past it the cache starts over.
-const PRINCIPAL_CAP: usize = 1024;
+/// Bound on cached principals (user entity, `list` decisions, entity sets); past it the cache
+/// starts over.
+const PRINCIPAL_CAP: usize = 512;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -125,6 +125,8 @@ struct Slot {
     tags: Vec<String>,
     tool: Entity,
     adapter: Entity,
+    /// Just the tool and its adapter.
+    entities: Entities,
 }
 
 impl Slot {
@@ -468,6 +470,15 @@ impl CedarEngine {
                         message: format!("internal: entities of tool `{}`: {e}", d.name),
                     }]
                 })?;
+            let entities =
+                Entities::from_entities([tool.clone(), adapter.clone()], None).map_err(|e| {
+                    vec![Diagnostic {
+                        file: PathBuf::new(),
+                        line: 0,
+                        column: 0,
+                        message: format!("internal: entities of tool `{}`: {e}", d.name),
+                    }]
+                })?;
             slot_of.insert(d.name.clone(), slots.len());
             slots.push(Slot {
                 name: d.name.clone(),
@@ -478,6 +489,7 @@ impl CedarEngine {
                 tags: d.tags.clone(),
                 tool,
                 adapter,
+                entities,
             });
         }
         Ok(CedarEngine {
@@ -735,13 +747,20 @@ impl CedarEngine {
         Entities::from_entities(list, None).map_err(|e| e.to_string())
     }
 
-    /// The user, the tool and its adapter: all a single decision's entities.
-    fn entities_one(&self, user: &Entity, tool: &ToolRef<'_>) -> Result<Entities, String> {
-        let (t, a) = match self.slot(tool) {
-            Some(i) => (self.slots[i].tool.clone(), self.slots[i].adapter.clone()),
-            None => tool_entities(&self.types, tool)?,
+    /// The user, the tool and its adapter: all a single decision's entities. For a catalog tool
+    /// the user is added to the slot's prebuilt set, so Cedar only closes the user's ancestors.
+    fn entities_one(&self, pe: &PrincipalEntry, tool: &ToolRef<'_>) -> Result<Entities, String> {
+        let built = match self.slot(tool) {
+            Some(i) => self.slots[i]
+                .entities
+                .clone()
+                .add_entities([pe.entity.clone()], None),
+            None => {
+                let (t, a) = tool_entities(&self.types, tool)?;
+                Entities::from_entities([pe.entity.clone(), t, a], None)
+            }
         };
-        Entities::from_entities([user.clone(), t, a], None).map_err(|e| e.to_string())
+        built.map_err(|e| e.to_string())
     }
 
     fn context(&self, principal: &Principal, args: Option<&Value>) -> Result<Context, String> {
@@ -883,7 +902,7 @@ impl CedarEngine {
         if let Some(x) = self.by_heads(&subset, pe, tool) {
             return x;
         }
-        let entities = match self.entities_one(&pe.entity, tool) {
+        let entities = match self.entities_one(pe, tool) {
             Ok(e) => e,
             Err(e) => return self.failed(e),
         };
