@@ -1087,3 +1087,226 @@ impl PolicyEngine for CedarEngine {
             .decision
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ToolDescriptor;
+    use serde_json::json;
+
+    const POLICIES: &str = r#"
+@id("staff-list") @reason("staff see all")
+permit (principal in Group::"staff", action == Action::"list", resource);
+@id("bob-t1")
+permit (principal == User::"bob", action == Action::"list", resource == Tool::"t1");
+@id("eng-read") @reason("eng reads a1")
+permit (principal in Group::"eng", action, resource in Adapter::"a1") when { resource.read_only };
+@id("outsiders-no-destructive") @reason("outsiders cannot touch destructive tools")
+forbid (principal, action == Action::"list", resource) when { resource.destructive && principal.domain != "example.com" };
+@id("cli-x") @reason("cli-x sees tools")
+permit (principal, action == Action::"list", resource is Tool) when { context.client_id == "cli-x" };
+@id("no-eve") @reason("eve is out of a2")
+forbid (principal, action, resource in Adapter::"a2") when { principal.email == "eve@example.com" };
+@id("ops-a2") @reason("ops run a2")
+permit (principal in Group::"ops", action in [Action::"list", Action::"call"], resource in Adapter::"a2");
+@id("eng-team") @reason("eng calls for T1")
+permit (principal in Group::"eng", action == Action::"call", resource) when { context.args has team_id && context.args.team_id == "T1" };
+"#;
+
+    fn catalog() -> Vec<ToolDescriptor> {
+        (0..6)
+            .map(|i| ToolDescriptor {
+                name: format!("t{i}"),
+                instance: format!("a{}", i % 3 + 1),
+                kind: "k".into(),
+                read_only: i % 2 == 0,
+                destructive: i % 3 == 2,
+                tags: vec![format!("tag{i}")],
+                input_schema: json!({"type": "object", "properties": {"team_id": {"type": "string"}}}),
+            })
+            .collect()
+    }
+
+    fn engine(tools: &[ToolDescriptor], extra: &str) -> CedarEngine {
+        let schema = PolicySchema::from_tools(tools).expect("schema");
+        let src = format!("{POLICIES}{extra}");
+        CedarEngine::from_sources(&[(PathBuf::from("t.cedar"), src)], &schema).expect("policies")
+    }
+
+    fn who(user: &str, email: &str, groups: &[&str], client: &str) -> Principal {
+        Principal {
+            user: (!user.is_empty()).then(|| user.to_string()),
+            email: (!email.is_empty()).then(|| email.to_string()),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            client_id: (!client.is_empty()).then(|| client.to_string()),
+        }
+    }
+
+    fn principals() -> Vec<Principal> {
+        vec![
+            who("alice", "alice@example.com", &["staff"], "web"),
+            who("bob", "bob@other.test", &[], "web"),
+            who("carol", "carol@example.com", &["ops", "eng"], "web"),
+            who("carol", "carol@example.com", &["eng", "ops", "eng"], "web"),
+            who("dave", "dave@other.test", &["eng"], "web"),
+            who("eve", "eve@example.com", &["ops"], "web"),
+            who("eve", "eve@example.com", &["ops"], "cli-x"),
+            who("frank", "frank@other.test", &[], "cli-x"),
+            who("", "", &[], ""),
+        ]
+    }
+
+    /// The original algorithm, with nothing cached or skipped: entities built from scratch for
+    /// `tools`, the scope-filtered subset, Cedar.
+    fn reference(
+        e: &CedarEngine,
+        p: &Principal,
+        action: Action,
+        tools: &[ToolRef<'_>],
+        idx: usize,
+        args: Option<&Value>,
+    ) -> Explanation {
+        let mut list = vec![e.user_entity(p).expect("user")];
+        let mut seen = BTreeSet::new();
+        for t in tools {
+            let (te, ae) = tool_entities(&e.types, t).expect("tool");
+            list.push(te);
+            if seen.insert(t.instance) {
+                list.push(ae);
+            }
+        }
+        let entities = Entities::from_entities(list, None).expect("entities");
+        let tool = &tools[idx];
+        let mut groups: Vec<&str> = p.groups.iter().map(String::as_str).collect();
+        groups.sort_unstable();
+        groups.dedup();
+        let mut set = PolicySet::new();
+        for s in &e.scoped {
+            if e.in_scope(s, e.types.action(action), tool, &groups) {
+                set.add(s.policy.clone()).expect("unique ids");
+            }
+        }
+        let request = Request::new(
+            e.types.uid(&e.types.user, p.user.as_deref().unwrap_or("")),
+            e.types.action(action).clone(),
+            e.types.uid(&e.types.tool, tool.name),
+            e.context(p, args).expect("context"),
+            None,
+        )
+        .expect("request");
+        let response = e.authorizer.is_authorized(&request, &set, &entities);
+        let mut determining: Vec<String> = response
+            .diagnostics()
+            .reason()
+            .map(|p| p.to_string())
+            .collect();
+        determining.sort();
+        let errors = response
+            .diagnostics()
+            .errors()
+            .map(|e| e.to_string())
+            .collect();
+        e.explanation(
+            response.decision() == cedar_policy::Decision::Allow,
+            determining,
+            errors,
+            set.num_of_policies(),
+        )
+    }
+
+    fn check_all(e: &CedarEngine, tools: &[ToolRef<'_>]) {
+        let args = json!({"team_id": "T1"});
+        for p in principals() {
+            let want: Vec<Decision> = (0..tools.len())
+                .map(|i| reference(e, &p, Action::List, tools, i, None).decision)
+                .collect();
+            let want_flags: Vec<bool> = want.iter().map(Decision::is_allowed).collect();
+            // Twice each: the first fills the cache, the second reads it.
+            for _ in 0..2 {
+                assert_eq!(e.filter_list(&p, tools), want_flags, "{p:?}");
+                for (i, t) in tools.iter().enumerate() {
+                    assert_eq!(
+                        e.decide(&p, Action::List, t, None),
+                        want[i],
+                        "{p:?} {}",
+                        t.name
+                    );
+                }
+            }
+            for (i, t) in tools.iter().enumerate() {
+                let single = std::slice::from_ref(t);
+                assert_eq!(
+                    e.explain(&p, Action::List, t, None),
+                    reference(e, &p, Action::List, single, 0, None),
+                    "{p:?} {}",
+                    t.name
+                );
+                for a in [None, Some(&args)] {
+                    assert_eq!(
+                        e.explain(&p, Action::Call, t, a),
+                        reference(e, &p, Action::Call, single, 0, a),
+                        "{p:?} {} {a:?}",
+                        t.name
+                    );
+                }
+                assert_eq!(e.decide(&p, Action::List, t, None), want[i]);
+            }
+        }
+    }
+
+    #[test]
+    fn cached_list_decisions_equal_uncached_ones() {
+        let tools = catalog();
+        let e = engine(&tools, "");
+        assert!(!e.literal_sensitive);
+        let refs: Vec<ToolRef<'_>> = tools.iter().map(ToolRef::from_descriptor).collect();
+        check_all(&e, &refs);
+        // A tool that is not exactly the catalog's (other attributes) is decided on its own.
+        let odd = ToolDescriptor {
+            destructive: true,
+            ..tools[0].clone()
+        };
+        let p = who("dave", "dave@other.test", &["eng", "staff"], "web");
+        let odd = ToolRef::from_descriptor(&odd);
+        assert_eq!(
+            e.decide(&p, Action::List, &odd, None),
+            reference(&e, &p, Action::List, &[odd], 0, None).decision
+        );
+        assert_eq!(
+            e.decide(&p, Action::List, &refs[0], None),
+            reference(&e, &p, Action::List, &refs, 0, None).decision
+        );
+    }
+
+    #[test]
+    fn conditions_on_entity_literals_keep_the_shared_entity_set() {
+        let tools = catalog();
+        let e = engine(
+            &tools,
+            r#"@id("t2-gate")
+permit (principal, action == Action::"list", resource) when { Tool::"t2".read_only };
+"#,
+        );
+        assert!(e.literal_sensitive);
+        let refs: Vec<ToolRef<'_>> = tools.iter().map(ToolRef::from_descriptor).collect();
+        let p = who("bob", "bob@other.test", &[], "web");
+        let want: Vec<bool> = (0..refs.len())
+            .map(|i| {
+                reference(&e, &p, Action::List, &refs, i, None)
+                    .decision
+                    .is_allowed()
+            })
+            .collect();
+        assert_eq!(e.filter_list(&p, &refs), want);
+        // t2 is read-only, so everyone sees every tool but the destructive ones (outsider).
+        let expected: Vec<bool> = tools.iter().map(|t| !t.destructive).collect();
+        assert_eq!(want, expected);
+        for t in &refs {
+            let single = std::slice::from_ref(t);
+            assert_eq!(
+                e.decide(&p, Action::List, t, None),
+                reference(&e, &p, Action::List, single, 0, None).decision
+            );
+        }
+    }
+}
