@@ -5,7 +5,8 @@
 //! drops it with the old policies.
 //!
 //! Further per-snapshot work that keeps a decision cheap:
-//! - the tool and adapter entities of the catalog are built once, at load;
+//! - the tool and adapter entities of the catalog are built once, at load, as one small entity
+//!   set per tool; a decision adds the user to it, so Cedar only closes the user's ancestors;
 //! - the user entity is built once per principal (user, e-mail, groups, client id);
 //! - a subset with no policy at all is a default deny, and a subset of unconditional permits
 //!   (no forbid, no `when`/`unless`) is decided by its scope heads alone: Cedar is not called;
