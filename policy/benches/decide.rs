@@ -1,6 +1,7 @@
 //! Decision cost with 1,000 policies in force over a 500-tool catalog: a single `call` decision
 //! and `tools/list` filtering of all 500 tools. Also prints the p99 of single decisions measured
-//! one by one (criterion reports means).
+//! one by one (criterion reports means), and list filtering for principals seen for the first
+//! time (nothing cached for them yet).
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -124,6 +125,22 @@ fn p99() {
         "filter_list (500 tools) p50 {:.2} ms, p99 {:.2} ms",
         lists[100] as f64 / 1e6,
         lists[197] as f64 / 1e6
+    );
+    // A principal the snapshot has not seen: no cached user entity or list decisions.
+    let mut cold: Vec<u128> = (0..200)
+        .map(|n| {
+            let mut q = p.clone();
+            q.user = Some(format!("user{n}"));
+            let t = Instant::now();
+            black_box(engine.filter_list(&q, &refs));
+            t.elapsed().as_nanos()
+        })
+        .collect();
+    cold.sort_unstable();
+    println!(
+        "filter_list (500 tools, new principal) p50 {:.2} ms, p99 {:.2} ms",
+        cold[100] as f64 / 1e6,
+        cold[197] as f64 / 1e6
     );
 }
 

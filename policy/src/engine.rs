@@ -5,7 +5,8 @@
 //! drops it with the old policies.
 //!
 //! Further per-snapshot work that keeps a decision cheap:
-//! - the tool and adapter entities of the catalog are built once, at load;
+//! - the tool and adapter entities of the catalog are built once, at load, as one small entity
+//!   set per tool; a decision adds the user to it, so Cedar only closes the user's ancestors;
 //! - the user entity is built once per principal (user, e-mail, groups, client id);
 //! - a subset with no policy at all is a default deny, and a subset of unconditional permits
 //!   (no forbid, no `when`/`unless`) is decided by its scope heads alone: Cedar is not called;
@@ -36,9 +37,9 @@ pub const DEFAULT_DENY_REASON: &str = "no policy allows this";
 /// Bound on cached policy subsets; past it the cache starts over (cheap to rebuild).
 const CACHE_CAP: usize = 8192;
 
-/// Bound on cached principals (user entity and `list` decisions, at most one per catalog tool);
-/// past it the cache starts over.
-const PRINCIPAL_CAP: usize = 1024;
+/// Bound on cached principals (user entity, `list` decisions, entity sets); past it the cache
+/// starts over.
+const PRINCIPAL_CAP: usize = 512;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -125,6 +126,8 @@ struct Slot {
     tags: Vec<String>,
     tool: Entity,
     adapter: Entity,
+    /// Just the tool and its adapter.
+    entities: Entities,
 }
 
 impl Slot {
@@ -468,6 +471,15 @@ impl CedarEngine {
                         message: format!("internal: entities of tool `{}`: {e}", d.name),
                     }]
                 })?;
+            let entities =
+                Entities::from_entities([tool.clone(), adapter.clone()], None).map_err(|e| {
+                    vec![Diagnostic {
+                        file: PathBuf::new(),
+                        line: 0,
+                        column: 0,
+                        message: format!("internal: entities of tool `{}`: {e}", d.name),
+                    }]
+                })?;
             slot_of.insert(d.name.clone(), slots.len());
             slots.push(Slot {
                 name: d.name.clone(),
@@ -478,6 +490,7 @@ impl CedarEngine {
                 tags: d.tags.clone(),
                 tool,
                 adapter,
+                entities,
             });
         }
         Ok(CedarEngine {
@@ -735,13 +748,20 @@ impl CedarEngine {
         Entities::from_entities(list, None).map_err(|e| e.to_string())
     }
 
-    /// The user, the tool and its adapter: all a single decision's entities.
-    fn entities_one(&self, user: &Entity, tool: &ToolRef<'_>) -> Result<Entities, String> {
-        let (t, a) = match self.slot(tool) {
-            Some(i) => (self.slots[i].tool.clone(), self.slots[i].adapter.clone()),
-            None => tool_entities(&self.types, tool)?,
+    /// The user, the tool and its adapter: all a single decision's entities. For a catalog tool
+    /// the user is added to the slot's prebuilt set, so Cedar only closes the user's ancestors.
+    fn entities_one(&self, pe: &PrincipalEntry, tool: &ToolRef<'_>) -> Result<Entities, String> {
+        let built = match self.slot(tool) {
+            Some(i) => self.slots[i]
+                .entities
+                .clone()
+                .add_entities([pe.entity.clone()], None),
+            None => {
+                let (t, a) = tool_entities(&self.types, tool)?;
+                Entities::from_entities([pe.entity.clone(), t, a], None)
+            }
         };
-        Entities::from_entities([user.clone(), t, a], None).map_err(|e| e.to_string())
+        built.map_err(|e| e.to_string())
     }
 
     fn context(&self, principal: &Principal, args: Option<&Value>) -> Result<Context, String> {
@@ -883,7 +903,7 @@ impl CedarEngine {
         if let Some(x) = self.by_heads(&subset, pe, tool) {
             return x;
         }
-        let entities = match self.entities_one(&pe.entity, tool) {
+        let entities = match self.entities_one(pe, tool) {
             Ok(e) => e,
             Err(e) => return self.failed(e),
         };
@@ -1066,5 +1086,228 @@ impl PolicyEngine for CedarEngine {
         }
         self.explain_with(principal, &pe, action, tool, arguments)
             .decision
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ToolDescriptor;
+    use serde_json::json;
+
+    const POLICIES: &str = r#"
+@id("staff-list") @reason("staff see all")
+permit (principal in Group::"staff", action == Action::"list", resource);
+@id("bob-t1")
+permit (principal == User::"bob", action == Action::"list", resource == Tool::"t1");
+@id("eng-read") @reason("eng reads a1")
+permit (principal in Group::"eng", action, resource in Adapter::"a1") when { resource.read_only };
+@id("outsiders-no-destructive") @reason("outsiders cannot touch destructive tools")
+forbid (principal, action == Action::"list", resource) when { resource.destructive && principal.domain != "example.com" };
+@id("cli-x") @reason("cli-x sees tools")
+permit (principal, action == Action::"list", resource is Tool) when { context.client_id == "cli-x" };
+@id("no-eve") @reason("eve is out of a2")
+forbid (principal, action, resource in Adapter::"a2") when { principal.email == "eve@example.com" };
+@id("ops-a2") @reason("ops run a2")
+permit (principal in Group::"ops", action in [Action::"list", Action::"call"], resource in Adapter::"a2");
+@id("eng-team") @reason("eng calls for T1")
+permit (principal in Group::"eng", action == Action::"call", resource) when { context.args has team_id && context.args.team_id == "T1" };
+"#;
+
+    fn catalog() -> Vec<ToolDescriptor> {
+        (0..6)
+            .map(|i| ToolDescriptor {
+                name: format!("t{i}"),
+                instance: format!("a{}", i % 3 + 1),
+                kind: "k".into(),
+                read_only: i % 2 == 0,
+                destructive: i % 3 == 2,
+                tags: vec![format!("tag{i}")],
+                input_schema: json!({"type": "object", "properties": {"team_id": {"type": "string"}}}),
+            })
+            .collect()
+    }
+
+    fn engine(tools: &[ToolDescriptor], extra: &str) -> CedarEngine {
+        let schema = PolicySchema::from_tools(tools).expect("schema");
+        let src = format!("{POLICIES}{extra}");
+        CedarEngine::from_sources(&[(PathBuf::from("t.cedar"), src)], &schema).expect("policies")
+    }
+
+    fn who(user: &str, email: &str, groups: &[&str], client: &str) -> Principal {
+        Principal {
+            user: (!user.is_empty()).then(|| user.to_string()),
+            email: (!email.is_empty()).then(|| email.to_string()),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            client_id: (!client.is_empty()).then(|| client.to_string()),
+        }
+    }
+
+    fn principals() -> Vec<Principal> {
+        vec![
+            who("alice", "alice@example.com", &["staff"], "web"),
+            who("bob", "bob@other.test", &[], "web"),
+            who("carol", "carol@example.com", &["ops", "eng"], "web"),
+            who("carol", "carol@example.com", &["eng", "ops", "eng"], "web"),
+            who("dave", "dave@other.test", &["eng"], "web"),
+            who("eve", "eve@example.com", &["ops"], "web"),
+            who("eve", "eve@example.com", &["ops"], "cli-x"),
+            who("frank", "frank@other.test", &[], "cli-x"),
+            who("", "", &[], ""),
+        ]
+    }
+
+    /// The original algorithm, with nothing cached or skipped: entities built from scratch for
+    /// `tools`, the scope-filtered subset, Cedar.
+    fn reference(
+        e: &CedarEngine,
+        p: &Principal,
+        action: Action,
+        tools: &[ToolRef<'_>],
+        idx: usize,
+        args: Option<&Value>,
+    ) -> Explanation {
+        let mut list = vec![e.user_entity(p).expect("user")];
+        let mut seen = BTreeSet::new();
+        for t in tools {
+            let (te, ae) = tool_entities(&e.types, t).expect("tool");
+            list.push(te);
+            if seen.insert(t.instance) {
+                list.push(ae);
+            }
+        }
+        let entities = Entities::from_entities(list, None).expect("entities");
+        let tool = &tools[idx];
+        let mut groups: Vec<&str> = p.groups.iter().map(String::as_str).collect();
+        groups.sort_unstable();
+        groups.dedup();
+        let mut set = PolicySet::new();
+        for s in &e.scoped {
+            if e.in_scope(s, e.types.action(action), tool, &groups) {
+                set.add(s.policy.clone()).expect("unique ids");
+            }
+        }
+        let request = Request::new(
+            e.types.uid(&e.types.user, p.user.as_deref().unwrap_or("")),
+            e.types.action(action).clone(),
+            e.types.uid(&e.types.tool, tool.name),
+            e.context(p, args).expect("context"),
+            None,
+        )
+        .expect("request");
+        let response = e.authorizer.is_authorized(&request, &set, &entities);
+        let mut determining: Vec<String> = response
+            .diagnostics()
+            .reason()
+            .map(|p| p.to_string())
+            .collect();
+        determining.sort();
+        let errors = response
+            .diagnostics()
+            .errors()
+            .map(|e| e.to_string())
+            .collect();
+        e.explanation(
+            response.decision() == cedar_policy::Decision::Allow,
+            determining,
+            errors,
+            set.num_of_policies(),
+        )
+    }
+
+    fn check_all(e: &CedarEngine, tools: &[ToolRef<'_>]) {
+        let args = json!({"team_id": "T1"});
+        for p in principals() {
+            let want: Vec<Decision> = (0..tools.len())
+                .map(|i| reference(e, &p, Action::List, tools, i, None).decision)
+                .collect();
+            let want_flags: Vec<bool> = want.iter().map(Decision::is_allowed).collect();
+            // Twice each: the first fills the cache, the second reads it.
+            for _ in 0..2 {
+                assert_eq!(e.filter_list(&p, tools), want_flags, "{p:?}");
+                for (i, t) in tools.iter().enumerate() {
+                    assert_eq!(
+                        e.decide(&p, Action::List, t, None),
+                        want[i],
+                        "{p:?} {}",
+                        t.name
+                    );
+                }
+            }
+            for (i, t) in tools.iter().enumerate() {
+                let single = std::slice::from_ref(t);
+                assert_eq!(
+                    e.explain(&p, Action::List, t, None),
+                    reference(e, &p, Action::List, single, 0, None),
+                    "{p:?} {}",
+                    t.name
+                );
+                for a in [None, Some(&args)] {
+                    assert_eq!(
+                        e.explain(&p, Action::Call, t, a),
+                        reference(e, &p, Action::Call, single, 0, a),
+                        "{p:?} {} {a:?}",
+                        t.name
+                    );
+                }
+                assert_eq!(e.decide(&p, Action::List, t, None), want[i]);
+            }
+        }
+    }
+
+    #[test]
+    fn cached_list_decisions_equal_uncached_ones() {
+        let tools = catalog();
+        let e = engine(&tools, "");
+        assert!(!e.literal_sensitive);
+        let refs: Vec<ToolRef<'_>> = tools.iter().map(ToolRef::from_descriptor).collect();
+        check_all(&e, &refs);
+        // A tool that is not exactly the catalog's (other attributes) is decided on its own.
+        let odd = ToolDescriptor {
+            destructive: true,
+            ..tools[0].clone()
+        };
+        let p = who("dave", "dave@other.test", &["eng", "staff"], "web");
+        let odd = ToolRef::from_descriptor(&odd);
+        assert_eq!(
+            e.decide(&p, Action::List, &odd, None),
+            reference(&e, &p, Action::List, &[odd], 0, None).decision
+        );
+        assert_eq!(
+            e.decide(&p, Action::List, &refs[0], None),
+            reference(&e, &p, Action::List, &refs, 0, None).decision
+        );
+    }
+
+    #[test]
+    fn conditions_on_entity_literals_keep_the_shared_entity_set() {
+        let tools = catalog();
+        let e = engine(
+            &tools,
+            r#"@id("t2-gate")
+permit (principal, action == Action::"list", resource) when { Tool::"t2".read_only };
+"#,
+        );
+        assert!(e.literal_sensitive);
+        let refs: Vec<ToolRef<'_>> = tools.iter().map(ToolRef::from_descriptor).collect();
+        let p = who("bob", "bob@other.test", &[], "web");
+        let want: Vec<bool> = (0..refs.len())
+            .map(|i| {
+                reference(&e, &p, Action::List, &refs, i, None)
+                    .decision
+                    .is_allowed()
+            })
+            .collect();
+        assert_eq!(e.filter_list(&p, &refs), want);
+        // t2 is read-only, so everyone sees every tool but the destructive ones (outsider).
+        let expected: Vec<bool> = tools.iter().map(|t| !t.destructive).collect();
+        assert_eq!(want, expected);
+        for t in &refs {
+            let single = std::slice::from_ref(t);
+            assert_eq!(
+                e.decide(&p, Action::List, t, None),
+                reference(&e, &p, Action::List, single, 0, None).decision
+            );
+        }
     }
 }

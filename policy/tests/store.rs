@@ -120,3 +120,29 @@ fn watcher_reloads_valid_changes_and_refuses_broken_ones() {
     );
     assert!(!allowed(&store, &t));
 }
+
+#[test]
+fn a_reload_drops_cached_list_decisions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("a.cedar"), ALLOW).expect("write");
+    let t = tool();
+    let store = PolicyStore::open(dir.path(), std::slice::from_ref(&t)).expect("open");
+    let r = ToolRef::from_descriptor(&t);
+    let list = |s: &PolicyStore| s.decide(&staff(), Action::List, &r, None);
+
+    // Fill the snapshot's cache through both entry points.
+    let before = store.current();
+    assert!(list(&store).is_allowed());
+    assert_eq!(before.filter_list(&staff(), &[r]), vec![true]);
+
+    std::fs::write(dir.path().join("b.cedar"), DENY_ALL).expect("write");
+    store.reload().expect("valid reload");
+    let denied = list(&store);
+    assert!(
+        matches!(&denied, manifold_policy::Decision::Deny { reason, .. } if reason == "closed"),
+        "{denied:?}"
+    );
+    assert_eq!(store.current().filter_list(&staff(), &[r]), vec![false]);
+    // The old snapshot keeps its own (still correct for it) answers.
+    assert_eq!(before.filter_list(&staff(), &[r]), vec![true]);
+}
