@@ -12,13 +12,13 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::{
+    audit::AuditStage,
     broker::{BrokerSettings, CredentialBroker, DevIdentity, StaticCredentials, UserBroker},
     config::{Config, PrefixMode, Problem},
-    audit::AuditStage,
     handler::{Gateway, HandlerSettings, Stages},
+    keyring::{Keyring, KeyringError},
     policy::PolicyStage,
     redact::RedactStage,
-    keyring::{Keyring, KeyringError},
     router::{Catalog, CatalogInstance},
     session::SqlSessionStore,
     storage::{Storage, StorageError},

@@ -21,7 +21,9 @@ pub struct AuditStage {
 
 impl std::fmt::Debug for AuditStage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuditStage").field("enabled", &self.log.is_some()).finish()
+        f.debug_struct("AuditStage")
+            .field("enabled", &self.log.is_some())
+            .finish()
     }
 }
 

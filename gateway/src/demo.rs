@@ -47,10 +47,53 @@ pub fn config_text(overrides: &DemoOverrides) -> String {
         );
     }
     document.insert("server".into(), server.into());
-    if let Some(dir) = &overrides.data_dir {
-        let mut storage = section(&mut document, "storage");
-        storage.insert("data_dir".into(), dir.display().to_string().into());
-        document.insert("storage".into(), storage.into());
-    }
+    let data_dir = overrides
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from("manifold-data"));
+    let mut storage = section(&mut document, "storage");
+    storage.insert("data_dir".into(), data_dir.display().to_string().into());
+    document.insert("storage".into(), storage.into());
+    // The demo's policies are copies of the shipped examples in the data directory, where an
+    // admin can edit them and watch the change take effect.
+    let mut policy = section(&mut document, "policy");
+    policy.insert(
+        "dir".into(),
+        data_dir.join("policies").display().to_string().into(),
+    );
+    document.insert("policy".into(), policy.into());
     toml::to_string(&document).unwrap_or_else(|_| DEMO_CONFIG.to_owned())
+}
+
+/// The shipped example policies (`config/policies/`), compiled in for the demo.
+const DEMO_POLICIES: &[(&str, &str)] = &[
+    (
+        "access.cedar",
+        include_str!("../../config/policies/access.cedar"),
+    ),
+    (
+        "guards.cedar",
+        include_str!("../../config/policies/guards.cedar"),
+    ),
+    (
+        "quotas.toml",
+        include_str!("../../config/policies/quotas.toml"),
+    ),
+    (
+        "redaction.toml",
+        include_str!("../../config/policies/redaction.toml"),
+    ),
+];
+
+/// Writes the example policies into `<data_dir>/policies`, keeping files an admin already has.
+pub fn install_policies(data_dir: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    let dir = data_dir.join("policies");
+    std::fs::create_dir_all(&dir)?;
+    for (name, text) in DEMO_POLICIES {
+        let path = dir.join(name);
+        if !path.exists() {
+            std::fs::write(&path, text)?;
+        }
+    }
+    Ok(dir)
 }

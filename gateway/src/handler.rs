@@ -20,9 +20,9 @@ use tokio::sync::{mpsc, watch};
 
 use crate::{
     audit::AuditStage,
+    broker::{BrokerError, CredentialBroker},
     policy::{PolicyStage, tool_ref},
     redact::RedactStage,
-    broker::{BrokerError, CredentialBroker},
     router::{Catalog, Route},
 };
 
@@ -400,7 +400,11 @@ impl ServerHandler for McpHandler {
             ))
         } else {
             let tool = tool_ref(route);
-            match stages.policy.engine().decide(&principal, Action::Call, &tool, Some(&arguments)) {
+            match stages
+                .policy
+                .engine()
+                .decide(&principal, Action::Call, &tool, Some(&arguments))
+            {
                 Decision::Deny { reason, policies } => Some((reason, policies)),
                 Decision::Allow { .. } => None,
             }

@@ -4,6 +4,7 @@
 //! ([`manifold_policy`]) → [`broker`] → adapter ([`manifold_adapters`]). [`handler`] runs the
 //! stages for each MCP request; [`app`] assembles them from a [`config`].
 
+pub mod admin;
 pub mod app;
 pub mod audit;
 pub mod auth;

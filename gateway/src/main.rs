@@ -60,6 +60,16 @@ enum Command {
     },
     /// Print the JSON Schema of the config file.
     ConfigSchema,
+    /// Work with the Cedar policies of a config (the demo's when no --config is given).
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Work with the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Print a bearer access token for a user, for scripts and tests. Only for the demo config
     /// (the default) or a config with `auth.dev_tokens = true`.
     Token {
@@ -79,6 +89,57 @@ enum Command {
         #[arg(long)]
         public_url: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Parse and validate every policy file; problems as file:line:column.
+    Check {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Print the Cedar schema generated from the configured tools.
+    Schema {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Show the decision for one request and the policies that made it.
+    Explain {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The user (`sub`).
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// A group of the user (repeat for several).
+        #[arg(long)]
+        group: Vec<String>,
+        /// The exposed tool name, e.g. `outlook_send_message`.
+        #[arg(long)]
+        tool: String,
+        /// `call`, `list` or `fetch`.
+        #[arg(long, default_value = "call")]
+        action: String,
+        /// The tool arguments as JSON.
+        #[arg(long)]
+        args: Option<String>,
+    },
+    /// Run ALLOW/DENY cases (YAML or JSON) against the policies.
+    Test {
+        file: PathBuf,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// A tool catalog file to use instead of the config's tools.
+        #[arg(long)]
+        tools: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain of an audit log file.
+    Verify { file: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -105,9 +166,16 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let registry = Registry::builtin();
     match cli.command {
+        Command::Policy { command } => policy(command, &registry),
+        Command::Audit {
+            command: AuditCommand::Verify { file },
+        } => Ok(print(manifold::admin::audit_verify(&file))),
         Command::ConfigSchema => {
-            println!("{}", serde_json::to_string_pretty(&config::json_schema())?);
-            Ok(ExitCode::SUCCESS)
+            let schema = serde_json::to_string_pretty(&config::json_schema())?;
+            Ok(print(manifold::admin::Report {
+                ok: true,
+                text: schema,
+            }))
         }
         Command::Check { config } => Ok(check(&config, &registry)),
         Command::Serve { config } => {
@@ -119,6 +187,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             data_dir,
             tools_page_size,
         } => {
+            demo::install_policies(&data_dir).with_context(|| {
+                format!("{}: cannot write the demo policies", data_dir.display())
+            })?;
             let overrides = DemoOverrides {
                 listen: Some(listen),
                 data_dir: Some(data_dir),
@@ -194,6 +265,88 @@ async fn token(config: &config::Config, user: &str, groups: Vec<String>) -> anyh
     });
     info.groups.extend(groups);
     Ok(state.dev_token(&info).await?)
+}
+
+/// The config an admin command works on: the file given, else the demo's (policies in the
+/// demo's data directory, installed if missing).
+fn admin_config(
+    path: Option<&Path>,
+    registry: &Registry,
+) -> anyhow::Result<(config::Config, String)> {
+    let source = match path {
+        Some(path) => read(path)?,
+        None => {
+            let data_dir = PathBuf::from("manifold-data");
+            demo::install_policies(&data_dir)?;
+            demo::config_text(&DemoOverrides {
+                data_dir: Some(data_dir),
+                ..DemoOverrides::default()
+            })
+        }
+    };
+    let shown = path.map_or_else(|| PathBuf::from("<demo>"), Path::to_path_buf);
+    let config = load(&source, &shown, registry)?;
+    Ok((config, source))
+}
+
+/// Prints a report; a closed pipe (`| head`) is not an error worth a panic.
+fn print(report: manifold::admin::Report) -> ExitCode {
+    use std::io::Write;
+    if report.ok {
+        let _ = writeln!(std::io::stdout(), "{}", report.text);
+        ExitCode::SUCCESS
+    } else {
+        let _ = writeln!(std::io::stderr(), "{}", report.text);
+        ExitCode::FAILURE
+    }
+}
+
+fn policy(command: PolicyCommand, registry: &Registry) -> anyhow::Result<ExitCode> {
+    use manifold::admin;
+    let report = match command {
+        PolicyCommand::Check { config } => {
+            let (config, source) = admin_config(config.as_deref(), registry)?;
+            admin::policy_check(&config, &source, registry)
+        }
+        PolicyCommand::Schema { config } => {
+            let (config, source) = admin_config(config.as_deref(), registry)?;
+            admin::policy_schema(&config, &source, registry)
+        }
+        PolicyCommand::Explain {
+            config,
+            user,
+            email,
+            group,
+            tool,
+            action,
+            args,
+        } => {
+            let (config, source) = admin_config(config.as_deref(), registry)?;
+            let asker = admin::Asker {
+                user,
+                email,
+                groups: group,
+            };
+            admin::policy_explain(
+                &config,
+                &source,
+                registry,
+                &asker,
+                &tool,
+                &action,
+                args.as_deref(),
+            )
+        }
+        PolicyCommand::Test {
+            file,
+            config,
+            tools,
+        } => {
+            let (config, source) = admin_config(config.as_deref(), registry)?;
+            admin::policy_test(&config, &source, registry, &file, tools.as_deref())
+        }
+    };
+    Ok(print(report))
 }
 
 fn read(path: &Path) -> anyhow::Result<String> {

@@ -82,7 +82,11 @@ impl PolicyStage {
 
     /// Loads `dir` (policies, `quotas.toml`) for the tools of `catalog`; refuses to start on
     /// any error rather than run with no or half a policy.
-    pub async fn load(dir: &Path, watch: bool, catalog: &Catalog) -> Result<Self, PolicyStageError> {
+    pub async fn load(
+        dir: &Path,
+        watch: bool,
+        catalog: &Catalog,
+    ) -> Result<Self, PolicyStageError> {
         let tools = descriptors(catalog);
         let store = PolicyStore::open(dir, &tools).map_err(|error| PolicyStageError::Policies {
             dir: dir.display().to_string(),
@@ -103,8 +107,13 @@ impl PolicyStage {
                     path: quotas_path.display().to_string(),
                     message,
                 };
-                let config = QuotaConfig::from_toml(&text).map_err(|e| quota_error(e.to_string()))?;
-                Some(Quotas::new(&config).await.map_err(|e| quota_error(e.to_string()))?)
+                let config =
+                    QuotaConfig::from_toml(&text).map_err(|e| quota_error(e.to_string()))?;
+                Some(
+                    Quotas::new(&config)
+                        .await
+                        .map_err(|e| quota_error(e.to_string()))?,
+                )
             }
             Err(_) => None,
         };

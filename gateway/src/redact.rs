@@ -22,7 +22,9 @@ pub struct RedactStage {
 
 impl std::fmt::Debug for RedactStage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedactStage").field("enabled", &self.redactor.is_some()).finish()
+        f.debug_struct("RedactStage")
+            .field("enabled", &self.redactor.is_some())
+            .finish()
     }
 }
 
@@ -45,7 +47,13 @@ impl RedactStage {
     }
 
     /// Masks `structured` and `text` in place; returns how many spans were masked.
-    pub fn apply(&self, instance: &str, tool: &str, structured: &mut Value, text: &mut String) -> usize {
+    pub fn apply(
+        &self,
+        instance: &str,
+        tool: &str,
+        structured: &mut Value,
+        text: &mut String,
+    ) -> usize {
         let Some(redactor) = &self.redactor else {
             return 0;
         };

@@ -179,6 +179,25 @@ pub(crate) fn iban_ok(s: &str) -> bool {
     rem == 1
 }
 
+/// The match is a token of its own: no letter, digit, `-` or `_` right before or after it.
+fn standalone(text: &str, start: usize, end: usize) -> bool {
+    let joined = |c: char| c.is_alphanumeric() || c == '-' || c == '_';
+    let before = text.get(..start).and_then(|s| s.chars().next_back());
+    let after = text.get(end..).and_then(|s| s.chars().next());
+    !before.is_some_and(joined) && !after.is_some_and(joined)
+}
+
+/// Card and SIN numbers: one kind of separator at most, not a run of one digit (zero-filled
+/// ids pass Luhn trivially), and card numbers (13+ digits) not starting with 0.
+fn plausible_number(s: &str) -> bool {
+    let separators: Vec<char> = s.chars().filter(|c| !c.is_ascii_digit()).collect();
+    let one_kind = separators.windows(2).all(|w| w[0] == w[1]);
+    let digits: Vec<char> = s.chars().filter(char::is_ascii_digit).collect();
+    let varied = digits.iter().any(|d| Some(d) != digits.first());
+    let card_prefix_ok = digits.len() < 13 || digits.first() != Some(&'0');
+    one_kind && varied && card_prefix_ok
+}
+
 fn ssn_ok(s: &str) -> bool {
     let mut parts = s.split('-');
     let (Some(a), Some(g), Some(n)) = (parts.next(), parts.next(), parts.next()) else {
@@ -191,9 +210,13 @@ impl Detector {
     fn apply<'t>(&self, text: &'t str, hits: &mut usize) -> Cow<'t, str> {
         self.re.replace_all(text, |c: &Captures<'_>| {
             let whole = c.get(0).map_or("", |m| m.as_str());
+            let (start, end) = c.get(0).map_or((0, 0), |m| (m.start(), m.end()));
             let ok = match self.check {
                 Check::None | Check::Group1 => true,
-                Check::Luhn => luhn(whole),
+                // Digits inside a longer token (a UUID, an order id) are not a card or SIN.
+                Check::Luhn => {
+                    standalone(text, start, end) && plausible_number(whole) && luhn(whole)
+                }
                 Check::Mod97 => iban_ok(whole),
                 Check::Ssn => ssn_ok(whole),
             };
@@ -353,6 +376,20 @@ mod tests {
             "Authorization: Bearer abcdef0123456789abcdef",
         ] {
             assert!(masked(s), "not masked: {s}");
+        }
+    }
+
+    #[test]
+    fn ids_that_look_like_numbers_are_left_alone() {
+        for s in [
+            "team 00000002-0000-4000-8000-000000000000",
+            "id=00000007-0000-4000-8000-000000000041",
+            "0000 0000 0000 0000",
+            "ref 4111-1111 1111-1111",
+            "abc4111111111111111",
+            "sin 000-000-000",
+        ] {
+            assert!(!masked(s), "masked: {s}");
         }
     }
 

@@ -50,7 +50,7 @@ fn a_wrong_expectation_is_reported() {
     let f = dir.path().join("t.json");
     std::fs::write(
         &f,
-        r#"{"cases":[{"name":"wrong","principal":{"user":"x","groups":[]},"action":"call","tool":"linear_list_issues","expect":"ALLOW"}]}"#,
+        r#"{"cases":[{"name":"wrong","principal":{"user":"x","groups":[]},"action":"call","tool":"linear_list_issues","expect":"DENY"}]}"#,
     )
     .expect("write");
     let report = run_tests(&f, &engine).expect("runs");
@@ -111,7 +111,7 @@ fn explain_lists_determining_policies_and_reasons() {
         None,
     );
     assert!(ex.decision.is_allowed());
-    assert_eq!(ex.determining, vec!["admins-all", "staff-read"]);
+    assert_eq!(ex.determining, vec!["admins-all", "everyone-reads"]);
     assert_eq!(ex.reasons.len(), 2);
     assert!(ex.errors.is_empty());
 }

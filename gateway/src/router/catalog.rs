@@ -166,7 +166,11 @@ impl Catalog {
                     exposed,
                     instance: instance.name.clone(),
                     kind: instance.kind.clone(),
-                    tags: instance.tool_tags.get(&spec.name).cloned().unwrap_or_default(),
+                    tags: instance
+                        .tool_tags
+                        .get(&spec.name)
+                        .cloned()
+                        .unwrap_or_default(),
                     blocked_by_read_only: instance.read_only && !spec.annotations.read_only,
                     spec,
                     adapter: instance.adapter.clone(),

@@ -56,6 +56,11 @@ impl Demo {
         }
     }
 
+    /// The demo's data directory (its policies, audit log and keys).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// A bearer token for `user`, minted by `manifold token` with this demo's keys.
     pub fn token(&self, user: &str) -> String {
         let public_url = self.mcp_url.trim_end_matches("/mcp");

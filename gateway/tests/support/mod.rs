@@ -326,3 +326,8 @@ pub async fn open_session(client: &reqwest::Client, url: &str, version: &str) ->
     assert_eq!(status, 202);
     session
 }
+
+/// The `manifold` binary under test: `MANIFOLD_BIN` when set, else the one cargo built.
+pub fn manifold_bin() -> String {
+    std::env::var("MANIFOLD_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_manifold").to_owned())
+}

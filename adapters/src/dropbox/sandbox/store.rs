@@ -141,6 +141,14 @@ impl Store {
         for (name, text) in text_documents() {
             store.put(&format!("/Reports/{name}"), text.into_bytes(), seeded);
         }
+        // Secrets the gateway's redaction must mask before any result reaches a model.
+        store.put(
+            "/Finance/payment-details.txt",
+            b"Supplier payment details\nCard: 4111 1111 1111 1111\nIBAN: GB82 WEST 1234 5698 7654 32\n\
+              Deploy key: AKIAIOSFODNN7EXAMPLE\n"
+                .to_vec(),
+            seeded,
+        );
         store.put(
             "/Logs/server-2026.log.txt",
             large_text().into_bytes(),
