@@ -104,7 +104,11 @@ fn declared_schema(doc: &Value, method: &str, path: &str, status: u16) -> Option
         .expect("paths")
         .iter()
         .filter(|(key, _)| matches_template(key.split('#').next().unwrap_or_default(), api_path))
-        .find_map(|(_, item)| item.get(&method))
+        // The most specific path wins (`/files/content` over `/files/{file_id}`), whatever
+        // order the document's map iterates in.
+        .filter_map(|(key, item)| item.get(&method).map(|op| (key.matches('{').count(), op)))
+        .min_by_key(|(templated, _)| *templated)
+        .map(|(_, op)| op)
         .unwrap_or_else(|| panic!("{method} {api_path} is not in Box's OpenAPI"));
     let responses = &operation["responses"];
     let response = responses

@@ -230,7 +230,11 @@ async fn box_requests_match_openapi_paths_and_operations() {
             .filter(|(key, _)| {
                 matches_template(key.split('#').next().unwrap_or_default(), api_path)
             })
-            .find_map(|(_, item)| item.get(&method))
+            // The most specific path wins (`/files/content` over `/files/{file_id}`), whatever
+            // order the document's map iterates in.
+            .filter_map(|(key, item)| item.get(&method).map(|op| (key.matches('{').count(), op)))
+            .min_by_key(|(templated, _)| *templated)
+            .map(|(_, op)| op)
             .unwrap_or_else(|| panic!("{method} {api_path} is not in Box's OpenAPI"));
         let servers = operation["servers"].as_array();
         let on_upload_host = servers.is_some_and(|s| {

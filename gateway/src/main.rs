@@ -374,6 +374,13 @@ fn check(path: &Path, registry: &Registry) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if config.policy.dir.as_deref().is_some_and(Path::exists) {
+        let report = manifold::admin::policy_check(&config, &source, registry);
+        if !report.ok {
+            eprintln!("{}", report.text);
+            return ExitCode::FAILURE;
+        }
+    }
     match app::build_catalog(&config, &source, registry, None) {
         Ok((catalog, _)) => {
             println!(
