@@ -37,6 +37,7 @@ pub fn router(
     shutdown: CancellationToken,
     auth: Option<(Arc<AuthState>, bool)>,
 ) -> Router {
+    let metrics_gateway = gateway.clone();
     let mut config = StreamableHttpServerConfig::default()
         .with_sse_keep_alive(Some(settings.sse_keep_alive))
         .with_max_request_body_bytes(settings.max_body_bytes)
@@ -73,7 +74,8 @@ pub fn router(
     }
     let mut router = Router::new()
         .nest("/mcp", mcp)
-        .route("/healthz", get(|| async { "ok" }));
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(move || metrics(metrics_gateway.clone())));
     if settings.legacy_sse {
         let mut legacy = legacy_sse::routes(gateway, settings.sse_keep_alive, shutdown);
         if let Some((state, _)) = &auth {
@@ -107,4 +109,24 @@ async fn session_ended_status(
         *response.status_mut() = axum::http::StatusCode::NO_CONTENT;
     }
     response
+}
+
+/// Prometheus text exposition of the gateway's own counters.
+async fn metrics(gateway: Arc<Gateway>) -> String {
+    let (reloads, rejected) = gateway
+        .policy()
+        .store()
+        .map_or((0, 0), |store| (store.reloads(), store.rejected_reloads()));
+    let tools = gateway.catalog().len();
+    format!(
+        "# HELP manifold_tools Tools in the catalog.\n\
+         # TYPE manifold_tools gauge\n\
+         manifold_tools {tools}\n\
+         # HELP manifold_policy_reloads_total Policy changes applied without a restart.\n\
+         # TYPE manifold_policy_reloads_total counter\n\
+         manifold_policy_reloads_total {reloads}\n\
+         # HELP manifold_policy_reloads_rejected_total Policy changes refused (parse or validation errors); the last good policy stayed in force.\n\
+         # TYPE manifold_policy_reloads_rejected_total counter\n\
+         manifold_policy_reloads_rejected_total {rejected}\n"
+    )
 }
