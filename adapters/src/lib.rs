@@ -5,6 +5,7 @@
 //! fixtures, contract tests) and one line in [`registry::Registry::builtin`].
 
 pub mod adapter;
+pub mod drive;
 pub mod error;
 pub mod extract;
 pub mod linear;

@@ -23,6 +23,7 @@ impl Registry {
     pub fn builtin() -> Self {
         let mut registry = Self::default();
         registry.register(Arc::new(crate::linear::LinearKind));
+        registry.register(Arc::new(crate::drive::DriveKind));
         registry
     }
 
