@@ -273,7 +273,9 @@ impl Caller {
     }
 
     fn sees(&self, item: &Item) -> bool {
-        self.reads_all_metadata() || (self.has(SCOPE_FILE) && item.app_created)
+        self.reads_all_metadata()
+            || (self.has(SCOPE_FILE)
+                && (item.app_created || item.id == store::root_id(&self.login)))
     }
 
     fn reads_content(&self, item: &Item) -> bool {
@@ -712,7 +714,9 @@ fn list_files(
         Some(text) => text
             .parse::<usize>()
             .ok()
-            .filter(|n| (1..=1000).contains(n))
+            .filter(|n| *n >= 1)
+            // Drive coerces larger values to its maximum.
+            .map(|n| n.min(1000))
             .ok_or_else(|| {
                 bad_request(
                     "invalid",
