@@ -573,7 +573,10 @@ fn selection(
     default: &str,
     known: &dyn Fn(&[&str]) -> bool,
 ) -> Result<fields::Selection, Response> {
-    let text = params.get("fields").unwrap_or(default);
+    let text = params
+        .get("fields")
+        .filter(|f| !f.trim().is_empty())
+        .unwrap_or(default);
     let selection = fields::parse(text).map_err(|why| {
         bad_request(
             "invalidParameter",
