@@ -7,7 +7,7 @@ mod drive_support;
 use std::collections::HashSet;
 
 use base64::{Engine as _, engine::general_purpose::STANDARD};
-use drive_support::{ALICE, BOB, FILE, FULL, METADATA_READONLY, READONLY, ctx};
+use drive_support::{BOB, FILE, FULL, METADATA_READONLY, READONLY, ctx};
 use manifold_adapters::{ToolError, extract::fixtures};
 use serde_json::{Value, json};
 

@@ -760,7 +760,7 @@ impl Store {
             file["quotaBytesUsed"] = json!("0");
         }
         if native && !is_folder {
-            let links: serde_json::Map<String, Value> = super::export_formats(&item.mime_type)
+            let links: serde_json::Map<String, Value> = super::export::formats(&item.mime_type)
                 .iter()
                 .map(|mime| {
                     (
