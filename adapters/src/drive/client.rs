@@ -259,12 +259,15 @@ impl DriveClient {
             params.push(("removeParents", remove));
         }
         let url = self.url(&self.api, &["files", file_id], &params);
-        // Setting the same name, parents or trashed flag again changes nothing: safe to resend.
+        // Setting the same name or trashed flag again changes nothing, so those are resent after
+        // an ambiguous failure; a move is not, as a second `removeParents` of a parent already
+        // removed fails although the move worked.
+        let idempotent = add_parents.is_none() && remove_parents.is_none();
         self.json(
             Method::PATCH,
             url,
             Some(Body::Json(metadata.clone())),
-            true,
+            idempotent,
             ctx,
         )
         .await

@@ -502,12 +502,17 @@ impl DriveAdapter {
         }
         let parent = self
             .folder_id(opt_str(args, "folder").unwrap_or("root"), ctx)
-            .await?;
+            .await
+            .map_err(limited_access_hint)?;
         let mut metadata = json!({ "name": name, "parents": [parent], "mimeType": mime });
         if let Some(description) = opt_str(args, "description") {
             metadata["description"] = json!(description);
         }
-        let created = self.drive.upload(&metadata, &content, &mime, ctx).await?;
+        let created = self
+            .drive
+            .upload(&metadata, &content, &mime, ctx)
+            .await
+            .map_err(limited_access_hint)?;
         let file = render::file(&created);
         let mut text = format!("Uploaded `{name}`.\n");
         render::file_line(&mut text, &file);
@@ -528,9 +533,15 @@ impl DriveAdapter {
         let name = req_str(args, "name")?;
         let parent = self
             .folder_id(opt_str(args, "parent").unwrap_or("root"), ctx)
-            .await?;
+            .await
+            .map_err(limited_access_hint)?;
         let metadata = json!({ "name": name, "mimeType": FOLDER_MIME, "parents": [parent] });
-        let folder = render::file(&self.drive.create(&metadata, ctx).await?);
+        let created = self
+            .drive
+            .create(&metadata, ctx)
+            .await
+            .map_err(limited_access_hint)?;
+        let folder = render::file(&created);
         let mut text = format!("Created the folder `{name}`.\n");
         render::file_line(&mut text, &folder);
         Ok(ToolOutput {
@@ -693,6 +704,19 @@ impl DriveAdapter {
             structured: json!({ "file_id": id, "permission": permission_out }),
             text,
         })
+    }
+}
+
+/// A folder not found while creating may exist but be out of reach of a `drive.file`
+/// connection, which sees only My Drive's root and what it created.
+fn limited_access_hint(error: ToolError) -> ToolError {
+    match error {
+        ToolError::NotFound(message) => ToolError::NotFound(format!(
+            "{message}. If the folder exists, this connection may only be allowed to add to My \
+             Drive's root and to folders it created; create one with create_folder or omit the \
+             folder"
+        )),
+        other => other,
     }
 }
 

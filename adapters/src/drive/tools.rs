@@ -245,10 +245,10 @@ fn upload_file() -> ToolSpec {
         "upload_file",
         "Upload a file to Google Drive",
         "Creates a new file in Google Drive with the given content (text, or base64 for binary), \
-         up to 5 MB. Without `folder` it goes to My Drive's root. This connection may only put \
-         files in My Drive's root or in folders it created itself (create_folder). Drive allows \
-         several files with one name: calling this twice makes two files. Returns the new \
-         file's metadata and link.",
+         up to 5 MB. Without `folder` it goes to My Drive's root. Unless full Drive access was \
+         granted, Drive lets this connection add files only to My Drive's root and to folders it \
+         created (create_folder), and says so when refused. Drive allows several files with one \
+         name: calling this twice makes two files. Returns the new file's metadata and link.",
         ToolAnnotations::CREATE,
         object(
             json!({
@@ -271,9 +271,10 @@ fn create_folder() -> ToolSpec {
     ToolSpec::new(
         "create_folder",
         "Create a Google Drive folder",
-        "Creates a new folder in Google Drive, in My Drive's root or inside `parent` (which must \
-         be a folder this connection created). Drive allows several folders with one name: \
-         calling this twice makes two. Returns the new folder's metadata.",
+        "Creates a new folder in Google Drive, in My Drive's root or inside `parent`. Unless full \
+         Drive access was granted, `parent` must be a folder this connection created. Drive \
+         allows several folders with one name: calling this twice makes two. Returns the new \
+         folder's metadata.",
         ToolAnnotations::CREATE,
         object(
             json!({
