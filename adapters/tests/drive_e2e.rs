@@ -371,6 +371,7 @@ async fn reads_every_format_as_text() {
 #[tokio::test]
 async fn long_text_comes_in_windows() {
     let env = drive_support::start().await;
+    env.clear_requests().await;
     let whole = env
         .call("read_file", json!({ "file": "/Projects/Q3 Plan.docx" }))
         .await
@@ -400,6 +401,42 @@ async fn long_text_comes_in_windows() {
     }
     assert_eq!(joined, whole["text"].as_str().expect("text"));
     assert_eq!(calls, total.div_ceil(100));
+    let downloads = env
+        .requests()
+        .await
+        .iter()
+        .filter(|r| r["query"]["alt"] == "media")
+        .count();
+    assert_eq!(
+        downloads, 1,
+        "the text is extracted once and windows come from the cache"
+    );
+
+    // Another credential does not share the cache, and a new version is read afresh.
+    let bob_reads = env
+        .call_as(
+            BOB,
+            "read_file",
+            json!({ "file": env.id_of("Q3 Plan.docx").await }),
+        )
+        .await;
+    assert!(matches!(bob_reads, Err(ToolError::NotFound(_))));
+    env.call(
+        "move_file",
+        json!({ "file": "/Projects/Q3 Plan.docx", "new_name": "Q3 Plan v2.docx" }),
+    )
+    .await
+    .expect("rename");
+    env.clear_requests().await;
+    env.call("read_file", json!({ "file": "/Projects/Q3 Plan v2.docx" }))
+        .await
+        .expect("read renamed");
+    assert!(
+        env.requests()
+            .await
+            .iter()
+            .any(|r| r["query"]["alt"] == "media")
+    );
 }
 
 #[tokio::test]

@@ -33,7 +33,7 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// The fields of a File the tools read (a `fields` selection; Drive returns only
 /// `kind,id,name,mimeType` without one).
 pub(crate) const FILE_FIELDS: &str = "id,name,mimeType,size,createdTime,modifiedTime,parents,\
-webViewLink,owners(displayName,emailAddress),shared,trashed,driveId,description";
+webViewLink,owners(displayName,emailAddress),shared,trashed,driveId,description,version";
 
 /// Where the Drive API lives under the configured base URL.
 #[derive(Debug, Clone)]

@@ -15,6 +15,7 @@ use crate::{
     ToolOutput, ToolSpec,
 };
 
+mod cache;
 mod client;
 mod cursor;
 mod ops;
@@ -61,7 +62,10 @@ impl AdapterKind for DriveKind {
             }
         }
         let drive = client::DriveClient::new(settings.client, &settings.base_url, shared_drives)?;
-        Ok(Arc::new(DriveAdapter { drive }))
+        Ok(Arc::new(DriveAdapter {
+            drive,
+            cache: cache::TextCache::default(),
+        }))
     }
 
     fn oauth(&self) -> Option<OAuthSpec> {
@@ -100,6 +104,7 @@ impl AdapterKind for DriveKind {
 #[derive(Debug)]
 pub struct DriveAdapter {
     drive: client::DriveClient,
+    cache: cache::TextCache,
 }
 
 #[async_trait::async_trait]

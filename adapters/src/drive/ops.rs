@@ -1,12 +1,12 @@
 //! What each tool does: arguments to Drive requests, and Drive's answers to [`ToolOutput`]s.
 
-use std::fmt::Write as _;
+use std::{fmt::Write as _, sync::Arc};
 
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use serde_json::{Map, Value, json};
 
 use super::{
-    DriveAdapter,
+    DriveAdapter, cache,
     client::{FILE_FIELDS, ListQuery},
     cursor, render,
     tools::{MAX_DOWNLOAD_BYTES, MAX_PAGE, MAX_READ_CHARS, MAX_UPLOAD_BYTES},
@@ -393,6 +393,22 @@ impl DriveAdapter {
             }
             _ => None,
         };
+        // Text read before, by the same credential, of the same version.
+        let version = metadata["version"].as_str().map(|v| {
+            format!(
+                "{v}|{}",
+                metadata["modifiedTime"].as_str().unwrap_or_default()
+            )
+        });
+        let cache_key = match (&ctx.credential, version) {
+            (Some(credential), Some(version)) => {
+                Some(cache::key(credential.expose(), &id, &version))
+            }
+            _ => None,
+        };
+        if let Some((format, text)) = cache_key.as_ref().and_then(|key| self.cache.get(key)) {
+            return Ok(read_output(file, extract::window_of(format, &text, window)));
+        }
         let (bytes, content_type) = match export {
             Some(target) => (
                 self.drive.export(&id, target, ctx).await?,
@@ -420,8 +436,12 @@ impl DriveAdapter {
             }
         };
         let file_name = name.clone();
+        let whole = Window {
+            offset: 0,
+            max_chars: usize::MAX,
+        };
         let extracted = tokio::task::spawn_blocking(move || {
-            extract::extract(&bytes, Some(&content_type), Some(&file_name), window)
+            extract::extract(&bytes, Some(&content_type), Some(&file_name), whole)
         })
         .await
         .map_err(|_| ToolError::BadResponse("reading the file's text failed".into()))?
@@ -431,31 +451,14 @@ impl DriveAdapter {
             }
             ExtractError::Corrupt { .. } => ToolError::BadResponse(format!("`{name}`: {error}")),
         })?;
-        let mut text = format!(
-            "{name} ({}), characters {}-{} of {}:\n\n{}",
-            extracted.format,
-            extracted.offset,
-            extracted.offset + extracted.text.chars().count(),
-            extracted.total_chars,
-            extracted.text
-        );
-        if let Some(next) = extracted.next_offset {
-            let _ = write!(
-                text,
-                "\n\n[More text: call read_file again with offset {next}.]"
-            );
+        let text = Arc::new(extracted.text);
+        if let Some(key) = cache_key {
+            self.cache.put(key, extracted.format, text.clone());
         }
-        Ok(ToolOutput {
-            structured: json!({
-                "file": file,
-                "format": extracted.format.to_string(),
-                "text": extracted.text,
-                "offset": extracted.offset,
-                "total_chars": extracted.total_chars,
-                "next_offset": extracted.next_offset,
-            }),
-            text,
-        })
+        Ok(read_output(
+            file,
+            extract::window_of(extracted.format, &text, window),
+        ))
     }
 
     pub(super) async fn upload_file(
@@ -704,6 +707,36 @@ impl DriveAdapter {
             structured: json!({ "file_id": id, "permission": permission_out }),
             text,
         })
+    }
+}
+
+/// One window of a file's text as `read_file` answers.
+fn read_output(file: Value, extracted: extract::Extracted) -> ToolOutput {
+    let name = file["name"].as_str().unwrap_or_default().to_owned();
+    let mut text = format!(
+        "{name} ({}), characters {}-{} of {}:\n\n{}",
+        extracted.format,
+        extracted.offset,
+        extracted.offset + extracted.text.chars().count(),
+        extracted.total_chars,
+        extracted.text
+    );
+    if let Some(next) = extracted.next_offset {
+        let _ = write!(
+            text,
+            "\n\n[More text: call read_file again with offset {next}.]"
+        );
+    }
+    ToolOutput {
+        structured: json!({
+            "file": file,
+            "format": extracted.format.to_string(),
+            "text": extracted.text,
+            "offset": extracted.offset,
+            "total_chars": extracted.total_chars,
+            "next_offset": extracted.next_offset,
+        }),
+        text,
     }
 }
 
