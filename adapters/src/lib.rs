@@ -5,9 +5,12 @@
 //! fixtures, contract tests) and one line in [`registry::Registry::builtin`].
 
 pub mod adapter;
+pub mod boxcom;
 pub mod drive;
+pub mod dropbox;
 pub mod error;
 pub mod extract;
+pub mod graph;
 pub mod linear;
 pub mod registry;
 pub mod secret;

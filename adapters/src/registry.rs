@@ -23,7 +23,13 @@ impl Registry {
     pub fn builtin() -> Self {
         let mut registry = Self::default();
         registry.register(Arc::new(crate::linear::LinearKind));
+        registry.register(Arc::new(crate::graph::OutlookKind));
+        registry.register(Arc::new(crate::graph::TeamsKind));
+        registry.register(Arc::new(crate::graph::SharePointKind));
+        registry.register(Arc::new(crate::dropbox::DropboxKind));
+        registry.register(Arc::new(crate::boxcom::BoxKind));
         registry.register(Arc::new(crate::drive::DriveKind));
+
         registry
     }
 

@@ -13,9 +13,10 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::{
-    broker::StaticCredentials,
+    broker::{BrokerSettings, CredentialBroker, DevIdentity, StaticCredentials, UserBroker},
     config::{Config, PrefixMode, Problem},
     handler::{Gateway, HandlerSettings},
+    keyring::{Keyring, KeyringError},
     router::{Catalog, CatalogInstance},
     session::SqlSessionStore,
     storage::{Storage, StorageError},
@@ -37,8 +38,14 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
     #[error("cannot start the sandbox emulators: {0}")]
     Sandbox(std::io::Error),
+    #[error(transparent)]
+    Keyring(#[from] KeyringError),
+    #[error("demo connections failed: {0}")]
+    DemoConnect(String),
 }
 
 /// Where sandboxed instances send their requests: the emulators' base URL for a kind.
@@ -186,36 +193,59 @@ impl RunningGateway {
 pub struct Prepared {
     pub gateway: Arc<Gateway>,
     pub tools: usize,
+    /// The per-user broker, when any instance connects users with OAuth.
+    pub broker: Option<Arc<UserBroker>>,
+    /// Opened when the broker needed it.
+    pub storage: Option<Storage>,
     /// Keeps the emulators alive as long as the gateway runs.
     #[cfg(feature = "sandbox")]
     pub sandbox: Option<manifold_adapters::sandbox::SandboxServer>,
 }
 
-/// Starts the sandbox emulators (when any instance asks for them) and builds the handler state.
+/// Starts the sandbox emulators (when any instance asks for them and `[sandbox] url` names
+/// none) and builds the handler state. `public_url` is where browsers reach the gateway.
 pub async fn prepare(
     config: &Config,
     source: &str,
     path: &Path,
     registry: &Registry,
+    public_url: &Url,
 ) -> Result<Prepared, StartError> {
+    let shared_sandbox = config
+        .sandbox
+        .url
+        .as_deref()
+        .map(|url| Url::parse(url).map_err(|e| StartError::Config(format!("[sandbox] url: {e}"))))
+        .transpose()?;
     #[cfg(feature = "sandbox")]
-    let sandbox = if config.adapters.values().any(|i| i.sandbox && i.enabled) {
-        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-        let server = manifold_adapters::sandbox::SandboxServer::start(registry, loopback)
-            .await
-            .map_err(StartError::Sandbox)?;
-        Some(server)
-    } else {
-        None
-    };
+    let sandbox =
+        if shared_sandbox.is_none() && config.adapters.values().any(|i| i.sandbox && i.enabled) {
+            let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+            let server = manifold_adapters::sandbox::SandboxServer::start(registry, loopback)
+                .await
+                .map_err(StartError::Sandbox)?;
+            Some(server)
+        } else {
+            None
+        };
+    let shared_urls = shared_sandbox.as_ref().map(|base| {
+        move |kind: &str| {
+            let root = base.as_str().trim_end_matches('/');
+            Url::parse(&format!("{root}/{kind}")).unwrap_or_else(|_| base.clone())
+        }
+    });
     #[cfg(feature = "sandbox")]
     let urls = sandbox
         .as_ref()
         .map(|server| move |kind: &str| server.base_url(kind));
     #[cfg(feature = "sandbox")]
-    let urls_ref: Option<SandboxUrls<'_>> = urls.as_ref().map(|f| f as SandboxUrls<'_>);
+    let urls_ref: Option<SandboxUrls<'_>> = match (&shared_urls, &urls) {
+        (Some(shared), _) => Some(shared as SandboxUrls<'_>),
+        (None, Some(own)) => Some(own as SandboxUrls<'_>),
+        (None, None) => None,
+    };
     #[cfg(not(feature = "sandbox"))]
-    let urls_ref: Option<SandboxUrls<'_>> = None;
+    let urls_ref: Option<SandboxUrls<'_>> = shared_urls.as_ref().map(|f| f as SandboxUrls<'_>);
 
     let (catalog, credentials) =
         build_catalog(config, source, registry, urls_ref).map_err(|problems| {
@@ -225,6 +255,48 @@ pub async fn prepare(
                 .collect();
             StartError::Config(lines.join("\n"))
         })?;
+    let providers = crate::broker::setup::providers(config, registry, urls_ref, public_url)
+        .map_err(StartError::Config)?;
+    let (broker, storage): (Arc<dyn CredentialBroker>, _) = if providers.is_empty() {
+        (Arc::new(credentials), None)
+    } else {
+        let storage = open_storage(config).await?;
+        let keyring = Arc::new(Keyring::load(
+            std::env::var("MANIFOLD_SECRET_KEY").ok().as_deref(),
+            &config.storage.data_dir.join("secret.key"),
+            true,
+        )?);
+        let mut tool_scopes: HashMap<String, Vec<String>> = HashMap::new();
+        for route in catalog.routes() {
+            if let Some((_, provider)) = providers.iter().find(|(i, _)| **i == *route.instance) {
+                let scopes = tool_scopes.entry(provider.connection.clone()).or_default();
+                scopes.extend(provider.spec.base_scopes.iter().map(|s| (*s).to_owned()));
+                scopes.extend(route.spec.scopes.iter().cloned());
+                scopes.sort();
+                scopes.dedup();
+            }
+        }
+        let broker = Arc::new(UserBroker::new(
+            credentials,
+            providers,
+            crate::broker::store::TokenStore::new(storage.clone(), keyring.clone()),
+            keyring,
+            BrokerSettings {
+                public_url: public_url.clone(),
+                anonymous_user: config.broker.anonymous_user.clone(),
+                refresh_skew: config.broker.refresh_skew,
+                connect_timeout: config.broker.connect_timeout,
+            },
+            tool_scopes,
+        ));
+        crate::broker::demo::connect_users(&broker, &config.broker.demo_users)
+            .await
+            .map_err(|e| StartError::DemoConnect(e.to_string()))?;
+        (
+            broker.clone() as Arc<dyn CredentialBroker>,
+            Some((broker, storage)),
+        )
+    };
     let tools = catalog.len();
     // The sender is dropped: the catalog is fixed for the life of this process until config
     // reload keeps it.
@@ -232,18 +304,39 @@ pub async fn prepare(
     let gateway = Gateway::new(
         catalog_rx,
         Arc::new(AllowAll),
-        Arc::new(credentials),
+        broker,
         HandlerSettings {
             tools_page_size: config.server.tools_page_size,
             call_timeout: config.server.call_timeout,
         },
     );
+    let (broker, storage) = storage.map_or((None, None), |(b, s)| (Some(b), Some(s)));
     Ok(Prepared {
         gateway,
         tools,
+        broker,
+        storage,
         #[cfg(feature = "sandbox")]
         sandbox,
     })
+}
+
+async fn open_storage(config: &Config) -> Result<Storage, StorageError> {
+    Storage::open(
+        config.storage.url.as_ref().map(Secret::expose),
+        &config.storage.data_dir,
+    )
+    .await
+}
+
+/// Where browsers reach the gateway: `[server] public_url`, else the address it listens on.
+pub fn public_url(config: &Config, addr: SocketAddr) -> Result<Url, StartError> {
+    let text = config
+        .server
+        .public_url
+        .as_deref()
+        .map_or_else(|| format!("http://{addr}"), |url| effective_public_url(url, addr));
+    Url::parse(&text).map_err(|e| StartError::Config(format!("[server] public_url: {e}")))
 }
 
 /// Prepares the gateway, opens storage and serves HTTP on `[server] listen`.
@@ -253,15 +346,36 @@ pub async fn start(
     path: &Path,
     registry: &Registry,
 ) -> Result<RunningGateway, StartError> {
-    let prepared = prepare(&config, source, path, registry).await?;
-    let storage = Storage::open(
-        config.storage.url.as_ref().map(Secret::expose),
-        &config.storage.data_dir,
-    )
-    .await?;
+    // Bound first: the broker's callback URL and the OAuth issuer name the real port.
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.server.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.server.listen,
+        source,
+    })?;
+    let public_url = public_url(&config, addr)?;
+    let prepared = prepare(&config, source, path, registry, &public_url).await?;
+    let storage = match prepared.storage.clone() {
+        Some(storage) => storage,
+        None => open_storage(&config).await?,
+    };
+    let auth = crate::auth::AuthState::from_config(
+        &config,
+        storage.clone(),
+        public_url.as_str().trim_end_matches('/'),
+    )?;
+    let mut allowed_origins = config.server.allowed_origins.clone();
+    if !allowed_origins.is_empty() {
+        // The consent and connections forms post from the gateway's own origin.
+        allowed_origins.push(public_url.origin().ascii_serialization());
+    }
     let shutdown = CancellationToken::new();
     let settings = HttpSettings {
-        guard: HostGuard::new(&config.server.allowed_hosts, &config.server.allowed_origins),
+        guard: HostGuard::new(&config.server.allowed_hosts, &allowed_origins),
         max_body_bytes: config.server.max_body_bytes,
         sse_keep_alive: config.server.sse_keep_alive,
         legacy_sse: config.server.legacy_sse,
@@ -273,17 +387,40 @@ pub async fn start(
         config.server.session_idle_timeout,
         shutdown.clone(),
     );
-    let router = http::router(prepared.gateway, sessions, &settings, shutdown.clone());
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: config.server.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Listen {
-        addr: config.server.listen,
-        source,
-    })?;
+    let auth_routes = auth.clone().map(|state| (state, config.auth.sandbox_idp));
+    let mut router = http::router(
+        prepared.gateway,
+        sessions,
+        &settings,
+        shutdown.clone(),
+        auth_routes,
+    );
+    if let Some(broker) = &prepared.broker {
+        // DEMO/TESTS: the dev sign-in, when enabled, stands in for the identity provider.
+        let dev = config
+            .broker
+            .dev_login
+            .then(|| Arc::new(DevIdentity::new(broker.keyring_arc())));
+        let identity: Arc<dyn crate::broker::WebIdentity> = match (&dev, &auth) {
+            (Some(dev), _) => dev.clone(),
+            (None, Some(auth)) => Arc::new(SignedInUser(auth.clone())),
+            (None, None) => Arc::new(NoWebIdentity),
+        };
+        router = router.merge(
+            crate::broker::web::routes(broker.clone(), identity, dev.clone()).layer(
+                axum::middleware::from_fn_with_state(
+                    settings.guard.clone(),
+                    crate::transport::guard::enforce,
+                ),
+            ),
+        );
+        if let Some(dev) = dev {
+            router = router.layer(axum::middleware::from_fn_with_state(
+                dev,
+                crate::broker::identity::dev_principal,
+            ));
+        }
+    }
     let stop = shutdown.clone();
     // Answers are small and written in pieces (SSE); without NODELAY, Nagle's algorithm holds
     // the last piece for the client's delayed ACK (~40 ms).
@@ -303,6 +440,35 @@ pub async fn start(
         sandbox: prepared.sandbox,
         server,
     })
+}
+
+/// No browser sign-in configured (auth mode `none`, no dev login): `/connections` asks to sign in.
+struct NoWebIdentity;
+
+impl crate::broker::WebIdentity for NoWebIdentity {
+    fn current_user(&self, _: &axum::http::HeaderMap) -> Option<manifold_policy::Principal> {
+        None
+    }
+}
+
+/// The user signed in through the identity provider (the auth module's browser session).
+struct SignedInUser(Arc<crate::auth::AuthState>);
+
+impl crate::broker::WebIdentity for SignedInUser {
+    fn current_user(&self, headers: &axum::http::HeaderMap) -> Option<manifold_policy::Principal> {
+        crate::auth::cookie::signed_in_user(&self.0, headers)
+    }
+}
+
+/// `public_url` with port 0 replaced by the port actually bound (the demo on `--listen …:0`).
+pub fn effective_public_url(url: &str, addr: SocketAddr) -> String {
+    match Url::parse(url) {
+        Ok(mut parsed) if parsed.port() == Some(0) => {
+            let _ = parsed.set_port(Some(addr.port()));
+            parsed.as_str().trim_end_matches('/').to_owned()
+        }
+        _ => url.trim_end_matches('/').to_owned(),
+    }
 }
 
 /// Ends idle sessions every few minutes (on every replica; the deletes are idempotent).

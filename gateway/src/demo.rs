@@ -11,6 +11,8 @@ pub struct DemoOverrides {
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub tools_page_size: Option<usize>,
+    /// The public URL (issuer), when it differs from `http://<listen>`.
+    pub public_url: Option<String>,
 }
 
 /// The demo config text with `overrides` applied, still TOML so it is validated like any file.
@@ -32,6 +34,11 @@ pub fn config_text(overrides: &DemoOverrides) -> String {
             "http://127.0.0.1:*".into(),
         ]);
         server.insert("allowed_origins".into(), origins);
+        // The OAuth issuer and resource follow the address (port 0 is fixed up after binding).
+        server.insert("public_url".into(), format!("http://{listen}").into());
+    }
+    if let Some(url) = &overrides.public_url {
+        server.insert("public_url".into(), url.clone().into());
     }
     if let Some(size) = overrides.tools_page_size {
         server.insert(

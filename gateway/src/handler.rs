@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
 use crate::{
-    broker::CredentialBroker,
+    broker::{BrokerError, CredentialBroker},
     router::{Catalog, Route},
 };
 
@@ -100,6 +100,40 @@ fn principal(context: &RequestContext<RoleServer>) -> Principal {
         .unwrap_or_default()
 }
 
+/// A tool call that failed before (broker) or in (adapter) the provider call.
+#[derive(Debug, thiserror::Error)]
+enum CallError {
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+}
+
+/// The client declared `capabilities.elicitation.url`.
+fn supports_url_elicitation(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .client_capabilities()
+        .and_then(|capabilities| capabilities.elicitation)
+        .is_some_and(|elicitation| elicitation.url.is_some())
+}
+
+/// JSON-RPC error -32042 (`URLElicitationRequiredError`, MCP 2025-11-25): the client shows the
+/// user `url`, and the user retries the call after connecting there.
+fn url_elicitation(connection: &str, url: &str, error: &BrokerError) -> McpError {
+    McpError::new(
+        rmcp::model::ErrorCode(-32042),
+        "This request requires connecting a provider account.",
+        Some(json!({
+            "elicitations": [{
+                "mode": "url",
+                "elicitationId": format!("connect-{connection}-{}", uuid::Uuid::new_v4()),
+                "url": url,
+                "message": error.to_string(),
+            }]
+        })),
+    )
+}
+
 fn traceparent(context: &RequestContext<RoleServer>) -> Option<String> {
     let from_meta = context
         .meta
@@ -145,19 +179,43 @@ impl McpHandler {
         Some((sink, forward))
     }
 
+    /// Runs the tool with the caller's credential; when the provider rejects it (401), renews
+    /// it once and retries once.
     async fn run_tool(
         &self,
         route: &Arc<Route>,
         arguments: serde_json::Map<String, Value>,
         context: &RequestContext<RoleServer>,
         principal: &Principal,
+    ) -> Result<CallToolResult, CallError> {
+        let broker = &self.gateway.broker;
+        let credential = broker
+            .credential(principal, &route.instance, &route.spec.scopes)
+            .await?;
+        let first = self
+            .call_once(route, arguments.clone(), context, credential.clone())
+            .await;
+        match (first, credential) {
+            (Err(ToolError::Unauthorized(reason)), Some(rejected)) => {
+                match broker.renew(principal, &route.instance, &rejected).await? {
+                    Some(renewed) => Ok(self
+                        .call_once(route, arguments, context, Some(renewed))
+                        .await?),
+                    None => Err(ToolError::Unauthorized(reason).into()),
+                }
+            }
+            (outcome, _) => Ok(outcome?),
+        }
+    }
+
+    async fn call_once(
+        &self,
+        route: &Arc<Route>,
+        arguments: serde_json::Map<String, Value>,
+        context: &RequestContext<RoleServer>,
+        credential: Option<manifold_adapters::Secret>,
     ) -> Result<CallToolResult, ToolError> {
         let gateway = &self.gateway;
-        let credential = gateway
-            .broker
-            .credential(principal, &route.instance)
-            .await
-            .map_err(|error| ToolError::Unauthorized(error.to_string()))?;
         let progress = Self::progress_sink(context);
         let ctx = CallContext {
             credential,
@@ -265,8 +323,8 @@ impl ServerHandler for McpHandler {
                 Some(json!({ "tool": request.name })),
             ));
         };
-        let arguments = request.arguments.unwrap_or_default();
-        if let Err(errors) = route.check_arguments(&Value::Object(arguments.clone())) {
+        let arguments = Value::Object(request.arguments.unwrap_or_default());
+        if let Err(errors) = route.check_arguments(&arguments) {
             return Err(McpError::invalid_params(
                 format!(
                     "invalid arguments for {}: {}",
@@ -281,7 +339,7 @@ impl ServerHandler for McpHandler {
             &principal,
             Action::Call,
             &tool_ref(route),
-            Some(&Value::Object(arguments.clone())),
+            Some(&arguments),
         );
         if let Decision::Deny { reason, .. } = decision {
             return Ok(CallToolResult::error(vec![Content::text(format!(
@@ -289,8 +347,24 @@ impl ServerHandler for McpHandler {
             ))])
             .into());
         }
+        let Value::Object(arguments) = arguments else {
+            return Err(McpError::internal_error("arguments changed shape", None));
+        };
         let outcome = self.run_tool(route, arguments, &context, &principal).await;
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let outcome = match outcome {
+            Ok(result) => Ok(result),
+            Err(CallError::Tool(error)) => Err(error),
+            Err(CallError::Broker(error)) => {
+                tracing::info!(tool = %route.exposed, %error, "no provider credential");
+                if let Some((connection, url)) = error.user_action()
+                    && supports_url_elicitation(&context)
+                {
+                    return Err(url_elicitation(connection, url, &error));
+                }
+                return Ok(CallToolResult::error(vec![Content::text(error.to_string())]).into());
+            }
+        };
         match outcome {
             Ok(result) => {
                 tracing::debug!(tool = %route.exposed, elapsed_ms, "tool call succeeded");

@@ -1,14 +1,16 @@
 //! Manifold: one MCP endpoint in front of a company's tools.
 //!
-//! The request path, one module per stage: [`transport`] → [`session`] → [`router`] → policy
+//! The request path, one module per stage: [`transport`] → [`auth`] → [`session`] → [`router`] → policy
 //! ([`manifold_policy`]) → [`broker`] → adapter ([`manifold_adapters`]). [`handler`] runs the
 //! stages for each MCP request; [`app`] assembles them from a [`config`].
 
 pub mod app;
+pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod demo;
 pub mod handler;
+pub mod keyring;
 pub mod router;
 pub mod session;
 pub mod storage;

@@ -60,6 +60,25 @@ enum Command {
     },
     /// Print the JSON Schema of the config file.
     ConfigSchema,
+    /// Print a bearer access token for a user, for scripts and tests. Only for the demo config
+    /// (the default) or a config with `auth.dev_tokens = true`.
+    Token {
+        /// The user id (`sub`); sandbox users (alice, bob, carol) get their email and groups.
+        #[arg(long)]
+        user: String,
+        /// Extra groups.
+        #[arg(long)]
+        group: Vec<String>,
+        /// A config file instead of the demo config.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The demo's data directory (where its keys are).
+        #[arg(long, default_value = "manifold-data")]
+        data_dir: PathBuf,
+        /// The demo's public URL, e.g. `http://127.0.0.1:8080`.
+        #[arg(long)]
+        public_url: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -104,19 +123,77 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 listen: Some(listen),
                 data_dir: Some(data_dir),
                 tools_page_size,
+                public_url: None,
             };
             let source = demo::config_text(&overrides);
             serve(&source, Path::new("<demo>"), &registry, Some(())).await
+        }
+        Command::Token {
+            user,
+            group,
+            config,
+            data_dir,
+            public_url,
+        } => {
+            let (source, path) = match &config {
+                Some(path) => (read(path)?, path.clone()),
+                None => {
+                    let overrides = DemoOverrides {
+                        data_dir: Some(data_dir),
+                        public_url,
+                        ..DemoOverrides::default()
+                    };
+                    (demo::config_text(&overrides), PathBuf::from("<demo>"))
+                }
+            };
+            let parsed = load(&source, &path, &registry)?;
+            println!("{}", token(&parsed, &user, group).await?);
+            Ok(ExitCode::SUCCESS)
         }
         Command::Stdio { config } => {
             let source = read(&config)?;
             let parsed = load(&source, &config, &registry)?;
             telemetry::init(&parsed.log.filter, parsed.log.json);
-            let prepared = app::prepare(&parsed, &source, &config, &registry).await?;
+            let public_url = app::public_url(&parsed, parsed.server.listen)?;
+            let prepared = app::prepare(&parsed, &source, &config, &registry, &public_url).await?;
             manifold::transport::stdio::serve(prepared.gateway).await?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `token`: signs with the stored key, so the gateway serving this config accepts it.
+async fn token(config: &config::Config, user: &str, groups: Vec<String>) -> anyhow::Result<String> {
+    if !config.auth.dev_tokens {
+        anyhow::bail!("`token` needs the demo config or `auth.dev_tokens = true`");
+    }
+    let public_url = config
+        .server
+        .public_url
+        .as_deref()
+        .context("server.public_url is not set")?;
+    let storage = manifold::storage::Storage::open(
+        config
+            .storage
+            .url
+            .as_ref()
+            .map(manifold_adapters::Secret::expose),
+        &config.storage.data_dir,
+    )
+    .await?;
+    let state = manifold::auth::AuthState::from_config(config, storage, public_url)?
+        .context("`token` needs auth.mode = \"builtin\"")?;
+    #[cfg(feature = "sandbox")]
+    let known = manifold::auth::sandbox_idp::user(user);
+    #[cfg(not(feature = "sandbox"))]
+    let known = None;
+    let mut info = known.unwrap_or_else(|| manifold::auth::UserInfo {
+        sub: user.to_owned(),
+        email: None,
+        groups: vec![],
+    });
+    info.groups.extend(groups);
+    Ok(state.dev_token(&info).await?)
 }
 
 fn read(path: &Path) -> anyhow::Result<String> {
@@ -192,7 +269,16 @@ async fn serve(
             );
         }
         println!("  Tools exposed:                  {}", running.tools);
+        println!(
+            "  OAuth issuer:                   http://{} (sign in as alice, bob or carol)",
+            running.addr
+        );
         println!();
+        println!("Get a bearer token for scripts:");
+        println!(
+            "  manifold token --user alice --public-url http://{} --data-dir <the demo's data dir>",
+            running.addr
+        );
         println!("Connect a client, e.g. the MCP Inspector:");
         println!("  npx @modelcontextprotocol/inspector --transport http --server-url {url}");
         println!("Press Ctrl-C to stop.");

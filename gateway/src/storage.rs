@@ -25,20 +25,62 @@ pub enum StorageError {
     Query(#[from] sqlx::Error),
 }
 
-/// Ordered schema steps; a step never changes once shipped.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE IF NOT EXISTS mcp_sessions (
+/// Ordered schema steps; a step never changes once shipped. Numbers are reserved per module:
+/// 1-19 sessions and core, 20-29 the token broker.
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE IF NOT EXISTS mcp_sessions (
         id TEXT PRIMARY KEY,
         state TEXT NOT NULL,
         updated_at BIGINT NOT NULL
     )",
-)];
+    ),
+    // One row per (user, provider connection); `sealed` holds the access and refresh tokens
+    // sealed by the keyring with key `kid`, bound to the user and connection.
+    (
+        20,
+        "CREATE TABLE IF NOT EXISTS broker_tokens (
+        user_sub TEXT NOT NULL,
+        connection TEXT NOT NULL,
+        sealed TEXT NOT NULL,
+        kid TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        account TEXT,
+        expires_at BIGINT,
+        status TEXT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (user_sub, connection)
+    )",
+    ),
+    // Connect attempts in flight: a `state` is accepted once, by the user who started it.
+    (
+        21,
+        "CREATE TABLE IF NOT EXISTS broker_oauth_states (
+        nonce TEXT PRIMARY KEY,
+        user_sub TEXT NOT NULL,
+        expires_at BIGINT NOT NULL
+    )",
+    ),
+    // Refreshes in progress: the replica holding `lease` until `held_until` (Unix seconds) is the
+    // only one spending the connection's refresh token.
+    (
+        22,
+        "CREATE TABLE IF NOT EXISTS broker_refresh_leases (
+        user_sub TEXT NOT NULL,
+        connection TEXT NOT NULL,
+        lease TEXT NOT NULL,
+        held_until BIGINT NOT NULL,
+        PRIMARY KEY (user_sub, connection)
+    )",
+    ),
+];
 
 /// A connection pool to the configured database.
 #[derive(Debug, Clone)]
 pub struct Storage {
     pool: AnyPool,
+    sqlite: bool,
 }
 
 // === impl Storage ===
@@ -80,7 +122,10 @@ impl Storage {
             .connect_with(options)
             .await
             .map_err(StorageError::Connect)?;
-        let storage = Self { pool };
+        let storage = Self {
+            pool,
+            sqlite: is_sqlite,
+        };
         storage.migrate().await?;
         Ok(storage)
     }
@@ -89,12 +134,18 @@ impl Storage {
         &self.pool
     }
 
+    /// SQLite rather than PostgreSQL: the few statements that differ (row locks) branch on it.
+    pub fn is_sqlite(&self) -> bool {
+        self.sqlite
+    }
+
     async fn migrate(&self) -> Result<(), StorageError> {
         self.pool
             .execute("CREATE TABLE IF NOT EXISTS manifold_schema (version BIGINT PRIMARY KEY)")
             .await
             .map_err(|source| StorageError::Migrate { version: 0, source })?;
-        for (version, sql) in MIGRATIONS {
+        // Each module owns a range of versions (auth: 10..=19), so branches do not collide.
+        for (version, sql) in MIGRATIONS.iter().chain(crate::auth::store::MIGRATIONS) {
             let applied: Option<(i64,)> =
                 sqlx::query_as("SELECT version FROM manifold_schema WHERE version = $1")
                     .bind(version)

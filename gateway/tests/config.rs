@@ -46,6 +46,7 @@ fn every_shipped_config_is_valid() {
         listen: Some("127.0.0.1:9999".parse().unwrap()),
         data_dir: Some("/tmp/x".into()),
         tools_page_size: Some(3),
+        public_url: None,
     });
     assert_eq!(problems(&demo), vec![]);
 }
@@ -161,7 +162,7 @@ fn check_command_reports_file_line_column_and_exits_non_zero() {
         "[adapters.l]\nkind = \"linear\"\nmax_concurency = 3\n",
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_manifold"))
+    let output = Command::new(manifold_bin())
         .args(["check", "--config"])
         .arg(&bad)
         .output()
@@ -174,7 +175,7 @@ fn check_command_reports_file_line_column_and_exits_non_zero() {
     );
 
     let good = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/manifold.example.toml");
-    let output = Command::new(env!("CARGO_BIN_EXE_manifold"))
+    let output = Command::new(manifold_bin())
         .args(["check", "--config"])
         .arg(&good)
         .output()
@@ -186,7 +187,7 @@ fn check_command_reports_file_line_column_and_exits_non_zero() {
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("13 tools"));
 
-    let missing = Command::new(env!("CARGO_BIN_EXE_manifold"))
+    let missing = Command::new(manifold_bin())
         .args(["check", "--config", "/nonexistent.toml"])
         .output()
         .unwrap();
@@ -195,7 +196,7 @@ fn check_command_reports_file_line_column_and_exits_non_zero() {
 
 #[test]
 fn config_schema_command_prints_the_schema() {
-    let output = Command::new(env!("CARGO_BIN_EXE_manifold"))
+    let output = Command::new(manifold_bin())
         .arg("config-schema")
         .output()
         .unwrap();
@@ -205,4 +206,10 @@ fn config_schema_command_prints_the_schema() {
     assert!(schema["properties"]["adapters"].is_object());
     let text = serde_json::to_string(&schema).unwrap();
     assert!(text.contains("allowed_origins") && text.contains("prefix_mode"));
+}
+
+/// The `manifold` binary under test: `MANIFOLD_BIN` when set (a checkout sharing its target
+/// directory with others points it at its own build), else the one cargo built for this test.
+fn manifold_bin() -> String {
+    std::env::var("MANIFOLD_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_manifold").to_owned())
 }

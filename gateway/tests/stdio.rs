@@ -18,7 +18,7 @@ fn stdio_serves_initialize_list_and_call() {
         "[adapters.linear]\nkind = \"linear\"\nsandbox = true\n[adapters.linear.credentials]\ntoken = \"lin_api_sandbox_alice\"\n",
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_manifold"))
+    let mut child = Command::new(manifold_bin())
         .args(["stdio", "--config"])
         .arg(&config)
         .stdin(Stdio::piped())
@@ -62,4 +62,10 @@ fn stdio_serves_initialize_list_and_call() {
         status.success(),
         "stdio exits cleanly when stdin closes: {status}"
     );
+}
+
+/// The `manifold` binary under test: `MANIFOLD_BIN` when set (a checkout sharing its target
+/// directory with others points it at its own build), else the one cargo built for this test.
+fn manifold_bin() -> String {
+    std::env::var("MANIFOLD_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_manifold").to_owned())
 }

@@ -3,6 +3,9 @@
 The binary comes from `MANIFOLD_BIN` (default: target/debug/manifold of this repo). Each demo
 runs on a free port with its own temporary data dir and is always terminated (killed if it
 does not stop) when the test session ends.
+
+The demo requires OAuth: every fixture demo gets a bearer token for alice from
+`manifold token`, and `connect` / `Demo.headers` send it (test_oauth.py runs the real flow).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import mcp_types as types
 import pytest
 from mcp.client import Client, ClientSession
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_BIN = REPO / "target" / "debug" / "manifold"
@@ -42,6 +46,20 @@ class Demo:
     mcp_url: str
     sse_url: str
     sandbox_url: str
+    data_dir: str = ""
+    token: str = ""
+
+    @property
+    def base_url(self) -> str:
+        return self.mcp_url.removesuffix("/mcp")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The Authorization header of alice's token."""
+        return {"authorization": f"Bearer {self.token}"}
+
+    def token_for(self, user: str) -> str:
+        return mint_token(self.base_url, self.data_dir, user)
 
     @property
     def linear(self) -> str:
@@ -70,6 +88,26 @@ def _binary() -> Path:
             pytrace=False,
         )
     return path
+
+
+# Bearer tokens by gateway base URL, so `connect` authenticates without every test passing one.
+TOKENS: dict[str, str] = {}
+
+
+def mint_token(base_url: str, data_dir: str, user: str = "alice") -> str:
+    """A bearer token from `manifold token` (signed with the demo's stored key)."""
+    out = subprocess.run(
+        [str(_binary()), "token", "--user", user, "--data-dir", data_dir, "--public-url", base_url],
+        capture_output=True, text=True, timeout=30, check=True,
+    )
+    return out.stdout.strip()
+
+
+def auth_headers(url: str) -> dict[str, str]:
+    for base, token in TOKENS.items():
+        if url.startswith(base + "/"):
+            return {"authorization": f"Bearer {token}"}
+    return {}
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -108,7 +146,10 @@ def demo_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
                                        ("sse_url", "Legacy SSE endpoint"),
                                        ("sandbox_url", "Sandbox provider emulators")]
                 }
-                return Demo(**urls)
+                demo = Demo(**urls, data_dir=str(data_dir))
+                demo.token = mint_token(demo.base_url, str(data_dir))
+                TOKENS[demo.base_url] = demo.token
+                return demo
             if proc.poll() is not None:
                 break
             time.sleep(0.05)
@@ -129,7 +170,7 @@ def demo_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
 
 @pytest.fixture(scope="session")
 def demo(demo_factory) -> Demo:
-    """The demo with default settings (all 9 tools on one tools/list page)."""
+    """The demo with default settings."""
     return demo_factory()
 
 
@@ -153,12 +194,17 @@ async def connect(url: str, era: str = AUTO, **session_kwargs) -> AsyncIterator[
     public low-level API: send an `initialize` naming that version, `adopt()` the result, then
     send `notifications/initialized`, exactly what `ClientSession.initialize()` does.
     """
+    headers = auth_headers(url)
     if era in (AUTO, "2025-11-25"):
         mode = "auto" if era == AUTO else "legacy"
-        async with Client(url, mode=mode, client_info=CLIENT_INFO, cache=None, **session_kwargs) as client:
-            yield client.session
+        async with create_mcp_http_client(headers=headers) as http:
+            transport = streamable_http_client(url, http_client=http)
+            async with Client(transport, mode=mode, client_info=CLIENT_INFO, cache=None,
+                              **session_kwargs) as client:
+                yield client.session
         return
-    async with streamable_http_client(url) as (read, write):
+    async with create_mcp_http_client(headers=headers) as http, \
+            streamable_http_client(url, http_client=http) as (read, write):
         async with ClientSession(read, write, client_info=CLIENT_INFO, **session_kwargs) as session:
             params = types.InitializeRequestParams(
                 protocol_version=era, capabilities=types.ClientCapabilities(), client_info=CLIENT_INFO

@@ -10,7 +10,7 @@ use crate::{
 };
 
 mod client;
-mod cursor;
+pub(crate) mod cursor;
 mod ops;
 pub mod queries;
 mod render;

@@ -1,7 +1,7 @@
 //! `MANIFOLD_*` environment overrides, so secrets need not sit in the config file.
 //!
 //! Path segments are joined with `__`: `MANIFOLD_STORAGE__URL`,
-//! `MANIFOLD_ADAPTERS__<NAME>__CREDENTIALS__<KEY>` (instance names matched case-insensitively,
+//! `MANIFOLD_AUTH__OIDC__CLIENT_SECRET`, `MANIFOLD_ADAPTERS__<NAME>__CREDENTIALS__<KEY>` (instance names matched case-insensitively,
 //! `-` written as `_`).
 
 use manifold_adapters::Secret;
@@ -21,6 +21,17 @@ pub fn apply_env_overrides(config: &mut Config, vars: &[(String, String)]) -> Re
         }
         if path == "STORAGE__URL" {
             config.storage.url = Some(Secret::new(value.clone()));
+            continue;
+        }
+        if path == "AUTH__OIDC__CLIENT_SECRET" {
+            match config.auth.oidc.as_mut() {
+                Some(oidc) => oidc.client_secret = Some(Secret::new(value.clone())),
+                None => {
+                    return Err(format!(
+                        "environment variable {key} overrides nothing in this config (no [auth.oidc])"
+                    ));
+                }
+            }
             continue;
         }
         let target = path.strip_prefix("ADAPTERS__").and_then(|rest| {

@@ -6,6 +6,7 @@ mod env;
 mod load;
 mod types;
 mod validate;
+mod validate_auth;
 
 pub use env::apply_env_overrides;
 pub use load::{ConfigError, Problem, load_file, load_str};

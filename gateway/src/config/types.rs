@@ -20,6 +20,12 @@ pub struct Config {
     pub upstream: UpstreamSection,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub broker: BrokerConfig,
+    #[serde(default)]
+    pub sandbox: SandboxSection,
+    #[serde(default)]
+    pub auth: AuthConfig,
     /// Adapter instances by name. The name is the default tool prefix.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, AdapterInstance>")]
@@ -172,6 +178,50 @@ impl Default for LogConfig {
     }
 }
 
+/// `[broker]`: per-user provider connections (OAuth) made at `/connections`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    /// DEMO AND TESTS ONLY: serve `/connections/dev-login?user=<name>`, which signs anyone in as
+    /// anyone with a sealed cookie. Replaced by the real login of the authentication module.
+    pub dev_login: bool,
+    /// DEMO ONLY: the user an unauthenticated MCP caller acts as (its provider tokens are used).
+    /// Leave unset in production: anonymous callers then get no per-user credentials.
+    pub anonymous_user: Option<String>,
+    /// Users connected to every sandbox provider at start by running the authorization-code
+    /// flow headlessly against the emulators (the demo connects `alice` and `bob`).
+    pub demo_users: Vec<String>,
+    /// Access tokens this close to expiry are refreshed before use.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub refresh_skew: Duration,
+    /// How long a started connect may take before its `state` is refused.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub connect_timeout: Duration,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            dev_login: false,
+            anonymous_user: None,
+            demo_users: Vec::new(),
+            refresh_skew: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// `[sandbox]`: where `sandbox = true` instances find their emulators.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxSection {
+    /// An already running sandbox server to use instead of starting one in this process, so
+    /// several gateway processes (replica tests) share one emulated provider.
+    pub url: Option<String>,
+}
+
 /// How an instance's tool names are exposed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -211,7 +261,9 @@ pub struct AdapterInstance {
     /// Only these adapter-local tool names are exposed (all when absent).
     #[schemars(with = "Option<Vec<String>>")]
     pub tools: Option<Vec<Spanned<String>>>,
-    /// Credentials for the provider, e.g. `token`. Override each with
+    /// Credentials for the provider: `token` (one shared credential for every caller), or
+    /// `client_id` and `client_secret` of the provider OAuth app through which each user connects
+    /// their own account at `/connections` (sandbox instances need neither). Override each with
     /// `MANIFOLD_ADAPTERS__<NAME>__CREDENTIALS__<KEY>`.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
@@ -228,4 +280,141 @@ fn default_max_concurrency() -> usize {
 
 fn default_true() -> bool {
     true
+}
+
+/// Who may call `/mcp`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// Anyone who reaches the gateway (an anonymous principal): only behind another gate.
+    #[default]
+    None,
+    /// The gateway is its own OAuth 2.1 authorization server; users log in at `[auth.oidc]`.
+    Builtin,
+    /// Access tokens come from another authorization server (`[auth.external]`).
+    External,
+}
+
+/// `[auth]`: inbound authorization of MCP clients.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub mode: AuthMode,
+    /// Lifetime of the JWT access tokens the gateway issues.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub access_token_ttl: Duration,
+    /// Lifetime of a refresh token (each refresh rotates it).
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub refresh_token_ttl: Duration,
+    /// A new signing key is made this often; the previous one stays valid for verification.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub signing_key_rotation: Duration,
+    /// Scopes the gateway grants (and names in its 401 challenge).
+    pub scopes: Vec<String>,
+    /// Allows `manifold token` to mint tokens from this config (the demo always may).
+    pub dev_tokens: bool,
+    /// Serve the built-in sandbox OpenID provider at `/sandbox-idp` and log users in there
+    /// (demo and tests; needs the `sandbox` feature). Used when `[auth.oidc]` is absent.
+    pub sandbox_idp: bool,
+    /// Accept `http://127.0.0.1` client metadata document URLs (tests only).
+    pub allow_insecure_client_metadata: bool,
+    /// The upstream OpenID Connect identity provider users log in with (mode `builtin`).
+    pub oidc: Option<OidcConfig>,
+    /// The external authorization server (mode `external`).
+    pub external: Option<ExternalAuthConfig>,
+    pub registration: RegistrationConfig,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            mode: AuthMode::None,
+            access_token_ttl: Duration::from_secs(600),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            signing_key_rotation: Duration::from_secs(24 * 3600),
+            scopes: vec!["mcp".into()],
+            dev_tokens: false,
+            sandbox_idp: false,
+            allow_insecure_client_metadata: false,
+            oidc: None,
+            external: None,
+            registration: RegistrationConfig::default(),
+        }
+    }
+}
+
+/// `[auth.oidc]`: the identity provider users log in with.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// Issuer URL; discovery is read from `<issuer>/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    /// Override with `MANIFOLD_AUTH__OIDC__CLIENT_SECRET`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub client_secret: Option<Secret>,
+    #[serde(default = "default_oidc_scopes")]
+    pub scopes: Vec<String>,
+    #[serde(default = "default_email_claim")]
+    pub email_claim: String,
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+}
+
+/// `[auth.external]`: an authorization server whose access tokens (JWTs) are accepted.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalAuthConfig {
+    pub issuer: String,
+    pub jwks_url: String,
+    /// Required `aud`; defaults to `<public_url>/mcp`.
+    #[serde(default)]
+    pub audience: Option<String>,
+    #[serde(default = "default_email_claim")]
+    pub email_claim: String,
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+}
+
+/// `[auth.registration]`: limits of dynamic client registration.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrationConfig {
+    /// Serve `/register` (RFC 7591).
+    pub enabled: bool,
+    pub max_redirect_uris: usize,
+    pub max_redirect_uri_length: usize,
+    pub max_client_name_length: usize,
+    /// Registrations accepted per minute, across all callers of this replica.
+    pub per_minute: u32,
+    pub max_body_bytes: usize,
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_redirect_uris: 5,
+            max_redirect_uri_length: 512,
+            max_client_name_length: 100,
+            per_minute: 60,
+            max_body_bytes: 16 * 1024,
+        }
+    }
+}
+
+fn default_oidc_scopes() -> Vec<String> {
+    vec!["openid".into(), "email".into(), "profile".into()]
+}
+
+fn default_email_claim() -> String {
+    "email".into()
+}
+
+fn default_groups_claim() -> String {
+    "groups".into()
 }

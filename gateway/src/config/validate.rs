@@ -62,6 +62,8 @@ pub fn validate(config: &Config, source: &str, registry: &Registry) -> Vec<Probl
         );
     }
 
+    super::validate_auth::validate_auth(config, &mut at, top("auth"));
+
     for (name, instance) in &config.adapters {
         let offset = name.span().start;
         if !is_name(name.get_ref()) {

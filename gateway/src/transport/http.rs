@@ -1,5 +1,6 @@
 //! The HTTP server: `/mcp` (Streamable HTTP, served by rmcp with the gateway's handler and the
-//! shared session store), the legacy SSE routes, and `/healthz`.
+//! shared session store), the legacy SSE routes, `/healthz`, and the OAuth routes of [`auth`]
+//! (whose middleware guards `/mcp` and the legacy routes when `[auth] mode` is not `none`).
 
 use std::{sync::Arc, time::Duration};
 
@@ -13,6 +14,7 @@ use super::{
     legacy_sse,
 };
 use crate::{
+    auth::{self, AuthState},
     handler::Gateway,
     session::{SharedSessionManager, SqlSessionStore},
 };
@@ -33,6 +35,7 @@ pub fn router(
     sessions: Arc<SqlSessionStore>,
     settings: &HttpSettings,
     shutdown: CancellationToken,
+    auth: Option<(Arc<AuthState>, bool)>,
 ) -> Router {
     let mut config = StreamableHttpServerConfig::default()
         .with_sse_keep_alive(Some(settings.sse_keep_alive))
@@ -53,22 +56,36 @@ pub fn router(
         )),
         config,
     );
-    let mcp = Router::new()
+    let mut mcp = Router::new()
         .fallback_service(mcp)
         .layer(middleware::from_fn_with_state(
             BodyLimit(settings.max_body_bytes),
             jsonrpc::enforce,
         ))
         .layer(middleware::from_fn(session_ended_status));
+    // Authentication runs before anything else of /mcp, so an unauthenticated request learns
+    // nothing but the challenge.
+    if let Some((state, _)) = &auth {
+        mcp = mcp.layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::resource::require,
+        ));
+    }
     let mut router = Router::new()
         .nest("/mcp", mcp)
         .route("/healthz", get(|| async { "ok" }));
     if settings.legacy_sse {
-        router = router.merge(legacy_sse::routes(
-            gateway,
-            settings.sse_keep_alive,
-            shutdown,
-        ));
+        let mut legacy = legacy_sse::routes(gateway, settings.sse_keep_alive, shutdown);
+        if let Some((state, _)) = &auth {
+            legacy = legacy.layer(middleware::from_fn_with_state(
+                state.clone(),
+                auth::resource::require,
+            ));
+        }
+        router = router.merge(legacy);
+    }
+    if let Some((state, sandbox_idp)) = auth {
+        router = router.merge(auth::routes(state, sandbox_idp));
     }
     router
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))

@@ -70,9 +70,39 @@ fn usable_id(message: &Value) -> Value {
     }
 }
 
-/// Why a body cannot be handed to the MCP server. Well-formed messages cost one typed parse;
-/// only a body that fails it is taken apart to say what is wrong.
+/// The envelope of a JSON-RPC message, borrowed from the body: parsing it validates the JSON
+/// without building a tree.
+#[derive(serde::Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    jsonrpc: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    method: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    params: Option<&'a serde_json::value::RawValue>,
+}
+
+/// Why a body cannot be handed to the MCP server. The common case — a well-formed `tools/call`
+/// or a method this server does not know — costs one borrowed parse; everything else gets the
+/// full typed check, and a body that fails is taken apart to say what is wrong.
 fn check(body: &[u8]) -> Result<(), Rejection> {
+    if let Ok(envelope) = serde_json::from_slice::<Envelope<'_>>(body)
+        && envelope.jsonrpc.as_deref() == Some("2.0")
+        && envelope.id.is_some_and(|id| is_valid_id(id.get()))
+    {
+        match envelope.method.as_deref() {
+            Some("tools/call") => {
+                let params = envelope.params.map_or("null", |p| p.get());
+                if serde_json::from_str::<CallToolRequestParams>(params).is_ok() {
+                    return Ok(());
+                }
+            }
+            Some(method) if !KNOWN_METHODS.contains(&method) => return Ok(()),
+            _ => {}
+        }
+    }
     match serde_json::from_slice::<ClientJsonRpcMessage>(body) {
         Ok(ClientJsonRpcMessage::Request(request))
             if matches!(request.request, ClientRequest::CustomRequest(_)) => {}
@@ -80,6 +110,16 @@ fn check(body: &[u8]) -> Result<(), Rejection> {
         Err(_) => {}
     }
     diagnose(body)
+}
+
+/// A JSON-RPC id this server accepts: a string or an integer.
+fn is_valid_id(raw: &str) -> bool {
+    let raw = raw.trim();
+    if raw.starts_with('"') {
+        return true;
+    }
+    let digits = raw.strip_prefix('-').unwrap_or(raw);
+    !digits.is_empty() && digits.len() <= 19 && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn diagnose(body: &[u8]) -> Result<(), Rejection> {

@@ -19,14 +19,16 @@ use dashmap::DashMap;
 use futures::{SinkExt, Stream, StreamExt, channel::mpsc};
 use rmcp::{
     ServiceExt,
-    model::{ClientJsonRpcMessage, ServerJsonRpcMessage},
+    model::{ClientJsonRpcMessage, GetExtensions, ServerJsonRpcMessage},
 };
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::handler::Gateway;
+use manifold_policy::Principal;
 
-type Inboxes = Arc<DashMap<String, mpsc::Sender<ClientJsonRpcMessage>>>;
+/// Each legacy session's inbox and the user who opened it (`None` without auth).
+type Inboxes = Arc<DashMap<String, (mpsc::Sender<ClientJsonRpcMessage>, Option<Principal>)>>;
 
 #[derive(Clone)]
 struct LegacyState {
@@ -67,11 +69,13 @@ impl Drop for InboxGuard {
 
 async fn open_stream(
     State(state): State<LegacyState>,
+    principal: Option<axum::Extension<Principal>>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let (inbox, to_server) = mpsc::channel::<ClientJsonRpcMessage>(64);
     let (from_server, outbox) = mpsc::channel::<ServerJsonRpcMessage>(64);
-    state.inboxes.insert(id.clone(), inbox);
+    let principal = principal.map(|axum::Extension(p)| p);
+    state.inboxes.insert(id.clone(), (inbox, principal));
     let handler = state.gateway.handler();
     let shutdown = state.shutdown.clone();
     tokio::spawn(async move {
@@ -115,6 +119,7 @@ fn jsonrpc_error(status: StatusCode, code: i64, message: &str) -> Response {
 
 async fn post_message(
     State(state): State<LegacyState>,
+    caller: Option<axum::Extension<Principal>>,
     query: Result<Query<SessionQuery>, axum::extract::rejection::QueryRejection>,
     body: Bytes,
 ) -> Response {
@@ -125,21 +130,38 @@ async fn post_message(
         )
             .into_response();
     };
-    let Some(mut inbox) = state
+    let Some((mut inbox, owner)) = state
         .inboxes
         .get(&query.session_id)
         .map(|entry| entry.clone())
     else {
         return (StatusCode::NOT_FOUND, "Not Found: Session not found").into_response();
     };
+    let caller = caller.map(|axum::Extension(p)| p);
+    // A session is bound to the user who opened it (MCP: sessions are not authentication).
+    if let Some(owner) = &owner
+        && caller.as_ref().map(|c| &c.user) != Some(&owner.user)
+    {
+        return (
+            StatusCode::FORBIDDEN,
+            "Forbidden: session belongs to another user",
+        )
+            .into_response();
+    }
     let value: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(value) => value,
         Err(_) => return jsonrpc_error(StatusCode::BAD_REQUEST, -32700, "Parse error"),
     };
-    let message: ClientJsonRpcMessage = match serde_json::from_value(value) {
+    let mut message: ClientJsonRpcMessage = match serde_json::from_value(value) {
         Ok(message) => message,
         Err(_) => return jsonrpc_error(StatusCode::BAD_REQUEST, -32600, "Invalid Request"),
     };
+    // The handler reads the caller from the request parts, as on /mcp.
+    if let (ClientJsonRpcMessage::Request(request), Some(principal)) = (&mut message, caller) {
+        let (mut parts, ()) = http::Request::new(()).into_parts();
+        parts.extensions.insert(principal);
+        request.request.extensions_mut().insert(parts);
+    }
     match inbox.send(message).await {
         Ok(()) => StatusCode::ACCEPTED.into_response(),
         Err(_) => (StatusCode::NOT_FOUND, "Not Found: Session ended").into_response(),

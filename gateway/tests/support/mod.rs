@@ -2,6 +2,10 @@
 //! progress, and a gateway started in-process on a free port with it.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod broker;
+pub mod demo;
+pub mod mock_idp;
+pub mod oauth;
 pub mod process;
 
 use std::{
@@ -221,6 +225,11 @@ pub async fn start(extra: &str) -> TestGateway {
 
 pub async fn start_with_server(server: &str) -> TestGateway {
     start_with("", server).await
+}
+
+/// Extra TOML after the adapter and extra `[server]` lines.
+pub async fn start_with_extra_server(extra: &str, server: &str) -> TestGateway {
+    start_with(extra, server).await
 }
 
 async fn start_with(extra: &str, server: &str) -> TestGateway {

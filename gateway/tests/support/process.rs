@@ -16,7 +16,7 @@ pub struct GatewayProcess {
 impl GatewayProcess {
     /// Runs `manifold serve --config <config>` and waits for its "serving" line.
     pub fn serve(config: &Path, env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_manifold"));
+        let mut command = Command::new(manifold_bin());
         command
             .args(["serve", "--config"])
             .arg(config)
@@ -54,4 +54,10 @@ impl Drop for GatewayProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The `manifold` binary under test: `MANIFOLD_BIN` when set (a checkout sharing its target
+/// directory with others points it at its own build), else the one cargo built for this test.
+fn manifold_bin() -> String {
+    std::env::var("MANIFOLD_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_manifold").to_owned())
 }

@@ -1,6 +1,9 @@
 //! An OAuth 2.0 authorization server for emulators: authorization code with PKCE (S256 only),
 //! refresh tokens (rotating or reusable), expiring access tokens, RFC 6749 error bodies.
 //! It auto-approves every authorization request: it is a sandbox, there is no user to ask.
+//! Test controls: `POST /_sandbox/expire_tokens`, `POST /_sandbox/revoke_tokens`,
+//! `POST /_sandbox/token_lifetime {"seconds": N}`, `POST /_sandbox/token_delay {"millis": N}`
+//! and `GET /_sandbox/oauth_log` (see [`controls`]).
 
 use std::{
     collections::HashMap,
@@ -21,6 +24,10 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use url::Url;
+
+mod controls;
+
+pub use controls::OAuthLog;
 
 /// How an emulated provider issues tokens.
 #[derive(Debug, Clone)]
@@ -66,6 +73,12 @@ struct Grants {
     codes: HashMap<String, CodeGrant>,
     access: HashMap<String, AccessGrant>,
     refresh: HashMap<String, Grant>,
+    /// Set by `POST /_sandbox/token_lifetime`: replaces the configured access-token lifetime.
+    access_ttl: Option<Duration>,
+    /// Set by `POST /_sandbox/token_delay`: how long the token endpoint takes to answer.
+    token_delay: Duration,
+    /// What tests assert on: every token request and every bearer token checked.
+    log: OAuthLog,
 }
 
 #[derive(Debug, Clone)]
@@ -123,38 +136,34 @@ impl OAuthServer {
         }
     }
 
-    /// `GET /oauth/authorize`, `POST /oauth/token`, `POST /_sandbox/expire_tokens`.
+    /// `GET /oauth/authorize`, `POST /oauth/token` and the `/_sandbox/` test controls.
     pub fn routes(&self) -> Router {
         Router::new()
             .route("/oauth/authorize", get(authorize))
             .route("/oauth/token", post(token))
-            .route("/_sandbox/expire_tokens", post(expire_tokens))
+            .merge(controls::routes())
             .with_state(self.clone())
     }
 
     /// Looks a bearer token up.
     pub fn check(&self, token: &str) -> TokenStatus {
-        let Ok(grants) = self.state.lock() else {
+        let Ok(mut grants) = self.state.lock() else {
             return TokenStatus::Unknown;
         };
-        match grants.access.get(token) {
+        let status = match grants.access.get(token) {
             Some(access) if access.expires_at > Instant::now() => TokenStatus::Valid {
                 user: access.grant.user.clone(),
                 scope: access.grant.scope.clone(),
             },
             Some(_) => TokenStatus::Expired,
             None => TokenStatus::Unknown,
+        };
+        match &status {
+            TokenStatus::Valid { user, .. } => grants.log.bearer_users.push(user.clone()),
+            TokenStatus::Expired => grants.log.bearer_rejections.push("expired".into()),
+            TokenStatus::Unknown => grants.log.bearer_rejections.push("unknown".into()),
         }
-    }
-
-    /// Makes every access token issued so far expired (refresh tokens keep working).
-    pub fn expire_all(&self) {
-        if let Ok(mut grants) = self.state.lock() {
-            let now = Instant::now();
-            for access in grants.access.values_mut() {
-                access.expires_at = now;
-            }
-        }
+        status
     }
 
     fn random_token(prefix: &str) -> String {
@@ -165,11 +174,12 @@ impl OAuthServer {
     fn issue(&self, grants: &mut Grants, grant: Grant, refresh: Option<String>) -> Response {
         let access_token = Self::random_token(self.config.token_prefix);
         let refresh_token = refresh.unwrap_or_else(|| Self::random_token("sandbox_rt_"));
+        let ttl = grants.access_ttl.unwrap_or(self.config.access_token_ttl);
         grants.access.insert(
             access_token.clone(),
             AccessGrant {
                 grant: grant.clone(),
-                expires_at: Instant::now() + self.config.access_token_ttl,
+                expires_at: Instant::now() + ttl,
             },
         );
         let scope = grant.scope.clone();
@@ -177,7 +187,7 @@ impl OAuthServer {
         Json(json!({
             "access_token": access_token,
             "token_type": "Bearer",
-            "expires_in": self.config.access_token_ttl.as_secs(),
+            "expires_in": ttl.as_secs(),
             "refresh_token": refresh_token,
             "scope": scope,
         }))
@@ -266,6 +276,31 @@ async fn authorize(
 }
 
 async fn token(State(server): State<OAuthServer>, Form(params): Form<TokenParams>) -> Response {
+    let delay = server
+        .state
+        .lock()
+        .map(|grants| grants.token_delay)
+        .unwrap_or_default();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let grant_type = params.grant_type.clone().unwrap_or_default();
+    let response = issue_token(&server, params);
+    let outcome = if response.status().is_success() {
+        "ok".to_owned()
+    } else {
+        format!("error {}", response.status().as_u16())
+    };
+    if let Ok(mut grants) = server.state.lock() {
+        grants
+            .log
+            .token_requests
+            .push(json!({ "grant_type": grant_type, "outcome": outcome }));
+    }
+    response
+}
+
+fn issue_token(server: &OAuthServer, params: TokenParams) -> Response {
     let Ok(mut grants) = server.state.lock() else {
         return oauth_error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -346,9 +381,4 @@ async fn token(State(server): State<OAuthServer>, Form(params): Form<TokenParams
             "grant_type must be authorization_code or refresh_token",
         ),
     }
-}
-
-async fn expire_tokens(State(server): State<OAuthServer>) -> StatusCode {
-    server.expire_all();
-    StatusCode::NO_CONTENT
 }

@@ -1,0 +1,275 @@
+//! What each Teams tool sends to Graph and how chat messages are rendered.
+
+use serde_json::{Value, json};
+
+use super::super::{
+    args::{self, Args},
+    client::GraphClient,
+    cursor,
+    schema::{body_text, field, render_person, text_field},
+};
+use crate::{CallContext, ToolError, ToolOutput};
+
+pub(crate) fn message(m: &Value) -> Value {
+    json!({
+        "id": text_field(m, "id"), "from": render_person(m.get("from")),
+        "created_at": field(m, "createdDateTime"), "subject": field(m, "subject"),
+        "text": body_text(m.get("body")), "web_url": field(m, "webUrl"),
+    })
+}
+
+fn with_replies(m: &Value, replies: &[Value]) -> Value {
+    let mut rendered = message(m);
+    rendered["replies"] = replies.iter().map(message).collect();
+    rendered
+}
+
+pub(super) async fn list_simple(
+    graph: &GraphClient,
+    tool: &str,
+    args: &Args,
+    ctx: &CallContext,
+) -> Result<ToolOutput, ToolError> {
+    let top = args::int(args, "limit", 25, 1, 50)?.to_string();
+    let (segment, select) = if tool == "list_teams" {
+        ("joinedTeams", "id,displayName,description")
+    } else {
+        ("chats", "id,topic,chatType,lastUpdatedDateTime")
+    };
+    let url = graph.url(
+        &["me", segment],
+        &[("$select", select.to_owned()), ("$top", top)],
+    );
+    let page = graph.page(tool, args, url, ctx).await?;
+    let (key, items): (&str, Vec<Value>) = if tool == "list_teams" {
+        ("teams", page.items.iter().map(|t| json!({ "id": text_field(t, "id"), "name": text_field(t, "displayName"), "description": field(t, "description") })).collect())
+    } else {
+        ("chats", page.items.iter().map(|c| json!({ "id": text_field(c, "id"), "topic": field(c, "topic"), "chat_type": field(c, "chatType"), "updated_at": field(c, "lastUpdatedDateTime") })).collect())
+    };
+    Ok(ToolOutput::from_structured(
+        json!({ key: items, "next_cursor": page.next_cursor }),
+    ))
+}
+
+pub(super) async fn channels(
+    graph: &GraphClient,
+    args: &Args,
+    ctx: &CallContext,
+) -> Result<ToolOutput, ToolError> {
+    let team = args::string(args, "team_id")?;
+    let url = graph.url(
+        &["teams", team, "channels"],
+        &[("$select", "id,displayName,description".to_owned())],
+    );
+    let body = graph.get(url, ctx).await?;
+    let channels: Vec<Value> = body.get("value").and_then(Value::as_array).into_iter().flatten()
+        .map(|c| json!({ "id": text_field(c, "id"), "name": text_field(c, "displayName"), "description": field(c, "description") }))
+        .collect();
+    Ok(ToolOutput::from_structured(json!({ "channels": channels })))
+}
+
+pub(super) async fn messages(
+    graph: &GraphClient,
+    tool: &str,
+    args: &Args,
+    ctx: &CallContext,
+) -> Result<ToolOutput, ToolError> {
+    let top = args::int(
+        args,
+        "limit",
+        if tool == "list_chat_messages" { 25 } else { 20 },
+        1,
+        50,
+    )?
+    .to_string();
+    let url = if tool == "list_channel_messages" {
+        let (team, channel) = (
+            args::string(args, "team_id")?,
+            args::string(args, "channel_id")?,
+        );
+        graph.url(
+            &["teams", team, "channels", channel, "messages"],
+            &[("$top", top), ("$expand", "replies".to_owned())],
+        )
+    } else {
+        let chat = args::string(args, "chat_id")?;
+        graph.url(&["chats", chat, "messages"], &[("$top", top)])
+    };
+    let page = graph.page(tool, args, url, ctx).await?;
+    let messages: Vec<Value> = page
+        .items
+        .iter()
+        .map(|m| {
+            if tool == "list_channel_messages" {
+                let replies = m
+                    .get("replies")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                with_replies(m, &replies)
+            } else {
+                message(m)
+            }
+        })
+        .collect();
+    Ok(ToolOutput::from_structured(
+        json!({ "messages": messages, "next_cursor": page.next_cursor }),
+    ))
+}
+
+/// Most replies one get_thread call collects, across reply pages.
+const MAX_REPLIES: usize = 200;
+
+pub(super) async fn thread(
+    graph: &GraphClient,
+    args: &Args,
+    ctx: &CallContext,
+) -> Result<ToolOutput, ToolError> {
+    let (team, channel, id) = (
+        args::string(args, "team_id")?,
+        args::string(args, "channel_id")?,
+        args::string(args, "message_id")?,
+    );
+    let root = graph
+        .get(
+            graph.url(&["teams", team, "channels", channel, "messages", id], &[]),
+            ctx,
+        )
+        .await?;
+    let mut replies = Vec::new();
+    let mut url = Some(graph.url(
+        &[
+            "teams", team, "channels", channel, "messages", id, "replies",
+        ],
+        &[("$top", "50".to_owned())],
+    ));
+    let no_cursor = Args::new();
+    while let Some(next) = url.take() {
+        let page = graph.page("get_thread", &no_cursor, next, ctx).await?;
+        replies.extend(page.items);
+        if replies.len() >= MAX_REPLIES {
+            replies.truncate(MAX_REPLIES);
+            break;
+        }
+        // The page's cursor wraps the nextLink; unwrap it to fetch on within this one call.
+        if let Some(token) = page.next_cursor {
+            let mut carry = Args::new();
+            carry.insert("cursor".into(), Value::String(token));
+            url =
+                cursor::decode("get_thread", &carry)?.and_then(|link| url::Url::parse(&link).ok());
+        }
+    }
+    Ok(ToolOutput::from_structured(
+        json!({ "thread": with_replies(&root, &replies) }),
+    ))
+}
+
+pub(super) async fn post(
+    graph: &GraphClient,
+    tool: &str,
+    args: &Args,
+    ctx: &CallContext,
+) -> Result<ToolOutput, ToolError> {
+    let text = args::string(args, "text")?;
+    let mut body = json!({ "body": { "contentType": "text", "content": text } });
+    let url = match tool {
+        "send_chat_message" => {
+            graph.url(&["chats", args::string(args, "chat_id")?, "messages"], &[])
+        }
+        _ => {
+            let (team, channel) = (
+                args::string(args, "team_id")?,
+                args::string(args, "channel_id")?,
+            );
+            if tool == "reply_to_channel_message" {
+                graph.url(
+                    &[
+                        "teams",
+                        team,
+                        "channels",
+                        channel,
+                        "messages",
+                        args::string(args, "message_id")?,
+                        "replies",
+                    ],
+                    &[],
+                )
+            } else {
+                if let Some(subject) = args::opt_string(args, "subject")? {
+                    body["subject"] = json!(subject);
+                }
+                graph.url(&["teams", team, "channels", channel, "messages"], &[])
+            }
+        }
+    };
+    let created = graph.post(url, &body, ctx, false).await?;
+    Ok(ToolOutput::from_structured(
+        json!({ "message": message(&created) }),
+    ))
+}
+
+/// `POST /search/query` for `entity`, paged by offset (`from`) behind the opaque cursor.
+pub(crate) async fn search_query(
+    graph: &GraphClient,
+    tool: &str,
+    args: &Args,
+    entities: &[&str],
+    size: u64,
+    ctx: &CallContext,
+) -> Result<(Vec<Value>, Option<String>), ToolError> {
+    let query = args::string(args, "query")?;
+    let from: u64 = match cursor::decode(tool, args)? {
+        Some(offset) => offset
+            .parse()
+            .map_err(|_| ToolError::InvalidArguments("`cursor` is not valid".into()))?,
+        None => 0,
+    };
+    let body = json!({ "requests": [{ "entityTypes": entities, "query": { "queryString": query }, "from": from, "size": size }] });
+    // A search changes nothing, so it may be resent after a 5xx like a GET.
+    let answer = graph
+        .post(graph.url(&["search", "query"], &[]), &body, ctx, true)
+        .await?;
+    let container = answer
+        .pointer("/value/0/hitsContainers/0")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let hits = container
+        .get("hits")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let more = container
+        .get("moreResultsAvailable")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let next = (more && !hits.is_empty())
+        .then(|| cursor::encode(tool, args, &(from + hits.len() as u64).to_string()));
+    Ok((hits, next))
+}
+
+pub(super) async fn search(
+    graph: &GraphClient,
+    args: &Args,
+    ctx: &CallContext,
+) -> Result<ToolOutput, ToolError> {
+    let size = args::int(args, "limit", 25, 1, 25)?;
+    let (hits, next) =
+        search_query(graph, "search_messages", args, &["chatMessage"], size, ctx).await?;
+    let hits: Vec<Value> = hits
+        .iter()
+        .map(|hit| {
+            let r = hit.get("resource").cloned().unwrap_or(Value::Null);
+            json!({
+                "id": text_field(&r, "id"), "summary": body_text(Some(&json!({ "contentType": "html", "content": text_field(hit, "summary") }))),
+                "from": render_person(r.get("from")), "created_at": field(&r, "createdDateTime"),
+                "chat_id": field(&r, "chatId"),
+                "channel_id": r.pointer("/channelIdentity/channelId").and_then(Value::as_str).map_or(Value::Null, |s| json!(s)),
+                "team_id": r.pointer("/channelIdentity/teamId").and_then(Value::as_str).map_or(Value::Null, |s| json!(s)),
+                "web_url": field(&r, "webUrl"),
+            })
+        })
+        .collect();
+    Ok(ToolOutput::from_structured(
+        json!({ "hits": hits, "next_cursor": next }),
+    ))
+}

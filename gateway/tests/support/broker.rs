@@ -1,0 +1,207 @@
+//! A browser-less user of one gateway's broker: dev sign-in, the `/connections` forms, MCP
+//! calls carrying the sign-in cookie, and the Linear emulator's test controls.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use serde_json::{Value, json};
+
+pub struct BrokerClient {
+    /// The gateway, e.g. `http://127.0.0.1:4321`.
+    pub base: String,
+    /// The Linear emulator, e.g. `http://127.0.0.1:4322/linear`.
+    pub emulator: String,
+    pub http: reqwest::Client,
+}
+
+impl BrokerClient {
+    pub fn new(base: &str, emulator: &str) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            emulator: emulator.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        }
+    }
+
+    /// Signs `user` in; returns the `Cookie` header value.
+    pub async fn login(&self, user: &str) -> String {
+        let answer = self
+            .http
+            .get(format!("{}/connections/dev-login?user={user}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let cookie = answer.headers()["set-cookie"].to_str().unwrap();
+        cookie.split(';').next().unwrap().to_owned()
+    }
+
+    pub async fn page(&self, cookie: &str) -> String {
+        self.get(cookie, &format!("{}/connections", self.base))
+            .await
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// An initialized MCP session declaring `capabilities`.
+    pub async fn session(&self, cookie: &str, capabilities: Value) -> String {
+        let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": capabilities,
+            "clientInfo": {"name": "t", "version": "1"}}});
+        let session = self.mcp(cookie, None, &init).await.0.unwrap();
+        let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        self.mcp(cookie, Some(&session), &note).await;
+        session
+    }
+
+    /// `tool` with no arguments on an open session; the JSON-RPC answer.
+    pub async fn call_in(&self, cookie: &str, session: &str, tool: &str) -> Value {
+        let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": tool, "arguments": {}}});
+        self.mcp(cookie, Some(session), &call).await.1
+    }
+
+    /// One call on a fresh session declaring `capabilities`.
+    pub async fn call(&self, cookie: &str, capabilities: Value, tool: &str) -> Value {
+        let session = self.session(cookie, capabilities).await;
+        self.call_in(cookie, &session, tool).await
+    }
+
+    pub async fn mcp(
+        &self,
+        cookie: &str,
+        session: Option<&str>,
+        body: &Value,
+    ) -> (Option<String>, Value) {
+        let mut request = self
+            .http
+            .post(format!("{}/mcp", self.base))
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", "2025-11-25")
+            .header("cookie", cookie)
+            .body(body.to_string());
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
+        }
+        let answer = request.send().await.unwrap();
+        let session = answer
+            .headers()
+            .get("mcp-session-id")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let text = answer.text().await.unwrap();
+        let message = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .chain(std::iter::once(text.as_str()))
+            .find_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+            .unwrap_or(Value::Null);
+        (session, message)
+    }
+
+    pub async fn oauth_log(&self) -> Value {
+        self.http
+            .get(format!("{}/_sandbox/oauth_log", self.emulator))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// POSTs an emulator control, with a JSON body when `body` is not null.
+    pub async fn control(&self, path: &str, body: Value) {
+        let mut request = self.http.post(format!("{}{path}", self.emulator));
+        if !body.is_null() {
+            request = request.json(&body);
+        }
+        let answer = request.send().await.unwrap();
+        assert!(answer.status().is_success(), "{path}: {}", answer.status());
+    }
+
+    /// Connect/disconnect form POST; returns the response.
+    pub async fn form(&self, cookie: &str, action: &str, connection: &str) -> reqwest::Response {
+        let page = self.page(cookie).await;
+        let csrf = page
+            .split("name=csrf value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .to_owned();
+        self.http
+            .post(format!("{}/connections/{action}", self.base))
+            .header("cookie", cookie)
+            .header("origin", &self.base)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(
+                url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs([
+                        ("csrf", csrf.as_str()),
+                        ("connection", connection),
+                        ("scopes", ""),
+                    ])
+                    .finish(),
+            )
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Starts a connect and follows the emulator's authorize; returns the callback URL.
+    pub async fn authorize(&self, cookie: &str) -> String {
+        let started = self.form(cookie, "connect", "linear").await;
+        assert_eq!(started.status(), 303);
+        let authorize = started.headers()["location"].to_str().unwrap().to_owned();
+        assert!(authorize.starts_with(&self.emulator), "{authorize}");
+        let approved = self.http.get(&authorize).send().await.unwrap();
+        approved.headers()["location"].to_str().unwrap().to_owned()
+    }
+
+    /// Connects Linear for the signed-in user through the whole browser flow.
+    pub async fn connect(&self, cookie: &str) {
+        let callback = self.authorize(cookie).await;
+        assert_eq!(self.get(cookie, &callback).await.status(), 303);
+    }
+
+    pub async fn get(&self, cookie: &str, url: &str) -> reqwest::Response {
+        self.http
+            .get(url)
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// The first text content of a tool result.
+pub fn text(answer: &Value) -> String {
+    answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// The refresh-token grants in an emulator OAuth log.
+pub fn refreshes(log: &Value) -> Vec<Value> {
+    log["token_requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["grant_type"] == "refresh_token")
+        .cloned()
+        .collect()
+}
+
+/// How many bearer tokens the emulator refused.
+pub fn rejections(log: &Value) -> usize {
+    log["bearer_rejections"].as_array().unwrap().len()
+}
+
+/// Asserts a `tools/call` answer is a successful tool result.
+pub fn assert_ok(answer: &Value) {
+    assert!(answer.get("error").is_none(), "{answer}");
+    assert!(answer["result"].is_object(), "{answer}");
+    assert_ne!(answer["result"]["isError"], true, "{answer}");
+}
