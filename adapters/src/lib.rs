@@ -6,7 +6,7 @@
 
 pub mod adapter;
 pub mod boxcom;
-
+pub mod drive;
 pub mod dropbox;
 pub mod error;
 pub mod extract;

@@ -28,6 +28,7 @@ impl Registry {
         registry.register(Arc::new(crate::graph::SharePointKind));
         registry.register(Arc::new(crate::dropbox::DropboxKind));
         registry.register(Arc::new(crate::boxcom::BoxKind));
+        registry.register(Arc::new(crate::drive::DriveKind));
 
         registry
     }

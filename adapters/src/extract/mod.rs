@@ -2,8 +2,20 @@
 //! HTML, and (filled in by the format modules) docx, xlsx, pptx and pdf. Shared by every
 //! file-store and mail adapter. Output is capped: callers read a window and continue from
 //! `next_offset`.
+//!
+//! Office documents and PDFs are parsed here, synchronously and CPU-bound (a large PDF can take
+//! a second): async callers run [`extract`] inside `tokio::task::spawn_blocking`. Every reader
+//! bounds what it unpacks, so a small hostile file cannot exhaust memory.
 
 use std::fmt;
+
+mod docx;
+#[cfg(any(test, feature = "sandbox"))]
+pub mod fixtures;
+mod ooxml;
+mod pdf;
+mod pptx;
+mod xlsx;
 
 /// Which part of the text to return, in characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,9 +155,10 @@ pub fn extract(
             String::from_utf8_lossy(bytes).into_owned()
         }
         Format::Html => html_to_text(&String::from_utf8_lossy(bytes)),
-        Format::Docx | Format::Xlsx | Format::Pptx | Format::Pdf => {
-            return Err(ExtractError::Unsupported(format.to_string()));
-        }
+        Format::Docx => docx::text(bytes)?,
+        Format::Xlsx => xlsx::text(bytes)?,
+        Format::Pptx => pptx::text(bytes)?,
+        Format::Pdf => pdf::text(bytes)?,
     };
     Ok(window_of(format, &text, window))
 }
