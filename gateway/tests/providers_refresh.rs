@@ -1,0 +1,88 @@
+//! Every provider through the whole gateway with the user's own brokered connection: after the
+//! provider expires all access tokens, a read tool of each kind still succeeds because the
+//! broker refreshes the token (once) and retries — Linear, Outlook, Teams, SharePoint (one
+//! Microsoft connection), Dropbox, Box (single-use refresh tokens) and Google Drive.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use serde_json::{Value, json};
+use support::demo::Demo;
+
+/// One read tool of each kind, and the emulator mount that issued its token.
+const READS: &[(&str, &str)] = &[
+    ("linear_list_teams", "linear"),
+    ("outlook_list_folders", "graph"),
+    ("teams_list_teams", "graph"),
+    ("sharepoint_list_sites", "graph"),
+    ("dropbox_list_folder", "dropbox"),
+    ("box_list_folder", "box"),
+    ("drive_list_folder", "drive"),
+];
+
+async fn call(demo: &Demo, token: &str, name: &str) -> Value {
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "refresh-test", "version": "1"}
+    });
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"_meta": meta, "name": name, "arguments": {}}});
+    let text = reqwest::Client::new()
+        .post(&demo.mcp_url)
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", name)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let message: Value = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .chain(std::iter::once(text.as_str()))
+        .find_map(|d| {
+            serde_json::from_str::<Value>(d.trim())
+                .ok()
+                .filter(|m| m["id"] == 1)
+        })
+        .unwrap_or_else(|| panic!("{name}: no answer in {text}"));
+    message["result"].clone()
+}
+
+#[tokio::test]
+async fn expired_provider_tokens_are_refreshed_for_every_kind() {
+    let demo = Demo::start(&[]);
+    let alice = demo.token("alice");
+    let http = reqwest::Client::new();
+    for (tool, _) in READS {
+        let result = call(&demo, &alice, tool).await;
+        assert_eq!(result["isError"], false, "{tool} before expiry: {result}");
+    }
+    let mut mounts: Vec<&str> = READS.iter().map(|(_, mount)| *mount).collect();
+    mounts.dedup();
+    for mount in &mounts {
+        let url = format!("{}/{mount}/_sandbox/expire_tokens", demo.sandbox_url);
+        let expired = http.post(&url).send().await.unwrap();
+        assert!(expired.status().is_success(), "{url}: {}", expired.status());
+    }
+    for (tool, _) in READS {
+        let result = call(&demo, &alice, tool).await;
+        assert_eq!(result["isError"], false, "{tool} after expiry: {result}");
+    }
+    // The old tokens are really dead: the emulators refused them, so the broker had to refresh.
+    for mount in &mounts {
+        let url = format!("{}/{mount}/_sandbox/oauth_log", demo.sandbox_url);
+        let log: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+        let refreshes = log.to_string().matches("refresh_token").count();
+        assert!(
+            refreshes >= 1,
+            "{mount}: no refresh reached the provider: {log}"
+        );
+    }
+}
