@@ -86,3 +86,65 @@ async fn expired_provider_tokens_are_refreshed_for_every_kind() {
         );
     }
 }
+
+#[tokio::test]
+async fn every_argument_free_read_tool_answers_through_the_gateway() {
+    let demo = Demo::start(&[]);
+    let alice = demo.token("alice");
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "refresh-test", "version": "1"}
+    });
+    let mut tools = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut params = json!({"_meta": meta});
+        if let Some(c) = &cursor {
+            params["cursor"] = json!(c);
+        }
+        let page: Value = reqwest::Client::new()
+            .post(&demo.mcp_url)
+            .bearer_auth(&alice)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/list")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": params}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        tools.extend(page["result"]["tools"].as_array().unwrap().iter().cloned());
+        match page["result"]["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let free_reads: Vec<&Value> = tools
+        .iter()
+        .filter(|t| t["annotations"]["readOnlyHint"] == true)
+        .filter(|t| {
+            t["inputSchema"]["required"]
+                .as_array()
+                .is_none_or(Vec::is_empty)
+        })
+        .collect();
+    let kinds: std::collections::BTreeSet<&str> = free_reads
+        .iter()
+        .filter_map(|t| t["name"].as_str()?.split('_').next())
+        .collect();
+    assert_eq!(kinds.len(), 7, "a read of every kind: {kinds:?}");
+    for tool in free_reads {
+        let name = tool["name"].as_str().unwrap();
+        let result = call(&demo, &alice, name).await;
+        assert_eq!(result["isError"], false, "{name}: {result}");
+        let validator = jsonschema::validator_for(&tool["outputSchema"]).unwrap();
+        let structured = &result["structuredContent"];
+        assert!(
+            validator.is_valid(structured),
+            "{name}: structuredContent breaks its outputSchema: {structured}"
+        );
+    }
+}
