@@ -238,3 +238,67 @@ async fn users_never_get_each_others_tokens() {
         seen
     );
 }
+
+/// Connects carol to Linear with exactly `scopes` through the browser flow.
+async fn connect_with(demo: &Demo, cookie: &str, scopes: &str) {
+    let started = demo
+        .form_with_scopes(cookie, "connect", "linear", scopes)
+        .await;
+    assert_eq!(started.status(), 303);
+    let authorize = started.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        authorize.contains(&format!(
+            "scope={}",
+            scopes.replace(' ', "+").replace(':', "%3A")
+        )) || authorize.contains("scope="),
+        "{authorize}"
+    );
+    let approved = demo.http.get(&authorize).send().await.unwrap();
+    let callback = approved.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(demo.get(cookie, &callback).await.status(), 303);
+}
+
+#[tokio::test]
+async fn a_tool_needing_an_ungranted_scope_asks_for_more_and_works_after_reconnect() {
+    let demo = start().await;
+    let carol = demo.login("carol").await;
+    connect_with(&demo, &carol, "read").await;
+    assert_ok(&demo.call(&carol, json!({}), "linear_list_teams").await);
+
+    let session = demo.session(&carol, json!({})).await;
+    let teams = demo.call_in(&carol, &session, "linear_list_teams").await;
+    let team_id = teams["result"]["structuredContent"]["teams"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let create = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        "name": "linear_create_issue", "arguments": {"team_id": team_id, "title": "needs more"}}});
+    let refused = demo.mcp(&carol, Some(&session), &create).await.1;
+    assert_eq!(refused["result"]["isError"], true, "{refused}");
+    let message = text(&refused);
+    assert!(
+        message.contains("issues:create"),
+        "names the missing scope: {message}"
+    );
+    let url = message
+        .split_whitespace()
+        .find(|w| w.contains("/connections/connect?"))
+        .unwrap()
+        .trim_end_matches(['.', ',']);
+    let parsed = url::Url::parse(url).unwrap();
+    let asked: String = parsed
+        .query_pairs()
+        .find(|(k, _)| k == "scopes")
+        .unwrap()
+        .1
+        .into_owned();
+    let asked: Vec<&str> = asked.split(' ').collect();
+    assert!(
+        asked.contains(&"read") && asked.contains(&"issues:create"),
+        "the union: {asked:?}"
+    );
+
+    connect_with(&demo, &carol, &asked.join(" ")).await;
+    let created = demo.mcp(&carol, Some(&session), &create).await.1;
+    assert_ne!(created["result"]["isError"], true, "{created}");
+}

@@ -123,6 +123,17 @@ impl BrokerClient {
 
     /// Connect/disconnect form POST; returns the response.
     pub async fn form(&self, cookie: &str, action: &str, connection: &str) -> reqwest::Response {
+        self.form_with_scopes(cookie, action, connection, "").await
+    }
+
+    /// The same form asking for exactly `scopes` (space-separated; empty for the defaults).
+    pub async fn form_with_scopes(
+        &self,
+        cookie: &str,
+        action: &str,
+        connection: &str,
+        scopes: &str,
+    ) -> reqwest::Response {
         let page = self.page(cookie).await;
         let csrf = page
             .split("name=csrf value=\"")
@@ -140,7 +151,7 @@ impl BrokerClient {
                     .extend_pairs([
                         ("csrf", csrf.as_str()),
                         ("connection", connection),
-                        ("scopes", ""),
+                        ("scopes", scopes),
                     ])
                     .finish(),
             )
