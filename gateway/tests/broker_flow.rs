@@ -85,6 +85,15 @@ async fn carol_connects_calls_and_disconnects() {
 
     let gone = demo.form(&carol, "disconnect", "linear").await;
     assert_eq!(gone.status(), 303);
+    // Disconnecting revoked carol's grant at the provider, not only forgot it here.
+    let log = demo.oauth_log().await;
+    let revoked = log["token_requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["grant_type"] == "revoke" && r["user"] == "carol" && r["outcome"] == "ok")
+        .count();
+    assert!(revoked >= 1, "no revocation reached the provider: {log}");
     let again = demo.call(&carol, json!({}), "linear_list_teams").await;
     assert!(
         text(&again).contains("/connections/connect?connection=linear"),

@@ -94,6 +94,10 @@ fn sandbox_endpoints(base: &Url, spec: &OAuthSpec) -> Result<Endpoints, String> 
     Ok(Endpoints {
         authorize: parse(&format!("{root}{}", spec.sandbox_authorize_path))?,
         token: parse(&format!("{root}{}", spec.sandbox_token_path))?,
-        revoke: None,
+        // Every emulator serves RFC 7009 revocation; use it where the real provider has one.
+        revoke: spec
+            .revoke_url
+            .map(|_| parse(&format!("{root}/oauth/revoke")))
+            .transpose()?,
     })
 }

@@ -221,8 +221,8 @@ impl UserBroker {
             .provider(connection)
             .ok_or(ConnectError::UnknownConnection)?;
         let removed = self.store.delete(user, connection).await?;
-        // The emulators have no revocation endpoint; real providers get RFC 7009.
-        if let (Some(removed), false) = (removed, provider.sandbox) {
+        // RFC 7009 wherever the provider (or its emulator) has a revocation endpoint.
+        if let Some(removed) = removed {
             let (token, hint) = match &removed.refresh {
                 Some(refresh) => (refresh, "refresh_token"),
                 None => (&removed.access, "access_token"),

@@ -141,6 +141,7 @@ impl OAuthServer {
         Router::new()
             .route("/oauth/authorize", get(authorize))
             .route("/oauth/token", post(token))
+            .route("/oauth/revoke", post(revoke))
             .merge(controls::routes())
             .with_state(self.clone())
     }
@@ -273,6 +274,28 @@ async fn authorize(
         }
     }
     Redirect::to(redirect.as_str()).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct RevokeParams {
+    token: Option<String>,
+}
+
+/// RFC 7009 revocation: the access or refresh token stops working. Always 200, as the RFC
+/// requires even for unknown tokens; the log says whether it matched.
+async fn revoke(State(server): State<OAuthServer>, Form(params): Form<RevokeParams>) -> StatusCode {
+    if let (Ok(mut grants), Some(token)) = (server.state.lock(), params.token) {
+        let user = match grants.access.remove(&token) {
+            Some(access) => Some(access.grant.user),
+            None => grants.refresh.remove(&token).map(|grant| grant.user),
+        };
+        let outcome = if user.is_some() { "ok" } else { "unknown" };
+        grants
+            .log
+            .token_requests
+            .push(json!({ "grant_type": "revoke", "user": user, "outcome": outcome }));
+    }
+    StatusCode::OK
 }
 
 async fn token(State(server): State<OAuthServer>, Form(params): Form<TokenParams>) -> Response {
