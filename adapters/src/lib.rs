@@ -6,6 +6,7 @@
 
 pub mod adapter;
 pub mod boxcom;
+pub(crate) mod cursor;
 pub mod drive;
 pub mod dropbox;
 pub mod error;
