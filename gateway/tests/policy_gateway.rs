@@ -46,21 +46,24 @@ async fn rpc(demo: &Demo, token: &str, method: &str, params: Value) -> Value {
 }
 
 async fn tool_names(demo: &Demo, token: &str) -> Vec<String> {
-    let mut names = Vec::new();
+    listed(demo, token)
+        .await
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Every tool `tools/list` shows the caller, following the cursor.
+async fn listed(demo: &Demo, token: &str) -> Vec<Value> {
+    let mut tools = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
         let params = cursor.map_or(json!({}), |c| json!({"cursor": c}));
         let page = rpc(demo, token, "tools/list", params).await;
-        names.extend(
-            page["tools"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t["name"].as_str().unwrap().to_owned()),
-        );
+        tools.extend(page["tools"].as_array().unwrap().iter().cloned());
         match page["nextCursor"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
-            None => return names,
+            None => return tools,
         }
     }
 }
@@ -104,6 +107,30 @@ async fn each_user_sees_and_calls_only_what_the_policies_allow() {
     assert_eq!(
         text_of(&denied),
         "denied by policy: contractors may not use mail"
+    );
+
+    // tools/list shows exactly what each may call: bob (staff) only reads, alice (writers) no
+    // destructive tools (admins only).
+    let bob_tools = listed(&demo, &bob).await;
+    assert!(!bob_tools.is_empty());
+    assert!(
+        bob_tools
+            .iter()
+            .all(|t| t["annotations"]["readOnlyHint"] == true),
+        "bob sees writes"
+    );
+    let alice_all = listed(&demo, &alice).await;
+    assert!(
+        alice_all
+            .iter()
+            .any(|t| t["annotations"]["readOnlyHint"] == false),
+        "alice sees no writes"
+    );
+    assert!(
+        alice_all
+            .iter()
+            .all(|t| t["annotations"]["destructiveHint"] == false),
+        "alice sees destructive tools"
     );
 
     // bob is staff but not a writer: no permit covers a write.

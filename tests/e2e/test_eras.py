@@ -16,9 +16,11 @@ from conftest import ALL_ERAS, AUTO, connect
 
 pytestmark = pytest.mark.anyio
 
+# What alice (staff, writers) sees of Linear under the demo policies: every tool but the
+# destructive update_issue, which only admins may see and call.
 EXPECTED_TOOLS = {
     f"linear_{name}"
-    for name in ["search_issues", "list_issues", "get_issue", "create_issue", "update_issue",
+    for name in ["search_issues", "list_issues", "get_issue", "create_issue",
                  "add_comment", "list_teams", "list_projects", "list_workflow_states"]
 }
 HINTS = ["read_only_hint", "destructive_hint", "idempotent_hint", "open_world_hint"]
@@ -74,6 +76,7 @@ async def test_tools_list_has_every_tool_with_names_hints_and_output_schemas(dem
     names = [tool.name for tool in tools]
     assert len(names) == len(set(names)), "a tool is listed twice"
     assert EXPECTED_TOOLS <= set(names), sorted(EXPECTED_TOOLS - set(names))
+    assert "linear_update_issue" not in names, "destructive tools are for admins only"
     for tool in tools:
         assert NAME_RE.match(tool.name), tool.name
         assert tool.annotations is not None, f"{tool.name}: no annotations"
