@@ -408,6 +408,7 @@ async fn serve(
 ) -> anyhow::Result<ExitCode> {
     let config = load(source, path, registry)?;
     telemetry::init(&config.log.filter, config.log.json);
+    let data_dir = config.storage.data_dir.clone();
     let running = app::start(config, source, path, registry).await?;
     let url = format!("http://{}/mcp", running.addr);
     tracing::info!(%url, tools = running.tools, "manifold is serving");
@@ -436,8 +437,9 @@ async fn serve(
         println!();
         println!("Get a bearer token for scripts:");
         println!(
-            "  manifold token --user alice --public-url http://{} --data-dir <the demo's data dir>",
-            running.addr
+            "  manifold token --user alice --public-url http://{} --data-dir {}",
+            running.addr,
+            data_dir.display()
         );
         println!("Connect a client, e.g. the MCP Inspector:");
         println!("  npx @modelcontextprotocol/inspector --transport http --server-url {url}");
