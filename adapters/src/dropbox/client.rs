@@ -188,7 +188,7 @@ fn token(ctx: &CallContext) -> Result<&str, ToolError> {
 }
 
 /// `Dropbox-API-Arg` must be ASCII: Dropbox requires every non-ASCII character of the JSON to be
-/// escaped as `\uXXXX` (UTF-16 code units, so astral characters become surrogate pairs).
+/// escaped as `\u` plus four hex digits (UTF-16 code units, so astral characters become surrogate pairs).
 pub fn escape_non_ascii(json: &str) -> String {
     let mut out = String::with_capacity(json.len());
     for c in json.chars() {

@@ -6,8 +6,8 @@
 use axum::{
     Json,
     body::Bytes,
-    extract::{Path, Query, State},
-    http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header},
+    extract::Path,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 use super::{
-    Caller, DriveSandbox, MAX_MULTIPART_BYTES, Params, app_not_authorized, bad_request, export,
-    fields, google_error, insufficient_file_permissions, insufficient_scopes, multipart, not_found,
-    query,
+    Caller, DriveCall, DriveSandbox, MAX_MULTIPART_BYTES, Params, app_not_authorized, bad_request,
+    export, fields, google_error, insufficient_file_permissions, insufficient_scopes, multipart,
+    not_found, query,
     store::{self, Content, FOLDER, Item, Permission, Role, Store},
 };
 use crate::drive::tools::{SCOPE_FILE, SCOPE_FULL};
@@ -206,20 +206,13 @@ struct PageToken {
 }
 
 pub(super) async fn list(
-    State(sandbox): State<DriveSandbox>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    Query(pairs): Query<Vec<(String, String)>>,
+    DriveCall {
+        sandbox,
+        caller,
+        params,
+    }: DriveCall,
 ) -> Response {
-    let params = Params { pairs };
-    let caller = match sandbox.prelude(&method, &uri, &headers, &params).await {
-        Ok(caller) => caller,
-        Err(response) => return response,
-    };
-    match list_files(&sandbox, &caller, &params) {
-        Ok(response) | Err(response) => response,
-    }
+    list_files(&sandbox, &caller, &params).unwrap_or_else(|refused| refused)
 }
 
 fn list_files(
@@ -473,18 +466,13 @@ fn parse_order(text: &str) -> Result<Vec<(String, bool)>, String> {
 // === files.get (metadata and alt=media) ===
 
 pub(super) async fn get_file(
-    State(sandbox): State<DriveSandbox>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    DriveCall {
+        sandbox,
+        caller,
+        params,
+    }: DriveCall,
     Path(file_id): Path<String>,
-    Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
-    let params = Params { pairs };
-    let caller = match sandbox.prelude(&method, &uri, &headers, &params).await {
-        Ok(caller) => caller,
-        Err(response) => return response,
-    };
     let answer = (|| -> Result<Response, Response> {
         params.check(&[
             "acknowledgeAbuse",
@@ -524,26 +512,19 @@ pub(super) async fn get_file(
         };
         Ok(Json(selection.apply(&store.resource(item, &caller.login))).into_response())
     })();
-    match answer {
-        Ok(response) | Err(response) => response,
-    }
+    answer.unwrap_or_else(|refused| refused)
 }
 
 // === files.export ===
 
 pub(super) async fn export(
-    State(sandbox): State<DriveSandbox>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    DriveCall {
+        sandbox,
+        caller,
+        params,
+    }: DriveCall,
     Path(file_id): Path<String>,
-    Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
-    let params = Params { pairs };
-    let caller = match sandbox.prelude(&method, &uri, &headers, &params).await {
-        Ok(caller) => caller,
-        Err(response) => return response,
-    };
     let answer = (|| -> Result<Response, Response> {
         params.check(&["mimeType"])?;
         let target = params
@@ -581,26 +562,19 @@ pub(super) async fn export(
         }
         Ok(response)
     })();
-    match answer {
-        Ok(response) | Err(response) => response,
-    }
+    answer.unwrap_or_else(|refused| refused)
 }
 
 // === files.create (metadata, and multipart upload) ===
 
 pub(super) async fn create(
-    State(sandbox): State<DriveSandbox>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    Query(pairs): Query<Vec<(String, String)>>,
+    DriveCall {
+        sandbox,
+        caller,
+        params,
+    }: DriveCall,
     body: Bytes,
 ) -> Response {
-    let params = Params { pairs };
-    let caller = match sandbox.prelude(&method, &uri, &headers, &params).await {
-        Ok(caller) => caller,
-        Err(response) => return response,
-    };
     let answer = (|| -> Result<Response, Response> {
         check_create_params(&params)?;
         let metadata: Value = if body.is_empty() {
@@ -617,9 +591,7 @@ pub(super) async fn create(
         };
         insert_file(&sandbox, &caller, &params, &metadata, None)
     })();
-    match answer {
-        Ok(response) | Err(response) => response,
-    }
+    answer.unwrap_or_else(|refused| refused)
 }
 
 fn check_create_params(params: &Params) -> Result<(), Response> {
@@ -637,18 +609,14 @@ fn check_create_params(params: &Params) -> Result<(), Response> {
 }
 
 pub(super) async fn upload(
-    State(sandbox): State<DriveSandbox>,
-    method: Method,
-    uri: Uri,
+    DriveCall {
+        sandbox,
+        caller,
+        params,
+    }: DriveCall,
     headers: HeaderMap,
-    Query(pairs): Query<Vec<(String, String)>>,
     body: Bytes,
 ) -> Response {
-    let params = Params { pairs };
-    let caller = match sandbox.prelude(&method, &uri, &headers, &params).await {
-        Ok(caller) => caller,
-        Err(response) => return response,
-    };
     let answer = (|| -> Result<Response, Response> {
         check_create_params(&params)?;
         match params.get("uploadType") {
@@ -712,9 +680,7 @@ pub(super) async fn upload(
             Some((media.content_type.clone(), media.body.clone())),
         )
     })();
-    match answer {
-        Ok(response) | Err(response) => response,
-    }
+    answer.unwrap_or_else(|refused| refused)
 }
 
 fn insert_file(
@@ -809,19 +775,14 @@ fn insert_file(
 // === files.update ===
 
 pub(super) async fn update(
-    State(sandbox): State<DriveSandbox>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    DriveCall {
+        sandbox,
+        caller,
+        params,
+    }: DriveCall,
     Path(file_id): Path<String>,
-    Query(pairs): Query<Vec<(String, String)>>,
     body: Bytes,
 ) -> Response {
-    let params = Params { pairs };
-    let caller = match sandbox.prelude(&method, &uri, &headers, &params).await {
-        Ok(caller) => caller,
-        Err(response) => return response,
-    };
     let answer = (|| -> Result<Response, Response> {
         params.check(&[
             "addParents",
@@ -946,26 +907,19 @@ pub(super) async fn update(
             .ok_or_else(|| not_found(&file_id))?;
         Ok(Json(selection.apply(&store.resource(item, &caller.login))).into_response())
     })();
-    match answer {
-        Ok(response) | Err(response) => response,
-    }
+    answer.unwrap_or_else(|refused| refused)
 }
 
 // === files.delete ===
 
 pub(super) async fn delete(
-    State(sandbox): State<DriveSandbox>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    DriveCall {
+        sandbox,
+        caller,
+        params,
+    }: DriveCall,
     Path(file_id): Path<String>,
-    Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
-    let params = Params { pairs };
-    let caller = match sandbox.prelude(&method, &uri, &headers, &params).await {
-        Ok(caller) => caller,
-        Err(response) => return response,
-    };
     let answer = (|| -> Result<Response, Response> {
         params.check(&[
             "enforceSingleParent",
@@ -993,27 +947,20 @@ pub(super) async fn delete(
         }
         Ok(StatusCode::NO_CONTENT.into_response())
     })();
-    match answer {
-        Ok(response) | Err(response) => response,
-    }
+    answer.unwrap_or_else(|refused| refused)
 }
 
 // === permissions.create ===
 
 pub(super) async fn create_permission(
-    State(sandbox): State<DriveSandbox>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    DriveCall {
+        sandbox,
+        caller,
+        params,
+    }: DriveCall,
     Path(file_id): Path<String>,
-    Query(pairs): Query<Vec<(String, String)>>,
     body: Bytes,
 ) -> Response {
-    let params = Params { pairs };
-    let caller = match sandbox.prelude(&method, &uri, &headers, &params).await {
-        Ok(caller) => caller,
-        Err(response) => return response,
-    };
     let answer = (|| -> Result<Response, Response> {
         params.check(&[
             "emailMessage",
@@ -1154,7 +1101,5 @@ pub(super) async fn create_permission(
         }
         Ok(Json(selection.apply(&answer)).into_response())
     })();
-    match answer {
-        Ok(response) | Err(response) => response,
-    }
+    answer.unwrap_or_else(|refused| refused)
 }

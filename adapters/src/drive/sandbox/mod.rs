@@ -224,6 +224,37 @@ impl DriveSandbox {
 }
 
 /// Who is calling, with which scopes.
+/// A Drive API request past the emulator's common gate — recorded, not throttled, its token
+/// checked — with its query parameters. Every endpoint handler starts from one.
+struct DriveCall {
+    sandbox: DriveSandbox,
+    caller: Caller,
+    params: Params,
+}
+
+impl axum::extract::FromRequestParts<DriveSandbox> for DriveCall {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        sandbox: &DriveSandbox,
+    ) -> Result<Self, Response> {
+        let axum::extract::Query(pairs) =
+            axum::extract::Query::<Vec<(String, String)>>::from_request_parts(parts, sandbox)
+                .await
+                .map_err(IntoResponse::into_response)?;
+        let params = Params { pairs };
+        let caller = sandbox
+            .prelude(&parts.method, &parts.uri, &parts.headers, &params)
+            .await?;
+        Ok(Self {
+            sandbox: sandbox.clone(),
+            caller,
+            params,
+        })
+    }
+}
+
 #[derive(Debug)]
 struct Caller {
     login: String,
