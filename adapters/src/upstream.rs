@@ -115,12 +115,14 @@ impl UpstreamRequest {
     }
 
     /// A JSON body, with its content type.
-    pub fn json(mut self, body: &serde_json::Value) -> Self {
+    /// A JSON body. `body` is a `Value` or a struct of strings and values, which serialize
+    /// without error.
+    pub fn json<T: serde::Serialize + ?Sized>(mut self, body: &T) -> Self {
         self.headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        self.body = Some(Bytes::from(body.to_string()));
+        self.body = serde_json::to_vec(body).ok().map(Bytes::from);
         self
     }
 

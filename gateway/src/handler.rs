@@ -2,33 +2,33 @@
 //! validate arguments → policy → credential → adapter), written by hand because the tool set comes
 //! from config.
 
-use std::{sync::Arc, time::Instant};
+use std::sync::Arc;
 
-use manifold_adapters::{CallContext, ToolError};
-use manifold_policy::{Action, Decision, Principal, audit::AuditEvent};
+use manifold_policy::{Action, Principal};
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock as Content,
-        Implementation, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
-        ServerCapabilities, ServerConfig, Tool,
+        CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
+        PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
     },
     service::RequestContext,
 };
-use serde_json::{Value, json};
-use tokio::sync::{mpsc, watch};
+use serde_json::Value;
+use tokio::sync::watch;
 
 use crate::{
     audit::AuditStage,
-    broker::{BrokerError, CredentialBroker},
+    broker::CredentialBroker,
     policy::{PolicyStage, tool_ref},
     redact::RedactStage,
-    router::{Catalog, Route},
+    router::Catalog,
 };
 
+mod call;
 mod cursor;
 mod logging;
 
+pub use call::{CallScope, Notify};
 use logging::ClientLog;
 
 /// Settings the handler needs from `[server]`.
@@ -102,27 +102,6 @@ impl Gateway {
     }
 }
 
-/// One audit record's facts besides the route and the caller.
-struct Outcome<'a> {
-    decision: &'a str,
-    policies: Vec<String>,
-    reason: Option<String>,
-    outcome: &'a str,
-    upstream_status: Option<u16>,
-    redactions: Option<usize>,
-}
-
-fn upstream_status(error: &ToolError) -> Option<u16> {
-    match error {
-        ToolError::Upstream { status, .. } => Some(*status),
-        ToolError::RateLimited { .. } => Some(429),
-        ToolError::Unauthorized(_) => Some(401),
-        ToolError::Forbidden(_) => Some(403),
-        ToolError::NotFound(_) => Some(404),
-        _ => None,
-    }
-}
-
 /// The caller, as the authentication stage left it in the request's extensions.
 fn principal(context: &RequestContext<RoleServer>) -> Principal {
     context
@@ -133,38 +112,12 @@ fn principal(context: &RequestContext<RoleServer>) -> Principal {
         .unwrap_or_default()
 }
 
-/// A tool call that failed before (broker) or in (adapter) the provider call.
-#[derive(Debug, thiserror::Error)]
-enum CallError {
-    #[error(transparent)]
-    Broker(#[from] BrokerError),
-    #[error(transparent)]
-    Tool(#[from] ToolError),
-}
-
 /// The client declared `capabilities.elicitation.url`.
 fn supports_url_elicitation(context: &RequestContext<RoleServer>) -> bool {
     context
         .client_capabilities()
         .and_then(|capabilities| capabilities.elicitation)
         .is_some_and(|elicitation| elicitation.url.is_some())
-}
-
-/// JSON-RPC error -32042 (`URLElicitationRequiredError`, MCP 2025-11-25): the client shows the
-/// user `url`, and the user retries the call after connecting there.
-fn url_elicitation(connection: &str, url: &str, error: &BrokerError) -> McpError {
-    McpError::new(
-        rmcp::model::ErrorCode(-32042),
-        "This request requires connecting a provider account.",
-        Some(json!({
-            "elicitations": [{
-                "mode": "url",
-                "elicitationId": format!("connect-{connection}-{}", uuid::Uuid::new_v4()),
-                "url": url,
-                "message": error.to_string(),
-            }]
-        })),
-    )
 }
 
 fn traceparent(context: &RequestContext<RoleServer>) -> Option<String> {
@@ -186,103 +139,6 @@ fn traceparent(context: &RequestContext<RoleServer>) -> Option<String> {
 }
 
 // === impl McpHandler ===
-
-impl McpHandler {
-    /// Forwards adapter progress to the client in order, when it asked for progress.
-    fn progress_sink(
-        context: &RequestContext<RoleServer>,
-    ) -> Option<(manifold_adapters::ProgressSink, tokio::task::JoinHandle<()>)> {
-        let token = context.meta.get_progress_token()?;
-        let (sender, mut receiver) =
-            mpsc::unbounded_channel::<(f64, Option<f64>, Option<String>)>();
-        let peer = context.peer.clone();
-        let forward = tokio::spawn(async move {
-            while let Some((progress, total, message)) = receiver.recv().await {
-                let mut param = ProgressNotificationParam::new(token.clone(), progress);
-                param.total = total;
-                param.message = message;
-                if peer.notify_progress(param).await.is_err() {
-                    break;
-                }
-            }
-        });
-        let sink: manifold_adapters::ProgressSink = Arc::new(move |progress, total, message| {
-            let _ = sender.send((progress, total, message));
-        });
-        Some((sink, forward))
-    }
-
-    /// Runs the tool with the caller's credential; when the provider rejects it (401), renews
-    /// it once and retries once.
-    async fn run_tool(
-        &self,
-        route: &Arc<Route>,
-        arguments: serde_json::Map<String, Value>,
-        context: &RequestContext<RoleServer>,
-        principal: &Principal,
-    ) -> Result<(CallToolResult, usize), CallError> {
-        let broker = &self.gateway.broker;
-        let credential = broker
-            .credential(principal, &route.instance, &route.spec.scopes)
-            .await?;
-        let first = self
-            .call_once(route, arguments.clone(), context, credential.clone())
-            .await;
-        match (first, credential) {
-            (Err(ToolError::Unauthorized(reason)), Some(rejected)) => {
-                match broker.renew(principal, &route.instance, &rejected).await? {
-                    Some(renewed) => Ok(self
-                        .call_once(route, arguments, context, Some(renewed))
-                        .await?),
-                    None => Err(ToolError::Unauthorized(reason).into()),
-                }
-            }
-            (outcome, _) => Ok(outcome?),
-        }
-    }
-
-    async fn call_once(
-        &self,
-        route: &Arc<Route>,
-        arguments: serde_json::Map<String, Value>,
-        context: &RequestContext<RoleServer>,
-        credential: Option<manifold_adapters::Secret>,
-    ) -> Result<(CallToolResult, usize), ToolError> {
-        let gateway = &self.gateway;
-        let progress = Self::progress_sink(context);
-        let ctx = CallContext {
-            credential,
-            cancel: context.ct.child_token(),
-            progress: progress.as_ref().map(|(sink, _)| sink.clone()),
-            traceparent: traceparent(context),
-        };
-        // Tells the client the call started; adapters report their own steps from there on.
-        ctx.report_progress(0.0, None, Some(format!("calling {}", route.exposed)));
-        let call = route.adapter.call(&route.spec.name, arguments, &ctx);
-        let outcome = tokio::select! {
-            outcome = tokio::time::timeout(gateway.settings.call_timeout, call) => {
-                outcome.unwrap_or(Err(ToolError::Timeout))
-            }
-            () = ctx.cancel.cancelled() => Err(ToolError::Cancelled),
-        };
-        drop(ctx);
-        if let Some((sink, forward)) = progress {
-            drop(sink);
-            // Progress must reach the client before the result does.
-            let _ = forward.await;
-        }
-        let mut output = outcome?;
-        let masked = gateway.stages.redact.apply(
-            &route.instance,
-            &route.exposed,
-            &mut output.structured,
-            &mut output.text,
-        );
-        let mut result = CallToolResult::success(vec![Content::text(output.text)]);
-        result.structured_content = Some(output.structured);
-        Ok((result, masked))
-    }
-}
 
 impl ServerHandler for McpHandler {
     fn get_info(&self) -> ServerConfig {
@@ -355,151 +211,18 @@ impl ServerHandler for McpHandler {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let started = Instant::now();
-        let catalog = self.gateway.catalog();
-        let Some(route) = catalog.get(&request.name) else {
-            return Err(McpError::invalid_params(
-                format!("Unknown tool: {}", request.name),
-                Some(json!({ "tool": request.name })),
-            ));
+        let scope = CallScope {
+            principal: principal(&context),
+            traceparent: traceparent(&context),
+            cancel: context.ct.clone(),
+            url_elicitation: supports_url_elicitation(&context),
+            notify: Some(Notify {
+                progress_token: context.meta.get_progress_token(),
+                peer: context.peer.clone(),
+                log: self.log.clone(),
+            }),
         };
-        let arguments = Value::Object(request.arguments.unwrap_or_default());
-        if let Err(errors) = route.check_arguments(&arguments) {
-            return Err(McpError::invalid_params(
-                format!(
-                    "invalid arguments for {}: {}",
-                    route.exposed,
-                    errors.join("; ")
-                ),
-                Some(json!({ "tool": route.exposed, "errors": errors })),
-            ));
-        }
-        let principal = principal(&context);
-        let stages = &self.gateway.stages;
-        let audit = |facts: Outcome<'_>| {
-            stages.audit.record(&AuditEvent {
-                user: principal.user.clone(),
-                client_id: principal.client_id.clone(),
-                tool: route.exposed.clone(),
-                instance: route.instance.to_string(),
-                action: "call".into(),
-                decision: facts.decision.into(),
-                policies: facts.policies,
-                reason: facts.reason,
-                args: Some(arguments.clone()),
-                outcome: facts.outcome.into(),
-                latency_ms: Some(started.elapsed().as_secs_f64() * 1000.0),
-                upstream_status: facts.upstream_status,
-                redactions: facts.redactions,
-            });
-        };
-        let denial = if route.blocked_by_read_only {
-            Some((
-                format!("adapter `{}` is read-only", route.instance),
-                vec!["read-only-switch".to_owned()],
-            ))
-        } else {
-            let tool = tool_ref(route);
-            match stages
-                .policy
-                .engine()
-                .decide(&principal, Action::Call, &tool, Some(&arguments))
-            {
-                Decision::Deny { reason, policies } => Some((reason, policies)),
-                Decision::Allow { .. } => None,
-            }
-        };
-        if let Some((reason, policies)) = denial {
-            audit(Outcome {
-                decision: "deny",
-                policies,
-                reason: Some(reason.clone()),
-                outcome: "denied",
-                upstream_status: None,
-                redactions: None,
-            });
-            return Ok(CallToolResult::error(vec![Content::text(format!(
-                "denied by policy: {reason}"
-            ))])
-            .into());
-        }
-        if let Err(manifold_policy::quota::QuotaError::QuotaExceeded { rule, retry_after }) =
-            stages.policy.admit(&principal, &tool_ref(route)).await
-        {
-            let seconds = retry_after.as_secs().max(1);
-            audit(Outcome {
-                decision: "allow",
-                policies: vec![],
-                reason: Some(format!("quota `{rule}` exceeded")),
-                outcome: "quota_exceeded",
-                upstream_status: None,
-                redactions: None,
-            });
-            return Ok(CallToolResult::error(vec![Content::text(format!(
-                "quota `{rule}` exceeded: try again in {seconds} s"
-            ))])
-            .into());
-        }
-        let Value::Object(map) = arguments.clone() else {
-            return Err(McpError::internal_error("arguments changed shape", None));
-        };
-        let outcome = self.run_tool(route, map, &context, &principal).await;
-        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let outcome = match outcome {
-            Ok(result) => Ok(result),
-            Err(CallError::Tool(error)) => Err(error),
-            Err(CallError::Broker(error)) => {
-                tracing::info!(tool = %route.exposed, %error, "no provider credential");
-                audit(Outcome {
-                    decision: "allow",
-                    policies: vec![],
-                    reason: Some(error.to_string()),
-                    outcome: "not_connected",
-                    upstream_status: None,
-                    redactions: None,
-                });
-                if let Some((connection, url)) = error.user_action()
-                    && supports_url_elicitation(&context)
-                {
-                    return Err(url_elicitation(connection, url, &error));
-                }
-                return Ok(CallToolResult::error(vec![Content::text(error.to_string())]).into());
-            }
-        };
-        let (status, masked) = match &outcome {
-            Ok((_, masked)) => ("ok", Some(*masked)),
-            Err(ToolError::Cancelled) => ("cancelled", None),
-            Err(_) => ("error", None),
-        };
-        audit(Outcome {
-            decision: "allow",
-            policies: vec![],
-            reason: outcome.as_ref().err().map(ToString::to_string),
-            outcome: status,
-            upstream_status: outcome.as_ref().err().and_then(upstream_status),
-            redactions: masked,
-        });
-        let outcome = outcome.map(|(result, _)| result);
-        match outcome {
-            Ok(result) => {
-                tracing::debug!(tool = %route.exposed, elapsed_ms, "tool call succeeded");
-                Ok(result.into())
-            }
-            Err(ToolError::Cancelled) => {
-                tracing::info!(tool = %route.exposed, elapsed_ms, "tool call cancelled by the client");
-                Err(McpError::internal_error("request cancelled", None))
-            }
-            Err(error) => {
-                tracing::info!(tool = %route.exposed, elapsed_ms, %error, "tool call failed");
-                self.log
-                    .warning(
-                        &context,
-                        json!({ "tool": route.exposed, "error": error.to_string() }),
-                    )
-                    .await;
-                Ok(CallToolResult::error(vec![Content::text(error.to_string())]).into())
-            }
-        }
+        self.gateway.call_tool(request, &scope).await
     }
 
     #[allow(deprecated)] // logging/setLevel: still part of every protocol version we serve

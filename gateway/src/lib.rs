@@ -16,6 +16,7 @@ pub mod keyring;
 pub mod policy;
 pub mod redact;
 pub mod router;
+pub mod runtime;
 pub mod session;
 pub mod storage;
 pub mod telemetry;

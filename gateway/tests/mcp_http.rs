@@ -159,6 +159,57 @@ async fn stateless_2026_era_discovers_lists_and_calls_without_a_session() {
     assert_eq!(status, 400);
 }
 
+/// A stateless `tools/call` is answered by the gateway's fast path unless it asks for more than
+/// its answer; a progress token sends it through rmcp's service instead. Both must answer alike.
+#[tokio::test]
+async fn stateless_calls_answer_alike_on_the_fast_path_and_through_rmcp() {
+    let gw = start("").await;
+    let client = reqwest::Client::new();
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"}
+    });
+    let cases = [
+        ("t_echo", json!({"text": "hi"})),
+        ("t_echo", json!({"text": 7})),
+        ("t_fail", json!({})),
+        ("t_nope", json!({})),
+    ];
+    for (index, (tool, arguments)) in cases.into_iter().enumerate() {
+        let id = 10 + index as u64;
+        let mut slow_meta = meta.clone();
+        slow_meta["progressToken"] = json!(format!("p{id}"));
+        let headers = [
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", tool),
+        ];
+        let mut answers = Vec::new();
+        for meta in [&meta, &slow_meta] {
+            let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                "params": {"_meta": meta, "name": tool, "arguments": arguments}});
+            let (status, response_headers, messages, text) =
+                post(&client, &gw.url(), &headers, &body.to_string()).await;
+            let content_type = response_headers["content-type"].to_str().unwrap().to_owned();
+            answers.push((status, content_type, result_of(&messages, id), text));
+        }
+        let (fast, rmcp) = (&answers[0], &answers[1]);
+        assert_eq!(fast.1, "application/json", "{tool}: the fast path answers JSON");
+        // A call that reaches the adapter reports progress first, so rmcp answers with a stream.
+        if fast.2.get("result").is_some() {
+            assert!(
+                rmcp.1.starts_with("text/event-stream"),
+                "{tool}: a progress token goes through rmcp's stream: {}",
+                rmcp.3
+            );
+        }
+        assert_eq!(fast.0, rmcp.0, "{tool}: same HTTP status");
+        assert_eq!(fast.2, rmcp.2, "{tool}: same JSON-RPC answer");
+    }
+    assert_eq!(gw.probe.calls.load(Ordering::SeqCst), 4, "echo and fail, twice each");
+}
+
 #[tokio::test]
 async fn protocol_errors_have_the_right_codes_and_never_reach_the_adapter() {
     let gw = start("").await;

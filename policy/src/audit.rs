@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, value::RawValue};
 use sha2::{Digest, Sha256};
 
 /// `prev` of the first record.
@@ -74,6 +74,39 @@ pub struct AuditEvent {
     pub upstream_status: Option<u16>,
     /// Masked spans in the result.
     pub redactions: Option<usize>,
+}
+
+/// One line of the log, fields in key order so serde writes the canonical form directly (the
+/// same bytes [`canonical_json`] gives for the parsed line, which is what [`verify`] checks).
+#[derive(Serialize)]
+struct Record<'a> {
+    action: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    args: Option<&'a RawValue>,
+    args_sha256: Option<&'a str>,
+    client_id: Option<&'a str>,
+    decision: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hash: Option<&'a str>,
+    instance: &'a str,
+    latency_ms: Option<f64>,
+    outcome: &'a str,
+    policies: &'a [String],
+    prev: &'a str,
+    reason: Option<&'a str>,
+    redactions: Option<usize>,
+    seq: u64,
+    time: &'a str,
+    tool: &'a str,
+    upstream_status: Option<u16>,
+    user: Option<&'a str>,
+}
+
+/// What [`AuditLog::append`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub seq: u64,
+    pub hash: String,
 }
 
 /// What [`AuditLog::open`] found.
@@ -248,44 +281,61 @@ impl AuditLog {
     }
 
     /// Appends one record; when this returns `Ok`, the record is in the file. Returns it.
-    pub fn append(&self, event: &AuditEvent) -> Result<Value, AuditError> {
+    pub fn append(&self, event: &AuditEvent) -> Result<Appended, AuditError> {
         let ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
-        let mut record = match serde_json::to_value(event) {
-            Ok(Value::Object(m)) => m,
-            _ => Map::new(),
+        let args = event.args.as_ref().map(canonical_json);
+        let args_sha256 = args.as_deref().map(sha256_hex);
+        let stored_args = match &args {
+            Some(text) if self.opts.include_args => {
+                Some(RawValue::from_string(text.clone()).map_err(|e| self.io_error(e.into()))?)
+            }
+            _ => None,
         };
-        let digest = event.args.as_ref().map(|a| sha256_hex(&canonical_json(a)));
-        record.insert(
-            "args_sha256".into(),
-            digest.map_or(Value::Null, Value::String),
-        );
-        if self.opts.include_args {
-            record.insert("args".into(), event.args.clone().unwrap_or(Value::Null));
-        }
-        record.insert("time".into(), Value::String(rfc3339(ms)));
-
+        let time = rfc3339(ms);
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        record.insert("seq".into(), Value::from(st.seq));
-        record.insert("prev".into(), Value::String(st.prev.clone()));
-        let hash = record_hash(&record);
-        record.insert("hash".into(), Value::String(hash.clone()));
-        let mut line = canonical_json(&Value::Object(record.clone()));
-        line.push('\n');
-        let io = |source| AuditError::Io {
-            path: self.path.clone(),
-            source,
+        let mut record = Record {
+            action: &event.action,
+            args: stored_args.as_deref(),
+            args_sha256: args_sha256.as_deref(),
+            client_id: event.client_id.as_deref(),
+            decision: &event.decision,
+            hash: None,
+            instance: &event.instance,
+            latency_ms: event.latency_ms,
+            outcome: &event.outcome,
+            policies: &event.policies,
+            prev: &st.prev,
+            reason: event.reason.as_deref(),
+            redactions: event.redactions,
+            seq: st.seq,
+            time: &time,
+            tool: &event.tool,
+            upstream_status: event.upstream_status,
+            user: event.user.as_deref(),
         };
+        let hash = sha256_hex(&serde_json::to_string(&record).map_err(|e| self.io_error(e.into()))?);
+        record.hash = Some(&hash);
+        let mut line = serde_json::to_vec(&record).map_err(|e| self.io_error(e.into()))?;
+        line.push(b'\n');
         // One write of the whole line: with O_APPEND, concurrent writers and a kill mid-call
         // leave either the whole line or (rarely) a torn tail that open() truncates.
-        st.file.write_all(line.as_bytes()).map_err(io)?;
+        st.file.write_all(&line).map_err(|e| self.io_error(e))?;
         if self.opts.fsync {
-            st.file.sync_data().map_err(io)?;
+            st.file.sync_data().map_err(|e| self.io_error(e))?;
         }
-        st.prev = hash;
+        let seq = st.seq;
+        st.prev.clone_from(&hash);
         st.seq += 1;
-        Ok(Value::Object(record))
+        Ok(Appended { seq, hash })
+    }
+
+    fn io_error(&self, source: std::io::Error) -> AuditError {
+        AuditError::Io {
+            path: self.path.clone(),
+            source,
+        }
     }
 }
 
@@ -390,7 +440,7 @@ mod tests {
             }
         );
         let rec = log.append(&event(3)).expect("append");
-        assert_eq!(rec["seq"], 3);
+        assert_eq!(rec.seq, 3);
         let text = std::fs::read_to_string(&p).expect("read");
         assert!(
             !text.contains("\"t1\""),
@@ -398,6 +448,33 @@ mod tests {
         );
         assert!(text.contains("args_sha256"));
         assert_eq!(verify(&p).expect("verify").records, 4);
+    }
+
+    #[test]
+    fn lines_are_canonical_with_stored_nested_args() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("audit.jsonl");
+        let options = AuditOptions {
+            include_args: true,
+            ..AuditOptions::default()
+        };
+        let (log, _) = AuditLog::open(&p, options).expect("open");
+        let mut e = event(0);
+        // Keys out of order at every depth, escapes, numbers of every kind.
+        e.args = Some(json!({"z": {"b": [1, 2.5, -3], "a": "q\"uote\n"}, "a": null, "m": true}));
+        e.reason = Some("tab\there".into());
+        e.latency_ms = Some(0.1 + 0.2);
+        let appended = log.append(&e).expect("append");
+        let text = std::fs::read_to_string(&p).expect("read");
+        let line = text.trim_end_matches('\n');
+        let parsed: Value = serde_json::from_str(line).expect("json");
+        assert_eq!(canonical_json(&parsed), line);
+        assert_eq!(parsed["hash"], appended.hash.as_str());
+        assert_eq!(
+            parsed["args"],
+            json!({"a": null, "m": true, "z": {"a": "q\"uote\n", "b": [1, 2.5, -3]}})
+        );
+        assert_eq!(verify(&p).expect("verify").records, 1);
     }
 
     #[test]

@@ -29,7 +29,7 @@ fn child_writer() {
                 ..AuditEvent::default()
             })
             .expect("append");
-        writeln!(out, "ack {}", rec["seq"]).expect("stdout");
+        writeln!(out, "ack {}", rec.seq).expect("stdout");
         out.flush().expect("flush");
     }
 }

@@ -4,13 +4,22 @@
 use std::time::Duration;
 
 use http::{HeaderValue, Method, StatusCode, header};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use url::Url;
 
 use crate::{
     BuildError, CallContext, ToolError,
     upstream::{InstanceClient, UpstreamRequest, UpstreamResponse},
 };
+
+/// The body of a GraphQL POST.
+#[derive(serde::Serialize)]
+struct GraphqlRequest<'a> {
+    query: &'a str,
+    variables: &'a Value,
+    #[serde(rename = "operationName")]
+    operation_name: &'a str,
+}
 
 /// Sends GraphQL operations to `{base_url}/graphql`.
 #[derive(Debug, Clone)]
@@ -42,7 +51,11 @@ impl GraphqlClient {
         variables: Value,
         ctx: &CallContext,
     ) -> Result<Map<String, Value>, ToolError> {
-        let body = json!({ "query": document, "variables": variables, "operationName": operation });
+        let body = GraphqlRequest {
+            query: document,
+            variables: &variables,
+            operation_name: operation,
+        };
         let mut request = UpstreamRequest::new(Method::POST, self.endpoint.clone())
             .json(&body)
             // A mutation that reached Linear may have taken effect: never resend it after a
@@ -108,7 +121,7 @@ fn decode(response: &UpstreamResponse) -> Result<Map<String, Value>, ToolError> 
             message: snippet,
         });
     }
-    match parsed.and_then(|body| body.get("data").cloned()) {
+    match parsed.and_then(|mut body| body.get_mut("data").map(Value::take)) {
         Some(Value::Object(data)) => Ok(data),
         _ => Err(ToolError::BadResponse(
             "Linear answered without `data` or `errors`".into(),
@@ -159,6 +172,7 @@ fn map_error(error: &Value, status: StatusCode, retry_after: Option<Duration>) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn error(kind: &str, message: &str) -> Value {
         json!({ "message": message, "extensions": { "type": kind } })

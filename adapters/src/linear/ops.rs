@@ -100,12 +100,11 @@ fn field<'a>(data: &'a Map<String, Value>, name: &str) -> Result<&'a Value, Tool
 }
 
 /// The nodes of a connection and the model-facing cursor of the next page.
-fn page(tool: &str, args: &Args, connection: &Value) -> (Vec<Value>, Value) {
+fn page<'c>(tool: &str, args: &Args, connection: &'c Value) -> (&'c [Value], Value) {
     let nodes = connection
         .get("nodes")
         .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+        .map_or(&[][..], Vec::as_slice);
     let has_next = connection
         .pointer("/pageInfo/hasNextPage")
         .and_then(Value::as_bool)
@@ -152,7 +151,7 @@ impl LinearAdapter {
         }
         render::page_footer(&mut text, &next);
         Ok(ToolOutput {
-            structured: json!({ "issues": issues, "next_cursor": next }),
+            structured: render::object([("issues", Value::Array(issues)), ("next_cursor", next)]),
             text,
         })
     }
@@ -179,7 +178,7 @@ impl LinearAdapter {
         let issue = render::issue(issue, true, true);
         Ok(ToolOutput {
             text: render::issue_detail(&issue),
-            structured: json!({ "issue": issue }),
+            structured: render::object([("issue", issue)]),
         })
     }
 
@@ -247,7 +246,7 @@ impl LinearAdapter {
         let mut text = format!("{verb} ");
         render::issue_line(&mut text, &issue);
         Ok(ToolOutput {
-            structured: json!({ "issue": issue }),
+            structured: render::object([("issue", issue)]),
             text,
         })
     }
@@ -279,7 +278,7 @@ impl LinearAdapter {
             comment["url"].as_str().unwrap_or("")
         );
         Ok(ToolOutput {
-            structured: json!({ "comment": comment }),
+            structured: render::object([("comment", comment)]),
             text,
         })
     }
@@ -359,7 +358,7 @@ impl LinearAdapter {
         let mut out = format!("{} {key}:\n{text}", items.len());
         render::page_footer(&mut out, &next);
         Ok(ToolOutput {
-            structured: json!({ key: items, "next_cursor": next }),
+            structured: render::object([(key, Value::Array(items)), ("next_cursor", next)]),
             text: out,
         })
     }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 fn text(value: &Value, key: &str) -> String {
     value
@@ -12,46 +12,80 @@ fn text(value: &Value, key: &str) -> String {
         .to_owned()
 }
 
-fn nodes(value: &Value, key: &str) -> Vec<Value> {
+/// The `nodes` of the connection at `key`, borrowed (none when it is missing).
+fn nodes<'v>(value: &'v Value, key: &str) -> &'v [Value] {
     value
-        .pointer(&format!("/{key}/nodes"))
+        .get(key)
+        .and_then(|connection| connection.get("nodes"))
         .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
+        .map_or(&[], Vec::as_slice)
+}
+
+/// An object from `(key, value)` pairs, built in place: `json!` would serialize every
+/// interpolated value into a fresh copy, which on a page of results is most of the work.
+pub(crate) fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    Value::Object(
+        entries
+            .into_iter()
+            .map(|(key, value)| (key.to_owned(), value))
+            .collect(),
+    )
+}
+
+fn string(value: &Value, key: &str) -> Value {
+    Value::String(text(value, key))
 }
 
 /// `{id, name}`, or null when Linear returned null (no assignee, no project).
 fn reference(value: Option<&Value>) -> Value {
     match value {
-        Some(v) if v.is_object() => json!({ "id": text(v, "id"), "name": text(v, "name") }),
+        Some(v) if v.is_object() => object([("id", string(v, "id")), ("name", string(v, "name"))]),
         _ => Value::Null,
     }
 }
 
+fn references(value: &Value, key: &str) -> Value {
+    Value::Array(nodes(value, key).iter().map(|n| reference(Some(n))).collect())
+}
+
 fn team(value: Option<&Value>) -> Value {
     let v = value.unwrap_or(&Value::Null);
-    json!({ "id": text(v, "id"), "key": text(v, "key"), "name": text(v, "name") })
+    object([
+        ("id", string(v, "id")),
+        ("key", string(v, "key")),
+        ("name", string(v, "name")),
+    ])
 }
 
 /// An issue summary; `detail` adds the description, `comments` the comment list.
 pub(crate) fn issue(v: &Value, detail: bool, comments: bool) -> Value {
     let state = v.get("state").unwrap_or(&Value::Null);
-    let mut out = json!({
-        "id": text(v, "id"),
-        "identifier": text(v, "identifier"),
-        "title": text(v, "title"),
-        "url": text(v, "url"),
+    let mut out = object([
+        ("id", string(v, "id")),
+        ("identifier", string(v, "identifier")),
+        ("title", string(v, "title")),
+        ("url", string(v, "url")),
         // Linear types priority as Float but only uses 0..=4.
-        "priority": v.get("priority").and_then(Value::as_f64).map_or(0, |p| p as i64),
-        "priority_label": text(v, "priorityLabel"),
-        "state": { "id": text(state, "id"), "name": text(state, "name"), "type": text(state, "type") },
-        "team": team(v.get("team")),
-        "assignee": reference(v.get("assignee")),
-        "project": reference(v.get("project")),
-        "labels": nodes(v, "labels").iter().map(|l| reference(Some(l))).collect::<Vec<_>>(),
-        "created_at": text(v, "createdAt"),
-        "updated_at": text(v, "updatedAt"),
-    });
+        (
+            "priority",
+            Value::from(v.get("priority").and_then(Value::as_f64).map_or(0, |p| p as i64)),
+        ),
+        ("priority_label", string(v, "priorityLabel")),
+        (
+            "state",
+            object([
+                ("id", string(state, "id")),
+                ("name", string(state, "name")),
+                ("type", string(state, "type")),
+            ]),
+        ),
+        ("team", team(v.get("team"))),
+        ("assignee", reference(v.get("assignee"))),
+        ("project", reference(v.get("project"))),
+        ("labels", references(v, "labels")),
+        ("created_at", string(v, "createdAt")),
+        ("updated_at", string(v, "updatedAt")),
+    ]);
     if detail {
         out["description"] = v.get("description").cloned().unwrap_or(Value::Null);
     }
@@ -59,14 +93,18 @@ pub(crate) fn issue(v: &Value, detail: bool, comments: bool) -> Value {
         out["comments"] = nodes(v, "comments")
             .iter()
             .map(|c| {
-                json!({ "id": text(c, "id"), "body": text(c, "body"),
-                        "created_at": text(c, "createdAt"), "author": reference(c.get("user")) })
+                object([
+                    ("id", string(c, "id")),
+                    ("body", string(c, "body")),
+                    ("created_at", string(c, "createdAt")),
+                    ("author", reference(c.get("user"))),
+                ])
             })
             .collect();
-        out["more_comments"] = json!(
+        out["more_comments"] = Value::Bool(
             v.pointer("/comments/pageInfo/hasNextPage")
                 .and_then(Value::as_bool)
-                .unwrap_or(false)
+                .unwrap_or(false),
         );
     }
     out
@@ -74,39 +112,73 @@ pub(crate) fn issue(v: &Value, detail: bool, comments: bool) -> Value {
 
 pub(crate) fn comment(v: &Value) -> Value {
     let issue = v.get("issue").unwrap_or(&Value::Null);
-    json!({
-        "id": text(v, "id"), "body": text(v, "body"), "created_at": text(v, "createdAt"),
-        "url": text(v, "url"), "author": reference(v.get("user")),
-        "issue": { "id": text(issue, "id"), "identifier": text(issue, "identifier") },
-    })
+    object([
+        ("id", string(v, "id")),
+        ("body", string(v, "body")),
+        ("created_at", string(v, "createdAt")),
+        ("url", string(v, "url")),
+        ("author", reference(v.get("user"))),
+        (
+            "issue",
+            object([
+                ("id", string(issue, "id")),
+                ("identifier", string(issue, "identifier")),
+            ]),
+        ),
+    ])
 }
 
 pub(crate) fn team_entry(v: &Value) -> Value {
-    let refs =
-        |key: &str| -> Vec<Value> { nodes(v, key).iter().map(|n| reference(Some(n))).collect() };
-    json!({
-        "id": text(v, "id"), "key": text(v, "key"), "name": text(v, "name"),
-        "description": v.get("description").cloned().unwrap_or(Value::Null),
-        "labels": refs("labels"), "members": refs("members"),
-    })
+    object([
+        ("id", string(v, "id")),
+        ("key", string(v, "key")),
+        ("name", string(v, "name")),
+        (
+            "description",
+            v.get("description").cloned().unwrap_or(Value::Null),
+        ),
+        ("labels", references(v, "labels")),
+        ("members", references(v, "members")),
+    ])
 }
 
 pub(crate) fn project(v: &Value) -> Value {
-    json!({
-        "id": text(v, "id"), "name": text(v, "name"), "description": text(v, "description"),
-        "url": text(v, "url"), "progress": v.get("progress").and_then(Value::as_f64).unwrap_or(0.0),
-        "target_date": v.get("targetDate").cloned().unwrap_or(Value::Null),
-        "status": v.pointer("/status/name").and_then(Value::as_str).unwrap_or_default(),
-        "teams": nodes(v, "teams").iter().map(|t| team(Some(t))).collect::<Vec<_>>(),
-    })
+    object([
+        ("id", string(v, "id")),
+        ("name", string(v, "name")),
+        ("description", string(v, "description")),
+        ("url", string(v, "url")),
+        (
+            "progress",
+            Value::from(v.get("progress").and_then(Value::as_f64).unwrap_or(0.0)),
+        ),
+        (
+            "target_date",
+            v.get("targetDate").cloned().unwrap_or(Value::Null),
+        ),
+        (
+            "status",
+            Value::from(v.pointer("/status/name").and_then(Value::as_str).unwrap_or_default()),
+        ),
+        (
+            "teams",
+            Value::Array(nodes(v, "teams").iter().map(|t| team(Some(t))).collect()),
+        ),
+    ])
 }
 
 pub(crate) fn state(v: &Value) -> Value {
-    json!({
-        "id": text(v, "id"), "name": text(v, "name"), "type": text(v, "type"),
-        "color": text(v, "color"), "position": v.get("position").and_then(Value::as_f64).unwrap_or(0.0),
-        "team": team(v.get("team")),
-    })
+    object([
+        ("id", string(v, "id")),
+        ("name", string(v, "name")),
+        ("type", string(v, "type")),
+        ("color", string(v, "color")),
+        (
+            "position",
+            Value::from(v.get("position").and_then(Value::as_f64).unwrap_or(0.0)),
+        ),
+        ("team", team(v.get("team"))),
+    ])
 }
 
 fn name_of(v: &Value) -> Option<&str> {

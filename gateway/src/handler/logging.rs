@@ -10,9 +10,8 @@ use std::sync::{
 };
 
 use rmcp::{
-    RoleServer,
+    Peer, RoleServer,
     model::{LoggingLevel, LoggingMessageNotificationParam, ServerCapabilities},
-    service::RequestContext,
 };
 use serde_json::Value;
 
@@ -48,18 +47,18 @@ impl ClientLog {
         self.threshold.store(rank(level), Ordering::Relaxed);
     }
 
-    pub(super) async fn warning(&self, context: &RequestContext<RoleServer>, data: Value) {
-        self.send(context, LoggingLevel::Warning, data).await;
+    pub(super) async fn warning(&self, peer: &Peer<RoleServer>, data: Value) {
+        self.send(peer, LoggingLevel::Warning, data).await;
     }
 
-    async fn send(&self, context: &RequestContext<RoleServer>, level: LoggingLevel, data: Value) {
+    async fn send(&self, peer: &Peer<RoleServer>, level: LoggingLevel, data: Value) {
         if rank(level) < self.threshold.load(Ordering::Relaxed) {
             return;
         }
         let mut message = LoggingMessageNotificationParam::new(level, data);
         message.logger = Some("manifold".into());
         // A client that went away cannot be told; the call's own answer carries the outcome.
-        let _ = context.peer.notify_logging_message(message).await;
+        let _ = peer.notify_logging_message(message).await;
     }
 }
 

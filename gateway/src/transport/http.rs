@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     HostGuard, guard,
     jsonrpc::{self, BodyLimit},
-    legacy_sse,
+    legacy_sse, stateless,
 };
 use crate::{
     auth::{self, AuthState},
@@ -57,8 +57,14 @@ pub fn router(
         )),
         config,
     );
+    let fast = stateless::FastPath {
+        gateway: gateway.clone(),
+        shutdown: shutdown.clone(),
+    };
     let mut mcp = Router::new()
         .fallback_service(mcp)
+        // Inside the body guard: sees only well-formed bodies within the limit.
+        .layer(middleware::from_fn_with_state(fast, stateless::serve))
         .layer(middleware::from_fn_with_state(
             BodyLimit(settings.max_body_bytes),
             jsonrpc::enforce,

@@ -12,7 +12,7 @@ use axum::{
 };
 use rmcp::model::{
     CallToolRequestParams, ClientJsonRpcMessage, ClientRequest, InitializeRequestParams,
-    PaginatedRequestParams,
+    PaginatedRequestParams, RequestId,
 };
 use serde_json::{Value, json};
 
@@ -37,13 +37,21 @@ const KNOWN_METHODS: &[&str] = &[
     "completion/complete",
 ];
 
+/// A well-formed `tools/call` as the guard parsed it, left in the request's extensions so the
+/// stateless fast path need not parse the body again.
+#[derive(Debug, Clone)]
+pub(super) struct CheckedCall {
+    pub id: RequestId,
+    pub params: CallToolRequestParams,
+}
+
 /// The body limit, shared with the MCP server's own.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
 
 /// A body refused with a JSON-RPC error (always HTTP 400).
 #[derive(Debug, PartialEq)]
-struct Rejection {
+pub(super) struct Rejection {
     id: Value,
     code: i64,
     message: String,
@@ -87,29 +95,30 @@ struct Envelope<'a> {
 /// Why a body cannot be handed to the MCP server. The common case — a well-formed `tools/call`
 /// or a method this server does not know — costs one borrowed parse; everything else gets the
 /// full typed check, and a body that fails is taken apart to say what is wrong.
-fn check(body: &[u8]) -> Result<(), Rejection> {
+pub(super) fn check(body: &[u8]) -> Result<Option<CheckedCall>, Rejection> {
     if let Ok(envelope) = serde_json::from_slice::<Envelope<'_>>(body)
         && envelope.jsonrpc.as_deref() == Some("2.0")
-        && envelope.id.is_some_and(|id| is_valid_id(id.get()))
+        && let Some(id) = envelope.id.filter(|id| is_valid_id(id.get()))
     {
         match envelope.method.as_deref() {
             Some("tools/call") => {
                 let params = envelope.params.map_or("null", |p| p.get());
-                if serde_json::from_str::<CallToolRequestParams>(params).is_ok() {
-                    return Ok(());
+                if let Ok(params) = serde_json::from_str::<CallToolRequestParams>(params) {
+                    let id = serde_json::from_str::<RequestId>(id.get()).ok();
+                    return Ok(id.map(|id| CheckedCall { id, params }));
                 }
             }
-            Some(method) if !KNOWN_METHODS.contains(&method) => return Ok(()),
+            Some(method) if !KNOWN_METHODS.contains(&method) => return Ok(None),
             _ => {}
         }
     }
     match serde_json::from_slice::<ClientJsonRpcMessage>(body) {
         Ok(ClientJsonRpcMessage::Request(request))
             if matches!(request.request, ClientRequest::CustomRequest(_)) => {}
-        Ok(_) => return Ok(()),
+        Ok(_) => return Ok(None),
         Err(_) => {}
     }
-    diagnose(body)
+    diagnose(body).map(|()| None)
 }
 
 /// A JSON-RPC id this server accepts: a string or an integer.
@@ -229,11 +238,15 @@ pub async fn enforce(State(limit): State<BodyLimit>, request: Request, next: Nex
                 .into_response();
         }
     };
-    if let Err(rejection) = check(&bytes) {
-        return rejection.into_response();
+    let checked = match check(&bytes) {
+        Ok(checked) => checked,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let mut request = Request::from_parts(parts, Body::from(bytes));
+    if let Some(call) = checked {
+        request.extensions_mut().insert(call);
     }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    next.run(request).await
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ pub(crate) mod guard;
 pub mod http;
 mod jsonrpc;
 mod legacy_sse;
+mod stateless;
 pub mod stdio;
 
 pub use guard::HostGuard;
