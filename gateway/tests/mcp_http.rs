@@ -191,11 +191,17 @@ async fn stateless_calls_answer_alike_on_the_fast_path_and_through_rmcp() {
                 "params": {"_meta": meta, "name": tool, "arguments": arguments}});
             let (status, response_headers, messages, text) =
                 post(&client, &gw.url(), &headers, &body.to_string()).await;
-            let content_type = response_headers["content-type"].to_str().unwrap().to_owned();
+            let content_type = response_headers["content-type"]
+                .to_str()
+                .unwrap()
+                .to_owned();
             answers.push((status, content_type, result_of(&messages, id), text));
         }
         let (fast, rmcp) = (&answers[0], &answers[1]);
-        assert_eq!(fast.1, "application/json", "{tool}: the fast path answers JSON");
+        assert_eq!(
+            fast.1, "application/json",
+            "{tool}: the fast path answers JSON"
+        );
         // A call that reaches the adapter reports progress first, so rmcp answers with a stream.
         if fast.2.get("result").is_some() {
             assert!(
@@ -207,7 +213,11 @@ async fn stateless_calls_answer_alike_on_the_fast_path_and_through_rmcp() {
         assert_eq!(fast.0, rmcp.0, "{tool}: same HTTP status");
         assert_eq!(fast.2, rmcp.2, "{tool}: same JSON-RPC answer");
     }
-    assert_eq!(gw.probe.calls.load(Ordering::SeqCst), 4, "echo and fail, twice each");
+    assert_eq!(
+        gw.probe.calls.load(Ordering::SeqCst),
+        4,
+        "echo and fail, twice each"
+    );
 }
 
 #[tokio::test]

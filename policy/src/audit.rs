@@ -315,7 +315,8 @@ impl AuditLog {
             upstream_status: event.upstream_status,
             user: event.user.as_deref(),
         };
-        let hash = sha256_hex(&serde_json::to_string(&record).map_err(|e| self.io_error(e.into()))?);
+        let hash =
+            sha256_hex(&serde_json::to_string(&record).map_err(|e| self.io_error(e.into()))?);
         record.hash = Some(&hash);
         let mut line = serde_json::to_vec(&record).map_err(|e| self.io_error(e.into()))?;
         line.push(b'\n');

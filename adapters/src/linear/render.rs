@@ -45,7 +45,12 @@ fn reference(value: Option<&Value>) -> Value {
 }
 
 fn references(value: &Value, key: &str) -> Value {
-    Value::Array(nodes(value, key).iter().map(|n| reference(Some(n))).collect())
+    Value::Array(
+        nodes(value, key)
+            .iter()
+            .map(|n| reference(Some(n)))
+            .collect(),
+    )
 }
 
 fn team(value: Option<&Value>) -> Value {
@@ -68,7 +73,11 @@ pub(crate) fn issue(v: &Value, detail: bool, comments: bool) -> Value {
         // Linear types priority as Float but only uses 0..=4.
         (
             "priority",
-            Value::from(v.get("priority").and_then(Value::as_f64).map_or(0, |p| p as i64)),
+            Value::from(
+                v.get("priority")
+                    .and_then(Value::as_f64)
+                    .map_or(0, |p| p as i64),
+            ),
         ),
         ("priority_label", string(v, "priorityLabel")),
         (
@@ -158,7 +167,11 @@ pub(crate) fn project(v: &Value) -> Value {
         ),
         (
             "status",
-            Value::from(v.pointer("/status/name").and_then(Value::as_str).unwrap_or_default()),
+            Value::from(
+                v.pointer("/status/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+            ),
         ),
         (
             "teams",

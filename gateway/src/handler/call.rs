@@ -18,11 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Gateway, logging::ClientLog};
-use crate::{
-    broker::BrokerError,
-    policy::tool_ref,
-    router::Route,
-};
+use crate::{broker::BrokerError, policy::tool_ref, router::Route};
 
 /// What a tool call needs of the request that carries it.
 pub struct CallScope {

@@ -188,8 +188,8 @@ mod tests {
         for (name, value) in base.iter().chain(extra) {
             if !without.contains(name) {
                 headers.append(
-                    header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                    HeaderValue::from_str(value).unwrap(),
+                    header::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+                    HeaderValue::from_str(value).expect("header value"),
                 );
             }
         }
@@ -225,10 +225,16 @@ mod tests {
             (vec![], vec!["mcp-name"]),
             (vec![("mcp-param-region", "eu")], vec![]),
         ] {
-            assert!(!headers_fit(&headers(&extra, &without)), "{extra:?} {without:?}");
+            assert!(
+                !headers_fit(&headers(&extra, &without)),
+                "{extra:?} {without:?}"
+            );
         }
         let mut wrong = headers(&[], &["mcp-protocol-version", "accept"]);
-        wrong.insert("mcp-protocol-version", HeaderValue::from_static("2025-11-25"));
+        wrong.insert(
+            "mcp-protocol-version",
+            HeaderValue::from_static("2025-11-25"),
+        );
         wrong.insert("accept", HeaderValue::from_static("application/json"));
         assert!(!headers_fit(&wrong));
 
