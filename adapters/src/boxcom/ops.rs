@@ -159,7 +159,8 @@ impl Ops<'_> {
             max_chars: usize::try_from(self.number("max_chars", 20_000, tools::MAX_CHARS).max(1))
                 .unwrap_or(20_000),
         };
-        let extracted = extract::extract(&bytes, None, name.as_deref(), window)
+        let extracted = extract::extract_blocking(bytes, name.clone(), window)
+            .await
             .map_err(|error| ToolError::InvalidArguments(error.to_string()))?;
         let text = format!(
             "{} ({}), characters {}-{} of {}{}:\n\n{}",

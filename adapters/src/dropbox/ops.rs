@@ -151,7 +151,8 @@ impl Ops<'_> {
                 .unwrap_or(20_000),
         };
         let name = file["name"].as_str().map(str::to_owned);
-        let extracted = extract::extract(&download.bytes, None, name.as_deref(), window)
+        let extracted = extract::extract_blocking(download.bytes, name, window)
+            .await
             .map_err(extract_error)?;
         let text = format!(
             "{} ({}), characters {}-{} of {}{}:\n\n{}",

@@ -129,6 +129,23 @@ pub fn detect(content_type: Option<&str>, file_name: Option<&str>) -> Option<For
     })
 }
 
+/// [`extract`] on tokio's blocking pool: unpacking and parsing a large document takes
+/// milliseconds of CPU, which must not stall the runtime worker serving other calls.
+pub async fn extract_blocking(
+    bytes: bytes::Bytes,
+    file_name: Option<String>,
+    window: Window,
+) -> Result<Extracted, ExtractError> {
+    let format_hint = file_name.clone().unwrap_or_default();
+    tokio::task::spawn_blocking(move || extract(&bytes, None, file_name.as_deref(), window))
+        .await
+        .unwrap_or_else(|_| {
+            Err(ExtractError::Unsupported(format!(
+                "{format_hint} (reading it failed)"
+            )))
+        })
+}
+
 /// The text of `bytes`, windowed.
 pub fn extract(
     bytes: &[u8],
