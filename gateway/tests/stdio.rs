@@ -15,7 +15,11 @@ fn stdio_serves_initialize_list_and_call() {
     let config = dir.path().join("m.toml");
     std::fs::write(
         &config,
-        "[adapters.linear]\nkind = \"linear\"\nsandbox = true\n[adapters.linear.credentials]\ntoken = \"lin_api_sandbox_alice\"\n",
+        format!(
+            "[storage]\ndata_dir = {:?}\n[adapters.linear]\nkind = \"linear\"\nsandbox = true\n\
+             [adapters.linear.credentials]\ntoken = \"lin_api_sandbox_alice\"\n",
+            dir.path().join("data").display().to_string()
+        ),
     )
     .unwrap();
     let mut child = Command::new(manifold_bin())
