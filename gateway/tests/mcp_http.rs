@@ -80,15 +80,20 @@ async fn every_session_era_initializes_pages_and_calls() {
     }
 }
 
+/// The `_meta` every 2026-07-28 request carries.
+fn stateless_meta() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"}
+    })
+}
+
 #[tokio::test]
 async fn stateless_2026_era_discovers_lists_and_calls_without_a_session() {
     let gw = start("").await;
     let client = reqwest::Client::new();
-    let meta = json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"}
-    });
+    let meta = stateless_meta();
     let v = ("mcp-protocol-version", "2026-07-28");
     let discover =
         json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": meta}});
@@ -165,11 +170,7 @@ async fn stateless_2026_era_discovers_lists_and_calls_without_a_session() {
 async fn stateless_calls_answer_alike_on_the_fast_path_and_through_rmcp() {
     let gw = start("").await;
     let client = reqwest::Client::new();
-    let meta = json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"}
-    });
+    let meta = stateless_meta();
     let cases = [
         ("t_echo", json!({"text": "hi"})),
         ("t_echo", json!({"text": 7})),
