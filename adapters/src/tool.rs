@@ -98,7 +98,38 @@ pub struct ToolOutput {
     pub text: String,
 }
 
+/// An object from `(key, value)` pairs, built in place: `json!` would serialize every
+/// interpolated value into a fresh copy, which on a page of results is most of the work.
+pub fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    Value::Object(
+        entries
+            .into_iter()
+            .map(|(key, value)| (key.to_owned(), value))
+            .collect(),
+    )
+}
+
 impl ToolOutput {
+    /// One page of `items` under `key`, with `next_cursor`; the text is a line per item (or
+    /// "Nothing found.") and how to continue.
+    pub fn page(
+        key: &str,
+        items: Vec<Value>,
+        next: Option<String>,
+        line: impl Fn(&Value) -> String,
+    ) -> Self {
+        let mut text = if items.is_empty() {
+            "Nothing found.".to_owned()
+        } else {
+            items.iter().map(line).collect::<Vec<_>>().join("\n")
+        };
+        if let Some(next) = &next {
+            text.push_str(&format!("\n\nMore results: pass cursor \"{next}\"."));
+        }
+        let structured = object([(key, Value::Array(items)), ("next_cursor", next.into())]);
+        Self { structured, text }
+    }
+
     /// Uses pretty JSON of the structured value as the text form.
     pub fn from_structured(structured: Value) -> Self {
         let text = serde_json::to_string_pretty(&structured).unwrap_or_default();

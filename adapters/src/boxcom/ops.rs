@@ -321,18 +321,7 @@ fn line(entry: &Value) -> String {
 }
 
 fn page_output(key: &str, items: Vec<Value>, next: Option<String>) -> ToolOutput {
-    let mut text = if items.is_empty() {
-        "Nothing found.".to_owned()
-    } else {
-        items.iter().map(line).collect::<Vec<_>>().join("\n")
-    };
-    if let Some(next) = &next {
-        text.push_str(&format!("\n\nMore results: pass cursor \"{next}\"."));
-    }
-    ToolOutput {
-        structured: json!({ key: items, "next_cursor": next }),
-        text,
-    }
+    ToolOutput::page(key, items, next, line)
 }
 
 fn single_output(verb: &str, entry: Value) -> Result<ToolOutput, ToolError> {

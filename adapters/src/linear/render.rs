@@ -21,16 +21,7 @@ fn nodes<'v>(value: &'v Value, key: &str) -> &'v [Value] {
         .map_or(&[], Vec::as_slice)
 }
 
-/// An object from `(key, value)` pairs, built in place: `json!` would serialize every
-/// interpolated value into a fresh copy, which on a page of results is most of the work.
-pub(crate) fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
-    Value::Object(
-        entries
-            .into_iter()
-            .map(|(key, value)| (key.to_owned(), value))
-            .collect(),
-    )
-}
+pub(crate) use crate::tool::object;
 
 fn string(value: &Value, key: &str) -> Value {
     Value::String(text(value, key))

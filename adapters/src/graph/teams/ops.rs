@@ -46,9 +46,10 @@ pub(super) async fn list_simple(
     } else {
         ("chats", page.items.iter().map(|c| json!({ "id": text_field(c, "id"), "topic": field(c, "topic"), "chat_type": field(c, "chatType"), "updated_at": field(c, "lastUpdatedDateTime") })).collect())
     };
-    Ok(ToolOutput::from_structured(
-        json!({ key: items, "next_cursor": page.next_cursor }),
-    ))
+    Ok(ToolOutput::from_structured(crate::tool::object([
+        (key, Value::Array(items)),
+        ("next_cursor", page.next_cursor.into()),
+    ])))
 }
 
 pub(super) async fn channels(
