@@ -17,6 +17,10 @@ pub fn build() -> std::io::Result<tokio::runtime::Runtime> {
         std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
     )
     .map_err(|message| std::io::Error::new(std::io::ErrorKind::InvalidInput, message))?;
+    build_with(workers)
+}
+
+fn build_with(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
@@ -58,6 +62,18 @@ async fn timer_anchor() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_runtime_has_its_workers_and_a_pending_timer() {
+        let runtime = build_with(2).expect("runtime");
+        let metrics = runtime.metrics();
+        assert_eq!(metrics.num_workers(), 2);
+        // The anchor is the one task alive before anything else is spawned.
+        assert_eq!(metrics.num_alive_tasks(), 1);
+        // It outlives its ticks: after more than one period it is still there.
+        runtime.block_on(async { tokio::time::sleep(ANCHOR_PERIOD + ANCHOR_PERIOD / 2).await });
+        assert_eq!(runtime.metrics().num_alive_tasks(), 1);
+    }
 
     #[test]
     fn workers_default_to_half_the_cores_and_refuse_nonsense() {
