@@ -435,22 +435,22 @@ impl DriveAdapter {
                 (self.drive.download(&id, ctx).await?, mime.clone())
             }
         };
-        let file_name = name.clone();
         let whole = Window {
             offset: 0,
             max_chars: usize::MAX,
         };
-        let extracted = tokio::task::spawn_blocking(move || {
-            extract::extract(&bytes, Some(&content_type), Some(&file_name), whole)
-        })
-        .await
-        .map_err(|_| ToolError::BadResponse("reading the file's text failed".into()))?
-        .map_err(|error| match error {
-            ExtractError::Unsupported(_) | ExtractError::TooLarge { .. } => {
-                ToolError::InvalidArguments(format!("`{name}`: {error}"))
-            }
-            ExtractError::Corrupt { .. } => ToolError::BadResponse(format!("`{name}`: {error}")),
-        })?;
+        let extracted =
+            extract::extract_blocking(bytes, Some(content_type), Some(name.clone()), whole)
+                .await
+                .map_err(|error| match error {
+                    ExtractError::Unsupported(_) | ExtractError::TooLarge { .. } => {
+                        ToolError::InvalidArguments(format!("`{name}`: {error}"))
+                    }
+                    ExtractError::Corrupt { .. } => {
+                        ToolError::BadResponse(format!("`{name}`: {error}"))
+                    }
+                    ExtractError::Failed => ToolError::BadResponse(error.to_string()),
+                })?;
         let text = Arc::new(extracted.text);
         if let Some(key) = cache_key {
             self.cache.put(key, extracted.format, text.clone());

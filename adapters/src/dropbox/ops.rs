@@ -151,7 +151,7 @@ impl Ops<'_> {
                 .unwrap_or(20_000),
         };
         let name = file["name"].as_str().map(str::to_owned);
-        let extracted = extract::extract_blocking(download.bytes, name, window)
+        let extracted = extract::extract_blocking(download.bytes, None, name, window)
             .await
             .map_err(extract_error)?;
         let text = format!(
@@ -368,7 +368,10 @@ fn single_output(verb: &str, entry: Value) -> Result<ToolOutput, ToolError> {
 
 /// A file that cannot be read as text is the caller's choice of file, not a provider failure.
 pub(crate) fn extract_error(error: ExtractError) -> ToolError {
-    ToolError::InvalidArguments(error.to_string())
+    match error {
+        ExtractError::Failed => ToolError::BadResponse(error.to_string()),
+        _ => ToolError::InvalidArguments(error.to_string()),
+    }
 }
 
 #[cfg(test)]

@@ -82,6 +82,9 @@ pub enum ExtractError {
     Corrupt { format: Format, reason: String },
     #[error("the file is {bytes} bytes; at most {limit} bytes are read as text")]
     TooLarge { bytes: usize, limit: usize },
+    /// The reader stopped without an answer (a bug tripped by the file); nothing else is lost.
+    #[error("reading the file's text failed")]
+    Failed,
 }
 
 /// Largest input read at all, so a hostile file cannot exhaust memory.
@@ -133,17 +136,20 @@ pub fn detect(content_type: Option<&str>, file_name: Option<&str>) -> Option<For
 /// milliseconds of CPU, which must not stall the runtime worker serving other calls.
 pub async fn extract_blocking(
     bytes: bytes::Bytes,
+    content_type: Option<String>,
     file_name: Option<String>,
     window: Window,
 ) -> Result<Extracted, ExtractError> {
-    let format_hint = file_name.clone().unwrap_or_default();
-    tokio::task::spawn_blocking(move || extract(&bytes, None, file_name.as_deref(), window))
-        .await
-        .unwrap_or_else(|_| {
-            Err(ExtractError::Unsupported(format!(
-                "{format_hint} (reading it failed)"
-            )))
-        })
+    tokio::task::spawn_blocking(move || {
+        extract(
+            &bytes,
+            content_type.as_deref(),
+            file_name.as_deref(),
+            window,
+        )
+    })
+    .await
+    .unwrap_or(Err(ExtractError::Failed))
 }
 
 /// The text of `bytes`, windowed.
@@ -258,6 +264,23 @@ pub fn window_of(format: Format, text: &str, window: Window) -> Extracted {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_blocking_pool_reads_what_the_caller_would() {
+        let csv = bytes::Bytes::from_static(b"a,b\n1,2\n");
+        let here = extract(&csv, Some("text/csv"), None, Window::default()).expect("csv");
+        let pooled = extract_blocking(csv, Some("text/csv".into()), None, Window::default())
+            .await
+            .expect("csv");
+        assert_eq!(pooled.text, here.text);
+        let unknown = extract_blocking(
+            bytes::Bytes::from_static(b"x"),
+            None,
+            None,
+            Window::default(),
+        );
+        assert!(matches!(unknown.await, Err(ExtractError::Unsupported(_))));
+    }
 
     #[test]
     fn detects_by_type_then_extension() {
