@@ -4,9 +4,11 @@
 use std::time::Duration;
 
 use http::{HeaderValue, Method, StatusCode, header};
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
 use url::Url;
 
+use super::model::Root;
 use crate::{
     BuildError, CallContext, ToolError,
     upstream::{InstanceClient, UpstreamRequest, UpstreamResponse},
@@ -43,14 +45,14 @@ impl GraphqlClient {
         Ok(Self { http, endpoint })
     }
 
-    /// Runs `document` and returns its `data`, or the first GraphQL error as a [`ToolError`].
+    /// Runs `document` and returns Linear's answer, to be read with [`decode`].
     pub(crate) async fn execute(
         &self,
         operation: &str,
         document: &str,
         variables: Value,
         ctx: &CallContext,
-    ) -> Result<Map<String, Value>, ToolError> {
+    ) -> Result<UpstreamResponse, ToolError> {
         let body = GraphqlRequest {
             query: document,
             variables: &variables,
@@ -64,8 +66,7 @@ impl GraphqlClient {
         request
             .headers
             .insert(header::AUTHORIZATION, authorization(ctx)?);
-        let response = self.http.send(request, ctx).await?;
-        decode(&response)
+        self.http.send(request, ctx).await
     }
 }
 
@@ -96,14 +97,42 @@ fn authorization(ctx: &CallContext) -> Result<HeaderValue, ToolError> {
     Ok(value)
 }
 
-fn decode(response: &UpstreamResponse) -> Result<Map<String, Value>, ToolError> {
-    let parsed: Option<Value> = serde_json::from_slice(&response.body).ok();
-    let first_error = parsed
-        .as_ref()
-        .and_then(|body| body.get("errors"))
-        .and_then(Value::as_array)
-        .and_then(|errors| errors.first());
-    if let Some(error) = first_error {
+/// The whole of a GraphQL answer, with `data` read straight into the root field's type.
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "T: Deserialize<'de>"))]
+struct Answer<'a, T> {
+    #[serde(default, borrow)]
+    data: Option<Root<'a, T>>,
+    #[serde(default)]
+    errors: Option<Vec<Value>>,
+}
+
+/// Just the errors of an answer whose `data` did not have the expected shape.
+#[derive(Deserialize)]
+struct ErrorsOnly {
+    #[serde(default)]
+    errors: Option<Vec<Value>>,
+}
+
+/// Reads the query's root field `root` from Linear's answer (`None` when Linear sent `null`),
+/// or the first GraphQL error as a [`ToolError`]. GraphQL errors win over the HTTP status, which
+/// wins over the shape of `data`.
+pub(crate) fn decode<'a, T: Deserialize<'a>>(
+    response: &'a UpstreamResponse,
+    root: &str,
+) -> Result<Option<T>, ToolError> {
+    let answer = serde_json::from_slice::<Answer<'a, T>>(&response.body);
+    let errors = match &answer {
+        Ok(answer) => answer.errors.as_deref(),
+        Err(_) => None,
+    };
+    let fallback = match (&answer, errors) {
+        (Err(_), _) => serde_json::from_slice::<ErrorsOnly>(&response.body)
+            .ok()
+            .and_then(|e| e.errors),
+        _ => None,
+    };
+    if let Some(error) = errors.or(fallback.as_deref()).and_then(<[Value]>::first) {
         return Err(map_error(error, response.status, response.retry_after()));
     }
     if response.status == StatusCode::UNAUTHORIZED {
@@ -121,11 +150,22 @@ fn decode(response: &UpstreamResponse) -> Result<Map<String, Value>, ToolError> 
             message: snippet,
         });
     }
-    match parsed.and_then(|mut body| body.get_mut("data").map(Value::take)) {
-        Some(Value::Object(data)) => Ok(data),
-        _ => Err(ToolError::BadResponse(
+    match answer {
+        Ok(Answer {
+            data: Some(data), ..
+        }) if data.name.is_empty() || data.name.as_str() == root => Ok(data.value),
+        Ok(Answer {
+            data: Some(data), ..
+        }) => Err(ToolError::BadResponse(format!(
+            "Linear answered `{}` where `{root}` was asked for",
+            data.name.as_str()
+        ))),
+        Ok(Answer { data: None, .. }) => Err(ToolError::BadResponse(
             "Linear answered without `data` or `errors`".into(),
         )),
+        Err(error) => Err(ToolError::BadResponse(format!(
+            "Linear's `{root}` answer is not what the query asked for: {error}"
+        ))),
     }
 }
 
@@ -171,7 +211,10 @@ fn map_error(error: &Value, status: StatusCode, retry_after: Option<Duration>) -
 
 #[cfg(test)]
 mod tests {
+    use std::borrow::Cow;
+
     use super::*;
+    use crate::linear::model::{Connection, Issue, Team, Text};
     use serde_json::json;
 
     fn error(kind: &str, message: &str) -> Value {
@@ -208,6 +251,77 @@ mod tests {
         assert!(matches!(
             map_error(&error("internal error", "boom"), ok, None),
             ToolError::Upstream { status: 200, .. }
+        ));
+    }
+
+    fn answer(status: u16, body: &str) -> UpstreamResponse {
+        UpstreamResponse {
+            status: StatusCode::from_u16(status).expect("status"),
+            headers: http::HeaderMap::new(),
+            body: bytes::Bytes::copy_from_slice(body.as_bytes()),
+        }
+    }
+
+    type Teams<'a> = Connection<'a, Team<'a>>;
+
+    #[test]
+    fn decodes_the_root_borrowing_plain_strings_and_owning_escaped_ones() {
+        let body = r#"{"data":{"teams":{"nodes":[{"id":"t1","key":"ENG","name":"Eng \"core\" \u00e9",
+            "description":null,"labels":{"nodes":[]},"members":null}],
+            "pageInfo":{"hasNextPage":true,"endCursor":"c1"}}}}"#;
+        let response = answer(200, body);
+        let teams: Teams = decode(&response, "teams").expect("decodes").expect("root");
+        let team = &teams.nodes[0];
+        assert!(matches!(team.id, Text(Cow::Borrowed("t1"))));
+        assert_eq!(team.name.as_str(), "Eng \"core\" é");
+        assert!(matches!(team.name, Text(Cow::Owned(_))));
+        assert_eq!(team.description, None);
+        assert!(team.members.is_none());
+        assert_eq!(teams.next(), Some("c1"));
+    }
+
+    #[test]
+    fn null_root_is_none_and_missing_data_is_a_bad_response() {
+        let response = answer(200, r#"{"data":{"issue":null}}"#);
+        assert!(matches!(decode::<Issue>(&response, "issue"), Ok(None)));
+        let response = answer(200, r#"{"data":null}"#);
+        assert!(matches!(
+            decode::<Issue>(&response, "issue"),
+            Err(ToolError::BadResponse(m)) if m.contains("without `data`")
+        ));
+        let response = answer(200, r#"{"data":{"project":{"id":"p"}}}"#);
+        assert!(matches!(
+            decode::<Issue>(&response, "issue"),
+            Err(ToolError::BadResponse(m)) if m.contains("`project` where `issue`")
+        ));
+    }
+
+    #[test]
+    fn a_wrong_shape_is_a_bad_response_unless_linear_sent_errors() {
+        let response = answer(200, r#"{"data":{"teams":{"nodes":[{"id":7}]}}}"#);
+        assert!(matches!(
+            decode::<Teams>(&response, "teams"),
+            Err(ToolError::BadResponse(m)) if m.contains("`teams` answer is not what the query asked for")
+        ));
+        // Partial data that does not fit, next to an error: the error is the answer.
+        let response = answer(
+            200,
+            r#"{"data":{"teams":{"nodes":[{"id":7}]}},
+                "errors":[{"message":"no","extensions":{"type":"forbidden"}}]}"#,
+        );
+        assert!(matches!(
+            decode::<Teams>(&response, "teams"),
+            Err(ToolError::Forbidden(_))
+        ));
+        let response = answer(502, "<html>bad gateway</html>");
+        assert!(matches!(
+            decode::<Teams>(&response, "teams"),
+            Err(ToolError::Upstream { status: 502, message }) if message.contains("bad gateway")
+        ));
+        let response = answer(401, "");
+        assert!(matches!(
+            decode::<Teams>(&response, "teams"),
+            Err(ToolError::Unauthorized(_))
         ));
     }
 

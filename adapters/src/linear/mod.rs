@@ -9,8 +9,9 @@ use crate::{
     ToolOutput, ToolSpec,
 };
 
-mod client;
+pub(crate) mod client;
 pub(crate) mod cursor;
+mod model;
 mod ops;
 pub mod queries;
 mod render;

@@ -4,8 +4,14 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value, json};
 
-use super::{LinearAdapter, cursor, queries, render};
-use crate::{CallContext, ToolError, ToolOutput};
+use serde::Deserialize;
+
+use super::{
+    LinearAdapter, client, cursor,
+    model::{CommentPayload, Connection, Issue, IssuePayload},
+    queries, render,
+};
+use crate::{CallContext, ToolError, ToolOutput, upstream::UpstreamResponse};
 
 type Args = Map<String, Value>;
 
@@ -92,31 +98,40 @@ fn issue_filter(args: &Args) -> Option<Value> {
     (!filter.is_empty()).then_some(Value::Object(filter))
 }
 
-/// `data.<field>` as an object, or BadResponse.
-fn field<'a>(data: &'a Map<String, Value>, name: &str) -> Result<&'a Value, ToolError> {
-    data.get(name)
-        .filter(|v| v.is_object())
-        .ok_or_else(|| ToolError::BadResponse(format!("Linear's answer has no `{name}`")))
+/// The root field a query must answer, or BadResponse.
+fn required<T>(value: Option<T>, root: &str) -> Result<T, ToolError> {
+    value.ok_or_else(|| ToolError::BadResponse(format!("Linear's answer has no `{root}`")))
 }
 
-/// The nodes of a connection and the model-facing cursor of the next page.
-fn page<'c>(tool: &str, args: &Args, connection: &'c Value) -> (&'c [Value], Value) {
-    let nodes = connection
-        .get("nodes")
-        .and_then(Value::as_array)
-        .map_or(&[][..], Vec::as_slice);
-    let has_next = connection
-        .pointer("/pageInfo/hasNextPage")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let next = connection
-        .pointer("/pageInfo/endCursor")
-        .and_then(Value::as_str)
-        .filter(|_| has_next)
-        .map_or(Value::Null, |end| {
-            Value::String(cursor::encode(tool, args, end))
-        });
-    (nodes, next)
+/// The model-facing cursor of the page after `connection`, or null on the last page.
+fn next_cursor<T>(tool: &str, args: &Args, connection: &Connection<'_, T>) -> Value {
+    connection.next().map_or(Value::Null, |end| {
+        Value::String(cursor::encode(tool, args, end))
+    })
+}
+
+/// One page of a list query's root connection: each node rendered, a text line per item, and
+/// the next page's cursor.
+fn rendered_page<'a, T: Deserialize<'a>>(
+    tool: &str,
+    args: &Args,
+    response: &'a UpstreamResponse,
+    root: &str,
+    render: fn(&T) -> Value,
+    line: fn(&Value) -> String,
+) -> Result<(Vec<Value>, String, Value), ToolError> {
+    let page: Connection<T> = required(client::decode(response, root)?, root)?;
+    let mut text = String::new();
+    let items = page
+        .nodes
+        .iter()
+        .map(|node| {
+            let item = render(node);
+            let _ = writeln!(text, "{}", line(&item));
+            item
+        })
+        .collect();
+    Ok((items, text, next_cursor(tool, args, &page)))
 }
 
 impl LinearAdapter {
@@ -136,12 +151,14 @@ impl LinearAdapter {
             let vars = json!({ "first": first, "after": after, "filter": issue_filter(args) });
             ("ListIssues", queries::LIST_ISSUES, "issues", vars)
         };
-        let data = self
+        let response = self
             .graphql
             .execute(operation, document, variables, ctx)
             .await?;
-        let (nodes, next) = page(tool, args, field(&data, root)?);
-        let issues: Vec<Value> = nodes
+        let page: Connection<Issue> = required(client::decode(&response, root)?, root)?;
+        let next = next_cursor(tool, args, &page);
+        let issues: Vec<Value> = page
+            .nodes
             .iter()
             .map(|n| render::issue(n, false, false))
             .collect();
@@ -162,7 +179,7 @@ impl LinearAdapter {
         ctx: &CallContext,
     ) -> Result<ToolOutput, ToolError> {
         let id = req_str(args, "id")?;
-        let data = self
+        let response = self
             .graphql
             .execute(
                 "GetIssue",
@@ -171,11 +188,9 @@ impl LinearAdapter {
                 ctx,
             )
             .await?;
-        let issue = data
-            .get("issue")
-            .filter(|v| v.is_object())
+        let issue: Issue = client::decode(&response, "issue")?
             .ok_or_else(|| ToolError::NotFound(format!("no Linear issue `{id}`")))?;
-        let issue = render::issue(issue, true, true);
+        let issue = render::issue(&issue, true, true);
         Ok(ToolOutput {
             text: render::issue_detail(&issue),
             structured: render::object([("issue", issue)]),
@@ -230,19 +245,15 @@ impl LinearAdapter {
                 "Updated",
             )
         };
-        let data = self
+        let response = self
             .graphql
             .execute(operation, document, variables, ctx)
             .await?;
-        let payload = field(&data, root)?;
-        let issue = payload
-            .get("issue")
-            .filter(|_| payload.get("success").and_then(Value::as_bool) == Some(true))
-            .filter(|v| v.is_object())
-            .ok_or_else(|| {
-                ToolError::BadResponse(format!("Linear reported `{root}` as unsuccessful"))
-            })?;
-        let issue = render::issue(issue, true, false);
+        let payload: IssuePayload = required(client::decode(&response, root)?, root)?;
+        let issue = payload.issue.filter(|_| payload.success).ok_or_else(|| {
+            ToolError::BadResponse(format!("Linear reported `{root}` as unsuccessful"))
+        })?;
+        let issue = render::issue(&issue, true, false);
         let mut text = format!("{verb} ");
         render::issue_line(&mut text, &issue);
         Ok(ToolOutput {
@@ -258,7 +269,7 @@ impl LinearAdapter {
     ) -> Result<ToolOutput, ToolError> {
         let input =
             json!({ "issueId": req_str(args, "issue_id")?, "body": req_str(args, "body")? });
-        let data = self
+        let response = self
             .graphql
             .execute(
                 "AddComment",
@@ -267,11 +278,12 @@ impl LinearAdapter {
                 ctx,
             )
             .await?;
-        let comment = field(&data, "commentCreate")?
-            .get("comment")
-            .filter(|v| v.is_object())
+        let payload: CommentPayload =
+            required(client::decode(&response, "commentCreate")?, "commentCreate")?;
+        let comment = payload
+            .comment
             .ok_or_else(|| ToolError::BadResponse("Linear returned no comment".into()))?;
-        let comment = render::comment(comment);
+        let comment = render::comment(&comment);
         let text = format!(
             "Commented on {}: {}\n",
             comment["issue"]["identifier"].as_str().unwrap_or(""),
@@ -313,48 +325,40 @@ impl LinearAdapter {
         if let Some(filter) = filter {
             variables["filter"] = filter;
         }
-        let data = self
+        let response = self
             .graphql
             .execute(operation, document, variables, ctx)
             .await?;
-        let (nodes, next) = page(tool, args, field(&data, root)?);
-        let mut text = String::new();
-        let items: Vec<Value> = nodes
-            .iter()
-            .map(|n| {
-                let item = match key {
-                    "teams" => render::team_entry(n),
-                    "projects" => render::project(n),
-                    _ => render::state(n),
-                };
-                let line = match key {
-                    "teams" => format!(
-                        "{} {} id={} ({} labels, {} members)",
-                        item["key"].as_str().unwrap_or(""),
-                        item["name"].as_str().unwrap_or(""),
-                        item["id"].as_str().unwrap_or(""),
-                        item["labels"].as_array().map_or(0, Vec::len),
-                        item["members"].as_array().map_or(0, Vec::len)
-                    ),
-                    "projects" => format!(
-                        "{} [{}, {:.0}% done] id={}",
-                        item["name"].as_str().unwrap_or(""),
-                        item["status"].as_str().unwrap_or(""),
-                        item["progress"].as_f64().unwrap_or(0.0) * 100.0,
-                        item["id"].as_str().unwrap_or("")
-                    ),
-                    _ => format!(
-                        "{} {} ({}) id={}",
-                        item["team"]["key"].as_str().unwrap_or(""),
-                        item["name"].as_str().unwrap_or(""),
-                        item["type"].as_str().unwrap_or(""),
-                        item["id"].as_str().unwrap_or("")
-                    ),
-                };
-                let _ = writeln!(text, "{line}");
-                item
-            })
-            .collect();
+        let (items, text, next) = match key {
+            "teams" => rendered_page(tool, args, &response, root, render::team_entry, |item| {
+                format!(
+                    "{} {} id={} ({} labels, {} members)",
+                    item["key"].as_str().unwrap_or(""),
+                    item["name"].as_str().unwrap_or(""),
+                    item["id"].as_str().unwrap_or(""),
+                    item["labels"].as_array().map_or(0, Vec::len),
+                    item["members"].as_array().map_or(0, Vec::len)
+                )
+            })?,
+            "projects" => rendered_page(tool, args, &response, root, render::project, |item| {
+                format!(
+                    "{} [{}, {:.0}% done] id={}",
+                    item["name"].as_str().unwrap_or(""),
+                    item["status"].as_str().unwrap_or(""),
+                    item["progress"].as_f64().unwrap_or(0.0) * 100.0,
+                    item["id"].as_str().unwrap_or("")
+                )
+            })?,
+            _ => rendered_page(tool, args, &response, root, render::state, |item| {
+                format!(
+                    "{} {} ({}) id={}",
+                    item["team"]["key"].as_str().unwrap_or(""),
+                    item["name"].as_str().unwrap_or(""),
+                    item["type"].as_str().unwrap_or(""),
+                    item["id"].as_str().unwrap_or("")
+                )
+            })?,
+        };
         let mut out = format!("{} {key}:\n{text}", items.len());
         render::page_footer(&mut out, &next);
         Ok(ToolOutput {

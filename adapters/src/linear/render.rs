@@ -1,8 +1,12 @@
-//! Turns Linear's GraphQL answers into the tools' structured results and their text form.
+//! Turns Linear's typed GraphQL answers into the tools' structured results and their text form.
 
 use std::fmt::Write as _;
 
 use serde_json::Value;
+
+use super::model::{
+    Comment, Connection, Issue, Project, Reference, StateRef, Team, TeamRef, Text, WorkflowState,
+};
 
 fn text(value: &Value, key: &str) -> String {
     value
@@ -12,176 +16,165 @@ fn text(value: &Value, key: &str) -> String {
         .to_owned()
 }
 
-/// The `nodes` of the connection at `key`, borrowed (none when it is missing).
-fn nodes<'v>(value: &'v Value, key: &str) -> &'v [Value] {
-    value
-        .get(key)
-        .and_then(|connection| connection.get("nodes"))
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice)
-}
-
 pub(crate) use crate::tool::object;
 
-fn string(value: &Value, key: &str) -> Value {
-    Value::String(text(value, key))
+fn string(value: &Text<'_>) -> Value {
+    Value::String(value.as_str().to_owned())
+}
+
+/// A string Linear may send as `null`, kept as `null`.
+fn nullable(value: Option<&Text<'_>>) -> Value {
+    value.map_or(Value::Null, string)
 }
 
 /// `{id, name}`, or null when Linear returned null (no assignee, no project).
-fn reference(value: Option<&Value>) -> Value {
+fn reference(value: Option<&Reference<'_>>) -> Value {
     match value {
-        Some(v) if v.is_object() => object([("id", string(v, "id")), ("name", string(v, "name"))]),
-        _ => Value::Null,
+        Some(v) => object([("id", string(&v.id)), ("name", string(&v.name))]),
+        None => Value::Null,
     }
 }
 
-fn references(value: &Value, key: &str) -> Value {
+/// The nodes of a connection (none when it is missing).
+fn nodes<'c, T>(connection: Option<&'c Connection<'_, T>>) -> &'c [T] {
+    connection.map_or(&[], |c| c.nodes.as_slice())
+}
+
+fn references(connection: Option<&Connection<'_, Reference<'_>>>) -> Value {
     Value::Array(
-        nodes(value, key)
+        nodes(connection)
             .iter()
             .map(|n| reference(Some(n)))
             .collect(),
     )
 }
 
-fn team(value: Option<&Value>) -> Value {
-    let v = value.unwrap_or(&Value::Null);
+fn team(value: Option<&TeamRef<'_>>) -> Value {
+    let empty = TeamRef::default();
+    let v = value.unwrap_or(&empty);
     object([
-        ("id", string(v, "id")),
-        ("key", string(v, "key")),
-        ("name", string(v, "name")),
+        ("id", string(&v.id)),
+        ("key", string(&v.key)),
+        ("name", string(&v.name)),
     ])
 }
 
 /// An issue summary; `detail` adds the description, `comments` the comment list.
-pub(crate) fn issue(v: &Value, detail: bool, comments: bool) -> Value {
-    let state = v.get("state").unwrap_or(&Value::Null);
+pub(crate) fn issue(v: &Issue<'_>, detail: bool, comments: bool) -> Value {
+    let empty = StateRef::default();
+    let state = v.state.as_ref().unwrap_or(&empty);
     let mut out = object([
-        ("id", string(v, "id")),
-        ("identifier", string(v, "identifier")),
-        ("title", string(v, "title")),
-        ("url", string(v, "url")),
+        ("id", string(&v.id)),
+        ("identifier", string(&v.identifier)),
+        ("title", string(&v.title)),
+        ("url", string(&v.url)),
         // Linear types priority as Float but only uses 0..=4.
-        (
-            "priority",
-            Value::from(
-                v.get("priority")
-                    .and_then(Value::as_f64)
-                    .map_or(0, |p| p as i64),
-            ),
-        ),
-        ("priority_label", string(v, "priorityLabel")),
+        ("priority", Value::from(v.priority.map_or(0, |p| p as i64))),
+        ("priority_label", string(&v.priority_label)),
         (
             "state",
             object([
-                ("id", string(state, "id")),
-                ("name", string(state, "name")),
-                ("type", string(state, "type")),
+                ("id", string(&state.id)),
+                ("name", string(&state.name)),
+                ("type", string(&state.kind)),
             ]),
         ),
-        ("team", team(v.get("team"))),
-        ("assignee", reference(v.get("assignee"))),
-        ("project", reference(v.get("project"))),
-        ("labels", references(v, "labels")),
-        ("created_at", string(v, "createdAt")),
-        ("updated_at", string(v, "updatedAt")),
+        ("team", team(v.team.as_ref())),
+        ("assignee", reference(v.assignee.as_ref())),
+        ("project", reference(v.project.as_ref())),
+        ("labels", references(v.labels.as_ref())),
+        ("created_at", string(&v.created_at)),
+        ("updated_at", string(&v.updated_at)),
     ]);
     if detail {
-        out["description"] = v.get("description").cloned().unwrap_or(Value::Null);
+        out["description"] = nullable(v.description.as_ref());
     }
     if comments {
-        out["comments"] = nodes(v, "comments")
+        out["comments"] = nodes(v.comments.as_ref())
             .iter()
             .map(|c| {
                 object([
-                    ("id", string(c, "id")),
-                    ("body", string(c, "body")),
-                    ("created_at", string(c, "createdAt")),
-                    ("author", reference(c.get("user"))),
+                    ("id", string(&c.id)),
+                    ("body", string(&c.body)),
+                    ("created_at", string(&c.created_at)),
+                    ("author", reference(c.user.as_ref())),
                 ])
             })
             .collect();
-        out["more_comments"] = Value::Bool(
-            v.pointer("/comments/pageInfo/hasNextPage")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-        );
+        let more = v
+            .comments
+            .as_ref()
+            .and_then(|c| c.page_info.as_ref())
+            .is_some_and(|info| info.has_next_page);
+        out["more_comments"] = Value::Bool(more);
     }
     out
 }
 
-pub(crate) fn comment(v: &Value) -> Value {
-    let issue = v.get("issue").unwrap_or(&Value::Null);
+pub(crate) fn comment(v: &Comment<'_>) -> Value {
+    let (id, identifier) = v
+        .issue
+        .as_ref()
+        .map_or(("", ""), |i| (i.id.as_str(), i.identifier.as_str()));
     object([
-        ("id", string(v, "id")),
-        ("body", string(v, "body")),
-        ("created_at", string(v, "createdAt")),
-        ("url", string(v, "url")),
-        ("author", reference(v.get("user"))),
+        ("id", string(&v.id)),
+        ("body", string(&v.body)),
+        ("created_at", string(&v.created_at)),
+        ("url", string(&v.url)),
+        ("author", reference(v.user.as_ref())),
         (
             "issue",
             object([
-                ("id", string(issue, "id")),
-                ("identifier", string(issue, "identifier")),
+                ("id", Value::from(id)),
+                ("identifier", Value::from(identifier)),
             ]),
         ),
     ])
 }
 
-pub(crate) fn team_entry(v: &Value) -> Value {
+pub(crate) fn team_entry(v: &Team<'_>) -> Value {
     object([
-        ("id", string(v, "id")),
-        ("key", string(v, "key")),
-        ("name", string(v, "name")),
-        (
-            "description",
-            v.get("description").cloned().unwrap_or(Value::Null),
-        ),
-        ("labels", references(v, "labels")),
-        ("members", references(v, "members")),
+        ("id", string(&v.id)),
+        ("key", string(&v.key)),
+        ("name", string(&v.name)),
+        ("description", nullable(v.description.as_ref())),
+        ("labels", references(v.labels.as_ref())),
+        ("members", references(v.members.as_ref())),
     ])
 }
 
-pub(crate) fn project(v: &Value) -> Value {
+pub(crate) fn project(v: &Project<'_>) -> Value {
     object([
-        ("id", string(v, "id")),
-        ("name", string(v, "name")),
-        ("description", string(v, "description")),
-        ("url", string(v, "url")),
-        (
-            "progress",
-            Value::from(v.get("progress").and_then(Value::as_f64).unwrap_or(0.0)),
-        ),
-        (
-            "target_date",
-            v.get("targetDate").cloned().unwrap_or(Value::Null),
-        ),
+        ("id", string(&v.id)),
+        ("name", string(&v.name)),
+        ("description", string(&v.description)),
+        ("url", string(&v.url)),
+        ("progress", Value::from(v.progress.unwrap_or(0.0))),
+        ("target_date", nullable(v.target_date.as_ref())),
         (
             "status",
-            Value::from(
-                v.pointer("/status/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default(),
-            ),
+            Value::from(v.status.as_ref().map_or("", |s| s.name.as_str())),
         ),
         (
             "teams",
-            Value::Array(nodes(v, "teams").iter().map(|t| team(Some(t))).collect()),
+            Value::Array(
+                nodes(v.teams.as_ref())
+                    .iter()
+                    .map(|t| team(Some(t)))
+                    .collect(),
+            ),
         ),
     ])
 }
 
-pub(crate) fn state(v: &Value) -> Value {
+pub(crate) fn state(v: &WorkflowState<'_>) -> Value {
     object([
-        ("id", string(v, "id")),
-        ("name", string(v, "name")),
-        ("type", string(v, "type")),
-        ("color", string(v, "color")),
-        (
-            "position",
-            Value::from(v.get("position").and_then(Value::as_f64).unwrap_or(0.0)),
-        ),
-        ("team", team(v.get("team"))),
+        ("id", string(&v.id)),
+        ("name", string(&v.name)),
+        ("type", string(&v.kind)),
+        ("color", string(&v.color)),
+        ("position", Value::from(v.position.unwrap_or(0.0))),
+        ("team", team(v.team.as_ref())),
     ])
 }
 
