@@ -76,18 +76,23 @@ pub struct AuditEvent {
     pub redactions: Option<usize>,
 }
 
-/// One line of the log, fields in key order so serde writes the canonical form directly (the
-/// same bytes [`canonical_json`] gives for the parsed line, which is what [`verify`] checks).
+/// One line of the log, in two halves around `hash` with fields in key order, so serde writes
+/// the canonical form directly (the same bytes [`canonical_json`] gives for the parsed line,
+/// which is what [`verify`] checks) and the line is serialized once: the hash covers the halves
+/// joined, and the written line is the halves with `hash` between them.
 #[derive(Serialize)]
-struct Record<'a> {
+struct RecordHead<'a> {
     action: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     args: Option<&'a RawValue>,
     args_sha256: Option<&'a str>,
     client_id: Option<&'a str>,
     decision: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    hash: Option<&'a str>,
+}
+
+/// The fields after `hash`; see [`RecordHead`].
+#[derive(Serialize)]
+struct RecordTail<'a> {
     instance: &'a str,
     latency_ms: Option<f64>,
     outcome: &'a str,
@@ -188,7 +193,19 @@ fn write_canonical(v: &Value, out: &mut String) {
 }
 
 fn sha256_hex(s: &str) -> String {
-    hex::encode(Sha256::digest(s.as_bytes()))
+    let mut hasher = Sha256::new();
+    hasher.update(s.as_bytes());
+    hex_digest(hasher)
+}
+
+/// The digest in lower-case hex, written straight into its buffer (`hex::encode` builds the
+/// string a character at a time).
+fn hex_digest(hasher: Sha256) -> String {
+    let mut out = [0u8; 64];
+    let digest = hasher.finalize();
+    // 32 bytes always fit 64 hex digits.
+    let _ = hex::encode_to_slice(digest, &mut out);
+    out.iter().map(|&b| char::from(b)).collect()
 }
 
 /// The hash a record must carry: over everything but `hash`.
@@ -295,13 +312,14 @@ impl AuditLog {
         };
         let time = rfc3339(ms);
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let mut record = Record {
+        let head = RecordHead {
             action: &event.action,
             args: stored_args.as_deref(),
             args_sha256: args_sha256.as_deref(),
             client_id: event.client_id.as_deref(),
             decision: &event.decision,
-            hash: None,
+        };
+        let tail = RecordTail {
             instance: &event.instance,
             latency_ms: event.latency_ms,
             outcome: &event.outcome,
@@ -315,10 +333,22 @@ impl AuditLog {
             upstream_status: event.upstream_status,
             user: event.user.as_deref(),
         };
-        let hash =
-            sha256_hex(&serde_json::to_string(&record).map_err(|e| self.io_error(e.into()))?);
-        record.hash = Some(&hash);
-        let mut line = serde_json::to_vec(&record).map_err(|e| self.io_error(e.into()))?;
+        let mut head = serde_json::to_vec(&head).map_err(|e| self.io_error(e.into()))?;
+        let tail = serde_json::to_vec(&tail).map_err(|e| self.io_error(e.into()))?;
+        // `{head…}` + `{tail…}` → `{head…,tail…}`: both are non-empty objects.
+        head.pop();
+        head.push(b',');
+        let fields = tail.get(1..).unwrap_or_default();
+        let mut hasher = Sha256::new();
+        hasher.update(&head);
+        hasher.update(fields);
+        let hash = hex_digest(hasher);
+        let mut line = head;
+        line.reserve(fields.len() + hash.len() + 12);
+        line.extend_from_slice(b"\"hash\":\"");
+        line.extend_from_slice(hash.as_bytes());
+        line.extend_from_slice(b"\",");
+        line.extend_from_slice(fields);
         line.push(b'\n');
         // One write of the whole line: with O_APPEND, concurrent writers and a kill mid-call
         // leave either the whole line or (rarely) a torn tail that open() truncates.
