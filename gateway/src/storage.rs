@@ -107,6 +107,11 @@ impl Storage {
         let pool = AnyPoolOptions::new()
             .max_connections(if is_sqlite { 4 } else { 16 })
             .acquire_timeout(Duration::from_secs(10))
+            // A SQLite connection is a handle on a local file and cannot drop like a socket; the
+            // liveness ping sqlx sends before each use would cost a round trip to the
+            // connection's worker thread on every query (a session lookup per MCP request).
+            // PostgreSQL connections keep it, to notice a restarted server.
+            .test_before_acquire(!is_sqlite)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if is_sqlite {
