@@ -20,7 +20,7 @@ use crate::{
     policy::PolicyStage,
     redact::RedactStage,
     router::{Catalog, CatalogInstance},
-    session::SqlSessionStore,
+    session::{SessionTiming, SqlSessionStore},
     storage::{Storage, StorageError},
     transport::{
         HostGuard,
@@ -419,11 +419,17 @@ pub async fn start(
         max_body_bytes: config.server.max_body_bytes,
         sse_keep_alive: config.server.sse_keep_alive,
         legacy_sse: config.server.legacy_sse,
-        session_idle_timeout: config.server.session_idle_timeout,
     };
-    let sessions = Arc::new(SqlSessionStore::new(storage));
+    let sessions = Arc::new(SqlSessionStore::new(
+        storage,
+        SessionTiming {
+            idle_timeout: config.server.session_idle_timeout,
+            recheck: config.server.session_recheck,
+        },
+    ));
     spawn_session_sweep(
         sessions.clone(),
+        prepared.gateway.clone(),
         config.server.session_idle_timeout,
         shutdown.clone(),
     );
@@ -514,6 +520,7 @@ pub fn effective_public_url(url: &str, addr: SocketAddr) -> String {
 /// Ends idle sessions every few minutes (on every replica; the deletes are idempotent).
 fn spawn_session_sweep(
     sessions: Arc<SqlSessionStore>,
+    gateway: Arc<Gateway>,
     idle: std::time::Duration,
     stop: CancellationToken,
 ) {
@@ -528,6 +535,7 @@ fn spawn_session_sweep(
                 _ = ticker.tick() => {}
                 () = stop.cancelled() => return,
             }
+            gateway.session_logs().prune(idle);
             match sessions.sweep(idle).await {
                 Ok(0) => {}
                 Ok(swept) => tracing::info!(swept, "ended idle sessions"),

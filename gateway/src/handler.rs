@@ -29,7 +29,7 @@ mod cursor;
 mod logging;
 
 pub use call::{CallScope, Notify};
-use logging::ClientLog;
+pub use logging::{ClientLog, SessionLogs};
 
 /// Settings the handler needs from `[server]`.
 #[derive(Debug, Clone)]
@@ -44,6 +44,7 @@ pub struct Gateway {
     stages: Stages,
     broker: Arc<dyn CredentialBroker>,
     settings: HandlerSettings,
+    session_logs: SessionLogs,
 }
 
 /// The stages around the adapter call: decide before it, mask and record after it.
@@ -64,6 +65,8 @@ impl Default for PolicyStage {
 #[derive(Clone)]
 pub struct McpHandler {
     gateway: Arc<Gateway>,
+    /// The log threshold of a session without a Streamable HTTP session id (stdio, legacy
+    /// SSE); sessions with one keep theirs in [`Gateway::session_logs`].
     log: ClientLog,
 }
 
@@ -81,7 +84,13 @@ impl Gateway {
             stages,
             broker,
             settings,
+            session_logs: SessionLogs::default(),
         })
+    }
+
+    /// Log thresholds of Streamable HTTP sessions, by session id.
+    pub fn session_logs(&self) -> &SessionLogs {
+        &self.session_logs
     }
 
     /// The policy stage in force (for admin views and tests).
@@ -118,6 +127,17 @@ fn supports_url_elicitation(context: &RequestContext<RoleServer>) -> bool {
         .client_capabilities()
         .and_then(|capabilities| capabilities.elicitation)
         .is_some_and(|elicitation| elicitation.url.is_some())
+}
+
+/// The Streamable HTTP session the request belongs to.
+fn session_id(context: &RequestContext<RoleServer>) -> Option<&str> {
+    context
+        .extensions
+        .get::<http::request::Parts>()?
+        .headers
+        .get("mcp-session-id")?
+        .to_str()
+        .ok()
 }
 
 fn traceparent(context: &RequestContext<RoleServer>) -> Option<String> {
@@ -216,11 +236,11 @@ impl ServerHandler for McpHandler {
             traceparent: traceparent(&context),
             cancel: context.ct.clone(),
             url_elicitation: supports_url_elicitation(&context),
-            notify: Some(Notify {
+            notify: Notify::Peer {
                 progress_token: context.meta.get_progress_token(),
                 peer: context.peer.clone(),
-                log: self.log.clone(),
-            }),
+                log: self.log_of(&context),
+            },
         };
         self.gateway.call_tool(request, &scope).await
     }
@@ -229,9 +249,21 @@ impl ServerHandler for McpHandler {
     async fn set_level(
         &self,
         request: rmcp::model::SetLevelRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        self.log.set_level(request.level);
+        match session_id(&context) {
+            Some(session) => self.gateway.session_logs.set(session, request.level),
+            None => self.log.set_level(request.level),
+        }
         Ok(())
+    }
+}
+
+impl McpHandler {
+    fn log_of(&self, context: &RequestContext<RoleServer>) -> ClientLog {
+        match session_id(context) {
+            Some(session) => self.gateway.session_logs.get(session),
+            None => self.log.clone(),
+        }
     }
 }

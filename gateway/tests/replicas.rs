@@ -1,19 +1,23 @@
 //! Sessions are not bound to one process: two `manifold` processes sharing one config (and so one
-//! database) serve one session's requests alternately, and a session ended on one is gone on
-//! both. Runs on SQLite, and on PostgreSQL when `MANIFOLD_TEST_POSTGRES_URL` is set (CI sets it).
+//! database) serve one session's requests alternately, and a session ended on one is gone there
+//! at once and on the other within `server.session_recheck` (at once when it is `0s`). Runs on
+//! SQLite, and on PostgreSQL when `MANIFOLD_TEST_POSTGRES_URL` is set (CI sets it).
 #![allow(clippy::unwrap_used)]
 
 mod support;
 
+use std::time::{Duration, Instant};
+
 use serde_json::json;
 use support::{open_session, post, process::GatewayProcess};
 
-fn config(dir: &std::path::Path) -> std::path::PathBuf {
+fn config(dir: &std::path::Path, recheck: &str) -> std::path::PathBuf {
     let path = dir.join("manifold.toml");
     let text = format!(
         r#"
 [server]
 listen = "127.0.0.1:0"
+session_recheck = "{recheck}"
 [storage]
 data_dir = "{}"
 [adapters.linear]
@@ -28,9 +32,9 @@ token = "lin_api_sandbox_alice"
     path
 }
 
-async fn alternate_one_session(env: &[(&str, &str)]) {
+async fn alternate_one_session(env: &[(&str, &str)], recheck: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path());
+    let config = config(dir.path(), recheck);
     let replicas = [
         GatewayProcess::serve(&config, env),
         GatewayProcess::serve(&config, env),
@@ -74,19 +78,38 @@ async fn alternate_one_session(env: &[(&str, &str)]) {
         .await
         .unwrap();
     assert!(ended.status().is_success());
-    for replica in &replicas {
-        let ping = r#"{"jsonrpc":"2.0","id":9,"method":"ping"}"#;
-        let (status, ..) = post(&client, &replica.url, &headers, ping).await;
-        assert_eq!(
-            status, 404,
-            "an ended session must be gone on every replica"
-        );
+    let ping = r#"{"jsonrpc":"2.0","id":9,"method":"ping"}"#;
+    let echo = r#"{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"linear_list_teams","arguments":{}}}"#;
+    for body in [ping, echo] {
+        let (status, ..) = post(&client, &replicas[1].url, &headers, body).await;
+        assert_eq!(status, 404, "ended on this replica: gone at once");
+    }
+    // The other replica trusted its last look at the session for up to `recheck`.
+    let strict = recheck == "0s";
+    let deadline = Instant::now() + Duration::from_secs(3);
+    for body in [echo, ping] {
+        loop {
+            let (status, ..) = post(&client, &replicas[0].url, &headers, body).await;
+            if status == 404 {
+                break;
+            }
+            assert!(
+                !strict && Instant::now() < deadline,
+                "an ended session must be gone on every replica (recheck {recheck}): {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
 #[tokio::test]
 async fn two_processes_serve_one_session_on_sqlite() {
-    alternate_one_session(&[]).await;
+    alternate_one_session(&[], "1s").await;
+}
+
+#[tokio::test]
+async fn with_recheck_zero_an_ended_session_is_gone_on_every_replica_at_once() {
+    alternate_one_session(&[], "0s").await;
 }
 
 #[tokio::test]
@@ -99,5 +122,5 @@ async fn two_processes_serve_one_session_on_postgres() {
         eprintln!("MANIFOLD_TEST_POSTGRES_URL not set: PostgreSQL run skipped outside CI");
         return;
     };
-    alternate_one_session(&[("MANIFOLD_STORAGE__URL", &url)]).await;
+    alternate_one_session(&[("MANIFOLD_STORAGE__URL", &url)], "1s").await;
 }

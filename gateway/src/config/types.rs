@@ -67,6 +67,12 @@ pub struct ServerConfig {
     #[serde(with = "humantime_serde")]
     #[schemars(with = "String")]
     pub session_idle_timeout: Duration,
+    /// How long a replica trusts its last look at a session in the shared database before
+    /// asking again. A session ended on this replica is gone here at once; one ended on another
+    /// replica is gone here within this time. `0s` asks the database on every request.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub session_recheck: Duration,
 }
 
 impl Default for ServerConfig {
@@ -82,6 +88,7 @@ impl Default for ServerConfig {
             sse_keep_alive: Duration::from_secs(15),
             legacy_sse: true,
             session_idle_timeout: Duration::from_secs(24 * 3600),
+            session_recheck: Duration::from_secs(1),
         }
     }
 }

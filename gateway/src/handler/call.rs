@@ -2,7 +2,10 @@
 //! audit, independent of the transport that carried the request (rmcp's service, or the
 //! stateless fast path of [`crate::transport::stateless`]).
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::{Arc, Mutex},
+    time::Instant,
+};
 
 use manifold_adapters::{CallContext, ToolError};
 use manifold_policy::{Action, Decision, Principal, audit::AuditEvent};
@@ -10,14 +13,17 @@ use rmcp::{
     ErrorData as McpError, Peer, RoleServer,
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock as Content,
-        ProgressNotificationParam, ProgressToken,
+        ProgressNotificationParam, ProgressToken, ServerJsonRpcMessage,
     },
 };
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Gateway, logging::ClientLog};
+use super::{
+    Gateway,
+    logging::{ClientLog, LogTarget},
+};
 use crate::{broker::BrokerError, policy::tool_ref, router::Route};
 
 /// What a tool call needs of the request that carries it.
@@ -29,16 +35,59 @@ pub struct CallScope {
     pub cancel: CancellationToken,
     /// The client declared `capabilities.elicitation.url`.
     pub url_elicitation: bool,
-    /// Where progress and log notifications go; `None` when the transport answers with the
-    /// result alone (a stateless JSON answer has no room for notifications).
-    pub notify: Option<Notify>,
+    /// Where progress and log notifications go.
+    pub notify: Notify,
 }
 
-/// The channel back to the client for notifications during a call.
-pub struct Notify {
-    pub(super) peer: Peer<RoleServer>,
-    pub(super) progress_token: Option<ProgressToken>,
-    pub(super) log: ClientLog,
+/// The way back to the client for notifications during a call.
+pub enum Notify {
+    /// The answer carries the result alone (a stateless JSON answer has no room for more).
+    Silent,
+    /// Out on the request's stream as they happen (rmcp's session service).
+    Peer {
+        peer: Peer<RoleServer>,
+        progress_token: Option<ProgressToken>,
+        log: ClientLog,
+    },
+    /// Log notifications kept for the transport to send ahead of the answer (the session fast
+    /// path, which serves no progress).
+    Collect {
+        log: ClientLog,
+        messages: Mutex<Vec<ServerJsonRpcMessage>>,
+    },
+}
+
+// === impl Notify ===
+
+impl Notify {
+    /// Collects log notifications under the session's threshold `log`.
+    pub fn collect(log: ClientLog) -> Self {
+        Self::Collect {
+            log,
+            messages: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The notifications collected so far, in order.
+    pub fn take_collected(&self) -> Vec<ServerJsonRpcMessage> {
+        match self {
+            Self::Collect { messages, .. } => messages
+                .lock()
+                .map(|mut messages| std::mem::take(&mut *messages))
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
+    async fn warning(&self, data: Value) {
+        match self {
+            Self::Silent => {}
+            Self::Peer { peer, log, .. } => log.warning(LogTarget::Peer(peer), data).await,
+            Self::Collect { log, messages } => {
+                log.warning(LogTarget::Collect(messages), data).await;
+            }
+        }
+    }
 }
 
 /// One audit record's facts besides the route and the caller.
@@ -90,12 +139,18 @@ fn url_elicitation(connection: &str, url: &str, error: &BrokerError) -> McpError
 
 /// Forwards adapter progress to the client in order, when it asked for progress.
 fn progress_sink(
-    notify: Option<&Notify>,
+    notify: &Notify,
 ) -> Option<(manifold_adapters::ProgressSink, tokio::task::JoinHandle<()>)> {
-    let notify = notify?;
-    let token = notify.progress_token.clone()?;
+    let Notify::Peer {
+        peer,
+        progress_token: Some(token),
+        ..
+    } = notify
+    else {
+        return None;
+    };
+    let (token, peer) = (token.clone(), peer.clone());
     let (sender, mut receiver) = mpsc::unbounded_channel::<(f64, Option<f64>, Option<String>)>();
-    let peer = notify.peer.clone();
     let forward = tokio::spawn(async move {
         while let Some((progress, total, message)) = receiver.recv().await {
             let mut param = ProgressNotificationParam::new(token.clone(), progress);
@@ -268,15 +323,10 @@ impl Gateway {
             }
             Err(error) => {
                 tracing::info!(tool = %route.exposed, elapsed_ms, %error, "tool call failed");
-                if let Some(notify) = &scope.notify {
-                    notify
-                        .log
-                        .warning(
-                            &notify.peer,
-                            json!({ "tool": route.exposed, "error": error.to_string() }),
-                        )
-                        .await;
-                }
+                scope
+                    .notify
+                    .warning(json!({ "tool": route.exposed, "error": error.to_string() }))
+                    .await;
                 Ok(CallToolResult::error(vec![Content::text(error.to_string())]).into())
             }
         }
@@ -318,7 +368,7 @@ impl Gateway {
         scope: &CallScope,
         credential: Option<manifold_adapters::Secret>,
     ) -> Result<(CallToolResult, usize), ToolError> {
-        let progress = progress_sink(scope.notify.as_ref());
+        let progress = progress_sink(&scope.notify);
         let ctx = CallContext {
             credential,
             cancel: scope.cancel.child_token(),

@@ -4,14 +4,19 @@
 
 use std::{sync::Arc, time::Duration};
 
-use axum::{Router, extract::DefaultBodyLimit, middleware, routing::get};
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, State},
+    middleware,
+    routing::get,
+};
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    HostGuard, guard,
+    HostGuard, fast_path, guard,
     jsonrpc::{self, BodyLimit},
-    legacy_sse, stateless,
+    legacy_sse,
 };
 use crate::{
     auth::{self, AuthState},
@@ -26,7 +31,6 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     pub sse_keep_alive: Duration,
     pub legacy_sse: bool,
-    pub session_idle_timeout: Duration,
 }
 
 /// The gateway's routes, ready for `axum::serve`.
@@ -51,25 +55,27 @@ pub fn router(
     let factory_gateway = gateway.clone();
     let mcp = StreamableHttpService::new(
         move || Ok(factory_gateway.handler()),
-        Arc::new(SharedSessionManager::new(
-            sessions,
-            settings.session_idle_timeout,
-        )),
+        Arc::new(SharedSessionManager::new(sessions.clone())),
         config,
     );
-    let fast = stateless::FastPath {
+    let fast = fast_path::FastPath {
         gateway: gateway.clone(),
+        sessions: sessions.clone(),
+        in_flight: fast_path::InFlight::default(),
         shutdown: shutdown.clone(),
     };
     let mut mcp = Router::new()
         .fallback_service(mcp)
         // Inside the body guard: sees only well-formed bodies within the limit.
-        .layer(middleware::from_fn_with_state(fast, stateless::serve))
+        .layer(middleware::from_fn_with_state(fast, fast_path::serve))
         .layer(middleware::from_fn_with_state(
             BodyLimit(settings.max_body_bytes),
             jsonrpc::enforce,
         ))
-        .layer(middleware::from_fn(session_ended_status));
+        .layer(middleware::from_fn_with_state(
+            gateway.clone(),
+            session_ended_status,
+        ));
     // Authentication runs before anything else of /mcp, so an unauthenticated request learns
     // nothing but the challenge.
     if let Some((state, _)) = &auth {
@@ -105,13 +111,27 @@ pub fn router(
 
 /// rmcp answers a successful `DELETE /mcp` with 202; clients (the Python SDK among them) expect
 /// the 200/204 family for a completed deletion, and nothing remains pending, so say 204.
+/// The session's log threshold goes with it.
 async fn session_ended_status(
+    State(gateway): State<Arc<Gateway>>,
     request: axum::extract::Request,
     next: middleware::Next,
 ) -> axum::response::Response {
-    let is_delete = request.method() == axum::http::Method::DELETE;
+    let ended = (request.method() == axum::http::Method::DELETE)
+        .then(|| {
+            request
+                .headers()
+                .get("mcp-session-id")?
+                .to_str()
+                .ok()
+                .map(str::to_owned)
+        })
+        .flatten();
     let mut response = next.run(request).await;
-    if is_delete && response.status() == axum::http::StatusCode::ACCEPTED {
+    if let Some(session) = ended
+        && response.status() == axum::http::StatusCode::ACCEPTED
+    {
+        gateway.session_logs().forget(&session);
         *response.status_mut() = axum::http::StatusCode::NO_CONTENT;
     }
     response

@@ -11,8 +11,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use rmcp::model::{
-    CallToolRequestParams, ClientJsonRpcMessage, ClientRequest, InitializeRequestParams,
-    PaginatedRequestParams, RequestId,
+    CallToolRequestParams, CancelledNotificationParam, ClientJsonRpcMessage, ClientRequest,
+    InitializeRequestParams, PaginatedRequestParams, RequestId,
 };
 use serde_json::{Value, json};
 
@@ -38,11 +38,28 @@ const KNOWN_METHODS: &[&str] = &[
 ];
 
 /// A well-formed `tools/call` as the guard parsed it, left in the request's extensions so the
-/// stateless fast path need not parse the body again.
+/// fast paths need not parse the body again.
 #[derive(Debug, Clone)]
 pub(super) struct CheckedCall {
     pub id: RequestId,
     pub params: CallToolRequestParams,
+}
+
+/// A well-formed `notifications/cancelled` naming a request, left in the request's extensions
+/// so the session fast path can cancel a call it is serving.
+#[derive(Debug, Clone)]
+pub(super) struct CheckedCancel {
+    pub request_id: RequestId,
+}
+
+/// What the guard learnt of a body it let through.
+#[derive(Debug)]
+// Built once per request and moved straight into the extensions: boxing the call would only add
+// an allocation to every `tools/call`.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Checked {
+    Call(CheckedCall),
+    Cancel(CheckedCancel),
 }
 
 /// The body limit, shared with the MCP server's own.
@@ -95,9 +112,20 @@ struct Envelope<'a> {
 /// Why a body cannot be handed to the MCP server. The common case — a well-formed `tools/call`
 /// or a method this server does not know — costs one borrowed parse; everything else gets the
 /// full typed check, and a body that fails is taken apart to say what is wrong.
-pub(super) fn check(body: &[u8]) -> Result<Option<CheckedCall>, Rejection> {
-    if let Ok(envelope) = serde_json::from_slice::<Envelope<'_>>(body)
-        && envelope.jsonrpc.as_deref() == Some("2.0")
+pub(super) fn check(body: &[u8]) -> Result<Option<Checked>, Rejection> {
+    let envelope = serde_json::from_slice::<Envelope<'_>>(body)
+        .ok()
+        .filter(|envelope| envelope.jsonrpc.as_deref() == Some("2.0"));
+    if let Some(envelope) = &envelope
+        && envelope.id.is_none()
+        && envelope.method.as_deref() == Some("notifications/cancelled")
+        && let Some(params) = envelope.params
+        && let Ok(params) = serde_json::from_str::<CancelledNotificationParam>(params.get())
+        && let Some(request_id) = params.request_id
+    {
+        return Ok(Some(Checked::Cancel(CheckedCancel { request_id })));
+    }
+    if let Some(envelope) = envelope
         && let Some(id) = envelope.id.filter(|id| is_valid_id(id.get()))
     {
         match envelope.method.as_deref() {
@@ -105,7 +133,7 @@ pub(super) fn check(body: &[u8]) -> Result<Option<CheckedCall>, Rejection> {
                 let params = envelope.params.map_or("null", |p| p.get());
                 if let Ok(params) = serde_json::from_str::<CallToolRequestParams>(params) {
                     let id = serde_json::from_str::<RequestId>(id.get()).ok();
-                    return Ok(id.map(|id| CheckedCall { id, params }));
+                    return Ok(id.map(|id| Checked::Call(CheckedCall { id, params })));
                 }
             }
             Some(method) if !KNOWN_METHODS.contains(&method) => return Ok(None),
@@ -243,8 +271,14 @@ pub async fn enforce(State(limit): State<BodyLimit>, request: Request, next: Nex
         Err(rejection) => return rejection.into_response(),
     };
     let mut request = Request::from_parts(parts, Body::from(bytes));
-    if let Some(call) = checked {
-        request.extensions_mut().insert(call);
+    match checked {
+        Some(Checked::Call(call)) => {
+            request.extensions_mut().insert(call);
+        }
+        Some(Checked::Cancel(cancel)) => {
+            request.extensions_mut().insert(cancel);
+        }
+        None => {}
     }
     next.run(request).await
 }

@@ -1,94 +1,33 @@
-//! The stateless fast path: a plain `tools/call` of protocol 2026-07-28 (no session, no progress
-//! token, nothing but its answer expected) is served straight from the HTTP request, without
-//! rmcp's per-request service — whose serve loop, four spawned tasks and channels cost more than
-//! the rest of the gateway together. Any request this path is not sure about goes on to rmcp
-//! unchanged, so the protocol's rules and their error answers stay rmcp's; answers are built from
-//! rmcp's own message types, so both paths send the same bytes.
-
-use std::sync::Arc;
+//! The stateless fast path: a plain `tools/call` of protocol 2026-07-28 — no session, no
+//! progress token, nothing but its answer expected — answered with one JSON message.
 
 use axum::{
-    body::Bytes,
-    extract::{Request, State},
-    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
-    middleware::Next,
-    response::{IntoResponse, Response},
+    http::{HeaderMap, StatusCode},
+    response::Response,
 };
 use manifold_policy::Principal;
-use rmcp::model::{ErrorCode, JsonRpcMessage, ProtocolVersion, ServerResult};
-use tokio_util::sync::CancellationToken;
+use rmcp::model::{ErrorCode, JsonRpcMessage, ProtocolVersion, ServerJsonRpcMessage, ServerResult};
 
-use super::jsonrpc::CheckedCall;
-use crate::handler::{CallScope, Gateway};
+use super::{FastPath, json_answer, single, traceparent};
+use crate::{
+    handler::{CallScope, Notify},
+    transport::jsonrpc::CheckedCall,
+};
 
 /// The one protocol version served here: the stateless era's.
 const VERSION: &str = "2026-07-28";
 
-/// What the fast path needs: the handler and the gateway's shutdown signal.
-#[derive(Clone)]
-pub struct FastPath {
-    pub gateway: Arc<Gateway>,
-    pub shutdown: CancellationToken,
+/// A request this path serves: see [`headers_fit`] and [`call_fits`].
+pub(super) fn fits(call: &CheckedCall, headers: &HeaderMap) -> bool {
+    headers_fit(headers) && call_fits(call, headers)
 }
 
-/// axum middleware for `/mcp`, after the body guard: answers what it can, passes on the rest.
-pub async fn serve(State(fast): State<FastPath>, mut request: Request, next: Next) -> Response {
-    if request.method() != Method::POST || !headers_fit(request.headers()) {
-        return next.run(request).await;
-    }
-    // The body guard parsed a well-formed `tools/call` and left it here.
-    let Some(call) = request.extensions_mut().remove::<CheckedCall>() else {
-        return next.run(request).await;
-    };
-    if !call_fits(&call, request.headers()) {
-        return next.run(request).await;
-    }
-    let principal = request
-        .extensions()
-        .get::<Principal>()
-        .cloned()
-        .unwrap_or_default();
-    answer(&fast, call, principal, request.headers()).await
-}
-
-/// The headers of a request this path may serve; see [`call_request`] for the body.
+/// The headers of a request this path may serve, besides [`super::common_headers_fit`].
 fn headers_fit(headers: &HeaderMap) -> bool {
     single(headers, "mcp-protocol-version").is_some_and(|v| v == VERSION)
         && !headers.contains_key("mcp-session-id")
         && single(headers, "mcp-method").is_some_and(|v| v == "tools/call")
         && single(headers, "mcp-name").is_some()
-        && accepts_json_and_sse(headers)
-        && single(headers, header::CONTENT_TYPE.as_str()).is_some_and(|v| {
-            v.as_bytes()
-                .split(|b| *b == b';')
-                .next()
-                .is_some_and(|essence| essence.trim_ascii().eq_ignore_ascii_case(b"application/json"))
-        })
-        // Tool parameters mirrored into headers (SEP-2243) are rmcp's to check.
-        && !headers.keys().any(|name| name.as_str().starts_with("mcp-param-"))
-}
-
-/// The header's value when it is present exactly once.
-fn single<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h HeaderValue> {
-    let mut values = headers.get_all(name).iter();
-    let first = values.next()?;
-    values.next().is_none().then_some(first)
-}
-
-/// Streamable HTTP requires clients to accept both answer forms.
-fn accepts_json_and_sse(headers: &HeaderMap) -> bool {
-    let (mut json, mut sse) = (false, false);
-    for value in headers.get_all(header::ACCEPT) {
-        let Ok(value) = value.to_str() else {
-            return false;
-        };
-        for range in value.split(',') {
-            let essence = range.split(';').next().unwrap_or_default().trim();
-            json |= essence.eq_ignore_ascii_case("application/json");
-            sse |= essence.eq_ignore_ascii_case("text/event-stream");
-        }
-    }
-    json && sse
 }
 
 /// A `tools/call` this path serves: the era's required `_meta` keys present and agreeing with
@@ -110,53 +49,41 @@ fn call_fits(call: &CheckedCall, headers: &HeaderMap) -> bool {
         && params.request_state.is_none()
 }
 
-async fn answer(
+pub(super) async fn answer(
     fast: &FastPath,
     call: CheckedCall,
     principal: Principal,
     headers: &HeaderMap,
 ) -> Response {
-    let meta = call.params.meta.as_ref();
-    let traceparent = meta
-        .and_then(|meta| meta.get_traceparent().map(str::to_owned))
-        .or_else(|| {
-            headers
-                .get("traceparent")
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_owned)
-        });
-    let url_elicitation = meta
+    let url_elicitation = call
+        .params
+        .meta
+        .as_ref()
         .and_then(|meta| meta.client_capabilities())
         .and_then(|capabilities| capabilities.elicitation)
         .is_some_and(|elicitation| elicitation.url.is_some());
     let scope = CallScope {
         principal,
-        traceparent,
+        traceparent: traceparent(&call.params, headers),
         cancel: fast.shutdown.child_token(),
         url_elicitation,
-        notify: None,
+        notify: Notify::Silent,
     };
     let id = call.id;
-    let (message, status) = match fast.gateway.call_tool(call.params, &scope).await {
-        Ok(result) => (
-            JsonRpcMessage::response(ServerResult::from(result), id),
-            StatusCode::OK,
-        ),
-        Err(error) => {
-            let status = error_status(error.code);
-            (JsonRpcMessage::error(error, Some(id)), status)
-        }
-    };
-    let message: rmcp::model::ServerJsonRpcMessage = message;
-    match serde_json::to_vec(&message) {
-        Ok(body) => (
-            status,
-            [(header::CONTENT_TYPE, "application/json")],
-            Bytes::from(body),
-        )
-            .into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
+    let (message, status): (ServerJsonRpcMessage, _) =
+        match fast.gateway.call_tool(call.params, &scope).await {
+            Ok(result) => {
+                // As rmcp's handler does for this era.
+                let mut result = ServerResult::from(result);
+                result.fill_missing_cache_hints();
+                (JsonRpcMessage::response(result, id), StatusCode::OK)
+            }
+            Err(error) => {
+                let status = error_status(error.code);
+                (JsonRpcMessage::error(error, Some(id)), status)
+            }
+        };
+    json_answer(status, &message)
 }
 
 /// The HTTP status of a JSON-RPC error on the stateless path, as rmcp maps it.
@@ -172,7 +99,10 @@ fn error_status(code: ErrorCode) -> StatusCode {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::{HeaderValue, header};
+
     use super::*;
+    use crate::transport::jsonrpc::{Checked, check};
 
     const META: &str = r#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"t","version":"1"}}"#;
 
@@ -198,8 +128,8 @@ mod tests {
 
     /// The body guard parsed `body` as a `tools/call` and it fits this path.
     fn fits(body: &str) -> bool {
-        match super::super::jsonrpc::check(body.as_bytes()) {
-            Ok(Some(call)) => call_fits(&call, &headers(&[], &[])),
+        match check(body.as_bytes()) {
+            Ok(Some(Checked::Call(call))) => call_fits(&call, &headers(&[], &[])),
             _ => false,
         }
     }
@@ -213,6 +143,7 @@ mod tests {
     #[test]
     fn serves_only_plain_stateless_calls() {
         let plain = body(META, "");
+        let headers_fit = |h: &HeaderMap| super::super::common_headers_fit(h) && headers_fit(h);
         assert!(headers_fit(&headers(&[], &[])));
         assert!(fits(&plain));
 

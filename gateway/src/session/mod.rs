@@ -1,0 +1,11 @@
+//! The session stage: MCP sessions (protocol versions up to 2025-11-25) live in the shared
+//! database, so any replica serves any request. Each replica trusts its last look at a session
+//! for `server.session_recheck` before asking the database again ([`store`]), and keeps rmcp's
+//! live copy in memory, restored from the database when a session it has not seen arrives
+//! ([`manager`]).
+
+mod manager;
+mod store;
+
+pub use manager::{SessionError, SharedSessionManager};
+pub use store::{LiveSession, LookupError, SessionTiming, SqlSessionStore};

@@ -1,0 +1,185 @@
+//! The session fast path: a plain `tools/call` inside a 2024-11-05 … 2025-11-25 session (no
+//! progress token, no per-request protocol version) is served without rmcp's per-session worker.
+//! The session is looked up in the shared store as rmcp's own path does (an unknown or ended
+//! one goes on to rmcp, which answers 404); the call is registered so that the
+//! `notifications/cancelled` naming it, which arrives on another POST, drops it; and the answer
+//! is one JSON message, or an SSE stream when log notifications go ahead of it.
+
+use std::sync::Arc;
+
+use axum::{
+    body::Bytes,
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use dashmap::{DashMap, mapref::entry::Entry};
+use manifold_policy::Principal;
+use rmcp::model::{
+    ErrorCode, ErrorData, JsonRpcMessage, RequestId, ServerJsonRpcMessage, ServerResult,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::{FastPath, json_answer, single, traceparent};
+use crate::{
+    handler::{CallScope, Notify},
+    session::LiveSession,
+    transport::jsonrpc::{CheckedCall, CheckedCancel},
+};
+
+/// The protocol versions that have sessions. A request without the version header is of
+/// 2025-03-26, as the specification says (and rmcp assumes).
+const SESSION_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+
+/// The calls this replica serves on the fast path, by session and request id, so a
+/// `notifications/cancelled` can reach them.
+#[derive(Clone, Default)]
+pub struct InFlight(Arc<DashMap<(String, RequestId), CancellationToken>>);
+
+/// A request this path serves, and its session.
+pub(super) struct Fit {
+    session_id: String,
+    session: LiveSession,
+}
+
+/// Removes a call from [`InFlight`] when it ends, however it ends (the client may go away).
+struct Registration<'a> {
+    in_flight: &'a InFlight,
+    key: Option<(String, RequestId)>,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.in_flight.0.remove(&key);
+        }
+    }
+}
+
+/// The session when this path serves the request: headers and `_meta` as a session request
+/// has them, nothing that needs more than one answer, and a session the store has.
+pub(super) async fn fits(fast: &FastPath, call: &CheckedCall, headers: &HeaderMap) -> Option<Fit> {
+    let session_id = single(headers, "mcp-session-id")?.to_str().ok()?;
+    let version_fits = match headers.get_all("mcp-protocol-version").iter().count() {
+        0 => true,
+        1 => single(headers, "mcp-protocol-version")
+            .is_some_and(|v| SESSION_VERSIONS.iter().any(|known| v == known)),
+        _ => false,
+    };
+    // SEP-2243 headers are optional here; when sent, they must agree with the body.
+    let method_fits = match headers.get_all("mcp-method").iter().count() {
+        0 => true,
+        1 => single(headers, "mcp-method").is_some_and(|v| v == "tools/call"),
+        _ => false,
+    };
+    let name_fits = match headers.get_all("mcp-name").iter().count() {
+        0 => true,
+        1 => {
+            single(headers, "mcp-name").is_some_and(|v| v.as_bytes() == call.params.name.as_bytes())
+        }
+        _ => false,
+    };
+    let params = &call.params;
+    let body_fits = params.meta.as_ref().is_none_or(|meta| {
+        meta.protocol_version().is_none() && meta.get_progress_token().is_none()
+    }) && params.input_responses.is_none()
+        && params.request_state.is_none();
+    if !(version_fits && method_fits && name_fits && body_fits) {
+        return None;
+    }
+    // Unknown, ended, or a store that cannot answer: rmcp says so (404, 500).
+    let session = fast.sessions.live(session_id).await.ok()??;
+    Some(Fit {
+        session_id: session_id.to_owned(),
+        session,
+    })
+}
+
+pub(super) async fn answer(
+    fast: &FastPath,
+    fit: Fit,
+    call: CheckedCall,
+    principal: Principal,
+    headers: &HeaderMap,
+) -> Response {
+    let id = call.id;
+    let cancel = fast.shutdown.child_token();
+    let key = (fit.session_id, id.clone());
+    let session_id = key.0.clone();
+    let _registration = match fast.in_flight.0.entry(key) {
+        Entry::Occupied(_) => {
+            let error = ErrorData::new(
+                ErrorCode::INVALID_REQUEST,
+                "a request with this id is already in progress in this session",
+                None,
+            );
+            return json_answer(StatusCode::OK, &JsonRpcMessage::error(error, Some(id)));
+        }
+        Entry::Vacant(slot) => {
+            let key = slot.key().clone();
+            slot.insert(cancel.clone());
+            Registration {
+                in_flight: &fast.in_flight,
+                key: Some(key),
+            }
+        }
+    };
+    let scope = CallScope {
+        principal,
+        traceparent: traceparent(&call.params, headers),
+        cancel,
+        url_elicitation: fit.session.url_elicitation,
+        notify: Notify::collect(fast.gateway.session_logs().get(&session_id)),
+    };
+    let message: ServerJsonRpcMessage = match fast.gateway.call_tool(call.params, &scope).await {
+        Ok(result) => {
+            // The shape older peers know, as rmcp's handler sends it to them.
+            let mut result = ServerResult::from(result);
+            result.strip_result_type_for_legacy_peer();
+            result.strip_non_object_output_for_legacy_peer();
+            JsonRpcMessage::response(result, id)
+        }
+        Err(error) => JsonRpcMessage::error(error, Some(id)),
+    };
+    let notes = scope.notify.take_collected();
+    if notes.is_empty() {
+        json_answer(StatusCode::OK, &message)
+    } else {
+        sse_answer(&notes, &message)
+    }
+}
+
+/// Cancels a call this replica serves on the fast path; `None` for any other request, which
+/// rmcp's session handles (it may be one of rmcp's own, or already finished).
+pub(super) fn cancel(
+    fast: &FastPath,
+    cancel: &CheckedCancel,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    let session_id = single(headers, "mcp-session-id")?.to_str().ok()?;
+    let key = (session_id.to_owned(), cancel.request_id.clone());
+    let (_, token) = fast.in_flight.0.remove(&key)?;
+    token.cancel();
+    Some(StatusCode::ACCEPTED.into_response())
+}
+
+/// Notifications, then the answer, as one SSE stream. Events carry no ids: the stream is
+/// complete when sent, so there is nothing to resume.
+fn sse_answer(notes: &[ServerJsonRpcMessage], message: &ServerJsonRpcMessage) -> Response {
+    let mut body = Vec::with_capacity(512);
+    for item in notes.iter().chain(std::iter::once(message)) {
+        body.extend_from_slice(b"event: message\ndata: ");
+        if serde_json::to_writer(&mut body, item).is_err() {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+        body.extend_from_slice(b"\n\n");
+    }
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Bytes::from(body),
+    )
+        .into_response()
+}
