@@ -21,6 +21,14 @@ fn call(id: u64, name: &str, arguments: &Value, progress: Option<&str>) -> Strin
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}).to_string()
 }
 
+/// The headers of a request in `session`.
+fn in_session<'a>(session: &'a str, version: &'a str) -> [(&'static str, &'a str); 2] {
+    [
+        ("mcp-session-id", session),
+        ("mcp-protocol-version", version),
+    ]
+}
+
 fn content_type(headers: &reqwest::header::HeaderMap) -> String {
     headers["content-type"].to_str().unwrap().to_owned()
 }
@@ -54,10 +62,7 @@ async fn session_calls_answer_alike_on_the_fast_path_and_through_rmcp() {
     let mut id = 0;
     for version in SESSION_VERSIONS {
         let session = open_session(&client, &gw.url(), version).await;
-        let headers = [
-            ("mcp-session-id", session.as_str()),
-            ("mcp-protocol-version", version),
-        ];
+        let headers = in_session(&session, version);
         for (tool, arguments) in &cases {
             id += 1;
             let (fast_status, fast_headers, fast, fast_text) = post(
@@ -120,20 +125,8 @@ async fn the_log_level_a_session_set_applies_on_the_fast_path_and_only_to_it() {
     let loud = open_session(&client, &gw.url(), version).await;
     let set_level =
         r#"{"jsonrpc":"2.0","id":1,"method":"logging/setLevel","params":{"level":"error"}}"#;
-    let headers = |session: &str| {
-        [
-            ("mcp-session-id", session.to_owned()),
-            ("mcp-protocol-version", version.to_owned()),
-        ]
-    };
-    let quiet_headers = headers(&quiet);
-    let quiet_headers: Vec<(&str, &str)> = quiet_headers
-        .iter()
-        .map(|(k, v)| (*k, v.as_str()))
-        .collect();
-    let loud_headers = headers(&loud);
-    let loud_headers: Vec<(&str, &str)> =
-        loud_headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let quiet_headers = in_session(&quiet, version);
+    let loud_headers = in_session(&loud, version);
     let (status, _, answer, _) = post(&client, &gw.url(), &quiet_headers, set_level).await;
     assert_eq!(status, 200);
     assert!(answer_to(&answer, 1).get("error").is_none(), "{answer:?}");
@@ -170,20 +163,14 @@ async fn cancelling_drops_the_adapter_call_on_both_paths() {
             let (client, url, session) = (client.clone(), gw.url(), session.clone());
             let body = call(id, "t_slow", &json!({"millis": 10_000}), progress);
             async move {
-                let headers = [
-                    ("mcp-session-id", session.as_str()),
-                    ("mcp-protocol-version", version),
-                ];
+                let headers = in_session(&session, version);
                 post(&client, &url, &headers, &body).await
             }
         });
         tokio::time::sleep(Duration::from_millis(200)).await;
         let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
                             "params": {"requestId": id, "reason": "stop"}});
-        let headers = [
-            ("mcp-session-id", session.as_str()),
-            ("mcp-protocol-version", version),
-        ];
+        let headers = in_session(&session, version);
         let (status, ..) = post(&client, &gw.url(), &headers, &cancel.to_string()).await;
         assert_eq!(status, 202, "{progress:?}");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
@@ -197,10 +184,7 @@ async fn cancelling_drops_the_adapter_call_on_both_paths() {
         slow.abort();
     }
     // The session is still usable.
-    let headers = [
-        ("mcp-session-id", session.as_str()),
-        ("mcp-protocol-version", version),
-    ];
+    let headers = in_session(&session, version);
     let body = call(50, "t_echo", &json!({"text": "after"}), None);
     let (status, _, answer, _) = post(&client, &gw.url(), &headers, &body).await;
     assert_eq!(status, 200);
@@ -224,10 +208,7 @@ async fn unknown_ended_and_mismatched_requests_get_rmcps_answers() {
     assert_eq!(status, 404, "unknown session");
 
     let session = open_session(&client, &gw.url(), version).await;
-    let headers = [
-        ("mcp-session-id", session.as_str()),
-        ("mcp-protocol-version", version),
-    ];
+    let headers = in_session(&session, version);
     let wrong_version = [
         ("mcp-session-id", session.as_str()),
         ("mcp-protocol-version", "1999-01-01"),
@@ -254,10 +235,7 @@ async fn unknown_ended_and_mismatched_requests_get_rmcps_answers() {
         let (client, url, session, slow) =
             (client.clone(), gw.url(), session.clone(), slow.clone());
         async move {
-            let headers = [
-                ("mcp-session-id", session.as_str()),
-                ("mcp-protocol-version", version),
-            ];
+            let headers = in_session(&session, version);
             post(&client, &url, &headers, &slow).await
         }
     });
