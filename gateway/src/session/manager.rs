@@ -1,4 +1,9 @@
 //! rmcp's in-memory session manager, made to agree with the shared store.
+//!
+//! rmcp keeps a worker per session it serves and ends it after five idle minutes. Calls served
+//! by the session fast path do not wake it, so a session used only for plain tool calls loses
+//! its worker here; the next request that needs one restores it from the store, exactly as on a
+//! replica that never saw the session.
 
 use std::sync::Arc;
 
@@ -13,7 +18,8 @@ use rmcp::{
 use super::store::{LookupError, SqlSessionStore};
 
 /// rmcp's in-memory session manager, made to agree with the shared store: a session ended on
-/// another replica (deleted from the store) ends here too, so it answers 404 everywhere.
+/// another replica (deleted from the store) ends here too once this replica looks again (within
+/// `server.session_recheck`), so it answers 404 everywhere.
 pub struct SharedSessionManager {
     local: LocalSessionManager,
     store: Arc<SqlSessionStore>,
