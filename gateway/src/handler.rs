@@ -22,6 +22,7 @@ use crate::{
     policy::{PolicyStage, tool_ref},
     redact::RedactStage,
     router::Catalog,
+    telemetry::CallMetrics,
 };
 
 mod call;
@@ -45,6 +46,7 @@ pub struct Gateway {
     broker: Arc<dyn CredentialBroker>,
     settings: HandlerSettings,
     session_logs: SessionLogs,
+    metrics: CallMetrics,
 }
 
 /// The stages around the adapter call: decide before it, mask and record after it.
@@ -85,7 +87,13 @@ impl Gateway {
             broker,
             settings,
             session_logs: SessionLogs::default(),
+            metrics: CallMetrics::default(),
         })
+    }
+
+    /// Calls per tool and outcome, with their latency.
+    pub fn call_metrics(&self) -> &CallMetrics {
+        &self.metrics
     }
 
     /// Log thresholds of Streamable HTTP sessions, by session id.

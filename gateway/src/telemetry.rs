@@ -1,5 +1,9 @@
 //! Logging: `tracing` to stderr (stdout belongs to the stdio transport), filtered by
-//! `MANIFOLD_LOG` or the config's `[log] filter`.
+//! `MANIFOLD_LOG` or the config's `[log] filter`; and the per-tool call metrics of `/metrics`.
+
+mod calls;
+
+pub use calls::CallMetrics;
 
 use tracing_subscriber::{EnvFilter, fmt};
 

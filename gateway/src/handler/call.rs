@@ -198,6 +198,8 @@ impl Gateway {
         let principal = &scope.principal;
         let stages = &self.stages;
         let audit = |arguments: &Value, facts: Outcome<'_>| {
+            self.metrics
+                .record(&route.exposed, facts.outcome, started.elapsed());
             stages.audit.record(&AuditEvent {
                 user: principal.user.clone(),
                 client_id: principal.client_id.clone(),

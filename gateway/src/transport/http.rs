@@ -137,14 +137,14 @@ async fn session_ended_status(
     response
 }
 
-/// Prometheus text exposition of the gateway's own counters.
+/// Prometheus text exposition of the gateway's own counters and its tool calls.
 async fn metrics(gateway: Arc<Gateway>) -> String {
     let (reloads, rejected) = gateway
         .policy()
         .store()
         .map_or((0, 0), |store| (store.reloads(), store.rejected_reloads()));
     let tools = gateway.catalog().len();
-    format!(
+    let mut text = format!(
         "# HELP manifold_tools Tools in the catalog.\n\
          # TYPE manifold_tools gauge\n\
          manifold_tools {tools}\n\
@@ -154,5 +154,7 @@ async fn metrics(gateway: Arc<Gateway>) -> String {
          # HELP manifold_policy_reloads_rejected_total Policy changes refused (parse or validation errors); the last good policy stayed in force.\n\
          # TYPE manifold_policy_reloads_rejected_total counter\n\
          manifold_policy_reloads_rejected_total {rejected}\n"
-    )
+    );
+    gateway.call_metrics().render(&mut text);
+    text
 }
