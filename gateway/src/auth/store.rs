@@ -2,6 +2,9 @@
 //! refresh tokens (SHA-256 hashes only), consents, signing keys and MCP session owners. SQL is
 //! shared by SQLite and PostgreSQL (`$n` placeholders, BIGINT times in Unix seconds).
 
+use std::sync::Arc;
+
+use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -167,11 +170,21 @@ impl SingleUse {
 #[derive(Debug, Clone)]
 pub struct AuthStore {
     storage: Storage,
+    /// Session owners seen by this replica. A session's owner never changes once bound, so a
+    /// request in a known session needs no query; the map is emptied when it grows past
+    /// [`OWNERS_KEPT`], and lookups refill it.
+    owners: Arc<DashMap<String, String>>,
 }
+
+/// How many session owners a replica keeps in memory.
+const OWNERS_KEPT: usize = 100_000;
 
 impl AuthStore {
     pub fn new(storage: Storage) -> Self {
-        Self { storage }
+        Self {
+            storage,
+            owners: Arc::default(),
+        }
     }
 
     pub fn storage(&self) -> &Storage {
@@ -356,12 +369,25 @@ impl AuthStore {
 
     /// The user an MCP session was created by.
     pub async fn session_owner(&self, session_id: &str) -> Result<Option<String>, StoreError> {
+        if let Some(owner) = self.owners.get(session_id) {
+            return Ok(Some(owner.clone()));
+        }
         let row: Option<(String,)> =
             sqlx::query_as("SELECT sub FROM auth_session_owners WHERE session_id = $1")
                 .bind(session_id)
                 .fetch_optional(self.storage.pool())
                 .await?;
+        if let Some((sub,)) = &row {
+            self.remember_owner(session_id, sub);
+        }
         Ok(row.map(|(sub,)| sub))
+    }
+
+    fn remember_owner(&self, session_id: &str, sub: &str) {
+        if self.owners.len() >= OWNERS_KEPT {
+            self.owners.clear();
+        }
+        self.owners.insert(session_id.to_owned(), sub.to_owned());
     }
 
     pub async fn bind_session(&self, session_id: &str, sub: &str) -> Result<(), StoreError> {
@@ -375,5 +401,40 @@ impl AuthStore {
         .execute(self.storage.pool())
         .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_session_owner_is_bound_once_and_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(None, dir.path()).await.unwrap();
+        let (here, there) = (AuthStore::new(storage.clone()), AuthStore::new(storage));
+        assert_eq!(here.session_owner("s").await.unwrap(), None);
+        here.bind_session("s", "alice").await.unwrap();
+        there.bind_session("s", "mallory").await.unwrap();
+        assert_eq!(
+            there.session_owner("s").await.unwrap().as_deref(),
+            Some("alice")
+        );
+        // Remembered: answered without the table.
+        sqlx::query("DELETE FROM auth_session_owners")
+            .execute(there.storage.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            there.session_owner("s").await.unwrap().as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            here.session_owner("s").await.unwrap(),
+            None,
+            "here it was looked up only before it was bound"
+        );
     }
 }
