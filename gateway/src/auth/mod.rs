@@ -141,7 +141,7 @@ impl AuthState {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| AuthError::Http(e.to_string()))?;
-        let store = AuthStore::new(storage);
+        let store = AuthStore::new(storage).with_revocation_recheck(auth.revocation_recheck);
         let mut builtin = None;
         let mut external = None;
         match auth.mode {

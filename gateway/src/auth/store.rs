@@ -2,7 +2,10 @@
 //! refresh tokens (SHA-256 hashes only), consents, signing keys and MCP session owners. SQL is
 //! shared by SQLite and PostgreSQL (`$n` placeholders, BIGINT times in Unix seconds).
 
-use std::sync::Arc;
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
@@ -174,17 +177,31 @@ pub struct AuthStore {
     /// request in a known session needs no query; the map is emptied when it grows past
     /// [`OWNERS_KEPT`], and lookups refill it.
     owners: Arc<DashMap<String, String>>,
+    /// Token families by when this replica last found them not revoked (trusted for
+    /// `revocation_recheck`), or `None` once found revoked — revocation is final.
+    families: Arc<DashMap<String, Option<Instant>>>,
+    revocation_recheck: Duration,
 }
 
-/// How many session owners a replica keeps in memory.
+/// How many session owners, and token families, a replica keeps in memory.
 const OWNERS_KEPT: usize = 100_000;
 
 impl AuthStore {
+    /// Every revocation check asks the database; see [`Self::with_revocation_recheck`].
     pub fn new(storage: Storage) -> Self {
         Self {
             storage,
             owners: Arc::default(),
+            families: Arc::default(),
+            revocation_recheck: Duration::ZERO,
         }
+    }
+
+    /// Trusts a family found not revoked for `recheck` before asking again: a grant revoked on
+    /// this replica stops working here at once, one revoked on another replica within `recheck`.
+    pub fn with_revocation_recheck(mut self, recheck: Duration) -> Self {
+        self.revocation_recheck = recheck;
+        self
     }
 
     pub fn storage(&self) -> &Storage {
@@ -245,17 +262,32 @@ impl AuthStore {
             .bind(family)
             .execute(self.storage.pool())
             .await?;
+        self.families.insert(family.to_owned(), None);
         Ok(())
     }
 
     /// True when the family is revoked or unknown.
     pub async fn family_revoked(&self, family: &str) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        match self.families.get(family).as_deref() {
+            Some(None) => return Ok(true),
+            Some(Some(seen)) if now.duration_since(*seen) < self.revocation_recheck => {
+                return Ok(false);
+            }
+            _ => {}
+        }
         let row: Option<(i64,)> =
             sqlx::query_as("SELECT revoked FROM auth_families WHERE family = $1")
                 .bind(family)
                 .fetch_optional(self.storage.pool())
                 .await?;
-        Ok(row.is_none_or(|(revoked,)| revoked != 0))
+        let revoked = row.is_none_or(|(revoked,)| revoked != 0);
+        if self.families.len() >= OWNERS_KEPT {
+            self.families.clear();
+        }
+        self.families
+            .insert(family.to_owned(), (!revoked).then_some(now));
+        Ok(revoked)
     }
 
     pub async fn insert_code(
@@ -409,6 +441,39 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[tokio::test]
+    async fn a_grant_revoked_here_fails_at_once_and_elsewhere_after_recheck() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(None, dir.path()).await.unwrap();
+        let recheck = Duration::from_millis(300);
+        let here = AuthStore::new(storage.clone()).with_revocation_recheck(recheck);
+        let there = AuthStore::new(storage.clone()).with_revocation_recheck(recheck);
+        let strict = AuthStore::new(storage);
+        assert!(
+            here.family_revoked("nope").await.unwrap(),
+            "unknown: revoked"
+        );
+        let family = here.new_family("client", "alice").await.unwrap();
+        for store in [&here, &there, &strict] {
+            assert!(!store.family_revoked(&family).await.unwrap());
+        }
+        here.revoke_family(&family).await.unwrap();
+        assert!(here.family_revoked(&family).await.unwrap(), "revoked here");
+        assert!(
+            strict.family_revoked(&family).await.unwrap(),
+            "no recheck window"
+        );
+        assert!(
+            !there.family_revoked(&family).await.unwrap(),
+            "the other replica trusts its last check until recheck"
+        );
+        tokio::time::sleep(recheck).await;
+        assert!(
+            there.family_revoked(&family).await.unwrap(),
+            "after recheck"
+        );
+    }
 
     #[tokio::test]
     async fn a_session_owner_is_bound_once_and_remembered() {

@@ -360,6 +360,12 @@ pub struct AuthConfig {
     #[serde(with = "humantime_serde")]
     #[schemars(with = "String")]
     pub signing_key_rotation: Duration,
+    /// How long a replica trusts its last check that a token's grant is not revoked. A grant
+    /// revoked on this replica stops working here at once, on another within this time; `0s`
+    /// asks the database on every request.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub revocation_recheck: Duration,
     /// Scopes the gateway grants (and names in its 401 challenge).
     pub scopes: Vec<String>,
     /// Allows `manifold token` to mint tokens from this config (the demo always may).
@@ -383,6 +389,7 @@ impl Default for AuthConfig {
             access_token_ttl: Duration::from_secs(600),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
             signing_key_rotation: Duration::from_secs(24 * 3600),
+            revocation_recheck: Duration::from_secs(1),
             scopes: vec!["mcp".into()],
             dev_tokens: false,
             sandbox_idp: false,
