@@ -36,14 +36,29 @@ impl Gateway {
     }
 
     /// Starts `bin serve` with a config whose Linear instance uses the emulators at
-    /// `emulators` (as printed by a demo), logging only warnings.
-    pub fn serve(bin: &Path, emulators: &str) -> anyhow::Result<Self> {
+    /// `emulators` (as printed by a demo), logging only warnings. `signed_in` turns on the
+    /// built-in OAuth server, as a deployment for ChatGPT has it: every call must then carry an
+    /// access token (see [`Self::token`]).
+    pub fn serve(bin: &Path, emulators: &str, signed_in: bool) -> anyhow::Result<Self> {
         let emulators = emulators.to_owned();
+        // The token's audience is the public URL, so a signed-in gateway needs its port now.
+        let (listen, auth) = if signed_in {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|listener| listener.local_addr())
+                .context("cannot find a free port")?
+                .port();
+            (
+                format!("127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}"),
+                "[auth]\nmode = \"builtin\"\ndev_tokens = true\nsandbox_idp = true\n",
+            )
+        } else {
+            ("127.0.0.1:0".to_owned(), "")
+        };
         let write_config = move |dir: &Path| -> anyhow::Result<Vec<String>> {
             let config = dir.join("manifold.toml");
             let text = format!(
-                "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{dir}\"\n\
-                 [log]\nfilter = \"warn\"\n[adapters.linear]\nkind = \"linear\"\n\
+                "[server]\nlisten = \"{listen}\"\n[storage]\ndata_dir = \"{dir}\"\n\
+                 [log]\nfilter = \"warn\"\n{auth}[adapters.linear]\nkind = \"linear\"\n\
                  base_url = \"{emulators}/linear\"\nmax_concurrency = 256\n\
                  [adapters.linear.credentials]\ntoken = \"lin_api_sandbox_alice\"\n",
                 dir = dir.display()
@@ -57,6 +72,22 @@ impl Gateway {
             ])
         };
         Self::start(bin, "serve", write_config, false)
+    }
+
+    /// An access token for `user` from a signed-in gateway's keys (`manifold token`).
+    pub fn token(&self, bin: &Path, user: &str) -> anyhow::Result<String> {
+        let output = Command::new(bin)
+            .args(["token", "--user", user, "--config"])
+            .arg(self.data_dir.join("manifold.toml"))
+            .output()
+            .context("cannot run manifold token")?;
+        if !output.status.success() {
+            bail!(
+                "manifold token failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
     }
 
     fn start(

@@ -36,9 +36,19 @@ pub enum Target {
         authorization: String,
     },
     /// `tools/call` through the gateway in the stateless 2026-07-28 mode.
-    Stateless { url: String },
+    Stateless { url: String, bearer: Option<String> },
     /// `tools/call` through the gateway in a 2025-11-25 session (one session per worker).
-    Session { url: String },
+    Session { url: String, bearer: Option<String> },
+}
+
+impl Target {
+    /// The access token gateway calls carry (`--signed-in`).
+    fn bearer(&self) -> Option<&str> {
+        match self {
+            Target::Direct { .. } => None,
+            Target::Stateless { bearer, .. } | Target::Session { bearer, .. } => bearer.as_deref(),
+        }
+    }
 }
 
 /// How many calls to make.
@@ -103,7 +113,20 @@ struct WorkerResult {
 /// The HTTP client of one worker: the settings the gateway's own upstream client uses
 /// (`adapters/src/upstream.rs`), and at most one pooled connection, so one connection per worker.
 pub fn client() -> anyhow::Result<reqwest::Client> {
+    client_with(None)
+}
+
+/// [`client`], sending `bearer` as the access token of every request.
+fn client_with(bearer: Option<&str>) -> anyhow::Result<reqwest::Client> {
+    let mut headers = HeaderMap::new();
+    if let Some(token) = bearer {
+        let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+            .context("the access token is not a valid header value")?;
+        value.set_sensitive(true);
+        headers.insert("authorization", value);
+    }
     reqwest::Client::builder()
+        .default_headers(headers)
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(30))
         .user_agent("manifold/0.1.0")
@@ -131,7 +154,7 @@ pub async fn run(
     for _ in 0..concurrency {
         let mut worker = Worker {
             target: target.clone(),
-            http: client()?,
+            http: client_with(target.bearer())?,
             session: None,
             next_id: 1,
         };
@@ -233,7 +256,8 @@ impl Worker {
 
     /// Ends the session, if there is one (best effort).
     async fn finish(&mut self) {
-        if let (Target::Session { url }, Some(session)) = (&self.target, self.session.take()) {
+        if let (Target::Session { url, .. }, Some(session)) = (&self.target, self.session.take())
+        {
             let _ = self
                 .http
                 .delete(url)
@@ -245,7 +269,7 @@ impl Worker {
     }
 
     async fn initialize(&mut self) -> anyhow::Result<()> {
-        let Target::Session { url } = &self.target else {
+        let Target::Session { url, .. } = &self.target else {
             return Ok(());
         };
         let url = url.clone();
@@ -332,7 +356,7 @@ impl Worker {
                 }
                 Ok(())
             }
-            Target::Stateless { url } => {
+            Target::Stateless { url, .. } => {
                 let body = format!(
                     r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"_meta":{{"io.modelcontextprotocol/protocolVersion":"{STATELESS_VERSION}","io.modelcontextprotocol/clientCapabilities":{{}},"io.modelcontextprotocol/clientInfo":{{"name":"bench","version":"1"}}}},"name":"{TOOL}","arguments":{{}}}}}}"#
                 );
@@ -348,7 +372,7 @@ impl Worker {
                     .context("no answer")?;
                 check_tool_result(&jsonrpc_answer(response, id).await?)
             }
-            Target::Session { url } => {
+            Target::Session { url, .. } => {
                 let session = self.session.as_deref().context("no session")?;
                 let body = format!(
                     r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{TOOL}","arguments":{{}}}}}}"#

@@ -50,6 +50,10 @@ struct Args {
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     json_out: Option<PathBuf>,
+    /// Run the gateway with its built-in OAuth server, as deployed for ChatGPT: every call
+    /// carries an access token (minted with `manifold token`) that the gateway verifies.
+    #[arg(long)]
+    signed_in: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -124,7 +128,12 @@ async fn run(args: Args) -> anyhow::Result<u64> {
         bail!("--calls must be at least 1");
     }
     let emulators = Gateway::launch(&args.gateway_bin)?;
-    let gateway = Gateway::serve(&args.gateway_bin, &emulators.sandbox_url)?;
+    let gateway = Gateway::serve(&args.gateway_bin, &emulators.sandbox_url, args.signed_in)?;
+    let bearer = if args.signed_in {
+        Some(gateway.token(&args.gateway_bin, "alice")?)
+    } else {
+        None
+    };
     eprintln!(
         "gateway pid {} at {}, emulators (pid {}) at {}",
         gateway.pid(),
@@ -136,7 +145,7 @@ async fn run(args: Args) -> anyhow::Result<u64> {
     let requests_url = format!("{}/linear/_sandbox/requests", emulators.sandbox_url);
     let direct = Target::Direct {
         url: format!("{}/linear/graphql", emulators.sandbox_url),
-        body: adapter_request(&control, &gateway.mcp_url, &requests_url).await?,
+        body: adapter_request(&control, &gateway.mcp_url, bearer.clone(), &requests_url).await?,
         authorization: args.linear_token.clone(),
     };
     let plan = Plan {
@@ -157,9 +166,11 @@ async fn run(args: Args) -> anyhow::Result<u64> {
             let target = match mode {
                 Mode::Stateless => Target::Stateless {
                     url: gateway.mcp_url.clone(),
+                    bearer: bearer.clone(),
                 },
                 Mode::Session => Target::Session {
                     url: gateway.mcp_url.clone(),
+                    bearer: bearer.clone(),
                 },
             };
             let gateway_run = load::run(&target, concurrency, plan, cpu).await?;
@@ -188,7 +199,7 @@ async fn run(args: Args) -> anyhow::Result<u64> {
         rows,
         targets,
         failures,
-        notes: notes(&gateway),
+        notes: notes(&gateway, args.signed_in),
     };
     println!("{}", report::render(&report));
     if let Some(path) = &args.json_out {
@@ -200,8 +211,8 @@ async fn run(args: Args) -> anyhow::Result<u64> {
     Ok(failures)
 }
 
-fn notes(gateway: &Gateway) -> Vec<String> {
-    vec![
+fn notes(gateway: &Gateway, signed_in: bool) -> Vec<String> {
+    let mut notes = vec![
         "direct = the exact GraphQL request the Linear adapter sends (recorded from the emulator's \
          request log), POSTed straight to the demo's Linear emulator with the adapter's HTTP \
          client settings; gateway = tools/call linear_list_teams to /mcp, which sends that same \
@@ -220,7 +231,17 @@ fn notes(gateway: &Gateway) -> Vec<String> {
             "The gateway wrote {} bytes of log (stderr, default filter) during the benchmark.",
             gateway.log_bytes()
         ),
-    ]
+    ];
+    notes.push(if signed_in {
+        "Signed in (--signed-in): the gateway runs its built-in OAuth server and every gateway \
+         call carries alice's access token, which it verifies (ES256) before the call."
+            .to_owned()
+    } else {
+        "Not signed in: the gateway runs with `[auth] mode = \"none\"` (add --signed-in for the \
+         built-in OAuth server, as deployed for ChatGPT)."
+            .to_owned()
+    });
+    notes
 }
 
 /// Makes one stateless gateway call and returns the body of the GraphQL request the adapter sent
@@ -228,11 +249,13 @@ fn notes(gateway: &Gateway) -> Vec<String> {
 async fn adapter_request(
     http: &reqwest::Client,
     mcp_url: &str,
+    bearer: Option<String>,
     requests_url: &str,
 ) -> anyhow::Result<String> {
     clear_log(http, requests_url).await?;
     let probe = Target::Stateless {
         url: mcp_url.to_owned(),
+        bearer,
     };
     let plan = Plan {
         warmup: 1,
