@@ -18,7 +18,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::RwLock;
 
-use super::store::{AuthStore, StoreError, now};
+use super::{
+    store::{AuthStore, StoreError, now},
+    verified::VerifiedTokens,
+};
 use crate::keyring::Keyring;
 
 /// The claims of the gateway's access tokens.
@@ -83,6 +86,7 @@ pub struct SigningKeys {
     keyring: Arc<Keyring>,
     rotation: Duration,
     cache: RwLock<Option<Arc<Loaded>>>,
+    verified: VerifiedTokens,
 }
 
 const CACHE_FOR: Duration = Duration::from_secs(60);
@@ -94,6 +98,7 @@ impl SigningKeys {
             keyring,
             rotation,
             cache: RwLock::new(None),
+            verified: VerifiedTokens::default(),
         }
     }
 
@@ -200,6 +205,10 @@ impl SigningKeys {
         issuer: &str,
         audiences: &[String],
     ) -> Result<AccessClaims, VerifyError> {
+        // Issuer and audiences are the gateway's own and fixed while it runs.
+        if let Some(claims) = self.verified.get(token) {
+            return Ok(claims);
+        }
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
         let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
         let mut loaded = self.loaded().await?;
@@ -214,9 +223,11 @@ impl SigningKeys {
         validation.set_issuer(&[issuer]);
         validation.set_audience(audiences);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        jsonwebtoken::decode::<AccessClaims>(token, key, &validation)
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &validation)
             .map(|data| data.claims)
-            .map_err(|error| VerifyError::Invalid(format!("{:?}", error.kind())))
+            .map_err(|error| VerifyError::Invalid(format!("{:?}", error.kind())))?;
+        self.verified.insert(token, &claims);
+        Ok(claims)
     }
 
     /// The public keys as a JWK Set.

@@ -27,6 +27,7 @@ pub mod revoke;
 pub mod sandbox_idp;
 pub mod store;
 pub mod token;
+mod verified;
 
 use std::{path::Path, sync::Arc, time::Duration};
 

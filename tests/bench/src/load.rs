@@ -256,8 +256,7 @@ impl Worker {
 
     /// Ends the session, if there is one (best effort).
     async fn finish(&mut self) {
-        if let (Target::Session { url, .. }, Some(session)) = (&self.target, self.session.take())
-        {
+        if let (Target::Session { url, .. }, Some(session)) = (&self.target, self.session.take()) {
             let _ = self
                 .http
                 .delete(url)
