@@ -205,9 +205,12 @@ impl SigningKeys {
         issuer: &str,
         audiences: &[String],
     ) -> Result<AccessClaims, VerifyError> {
-        // Issuer and audiences are the gateway's own and fixed while it runs.
-        if let Some(claims) = self.verified.get(token) {
-            return Ok(claims);
+        // Issuer and audiences are the gateway's own and fixed while it runs; the key may have
+        // been retired since.
+        if let Some(hit) = self.verified.get(token)
+            && self.loaded().await?.verifying.contains_key(&hit.kid)
+        {
+            return Ok(hit.claims);
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
         let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
@@ -226,7 +229,7 @@ impl SigningKeys {
         let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &validation)
             .map(|data| data.claims)
             .map_err(|error| VerifyError::Invalid(format!("{:?}", error.kind())))?;
-        self.verified.insert(token, &claims);
+        self.verified.insert(token, &claims, &kid);
         Ok(claims)
     }
 

@@ -1,7 +1,8 @@
 //! Access tokens this replica has verified, so a client sending the same token on every request
 //! pays for one ES256 signature check (tens of microseconds) per token, not per request. A token
-//! is remembered by its SHA-256 digest (the token itself is not kept) until its `exp`; the grant
-//! is still checked for revocation on every request by the caller.
+//! is remembered by its SHA-256 digest (the token itself is not kept) until its `exp`, with the
+//! id of the key that signed it, so it stops being accepted as soon as that key is retired; the
+//! grant is still checked for revocation on every request by the caller.
 
 use dashmap::DashMap;
 use sha2::{Digest, Sha256};
@@ -14,34 +15,46 @@ const KEPT: usize = 50_000;
 /// Verified tokens by digest.
 #[derive(Debug, Default)]
 pub struct VerifiedTokens {
-    tokens: DashMap<[u8; 32], AccessClaims>,
+    tokens: DashMap<[u8; 32], Verified>,
+}
+
+/// A token's claims and the key it was signed with.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub claims: AccessClaims,
+    pub kid: String,
 }
 
 // === impl VerifiedTokens ===
 
 impl VerifiedTokens {
-    /// The claims of `token` when it was verified here and has not expired.
-    pub fn get(&self, token: &str) -> Option<AccessClaims> {
+    /// `token` when it was verified here and has not expired.
+    pub fn get(&self, token: &str) -> Option<Verified> {
         let digest = digest(token);
-        let claims = self.tokens.get(&digest)?;
-        if claims.exp > now() {
-            return Some(claims.clone());
+        let verified = self.tokens.get(&digest)?;
+        if verified.claims.exp > now() {
+            return Some(verified.clone());
         }
-        drop(claims);
+        drop(verified);
         self.tokens.remove(&digest);
         None
     }
 
-    /// Remembers `token`, whose signature, issuer, audience and expiry were just checked.
-    pub fn insert(&self, token: &str, claims: &AccessClaims) {
+    /// Remembers `token`, whose signature (by key `kid`), issuer, audience and expiry were just
+    /// checked.
+    pub fn insert(&self, token: &str, claims: &AccessClaims, kid: &str) {
         if self.tokens.len() >= KEPT {
             let now = now();
-            self.tokens.retain(|_, claims| claims.exp > now);
+            self.tokens.retain(|_, verified| verified.claims.exp > now);
             if self.tokens.len() >= KEPT {
                 self.tokens.clear();
             }
         }
-        self.tokens.insert(digest(token), claims.clone());
+        let verified = Verified {
+            claims: claims.clone(),
+            kid: kid.to_owned(),
+        };
+        self.tokens.insert(digest(token), verified);
     }
 }
 
@@ -73,13 +86,14 @@ mod tests {
     fn remembers_a_token_until_it_expires() {
         let verified = VerifiedTokens::default();
         assert!(verified.get("t1").is_none());
-        verified.insert("t1", &claims(now() + 60));
-        assert_eq!(verified.get("t1").map(|c| c.sub).as_deref(), Some("alice"));
+        verified.insert("t1", &claims(now() + 60), "k1");
+        let hit = verified.get("t1").expect("remembered");
+        assert_eq!((hit.claims.sub.as_str(), hit.kid.as_str()), ("alice", "k1"));
         assert!(
             verified.get("t2").is_none(),
             "another token is not remembered"
         );
-        verified.insert("t3", &claims(now() - 1));
+        verified.insert("t3", &claims(now() - 1), "k1");
         assert!(verified.get("t3").is_none(), "expired");
         assert!(
             verified.tokens.get(&digest("t3")).is_none(),
