@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::json;
-use support::{open_session, post, start};
+use support::{in_session, open_session, post, start};
 
 #[tokio::test]
 async fn metrics_count_calls_by_tool_and_outcome() {
@@ -13,10 +13,7 @@ async fn metrics_count_calls_by_tool_and_outcome() {
     let client = reqwest::Client::new();
     let version = "2025-11-25";
     let session = open_session(&client, &gw.url(), version).await;
-    let headers = [
-        ("mcp-session-id", session.as_str()),
-        ("mcp-protocol-version", version),
-    ];
+    let headers = in_session(&session, version);
     let calls = [
         json!({"name": "t_echo", "arguments": {"text": "a"}}),
         json!({"name": "t_echo", "arguments": {"text": "b"}, "_meta": {"progressToken": "p"}}),

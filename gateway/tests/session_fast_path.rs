@@ -9,7 +9,7 @@ mod support;
 use std::{sync::atomic::Ordering, time::Duration};
 
 use serde_json::{Value, json};
-use support::{open_session, post, start};
+use support::{in_session, open_session, post, start};
 
 const SESSION_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
 
@@ -19,14 +19,6 @@ fn call(id: u64, name: &str, arguments: &Value, progress: Option<&str>) -> Strin
         params["_meta"] = json!({ "progressToken": token });
     }
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}).to_string()
-}
-
-/// The headers of a request in `session`.
-fn in_session<'a>(session: &'a str, version: &'a str) -> [(&'static str, &'a str); 2] {
-    [
-        ("mcp-session-id", session),
-        ("mcp-protocol-version", version),
-    ]
 }
 
 fn content_type(headers: &reqwest::header::HeaderMap) -> String {

@@ -174,8 +174,7 @@ impl SingleUse {
 pub struct AuthStore {
     storage: Storage,
     /// Session owners seen by this replica. A session's owner never changes once bound, so a
-    /// request in a known session needs no query; the map is emptied when it grows past
-    /// [`OWNERS_KEPT`], and lookups refill it.
+    /// request in a known session needs no query.
     owners: Arc<DashMap<String, String>>,
     /// Token families by when this replica last found them not revoked (trusted for
     /// `revocation_recheck`), or `None` once found revoked — revocation is final.
@@ -184,7 +183,15 @@ pub struct AuthStore {
 }
 
 /// How many session owners, and token families, a replica keeps in memory.
-const OWNERS_KEPT: usize = 100_000;
+const REMEMBERED: usize = 100_000;
+
+/// Puts `key` in a memo map, emptying it first when it is full (lookups refill it).
+fn remember<V>(map: &DashMap<String, V>, key: &str, value: V) {
+    if map.len() >= REMEMBERED {
+        map.clear();
+    }
+    map.insert(key.to_owned(), value);
+}
 
 impl AuthStore {
     /// Every revocation check asks the database; see [`Self::with_revocation_recheck`].
@@ -262,7 +269,7 @@ impl AuthStore {
             .bind(family)
             .execute(self.storage.pool())
             .await?;
-        self.families.insert(family.to_owned(), None);
+        remember(&self.families, family, None);
         Ok(())
     }
 
@@ -282,11 +289,7 @@ impl AuthStore {
                 .fetch_optional(self.storage.pool())
                 .await?;
         let revoked = row.is_none_or(|(revoked,)| revoked != 0);
-        if self.families.len() >= OWNERS_KEPT {
-            self.families.clear();
-        }
-        self.families
-            .insert(family.to_owned(), (!revoked).then_some(now));
+        remember(&self.families, family, (!revoked).then_some(now));
         Ok(revoked)
     }
 
@@ -410,16 +413,9 @@ impl AuthStore {
                 .fetch_optional(self.storage.pool())
                 .await?;
         if let Some((sub,)) = &row {
-            self.remember_owner(session_id, sub);
+            remember(&self.owners, session_id, sub.clone());
         }
         Ok(row.map(|(sub,)| sub))
-    }
-
-    fn remember_owner(&self, session_id: &str, sub: &str) {
-        if self.owners.len() >= OWNERS_KEPT {
-            self.owners.clear();
-        }
-        self.owners.insert(session_id.to_owned(), sub.to_owned());
     }
 
     pub async fn bind_session(&self, session_id: &str, sub: &str) -> Result<(), StoreError> {

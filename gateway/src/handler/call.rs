@@ -1,6 +1,6 @@
 //! `tools/call`: route → validate arguments → policy → quota → credential → adapter → redact →
-//! audit, independent of the transport that carried the request (rmcp's service, or the
-//! stateless fast path of [`crate::transport::stateless`]).
+//! audit, independent of the transport that carried the request (rmcp's service, or the fast
+//! paths of `transport::fast_path`).
 
 use std::{
     sync::{Arc, Mutex},

@@ -307,6 +307,14 @@ pub fn initialize_body(version: &str) -> String {
     .to_string()
 }
 
+/// The headers of a request in `session` on `version`.
+pub fn in_session<'a>(session: &'a str, version: &'a str) -> [(&'static str, &'a str); 2] {
+    [
+        ("mcp-session-id", session),
+        ("mcp-protocol-version", version),
+    ]
+}
+
 /// Initializes a session on `version`, sends `notifications/initialized`, returns the session id.
 pub async fn open_session(client: &reqwest::Client, url: &str, version: &str) -> String {
     let (status, headers, messages, _) = post(client, url, &[], &initialize_body(version)).await;

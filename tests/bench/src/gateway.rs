@@ -42,22 +42,24 @@ impl Gateway {
     pub fn serve(bin: &Path, emulators: &str, signed_in: bool) -> anyhow::Result<Self> {
         let emulators = emulators.to_owned();
         // The token's audience is the public URL, so a signed-in gateway needs its port now.
-        let (listen, auth) = if signed_in {
+        let (server, auth) = if signed_in {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
                 .and_then(|listener| listener.local_addr())
                 .context("cannot find a free port")?
                 .port();
             (
-                format!("127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}"),
+                format!(
+                    "listen = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n"
+                ),
                 "[auth]\nmode = \"builtin\"\ndev_tokens = true\nsandbox_idp = true\n",
             )
         } else {
-            ("127.0.0.1:0".to_owned(), "")
+            ("listen = \"127.0.0.1:0\"\n".to_owned(), "")
         };
         let write_config = move |dir: &Path| -> anyhow::Result<Vec<String>> {
             let config = dir.join("manifold.toml");
             let text = format!(
-                "[server]\nlisten = \"{listen}\"\n[storage]\ndata_dir = \"{dir}\"\n\
+                "[server]\n{server}[storage]\ndata_dir = \"{dir}\"\n\
                  [log]\nfilter = \"warn\"\n{auth}[adapters.linear]\nkind = \"linear\"\n\
                  base_url = \"{emulators}/linear\"\nmax_concurrency = 256\n\
                  [adapters.linear.credentials]\ntoken = \"lin_api_sandbox_alice\"\n",

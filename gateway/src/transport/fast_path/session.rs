@@ -41,17 +41,33 @@ pub(super) struct Fit {
     session: LiveSession,
 }
 
-/// Removes a call from [`InFlight`] when it ends, however it ends (the client may go away).
+/// A call's place in [`InFlight`], given up when the call ends, however it ends (the client may
+/// go away).
 struct Registration<'a> {
     in_flight: &'a InFlight,
-    key: Option<(String, RequestId)>,
+    key: (String, RequestId),
+}
+
+impl<'a> Registration<'a> {
+    /// `None` when the session already has a call with this id in flight.
+    fn new(
+        in_flight: &'a InFlight,
+        key: (String, RequestId),
+        cancel: CancellationToken,
+    ) -> Option<Self> {
+        match in_flight.0.entry(key.clone()) {
+            Entry::Occupied(_) => None,
+            Entry::Vacant(slot) => {
+                slot.insert(cancel);
+                Some(Self { in_flight, key })
+            }
+        }
+    }
 }
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            self.in_flight.0.remove(&key);
-        }
+        self.in_flight.0.remove(&self.key);
     }
 }
 
@@ -104,31 +120,20 @@ pub(super) async fn answer(
     let id = call.id;
     let cancel = fast.shutdown.child_token();
     let key = (fit.session_id, id.clone());
-    let session_id = key.0.clone();
-    let _registration = match fast.in_flight.0.entry(key) {
-        Entry::Occupied(_) => {
-            let error = ErrorData::new(
-                ErrorCode::INVALID_REQUEST,
-                "a request with this id is already in progress in this session",
-                None,
-            );
-            return json_answer(StatusCode::OK, &JsonRpcMessage::error(error, Some(id)));
-        }
-        Entry::Vacant(slot) => {
-            let key = slot.key().clone();
-            slot.insert(cancel.clone());
-            Registration {
-                in_flight: &fast.in_flight,
-                key: Some(key),
-            }
-        }
+    let Some(registration) = Registration::new(&fast.in_flight, key, cancel.clone()) else {
+        let error = ErrorData::new(
+            ErrorCode::INVALID_REQUEST,
+            "a request with this id is already in progress in this session",
+            None,
+        );
+        return json_answer(StatusCode::OK, &JsonRpcMessage::error(error, Some(id)));
     };
     let scope = CallScope {
         principal,
         traceparent: traceparent(&call.params, headers),
         cancel,
         url_elicitation: fit.session.url_elicitation,
-        notify: Notify::collect(fast.gateway.session_logs().get(&session_id)),
+        notify: Notify::collect(fast.gateway.session_logs().get(&registration.key.0)),
     };
     let message: ServerJsonRpcMessage = match fast.gateway.call_tool(call.params, &scope).await {
         Ok(result) => {
