@@ -238,3 +238,57 @@ impl SigningKeys {
         Ok(self.loaded().await?.jwks.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use base64::Engine;
+
+    use super::*;
+    use crate::storage::Storage;
+
+    #[tokio::test]
+    async fn a_remembered_token_fails_once_its_key_is_retired() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(None, dir.path()).await.unwrap();
+        let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([7u8; 32]);
+        let keyring = Arc::new(Keyring::parse(&format!("k:{key}")).unwrap());
+        let keys = SigningKeys::new(
+            AuthStore::new(storage.clone()),
+            keyring,
+            Duration::from_secs(3600),
+        );
+        let (issuer, audiences) = ("https://gw", vec!["https://gw/mcp".to_owned()]);
+        let claims = AccessClaims {
+            iss: issuer.into(),
+            sub: "alice".into(),
+            aud: audiences[0].clone(),
+            exp: now() + 600,
+            iat: now(),
+            jti: "j".into(),
+            client_id: "c".into(),
+            scope: "mcp".into(),
+            email: None,
+            groups: vec![],
+            fid: None,
+        };
+        let token = keys.sign(&claims).await.unwrap();
+        for _ in 0..2 {
+            let verified = keys.verify(&token, issuer, &audiences).await.unwrap();
+            assert_eq!(verified.sub, "alice");
+        }
+        sqlx::query("DELETE FROM auth_signing_keys")
+            .execute(storage.pool())
+            .await
+            .unwrap();
+        *keys.cache.write().await = None;
+        assert!(
+            matches!(
+                keys.verify(&token, issuer, &audiences).await,
+                Err(VerifyError::UnknownKey)
+            ),
+            "the key that signed it is gone"
+        );
+    }
+}
