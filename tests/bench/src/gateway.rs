@@ -196,7 +196,7 @@ pub fn own_cpu() -> anyhow::Result<Duration> {
 }
 
 /// `utime + stime` (fields 14 and 15 of `/proc/<pid>/stat`, in clock ticks) as a duration.
-fn process_cpu(path: &str, clock_ticks: u64) -> anyhow::Result<Duration> {
+pub fn process_cpu(path: &str, clock_ticks: u64) -> anyhow::Result<Duration> {
     let stat = std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?;
     // The command name (field 2) is in parentheses and may contain spaces: count from its end.
     let after_name = stat
@@ -218,7 +218,7 @@ fn process_cpu(path: &str, clock_ticks: u64) -> anyhow::Result<Duration> {
 }
 
 /// `sysconf(_SC_CLK_TCK)`, asked of `getconf` (this crate forbids `unsafe`); 100 if that fails.
-fn clock_ticks() -> u64 {
+pub fn clock_ticks() -> u64 {
     Command::new("getconf")
         .arg("CLK_TCK")
         .output()

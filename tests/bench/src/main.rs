@@ -6,6 +6,7 @@
 //! A benchmark, not a test: it prints figures and a PASS/MISS per target, and exits non-zero only
 //! when something broke (the gateway would not start, or calls failed).
 
+mod floor;
 mod gateway;
 mod load;
 mod report;
@@ -41,8 +42,8 @@ struct Args {
     /// Unmeasured calls before each run, shared among its workers (at least one per worker).
     #[arg(long, default_value_t = 1_000)]
     warmup: u64,
-    /// Gateway modes to measure.
-    #[arg(long, value_delimiter = ',', default_value = "stateless,session")]
+    /// Modes to measure: the gateway's two, and the relay floor (two HTTP hops, no gateway work).
+    #[arg(long, value_delimiter = ',', default_value = "relay,stateless,session")]
     modes: Vec<Mode>,
     /// The Linear API key the demo's Linear emulator accepts (the demo config's token).
     #[arg(long, default_value = "lin_api_sandbox_alice")]
@@ -58,6 +59,9 @@ struct Args {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Mode {
+    /// The direct request through `manifold-relay`, a pass-through relay on the gateway's
+    /// libraries: the CPU two loopback HTTP hops cost here, whatever a gateway does besides.
+    Relay,
     /// 2026-07-28: one POST per call, no session.
     Stateless,
     /// 2025-11-25: `initialize` once per worker, then POSTs with `mcp-session-id`.
@@ -67,6 +71,7 @@ enum Mode {
 impl Mode {
     fn name(self) -> &'static str {
         match self {
+            Mode::Relay => report::RELAY_SCENARIO,
             Mode::Stateless => "stateless",
             Mode::Session => "session",
         }
@@ -143,10 +148,25 @@ async fn run(args: Args) -> anyhow::Result<u64> {
     );
     let control = load::client()?;
     let requests_url = format!("{}/linear/_sandbox/requests", emulators.sandbox_url);
+    let graphql_url = format!("{}/linear/graphql", emulators.sandbox_url);
+    let body = adapter_request(&control, &gateway.mcp_url, bearer.clone(), &requests_url).await?;
     let direct = Target::Direct {
-        url: format!("{}/linear/graphql", emulators.sandbox_url),
-        body: adapter_request(&control, &gateway.mcp_url, bearer.clone(), &requests_url).await?,
+        url: graphql_url.clone(),
+        body: body.clone(),
         authorization: args.linear_token.clone(),
+    };
+    // The same request as the direct run, sent through the relay.
+    let relay = if args.modes.contains(&Mode::Relay) {
+        let relay = floor::Relay::start(&graphql_url)?;
+        eprintln!("relay floor pid {} at {}", relay.pid(), relay.url);
+        let target = Target::Direct {
+            url: relay.url.clone(),
+            body,
+            authorization: args.linear_token.clone(),
+        };
+        Some((relay, target))
+    } else {
+        None
     };
     let plan = Plan {
         warmup: args.warmup,
@@ -161,19 +181,28 @@ async fn run(args: Args) -> anyhow::Result<u64> {
         let direct_run = load::run(&direct, concurrency, plan, cpu).await?;
         let direct_side = Side::of(&direct_run);
         for &mode in &args.modes {
-            eprintln!("concurrency {concurrency}: gateway, {} …", mode.name());
+            eprintln!("concurrency {concurrency}: {} …", mode.name());
             clear_log(&control, &requests_url).await?;
-            let target = match mode {
-                Mode::Stateless => Target::Stateless {
-                    url: gateway.mcp_url.clone(),
-                    bearer: bearer.clone(),
-                },
-                Mode::Session => Target::Session {
-                    url: gateway.mcp_url.clone(),
-                    bearer: bearer.clone(),
-                },
+            let gateway_run = match (mode, &relay) {
+                (Mode::Relay, Some((relay, target))) => {
+                    load::run(target, concurrency, plan, || relay.cpu()).await?
+                }
+                (Mode::Relay, None) => bail!("the relay floor is not running"),
+                (Mode::Stateless, _) => {
+                    let target = Target::Stateless {
+                        url: gateway.mcp_url.clone(),
+                        bearer: bearer.clone(),
+                    };
+                    load::run(&target, concurrency, plan, cpu).await?
+                }
+                (Mode::Session, _) => {
+                    let target = Target::Session {
+                        url: gateway.mcp_url.clone(),
+                        bearer: bearer.clone(),
+                    };
+                    load::run(&target, concurrency, plan, cpu).await?
+                }
             };
-            let gateway_run = load::run(&target, concurrency, plan, cpu).await?;
             rows.push(Row::new(
                 mode.name(),
                 concurrency,
@@ -191,6 +220,7 @@ async fn run(args: Args) -> anyhow::Result<u64> {
             .collect::<std::collections::BTreeMap<_, _>>()
             .values()
             .sum::<u64>();
+    report::compare_with_relay(&mut rows);
     let targets = report::verdicts(&rows);
     let report = Report {
         gateway_bin: args.gateway_bin.display().to_string(),
@@ -222,6 +252,12 @@ fn notes(gateway: &Gateway, signed_in: bool) -> Vec<String> {
          emulators of a separate `manifold demo`; its CPU (utime+stime from /proc/<pid>/stat, \
          before/after each run) is the gateway's alone. (Its idle CPU during the direct run is \
          subtracted, which is ~0.)"
+            .to_owned(),
+        "relay = the direct request sent through `manifold-relay`, a pass-through relay built \
+         from the gateway's libraries and settings (axum, reqwest, mimalloc, one runtime worker) \
+         that does nothing but forward: its CPU per call is what the two loopback HTTP hops of \
+         any such gateway cost on this machine. `over relay` = gateway CPU per call − relay CPU \
+         per call at the same concurrency: the gateway's own work."
             .to_owned(),
         "Load generator and gateway share this machine's CPUs: at high concurrency throughput is \
          bounded by both (see bench client CPU/call); /proc CPU figures have clock-tick (10 ms) \

@@ -13,6 +13,8 @@ pub const CPU_TARGET_US: f64 = 100.0;
 pub const ADDED_P50_TARGET_US: f64 = 150.0;
 /// Through-gateway throughput at concurrency 64 must be at least this fraction of direct.
 pub const RATIO_TARGET: f64 = 0.45;
+/// The scenario name of the relay floor's rows (`manifold-relay`; no targets apply).
+pub const RELAY_SCENARIO: &str = "relay";
 
 /// The figures of one run.
 #[derive(Debug, Clone, Serialize)]
@@ -63,8 +65,11 @@ pub struct Row {
     pub throughput_ratio: f64,
     /// The gateway's own CPU per proxied call (µs): the gateway process's CPU during the gateway
     /// run, minus what the in-process emulator costs (the process's CPU per call during the
-    /// direct run × calls), divided by calls.
+    /// direct run × calls), divided by calls. On a relay row, the relay's CPU per call.
     pub gateway_cpu_us_per_call: f64,
+    /// On a gateway row: its CPU per call minus the relay's at the same concurrency — the part
+    /// that is the gateway's own work rather than the two HTTP hops every gateway makes.
+    pub cpu_over_relay_us_per_call: Option<f64>,
 }
 
 impl Row {
@@ -77,6 +82,7 @@ impl Row {
             added_p50_us: gateway.p50_us - direct.p50_us,
             throughput_ratio: gateway.req_per_s / direct.req_per_s.max(1e-9),
             gateway_cpu_us_per_call: own_us / gateway.calls.max(1) as f64,
+            cpu_over_relay_us_per_call: None,
             direct,
             gateway,
         }
@@ -106,11 +112,26 @@ pub struct Report {
     pub notes: Vec<String>,
 }
 
-/// The verdicts: CPU per call on every row, added p50 on concurrency-1 rows, throughput ratio on
+/// Sets each gateway row's CPU over the relay row of its concurrency, where there is one.
+pub fn compare_with_relay(rows: &mut [Row]) {
+    let floors: Vec<(usize, f64)> = rows
+        .iter()
+        .filter(|row| row.scenario == RELAY_SCENARIO)
+        .map(|row| (row.concurrency, row.gateway_cpu_us_per_call))
+        .collect();
+    for row in rows.iter_mut().filter(|row| row.scenario != RELAY_SCENARIO) {
+        row.cpu_over_relay_us_per_call = floors
+            .iter()
+            .find(|(concurrency, _)| *concurrency == row.concurrency)
+            .map(|(_, floor)| row.gateway_cpu_us_per_call - floor);
+    }
+}
+
+/// The verdicts, on gateway rows (not the relay's): CPU per call on every row, added p50 on concurrency-1 rows, throughput ratio on
 /// concurrency-64 rows.
 pub fn verdicts(rows: &[Row]) -> Vec<Verdict> {
     let mut verdicts = Vec::new();
-    for row in rows {
+    for row in rows.iter().filter(|row| row.scenario != RELAY_SCENARIO) {
         let mut check = |target: &str, measured: f64, limit: f64, pass: bool| {
             verdicts.push(Verdict {
                 target: target.to_owned(),
@@ -160,6 +181,7 @@ pub fn render(report: &Report) -> String {
         "gateway req/s",
         "ratio",
         "gw CPU µs/call",
+        "over relay µs",
     ];
     let mut lines: Vec<Vec<String>> = vec![header.iter().map(|s| (*s).to_owned()).collect()];
     for row in &report.rows {
@@ -173,6 +195,8 @@ pub fn render(report: &Report) -> String {
             format!("{:.0}", row.gateway.req_per_s),
             format!("{:.2}", row.throughput_ratio),
             format!("{:.1}", row.gateway_cpu_us_per_call),
+            row.cpu_over_relay_us_per_call
+                .map_or_else(|| "-".to_owned(), |over| format!("{over:.1}")),
         ]);
     }
     table(&mut out, &lines);
