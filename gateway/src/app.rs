@@ -20,7 +20,7 @@ use crate::{
     policy::PolicyStage,
     redact::RedactStage,
     router::{Catalog, CatalogInstance},
-    session::{SessionTiming, SqlSessionStore},
+    session::{CancelRelay, SessionTiming, SqlSessionStore},
     storage::{Storage, StorageError},
     transport::{
         HostGuard,
@@ -420,6 +420,8 @@ pub async fn start(
         sse_keep_alive: config.server.sse_keep_alive,
         legacy_sse: config.server.legacy_sse,
     };
+    let cancels = Arc::new(CancelRelay::new(storage.clone()));
+    cancels.clone().spawn(shutdown.clone());
     let sessions = Arc::new(SqlSessionStore::new(
         storage,
         SessionTiming {
@@ -429,6 +431,7 @@ pub async fn start(
     ));
     spawn_session_sweep(
         sessions.clone(),
+        cancels.clone(),
         prepared.gateway.clone(),
         config.server.session_idle_timeout,
         shutdown.clone(),
@@ -437,6 +440,7 @@ pub async fn start(
     let mut router = http::router(
         prepared.gateway,
         sessions,
+        cancels,
         &settings,
         shutdown.clone(),
         auth_routes,
@@ -517,9 +521,11 @@ pub fn effective_public_url(url: &str, addr: SocketAddr) -> String {
     }
 }
 
-/// Ends idle sessions every few minutes (on every replica; the deletes are idempotent).
+/// Ends idle sessions every few minutes and drops old posted cancellations (on every replica;
+/// the deletes are idempotent).
 fn spawn_session_sweep(
     sessions: Arc<SqlSessionStore>,
+    cancels: Arc<CancelRelay>,
     gateway: Arc<Gateway>,
     idle: std::time::Duration,
     stop: CancellationToken,
@@ -540,6 +546,9 @@ fn spawn_session_sweep(
                 Ok(0) => {}
                 Ok(swept) => tracing::info!(swept, "ended idle sessions"),
                 Err(error) => tracing::warn!(%error, "idle session sweep failed"),
+            }
+            if let Err(error) = cancels.prune().await {
+                tracing::warn!(%error, "pruning posted cancellations failed");
             }
         }
     });

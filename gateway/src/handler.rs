@@ -29,7 +29,7 @@ mod call;
 mod cursor;
 mod logging;
 
-pub use call::{CallScope, Notify};
+pub use call::{CallScope, CancelledElsewhere, Notify};
 pub use logging::{ClientLog, SessionLogs};
 
 /// Settings the handler needs from `[server]`.
@@ -239,10 +239,19 @@ impl ServerHandler for McpHandler {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
+        let elsewhere = context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<CancelledElsewhere>())
+            .map(|elsewhere| elsewhere.either(&context.ct));
+        let cancel = match &elsewhere {
+            Some((either, _)) => either.clone(),
+            None => context.ct.clone(),
+        };
         let scope = CallScope {
             principal: principal(&context),
             traceparent: traceparent(&context),
-            cancel: context.ct.clone(),
+            cancel,
             url_elicitation: supports_url_elicitation(&context),
             notify: Notify::Peer {
                 progress_token: context.meta.get_progress_token(),

@@ -36,6 +36,17 @@ const MIGRATIONS: &[(i64, &str)] = &[
         updated_at BIGINT NOT NULL
     )",
     ),
+    // Cancellations posted for the replica running the call (`session::cancel`); pruned after
+    // two minutes.
+    (
+        2,
+        "CREATE TABLE IF NOT EXISTS mcp_cancellations (
+        session_id TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        posted_ms BIGINT NOT NULL,
+        PRIMARY KEY (session_id, request_id)
+    )",
+    ),
     // One row per (user, provider connection); `sealed` holds the access and refresh tokens
     // sealed by the keyring with key `kid`, bound to the user and connection.
     (

@@ -1,15 +1,24 @@
 //! Sessions are not bound to one process: two `manifold` processes sharing one config (and so one
 //! database) serve one session's requests alternately, and a session ended on one is gone there
-//! at once and on the other within `server.session_recheck` (at once when it is `0s`). Runs on
-//! SQLite, and on PostgreSQL when `MANIFOLD_TEST_POSTGRES_URL` is set (CI sets it).
+//! at once and on the other within `server.session_recheck` (at once when it is `0s`), and a
+//! `notifications/cancelled` sent to one stops the call running on the other. Runs on SQLite,
+//! and on PostgreSQL when `MANIFOLD_TEST_POSTGRES_URL` is set (CI sets it).
 #![allow(clippy::unwrap_used)]
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
 
-use serde_json::json;
+use manifold_adapters::{Registry, sandbox::SandboxServer};
+use serde_json::{Value, json};
 use support::{open_session, post, process::GatewayProcess};
+
+/// How long the emulator holds each Linear answer in the cancellation test: far longer than a
+/// cancellation takes to cross replicas.
+const SLOW_ANSWER: Duration = Duration::from_secs(20);
 
 fn config(dir: &std::path::Path, recheck: &str) -> std::path::PathBuf {
     let path = dir.join("manifold.toml");
@@ -100,6 +109,125 @@ async fn alternate_one_session(env: &[(&str, &str)], recheck: &str) {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// Starts a slow call on replica 0 (on the fast path, and with a progress token on rmcp's
+/// path), cancels it through replica 1, and expects the call to end long before the emulator
+/// would have answered.
+async fn cancel_across_replicas(env: &[(&str, &str)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxServer::start(&Registry::builtin(), SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let emulator = format!("http://{}/linear", sandbox.addr());
+    let config = dir.path().join("manifold.toml");
+    let text = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+call_timeout = "60s"
+[storage]
+data_dir = "{}"
+[sandbox]
+url = "http://{}"
+[adapters.linear]
+kind = "linear"
+sandbox = true
+[adapters.linear.credentials]
+token = "lin_api_sandbox_alice"
+"#,
+        dir.path().display(),
+        sandbox.addr()
+    );
+    std::fs::write(&config, text).unwrap();
+    let replicas = [
+        GatewayProcess::serve(&config, env),
+        GatewayProcess::serve(&config, env),
+    ];
+    let client = reqwest::Client::new();
+    let version = "2025-11-25";
+    let session = open_session(&client, &replicas[0].url, version).await;
+    let headers = [
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", version),
+    ];
+    let control = |path: &str| format!("{emulator}/_sandbox/{path}");
+    let delay = json!({"millis": SLOW_ANSWER.as_millis()});
+    let set = client.post(control("delay")).json(&delay).send().await;
+    assert!(set.unwrap().status().is_success());
+    for (id, meta) in [(7, json!({})), (8, json!({"progressToken": "p8"}))] {
+        client.delete(control("requests")).send().await.unwrap();
+        let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "linear_list_teams", "arguments": {}, "_meta": meta}});
+        let started = Instant::now();
+        let slow = tokio::spawn({
+            let (client, url, session) = (client.clone(), replicas[0].url.clone(), session.clone());
+            async move {
+                let headers = [
+                    ("mcp-session-id", session.as_str()),
+                    ("mcp-protocol-version", version),
+                ];
+                post(&client, &url, &headers, &call.to_string()).await
+            }
+        });
+        // The call is in flight once the emulator has its request.
+        loop {
+            let log: Value = client
+                .get(control("requests"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if log.as_array().is_some_and(|log| !log.is_empty()) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "call {id} never left"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+            "params": {"requestId": id, "reason": "user pressed stop"}});
+        let (status, _, _, body) =
+            post(&client, &replicas[1].url, &headers, &cancel.to_string()).await;
+        assert_eq!(status, 202, "{body}");
+        let (status, _, answer, body) = slow.await.unwrap();
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed < SLOW_ANSWER / 2,
+            "call {id} ran on for {elapsed:?} after its cancellation: {}",
+            body.chars().take(300).collect::<String>()
+        );
+        assert_eq!(status, 200, "{body}");
+        let answer = answer.iter().find(|m| m["id"] == id).unwrap();
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("cancelled")),
+            "call {id}: {answer}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_cancellation_sent_to_one_replica_stops_the_call_on_the_other_on_sqlite() {
+    cancel_across_replicas(&[]).await;
+}
+
+#[tokio::test]
+async fn a_cancellation_sent_to_one_replica_stops_the_call_on_the_other_on_postgres() {
+    let Ok(url) = std::env::var("MANIFOLD_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must provide MANIFOLD_TEST_POSTGRES_URL"
+        );
+        eprintln!("MANIFOLD_TEST_POSTGRES_URL not set: PostgreSQL run skipped outside CI");
+        return;
+    };
+    cancel_across_replicas(&[("MANIFOLD_STORAGE__URL", &url)]).await;
 }
 
 #[tokio::test]

@@ -39,6 +39,49 @@ pub struct CallScope {
     pub notify: Notify,
 }
 
+/// A second way to stop a call rmcp serves, set by the transport: the gateway's registration of
+/// the request, whose token fires when a cancellation naming it reached another replica. The
+/// registration is held (`_held`) until the call ends.
+#[derive(Clone)]
+pub struct CancelledElsewhere {
+    token: CancellationToken,
+    _held: Arc<dyn std::any::Any + Send + Sync>,
+}
+
+// === impl CancelledElsewhere ===
+
+impl CancelledElsewhere {
+    pub fn new(token: CancellationToken, held: impl std::any::Any + Send + Sync) -> Self {
+        Self {
+            token,
+            _held: Arc::new(held),
+        }
+    }
+
+    /// A token cancelled when `rmcp`'s is or this one fires, valid while the guard lives.
+    pub fn either(&self, rmcp: &CancellationToken) -> (CancellationToken, EitherGuard) {
+        let either = rmcp.child_token();
+        let (elsewhere, fire) = (self.token.clone(), either.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = elsewhere.cancelled() => fire.cancel(),
+                () = fire.cancelled() => {}
+            }
+        });
+        let guard = EitherGuard {
+            _stop: either.clone().drop_guard(),
+            _held: self.clone(),
+        };
+        (either, guard)
+    }
+}
+
+/// Keeps the registration of [`CancelledElsewhere::either`] and ends its watch when dropped.
+pub struct EitherGuard {
+    _stop: tokio_util::sync::DropGuard,
+    _held: CancelledElsewhere,
+}
+
 /// The way back to the client for notifications during a call.
 pub enum Notify {
     /// The answer carries the result alone (a stateless JSON answer has no room for more).

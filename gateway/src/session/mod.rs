@@ -2,10 +2,12 @@
 //! database, so any replica serves any request. Each replica trusts its last look at a session
 //! for `server.session_recheck` before asking the database again ([`store`]), and keeps rmcp's
 //! live copy in memory, restored from the database when a session it has not seen arrives
-//! ([`manager`]).
+//! ([`manager`]). A cancellation reaches its call on whichever replica runs it ([`cancel`]).
 
+mod cancel;
 mod manager;
 mod store;
 
+pub use cancel::{CancelRelay, InFlight, Registration, Served};
 pub use manager::{SessionError, SharedSessionManager};
 pub use store::{LiveSession, LookupError, SessionTiming, SqlSessionStore};

@@ -21,7 +21,7 @@ use super::{
 use crate::{
     auth::{self, AuthState},
     handler::Gateway,
-    session::{SharedSessionManager, SqlSessionStore},
+    session::{CancelRelay, SharedSessionManager, SqlSessionStore},
 };
 
 /// What the HTTP transport needs from `[server]`.
@@ -37,6 +37,7 @@ pub struct HttpSettings {
 pub fn router(
     gateway: Arc<Gateway>,
     sessions: Arc<SqlSessionStore>,
+    cancels: Arc<CancelRelay>,
     settings: &HttpSettings,
     shutdown: CancellationToken,
     auth: Option<(Arc<AuthState>, bool)>,
@@ -61,7 +62,7 @@ pub fn router(
     let fast = fast_path::FastPath {
         gateway: gateway.clone(),
         sessions: sessions.clone(),
-        in_flight: fast_path::InFlight::default(),
+        cancels,
         shutdown: shutdown.clone(),
     };
     let mut mcp = Router::new()

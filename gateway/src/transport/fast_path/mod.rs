@@ -23,17 +23,18 @@ use rmcp::model::{CallToolRequestParams, ServerJsonRpcMessage};
 use tokio_util::sync::CancellationToken;
 
 use super::jsonrpc::{CheckedCall, CheckedCancel};
-use crate::{handler::Gateway, session::SqlSessionStore};
+use crate::{
+    handler::Gateway,
+    session::{CancelRelay, SqlSessionStore},
+};
 
-pub use session::InFlight;
-
-/// What the fast paths need: the handler, the session store, the calls in flight in sessions,
-/// and the gateway's shutdown signal.
+/// What the fast paths need: the handler, the session store, the session calls in flight here
+/// (with the relay of cancellations between replicas), and the gateway's shutdown signal.
 #[derive(Clone)]
 pub struct FastPath {
     pub gateway: Arc<Gateway>,
     pub sessions: Arc<SqlSessionStore>,
-    pub in_flight: InFlight,
+    pub cancels: Arc<CancelRelay>,
     pub shutdown: CancellationToken,
 }
 
@@ -43,7 +44,7 @@ pub async fn serve(State(fast): State<FastPath>, mut request: Request, next: Nex
         return next.run(request).await;
     }
     if let Some(cancel) = request.extensions_mut().remove::<CheckedCancel>() {
-        return match session::cancel(&fast, &cancel, request.headers()) {
+        return match session::cancel(&fast, &cancel, request.headers()).await {
             Some(answer) => answer,
             None => next.run(request).await,
         };
@@ -60,6 +61,9 @@ pub async fn serve(State(fast): State<FastPath>, mut request: Request, next: Nex
     if let Some(session) = session::fits(&fast, &call, headers).await {
         let principal = principal(&request);
         return session::answer(&fast, session, call, principal, request.headers()).await;
+    }
+    if let Some(elsewhere) = session::register_for_rmcp(&fast, &call, headers) {
+        request.extensions_mut().insert(elsewhere);
     }
     next.run(request).await
 }

@@ -5,24 +5,19 @@
 //! `notifications/cancelled` naming it, which arrives on another POST, drops it; and the answer
 //! is one JSON message, or an SSE stream when log notifications go ahead of it.
 
-use std::sync::Arc;
-
 use axum::{
     body::Bytes,
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use dashmap::{DashMap, mapref::entry::Entry};
 use manifold_policy::Principal;
-use rmcp::model::{
-    ErrorCode, ErrorData, JsonRpcMessage, RequestId, ServerJsonRpcMessage, ServerResult,
-};
+use rmcp::model::{ErrorCode, ErrorData, JsonRpcMessage, ServerJsonRpcMessage, ServerResult};
 use tokio_util::sync::CancellationToken;
 
 use super::{FastPath, json_answer, single, traceparent};
 use crate::{
-    handler::{CallScope, Notify},
-    session::LiveSession,
+    handler::{CallScope, CancelledElsewhere, Notify},
+    session::{LiveSession, Served},
     transport::jsonrpc::{CheckedCall, CheckedCancel},
 };
 
@@ -30,45 +25,10 @@ use crate::{
 /// 2025-03-26, as the specification says (and rmcp assumes).
 const SESSION_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
 
-/// The calls this replica serves on the fast path, by session and request id, so a
-/// `notifications/cancelled` can reach them.
-#[derive(Clone, Default)]
-pub struct InFlight(Arc<DashMap<(String, RequestId), CancellationToken>>);
-
 /// A request this path serves, and its session.
 pub(super) struct Fit {
     session_id: String,
     session: LiveSession,
-}
-
-/// A call's place in [`InFlight`], given up when the call ends, however it ends (the client may
-/// go away).
-struct Registration<'a> {
-    in_flight: &'a InFlight,
-    key: (String, RequestId),
-}
-
-impl<'a> Registration<'a> {
-    /// `None` when the session already has a call with this id in flight.
-    fn new(
-        in_flight: &'a InFlight,
-        key: (String, RequestId),
-        cancel: CancellationToken,
-    ) -> Option<Self> {
-        match in_flight.0.entry(key.clone()) {
-            Entry::Occupied(_) => None,
-            Entry::Vacant(slot) => {
-                slot.insert(cancel);
-                Some(Self { in_flight, key })
-            }
-        }
-    }
-}
-
-impl Drop for Registration<'_> {
-    fn drop(&mut self) {
-        self.in_flight.0.remove(&self.key);
-    }
 }
 
 /// The session when this path serves the request: headers and `_meta` as a session request
@@ -119,8 +79,13 @@ pub(super) async fn answer(
 ) -> Response {
     let id = call.id;
     let cancel = fast.shutdown.child_token();
-    let key = (fit.session_id, id.clone());
-    let Some(registration) = Registration::new(&fast.in_flight, key, cancel.clone()) else {
+    let registration = fast.cancels.in_flight().register(
+        &fit.session_id,
+        id.clone(),
+        cancel.clone(),
+        Served::FastPath,
+    );
+    let Some(registration) = registration else {
         let error = ErrorData::new(
             ErrorCode::INVALID_REQUEST,
             "a request with this id is already in progress in this session",
@@ -133,7 +98,7 @@ pub(super) async fn answer(
         traceparent: traceparent(&call.params, headers),
         cancel,
         url_elicitation: fit.session.url_elicitation,
-        notify: Notify::collect(fast.gateway.session_logs().get(&registration.key.0)),
+        notify: Notify::collect(fast.gateway.session_logs().get(registration.session_id())),
     };
     let message: ServerJsonRpcMessage = match fast.gateway.call_tool(call.params, &scope).await {
         Ok(result) => {
@@ -153,18 +118,50 @@ pub(super) async fn answer(
     }
 }
 
+/// Registers a session call rmcp is about to serve, so that a cancellation posted on another
+/// replica reaches it too: the handler also stops the call when the returned token fires.
+pub(super) fn register_for_rmcp(
+    fast: &FastPath,
+    call: &CheckedCall,
+    headers: &HeaderMap,
+) -> Option<CancelledElsewhere> {
+    let session_id = single(headers, "mcp-session-id")?.to_str().ok()?;
+    let token = CancellationToken::new();
+    // A duplicate id is rmcp's to refuse.
+    let registration = fast.cancels.in_flight().register(
+        session_id,
+        call.id.clone(),
+        token.clone(),
+        Served::Rmcp,
+    )?;
+    Some(CancelledElsewhere::new(token, registration))
+}
+
 /// Cancels a call this replica serves on the fast path; `None` for any other request, which
-/// rmcp's session handles (it may be one of rmcp's own, or already finished).
-pub(super) fn cancel(
+/// rmcp's session handles (it may be one of rmcp's own, or already finished). A cancellation
+/// naming no call here, in a session the store has, is posted for the replica that runs it.
+pub(super) async fn cancel(
     fast: &FastPath,
     cancel: &CheckedCancel,
     headers: &HeaderMap,
 ) -> Option<Response> {
     let session_id = single(headers, "mcp-session-id")?.to_str().ok()?;
-    let key = (session_id.to_owned(), cancel.request_id.clone());
-    let (_, token) = fast.in_flight.0.remove(&key)?;
-    token.cancel();
-    Some(StatusCode::ACCEPTED.into_response())
+    match fast
+        .cancels
+        .in_flight()
+        .cancel(session_id, &cancel.request_id)
+    {
+        Some(Served::FastPath) => return Some(StatusCode::ACCEPTED.into_response()),
+        // rmcp cancels its own copy too.
+        Some(Served::Rmcp) => return None,
+        None => {}
+    }
+    if let Ok(Some(_)) = fast.sessions.live(session_id).await
+        && let Err(error) = fast.cancels.post(session_id, &cancel.request_id).await
+    {
+        tracing::warn!(%error, "cannot post a cancellation for the other replicas");
+    }
+    None
 }
 
 /// Notifications, then the answer, as one SSE stream. Events carry no ids: the stream is
