@@ -431,7 +431,6 @@ pub async fn start(
     ));
     spawn_session_sweep(
         sessions.clone(),
-        cancels.clone(),
         prepared.gateway.clone(),
         config.server.session_idle_timeout,
         shutdown.clone(),
@@ -521,11 +520,9 @@ pub fn effective_public_url(url: &str, addr: SocketAddr) -> String {
     }
 }
 
-/// Ends idle sessions every few minutes and drops old posted cancellations (on every replica;
-/// the deletes are idempotent).
+/// Ends idle sessions every few minutes (on every replica; the deletes are idempotent).
 fn spawn_session_sweep(
     sessions: Arc<SqlSessionStore>,
-    cancels: Arc<CancelRelay>,
     gateway: Arc<Gateway>,
     idle: std::time::Duration,
     stop: CancellationToken,
@@ -546,9 +543,6 @@ fn spawn_session_sweep(
                 Ok(0) => {}
                 Ok(swept) => tracing::info!(swept, "ended idle sessions"),
                 Err(error) => tracing::warn!(%error, "idle session sweep failed"),
-            }
-            if let Err(error) = cancels.prune().await {
-                tracing::warn!(%error, "pruning posted cancellations failed");
             }
         }
     });

@@ -36,8 +36,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
         updated_at BIGINT NOT NULL
     )",
     ),
-    // Cancellations posted for the replica running the call (`session::cancel`); pruned after
-    // two minutes.
+    // Cancellations posted for the replica running the call (`session::cancel`); pruned once
+    // two minutes old.
     (
         2,
         "CREATE TABLE IF NOT EXISTS mcp_cancellations (
@@ -46,6 +46,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
         posted_ms BIGINT NOT NULL,
         PRIMARY KEY (session_id, request_id)
     )",
+    ),
+    // Replicas read the cancellations of the last seconds.
+    (
+        3,
+        "CREATE INDEX IF NOT EXISTS mcp_cancellations_posted ON mcp_cancellations (posted_ms)",
     ),
     // One row per (user, provider connection); `sealed` holds the access and refresh tokens
     // sealed by the keyring with key `kid`, bound to the user and connection.

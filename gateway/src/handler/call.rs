@@ -449,3 +449,46 @@ impl Gateway {
         Ok((result, masked))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    /// Sets its flag when dropped: shows how long the registration is held.
+    struct Held(Arc<AtomicBool>);
+
+    impl Drop for Held {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn either_token_fires_for_either_source_and_holds_the_registration_until_the_call_ends() {
+        // Fired from elsewhere: the call's token fires, rmcp's does not.
+        let (rmcp, elsewhere) = (CancellationToken::new(), CancellationToken::new());
+        let released = Arc::new(AtomicBool::new(false));
+        let extension = CancelledElsewhere::new(elsewhere.clone(), Held(released.clone()));
+        let (either, guard) = extension.either(&rmcp);
+        drop(extension); // the request's copy goes first; the guard still holds it
+        elsewhere.cancel();
+        tokio::time::timeout(std::time::Duration::from_secs(5), either.cancelled())
+            .await
+            .expect("the call's token fires when cancelled elsewhere");
+        assert!(!rmcp.is_cancelled());
+        assert!(!released.load(Ordering::SeqCst));
+        drop(guard);
+        assert!(
+            released.load(Ordering::SeqCst),
+            "released when the call ends"
+        );
+
+        // Fired by rmcp.
+        let (rmcp, elsewhere) = (CancellationToken::new(), CancellationToken::new());
+        let (either, _guard) = CancelledElsewhere::new(elsewhere, ()).either(&rmcp);
+        rmcp.cancel();
+        assert!(either.is_cancelled());
+    }
+}

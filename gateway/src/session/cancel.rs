@@ -3,14 +3,22 @@
 //! session calls it runs ([`InFlight`]); a cancellation that finds no call here is posted to the
 //! shared `mcp_cancellations` table, which every replica with session calls in flight reads every
 //! [`POLL_EVERY`], cancelling the calls it holds ([`CancelRelay`]).
+//!
+//! Rows carry the posting replica's clock and are read against the reading replica's, so
+//! replica clocks must agree to within [`LOOKBACK`] (NTP keeps them within milliseconds).
 
 use std::{
-    sync::Arc,
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, SystemTime},
 };
 
 use dashmap::{DashMap, mapref::entry::Entry};
 use rmcp::model::RequestId;
+use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::storage::Storage;
@@ -18,16 +26,19 @@ use crate::storage::Storage;
 /// How often a replica with session calls in flight reads the posted cancellations.
 pub const POLL_EVERY: Duration = Duration::from_millis(200);
 /// How far back each read looks: far longer than the gap between reads, so a replica that was
-/// slow to read misses nothing. Reading a row twice is harmless: a cancelled call has left
-/// [`InFlight`].
-const LOOKBACK: Duration = Duration::from_secs(30);
-/// Posted cancellations are kept this long, then pruned by the session sweep.
+/// slow to read (or whose clock differs a little) misses nothing, and a cancellation posted just
+/// before the call registered still reaches it. Reading a row twice is harmless: a cancelled
+/// call has left [`InFlight`]. Request ids are never reused within a session, so a row cannot
+/// name a later call of a client that keeps to the protocol.
+const LOOKBACK: Duration = Duration::from_secs(10);
+/// At most this many of the newest rows are read at once, so a client posting cancellations in
+/// bulk cannot make every replica's reads grow without bound.
+const READ_LIMIT: i64 = 1000;
+/// Posted cancellations are kept this long, then pruned.
 const KEEP: Duration = Duration::from_secs(120);
-/// A posted cancellation reaches calls that started at most this long after it was posted: the
-/// clocks of two replicas differ a little, and a client may cancel a call on one replica before
-/// the other has registered it. Request ids are never reused within a session, so an older row
-/// cannot name a newer call of a well-behaved client.
-const SKEW: Duration = Duration::from_secs(2);
+/// Request ids are stored as their JSON text up to this length, longer ones as a digest, so
+/// rows stay small (and within PostgreSQL's index entry limit) whatever id a client picks.
+const KEY_MAX: usize = 64;
 
 /// Which path serves a registered call, which decides who answers a cancellation found here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,15 +55,21 @@ pub struct InFlight(Arc<DashMap<(String, RequestId), Call>>);
 
 struct Call {
     cancel: CancellationToken,
-    started_ms: i64,
     served: Served,
+    /// Tells this registration from a later one of the same key (see [`Registration`]).
+    generation: u64,
 }
+
+/// Numbers registrations, so a call that was cancelled (and so left [`InFlight`]) and is still
+/// winding down does not remove a newer call's entry when it ends.
+static GENERATIONS: AtomicU64 = AtomicU64::new(0);
 
 /// A call's place in [`InFlight`], given up when dropped, however the call ends (the client may
 /// go away).
 pub struct Registration {
     in_flight: InFlight,
     key: (String, RequestId),
+    generation: u64,
 }
 
 /// Posts cancellations for other replicas and delivers theirs to the calls this replica holds.
@@ -74,17 +91,19 @@ impl InFlight {
         served: Served,
     ) -> Option<Registration> {
         let key = (session.to_owned(), id);
+        let generation = GENERATIONS.fetch_add(1, Ordering::Relaxed);
         match self.0.entry(key.clone()) {
             Entry::Occupied(_) => None,
             Entry::Vacant(slot) => {
                 slot.insert(Call {
                     cancel,
-                    started_ms: now_ms(),
                     served,
+                    generation,
                 });
                 Some(Registration {
                     in_flight: self.clone(),
                     key,
+                    generation,
                 })
             }
         }
@@ -98,18 +117,18 @@ impl InFlight {
         Some(call.served)
     }
 
-    /// Cancels the call when it started no later than [`SKEW`] after `posted_ms`.
-    fn cancel_posted(&self, session: &str, id: &RequestId, posted_ms: i64) -> bool {
-        let skew = i64::try_from(SKEW.as_millis()).unwrap_or(i64::MAX);
-        let key = (session.to_owned(), id.clone());
-        let Some((_, call)) = self
-            .0
-            .remove_if(&key, |_, call| call.started_ms <= posted_ms + skew)
-        else {
-            return false;
-        };
-        call.cancel.cancel();
-        true
+    /// The calls held here, by the (session, stored request key) a posted row names them with.
+    fn by_stored_key(&self) -> HashMap<(String, String), (String, RequestId)> {
+        self.0
+            .iter()
+            .map(|entry| {
+                let (session, id) = entry.key();
+                (
+                    (session.clone(), request_key(id)),
+                    (session.clone(), id.clone()),
+                )
+            })
+            .collect()
     }
 
     fn is_empty(&self) -> bool {
@@ -127,7 +146,10 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.in_flight.0.remove(&self.key);
+        let generation = self.generation;
+        self.in_flight
+            .0
+            .remove_if(&self.key, |_, call| call.generation == generation);
     }
 }
 
@@ -141,7 +163,7 @@ impl CancelRelay {
         }
     }
 
-    /// The calls this replica runs.
+    /// Where the session calls this replica runs register, for cancellations to find them.
     pub fn in_flight(&self) -> &InFlight {
         &self.in_flight
     }
@@ -167,19 +189,20 @@ impl CancelRelay {
             return Ok(0);
         }
         let since = now_ms() - i64::try_from(LOOKBACK.as_millis()).unwrap_or(i64::MAX);
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT session_id, request_id, posted_ms FROM mcp_cancellations WHERE posted_ms >= $1",
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT session_id, request_id FROM mcp_cancellations
+             WHERE posted_ms >= $1 ORDER BY posted_ms DESC LIMIT $2",
         )
         .bind(since)
+        .bind(READ_LIMIT)
         .fetch_all(self.storage.pool())
         .await?;
+        let held = self.in_flight.by_stored_key();
         let mut cancelled = 0;
-        for (session, request, posted_ms) in rows {
-            // A row this build cannot read names no call it runs.
-            let Ok(id) = serde_json::from_str::<RequestId>(&request) else {
-                continue;
-            };
-            if self.in_flight.cancel_posted(&session, &id, posted_ms) {
+        for row in rows {
+            if let Some((session, id)) = held.get(&row)
+                && self.in_flight.cancel(session, id).is_some()
+            {
                 cancelled += 1;
             }
         }
@@ -196,31 +219,58 @@ impl CancelRelay {
         Ok(done.rows_affected())
     }
 
-    /// Delivers posted cancellations every [`POLL_EVERY`] until `stop`.
+    /// Delivers posted cancellations every [`POLL_EVERY`], and prunes them every [`KEEP`],
+    /// until `stop`.
     pub fn spawn(self: Arc<Self>, stop: CancellationToken) {
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(POLL_EVERY);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut pruned = tokio::time::Instant::now();
+            // One warning per outage, not five a second.
+            let mut failing = false;
             loop {
                 tokio::select! {
                     _ = ticker.tick() => {}
                     () = stop.cancelled() => return,
                 }
                 match self.deliver().await {
-                    Ok(0) => {}
                     Ok(cancelled) => {
-                        tracing::info!(cancelled, "cancelled calls cancelled on another replica");
+                        if cancelled > 0 {
+                            tracing::info!(
+                                cancelled,
+                                "stopped calls cancelled through another replica"
+                            );
+                        }
+                        if std::mem::take(&mut failing) {
+                            tracing::info!("reading posted cancellations works again");
+                        }
                     }
-                    Err(error) => tracing::warn!(%error, "reading posted cancellations failed"),
+                    Err(error) if !failing => {
+                        failing = true;
+                        tracing::warn!(%error, "cannot read posted cancellations");
+                    }
+                    Err(_) => {}
+                }
+                if pruned.elapsed() >= KEEP {
+                    pruned = tokio::time::Instant::now();
+                    if let Err(error) = self.prune().await {
+                        tracing::warn!(%error, "cannot prune posted cancellations");
+                    }
                 }
             }
         });
     }
 }
 
-/// A request id as stored: its JSON text, so `7` and `"7"` stay apart.
+/// A request id as stored: its JSON text (so `7` and `"7"` stay apart), or for a long id the
+/// SHA-256 of that text.
 fn request_key(id: &RequestId) -> String {
-    serde_json::to_string(id).unwrap_or_default()
+    let text = serde_json::to_string(id).unwrap_or_default();
+    if text.len() <= KEY_MAX {
+        text
+    } else {
+        format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes())))
+    }
 }
 
 fn now_ms() -> i64 {
@@ -281,15 +331,37 @@ mod tests {
         assert!(!other.is_cancelled() && !string.is_cancelled());
         assert_eq!(a.deliver().await.unwrap(), 0, "delivered once");
         drop(held);
-        assert_eq!(a.in_flight().0.len(), 2);
+        // The others are still registered, and a local cancel says who answers it.
+        assert_eq!(a.in_flight().cancel("s2", &id), Some(Served::Rmcp));
+        assert!(other.is_cancelled());
     }
 
     #[tokio::test]
-    async fn an_old_cancellation_does_not_reach_a_later_call_and_is_pruned() {
+    async fn a_cancellation_posted_just_before_the_call_registered_still_reaches_it() {
+        let (_dir, a, b) = replicas().await;
+        // A long string id is stored as a digest and still found.
+        let id = NumberOrString::String("x".repeat(5000).into());
+        b.post("s1", &id).await.unwrap();
+        let stored: (String,) = sqlx::query_as("SELECT request_id FROM mcp_cancellations")
+            .fetch_one(b.storage.pool())
+            .await
+            .unwrap();
+        assert!(stored.0.starts_with("sha256:") && stored.0.len() < 80);
+        let token = CancellationToken::new();
+        let _held = a
+            .in_flight()
+            .register("s1", id, token.clone(), Served::FastPath)
+            .unwrap();
+        assert_eq!(a.deliver().await.unwrap(), 1);
+        assert!(token.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn a_cancellation_older_than_the_lookback_is_not_read_and_is_pruned() {
         let (_dir, a, b) = replicas().await;
         let id = NumberOrString::Number(1);
         b.post("s1", &id).await.unwrap();
-        sqlx::query("UPDATE mcp_cancellations SET posted_ms = posted_ms - 10000")
+        sqlx::query("UPDATE mcp_cancellations SET posted_ms = posted_ms - 15000")
             .execute(b.storage.pool())
             .await
             .unwrap();
@@ -323,5 +395,18 @@ mod tests {
         assert_eq!(first.session_id(), "s");
         drop(first);
         assert_eq!(in_flight.cancel("s", &id), None);
+
+        // A cancelled call that is still winding down leaves a newer call's entry alone.
+        let cancelled = in_flight
+            .register("s", id.clone(), CancellationToken::new(), Served::FastPath)
+            .unwrap();
+        assert_eq!(in_flight.cancel("s", &id), Some(Served::FastPath));
+        let newer = CancellationToken::new();
+        let _newer = in_flight
+            .register("s", id.clone(), newer.clone(), Served::FastPath)
+            .unwrap();
+        drop(cancelled);
+        assert_eq!(in_flight.cancel("s", &id), Some(Served::FastPath));
+        assert!(newer.is_cancelled());
     }
 }

@@ -127,7 +127,8 @@ pub(super) fn register_for_rmcp(
 ) -> Option<CancelledElsewhere> {
     let session_id = single(headers, "mcp-session-id")?.to_str().ok()?;
     let token = CancellationToken::new();
-    // A duplicate id is rmcp's to refuse.
+    // A second call with an id already in flight here stays unregistered: rmcp runs it
+    // anyway, and only the first is reachable from other replicas.
     let registration = fast.cancels.in_flight().register(
         session_id,
         call.id.clone(),
@@ -156,10 +157,15 @@ pub(super) async fn cancel(
         Some(Served::Rmcp) => return None,
         None => {}
     }
-    if let Ok(Some(_)) = fast.sessions.live(session_id).await
-        && let Err(error) = fast.cancels.post(session_id, &cancel.request_id).await
-    {
-        tracing::warn!(%error, "cannot post a cancellation for the other replicas");
+    match fast.sessions.live(session_id).await {
+        Ok(Some(_)) => {
+            if let Err(error) = fast.cancels.post(session_id, &cancel.request_id).await {
+                tracing::warn!(%error, "cannot post a cancellation for the other replicas");
+            }
+        }
+        // rmcp answers 404.
+        Ok(None) => {}
+        Err(error) => tracing::warn!(%error, "cannot post a cancellation for the other replicas"),
     }
     None
 }
