@@ -137,72 +137,134 @@ fn client_with(bearer: Option<&str>) -> anyhow::Result<reqwest::Client> {
         .context("cannot build the HTTP client")
 }
 
-/// Runs `plan` against `target` with `concurrency` workers; `gateway_cpu` reads the gateway
-/// process's CPU time, sampled right before and right after the measured phase.
+/// Runs `plan` against `target` with `concurrency` workers in one go; `gateway_cpu` reads the
+/// CPU time of the process under test, sampled right before and right after the measured phase.
 pub async fn run(
     target: &Target,
     concurrency: usize,
     plan: Plan,
     gateway_cpu: impl Fn() -> anyhow::Result<Duration>,
 ) -> anyhow::Result<RunResult> {
-    let concurrency = concurrency.max(1);
-    let warmup_each = plan.warmup.div_ceil(concurrency as u64).max(1);
-    let ready = Arc::new(Barrier::new(concurrency + 1));
-    let go = Arc::new(Barrier::new(concurrency + 1));
-    let issued = Arc::new(AtomicU64::new(0));
-    let mut workers = Vec::with_capacity(concurrency);
-    for _ in 0..concurrency {
-        let mut worker = Worker {
-            target: target.clone(),
-            http: client_with(target.bearer())?,
-            session: None,
-            next_id: 1,
-        };
-        let (ready, go, issued) = (ready.clone(), go.clone(), issued.clone());
-        workers.push(tokio::spawn(async move {
-            let prepared = worker.prepare(warmup_each).await;
-            ready.wait().await;
-            go.wait().await;
-            let result = match prepared {
-                Ok(()) => worker.measure(plan, &issued).await,
-                Err(error) => Err(error),
+    let mut pool = Pool::prepare(target, concurrency, plan.warmup).await?;
+    let result = pool.measure(plan.calls, plan.duration, gateway_cpu).await;
+    pool.finish().await;
+    result
+}
+
+/// `concurrency` workers for one target, prepared once (sessions opened, warm-up done) and then
+/// measured in as many slices as asked, so several targets can take turns and share whatever
+/// the machine is doing at the time.
+pub struct Pool {
+    workers: Vec<Worker>,
+}
+
+impl Pool {
+    /// Opens the workers' connections (and sessions) and makes the warm-up calls, shared out
+    /// among them (at least one each); every warm-up call must succeed.
+    pub async fn prepare(target: &Target, concurrency: usize, warmup: u64) -> anyhow::Result<Self> {
+        let concurrency = concurrency.max(1);
+        let warmup_each = warmup.div_ceil(concurrency as u64).max(1);
+        let mut tasks = Vec::with_capacity(concurrency);
+        for _ in 0..concurrency {
+            let mut worker = Worker {
+                target: target.clone(),
+                http: client_with(target.bearer())?,
+                session: None,
+                next_id: 1,
             };
+            tasks.push(tokio::spawn(async move {
+                worker.prepare(warmup_each).await.map(|()| worker)
+            }));
+        }
+        let mut workers = Vec::with_capacity(concurrency);
+        for task in tasks {
+            workers.push(task.await.context("a worker panicked")??);
+        }
+        Ok(Self { workers })
+    }
+
+    /// One measured slice: `calls` calls in all, or for `duration` when set; `cpu` as in [`run`].
+    pub async fn measure(
+        &mut self,
+        calls: u64,
+        duration: Option<Duration>,
+        cpu: impl Fn() -> anyhow::Result<Duration>,
+    ) -> anyhow::Result<RunResult> {
+        let plan = Plan {
+            warmup: 0,
+            calls,
+            duration,
+        };
+        let go = Arc::new(Barrier::new(self.workers.len() + 1));
+        let issued = Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::with_capacity(self.workers.len());
+        for mut worker in self.workers.drain(..) {
+            let (go, issued) = (go.clone(), issued.clone());
+            tasks.push(tokio::spawn(async move {
+                go.wait().await;
+                let result = worker.measure(plan, &issued).await;
+                (worker, result)
+            }));
+        }
+        let (gateway_before, client_before) = (cpu()?, crate::gateway::own_cpu()?);
+        let started = Instant::now();
+        go.wait().await;
+        let mut results = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            let (worker, result) = task.await.context("a worker panicked")?;
+            self.workers.push(worker);
+            results.push(result);
+        }
+        let elapsed = started.elapsed();
+        let (gateway_after, client_after) = (cpu()?, crate::gateway::own_cpu()?);
+        let mut total = RunResult {
+            latency: histogram()?,
+            ok: 0,
+            failures: 0,
+            first_failure: None,
+            elapsed,
+            gateway_cpu: gateway_after.saturating_sub(gateway_before),
+            client_cpu: client_after.saturating_sub(client_before),
+        };
+        for result in results {
+            let result = result?;
+            total
+                .latency
+                .add(&result.latency)
+                .context("cannot merge histograms")?;
+            total.ok += result.ok;
+            total.failures += result.failures;
+            if total.first_failure.is_none() {
+                total.first_failure = result.first_failure;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Ends the workers' sessions (best effort).
+    pub async fn finish(&mut self) {
+        for worker in &mut self.workers {
             worker.finish().await;
-            result
-        }));
-    }
-    ready.wait().await;
-    let (gateway_before, client_before) = (gateway_cpu()?, crate::gateway::own_cpu()?);
-    let started = Instant::now();
-    go.wait().await;
-    let mut results = Vec::with_capacity(concurrency);
-    for worker in workers {
-        results.push(worker.await.context("a worker panicked")?);
-    }
-    let elapsed = started.elapsed();
-    let (gateway_after, client_after) = (gateway_cpu()?, crate::gateway::own_cpu()?);
-    let mut total = RunResult {
-        latency: histogram()?,
-        ok: 0,
-        failures: 0,
-        first_failure: None,
-        elapsed,
-        gateway_cpu: gateway_after.saturating_sub(gateway_before),
-        client_cpu: client_after.saturating_sub(client_before),
-    };
-    for result in results {
-        let result = result?;
-        total
-            .latency
-            .add(&result.latency)
-            .context("cannot merge histograms")?;
-        total.ok += result.ok;
-        total.failures += result.failures;
-        if total.first_failure.is_none() {
-            total.first_failure = result.first_failure;
         }
     }
-    Ok(total)
+}
+
+impl RunResult {
+    /// Adds another slice of the same target to this one.
+    pub fn absorb(&mut self, other: RunResult) -> anyhow::Result<()> {
+        self.latency
+            .add(&other.latency)
+            .context("cannot merge histograms")?;
+        self.ok += other.ok;
+        self.failures += other.failures;
+        if self.first_failure.is_none() {
+            self.first_failure = other.first_failure;
+        }
+        self.elapsed += other.elapsed;
+        self.gateway_cpu += other.gateway_cpu;
+        self.client_cpu += other.client_cpu;
+        Ok(())
+    }
 }
 
 fn histogram() -> anyhow::Result<Histogram<u64>> {

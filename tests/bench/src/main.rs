@@ -42,6 +42,11 @@ struct Args {
     /// Unmeasured calls before each run, shared among its workers (at least one per worker).
     #[arg(long, default_value_t = 1_000)]
     warmup: u64,
+    /// Each run is measured in this many slices, taken in turns with the other lanes of its
+    /// concurrency (direct, relay, each mode), so a machine whose speed drifts during the
+    /// benchmark slows them all alike.
+    #[arg(long, default_value_t = 5)]
+    rounds: u32,
     /// Modes to measure: the gateway's two, and the relay floor (two HTTP hops, no gateway work).
     #[arg(long, value_delimiter = ',', default_value = "relay,stateless,session")]
     modes: Vec<Mode>,
@@ -66,6 +71,15 @@ enum Mode {
     Stateless,
     /// 2025-11-25: `initialize` once per worker, then POSTs with `mcp-session-id`.
     Session,
+}
+
+/// Whose CPU a lane's calls are charged to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// The gateway process (for the direct lane: what it spends while idle, ~0).
+    Gateway,
+    /// The relay floor's process.
+    Relay,
 }
 
 impl Mode {
@@ -168,46 +182,80 @@ async fn run(args: Args) -> anyhow::Result<u64> {
     } else {
         None
     };
-    let plan = Plan {
-        warmup: args.warmup,
-        calls: args.calls,
-        duration: args.duration,
+    // The lanes of each concurrency: direct first, then each mode, with the process whose CPU
+    // counts for it (the direct run reads the idle gateway's).
+    let mut lanes: Vec<(&str, Target, Lane)> = vec![("direct", direct.clone(), Lane::Gateway)];
+    for &mode in &args.modes {
+        let target = match (mode, &relay) {
+            (Mode::Relay, Some((_, target))) => target.clone(),
+            (Mode::Relay, None) => bail!("the relay floor is not running"),
+            (Mode::Stateless, _) => Target::Stateless {
+                url: gateway.mcp_url.clone(),
+                bearer: bearer.clone(),
+            },
+            (Mode::Session, _) => Target::Session {
+                url: gateway.mcp_url.clone(),
+                bearer: bearer.clone(),
+            },
+        };
+        let lane = if mode == Mode::Relay {
+            Lane::Relay
+        } else {
+            Lane::Gateway
+        };
+        lanes.push((mode.name(), target, lane));
+    }
+    let cpu_of = |lane: Lane| match (lane, &relay) {
+        (Lane::Relay, Some((relay, _))) => relay.cpu(),
+        _ => gateway.cpu(),
     };
-    let cpu = || gateway.cpu();
+    let rounds = u64::from(args.rounds.max(1));
+    let slice_calls = args.calls.div_ceil(rounds);
+    let slice_duration = args
+        .duration
+        .map(|d| d / u32::try_from(rounds).unwrap_or(1));
     let mut rows = Vec::new();
     for &concurrency in &args.concurrency {
-        eprintln!("concurrency {concurrency}: direct …");
-        clear_log(&control, &requests_url).await?;
-        let direct_run = load::run(&direct, concurrency, plan, cpu).await?;
-        let direct_side = Side::of(&direct_run);
-        for &mode in &args.modes {
-            eprintln!("concurrency {concurrency}: {} …", mode.name());
-            clear_log(&control, &requests_url).await?;
-            let gateway_run = match (mode, &relay) {
-                (Mode::Relay, Some((relay, target))) => {
-                    load::run(target, concurrency, plan, || relay.cpu()).await?
+        let mut pools = Vec::with_capacity(lanes.len());
+        for (name, target, _) in &lanes {
+            eprintln!("concurrency {concurrency}: preparing {name} …");
+            pools.push(load::Pool::prepare(target, concurrency, args.warmup).await?);
+        }
+        let mut runs: Vec<Option<load::RunResult>> = lanes.iter().map(|_| None).collect();
+        eprintln!("concurrency {concurrency}: {rounds} rounds, each lane once per round …");
+        for round in 0..rounds {
+            // Each round starts with another lane, so none always runs right after another.
+            let start = usize::try_from(round).unwrap_or(0) % lanes.len();
+            for offset in 0..lanes.len() {
+                let index = (start + offset) % lanes.len();
+                clear_log(&control, &requests_url).await?;
+                let lane = lanes[index].2;
+                let slice = pools[index]
+                    .measure(slice_calls, slice_duration, || cpu_of(lane))
+                    .await?;
+                match &mut runs[index] {
+                    Some(run) => run.absorb(slice)?,
+                    empty => *empty = Some(slice),
                 }
-                (Mode::Relay, None) => bail!("the relay floor is not running"),
-                (Mode::Stateless, _) => {
-                    let target = Target::Stateless {
-                        url: gateway.mcp_url.clone(),
-                        bearer: bearer.clone(),
-                    };
-                    load::run(&target, concurrency, plan, cpu).await?
-                }
-                (Mode::Session, _) => {
-                    let target = Target::Session {
-                        url: gateway.mcp_url.clone(),
-                        bearer: bearer.clone(),
-                    };
-                    load::run(&target, concurrency, plan, cpu).await?
-                }
-            };
+            }
+        }
+        for pool in &mut pools {
+            pool.finish().await;
+        }
+        let runs: Vec<load::RunResult> = runs
+            .into_iter()
+            .collect::<Option<_>>()
+            .context("a lane was never measured")?;
+        let Some((direct_run, mode_runs)) = runs.split_first() else {
+            bail!("no direct run");
+        };
+        let direct_side = Side::of(direct_run);
+        for ((name, ..), run) in lanes.iter().skip(1).zip(mode_runs) {
             rows.push(Row::new(
-                mode.name(),
+                name,
                 concurrency,
                 direct_side.clone(),
-                Side::of(&gateway_run),
+                Side::of(run),
             ));
         }
     }
