@@ -7,7 +7,7 @@ mod support;
 use std::{sync::atomic::Ordering, time::Duration};
 
 use serde_json::{Value, json};
-use support::{ACCEPT, open_session, post, start};
+use support::{ACCEPT, in_session, open_session, post, start};
 
 const SESSION_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
 
@@ -31,10 +31,7 @@ async fn every_session_era_initializes_pages_and_calls() {
     let client = reqwest::Client::new();
     for version in SESSION_VERSIONS {
         let session = open_session(&client, &gw.url(), version).await;
-        let headers = [
-            ("mcp-session-id", session.as_str()),
-            ("mcp-protocol-version", version),
-        ];
+        let headers = in_session(&session, version);
         let list = |cursor: Option<&str>| {
             let params = cursor.map_or(json!({}), |c| json!({"cursor": c}));
             json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": params}).to_string()
@@ -227,10 +224,7 @@ async fn protocol_errors_have_the_right_codes_and_never_reach_the_adapter() {
     let client = reqwest::Client::new();
     let version = "2025-11-25";
     let session = open_session(&client, &gw.url(), version).await;
-    let headers = [
-        ("mcp-session-id", session.as_str()),
-        ("mcp-protocol-version", version),
-    ];
+    let headers = in_session(&session, version);
 
     let (_, _, answer, _) = post(
         &client,
@@ -605,17 +599,11 @@ async fn idle_sessions_end_and_sessions_in_use_stay() {
     let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
     for _ in 0..12 {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let headers = [
-            ("mcp-session-id", busy.as_str()),
-            ("mcp-protocol-version", version),
-        ];
+        let headers = in_session(&busy, version);
         let (status, ..) = post(&client, &gw.url(), &headers, ping).await;
         assert_eq!(status, 200, "a session in use was ended");
     }
-    let headers = [
-        ("mcp-session-id", idle.as_str()),
-        ("mcp-protocol-version", version),
-    ];
+    let headers = in_session(&idle, version);
     let (status, ..) = post(&client, &gw.url(), &headers, ping).await;
     assert_eq!(status, 404, "an idle session outlived its timeout");
 }

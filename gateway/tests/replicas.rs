@@ -14,22 +14,31 @@ use std::{
 
 use manifold_adapters::{Registry, sandbox::SandboxServer};
 use serde_json::{Value, json};
-use support::{open_session, post, process::GatewayProcess};
+use support::{
+    in_session, open_session, post,
+    process::{GatewayProcess, postgres_url},
+};
 
 /// How long the emulator holds each Linear answer in the cancellation test: far longer than a
 /// cancellation takes to cross replicas.
 const SLOW_ANSWER: Duration = Duration::from_secs(20);
 
-fn config(dir: &std::path::Path, recheck: &str) -> std::path::PathBuf {
+/// Both replicas' config: Linear with the demo key, on the in-process emulator, or on the
+/// emulator at `sandbox` (one both replicas share) when given.
+fn config(dir: &std::path::Path, recheck: &str, sandbox: Option<SocketAddr>) -> std::path::PathBuf {
     let path = dir.join("manifold.toml");
+    let shared_sandbox = sandbox.map_or_else(String::new, |addr| {
+        format!("[sandbox]\nurl = \"http://{addr}\"\n")
+    });
     let text = format!(
         r#"
 [server]
 listen = "127.0.0.1:0"
 session_recheck = "{recheck}"
+call_timeout = "60s"
 [storage]
 data_dir = "{}"
-[adapters.linear]
+{shared_sandbox}[adapters.linear]
 kind = "linear"
 sandbox = true
 [adapters.linear.credentials]
@@ -41,20 +50,22 @@ token = "lin_api_sandbox_alice"
     path
 }
 
+/// Two `manifold serve` processes of one config.
+fn two_replicas(config: &std::path::Path, env: &[(&str, &str)]) -> [GatewayProcess; 2] {
+    [
+        GatewayProcess::serve(config, env),
+        GatewayProcess::serve(config, env),
+    ]
+}
+
 async fn alternate_one_session(env: &[(&str, &str)], recheck: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), recheck);
-    let replicas = [
-        GatewayProcess::serve(&config, env),
-        GatewayProcess::serve(&config, env),
-    ];
+    let config = config(dir.path(), recheck, None);
+    let replicas = two_replicas(&config, env);
     let client = reqwest::Client::new();
     let version = "2025-11-25";
     let session = open_session(&client, &replicas[0].url, version).await;
-    let headers = [
-        ("mcp-session-id", session.as_str()),
-        ("mcp-protocol-version", version),
-    ];
+    let headers = in_session(&session, version);
     let requests = [
         json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
         json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}),
@@ -120,37 +131,12 @@ async fn cancel_across_replicas(env: &[(&str, &str)]) {
         .await
         .unwrap();
     let emulator = format!("http://{}/linear", sandbox.addr());
-    let config = dir.path().join("manifold.toml");
-    let text = format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-call_timeout = "60s"
-[storage]
-data_dir = "{}"
-[sandbox]
-url = "http://{}"
-[adapters.linear]
-kind = "linear"
-sandbox = true
-[adapters.linear.credentials]
-token = "lin_api_sandbox_alice"
-"#,
-        dir.path().display(),
-        sandbox.addr()
-    );
-    std::fs::write(&config, text).unwrap();
-    let replicas = [
-        GatewayProcess::serve(&config, env),
-        GatewayProcess::serve(&config, env),
-    ];
+    let config = config(dir.path(), "1s", Some(sandbox.addr()));
+    let replicas = two_replicas(&config, env);
     let client = reqwest::Client::new();
     let version = "2025-11-25";
     let session = open_session(&client, &replicas[0].url, version).await;
-    let headers = [
-        ("mcp-session-id", session.as_str()),
-        ("mcp-protocol-version", version),
-    ];
+    let headers = in_session(&session, version);
     let control = |path: &str| format!("{emulator}/_sandbox/{path}");
     let delay = json!({"millis": SLOW_ANSWER.as_millis()});
     let set = client.post(control("delay")).json(&delay).send().await;
@@ -163,10 +149,7 @@ token = "lin_api_sandbox_alice"
         let slow = tokio::spawn({
             let (client, url, session) = (client.clone(), replicas[0].url.clone(), session.clone());
             async move {
-                let headers = [
-                    ("mcp-session-id", session.as_str()),
-                    ("mcp-protocol-version", version),
-                ];
+                let headers = in_session(&session, version);
                 post(&client, &url, &headers, &call.to_string()).await
             }
         });
@@ -219,14 +202,7 @@ async fn a_cancellation_sent_to_one_replica_stops_the_call_on_the_other_on_sqlit
 
 #[tokio::test]
 async fn a_cancellation_sent_to_one_replica_stops_the_call_on_the_other_on_postgres() {
-    let Ok(url) = std::env::var("MANIFOLD_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must provide MANIFOLD_TEST_POSTGRES_URL"
-        );
-        eprintln!("MANIFOLD_TEST_POSTGRES_URL not set: PostgreSQL run skipped outside CI");
-        return;
-    };
+    let Some(url) = postgres_url() else { return };
     cancel_across_replicas(&[("MANIFOLD_STORAGE__URL", &url)]).await;
 }
 
@@ -242,13 +218,6 @@ async fn with_recheck_zero_an_ended_session_is_gone_on_every_replica_at_once() {
 
 #[tokio::test]
 async fn two_processes_serve_one_session_on_postgres() {
-    let Ok(url) = std::env::var("MANIFOLD_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must provide MANIFOLD_TEST_POSTGRES_URL"
-        );
-        eprintln!("MANIFOLD_TEST_POSTGRES_URL not set: PostgreSQL run skipped outside CI");
-        return;
-    };
+    let Some(url) = postgres_url() else { return };
     alternate_one_session(&[("MANIFOLD_STORAGE__URL", &url)], "1s").await;
 }

@@ -240,6 +240,26 @@ impl SigningKeys {
 }
 
 #[cfg(test)]
+impl AccessClaims {
+    /// Alice's token for `https://gw/mcp`, issued by `https://gw`, expiring at `exp`.
+    pub(crate) fn sample(exp: i64) -> Self {
+        Self {
+            iss: "https://gw".into(),
+            sub: "alice".into(),
+            aud: "https://gw/mcp".into(),
+            exp,
+            iat: now(),
+            jti: "j".into(),
+            client_id: "c".into(),
+            scope: "mcp".into(),
+            email: None,
+            groups: vec![],
+            fid: None,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
@@ -260,19 +280,7 @@ mod tests {
             Duration::from_secs(3600),
         );
         let (issuer, audiences) = ("https://gw", vec!["https://gw/mcp".to_owned()]);
-        let claims = AccessClaims {
-            iss: issuer.into(),
-            sub: "alice".into(),
-            aud: audiences[0].clone(),
-            exp: now() + 600,
-            iat: now(),
-            jti: "j".into(),
-            client_id: "c".into(),
-            scope: "mcp".into(),
-            email: None,
-            groups: vec![],
-            fid: None,
-        };
+        let claims = AccessClaims::sample(now() + 600);
         let token = keys.sign(&claims).await.unwrap();
         for _ in 0..2 {
             let verified = keys.verify(&token, issuer, &audiences).await.unwrap();

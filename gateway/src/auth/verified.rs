@@ -66,34 +66,18 @@ fn digest(token: &str) -> [u8; 32] {
 mod tests {
     use super::*;
 
-    fn claims(exp: i64) -> AccessClaims {
-        AccessClaims {
-            iss: "https://gw".into(),
-            sub: "alice".into(),
-            aud: "https://gw/mcp".into(),
-            exp,
-            iat: 0,
-            jti: "j".into(),
-            client_id: "c".into(),
-            scope: "mcp".into(),
-            email: None,
-            groups: vec![],
-            fid: None,
-        }
-    }
-
     #[test]
     fn remembers_a_token_until_it_expires() {
         let verified = VerifiedTokens::default();
         assert!(verified.get("t1").is_none());
-        verified.insert("t1", &claims(now() + 60), "k1");
+        verified.insert("t1", &AccessClaims::sample(now() + 60), "k1");
         let hit = verified.get("t1").expect("remembered");
         assert_eq!((hit.claims.sub.as_str(), hit.kid.as_str()), ("alice", "k1"));
         assert!(
             verified.get("t2").is_none(),
             "another token is not remembered"
         );
-        verified.insert("t3", &claims(now() - 1), "k1");
+        verified.insert("t3", &AccessClaims::sample(now() - 1), "k1");
         assert!(verified.get("t3").is_none(), "expired");
         assert!(
             verified.tokens.get(&digest("t3")).is_none(),

@@ -61,3 +61,17 @@ impl Drop for GatewayProcess {
 fn manifold_bin() -> String {
     std::env::var("MANIFOLD_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_manifold").to_owned())
 }
+
+/// The PostgreSQL database of the multi-process tests (`MANIFOLD_TEST_POSTGRES_URL`), which CI
+/// must provide; outside CI the run is skipped (`None`) with a note.
+pub fn postgres_url() -> Option<String> {
+    let Ok(url) = std::env::var("MANIFOLD_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must provide MANIFOLD_TEST_POSTGRES_URL"
+        );
+        eprintln!("MANIFOLD_TEST_POSTGRES_URL not set: PostgreSQL run skipped outside CI");
+        return None;
+    };
+    Some(url)
+}

@@ -78,6 +78,39 @@ pub struct RunResult {
 }
 
 impl RunResult {
+    /// Counts calls measured alongside these (another worker's, or another slice's).
+    fn add_calls(
+        &mut self,
+        latency: &Histogram<u64>,
+        ok: u64,
+        failures: u64,
+        first_failure: Option<String>,
+    ) -> anyhow::Result<()> {
+        self.latency
+            .add(latency)
+            .context("cannot merge histograms")?;
+        self.ok += ok;
+        self.failures += failures;
+        if self.first_failure.is_none() {
+            self.first_failure = first_failure;
+        }
+        Ok(())
+    }
+
+    /// Adds another slice of the same target to this one.
+    pub fn absorb(&mut self, other: RunResult) -> anyhow::Result<()> {
+        self.add_calls(
+            &other.latency,
+            other.ok,
+            other.failures,
+            other.first_failure,
+        )?;
+        self.elapsed += other.elapsed;
+        self.gateway_cpu += other.gateway_cpu;
+        self.client_cpu += other.client_cpu;
+        Ok(())
+    }
+
     pub fn calls(&self) -> u64 {
         self.ok + self.failures
     }
@@ -228,15 +261,12 @@ impl Pool {
         };
         for result in results {
             let result = result?;
-            total
-                .latency
-                .add(&result.latency)
-                .context("cannot merge histograms")?;
-            total.ok += result.ok;
-            total.failures += result.failures;
-            if total.first_failure.is_none() {
-                total.first_failure = result.first_failure;
-            }
+            total.add_calls(
+                &result.latency,
+                result.ok,
+                result.failures,
+                result.first_failure,
+            )?;
         }
         Ok(total)
     }
@@ -246,24 +276,6 @@ impl Pool {
         for worker in &mut self.workers {
             worker.finish().await;
         }
-    }
-}
-
-impl RunResult {
-    /// Adds another slice of the same target to this one.
-    pub fn absorb(&mut self, other: RunResult) -> anyhow::Result<()> {
-        self.latency
-            .add(&other.latency)
-            .context("cannot merge histograms")?;
-        self.ok += other.ok;
-        self.failures += other.failures;
-        if self.first_failure.is_none() {
-            self.first_failure = other.first_failure;
-        }
-        self.elapsed += other.elapsed;
-        self.gateway_cpu += other.gateway_cpu;
-        self.client_cpu += other.client_cpu;
-        Ok(())
     }
 }
 
