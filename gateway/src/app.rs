@@ -3,7 +3,6 @@
 
 use std::{collections::HashMap, net::SocketAddr, path::Path, sync::Arc};
 
-use axum::serve::ListenerExt;
 use manifold_adapters::{
     InstanceSettings, Registry, Secret, UpstreamClient, UpstreamConfig, upstream::RetryPolicy,
 };
@@ -14,7 +13,7 @@ use url::Url;
 use crate::{
     audit::AuditStage,
     broker::{BrokerSettings, CredentialBroker, DevIdentity, StaticCredentials, UserBroker},
-    config::{Config, PrefixMode, Problem},
+    config::{Config, OperatorListen, PrefixMode, Problem},
     handler::{Gateway, HandlerSettings, Stages},
     keyring::{Keyring, KeyringError},
     policy::PolicyStage,
@@ -25,6 +24,8 @@ use crate::{
     transport::{
         HostGuard,
         http::{self, HttpSettings},
+        operator,
+        server::{self, ConnectionLimits},
     },
 };
 
@@ -178,6 +179,8 @@ fn toml_to_json(table: &toml::Table) -> serde_json::Map<String, serde_json::Valu
 /// A gateway listening for clients.
 pub struct RunningGateway {
     pub addr: SocketAddr,
+    /// Where the operator endpoints (`/metrics`) listen, when on a listener of their own.
+    pub operator_addr: Option<SocketAddr>,
     pub shutdown: CancellationToken,
     pub tools: usize,
     /// Keeps the emulators alive as long as the gateway runs.
@@ -419,6 +422,12 @@ pub async fn start(
         max_body_bytes: config.server.max_body_bytes,
         sse_keep_alive: config.server.sse_keep_alive,
         legacy_sse: config.server.legacy_sse,
+        max_sessions_per_user: config.server.max_sessions_per_user,
+        max_streams_per_session: config.server.max_streams_per_session,
+        operator_on_main: match config.server.operator_listen {
+            OperatorListen::Main => config.server.operator_token.clone(),
+            OperatorListen::Address(_) => None,
+        },
     };
     let cancels = Arc::new(CancelRelay::new(storage.clone()));
     cancels.clone().spawn(shutdown.clone());
@@ -436,6 +445,7 @@ pub async fn start(
         shutdown.clone(),
     );
     let auth_routes = auth.clone().map(|state| (state, config.auth.sandbox_idp));
+    let operator_gateway = prepared.gateway.clone();
     let mut router = http::router(
         prepared.gateway,
         sessions,
@@ -470,19 +480,37 @@ pub async fn start(
             ));
         }
     }
-    let stop = shutdown.clone();
-    // Answers are small and written in pieces (SSE); without NODELAY, Nagle's algorithm holds
-    // the last piece for the client's delayed ACK (~40 ms).
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
-    });
+    let limits = ConnectionLimits {
+        header_read_timeout: config.server.header_read_timeout,
+        idle_timeout: config.server.idle_timeout,
+    };
+    let operator_addr = match config.server.operator_listen {
+        OperatorListen::Main => None,
+        OperatorListen::Address(operator_listen) => {
+            let listener = tokio::net::TcpListener::bind(operator_listen)
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: operator_listen,
+                    source,
+                })?;
+            let operator_addr = listener.local_addr().map_err(|source| StartError::Listen {
+                addr: operator_listen,
+                source,
+            })?;
+            let routes = operator::router(
+                operator_gateway,
+                settings.guard.with_ip_literals(),
+                config.server.operator_token.as_ref(),
+            );
+            tracing::info!(url = %format!("http://{operator_addr}/metrics"), "operator endpoints");
+            tokio::spawn(server::serve(listener, routes, limits, shutdown.clone()));
+            Some(operator_addr)
+        }
+    };
+    let server = tokio::spawn(server::serve(listener, router, limits, shutdown.clone()));
     Ok(RunningGateway {
         addr,
+        operator_addr,
         shutdown,
         tools: prepared.tools,
         #[cfg(feature = "sandbox")]

@@ -427,6 +427,9 @@ async fn serve(
             );
         }
         println!("  Tools exposed:                  {}", running.tools);
+        if let Some(operator) = running.operator_addr {
+            println!("  Metrics (operator, loopback):   http://{operator}/metrics");
+        }
         println!(
             "  OAuth issuer:                   http://{} (sign in as alice, bob or carol)",
             running.addr

@@ -7,6 +7,7 @@ mod load;
 mod types;
 mod validate;
 mod validate_auth;
+mod validate_server;
 
 pub use env::apply_env_overrides;
 pub use load::{ConfigError, Problem, load_file, load_str};

@@ -73,6 +73,89 @@ pub struct ServerConfig {
     #[serde(with = "humantime_serde")]
     #[schemars(with = "String")]
     pub session_recheck: Duration,
+    /// A new connection must send its first complete request within this time, and on HTTP/1
+    /// every request's headers must arrive within it; else the connection is closed (slowloris).
+    #[serde(default = "default_header_read_timeout", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub header_read_timeout: Duration,
+    /// A connection with no request in progress for this long is closed (an open SSE stream is a
+    /// request in progress).
+    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub idle_timeout: Duration,
+    /// Sessions one signed-in user may have open at once; the next `initialize` (or `GET /sse`)
+    /// gets 429 with a JSON-RPC error until one ends.
+    #[serde(default = "default_max_sessions_per_user")]
+    pub max_sessions_per_user: usize,
+    /// Requests one session may have in progress at once on this replica (GET streams and POSTs
+    /// whose answer is still being sent); more get 429 with a JSON-RPC error.
+    #[serde(default = "default_max_streams_per_session")]
+    pub max_streams_per_session: usize,
+    /// Where the operator endpoints (`/metrics`) are served: an address of their own (default
+    /// `127.0.0.1:0`: loopback, on a port chosen at start and logged; set a fixed port for a
+    /// scraper), or `"main"`: on `listen`, which then requires `operator_token`.
+    #[serde(default)]
+    pub operator_listen: OperatorListen,
+    /// When set, the operator endpoints require `Authorization: Bearer <token>` wherever they are
+    /// served. Keep it out of the file: `MANIFOLD_SERVER__OPERATOR_TOKEN`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub operator_token: Option<Secret>,
+}
+
+/// Where the operator endpoints listen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(try_from = "String")]
+#[schemars(with = "String")]
+pub enum OperatorListen {
+    /// A listener of their own.
+    Address(SocketAddr),
+    /// The main listener (`server.listen`), behind `operator_token`.
+    Main,
+}
+
+impl Default for OperatorListen {
+    fn default() -> Self {
+        Self::Address(SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+}
+
+impl TryFrom<String> for OperatorListen {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        if value == "main" {
+            return Ok(Self::Main);
+        }
+        value.parse().map(Self::Address).map_err(|_| {
+            format!("`{value}` is neither an address (host:port) nor \"main\"")
+        })
+    }
+}
+
+impl From<OperatorListen> for String {
+    fn from(listen: OperatorListen) -> Self {
+        match listen {
+            OperatorListen::Address(addr) => addr.to_string(),
+            OperatorListen::Main => "main".into(),
+        }
+    }
+}
+
+fn default_header_read_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(120)
+}
+
+fn default_max_sessions_per_user() -> usize {
+    100
+}
+
+fn default_max_streams_per_session() -> usize {
+    32
 }
 
 impl Default for ServerConfig {
@@ -89,6 +172,12 @@ impl Default for ServerConfig {
             legacy_sse: true,
             session_idle_timeout: Duration::from_secs(24 * 3600),
             session_recheck: Duration::from_secs(1),
+            header_read_timeout: default_header_read_timeout(),
+            idle_timeout: default_idle_timeout(),
+            max_sessions_per_user: default_max_sessions_per_user(),
+            max_streams_per_session: default_max_streams_per_session(),
+            operator_listen: OperatorListen::default(),
+            operator_token: None,
         }
     }
 }

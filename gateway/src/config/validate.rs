@@ -31,6 +31,9 @@ pub fn validate(config: &Config, source: &str, registry: &Registry) -> Vec<Probl
             ),
         );
     }
+    for problem in super::validate_server::limits(server) {
+        at(top("server"), problem);
+    }
     for origin in &server.allowed_origins {
         if origin != "null" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
             at(
