@@ -483,6 +483,7 @@ pub async fn start(
     let limits = ConnectionLimits {
         header_read_timeout: config.server.header_read_timeout,
         idle_timeout: config.server.idle_timeout,
+        body_read_timeout: config.server.body_read_timeout,
     };
     let operator_addr = match config.server.operator_listen {
         OperatorListen::Main => None,

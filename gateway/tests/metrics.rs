@@ -25,7 +25,10 @@ async fn metrics_count_calls_by_tool_and_outcome() {
         let (status, ..) = post(&client, &gw.url(), &headers, &body.to_string()).await;
         assert_eq!(status, 200);
     }
-    let operator = gw.running.operator_addr.expect("an operator listener by default");
+    let operator = gw
+        .running
+        .operator_addr
+        .expect("an operator listener by default");
     let text = client
         .get(format!("http://{operator}/metrics"))
         .send()

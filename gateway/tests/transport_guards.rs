@@ -112,20 +112,32 @@ async fn host_authority_and_origin_are_checked_alike_on_http1_and_http2() {
     let good = format!("127.0.0.1:{port}");
     let (mut one, mut two) = (h1(addr).await, h2(addr).await);
     // The allowed authority passes on every protocol, so the refusals below are the guard's.
-    assert_eq!(status1(&mut one, get("/healthz", Some(&good), None)).await, 200);
+    assert_eq!(
+        status1(&mut one, get("/healthz", Some(&good), None)).await,
+        200
+    );
     let h2_good = format!("http://{good}/healthz");
     assert_eq!(status2(&mut two, get(&h2_good, None, None)).await, 200);
-    assert_eq!(status2(&mut two, get(&h2_good, Some(&good), None)).await, 200);
+    assert_eq!(
+        status2(&mut two, get(&h2_good, Some(&good), None)).await,
+        200
+    );
     let bad_authorities = generate(bad_authority(), 256);
     for bad in &bad_authorities {
         let on_bad = format!("http://{bad}/healthz");
         let cases = [
-            ("HTTP/1.1 Host", status1(&mut one, get("/healthz", Some(bad), None)).await),
+            (
+                "HTTP/1.1 Host",
+                status1(&mut one, get("/healthz", Some(bad), None)).await,
+            ),
             (
                 "HTTP/1.1 absolute-form target",
                 status1(&mut one, get(&on_bad, Some(&good), None)).await,
             ),
-            ("HTTP/2 :authority", status2(&mut two, get(&on_bad, None, None)).await),
+            (
+                "HTTP/2 :authority",
+                status2(&mut two, get(&on_bad, None, None)).await,
+            ),
             (
                 "HTTP/2 :authority with an allowed Host",
                 status2(&mut two, get(&on_bad, Some(&good), None)).await,
@@ -143,10 +155,7 @@ async fn host_authority_and_origin_are_checked_alike_on_http1_and_http2() {
         assert_eq!(status2(&mut two, get(&mcp, None, None)).await, 403, "{bad}");
     }
     let bad_origins = generate(
-        (
-            "https?",
-            bad_authority(),
-        )
+        ("https?", bad_authority())
             .prop_map(|(scheme, authority)| format!("{scheme}://{authority}")),
         256,
     );
@@ -156,7 +165,10 @@ async fn host_authority_and_origin_are_checked_alike_on_http1_and_http2() {
         assert_eq!((h1_status, h2_status), (403, 403), "Origin {origin}");
     }
     let own_origin = format!("http://{good}");
-    assert_eq!(status2(&mut two, get(&h2_good, None, Some(&own_origin))).await, 200);
+    assert_eq!(
+        status2(&mut two, get(&h2_good, None, Some(&own_origin))).await,
+        200
+    );
 }
 
 /// The server does not switch an HTTP/1.1 `Upgrade: h2c` request to HTTP/2: it answers it as
@@ -187,7 +199,8 @@ async fn an_h2c_upgrade_request_is_answered_as_http1_behind_the_same_guard() {
 
 // === Connection time limits ===
 
-const SHORT_LIMITS: &str = "header_read_timeout = \"300ms\"\nidle_timeout = \"600ms\"\n";
+const SHORT_LIMITS: &str =
+    "header_read_timeout = \"300ms\"\nidle_timeout = \"600ms\"\nbody_read_timeout = \"300ms\"\n";
 
 /// How long until the server closes `tcp`, writing `trickle` one byte every `every` meanwhile
 /// (and nothing once it is used up). Gives up after 5 s.
@@ -228,15 +241,67 @@ async fn silent_and_trickling_connections_are_closed_within_the_header_read_time
         attempts.push(("HTTP/1.1 headers", endless_h1.clone().into_bytes(), every));
         attempts.push(("HTTP/2 preface", h2_preface.clone(), every));
     }
-    let runs = attempts.into_iter().map(|(what, trickle, every)| async move {
-        let tcp = TcpStream::connect(addr).await.unwrap();
-        (what, every, closed_after(tcp, &trickle, every).await)
-    });
+    let runs = attempts
+        .into_iter()
+        .map(|(what, trickle, every)| async move {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            (what, every, closed_after(tcp, &trickle, every).await)
+        });
     for (what, every, after) in futures::future::join_all(runs).await {
         // 300 ms configured; the slack is for a loaded CI machine.
         assert!(
             after >= Duration::from_millis(250) && after < Duration::from_millis(2000),
             "{what} every {every:?}: closed after {after:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_trickled_body_gets_408_within_the_body_read_timeout() {
+    let gw = start_with_server(SHORT_LIMITS).await;
+    let addr = gw.running.addr;
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    let runs = [10u64, 25, 50, 100].map(|every_ms| async move {
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+             Accept: {ACCEPT}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        let started = Instant::now();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        let mut bytes = body.bytes();
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            assert!(started.elapsed() < Duration::from_secs(5), "no answer");
+            match tokio::time::timeout(Duration::from_millis(every_ms), tcp.read(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) => break,
+                Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+                Err(_) => {
+                    // Never the last byte: the body stays incomplete.
+                    if bytes.len() > 1
+                        && let Some(byte) = bytes.next()
+                    {
+                        tcp.write_all(&[byte]).await.unwrap();
+                    }
+                }
+            }
+        }
+        (
+            every_ms,
+            started.elapsed(),
+            String::from_utf8_lossy(&answer).into_owned(),
+        )
+    });
+    for (every_ms, after, answer) in futures::future::join_all(runs).await {
+        assert!(
+            answer.starts_with("HTTP/1.1 408"),
+            "every {every_ms} ms: {answer}"
+        );
+        assert!(
+            after >= Duration::from_millis(250) && after < Duration::from_millis(2000),
+            "every {every_ms} ms: answered after {after:?}"
         );
     }
 }
@@ -259,8 +324,14 @@ async fn idle_connections_close_but_busy_ones_and_open_streams_stay() {
     assert_eq!(status2(&mut sender, get(&h2_good, None, None)).await, 200);
     let idle_from = Instant::now();
     let ended = tokio::time::timeout(Duration::from_secs(3), ended).await;
-    let after = ended.expect("an idle HTTP/2 connection stays open").unwrap() - idle_from;
-    assert!(after >= Duration::from_millis(500), "closed after {after:?}");
+    let after = ended
+        .expect("an idle HTTP/2 connection stays open")
+        .unwrap()
+        - idle_from;
+    assert!(
+        after >= Duration::from_millis(500),
+        "closed after {after:?}"
+    );
 
     // A tool call longer than both limits, and an open SSE stream, keep their connections.
     let client = reqwest::Client::new();
@@ -325,7 +396,9 @@ fn bad_content_types() -> Vec<Option<String>> {
     types.extend(
         generate(
             "[a-z]{1,11}/[a-z0-9.+-]{1,14}(; ?[a-z]{1,8}=[a-z0-9-]{1,8})?"
-                .prop_filter("JSON itself", |t| !t.starts_with("application/json;") && t != "application/json"),
+                .prop_filter("JSON itself", |t| {
+                    !t.starts_with("application/json;") && t != "application/json"
+                }),
             200,
         )
         .into_iter()
@@ -401,7 +474,10 @@ fn stateless_meta() -> Value {
 fn call_with_repeated_key(meta: &Value, depth: usize, escape: bool, pad: &str) -> String {
     let key = |name: &str| {
         if escape {
-            let escaped: String = name.chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
+            let escaped: String = name
+                .chars()
+                .map(|c| format!("\\u{:04x}", c as u32))
+                .collect();
             format!("\"{escaped}\"")
         } else {
             format!("\"{name}\"")
@@ -436,6 +512,9 @@ fn call_with_repeated_key(meta: &Value, depth: usize, escape: bool, pad: &str) -
     }
 }
 
+/// A way into the handler: its name, route (`mcp` or `legacy`), headers and the call's `_meta`.
+type Lane<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], Value);
+
 #[tokio::test]
 async fn duplicate_keys_at_any_depth_are_a_parse_error_on_every_path() {
     let gw = start_with_server("").await;
@@ -451,15 +530,29 @@ async fn duplicate_keys_at_any_depth_are_a_parse_error_on_every_path() {
     let legacy = format!("{}/messages?sessionId=unknown", gw.base());
     // (path, headers, _meta): the stateless fast path, the session fast path, rmcp's service
     // (a progress token sends a session call there), and the legacy transport.
-    let paths: [(&str, &str, &[(&str, &str)], Value); 4] = [
-        ("stateless fast path", "mcp", &stateless_headers, stateless_meta()),
+    let paths: [Lane<'_>; 4] = [
+        (
+            "stateless fast path",
+            "mcp",
+            &stateless_headers,
+            stateless_meta(),
+        ),
         ("session fast path", "mcp", &session_headers, json!({})),
-        ("rmcp", "mcp", &session_headers, json!({"progressToken": "p"})),
+        (
+            "rmcp",
+            "mcp",
+            &session_headers,
+            json!({"progressToken": "p"}),
+        ),
         ("legacy", "legacy", &[], json!({})),
     ];
     let variants = generate((0usize..12, any::<bool>(), "[a-z]{0,8}"), 64);
     for (name, route, headers, meta) in &paths {
-        let url = if *route == "legacy" { &legacy } else { &gw.url() };
+        let url = if *route == "legacy" {
+            &legacy
+        } else {
+            &gw.url()
+        };
         for (depth, escape, pad) in &variants {
             let body = call_with_repeated_key(meta, *depth, *escape, pad);
             let (status, _, answer, text) = post(&client, url, headers, &body).await;
@@ -469,7 +562,11 @@ async fn duplicate_keys_at_any_depth_are_a_parse_error_on_every_path() {
             assert!(message.contains("duplicate key"), "{name}: {message}");
         }
     }
-    assert_eq!(gw.probe.calls.load(Ordering::SeqCst), 0, "no call reached the adapter");
+    assert_eq!(
+        gw.probe.calls.load(Ordering::SeqCst),
+        0,
+        "no call reached the adapter"
+    );
     // The same calls without the repeat are served on each /mcp path: the refusals above were
     // the duplicates'.
     for (name, _, headers, meta) in &paths[..3] {
@@ -485,6 +582,9 @@ async fn duplicate_keys_at_any_depth_are_a_parse_error_on_every_path() {
 
 /// A gateway with sign-in, and a function minting a token for a user.
 async fn signed_in_gateway(server: &str) -> (support::TestGateway, manifold::config::Config) {
+    // Port 0 in the public URL becomes the port bound.
+    let server = format!("public_url = \"http://127.0.0.1:0\"\n{server}");
+    let server = server.as_str();
     let extra = "[auth]\nmode = \"builtin\"\nsandbox_idp = true\ndev_tokens = true\n";
     let gw = support::start_with_extra_server(extra, server).await;
     let source = support::config(gw.dir.path(), extra, server);
@@ -610,7 +710,11 @@ async fn metrics_are_on_the_loopback_operator_listener_not_on_the_mcp_port() {
     let gw = start_with_server("").await;
     let client = reqwest::Client::new();
     for path in manifold::transport::operator::PATHS {
-        let main = client.get(format!("{}{path}", gw.base())).send().await.unwrap();
+        let main = client
+            .get(format!("{}{path}", gw.base()))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(main.status(), 404, "{path} on the MCP port");
     }
     let operator = gw.running.operator_addr.unwrap();
@@ -620,7 +724,11 @@ async fn metrics_are_on_the_loopback_operator_listener_not_on_the_mcp_port() {
     assert_eq!(ok.status(), 200);
     assert!(ok.text().await.unwrap().contains("manifold_tools 3"));
     // DNS rebinding to the loopback port is refused; a scraper by address is not.
-    for (host, status) in [("evil.example", 403), ("localhost.evil", 403), ("10.0.0.7:9", 200)] {
+    for (host, status) in [
+        ("evil.example", 403),
+        ("localhost.evil", 403),
+        ("10.0.0.7:9", 200),
+    ] {
         let response = client.get(&url).header("host", host).send().await.unwrap();
         assert_eq!(response.status(), status, "{host}");
     }

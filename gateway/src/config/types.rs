@@ -83,6 +83,11 @@ pub struct ServerConfig {
     #[serde(default = "default_idle_timeout", with = "humantime_serde")]
     #[schemars(with = "String")]
     pub idle_timeout: Duration,
+    /// A request's body must have arrived within this time after its headers; a slower one gets
+    /// 408 (a body trickled a byte at a time).
+    #[serde(default = "default_body_read_timeout", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub body_read_timeout: Duration,
     /// Sessions one signed-in user may have open at once; the next `initialize` (or `GET /sse`)
     /// gets 429 with a JSON-RPC error until one ends.
     #[serde(default = "default_max_sessions_per_user")]
@@ -127,9 +132,10 @@ impl TryFrom<String> for OperatorListen {
         if value == "main" {
             return Ok(Self::Main);
         }
-        value.parse().map(Self::Address).map_err(|_| {
-            format!("`{value}` is neither an address (host:port) nor \"main\"")
-        })
+        value
+            .parse()
+            .map(Self::Address)
+            .map_err(|_| format!("`{value}` is neither an address (host:port) nor \"main\""))
     }
 }
 
@@ -143,6 +149,10 @@ impl From<OperatorListen> for String {
 }
 
 fn default_header_read_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_body_read_timeout() -> Duration {
     Duration::from_secs(30)
 }
 
@@ -174,6 +184,7 @@ impl Default for ServerConfig {
             session_recheck: Duration::from_secs(1),
             header_read_timeout: default_header_read_timeout(),
             idle_timeout: default_idle_timeout(),
+            body_read_timeout: default_body_read_timeout(),
             max_sessions_per_user: default_max_sessions_per_user(),
             max_streams_per_session: default_max_streams_per_session(),
             operator_listen: OperatorListen::default(),

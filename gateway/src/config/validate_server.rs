@@ -12,10 +12,13 @@ pub fn limits(server: &ServerConfig) -> Vec<String> {
     let positive = [
         ("header_read_timeout", server.header_read_timeout),
         ("idle_timeout", server.idle_timeout),
+        ("body_read_timeout", server.body_read_timeout),
     ];
     for (name, value) in positive {
         if value < Duration::from_millis(10) {
-            problems.push(format!("server.{name} must be at least 10ms, not {value:?}"));
+            problems.push(format!(
+                "server.{name} must be at least 10ms, not {value:?}"
+            ));
         }
     }
     let counts = [
@@ -43,4 +46,36 @@ pub fn limits(server: &ServerConfig) -> Vec<String> {
         problems.push("server.operator_token must be at least 16 characters".into());
     }
     problems
+}
+
+#[cfg(test)]
+mod tests {
+    use manifold_adapters::Secret;
+
+    use super::*;
+
+    #[test]
+    fn zero_limits_and_an_open_operator_endpoint_are_refused() {
+        assert!(limits(&ServerConfig::default()).is_empty());
+        let mut server = ServerConfig {
+            header_read_timeout: Duration::ZERO,
+            max_streams_per_session: 0,
+            operator_listen: OperatorListen::Main,
+            ..ServerConfig::default()
+        };
+        let problems = limits(&server).join("\n");
+        for name in [
+            "header_read_timeout",
+            "max_streams_per_session",
+            "operator_token",
+        ] {
+            assert!(problems.contains(name), "{problems}");
+        }
+        server.operator_token = Some(Secret::new("short"));
+        let problems = limits(&server).join("\n");
+        assert!(problems.contains("at least 16"), "{problems}");
+        assert!(!problems.contains("short"), "the token is never shown");
+        server.operator_token = Some(Secret::new("a-token-long-enough"));
+        assert_eq!(limits(&server).len(), 2);
+    }
 }

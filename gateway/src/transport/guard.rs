@@ -158,6 +158,8 @@ pub async fn enforce(State(guard): State<HostGuard>, request: Request, next: Nex
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use axum::http::HeaderValue;
 
@@ -176,10 +178,32 @@ mod tests {
     #[test]
     fn host_allow_list() {
         let guard = HostGuard::new(&["localhost".into(), "gw.example.com:443".into()], &[]);
-        assert!(guard.check(&Uri::from_static("/mcp"), &headers("localhost:8080", None)).is_ok());
-        assert!(guard.check(&Uri::from_static("/mcp"), &headers("gw.example.com:443", None)).is_ok());
-        assert!(guard.check(&Uri::from_static("/mcp"), &headers("gw.example.com:8443", None)).is_err());
-        assert!(guard.check(&Uri::from_static("/mcp"), &headers("evil.example", None)).is_err());
+        assert!(
+            guard
+                .check(&Uri::from_static("/mcp"), &headers("localhost:8080", None))
+                .is_ok()
+        );
+        assert!(
+            guard
+                .check(
+                    &Uri::from_static("/mcp"),
+                    &headers("gw.example.com:443", None)
+                )
+                .is_ok()
+        );
+        assert!(
+            guard
+                .check(
+                    &Uri::from_static("/mcp"),
+                    &headers("gw.example.com:8443", None)
+                )
+                .is_err()
+        );
+        assert!(
+            guard
+                .check(&Uri::from_static("/mcp"), &headers("evil.example", None))
+                .is_err()
+        );
         assert!(
             HostGuard::new(&[], &[])
                 .check(&Uri::from_static("/mcp"), &headers("anything", None))
@@ -195,27 +219,42 @@ mod tests {
         );
         assert!(
             guard
-                .check(&Uri::from_static("/mcp"), &headers("localhost", Some("https://chatgpt.com")))
+                .check(
+                    &Uri::from_static("/mcp"),
+                    &headers("localhost", Some("https://chatgpt.com"))
+                )
                 .is_ok()
         );
         assert!(
             guard
-                .check(&Uri::from_static("/mcp"), &headers("localhost", Some("https://chatgpt.com:443")))
+                .check(
+                    &Uri::from_static("/mcp"),
+                    &headers("localhost", Some("https://chatgpt.com:443"))
+                )
                 .is_ok()
         );
         assert!(
             guard
-                .check(&Uri::from_static("/mcp"), &headers("localhost", Some("http://localhost:6274")))
+                .check(
+                    &Uri::from_static("/mcp"),
+                    &headers("localhost", Some("http://localhost:6274"))
+                )
                 .is_ok()
         );
         assert!(
             guard
-                .check(&Uri::from_static("/mcp"), &headers("localhost", Some("http://localhost.evil:1")))
+                .check(
+                    &Uri::from_static("/mcp"),
+                    &headers("localhost", Some("http://localhost.evil:1"))
+                )
                 .is_err()
         );
         assert!(
             guard
-                .check(&Uri::from_static("/mcp"), &headers("localhost", Some("https://evil.example")))
+                .check(
+                    &Uri::from_static("/mcp"),
+                    &headers("localhost", Some("https://evil.example"))
+                )
                 .is_err()
         );
     }
@@ -225,17 +264,26 @@ mod tests {
         let guard = HostGuard::new(&["127.0.0.1".into()], &[]);
         assert!(
             guard
-                .check(&Uri::from_static("/mcp"), &headers("127.0.0.1:8080", Some("http://127.0.0.1:8080")))
+                .check(
+                    &Uri::from_static("/mcp"),
+                    &headers("127.0.0.1:8080", Some("http://127.0.0.1:8080"))
+                )
                 .is_ok()
         );
         assert!(
             guard
-                .check(&Uri::from_static("/mcp"), &headers("127.0.0.1:8080", Some("http://attacker.example")))
+                .check(
+                    &Uri::from_static("/mcp"),
+                    &headers("127.0.0.1:8080", Some("http://attacker.example"))
+                )
                 .is_err()
         );
         assert!(
             guard
-                .check(&Uri::from_static("/mcp"), &headers("127.0.0.1:8080", Some("null")))
+                .check(
+                    &Uri::from_static("/mcp"),
+                    &headers("127.0.0.1:8080", Some("null"))
+                )
                 .is_err()
         );
     }
@@ -253,15 +301,34 @@ mod tests {
         let guard = HostGuard::new(&["localhost".into()], &[]);
         let h2 = |authority: &str| Uri::try_from(format!("http://{authority}/mcp")).expect("uri");
         assert!(guard.check(&h2("localhost:8080"), &bare(None)).is_ok());
-        assert!(guard.check(&h2("LOCALHOST:8080"), &bare(Some("localhost:8080"))).is_ok());
+        assert!(
+            guard
+                .check(&h2("LOCALHOST:8080"), &bare(Some("localhost:8080")))
+                .is_ok()
+        );
         assert!(guard.check(&h2("evil.example"), &bare(None)).is_err());
-        assert!(guard.check(&h2("evil.example"), &bare(Some("localhost"))).is_err());
-        assert!(guard.check(&h2("localhost"), &bare(Some("evil.example"))).is_err());
-        assert!(guard.check(&h2("localhost"), &bare(Some("localhost:1"))).is_err());
+        assert!(
+            guard
+                .check(&h2("evil.example"), &bare(Some("localhost")))
+                .is_err()
+        );
+        assert!(
+            guard
+                .check(&h2("localhost"), &bare(Some("evil.example")))
+                .is_err()
+        );
+        assert!(
+            guard
+                .check(&h2("localhost"), &bare(Some("localhost:1")))
+                .is_err()
+        );
         let mut two = bare(Some("localhost"));
         two.append(header::HOST, HeaderValue::from_static("localhost"));
         assert!(guard.check(&Uri::from_static("/mcp"), &two).is_err());
-        assert!(guard.check(&Uri::from_static("/mcp"), &bare(None)).is_err(), "no host at all");
+        assert!(
+            guard.check(&Uri::from_static("/mcp"), &bare(None)).is_err(),
+            "no host at all"
+        );
         let any = HostGuard::new(&[], &[]);
         assert!(any.check(&Uri::from_static("/mcp"), &bare(None)).is_ok());
     }
@@ -270,7 +337,12 @@ mod tests {
     fn the_operator_guard_also_accepts_ip_literals_and_nothing_else() {
         let guard = HostGuard::new(&["localhost".into()], &[]).with_ip_literals();
         let path = Uri::from_static("/metrics");
-        for host in ["10.1.2.3:9464", "[fd00::1]:9464", "192.168.0.1", "localhost:9"] {
+        for host in [
+            "10.1.2.3:9464",
+            "[fd00::1]:9464",
+            "192.168.0.1",
+            "localhost:9",
+        ] {
             assert!(guard.check(&path, &bare(Some(host))).is_ok(), "{host}");
         }
         for host in ["10.1.2.3.evil.example", "evil.example:9464", "1.2.3.4@evil"] {

@@ -112,7 +112,8 @@ pub fn router(
         .nest("/mcp", mcp)
         .route("/healthz", get(|| async { "ok" }));
     if let Some(token) = &settings.operator_on_main {
-        let operator = super::operator::router(operator_gateway, settings.guard.clone(), Some(token));
+        let operator =
+            super::operator::router(operator_gateway, settings.guard.clone(), Some(token));
         router = router.merge(operator);
     }
     if settings.legacy_sse {

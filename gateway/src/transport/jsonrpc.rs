@@ -308,6 +308,26 @@ fn params_error(method: &str, params: Option<&Value>) -> String {
     }
 }
 
+/// The whole body within `limit` bytes; 413 when larger, 408 (with a JSON-RPC error body) when
+/// it does not arrive within `server.body_read_timeout`.
+pub(super) async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
+    let error = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => return Ok(bytes),
+        Err(error) => error,
+    };
+    if super::server::timed_out(&error) {
+        let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600,
+            "message": "Request Timeout: the body did not arrive within the time allowed"}});
+        return Err((StatusCode::REQUEST_TIMEOUT, Json(body)).into_response());
+    }
+    // Anything else is the length limit (or a connection gone, whose answer nobody reads).
+    Err((
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("Payload Too Large: the limit is {limit} bytes"),
+    )
+        .into_response())
+}
+
 /// axum middleware for the `/mcp` route.
 pub async fn enforce(State(limit): State<BodyLimit>, request: Request, next: Next) -> Response {
     if request.method() != Method::POST {
@@ -317,15 +337,9 @@ pub async fn enforce(State(limit): State<BodyLimit>, request: Request, next: Nex
         return unsupported_media_type();
     }
     let (parts, body) = request.into_parts();
-    let bytes: Bytes = match axum::body::to_bytes(body, limit.0).await {
+    let bytes: Bytes = match read_body(body, limit.0).await {
         Ok(bytes) => bytes,
-        Err(_) => {
-            return (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("Payload Too Large: the limit is {} bytes", limit.0),
-            )
-                .into_response();
-        }
+        Err(refusal) => return refusal,
     };
     let checked = match check(&bytes) {
         Ok(checked) => checked,

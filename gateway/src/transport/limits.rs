@@ -139,6 +139,8 @@ pub async fn streams_per_session(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]
@@ -151,6 +153,9 @@ mod tests {
         drop(a1);
         let _a3 = cap.acquire("a").unwrap();
         drop(b);
-        assert!(!cap.open.contains_key("b"), "a session with nothing open leaves no entry");
+        assert!(
+            !cap.open.contains_key("b"),
+            "a session with nothing open leaves no entry"
+        );
     }
 }

@@ -9,7 +9,7 @@ mod legacy_sse;
 mod limits;
 pub mod operator;
 pub mod server;
-mod unique_keys;
 pub mod stdio;
+mod unique_keys;
 
 pub use guard::HostGuard;

@@ -68,7 +68,10 @@ async fn require_token(
         Some(token) if expected.matches(token) => next.run(request).await,
         _ => (
             StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer realm=\"manifold-operator\"")],
+            [(
+                header::WWW_AUTHENTICATE,
+                "Bearer realm=\"manifold-operator\"",
+            )],
             "Unauthorized: the operator endpoints need the operator token",
         )
             .into_response(),
@@ -99,13 +102,20 @@ async fn metrics(gateway: Arc<Gateway>) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]
     fn only_the_token_matches() {
         let token = OperatorToken::new(&Secret::new("a-long-operator-token"));
         assert!(token.matches("a-long-operator-token"));
-        for wrong in ["", "a-long-operator-toke", "a-long-operator-tokenx", "A-LONG-OPERATOR-TOKEN"] {
+        for wrong in [
+            "",
+            "a-long-operator-toke",
+            "a-long-operator-tokenx",
+            "A-LONG-OPERATOR-TOKEN",
+        ] {
             assert!(!token.matches(wrong), "{wrong}");
         }
     }

@@ -10,6 +10,9 @@
 //! - `idle_timeout`: a connection with no request in progress for this long is closed. A request
 //!   is in progress until its answer's body has been sent, so an open SSE stream or a long tool
 //!   call keeps its connection.
+//! - `body_read_timeout`: a request's body must have arrived within it (counted from its
+//!   headers); a body trickled slower fails to read with [`BodyTimedOut`], which `/mcp` answers
+//!   with 408.
 //!
 //! A connection past its limit is dropped, not drained: it has nothing in flight to finish.
 
@@ -40,6 +43,7 @@ use tower::ServiceExt as _;
 pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
+    pub body_read_timeout: Duration,
 }
 
 /// Serves `router` on `listener` until `shutdown`, then lets open connections finish (as
@@ -104,12 +108,14 @@ impl Connection {
     async fn run(self, tcp: tokio::net::TcpStream) {
         let activity = Arc::new(Activity::new());
         let router = self.router;
+        let body_read_timeout = self.limits.body_read_timeout;
         let tracked = activity.clone();
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let in_flight = tracked.begin();
             let router = router.clone();
             async move {
-                let request: Request = request.map(Body::new);
+                let request: Request =
+                    request.map(|body| Body::new(ReadDeadline::new(body, body_read_timeout)));
                 let response: Response = match router.oneshot(request).await {
                     Ok(response) => response,
                     Err(never) => match never {},
@@ -255,13 +261,82 @@ impl<G: Unpin> hyper::body::Body for Guarded<G> {
     }
 }
 
+/// A request body that fails once its deadline has passed.
+struct ReadDeadline {
+    body: Incoming,
+    deadline: Instant,
+    /// Armed the first time the body is not ready: most bodies arrive with their headers, and
+    /// those never touch the timer.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+/// The error of a request body that did not arrive within `server.body_read_timeout`.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within the time allowed")]
+pub struct BodyTimedOut;
+
+impl ReadDeadline {
+    fn new(body: Incoming, timeout: Duration) -> Self {
+        Self {
+            body,
+            deadline: Instant::now() + timeout,
+            timer: None,
+        }
+    }
+}
+
+impl hyper::body::Body for ReadDeadline {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.body).poll_frame(cx) {
+            return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
+        }
+        let deadline = self.deadline;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline.into())));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimedOut)))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Whether reading a body failed because it came too slowly.
+pub(super) fn timed_out(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = source {
+        if error.is::<BodyTimedOut>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     const LIMITS: ConnectionLimits = ConnectionLimits {
         header_read_timeout: Duration::from_millis(100),
         idle_timeout: Duration::from_millis(300),
+        body_read_timeout: Duration::from_millis(300),
     };
 
     #[test]

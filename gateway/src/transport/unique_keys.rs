@@ -28,7 +28,9 @@ const SHOWN_KEY_CHARS: usize = 64;
 /// Checks that `body` is one JSON value in which no object repeats a key.
 pub fn check(body: &[u8]) -> Result<(), UniqueKeysError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let outcome = Value.deserialize(&mut deserializer).and_then(|()| deserializer.end());
+    let outcome = Value
+        .deserialize(&mut deserializer)
+        .and_then(|()| deserializer.end());
     outcome.map_err(|error| {
         let location = format!("line {} column {}", error.line(), error.column());
         match error.to_string().strip_prefix(DUPLICATE_MARK) {
@@ -231,8 +233,10 @@ mod tests {
                         write(member, counter, target, escape, repeat, out);
                         if here {
                             let again = if escape {
-                                let escaped: String =
-                                    key.chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
+                                let escaped: String = key
+                                    .chars()
+                                    .map(|c| format!("\\u{:04x}", c as u32))
+                                    .collect();
                                 format!("\"{escaped}\"")
                             } else {
                                 Json::from(key.as_str()).to_string()
