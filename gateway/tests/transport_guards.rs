@@ -650,6 +650,27 @@ async fn the_initialize_past_the_per_user_session_cap_gets_429_until_one_ends() 
         assert!(ended.status().is_success(), "{}", ended.status());
         let (status, ..) = post(&client, &gw.url(), &auth, &initialize_body(version)).await;
         assert_eq!(status, 200, "{user} after ending a session");
+        // The legacy transport's sessions (one per open `GET /sse`) have the same cap.
+        let mut streams = Vec::new();
+        for _ in 0..3 {
+            let stream = client
+                .get(format!("{}/sse", gw.base()))
+                .header("authorization", &bearer)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(stream.status(), 200);
+            streams.push(stream);
+        }
+        let refused = client
+            .get(format!("{}/sse", gw.base()))
+            .header("authorization", &bearer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 429, "{user}: a fourth legacy stream");
+        let answer: Value = refused.json().await.unwrap();
+        assert_eq!(answer["error"]["code"], -32000);
     }
 }
 
