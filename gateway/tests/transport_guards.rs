@@ -675,6 +675,31 @@ async fn the_initialize_past_the_per_user_session_cap_gets_429_until_one_ends() 
 }
 
 #[tokio::test]
+async fn concurrent_initializes_of_one_user_cannot_pass_the_cap_together() {
+    let (gw, config) = signed_in_gateway("max_sessions_per_user = 3\n").await;
+    let client = reqwest::Client::new();
+    for (round, burst) in [4usize, 8, 12].into_iter().enumerate() {
+        let bearer = format!(
+            "Bearer {}",
+            token(&gw, &config, &format!("burst{round}")).await
+        );
+        let attempts = (0..burst).map(|_| {
+            let (client, url, bearer) = (client.clone(), gw.url(), bearer.clone());
+            async move {
+                let auth = [("authorization", bearer.as_str())];
+                post(&client, &url, &auth, &initialize_body("2025-11-25"))
+                    .await
+                    .0
+            }
+        });
+        let statuses = futures::future::join_all(attempts).await;
+        let opened = statuses.iter().filter(|s| s.as_u16() == 200).count();
+        let refused = statuses.iter().filter(|s| s.as_u16() == 429).count();
+        assert_eq!((opened, refused), (3, burst - 3), "{statuses:?}");
+    }
+}
+
+#[tokio::test]
 async fn requests_past_the_per_session_stream_cap_get_429_and_the_slots_come_back() {
     let gw = start_with_server("max_streams_per_session = 2\n").await;
     let client = reqwest::Client::new();

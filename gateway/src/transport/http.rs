@@ -74,10 +74,7 @@ pub fn router(
         cancels,
         shutdown: shutdown.clone(),
     };
-    let session_cap = SessionCap {
-        sessions: sessions.clone(),
-        max: settings.max_sessions_per_user,
-    };
+    let session_cap = SessionCap::new(sessions.clone(), settings.max_sessions_per_user);
     let mut mcp = Router::new()
         .fallback_service(mcp)
         // Inside the body guard: sees only well-formed bodies within the limit.

@@ -1,7 +1,10 @@
 //! Caps on what one caller can hold open: sessions per signed-in user (counted in the shared
 //! database, so every replica sees the same number) and requests in progress per session on this
 //! replica (GET streams and POSTs whose answer is still being sent). A request over a cap gets
-//! 429 with a JSON-RPC error saying which cap and how to get under it.
+//! 429 with a JSON-RPC error saying which cap and how to get under it. Initializes in progress
+//! on this replica count as sessions until theirs is bound to the user, so a burst of them cannot
+//! all pass one count; bursts spread over several replicas at once can still pass it by the
+//! number of replicas.
 
 use std::sync::Arc;
 
@@ -30,8 +33,37 @@ pub(super) fn too_many(message: String) -> Response {
 /// Sessions per user: checked on every `initialize`, which is what opens one.
 #[derive(Clone)]
 pub struct SessionCap {
-    pub sessions: Arc<SqlSessionStore>,
-    pub max: usize,
+    sessions: Arc<SqlSessionStore>,
+    max: usize,
+    /// Initializes in progress here per user, not yet in the database: counted too, so
+    /// concurrent initializes on one replica cannot all pass the same count.
+    pending: Arc<DashMap<String, usize>>,
+}
+
+impl SessionCap {
+    pub fn new(sessions: Arc<SqlSessionStore>, max: usize) -> Self {
+        Self {
+            sessions,
+            max,
+            pending: Arc::default(),
+        }
+    }
+}
+
+/// An initialize in progress, until its answer (by then the session is bound to its user) has
+/// been sent.
+struct PendingSession {
+    pending: Arc<DashMap<String, usize>>,
+    user: String,
+}
+
+impl Drop for PendingSession {
+    fn drop(&mut self) {
+        self.pending.remove_if_mut(&self.user, |_, count| {
+            *count = count.saturating_sub(1);
+            *count == 0
+        });
+    }
 }
 
 /// axum middleware for `/mcp`, after the body guard (which marks an `initialize`) and the
@@ -46,24 +78,42 @@ pub async fn sessions_per_user(
         .get::<Initialize>()
         .and_then(|_| request.extensions().get::<Principal>())
         .and_then(|principal| principal.user.clone());
-    if let Some(user) = user {
-        match cap.sessions.open_sessions_of(&user).await {
-            Ok(open) if open >= cap.max => {
-                return too_many(format!(
-                    "Too many sessions: this user has {open} open and the limit is {}; end one \
-                     (DELETE /mcp with its Mcp-Session-Id) or let it expire",
-                    cap.max
-                ));
-            }
-            Ok(_) => {}
-            Err(error) => {
-                // Cannot count: refuse rather than let the cap go unchecked.
-                tracing::error!(%error, "cannot count the user's sessions");
-                return StatusCode::SERVICE_UNAVAILABLE.into_response();
-            }
+    let Some(user) = user else {
+        return next.run(request).await;
+    };
+    let stored = match cap.sessions.open_sessions_of(&user).await {
+        Ok(stored) => stored,
+        Err(error) => {
+            // Cannot count: refuse rather than let the cap go unchecked.
+            tracing::error!(%error, "cannot count the user's sessions");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
-    }
-    next.run(request).await
+    };
+    let slot = {
+        let mut pending = cap.pending.entry(user.clone()).or_insert(0);
+        let open = stored + *pending;
+        if open >= cap.max {
+            None
+        } else {
+            *pending += 1;
+            Some(PendingSession {
+                pending: cap.pending.clone(),
+                user: user.clone(),
+            })
+        }
+    };
+    let Some(slot) = slot else {
+        // The entry may have been made just now: leave nothing behind for a refused user.
+        cap.pending.remove_if(&user, |_, count| *count == 0);
+        return too_many(format!(
+            "Too many sessions: this user has {stored} open and the limit is {}; end one \
+             (DELETE /mcp with its Mcp-Session-Id) or let it expire",
+            cap.max
+        ));
+    };
+    next.run(request)
+        .await
+        .map(|body| Body::new(Guarded::new(body, slot)))
 }
 
 /// Requests in progress per session id on this replica.
