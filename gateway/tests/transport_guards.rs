@@ -204,8 +204,14 @@ const SHORT_LIMITS: &str =
 
 /// How long until the server closes `tcp`, writing `trickle` one byte every `every` meanwhile
 /// (and nothing once it is used up). Gives up after 5 s.
-async fn closed_after(mut tcp: TcpStream, trickle: &[u8], every: Duration) -> Duration {
+async fn closed_after(
+    mut tcp: TcpStream,
+    prefix: &[u8],
+    trickle: &[u8],
+    every: Duration,
+) -> Duration {
     let started = Instant::now();
+    tcp.write_all(prefix).await.unwrap();
     let mut bytes = trickle.iter();
     let mut buf = [0u8; 4096];
     loop {
@@ -234,18 +240,28 @@ async fn silent_and_trickling_connections_are_closed_within_the_header_read_time
         "X-Pad: a\r\n".repeat(200)
     );
     let h2_preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    // The preface and an empty SETTINGS frame at once, then a HEADERS frame (stream 1, 1000
+    // bytes announced, END_HEADERS unset) whose block never ends.
+    let mut h2_started = h2_preface.clone();
+    h2_started.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    let mut h2_headers = vec![0, 0x03, 0xe8, 1, 0, 0, 0, 0, 1];
+    h2_headers.extend(std::iter::repeat_n(0x40u8, 1000));
     let mut attempts = Vec::new();
     for every_ms in [10u64, 25, 50, 100] {
         let every = Duration::from_millis(every_ms);
-        attempts.push(("silent", Vec::new(), every));
-        attempts.push(("HTTP/1.1 headers", endless_h1.clone().into_bytes(), every));
-        attempts.push(("HTTP/2 preface", h2_preface.clone(), every));
+        let h1 = endless_h1.clone().into_bytes();
+        attempts.push(("silent", Vec::new(), Vec::new(), every));
+        attempts.push(("HTTP/1.1 headers", Vec::new(), h1, every));
+        attempts.push(("HTTP/2 preface", Vec::new(), h2_preface.clone(), every));
+        let (started, headers) = (h2_started.clone(), h2_headers.clone());
+        attempts.push(("HTTP/2 HEADERS", started, headers, every));
     }
     let runs = attempts
         .into_iter()
-        .map(|(what, trickle, every)| async move {
+        .map(|(what, prefix, trickle, every)| async move {
             let tcp = TcpStream::connect(addr).await.unwrap();
-            (what, every, closed_after(tcp, &trickle, every).await)
+            let after = closed_after(tcp, &prefix, &trickle, every).await;
+            (what, every, after)
         });
     for (what, every, after) in futures::future::join_all(runs).await {
         // 300 ms configured; the slack is for a loaded CI machine.
@@ -330,6 +346,28 @@ async fn idle_connections_close_but_busy_ones_and_open_streams_stay() {
         - idle_from;
     assert!(
         after >= Duration::from_millis(500),
+        "closed after {after:?}"
+    );
+
+    // HTTP/1.1 keep-alive: the next request's headers are awaited for the header read timeout.
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) = conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
+    let ended = tokio::spawn(async move {
+        let _ = connection.await;
+        Instant::now()
+    });
+    assert_eq!(
+        status1(&mut sender, get("/healthz", Some(&good), None)).await,
+        200
+    );
+    let idle_from = Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(3), ended).await;
+    let after = ended
+        .expect("an idle HTTP/1.1 connection stays open")
+        .unwrap()
+        - idle_from;
+    assert!(
+        after >= Duration::from_millis(250),
         "closed after {after:?}"
     );
 
