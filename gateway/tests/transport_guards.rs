@@ -277,10 +277,13 @@ async fn a_trickled_body_gets_408_within_the_body_read_timeout() {
     let gw = start_with_server(SHORT_LIMITS).await;
     let addr = gw.running.addr;
     let body = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
-    let runs = [10u64, 25, 50, 100].map(|every_ms| async move {
+    let variants = [10u64, 25, 50, 100]
+        .into_iter()
+        .flat_map(|every_ms| [(every_ms, "/mcp"), (every_ms, "/messages?sessionId=x")]);
+    let runs = variants.map(|(every_ms, path)| async move {
         let mut tcp = TcpStream::connect(addr).await.unwrap();
         let head = format!(
-            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
              Accept: {ACCEPT}\r\nContent-Length: {}\r\n\r\n",
             body.len()
         );

@@ -114,12 +114,7 @@ pub fn router(
         router = router.merge(operator);
     }
     if settings.legacy_sse {
-        let mut legacy = legacy_sse::routes(
-            gateway,
-            settings.sse_keep_alive,
-            settings.max_sessions_per_user,
-            shutdown,
-        );
+        let mut legacy = legacy_sse::routes(gateway, settings, shutdown);
         if let Some((state, _)) = &auth {
             legacy = legacy.layer(middleware::from_fn_with_state(
                 state.clone(),

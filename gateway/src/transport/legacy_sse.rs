@@ -6,7 +6,7 @@ use std::{convert::Infallible, sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
-    body::Bytes,
+    body::Body,
     extract::{Query, State},
     http::StatusCode,
     response::{
@@ -37,20 +37,21 @@ struct LegacyState {
     keep_alive: Duration,
     /// Streams one signed-in user may hold open here (`server.max_sessions_per_user`).
     max_sessions_per_user: usize,
+    max_body_bytes: usize,
     shutdown: CancellationToken,
 }
 
 pub(super) fn routes(
     gateway: Arc<Gateway>,
-    keep_alive: Duration,
-    max_sessions_per_user: usize,
+    settings: &super::http::HttpSettings,
     shutdown: CancellationToken,
 ) -> Router {
     let state = LegacyState {
         gateway,
         inboxes: Arc::default(),
-        keep_alive,
-        max_sessions_per_user,
+        keep_alive: settings.sse_keep_alive,
+        max_sessions_per_user: settings.max_sessions_per_user,
+        max_body_bytes: settings.max_body_bytes,
         shutdown,
     };
     Router::new()
@@ -148,12 +149,16 @@ async fn post_message(
     caller: Option<axum::Extension<Principal>>,
     query: Result<Query<SessionQuery>, axum::extract::rejection::QueryRejection>,
     headers: axum::http::HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     // The same body rules as `POST /mcp`, before anything else looks at the message.
     if !super::jsonrpc::is_json(&headers) {
         return super::jsonrpc::unsupported_media_type();
     }
+    let body = match super::jsonrpc::read_body(body, state.max_body_bytes).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
+    };
     if let Err(rejection) = super::jsonrpc::unique(&body) {
         return rejection.into_response();
     }
