@@ -16,7 +16,7 @@ use url::Url;
 
 use crate::{
     BuildError, CallContext, ToolError,
-    upstream::{InstanceClient, UpstreamRequest, UpstreamResponse},
+    upstream::{InstanceClient, PathSegment, UpstreamRequest, UpstreamResponse, path},
 };
 
 /// The real API host, whose content twin is [`REAL_CONTENT`].
@@ -52,9 +52,11 @@ impl DropboxClient {
             None if base_url.host_str() == Some(REAL_API_HOST) => {
                 Url::parse(REAL_CONTENT).map_err(|error| BuildError::Client(error.to_string()))?
             }
-            None => join(base_url, &["content"])?,
+            None => path::append(base_url, &["content".into()])?,
         };
-        join(&content, &[])?;
+        // Refuse a content URL that takes no path now, not on the first download.
+        path::append(&content, &[])?;
+        path::append(base_url, &[])?;
         Ok(Self {
             http,
             api: base_url.clone(),
@@ -62,18 +64,22 @@ impl DropboxClient {
         })
     }
 
-    /// The URL of `route` (`files/list_folder`) on the API or content host.
-    pub(crate) fn route_url(&self, route: &str, content: bool) -> Result<Url, ToolError> {
+    /// The URL of `route` (`files/list_folder`) on the API or content host. Routes are literals
+    /// of this module (`&'static str`); file paths travel in the JSON body or `Dropbox-API-Arg`,
+    /// never in the URL.
+    pub(crate) fn route_url(&self, route: &'static str, content: bool) -> Result<Url, ToolError> {
         let base = if content { &self.content } else { &self.api };
-        let mut segments = vec!["2"];
-        segments.extend(route.split('/'));
-        join(base, &segments).map_err(|error| ToolError::BadResponse(error.to_string()))
+        let segments: Vec<PathSegment> = std::iter::once("2")
+            .chain(route.split('/'))
+            .map(PathSegment::fixed)
+            .collect();
+        Ok(path::append(base, &segments)?)
     }
 
     /// Calls an RPC route with a JSON argument; returns the JSON result.
     pub(crate) async fn rpc(
         &self,
-        route: &str,
+        route: &'static str,
         arg: &Value,
         idempotent: bool,
         ctx: &CallContext,
@@ -92,7 +98,7 @@ impl DropboxClient {
     /// routes whose errors carry data (`shared_link_already_exists` carries the existing link).
     pub(crate) async fn rpc_or_route_error(
         &self,
-        route: &str,
+        route: &'static str,
         arg: &Value,
         ctx: &CallContext,
     ) -> Result<Result<Value, Value>, ToolError> {
@@ -162,19 +168,6 @@ impl DropboxClient {
         serde_json::from_slice(&response.body)
             .map_err(|error| ToolError::BadResponse(format!("files/upload: {error}")))
     }
-}
-
-/// Appends path segments to a base URL, keeping its own path (the sandbox mount).
-fn join(base: &Url, segments: &[&str]) -> Result<Url, BuildError> {
-    let mut url = base.clone();
-    url.path_segments_mut()
-        .map_err(|()| BuildError::BaseUrl {
-            url: base.to_string(),
-            reason: "cannot be a base URL".into(),
-        })?
-        .pop_if_empty()
-        .extend(segments);
-    Ok(url)
 }
 
 fn token(ctx: &CallContext) -> Result<&str, ToolError> {

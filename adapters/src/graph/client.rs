@@ -10,7 +10,7 @@ use url::Url;
 use super::cursor;
 use crate::{
     BuildError, CallContext, ToolError,
-    upstream::{InstanceClient, UpstreamRequest, UpstreamResponse},
+    upstream::{InstanceClient, PathSegment, UpstreamRequest, UpstreamResponse, path},
 };
 
 /// Sends Graph requests for one adapter instance.
@@ -43,20 +43,21 @@ impl GraphClient {
         Ok(Self { http, base })
     }
 
-    /// `{base}/{segments…}?{query}`; each segment is percent-encoded, so ids and names from the
-    /// model can never add path segments or query parameters.
-    pub(crate) fn url(&self, segments: &[&str], query: &[(&str, String)]) -> Url {
-        let mut url = self.base.clone();
-        if let Ok(mut path) = url.path_segments_mut() {
-            path.extend(segments);
-        }
+    /// `{base}/{segments…}?{query}`; ids and names went through [`PathSegment::encode`], so
+    /// they can never add or climb path segments or add query parameters.
+    pub(crate) fn url(
+        &self,
+        segments: &[PathSegment],
+        query: &[(&str, String)],
+    ) -> Result<Url, ToolError> {
+        let mut url = path::append(&self.base, segments)?;
         if !query.is_empty() {
             let mut pairs = url.query_pairs_mut();
             for (key, value) in query {
                 pairs.append_pair(key, value);
             }
         }
-        url
+        Ok(url)
     }
 
     fn request(
@@ -184,7 +185,7 @@ impl GraphClient {
         Ok(Page { items, next_cursor })
     }
 
-    fn next_link(&self, link: &str) -> Result<Url, ToolError> {
+    pub(crate) fn next_link(&self, link: &str) -> Result<Url, ToolError> {
         let url = Url::parse(link).ok().filter(|url| {
             url.origin() == self.base.origin() && url.path().starts_with(self.base.path())
         });

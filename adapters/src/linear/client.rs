@@ -11,7 +11,7 @@ use url::Url;
 use super::model::Root;
 use crate::{
     BuildError, CallContext, ToolError,
-    upstream::{InstanceClient, UpstreamRequest, UpstreamResponse},
+    upstream::{InstanceClient, UpstreamRequest, UpstreamResponse, path},
 };
 
 /// The body of a GraphQL POST.
@@ -32,16 +32,9 @@ pub(crate) struct GraphqlClient {
 
 impl GraphqlClient {
     pub(crate) fn new(http: InstanceClient, base_url: &Url) -> Result<Self, BuildError> {
-        let mut endpoint = base_url.clone();
         // Appending keeps any prefix of the base URL (the sandbox serves Linear under `/linear`).
-        endpoint
-            .path_segments_mut()
-            .map_err(|()| BuildError::BaseUrl {
-                url: base_url.to_string(),
-                reason: "cannot be a base URL".into(),
-            })?
-            .pop_if_empty()
-            .push("graphql");
+        // GraphQL puts every id in the body, so this fixed path is the only one Linear gets.
+        let endpoint = path::append(base_url, &["graphql".into()])?;
         Ok(Self { http, endpoint })
     }
 

@@ -4,12 +4,7 @@ use super::*;
 
 /// Every spelling of one `.` that a client or a provider may turn into a plain dot.
 const DOTS: &[&str] = &[
-    ".",
-    "%2e",
-    "%2E",
-    "%252e",
-    "%25252E",
-    "\u{FF0E}", // full-width full stop (NFKC)
+    ".", "%2e", "%2E", "%252e", "%25252E", "\u{FF0E}", // full-width full stop (NFKC)
     "\u{2024}", // one-dot leader (NFKC)
     "\u{FE52}", // small full stop (NFKC)
     "\u{3002}", // ideographic full stop (IDNA)
@@ -115,7 +110,14 @@ fn refuses_empty_and_invisible_values() {
 
 #[test]
 fn refuses_overlong_escapes_and_oversized_values() {
-    for value in ["%C0%AE", "%C0%AE%C0%AE", "a%C0%AFb", "%E0%80%AE", "%F0%80%80%AE", "%25C0%25AE"] {
+    for value in [
+        "%C0%AE",
+        "%C0%AE%C0%AE",
+        "a%C0%AFb",
+        "%E0%80%AE",
+        "%F0%80%80%AE",
+        "%25C0%25AE",
+    ] {
         assert!(
             matches!(
                 PathSegment::encode("id", value),
@@ -164,10 +166,17 @@ fn append_keeps_the_base_path_and_adds_exactly_the_segments() {
         "http://127.0.0.1:9/graph/v1.0/me/messages/a%2Fb%3Fc%23d%25e%20f"
     );
     let root = Url::parse("https://api.box.com").expect("url");
-    assert_eq!(append(&root, &[]).expect("url").as_str(), "https://api.box.com/");
-    let suffixed = PathSegment::encode("id", "x y").expect("segment").with_suffix(":");
     assert_eq!(
-        append(&root, &["root:".into(), suffixed]).expect("url").path(),
+        append(&root, &[]).expect("url").as_str(),
+        "https://api.box.com/"
+    );
+    let suffixed = PathSegment::encode("id", "x y")
+        .expect("segment")
+        .with_suffix(":");
+    assert_eq!(
+        append(&root, &["root:".into(), suffixed])
+            .expect("url")
+            .path(),
         "/root:/x%20y:"
     );
     let mailto = Url::parse("mailto:a@b.c").expect("url");
