@@ -19,6 +19,8 @@ use crate::{
     upstream::{InstanceClient, PathSegment, UpstreamRequest, UpstreamResponse, path},
 };
 
+/// The provider's name in errors.
+const PROVIDER: &str = "Box";
 const REAL_API_HOST: &str = "api.box.com";
 const REAL_UPLOAD: &str = "https://upload.box.com/api";
 /// How often a download answered 202 (file not ready) is tried again, and the longest wait.
@@ -87,7 +89,7 @@ impl BoxClient {
         let idempotent = matches!(method, Method::GET | Method::PUT | Method::DELETE);
         let mut request = UpstreamRequest::new(method, url)
             .idempotent(idempotent)
-            .bearer(token(ctx)?)?;
+            .bearer(ctx.bearer(PROVIDER)?)?;
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -110,7 +112,7 @@ impl BoxClient {
         for _ in 0..NOT_READY_ATTEMPTS {
             let request = UpstreamRequest::new(Method::GET, url.clone())
                 .idempotent(true)
-                .bearer(token(ctx)?)?;
+                .bearer(ctx.bearer(PROVIDER)?)?;
             let response = self.http.send(request, ctx).await?;
             match response.status {
                 StatusCode::ACCEPTED => {
@@ -177,7 +179,7 @@ impl BoxClient {
         body.extend_from_slice(&content);
         body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
         let mut request =
-            UpstreamRequest::new(Method::POST, self.upload_url()?).bearer(token(ctx)?)?;
+            UpstreamRequest::new(Method::POST, self.upload_url()?).bearer(ctx.bearer(PROVIDER)?)?;
         let content_type =
             HeaderValue::from_str(&format!("multipart/form-data; boundary={boundary}"))
                 .map_err(|_| ToolError::BadResponse("invalid multipart boundary".into()))?;
@@ -187,14 +189,6 @@ impl BoxClient {
         check(&response)?;
         serde_json::from_slice(&response.body).map_err(|e| ToolError::BadResponse(e.to_string()))
     }
-}
-
-fn token(ctx: &CallContext) -> Result<&str, ToolError> {
-    ctx.credential
-        .as_ref()
-        .map(|secret| secret.expose().trim())
-        .filter(|token| !token.is_empty())
-        .ok_or_else(|| ToolError::Unauthorized("no Box account is connected for this user".into()))
 }
 
 /// Maps a Box error answer (`{"type":"error","status":404,"code":"not_found","message":…}`).

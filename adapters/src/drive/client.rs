@@ -342,18 +342,7 @@ impl DriveClient {
         idempotent: bool,
         ctx: &CallContext,
     ) -> Result<UpstreamResponse, ToolError> {
-        let token = ctx
-            .credential
-            .as_ref()
-            .map(|secret| secret.expose().trim())
-            .filter(|token| !token.is_empty())
-            .ok_or_else(|| {
-                ToolError::Unauthorized(
-                    "no Google Drive account is connected for this user; connect Google Drive \
-                     first"
-                        .into(),
-                )
-            })?;
+        let token = ctx.bearer("Google Drive")?;
         let token = token.strip_prefix("Bearer ").unwrap_or(token);
         let mut request = UpstreamRequest::new(method, url)
             .idempotent(idempotent)

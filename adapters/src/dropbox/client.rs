@@ -19,6 +19,8 @@ use crate::{
     upstream::{InstanceClient, PathSegment, UpstreamRequest, UpstreamResponse, path},
 };
 
+/// The provider's name in errors.
+const PROVIDER: &str = "Dropbox";
 /// The real API host, whose content twin is [`REAL_CONTENT`].
 const REAL_API_HOST: &str = "api.dropboxapi.com";
 const REAL_CONTENT: &str = "https://content.dropboxapi.com";
@@ -87,7 +89,7 @@ impl DropboxClient {
         let request = UpstreamRequest::new(Method::POST, self.route_url(route, false)?)
             .json(arg)
             .idempotent(idempotent)
-            .bearer(token(ctx)?)?;
+            .bearer(ctx.bearer(PROVIDER)?)?;
         let response = self.http.send(request, ctx).await?;
         check(&response)?;
         serde_json::from_slice(&response.body)
@@ -104,7 +106,7 @@ impl DropboxClient {
     ) -> Result<Result<Value, Value>, ToolError> {
         let request = UpstreamRequest::new(Method::POST, self.route_url(route, false)?)
             .json(arg)
-            .bearer(token(ctx)?)?;
+            .bearer(ctx.bearer(PROVIDER)?)?;
         let response = self.http.send(request, ctx).await?;
         if response.status == StatusCode::CONFLICT {
             let error = serde_json::from_slice::<Value>(&response.body)
@@ -130,7 +132,7 @@ impl DropboxClient {
         let mut request =
             UpstreamRequest::new(Method::POST, self.route_url("files/download", true)?)
                 .idempotent(true)
-                .bearer(token(ctx)?)?;
+                .bearer(ctx.bearer(PROVIDER)?)?;
         request.headers.insert("dropbox-api-arg", api_arg(arg)?);
         let response = self.http.send(request, ctx).await?;
         check(&response)?;
@@ -156,7 +158,7 @@ impl DropboxClient {
         ctx: &CallContext,
     ) -> Result<Value, ToolError> {
         let mut request = UpstreamRequest::new(Method::POST, self.route_url("files/upload", true)?)
-            .bearer(token(ctx)?)?;
+            .bearer(ctx.bearer(PROVIDER)?)?;
         request.headers.insert("dropbox-api-arg", api_arg(arg)?);
         request.headers.insert(
             header::CONTENT_TYPE,
@@ -168,16 +170,6 @@ impl DropboxClient {
         serde_json::from_slice(&response.body)
             .map_err(|error| ToolError::BadResponse(format!("files/upload: {error}")))
     }
-}
-
-fn token(ctx: &CallContext) -> Result<&str, ToolError> {
-    ctx.credential
-        .as_ref()
-        .map(|secret| secret.expose().trim())
-        .filter(|token| !token.is_empty())
-        .ok_or_else(|| {
-            ToolError::Unauthorized("no Dropbox account is connected for this user".into())
-        })
 }
 
 /// `Dropbox-API-Arg` must be ASCII: Dropbox requires every non-ASCII character of the JSON to be

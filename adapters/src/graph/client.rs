@@ -66,17 +66,7 @@ impl GraphClient {
         url: Url,
         ctx: &CallContext,
     ) -> Result<UpstreamRequest, ToolError> {
-        let token = ctx
-            .credential
-            .as_ref()
-            .map(|secret| secret.expose().trim())
-            .filter(|token| !token.is_empty())
-            .ok_or_else(|| {
-                ToolError::Unauthorized(
-                    "no Microsoft account is connected for this user; connect Microsoft (OAuth)"
-                        .into(),
-                )
-            })?;
+        let token = ctx.bearer("Microsoft")?;
         let idempotent = matches!(method, Method::GET | Method::PUT);
         UpstreamRequest::new(method, url)
             .idempotent(idempotent)

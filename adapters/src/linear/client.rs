@@ -66,18 +66,7 @@ impl GraphqlClient {
 /// Linear takes personal API keys bare (`Authorization: lin_api_…`) and OAuth access tokens as
 /// `Bearer`; a key sent as `Bearer` is rejected, so the form is chosen from the key's prefix.
 fn authorization(ctx: &CallContext) -> Result<HeaderValue, ToolError> {
-    let secret = ctx
-        .credential
-        .as_ref()
-        .filter(|secret| !secret.expose().trim().is_empty())
-        .ok_or_else(|| {
-            ToolError::Unauthorized(
-                "no Linear credential is connected for this user; connect Linear (OAuth) or \
-                 configure a personal API key"
-                    .into(),
-            )
-        })?;
-    let raw = secret.expose().trim();
+    let raw = ctx.bearer("Linear")?;
     let value = if raw.starts_with("lin_api_") || raw.starts_with("Bearer ") {
         raw.to_owned()
     } else {
