@@ -176,8 +176,15 @@ impl GraphClient {
     }
 
     pub(crate) fn next_link(&self, link: &str) -> Result<Url, ToolError> {
+        // Under the base path segment by segment: `/v1.0` must not admit `/v1.0beta/…`.
+        let prefix = self.base.path().trim_end_matches('/');
         let url = Url::parse(link).ok().filter(|url| {
-            url.origin() == self.base.origin() && url.path().starts_with(self.base.path())
+            url.origin() == self.base.origin()
+                && (url.path() == prefix
+                    || url
+                        .path()
+                        .strip_prefix(prefix)
+                        .is_some_and(|rest| rest.starts_with('/')))
         });
         url.ok_or_else(|| {
             ToolError::InvalidArguments("`cursor` does not point into Microsoft Graph".into())
@@ -262,6 +269,31 @@ mod tests {
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
             headers: HeaderMap::new(),
             body: Bytes::from(body.to_owned()),
+        }
+    }
+
+    #[test]
+    fn next_links_stay_under_the_base_path() {
+        let http = crate::UpstreamClient::new(crate::UpstreamConfig::default())
+            .expect("client")
+            .for_instance("t", 1);
+        let base = Url::parse("https://graph.microsoft.com/v1.0").expect("url");
+        let graph = GraphClient::new(http, &base).expect("client");
+        for good in [
+            "https://graph.microsoft.com/v1.0/me/messages?$skiptoken=x",
+            "https://graph.microsoft.com/v1.0/users/a%2F..%2Fb/messages",
+        ] {
+            assert!(graph.next_link(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "https://graph.microsoft.com/v1.0beta/me/messages",
+            "https://graph.microsoft.com/v1.0/../beta/me",
+            "https://graph.microsoft.com/beta/me",
+            "https://graph.microsoft.com.evil.example/v1.0/me",
+            "http://graph.microsoft.com/v1.0/me",
+            "not a url",
+        ] {
+            assert!(graph.next_link(bad).is_err(), "{bad}");
         }
     }
 
