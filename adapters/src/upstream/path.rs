@@ -55,7 +55,7 @@ pub enum PathError {
     #[error("`{what}` must not be empty or consist only of spaces and invisible characters")]
     Empty { what: String },
     #[error(
-        "`{what}` reads as a `.` or `..` path segment once decoded and normalised, which could \
+        "`{what}` reads as a dot segment (`.` or `..`) once decoded and normalised, which could \
          address another resource; it was refused and nothing was sent"
     )]
     DotSegment { what: String },
