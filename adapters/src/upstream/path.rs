@@ -123,6 +123,13 @@ impl std::fmt::Display for PathSegment {
     }
 }
 
+/// Checks a value a provider reads as one segment of its own path syntax without our encoding
+/// (a component of a Dropbox path, which travels in a JSON body): the same refusals as
+/// [`PathSegment::encode`].
+pub fn check_segment(what: &str, value: &str) -> Result<(), PathError> {
+    check(value).map_err(|reason| reason.for_value(what))
+}
+
 /// `base` with `segments` appended after its own path (which is kept: the sandbox serves each
 /// provider under a prefix), a trailing slash of `base` dropped first. The query of `base` is
 /// kept; callers add their own pairs afterwards.
