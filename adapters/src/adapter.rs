@@ -39,6 +39,20 @@ impl std::fmt::Debug for CallContext {
 }
 
 impl CallContext {
+    /// The user's provider token, trimmed, or the error every adapter gives without one.
+    /// `provider` is the name the user knows (`Box`, `Google Drive`), used in that error.
+    pub fn bearer(&self, provider: &str) -> Result<&str, ToolError> {
+        self.credential
+            .as_ref()
+            .map(|secret| secret.expose().trim())
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| {
+                ToolError::Unauthorized(format!(
+                    "no {provider} account is connected for this user; connect {provider} first"
+                ))
+            })
+    }
+
     pub fn report_progress(&self, progress: f64, total: Option<f64>, message: Option<String>) {
         if let Some(sink) = &self.progress {
             sink(progress, total, message);
@@ -129,4 +143,29 @@ pub struct OAuthSpec {
     /// same flow offline.
     pub sandbox_authorize_path: &'static str,
     pub sandbox_token_path: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(credential: Option<&str>) -> CallContext {
+        CallContext {
+            credential: credential.map(Secret::new),
+            ..CallContext::default()
+        }
+    }
+
+    #[test]
+    fn bearer_is_the_trimmed_token_or_a_connect_error() {
+        assert_eq!(with(Some("  tok-1\n")).bearer("Box").ok(), Some("tok-1"));
+        for missing in [None, Some(""), Some(" \t ")] {
+            match with(missing).bearer("Google Drive") {
+                Err(ToolError::Unauthorized(message)) => {
+                    assert!(message.contains("connect Google Drive"), "{message}");
+                }
+                other => panic!("{missing:?}: {other:?}"),
+            }
+        }
+    }
 }
