@@ -311,9 +311,11 @@ async fn every_refused_call_is_audited_once_and_hidden_tools_answer_as_unknown_o
     let mut runner = TestRunner::new(config);
     let handle = tokio::runtime::Handle::current();
     let outcome = tokio::task::block_in_place(|| {
-        runner.run(&(lane(), attempt()), |(lane, attempt)| {
-            handle.block_on(check(&fixture, lane, &attempt))
-        })
+        runner
+            .run(&(lane(), attempt()), |(lane, attempt)| {
+                handle.block_on(check(&fixture, lane, &attempt))
+            })
+            .map_err(|error| error.to_string())
     });
     if let Err(error) = outcome {
         panic!("{error}");
