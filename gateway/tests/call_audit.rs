@@ -3,7 +3,8 @@
 //! a read-only instance), arguments that fail the schema, denials. A hidden tool is answered
 //! exactly as an unknown name — same status, same body but for the name — so a caller learns
 //! nothing of a tool they may not list. Generated names and arguments, through the real gateway
-//! on each of its three call paths (stateless fast path, session fast path, rmcp's service).
+//! on each of its three call paths (stateless fast path, session fast path, rmcp's service); a
+//! call whose client goes away is recorded as `abandoned`.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -351,4 +352,40 @@ async fn allowed_calls_and_failures_are_audited_with_their_outcome() {
         assert_eq!(after[before]["policies"], json!(["open"]));
         assert_eq!(after[before + 1]["tool"], "ro_echo");
     }
+}
+
+#[tokio::test]
+async fn a_call_whose_client_goes_away_is_still_audited_once() {
+    let fixture = fixture().await;
+    let path = fixture.audit_path();
+    let before = count(&path);
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+    "name": "t_slow", "arguments": {"millis": 1500},
+    "_meta": {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "audit-test", "version": "1"}
+    }}});
+    let gone = reqwest::Client::new()
+        .post(fixture.gw.url())
+        .header("accept", support::ACCEPT)
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "t_slow")
+        .json(&body)
+        .timeout(std::time::Duration::from_millis(200))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the client was meant to give up first");
+    // The gateway drops the call with the connection; its record says so (were the call to
+    // run on, it would finish as `ok` after 1.5 s).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while count(&path) == before && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let after = records_from(&path, before);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0]["outcome"], "abandoned", "{}", after[0]);
+    assert_eq!(after[0]["decision"], "allow", "{}", after[0]);
 }
