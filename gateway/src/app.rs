@@ -47,6 +47,8 @@ pub enum StartError {
     Sandbox(std::io::Error),
     #[error(transparent)]
     Keyring(#[from] KeyringError),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditStageError),
     #[error("demo connections failed: {0}")]
     DemoConnect(String),
 }
@@ -202,7 +204,7 @@ pub struct Prepared {
     pub tools: usize,
     /// The per-user broker, when any instance connects users with OAuth.
     pub broker: Option<Arc<UserBroker>>,
-    /// Opened when the broker needed it.
+    /// Opened when the broker or the audit checkpoints needed it.
     pub storage: Option<Storage>,
     /// Keeps the emulators alive as long as the gateway runs.
     #[cfg(feature = "sandbox")]
@@ -264,15 +266,29 @@ pub async fn prepare(
         })?;
     let providers = crate::broker::setup::providers(config, registry, urls_ref, public_url)
         .map_err(StartError::Config)?;
+    // The keyring seals broker tokens and keys the audit chain; storage holds both.
+    let keyed = (!providers.is_empty() || config.policy.audit)
+        .then(|| {
+            Keyring::load(
+                std::env::var("MANIFOLD_SECRET_KEY").ok().as_deref(),
+                &config.storage.data_dir.join("secret.key"),
+                true,
+            )
+            .map(Arc::new)
+        })
+        .transpose()?;
+    let shared_storage = match &keyed {
+        Some(_) => Some(open_storage(config).await?),
+        None => None,
+    };
     let (broker, storage): (Arc<dyn CredentialBroker>, _) = if providers.is_empty() {
         (Arc::new(credentials), None)
     } else {
-        let storage = open_storage(config).await?;
-        let keyring = Arc::new(Keyring::load(
-            std::env::var("MANIFOLD_SECRET_KEY").ok().as_deref(),
-            &config.storage.data_dir.join("secret.key"),
-            true,
-        )?);
+        let (Some(storage), Some(keyring)) = (shared_storage.clone(), keyed.clone()) else {
+            return Err(StartError::Config(
+                "the broker needs storage and keys".into(),
+            ));
+        };
         let mut tool_scopes: HashMap<String, Vec<String>> = HashMap::new();
         for route in catalog.routes() {
             if let Some((_, provider)) = providers.iter().find(|(i, _)| **i == *route.instance) {
@@ -305,7 +321,9 @@ pub async fn prepare(
         )
     };
     let tools = catalog.len();
-    let stages = stages(config, &catalog).await?;
+    let audit_keys = keyed.as_ref().map(|keyring| keyring.audit_keys());
+    let checkpoints = shared_storage.clone().map(crate::audit::Checkpoints::new);
+    let stages = stages(config, &catalog, audit_keys, checkpoints).await?;
     // The sender is dropped: the catalog is fixed for the life of this process until config
     // reload keeps it.
     let (_catalog_tx, catalog_rx) = watch::channel(Arc::new(catalog));
@@ -318,7 +336,7 @@ pub async fn prepare(
             call_timeout: config.server.call_timeout,
         },
     );
-    let (broker, storage) = storage.map_or((None, None), |(b, s)| (Some(b), Some(s)));
+    let (broker, storage) = storage.map_or((None, shared_storage), |(b, s)| (Some(b), Some(s)));
     Ok(Prepared {
         gateway,
         tools,
@@ -329,8 +347,14 @@ pub async fn prepare(
     })
 }
 
-/// The policy, redaction and audit stages from `[policy]`.
-async fn stages(config: &Config, catalog: &Catalog) -> Result<Stages, StartError> {
+/// The policy, redaction and audit stages from `[policy]`; the audit chain keyed with
+/// `audit_keys` and checkpointed in `checkpoints`.
+async fn stages(
+    config: &Config,
+    catalog: &Catalog,
+    audit_keys: Option<manifold_policy::audit::AuditKeys>,
+    checkpoints: Option<crate::audit::Checkpoints>,
+) -> Result<Stages, StartError> {
     let section = &config.policy;
     let (policy, redact) = match &section.dir {
         Some(dir) => (
@@ -353,8 +377,10 @@ async fn stages(config: &Config, catalog: &Catalog) -> Result<Stages, StartError
         let options = manifold_policy::audit::AuditOptions {
             fsync: section.audit_fsync,
             include_args: section.audit_include_args,
+            keys: audit_keys,
         };
-        AuditStage::open(&path, options).map_err(|e| StartError::Config(e.to_string()))?
+        let checkpoints = checkpoints.map(|store| (store, section.audit_checkpoint_interval));
+        AuditStage::open(&path, options, checkpoints).await?
     } else {
         AuditStage::default()
     };

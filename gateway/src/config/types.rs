@@ -286,6 +286,18 @@ pub struct PolicySection {
     pub audit_fsync: bool,
     /// Keep raw tool arguments in the audit log next to their digest.
     pub audit_include_args: bool,
+    /// How often the audit log's head (record count, last hash) is checkpointed in the database,
+    /// so a truncated log is refused at the next start and by `manifold audit verify`.
+    #[serde(
+        with = "humantime_serde",
+        default = "default_audit_checkpoint_interval"
+    )]
+    #[schemars(with = "String")]
+    pub audit_checkpoint_interval: Duration,
+}
+
+fn default_audit_checkpoint_interval() -> Duration {
+    Duration::from_secs(10)
 }
 
 impl Default for PolicySection {
@@ -297,6 +309,7 @@ impl Default for PolicySection {
             audit: true,
             audit_fsync: false,
             audit_include_args: false,
+            audit_checkpoint_interval: default_audit_checkpoint_interval(),
         }
     }
 }
