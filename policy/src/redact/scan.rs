@@ -1,0 +1,219 @@
+//! The text detectors read: the original normalised so one regex sees every way a person (or a
+//! word processor) writes the same number. Compatibility forms are folded (NFKC: full-width
+//! `４１１１` is `4111`), zero-width characters dropped, every space, line break, dash and dot
+//! between groups made one canonical separator. Each character of the scan text remembers the
+//! bytes of the original it came from, so a match masks the original characters and the rest of
+//! the text is left exactly as it was.
+
+use unicode_normalization::UnicodeNormalization as _;
+
+/// The normalised text and, per character of it, where it came from.
+#[derive(Debug)]
+pub(super) struct Scan {
+    pub(super) text: String,
+    /// Per character of `text`: its byte offset in `text`, and the original's byte range.
+    chars: Vec<Origin>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Origin {
+    at: usize,
+    start: usize,
+    end: usize,
+}
+
+/// What one original character becomes in the scan text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// Read as nothing: zero-width spaces and joiners, the soft hyphen, the byte-order mark.
+    Invisible,
+    /// Any space or line break; a run of them reads as one space.
+    Space,
+    /// A dash or a dot between groups, in its canonical form.
+    Separator(char),
+    Plain(char),
+}
+
+fn class(c: char) -> Class {
+    match c {
+        '\u{200B}'..='\u{200D}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{FEFF}'
+        | '\u{00AD}'
+        | '\u{180E}' => Class::Invisible,
+        c if c.is_whitespace() => Class::Space,
+        // Hyphens, non-breaking hyphen, figure/en/em dashes, horizontal bar, minus sign, the
+        // small and full-width hyphen-minus.
+        '-'
+        | '\u{2010}'..='\u{2015}'
+        | '\u{2043}'
+        | '\u{2212}'
+        | '\u{FE58}'
+        | '\u{FE63}'
+        | '\u{FF0D}' => Class::Separator('-'),
+        // Full stops of other scripts and widths, and the middle dots used between digit groups.
+        '.' | '\u{00B7}' | '\u{2024}' | '\u{2027}' | '\u{2219}' | '\u{22C5}' | '\u{3002}'
+        | '\u{FF0E}' | '\u{FF61}' | '\u{30FB}' => Class::Separator('.'),
+        c => Class::Plain(c),
+    }
+}
+
+/// Read as nothing by the detectors (zero-width characters).
+pub(super) fn invisible(c: char) -> bool {
+    class(c) == Class::Invisible
+}
+
+/// Any dash, as the detectors read it.
+pub(super) fn dash(c: char) -> bool {
+    class(c) == Class::Separator('-')
+}
+
+// === impl Scan ===
+
+impl Scan {
+    pub(super) fn new(original: &str) -> Self {
+        let mut scan = Scan {
+            text: String::with_capacity(original.len()),
+            chars: Vec::with_capacity(original.len()),
+        };
+        // A pending run of separators: where it started and ended in the original, and its one
+        // visible separator if it has exactly one (`4111 - 1111` reads as `4111-1111`).
+        let mut run: Option<Run> = None;
+        for (start, c) in original.char_indices() {
+            let end = start + c.len_utf8();
+            match class(c) {
+                // NFKC of one character: `４` → `4`, `ﬁ` → `fi`.
+                Class::Plain(_) if !c.is_ascii() => {
+                    for folded in std::iter::once(c).nfkc() {
+                        scan.feed(&mut run, class(folded), start, end);
+                    }
+                }
+                other => scan.feed(&mut run, other, start, end),
+            }
+        }
+        if let Some(r) = run.take() {
+            scan.flush(r);
+        }
+        scan
+    }
+
+    /// Adds one classified character that came from `start..end` of the original.
+    fn feed(&mut self, run: &mut Option<Run>, class: Class, start: usize, end: usize) {
+        match class {
+            Class::Invisible => {}
+            Class::Space | Class::Separator(_) => {
+                let r = run.get_or_insert(Run {
+                    start,
+                    end,
+                    separators: Vec::new(),
+                    space_before: false,
+                    space_after: false,
+                });
+                r.end = end;
+                match class {
+                    Class::Separator(s) => {
+                        r.separators.push((s, start, end));
+                        r.space_after = false;
+                    }
+                    _ if r.separators.is_empty() => r.space_before = true,
+                    _ => r.space_after = true,
+                }
+            }
+            Class::Plain(p) => {
+                if let Some(r) = run.take() {
+                    self.flush(r);
+                }
+                self.push(p, start, end);
+            }
+        }
+    }
+
+    fn push(&mut self, c: char, start: usize, end: usize) {
+        self.chars.push(Origin {
+            at: self.text.len(),
+            start,
+            end,
+        });
+        self.text.push(c);
+    }
+
+    /// One run of spaces and separators: a single space when it holds no separator; its one
+    /// separator when that stands alone or between spaces on both sides (`4111 – 1111` reads
+    /// as `4111-1111`); otherwise a space for the spaces before the separators, the separators,
+    /// and a space for those after (`Bearer -token` keeps its space).
+    fn flush(&mut self, run: Run) {
+        let (Some(&(_, first, _)), Some(&(_, _, last))) =
+            (run.separators.first(), run.separators.last())
+        else {
+            return self.push(' ', run.start, run.end);
+        };
+        if let [(s, _, _)] = run.separators.as_slice()
+            && run.space_before == run.space_after
+        {
+            return self.push(*s, run.start, run.end);
+        }
+        if run.space_before {
+            self.push(' ', run.start, first);
+        }
+        for &(s, start, end) in &run.separators {
+            self.push(s, start, end);
+        }
+        if run.space_after {
+            self.push(' ', last, run.end);
+        }
+    }
+
+    /// The original byte range behind the scan range `start..end` (both on character
+    /// boundaries of the scan text; `start < end`).
+    pub(super) fn original(&self, start: usize, end: usize) -> Option<(usize, usize)> {
+        let first = self.chars.binary_search_by_key(&start, |o| o.at).ok()?;
+        let last = match self.chars.binary_search_by_key(&end, |o| o.at) {
+            Ok(i) => i.checked_sub(1)?,
+            Err(_) if end == self.text.len() => self.chars.len().checked_sub(1)?,
+            Err(_) => return None,
+        };
+        let (a, b) = (self.chars.get(first)?, self.chars.get(last)?);
+        Some((a.start, b.end.max(a.start)))
+    }
+}
+
+#[derive(Debug)]
+struct Run {
+    start: usize,
+    end: usize,
+    separators: Vec<(char, usize, usize)>,
+    /// Spaces came before the first separator, or after the last one.
+    space_before: bool,
+    space_after: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(s: &str) -> String {
+        Scan::new(s).text
+    }
+
+    #[test]
+    fn folds_widths_spaces_dashes_and_invisible_characters() {
+        assert_eq!(scan("４１１１\u{00A0}1111"), "4111 1111");
+        assert_eq!(scan("4111\u{200B}1111"), "41111111");
+        assert_eq!(scan("4111 \u{2013} 1111\n\n1111"), "4111-1111 1111");
+        assert_eq!(scan("a\u{2009}\u{202F}b\u{3002}c"), "a b.c");
+        assert_eq!(scan("--x"), "--x");
+        assert_eq!(scan("Bearer -x"), "Bearer -x");
+        assert_eq!(scan("a -- b"), "a -- b");
+    }
+
+    #[test]
+    fn scan_ranges_map_back_to_the_original_characters() {
+        let original = "card ４１\u{200B}１１ end";
+        let s = Scan::new(original);
+        let at = s.text.find("4111").expect("found");
+        let (a, b) = s.original(at, at + 4).expect("mapped");
+        assert_eq!(&original[a..b], "４１\u{200B}１１");
+        let (a, b) = s.original(0, s.text.len()).expect("whole");
+        assert_eq!(&original[a..b], original);
+    }
+}
