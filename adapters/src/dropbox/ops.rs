@@ -151,7 +151,13 @@ impl Ops<'_> {
                 .unwrap_or(20_000),
         };
         let name = file["name"].as_str().map(str::to_owned);
-        let extracted = extract::extract_blocking(download.bytes, None, name, window)
+        let extracted = extract::extract_blocking(
+            download.bytes,
+            None,
+            name,
+            window,
+            self.ctx.text_filter.clone(),
+        )
             .await
             .map_err(extract_error)?;
         let text = format!(

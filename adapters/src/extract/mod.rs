@@ -9,6 +9,8 @@
 
 use std::fmt;
 
+use crate::TextFilter;
+
 mod docx;
 #[cfg(any(test, feature = "sandbox"))]
 pub mod fixtures;
@@ -139,6 +141,7 @@ pub async fn extract_blocking(
     content_type: Option<String>,
     file_name: Option<String>,
     window: Window,
+    filter: TextFilter,
 ) -> Result<Extracted, ExtractError> {
     tokio::task::spawn_blocking(move || {
         extract(
@@ -146,19 +149,31 @@ pub async fn extract_blocking(
             content_type.as_deref(),
             file_name.as_deref(),
             window,
+            &filter,
         )
     })
     .await
     .unwrap_or(Err(ExtractError::Failed))
 }
 
-/// The text of `bytes`, windowed.
+/// The text of `bytes` through `filter`, windowed: the window is cut from the filtered whole.
 pub fn extract(
     bytes: &[u8],
     content_type: Option<&str>,
     file_name: Option<&str>,
     window: Window,
+    filter: &TextFilter,
 ) -> Result<Extracted, ExtractError> {
+    let (format, text) = whole_text(bytes, content_type, file_name)?;
+    Ok(window_of(format, &filter.apply(text), window))
+}
+
+/// The whole text of `bytes`, unfiltered: for callers that filter and cache it themselves.
+pub fn whole_text(
+    bytes: &[u8],
+    content_type: Option<&str>,
+    file_name: Option<&str>,
+) -> Result<(Format, String), ExtractError> {
     if bytes.len() > MAX_INPUT_BYTES {
         return Err(ExtractError::TooLarge {
             bytes: bytes.len(),
@@ -183,7 +198,7 @@ pub fn extract(
         Format::Pptx => pptx::text(bytes)?,
         Format::Pdf => pdf::text(bytes)?,
     };
-    Ok(window_of(format, &text, window))
+    Ok((format, text))
 }
 
 /// Readable text of an HTML document or mail body: tags dropped, block elements as line
@@ -268,8 +283,9 @@ mod tests {
     #[tokio::test]
     async fn the_blocking_pool_reads_what_the_caller_would() {
         let csv = bytes::Bytes::from_static(b"a,b\n1,2\n");
-        let here = extract(&csv, Some("text/csv"), None, Window::default()).expect("csv");
-        let pooled = extract_blocking(csv, Some("text/csv".into()), None, Window::default())
+        let none = TextFilter::default();
+        let here = extract(&csv, Some("text/csv"), None, Window::default(), &none).expect("csv");
+        let pooled = extract_blocking(csv, Some("text/csv".into()), None, Window::default(), none.clone())
             .await
             .expect("csv");
         assert_eq!(pooled.text, here.text);
@@ -278,6 +294,7 @@ mod tests {
             None,
             None,
             Window::default(),
+            none,
         );
         assert!(matches!(unknown.await, Err(ExtractError::Unsupported(_))));
     }
@@ -337,12 +354,12 @@ mod tests {
     #[test]
     fn rejects_unknown_and_oversized_input() {
         assert!(matches!(
-            extract(b"x", Some("image/png"), None, Window::default()),
+            extract(b"x", Some("image/png"), None, Window::default(), &TextFilter::default()),
             Err(ExtractError::Unsupported(_))
         ));
         let big = vec![b'a'; MAX_INPUT_BYTES + 1];
         assert!(matches!(
-            extract(&big, Some("text/plain"), None, Window::default()),
+            extract(&big, Some("text/plain"), None, Window::default(), &TextFilter::default()),
             Err(ExtractError::TooLarge { .. })
         ));
     }

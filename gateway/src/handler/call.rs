@@ -367,12 +367,13 @@ impl Gateway {
                 Err(McpError::internal_error("request cancelled", None))
             }
             Err(error) => {
+                let error = stages.redact.redact_text(&error.to_string());
                 tracing::info!(tool = %route.exposed, elapsed_ms, %error, "tool call failed");
                 scope
                     .notify
-                    .warning(json!({ "tool": route.exposed, "error": error.to_string() }))
+                    .warning(json!({ "tool": route.exposed, "error": error }))
                     .await;
-                Ok(CallToolResult::error(vec![Content::text(error.to_string())]).into())
+                Ok(CallToolResult::error(vec![Content::text(error)]).into())
             }
         }
     }
@@ -419,6 +420,7 @@ impl Gateway {
             cancel: scope.cancel.child_token(),
             progress: progress.as_ref().map(|(sink, _)| sink.clone()),
             traceparent: scope.traceparent.clone(),
+            text_filter: self.stages.redact.text_filter(route),
         };
         if ctx.progress.is_some() {
             // Tells the client the call started; adapters report their own steps from there on.
@@ -438,12 +440,10 @@ impl Gateway {
             let _ = forward.await;
         }
         let mut output = outcome?;
-        let masked = self.stages.redact.apply(
-            &route.instance,
-            &route.exposed,
-            &mut output.structured,
-            &mut output.text,
-        );
+        let masked =
+            self.stages
+                .redact
+                .apply(route, &mut output.structured, &mut output.text);
         let mut result = CallToolResult::success(vec![Content::text(output.text)]);
         result.structured_content = Some(output.structured);
         Ok((result, masked))

@@ -148,8 +148,9 @@ pub(crate) fn extracted_window(
     bytes: &[u8],
     content_type: Option<&str>,
     window: extract::Window,
+    filter: &crate::TextFilter,
 ) -> Result<Value, ToolError> {
-    let text = extract::extract(bytes, content_type, name, window)
+    let text = extract::extract(bytes, content_type, name, window, filter)
         .map_err(|error| ToolError::InvalidArguments(error.to_string()))?;
     Ok(json!({
         "name": name, "format": text.format.to_string(), "text": text.text,
@@ -189,6 +190,7 @@ pub(super) async fn attachment(
         &bytes,
         content_type,
         window,
+        &ctx.text_filter,
     )?))
 }
 

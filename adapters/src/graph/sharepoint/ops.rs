@@ -240,6 +240,7 @@ pub(super) async fn read(
         &bytes,
         mime.as_deref(),
         window,
+        &ctx.text_filter,
     )?))
 }
 
