@@ -281,7 +281,9 @@ async fn a_rule_reaches_the_list_get_and_read_tools_of_an_instance_alike() {
         json!({ "path": format!("/named/{name}"), "content": "iban DE89370400440532013000" }),
     )
     .await;
-    let listed = gw.ok("vault_list_folder", json!({ "path": "/named" })).await;
+    let listed = gw
+        .ok("vault_list_folder", json!({ "path": "/named" }))
+        .await;
     let got = gw
         .ok(
             "vault_get_metadata",
@@ -301,7 +303,10 @@ async fn a_rule_reaches_the_list_get_and_read_tools_of_an_instance_alike() {
     ] {
         let text = answer.to_string();
         assert!(text.contains("[REDACTED:credit_card]"), "{tool}: {text}");
-        assert!(!digits(&text).contains("4111111111111111"), "{tool}: {text}");
+        assert!(
+            !digits(&text).contains("4111111111111111"),
+            "{tool}: {text}"
+        );
     }
     assert!(read["text"].as_str().unwrap().contains("[REDACTED:iban]"));
 
@@ -325,7 +330,10 @@ async fn a_rule_reaches_the_list_get_and_read_tools_of_an_instance_alike() {
     ] {
         let text = answer.to_string();
         assert!(text.contains("[REDACTED:credit_card]"), "{tool}: {text}");
-        assert!(!digits(&text).contains("4111111111111111"), "{tool}: {text}");
+        assert!(
+            !digits(&text).contains("4111111111111111"),
+            "{tool}: {text}"
+        );
     }
     assert_eq!(read["text"], "ssn [REDACTED:us_ssn]");
 

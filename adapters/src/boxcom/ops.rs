@@ -166,11 +166,11 @@ impl Ops<'_> {
             window,
             self.ctx.text_filter.clone(),
         )
-            .await
-            .map_err(|error| match error {
-                extract::ExtractError::Failed => ToolError::BadResponse(error.to_string()),
-                _ => ToolError::InvalidArguments(error.to_string()),
-            })?;
+        .await
+        .map_err(|error| match error {
+            extract::ExtractError::Failed => ToolError::BadResponse(error.to_string()),
+            _ => ToolError::InvalidArguments(error.to_string()),
+        })?;
         let text = format!(
             "{} ({}), characters {}-{} of {}{}:\n\n{}",
             name.as_deref().unwrap_or_default(),

@@ -402,14 +402,12 @@ impl DriveAdapter {
             )
         });
         let cache_key = match (&ctx.credential, version) {
-            (Some(credential), Some(version)) => {
-                Some(cache::key(
-                    credential.expose(),
-                    &id,
-                    &version,
-                    ctx.text_filter.id(),
-                ))
-            }
+            (Some(credential), Some(version)) => Some(cache::key(
+                credential.expose(),
+                &id,
+                &version,
+                ctx.text_filter.id(),
+            )),
             _ => None,
         };
         if let Some((format, text)) = cache_key.as_ref().and_then(|key| self.cache.get(key)) {
@@ -453,15 +451,13 @@ impl DriveAdapter {
             ctx.text_filter.clone(),
         )
         .await
-                .map_err(|error| match error {
-                    ExtractError::Unsupported(_) | ExtractError::TooLarge { .. } => {
-                        ToolError::InvalidArguments(format!("`{name}`: {error}"))
-                    }
-                    ExtractError::Corrupt { .. } => {
-                        ToolError::BadResponse(format!("`{name}`: {error}"))
-                    }
-                    ExtractError::Failed => ToolError::BadResponse(error.to_string()),
-                })?;
+        .map_err(|error| match error {
+            ExtractError::Unsupported(_) | ExtractError::TooLarge { .. } => {
+                ToolError::InvalidArguments(format!("`{name}`: {error}"))
+            }
+            ExtractError::Corrupt { .. } => ToolError::BadResponse(format!("`{name}`: {error}")),
+            ExtractError::Failed => ToolError::BadResponse(error.to_string()),
+        })?;
         let text = Arc::new(extracted.text);
         if let Some(key) = cache_key {
             self.cache.put(key, extracted.format, text.clone());

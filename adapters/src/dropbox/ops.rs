@@ -158,8 +158,8 @@ impl Ops<'_> {
             window,
             self.ctx.text_filter.clone(),
         )
-            .await
-            .map_err(extract_error)?;
+        .await
+        .map_err(extract_error)?;
         let text = format!(
             "{} ({}), characters {}-{} of {}{}:\n\n{}",
             file["path"].as_str().unwrap_or_default(),

@@ -260,6 +260,74 @@ fn decode_entities(text: &str) -> String {
         .replace("&amp;", "&")
 }
 
+/// A snippet the provider cut out of a longer text it does not send (a mail's `bodyPreview`, a
+/// search hit's summary): that text cannot be redacted whole, so a secret straddling a cut
+/// would show its part unmasked (`…pay 4111 1111 11`). Fails closed: at each edge that is a
+/// cut, the token touching it, with the digit groups spaced before or after it, becomes `…`.
+pub fn trim_cut_edges(text: &str, cut_start: bool, cut_end: bool) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let in_token = |c: char| !c.is_whitespace();
+    let digit = |c: char| c.is_numeric();
+    let (mut from, mut to) = (0, chars.len());
+    if cut_end {
+        while to > 0 && in_token(chars[to - 1]) {
+            to -= 1;
+        }
+        // Spaces between digit groups belong to the cut number.
+        while to > 0 && chars[to - 1].is_whitespace() {
+            let mut before = to;
+            while before > 0 && chars[before - 1].is_whitespace() {
+                before -= 1;
+            }
+            let joins_digits =
+                before > 0 && digit(chars[before - 1]) && chars.get(to).copied().is_some_and(digit);
+            if !joins_digits {
+                break;
+            }
+            to = before;
+            while to > 0 && in_token(chars[to - 1]) {
+                to -= 1;
+            }
+        }
+    }
+    if cut_start {
+        while from < to && in_token(chars[from]) {
+            from += 1;
+        }
+        while from < to && chars[from].is_whitespace() {
+            let mut after = from;
+            while after < to && chars[after].is_whitespace() {
+                after += 1;
+            }
+            let joins_digits =
+                after < to && digit(chars[after]) && from > 0 && digit(chars[from - 1]);
+            if !joins_digits {
+                break;
+            }
+            from = after;
+            while from < to && in_token(chars[from]) {
+                from += 1;
+            }
+        }
+    }
+    if from >= to {
+        return if text.is_empty() {
+            String::new()
+        } else {
+            "…".into()
+        };
+    }
+    let mut out = String::with_capacity(text.len());
+    if cut_start && from > 0 {
+        out.push('…');
+    }
+    out.extend(&chars[from..to]);
+    if cut_end && to < chars.len() {
+        out.push('…');
+    }
+    out
+}
+
 /// Cuts `text` to `window` on character boundaries.
 pub fn window_of(format: Format, text: &str, window: Window) -> Extracted {
     let total_chars = text.chars().count();
@@ -285,9 +353,15 @@ mod tests {
         let csv = bytes::Bytes::from_static(b"a,b\n1,2\n");
         let none = TextFilter::default();
         let here = extract(&csv, Some("text/csv"), None, Window::default(), &none).expect("csv");
-        let pooled = extract_blocking(csv, Some("text/csv".into()), None, Window::default(), none.clone())
-            .await
-            .expect("csv");
+        let pooled = extract_blocking(
+            csv,
+            Some("text/csv".into()),
+            None,
+            Window::default(),
+            none.clone(),
+        )
+        .await
+        .expect("csv");
         assert_eq!(pooled.text, here.text);
         let unknown = extract_blocking(
             bytes::Bytes::from_static(b"x"),
@@ -346,6 +420,22 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_snippet_loses_the_tokens_and_digit_groups_at_its_cuts() {
+        assert_eq!(
+            trim_cut_edges("notes: pay 4111 1111 11", false, true),
+            "notes: pay …"
+        );
+        assert_eq!(
+            trim_cut_edges("11 1111 1111 due today", true, false),
+            "… due today"
+        );
+        assert_eq!(trim_cut_edges("key sk-proj-abcd", false, true), "key …");
+        assert_eq!(trim_cut_edges("whole text", false, false), "whole text");
+        assert_eq!(trim_cut_edges("1111 1111", true, true), "…");
+        assert_eq!(trim_cut_edges("", true, true), "");
+    }
+
+    #[test]
     fn html_becomes_readable_text() {
         let html = "<html><style>p{}</style><p>Hello&nbsp;<b>Bob</b></p><script>x()</script><div>A &amp; B</div></html>";
         assert_eq!(html_to_text(html), "Hello Bob\n\nA & B");
@@ -354,12 +444,24 @@ mod tests {
     #[test]
     fn rejects_unknown_and_oversized_input() {
         assert!(matches!(
-            extract(b"x", Some("image/png"), None, Window::default(), &TextFilter::default()),
+            extract(
+                b"x",
+                Some("image/png"),
+                None,
+                Window::default(),
+                &TextFilter::default()
+            ),
             Err(ExtractError::Unsupported(_))
         ));
         let big = vec![b'a'; MAX_INPUT_BYTES + 1];
         assert!(matches!(
-            extract(&big, Some("text/plain"), None, Window::default(), &TextFilter::default()),
+            extract(
+                &big,
+                Some("text/plain"),
+                None,
+                Window::default(),
+                &TextFilter::default()
+            ),
             Err(ExtractError::TooLarge { .. })
         ));
     }

@@ -440,10 +440,10 @@ impl Gateway {
             let _ = forward.await;
         }
         let mut output = outcome?;
-        let masked =
-            self.stages
-                .redact
-                .apply(route, &mut output.structured, &mut output.text);
+        let masked = self
+            .stages
+            .redact
+            .apply(route, &mut output.structured, &mut output.text);
         let mut result = CallToolResult::success(vec![Content::text(output.text)]);
         result.structured_content = Some(output.structured);
         Ok((result, masked))

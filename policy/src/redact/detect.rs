@@ -269,7 +269,10 @@ impl Detector {
                 }
                 let found = ends.iter().rev().copied().find(|&b| {
                     b > a
-                        && self.re.find(&scan.text[a..b]).is_some_and(|m| m.len() == b - a)
+                        && self
+                            .re
+                            .find(&scan.text[a..b])
+                            .is_some_and(|m| m.len() == b - a)
                         && self.valid(original, scan, a, b)
                 });
                 if let Some(b) = found {

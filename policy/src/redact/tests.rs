@@ -561,7 +561,10 @@ fn check_masked(text: &str, secret: &str, detector: &str) -> Result<(), TestCase
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: std::env::var("REDACT_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(1000),
+        cases: std::env::var("REDACT_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1000),
         failure_persistence: None,
         ..ProptestConfig::default()
     }
