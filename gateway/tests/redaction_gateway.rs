@@ -249,7 +249,7 @@ async fn windows_and_offsets_never_read_a_secret_in_pieces() {
         "vault_read_file",
         ("path", "/redact/statement.txt"),
         0x9E37_79B9_7F4A_7C15,
-        200,
+        120,
     )
     .await;
 
@@ -265,7 +265,7 @@ async fn windows_and_offsets_never_read_a_secret_in_pieces() {
         "box_read_file",
         ("file_id", &id),
         0xD1B5_4A32_D192_ED03,
-        120,
+        60,
     )
     .await;
     gw.stop().await;

@@ -7,19 +7,26 @@
 
 use unicode_normalization::UnicodeNormalization as _;
 
-/// The normalised text and, per character of it, where it came from.
+/// The normalised text and where each piece of it came from.
 #[derive(Debug)]
 pub(super) struct Scan {
     pub(super) text: String,
-    /// Per character of `text`: its byte offset in `text`, and the original's byte range.
-    chars: Vec<Origin>,
+    /// Consecutive pieces of `text`, in order. Most text is copied byte for byte (a space for a
+    /// line break is one byte for one), so a long run of it is one piece and a document costs
+    /// a few pieces per folded or dropped character, not one per character.
+    pieces: Vec<Piece>,
 }
 
+/// `text[at..at + len]` came from `original[start..end]`.
 #[derive(Debug, Clone, Copy)]
-struct Origin {
+struct Piece {
     at: usize,
+    len: usize,
     start: usize,
     end: usize,
+    /// Byte for byte (`len == end - start`): an offset inside maps to the same offset inside
+    /// the original. Otherwise the piece is one character, read whole.
+    exact: bool,
 }
 
 /// What one original character becomes in the scan text.
@@ -74,7 +81,7 @@ impl Scan {
     pub(super) fn new(original: &str) -> Self {
         let mut scan = Scan {
             text: String::with_capacity(original.len()),
-            chars: Vec::with_capacity(original.len()),
+            pieces: Vec::new(),
         };
         // A pending run of separators: where it started and ended in the original, and its one
         // visible separator if it has exactly one (`4111 - 1111` reads as `4111-1111`).
@@ -129,12 +136,26 @@ impl Scan {
     }
 
     fn push(&mut self, c: char, start: usize, end: usize) {
-        self.chars.push(Origin {
-            at: self.text.len(),
+        let (at, len) = (self.text.len(), c.len_utf8());
+        self.text.push(c);
+        let exact = len == end - start;
+        if let Some(last) = self.pieces.last_mut()
+            && exact
+            && last.exact
+            && last.end == start
+            && last.at + last.len == at
+        {
+            last.len += len;
+            last.end = end;
+            return;
+        }
+        self.pieces.push(Piece {
+            at,
+            len,
             start,
             end,
+            exact,
         });
-        self.text.push(c);
     }
 
     /// One run of spaces and separators: a single space when it holds no separator; its one
@@ -166,14 +187,28 @@ impl Scan {
     /// The original byte range behind the scan range `start..end` (both on character
     /// boundaries of the scan text; `start < end`).
     pub(super) fn original(&self, start: usize, end: usize) -> Option<(usize, usize)> {
-        let first = self.chars.binary_search_by_key(&start, |o| o.at).ok()?;
-        let last = match self.chars.binary_search_by_key(&end, |o| o.at) {
-            Ok(i) => i.checked_sub(1)?,
-            Err(_) if end == self.text.len() => self.chars.len().checked_sub(1)?,
-            Err(_) => return None,
+        if start >= end {
+            return None;
+        }
+        let from = self.piece(start)?;
+        let to = self.piece(end - 1)?;
+        let a = if from.exact {
+            from.start + (start - from.at)
+        } else {
+            from.start
         };
-        let (a, b) = (self.chars.get(first)?, self.chars.get(last)?);
-        Some((a.start, b.end.max(a.start)))
+        let b = if to.exact {
+            to.start + (end - to.at)
+        } else {
+            to.end
+        };
+        Some((a, b.max(a)))
+    }
+
+    /// The piece holding byte `at` of the scan text.
+    fn piece(&self, at: usize) -> Option<&Piece> {
+        let i = self.pieces.partition_point(|p| p.at <= at).checked_sub(1)?;
+        self.pieces.get(i).filter(|p| at < p.at + p.len)
     }
 }
 
@@ -215,5 +250,14 @@ mod tests {
         assert_eq!(&original[a..b], "４１\u{200B}１１");
         let (a, b) = s.original(0, s.text.len()).expect("whole");
         assert_eq!(&original[a..b], original);
+        let at = s.text.find("end").expect("found");
+        let (a, b) = s.original(at + 1, at + 3).expect("inside an exact piece");
+        assert_eq!(&original[a..b], "nd");
+    }
+
+    #[test]
+    fn plain_text_is_one_piece() {
+        let s = Scan::new(&"word and\nline, é ".repeat(1000));
+        assert_eq!(s.pieces.len(), 1);
     }
 }
