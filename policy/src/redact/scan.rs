@@ -5,6 +5,9 @@
 //! bytes of the original it came from, so a match masks the original characters and the rest of
 //! the text is left exactly as it was.
 
+use std::sync::LazyLock;
+
+use regex::Regex;
 use unicode_normalization::UnicodeNormalization as _;
 
 /// The normalised text and where each piece of it came from.
@@ -65,6 +68,27 @@ fn class(c: char) -> Class {
     }
 }
 
+/// A decimal digit of any script (Arabic-Indic `٤`, Devanagari `४`, …) as its ASCII digit.
+/// Unicode encodes every script's decimal digits as one contiguous run from 0 to 9, so the
+/// value is the count of digits before it in its run, modulo ten.
+pub(super) fn decimal_digit(c: char) -> Option<char> {
+    static ND: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"^\p{Nd}$").ok());
+    let nd = ND.as_ref()?;
+    let is_nd = |c: char| nd.is_match(c.encode_utf8(&mut [0; 4]));
+    if c.is_ascii() || !c.is_numeric() || !is_nd(c) {
+        return None;
+    }
+    let before = (1..=60u32)
+        .take_while(|k| {
+            u32::from(c)
+                .checked_sub(*k)
+                .and_then(char::from_u32)
+                .is_some_and(is_nd)
+        })
+        .count();
+    char::from_digit(u32::try_from(before % 10).ok()?, 10)
+}
+
 /// Read as nothing by the detectors (zero-width characters).
 pub(super) fn invisible(c: char) -> bool {
     class(c) == Class::Invisible
@@ -92,6 +116,7 @@ impl Scan {
                 // NFKC of one character: `４` → `4`, `ﬁ` → `fi`.
                 Class::Plain(_) if !c.is_ascii() => {
                     for folded in std::iter::once(c).nfkc() {
+                        let folded = decimal_digit(folded).unwrap_or(folded);
                         scan.feed(&mut run, class(folded), start, end);
                     }
                 }
@@ -236,6 +261,7 @@ mod tests {
         assert_eq!(scan("4111\u{200B}1111"), "41111111");
         assert_eq!(scan("4111 \u{2013} 1111\n\n1111"), "4111-1111 1111");
         assert_eq!(scan("a\u{2009}\u{202F}b\u{3002}c"), "a b.c");
+        assert_eq!(scan("٤١١١ ४१११ ௪௧௧௧ 𝟒𝟏𝟏𝟏"), "4111 4111 4111 4111");
         assert_eq!(scan("--x"), "--x");
         assert_eq!(scan("Bearer -x"), "Bearer -x");
         assert_eq!(scan("a -- b"), "a -- b");
