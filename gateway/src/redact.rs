@@ -134,3 +134,28 @@ impl RedactStage {
         redactor.strict().redact_text(text).0.into_owned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_texts_are_redacted_with_every_detector_whatever_the_rules() {
+        let text = "no file /4111 1111 1111 1111.txt (Bearer abcdef0123456789abcdef) EMP-123456";
+        assert_eq!(
+            RedactStage::default().redact_text(text),
+            "no file /[REDACTED:credit_card].txt (Bearer [REDACTED:bearer]) EMP-123456",
+            "without a redaction.toml: the built-ins"
+        );
+        let config = RedactionConfig::from_toml(
+            "[default]\nenabled = false\n[[adapter.hr.patterns]]\nname = \"emp\"\nregex = 'EMP-\\d{6}'",
+        )
+        .expect("config");
+        let stage = RedactStage::new(Redactor::new(&config).expect("redactor"));
+        assert_eq!(
+            stage.redact_text(text),
+            "no file /[REDACTED:credit_card].txt (Bearer [REDACTED:bearer]) [REDACTED:emp]",
+            "rules that turn detectors off do not apply to error texts"
+        );
+    }
+}

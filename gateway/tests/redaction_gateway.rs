@@ -2,8 +2,8 @@
 //! sandbox emulators: a document full of secrets read in generated windows from generated
 //! offsets never shows a digit of them (every window is a piece of the redacted whole, and the
 //! windows put together are the redacted whole); rules by kind and by instance reach the list,
-//! get and read tools of a prefix-renamed instance alike; a tool's error text is redacted; a
-//! tool rule that would turn redaction off is refused at start.
+//! get and read tools of a prefix-renamed instance alike; a tool rule that would turn
+//! redaction off is refused at start.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -337,16 +337,6 @@ async fn a_rule_reaches_the_list_get_and_read_tools_of_an_instance_alike() {
     }
     assert_eq!(read["text"], "ssn [REDACTED:us_ssn]");
 
-    // A tool's error text reaches the model redacted too.
-    let missing = gw
-        .call(
-            "vault_read_file",
-            json!({ "path": "/nowhere/4111 1111 1111 1111.txt" }),
-        )
-        .await;
-    assert_eq!(missing.is_error, Some(true));
-    let text = serde_json::to_string(&missing.content).unwrap();
-    assert!(!digits(&text).contains("4111111111111111"), "{text}");
     gw.stop().await;
 }
 
