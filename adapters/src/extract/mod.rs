@@ -270,6 +270,10 @@ pub fn trim_cut_edges(text: &str, cut_start: bool, cut_end: bool) -> String {
     let digit = |c: char| c.is_numeric();
     let (mut from, mut to) = (0, chars.len());
     if cut_end {
+        // A cut right after a space may still split a number (`4111 1111 |1111`).
+        while to > 0 && chars[to - 1].is_whitespace() {
+            to -= 1;
+        }
         while to > 0 && in_token(chars[to - 1]) {
             to -= 1;
         }
@@ -291,6 +295,9 @@ pub fn trim_cut_edges(text: &str, cut_start: bool, cut_end: bool) -> String {
         }
     }
     if cut_start {
+        while from < to && chars[from].is_whitespace() {
+            from += 1;
+        }
         while from < to && in_token(chars[from]) {
             from += 1;
         }
@@ -464,5 +471,41 @@ mod tests {
             ),
             Err(ExtractError::TooLarge { .. })
         ));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 1000,
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// A snippet cut anywhere inside or around a grouped number, at its end or its start,
+        /// shows no digit of it: the cut groups go with the cut token.
+        #[test]
+        fn a_cut_through_a_number_shows_none_of_its_digits(
+            words in proptest::collection::vec("[a-z]{1,8}", 1..6),
+            groups in proptest::collection::vec("[0-9]{1,5}", 1..6),
+            space in proptest::sample::select(vec![" ", "\u{00A0}", "\n", "  "]),
+            at in 0usize..200,
+        ) {
+            let number = groups.join(space);
+            let (head, tail) = (words.join(" "), words.join(" "));
+            let text = format!("{head} {number} {tail}");
+            let chars: Vec<char> = text.chars().collect();
+            let (start, end) = (head.chars().count() + 1, head.chars().count() + 1 + number.chars().count());
+            // Cut inside the number: at its end, or at its start.
+            let cut = start + 1 + at % number.chars().count().max(1);
+            let cut = cut.min(end);
+            let end_cut: String = chars[..cut].iter().collect();
+            let start_cut: String = chars[cut.min(end).saturating_sub(1).max(start)..].iter().collect();
+            for (snippet, cut_start, cut_end) in [(end_cut, false, true), (start_cut, true, false)] {
+                let trimmed = trim_cut_edges(&snippet, cut_start, cut_end);
+                proptest::prop_assert!(
+                    !trimmed.contains(|c: char| c.is_ascii_digit()),
+                    "{snippet:?} -> {trimmed:?}"
+                );
+            }
+        }
     }
 }
