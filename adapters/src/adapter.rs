@@ -7,7 +7,9 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::{BuildError, Secret, ToolError, ToolOutput, ToolSpec, upstream::InstanceClient};
+use crate::{
+    BuildError, Secret, TextFilter, ToolError, ToolOutput, ToolSpec, upstream::InstanceClient,
+};
 
 /// Reports progress of a long call to the MCP client that asked for it (`progress`, `total`,
 /// `message`). The gateway only hands one in when the client sent a `progressToken`.
@@ -25,6 +27,9 @@ pub struct CallContext {
     pub progress: Option<ProgressSink>,
     /// W3C trace context of the inbound request, continued on every upstream request.
     pub traceparent: Option<String>,
+    /// The gateway's redaction for this tool: applied to a document's whole text before a
+    /// window or snippet is cut from it (see [`TextFilter`]).
+    pub text_filter: TextFilter,
 }
 
 impl std::fmt::Debug for CallContext {
@@ -34,6 +39,7 @@ impl std::fmt::Debug for CallContext {
             .field("cancelled", &self.cancel.is_cancelled())
             .field("progress", &self.progress.is_some())
             .field("traceparent", &self.traceparent)
+            .field("text_filter", &self.text_filter)
             .finish()
     }
 }

@@ -15,6 +15,7 @@ pub mod graph;
 pub mod linear;
 pub mod registry;
 pub mod secret;
+pub mod text_filter;
 pub mod tool;
 pub mod upstream;
 
@@ -25,5 +26,6 @@ pub use adapter::{Adapter, AdapterKind, CallContext, InstanceSettings, OAuthSpec
 pub use error::{BuildError, ToolError};
 pub use registry::Registry;
 pub use secret::Secret;
+pub use text_filter::TextFilter;
 pub use tool::{ToolAnnotations, ToolOutput, ToolSpec};
 pub use upstream::{UpstreamClient, UpstreamConfig};

@@ -169,12 +169,18 @@ impl Ops<'_> {
             max_chars: usize::try_from(self.number("max_chars", 20_000, tools::MAX_CHARS).max(1))
                 .unwrap_or(20_000),
         };
-        let extracted = extract::extract_blocking(bytes, None, name.clone(), window)
-            .await
-            .map_err(|error| match error {
-                extract::ExtractError::Failed => ToolError::BadResponse(error.to_string()),
-                _ => ToolError::InvalidArguments(error.to_string()),
-            })?;
+        let extracted = extract::extract_blocking(
+            bytes,
+            None,
+            name.clone(),
+            window,
+            self.ctx.text_filter.clone(),
+        )
+        .await
+        .map_err(|error| match error {
+            extract::ExtractError::Failed => ToolError::BadResponse(error.to_string()),
+            _ => ToolError::InvalidArguments(error.to_string()),
+        })?;
         let text = format!(
             "{} ({}), characters {}-{} of {}{}:\n\n{}",
             name.as_deref().unwrap_or_default(),

@@ -152,9 +152,15 @@ impl Ops<'_> {
                 .unwrap_or(20_000),
         };
         let name = file["name"].as_str().map(str::to_owned);
-        let extracted = extract::extract_blocking(download.bytes, None, name, window)
-            .await
-            .map_err(extract_error)?;
+        let extracted = extract::extract_blocking(
+            download.bytes,
+            None,
+            name,
+            window,
+            self.ctx.text_filter.clone(),
+        )
+        .await
+        .map_err(extract_error)?;
         let text = format!(
             "{} ({}), characters {}-{} of {}{}:\n\n{}",
             file["path"].as_str().unwrap_or_default(),

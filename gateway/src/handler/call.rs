@@ -296,19 +296,10 @@ impl<'g> CallRecord<'g> {
         self.event.policies = policies;
     }
 
-    /// `text` with the redaction rules of the tool (the default rules before routing) applied:
-    /// error text comes from arguments and providers and may carry what results may not.
+    /// `text` with every redaction detector applied, whatever the tool's rules: error text comes
+    /// from arguments and providers and may carry what results may not.
     fn redacted(&self, text: String) -> String {
-        let (instance, tool) = match &self.route {
-            Some(route) => (&*route.instance, route.exposed.as_str()),
-            None => ("", ""),
-        };
-        let mut text = text;
-        self.gateway
-            .stages
-            .redact
-            .apply(instance, tool, &mut Value::Null, &mut text);
-        text
+        self.gateway.stages.redact.redact_text(&text)
     }
 
     /// Records how the call ended and writes the record.
@@ -623,6 +614,7 @@ impl Gateway {
             cancel: scope.cancel.child_token(),
             progress: progress.as_ref().map(|(sink, _)| sink.clone()),
             traceparent: scope.traceparent.clone(),
+            text_filter: self.stages.redact.text_filter(route),
         };
         if ctx.progress.is_some() {
             // Tells the client the call started; adapters report their own steps from there on.
@@ -642,12 +634,10 @@ impl Gateway {
             let _ = forward.await;
         }
         let mut output = outcome?;
-        let masked = self.stages.redact.apply(
-            &route.instance,
-            &route.exposed,
-            &mut output.structured,
-            &mut output.text,
-        );
+        let masked = self
+            .stages
+            .redact
+            .apply(route, &mut output.structured, &mut output.text);
         let mut result = CallToolResult::success(vec![Content::text(output.text)]);
         result.structured_content = Some(output.structured);
         Ok((result, masked))

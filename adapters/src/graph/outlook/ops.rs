@@ -24,11 +24,21 @@ fn summary(message: &Value) -> Value {
         "received_at": field(message, "receivedDateTime"),
         "is_read": message.get("isRead").and_then(Value::as_bool).unwrap_or(false),
         "has_attachments": message.get("hasAttachments").and_then(Value::as_bool).unwrap_or(false),
-        "preview": text_field(message, "bodyPreview"),
+        "preview": preview(&text_field(message, "bodyPreview")),
         "folder_id": field(message, "parentFolderId"),
         "web_link": field(message, "webLink"),
     })
 }
+
+/// Graph's `bodyPreview`: the first 255 characters of the body, cut where the gateway cannot
+/// redact across the cut, so a full-length one loses its last token (see
+/// [`extract::trim_cut_edges`]).
+fn preview(text: &str) -> String {
+    let cut = text.chars().count() >= BODY_PREVIEW_CHARS;
+    extract::trim_cut_edges(text, false, cut)
+}
+
+const BODY_PREVIEW_CHARS: usize = 255;
 
 /// Dates go into `$filter` verbatim, so only a strict ISO 8601 shape is let through.
 fn date(args: &Args, key: &str) -> Result<Option<String>, ToolError> {
@@ -168,8 +178,9 @@ pub(crate) fn extracted_window(
     bytes: &[u8],
     content_type: Option<&str>,
     window: extract::Window,
+    filter: &crate::TextFilter,
 ) -> Result<Value, ToolError> {
-    let text = extract::extract(bytes, content_type, name, window)
+    let text = extract::extract(bytes, content_type, name, window, filter)
         .map_err(|error| ToolError::InvalidArguments(error.to_string()))?;
     Ok(json!({
         "name": name, "format": text.format.to_string(), "text": text.text,
@@ -218,6 +229,7 @@ pub(super) async fn attachment(
         &bytes,
         content_type,
         window,
+        &ctx.text_filter,
     )?))
 }
 

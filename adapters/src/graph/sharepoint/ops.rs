@@ -11,7 +11,7 @@ use super::super::{
     args::{self, Args},
     client::GraphClient,
     outlook::extracted_window,
-    schema::{body_text, field, text_field},
+    schema::{field, hit_summary, text_field},
     teams::search_query,
 };
 use crate::{CallContext, ToolError, ToolOutput, upstream::PathSegment};
@@ -117,7 +117,7 @@ pub(super) async fn search(
         let kind = text_field(&r, "@odata.type").trim_start_matches("#microsoft.graph.").to_owned();
         json!({ "kind": kind, "id": text_field(&r, "id"),
             "name": r.get("name").or_else(|| r.get("displayName")).and_then(Value::as_str).map_or(Value::Null, |s| json!(s)),
-            "summary": body_text(Some(&json!({ "contentType": "html", "content": text_field(hit, "summary") }))),
+            "summary": hit_summary(hit),
             "web_url": field(&r, "webUrl"),
             "drive_id": r.pointer("/parentReference/driveId").and_then(Value::as_str).map_or(Value::Null, |s| json!(s)),
             "site_id": r.pointer("/parentReference/siteId").and_then(Value::as_str).map_or(Value::Null, |s| json!(s)) })
@@ -255,6 +255,7 @@ pub(super) async fn read(
         &bytes,
         mime.as_deref(),
         window,
+        &ctx.text_filter,
     )?))
 }
 

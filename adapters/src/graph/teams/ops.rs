@@ -6,7 +6,7 @@ use super::super::{
     args::{self, Args},
     client::GraphClient,
     cursor,
-    schema::{body_text, field, render_person, text_field},
+    schema::{body_text, field, hit_summary, render_person, text_field},
 };
 use crate::{CallContext, ToolError, ToolOutput, upstream::PathSegment};
 
@@ -315,7 +315,7 @@ pub(super) async fn search(
         .map(|hit| {
             let r = hit.get("resource").cloned().unwrap_or(Value::Null);
             json!({
-                "id": text_field(&r, "id"), "summary": body_text(Some(&json!({ "contentType": "html", "content": text_field(hit, "summary") }))),
+                "id": text_field(&r, "id"), "summary": hit_summary(hit),
                 "from": render_person(r.get("from")), "created_at": field(&r, "createdDateTime"),
                 "chat_id": field(&r, "chatId"),
                 "channel_id": r.pointer("/channelIdentity/channelId").and_then(Value::as_str).map_or(Value::Null, |s| json!(s)),
