@@ -22,7 +22,7 @@ use futures::StreamExt;
 use http::{HeaderMap, Method, StatusCode, header};
 use url::{Host, Url};
 
-pub use address::{AddressRules, Cidr};
+pub use address::{AddressRules, Cidr, CidrError};
 pub use resolve::{BlockedAddress, Lookup, SystemLookup};
 
 /// Why an outbound fetch was refused or failed. The texts name no address, so an error shown

@@ -10,9 +10,12 @@
 //! - [`keys`]: rotating ES256 signing keys sealed with the keyring; [`external`]: tokens of
 //!   another authorization server.
 //! - [`resource`]: the middleware that turns a bearer token into a [`Principal`] for `/mcp`.
-//! - [`cookie`]: the browser session, read by [`current_user`] for other pages.
+//! - [`binding`]: login CSRF, every sign-in and connect bound to the browser that started it.
+//! - [`cookie`]: the browser session, read by [`current_user`] for other pages; [`return_to`]:
+//!   the only post-login destinations (same-origin paths).
 
 pub mod authorize;
+pub mod binding;
 pub mod cimd;
 pub mod consent;
 pub mod cookie;
@@ -22,6 +25,7 @@ pub mod login;
 pub mod metadata;
 pub mod register;
 pub mod resource;
+pub mod return_to;
 pub mod revoke;
 #[cfg(feature = "sandbox")]
 pub mod sandbox_idp;
@@ -35,6 +39,7 @@ use axum::{
     Router,
     routing::{get, post},
 };
+use manifold_adapters::outbound::Outbound;
 use manifold_policy::Principal;
 use serde::{Deserialize, Serialize};
 
@@ -105,7 +110,9 @@ pub struct AuthState {
     pub(crate) store: AuthStore,
     pub(crate) builtin: Option<Builtin>,
     pub(crate) external: Option<external::External>,
-    pub(crate) http: reqwest::Client,
+    /// Every fetch a request can trigger (client metadata, discovery, keys, the provider's
+    /// token endpoint) goes through this SSRF-guarded client.
+    pub(crate) outbound: Arc<Outbound>,
 }
 
 impl std::fmt::Debug for AuthState {
@@ -136,12 +143,12 @@ impl AuthState {
         }
         let issuer = public_url.trim_end_matches('/').to_owned();
         let resource = format!("{issuer}/mcp");
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .connect_timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| AuthError::Http(e.to_string()))?;
+        let settings = config
+            .outbound
+            .settings()
+            .map_err(|e| AuthError::Config(e.to_string()))?;
+        let outbound =
+            Arc::new(Outbound::new(settings).map_err(|e| AuthError::Http(e.to_string()))?);
         let store = AuthStore::new(storage).with_revocation_recheck(auth.revocation_recheck);
         let mut builtin = None;
         let mut external = None;
@@ -196,7 +203,7 @@ impl AuthState {
             store,
             builtin,
             external,
-            http,
+            outbound,
         })))
     }
 

@@ -28,6 +28,9 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub policy: PolicySection,
+    /// What fetches a request can trigger (client metadata, identity provider) may reach.
+    #[serde(default)]
+    pub outbound: super::OutboundConfig,
     /// Adapter instances by name. The name is the default tool prefix.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, AdapterInstance>")]
@@ -373,7 +376,8 @@ pub struct AuthConfig {
     /// Serve the built-in sandbox OpenID provider at `/sandbox-idp` and log users in there
     /// (demo and tests; needs the `sandbox` feature). Used when `[auth.oidc]` is absent.
     pub sandbox_idp: bool,
-    /// Accept `http://127.0.0.1` client metadata document URLs (tests only).
+    /// Accept `http://` client metadata document URLs (tests only; `[outbound]` must also allow
+    /// http and the address).
     pub allow_insecure_client_metadata: bool,
     /// The upstream OpenID Connect identity provider users log in with (mode `builtin`).
     pub oidc: Option<OidcConfig>,
