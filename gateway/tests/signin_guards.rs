@@ -231,3 +231,69 @@ async fn client_metadata_urls_on_non_public_addresses_are_not_fetched() {
         assert!(page.contains("could not be fetched"), "{id}: {page}");
     }
 }
+
+/// `POST /register` as the client `forwarded_for` (through the test's own "proxy", the
+/// loopback peer): the status.
+async fn register_as(base: &str, forwarded_for: Option<&str>) -> u16 {
+    let mut request = oauth::client()
+        .post(format!("{base}/register"))
+        .header("content-type", "application/json")
+        .body(r#"{"client_name":"t","redirect_uris":["https://app.example/cb"]}"#);
+    if let Some(client) = forwarded_for {
+        request = request.header("x-forwarded-for", client);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+async fn registration_gateway(trusted_proxies: &str) -> support::TestGateway {
+    let extra = format!(
+        "{AUTH}[auth.registration]\nper_minute = 12\nper_address_per_minute = 3\n\
+         trusted_proxies = [{trusted_proxies}]\n{}",
+        support::LOOPBACK_OUTBOUND
+    );
+    support::start_with_extra_server(&extra, "public_url = \"http://127.0.0.1:0\"").await
+}
+
+#[tokio::test]
+async fn one_address_at_its_registration_limit_leaves_others_registering() {
+    let gw = registration_gateway("\"127.0.0.1\"").await;
+    let base = gw.base();
+    for caller in 1..=3 {
+        let client = format!("203.0.113.{caller}");
+        for attempt in 0..3 {
+            assert_eq!(
+                register_as(&base, Some(&client)).await,
+                201,
+                "{client} #{attempt}"
+            );
+        }
+        for _ in 0..3 {
+            assert_eq!(
+                register_as(&base, Some(&client)).await,
+                429,
+                "{client} over"
+            );
+        }
+    }
+    // 9 of the ceiling of 12 used: a new caller still registers, even behind a chain.
+    assert_eq!(register_as(&base, Some("1.2.3.4, 198.51.100.1")).await, 201);
+    assert_eq!(register_as(&base, Some("198.51.100.1")).await, 201);
+    assert_eq!(register_as(&base, Some("198.51.100.1")).await, 201);
+    // The ceiling holds for everyone.
+    assert_eq!(register_as(&base, Some("198.51.100.2")).await, 429);
+}
+
+#[tokio::test]
+async fn forwarded_for_from_an_untrusted_peer_does_not_buy_more_registrations() {
+    let gw = registration_gateway("").await;
+    let base = gw.base();
+    for attempt in 0..3 {
+        let spoofed = format!("203.0.113.{attempt}");
+        assert_eq!(register_as(&base, Some(&spoofed)).await, 201);
+    }
+    for attempt in 0..10 {
+        let spoofed = format!("198.51.100.{attempt}");
+        assert_eq!(register_as(&base, Some(&spoofed)).await, 429, "{spoofed}");
+    }
+    assert_eq!(register_as(&base, None).await, 429);
+}

@@ -3,7 +3,8 @@
 //! OpenID Connect provider.
 //!
 //! - [`metadata`]: RFC 9728 protected resource and RFC 8414 authorization server metadata.
-//! - [`register`]: RFC 7591 dynamic client registration; [`cimd`]: client ID metadata documents.
+//! - [`register`]: RFC 7591 dynamic client registration, limited per client address by
+//!   [`register_limit`]; [`cimd`]: client ID metadata documents.
 //! - [`authorize`], [`login`], [`consent`]: the browser leg (PKCE S256, RFC 8707 `resource`,
 //!   RFC 9207 `iss`), upstream login, per-client consent.
 //! - [`token`], [`revoke`]: code and refresh grants (single use, family revocation), RFC 7009.
@@ -24,6 +25,7 @@ pub mod keys;
 pub mod login;
 pub mod metadata;
 pub mod register;
+pub mod register_limit;
 pub mod resource;
 pub mod return_to;
 pub mod revoke;
@@ -39,7 +41,7 @@ use axum::{
     Router,
     routing::{get, post},
 };
-use manifold_adapters::outbound::Outbound;
+use manifold_adapters::outbound::{CidrError, Outbound};
 use manifold_policy::Principal;
 use serde::{Deserialize, Serialize};
 
@@ -91,7 +93,7 @@ pub struct Builtin {
     pub(crate) access_ttl: Duration,
     pub(crate) refresh_ttl: Duration,
     pub(crate) registration: RegistrationConfig,
-    pub(crate) dcr_window: std::sync::Mutex<(std::time::Instant, u32)>,
+    pub(crate) registration_limits: register_limit::RegistrationLimiter,
     pub(crate) allow_insecure_cimd: bool,
     pub(crate) secure_cookies: bool,
     pub(crate) dev_tokens: bool,
@@ -163,6 +165,15 @@ impl AuthState {
                     &key_file(&config.storage.data_dir),
                     create,
                 )?);
+                let trusted_proxies = auth
+                    .registration
+                    .trusted_proxies
+                    .iter()
+                    .map(|p| {
+                        p.parse()
+                            .map_err(|e: CidrError| AuthError::Config(e.to_string()))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
                 let upstream = login::Upstream::from_config(auth, &issuer)
                     .ok_or_else(|| AuthError::Config("no identity provider configured".into()))?;
                 builtin = Some(Builtin {
@@ -176,7 +187,11 @@ impl AuthState {
                     access_ttl: auth.access_token_ttl,
                     refresh_ttl: auth.refresh_token_ttl,
                     registration: auth.registration.clone(),
-                    dcr_window: std::sync::Mutex::new((std::time::Instant::now(), 0)),
+                    registration_limits: register_limit::RegistrationLimiter::new(
+                        auth.registration.per_address_per_minute,
+                        auth.registration.per_minute,
+                        trusted_proxies,
+                    ),
                     allow_insecure_cimd: auth.allow_insecure_client_metadata,
                     secure_cookies: issuer.starts_with("https://"),
                     dev_tokens: auth.dev_tokens,

@@ -448,9 +448,21 @@ pub struct RegistrationConfig {
     pub max_redirect_uris: usize,
     pub max_redirect_uri_length: usize,
     pub max_client_name_length: usize,
-    /// Registrations accepted per minute, across all callers of this replica.
+    /// Registrations accepted per minute, across all callers of this replica (the ceiling).
     pub per_minute: u32,
     pub max_body_bytes: usize,
+    /// Registrations accepted per minute from one client address (an IPv6 caller's /64), so one
+    /// caller cannot use up the ceiling for everyone.
+    #[serde(default = "default_per_address_per_minute")]
+    pub per_address_per_minute: u32,
+    /// Proxies (CIDRs) whose `X-Forwarded-For` names the client address; from any other peer
+    /// the header is ignored and the TCP peer is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+fn default_per_address_per_minute() -> u32 {
+    10
 }
 
 impl Default for RegistrationConfig {
@@ -462,6 +474,8 @@ impl Default for RegistrationConfig {
             max_client_name_length: 100,
             per_minute: 60,
             max_body_bytes: 16 * 1024,
+            per_address_per_minute: default_per_address_per_minute(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
