@@ -186,8 +186,8 @@ fn classify_v6(ip: Ipv6Addr) -> AddressClass {
     // Only global unicast 2000::/3 is public, minus the special blocks inside it.
     let global = (s[0] & 0xe000) == 0x2000;
     // IETF protocol 2001::/23 (Teredo, …), documentation 2001:db8::/32 and 3fff::/20.
-    let special_inside = (s[0] == 0x2001 && (s[1] < 0x0200 || s[1] == 0x0db8))
-        || (s[0] == 0x3fff && s[1] < 0x1000);
+    let special_inside =
+        (s[0] == 0x2001 && (s[1] < 0x0200 || s[1] == 0x0db8)) || (s[0] == 0x3fff && s[1] < 0x1000);
     if global && !special_inside {
         AddressClass::Public
     } else {
