@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod graph;
 pub mod linear;
+pub mod outbound;
 pub mod registry;
 pub mod secret;
 pub mod text_filter;

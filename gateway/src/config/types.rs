@@ -28,6 +28,9 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub policy: PolicySection,
+    /// What fetches a request can trigger (client metadata, identity provider) may reach.
+    #[serde(default)]
+    pub outbound: super::OutboundConfig,
     /// Adapter instances by name. The name is the default tool prefix.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, AdapterInstance>")]
@@ -486,7 +489,8 @@ pub struct AuthConfig {
     /// Serve the built-in sandbox OpenID provider at `/sandbox-idp` and log users in there
     /// (demo and tests; needs the `sandbox` feature). Used when `[auth.oidc]` is absent.
     pub sandbox_idp: bool,
-    /// Accept `http://127.0.0.1` client metadata document URLs (tests only).
+    /// Accept `http://` client metadata document URLs (tests only; `[outbound]` must also allow
+    /// http and the address).
     pub allow_insecure_client_metadata: bool,
     /// The upstream OpenID Connect identity provider users log in with (mode `builtin`).
     pub oidc: Option<OidcConfig>,
@@ -557,9 +561,21 @@ pub struct RegistrationConfig {
     pub max_redirect_uris: usize,
     pub max_redirect_uri_length: usize,
     pub max_client_name_length: usize,
-    /// Registrations accepted per minute, across all callers of this replica.
+    /// Registrations accepted per minute, across all callers of this replica (the ceiling).
     pub per_minute: u32,
     pub max_body_bytes: usize,
+    /// Registrations accepted per minute from one client address (an IPv6 caller's /64), so one
+    /// caller cannot use up the ceiling for everyone.
+    #[serde(default = "default_per_address_per_minute")]
+    pub per_address_per_minute: u32,
+    /// Proxies (CIDRs) whose `X-Forwarded-For` names the client address; from any other peer
+    /// the header is ignored and the TCP peer is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+fn default_per_address_per_minute() -> u32 {
+    10
 }
 
 impl Default for RegistrationConfig {
@@ -571,6 +587,8 @@ impl Default for RegistrationConfig {
             max_client_name_length: 100,
             per_minute: 60,
             max_body_bytes: 16 * 1024,
+            per_address_per_minute: default_per_address_per_minute(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -66,6 +66,11 @@ pub fn validate(config: &Config, source: &str, registry: &Registry) -> Vec<Probl
     }
 
     super::validate_auth::validate_auth(config, &mut at, top("auth"));
+    config
+        .outbound
+        .problems()
+        .into_iter()
+        .for_each(|p| at(top("outbound"), p));
 
     for (name, instance) in &config.adapters {
         let offset = name.span().start;

@@ -64,7 +64,7 @@ pub async fn serve(
     // Every connection task holds a receiver; the loop waits for all to be dropped.
     let (open_tx, open_rx) = tokio::sync::watch::channel(());
     loop {
-        let (tcp, _) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
@@ -86,7 +86,7 @@ pub async fn serve(
             shutdown: shutdown.clone(),
             _open: open_rx.clone(),
         };
-        tokio::spawn(connection.run(tcp));
+        tokio::spawn(connection.run(tcp, peer));
     }
     drop(open_rx);
     open_tx.closed().await;
@@ -105,7 +105,7 @@ struct Connection {
 // === impl Connection ===
 
 impl Connection {
-    async fn run(self, tcp: tokio::net::TcpStream) {
+    async fn run(self, tcp: tokio::net::TcpStream, peer: std::net::SocketAddr) {
         let activity = Arc::new(Activity::new());
         let router = self.router;
         let body_read_timeout = self.limits.body_read_timeout;
@@ -114,8 +114,13 @@ impl Connection {
             let in_flight = tracked.begin();
             let router = router.clone();
             async move {
-                let request: Request =
+                let mut request: Request =
                     request.map(|body| Body::new(ReadDeadline::new(body, body_read_timeout)));
+                // The peer address reaches handlers as `ConnectInfo`, as with `axum::serve`
+                // (registration limits count by it).
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
                 let response: Response = match router.oneshot(request).await {
                     Ok(response) => response,
                     Err(never) => match never {},
