@@ -37,8 +37,21 @@ pub struct SessionCap {
     max: usize,
     /// Initializes in progress here per user, not yet in the database: counted too, so
     /// concurrent initializes on one replica cannot all pass the same count.
-    pending: Arc<DashMap<String, usize>>,
+    pending: Arc<DashMap<String, Pending>>,
 }
+
+/// One user's initializes in progress on this replica.
+#[derive(Debug, Default)]
+struct Pending {
+    open: usize,
+    /// How many have ended (their session is in the database by then, or never will be). A
+    /// count read from the database while this moved may have missed one that moved from
+    /// `open` to the database, so it is read again.
+    ended: u64,
+}
+
+/// How often a count that raced with an ending initialize is read again before refusing.
+const COUNT_ATTEMPTS: usize = 8;
 
 impl SessionCap {
     pub fn new(sessions: Arc<SqlSessionStore>, max: usize) -> Self {
@@ -48,21 +61,27 @@ impl SessionCap {
             pending: Arc::default(),
         }
     }
+
+    fn ended(&self, user: &str) -> u64 {
+        self.pending.get(user).map_or(0, |entry| entry.ended)
+    }
 }
 
 /// An initialize in progress, until its answer (by then the session is bound to its user) has
 /// been sent.
 struct PendingSession {
-    pending: Arc<DashMap<String, usize>>,
+    pending: Arc<DashMap<String, Pending>>,
     user: String,
 }
 
 impl Drop for PendingSession {
     fn drop(&mut self) {
-        self.pending.remove_if_mut(&self.user, |_, count| {
-            *count = count.saturating_sub(1);
-            *count == 0
-        });
+        // The entry stays (two words per signed-in user): removing it could let a count that
+        // is in progress see a recreated entry's `ended` as unchanged.
+        if let Some(mut entry) = self.pending.get_mut(&self.user) {
+            entry.open = entry.open.saturating_sub(1);
+            entry.ended = entry.ended.wrapping_add(1);
+        }
     }
 }
 
@@ -81,32 +100,39 @@ pub async fn sessions_per_user(
     let Some(user) = user else {
         return next.run(request).await;
     };
-    let stored = match cap.sessions.open_sessions_of(&user).await {
-        Ok(stored) => stored,
-        Err(error) => {
-            // Cannot count: refuse rather than let the cap go unchecked.
-            tracing::error!(%error, "cannot count the user's sessions");
-            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    let mut refused = None;
+    let mut slot = None;
+    for _ in 0..COUNT_ATTEMPTS {
+        let ended_before = cap.ended(&user);
+        let stored = match cap.sessions.open_sessions_of(&user).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                // Cannot count: refuse rather than let the cap go unchecked.
+                tracing::error!(%error, "cannot count the user's sessions");
+                return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            }
+        };
+        let mut pending = cap.pending.entry(user.clone()).or_default();
+        if pending.ended != ended_before {
+            // An initialize ended while the database was read: its session may be missing
+            // from `stored` and no longer in `open`. Count again.
+            continue;
         }
-    };
-    let slot = {
-        let mut pending = cap.pending.entry(user.clone()).or_insert(0);
-        let open = stored + *pending;
-        if open >= cap.max {
-            None
+        if stored + pending.open >= cap.max {
+            refused = Some(stored);
         } else {
-            *pending += 1;
-            Some(PendingSession {
+            pending.open += 1;
+            slot = Some(PendingSession {
                 pending: cap.pending.clone(),
                 user: user.clone(),
-            })
+            });
         }
-    };
+        break;
+    }
     let Some(slot) = slot else {
-        // The entry may have been made just now: leave nothing behind for a refused user.
-        cap.pending.remove_if(&user, |_, count| *count == 0);
+        let open = refused.map_or_else(|| "too many".to_owned(), |n| n.to_string());
         return too_many(format!(
-            "Too many sessions: this user has {stored} open and the limit is {}; end one \
+            "Too many sessions: this user has {open} open and the limit is {}; end one \
              (DELETE /mcp with its Mcp-Session-Id) or let it expire",
             cap.max
         ));
