@@ -6,6 +6,7 @@
 //! ([`admin`]), quotas ([`quota`]), redaction of results ([`redact`]) and the hash-chained audit
 //! log ([`audit`]). `README.md` shows how the gateway wires them together.
 
+pub mod address;
 pub mod admin;
 pub mod audit;
 mod context;
