@@ -73,6 +73,27 @@ impl Facts {
         Ok(facts)
     }
 
+    /// [`Facts::from_arguments`] for an object schema held as a map (a tool spec's), without
+    /// copying it.
+    pub fn from_object_arguments(
+        schema: &serde_json::Map<String, Value>,
+        arguments: &mut Value,
+    ) -> Result<Self, FactsError> {
+        let mut facts = Facts::default();
+        if let (Some(properties), Value::Object(map)) = (
+            schema.get("properties").and_then(Value::as_object),
+            arguments,
+        ) {
+            for (name, property) in properties {
+                if let Some(inner) = map.get_mut(name) {
+                    let mut path = name.clone();
+                    walk(property, inner, &mut path, 1, &mut facts)?;
+                }
+            }
+        }
+        Ok(facts)
+    }
+
     /// Adds one address an adapter read from stored state (a message's sender, a draft's
     /// recipient). It must parse as exactly one address: stored data is input like any other.
     pub fn add_stored(&mut self, role: Role, raw: &str) -> Result<(), FactsError> {

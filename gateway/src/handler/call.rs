@@ -8,7 +8,7 @@ use std::{
 };
 
 use manifold_adapters::{CallContext, ToolError};
-use manifold_policy::{Action, Decision, Principal, audit::AuditEvent};
+use manifold_policy::{Decision, Principal, audit::AuditEvent};
 use rmcp::{
     ErrorData as McpError, Peer, RoleServer,
     model::{
@@ -227,7 +227,7 @@ impl Gateway {
                 Some(json!({ "tool": request.name })),
             ));
         };
-        let arguments = Value::Object(request.arguments.unwrap_or_default());
+        let mut arguments = Value::Object(request.arguments.unwrap_or_default());
         if let Err(errors) = route.check_arguments(&arguments) {
             return Err(McpError::invalid_params(
                 format!(
@@ -265,12 +265,8 @@ impl Gateway {
                 vec!["read-only-switch".to_owned()],
             ))
         } else {
-            let tool = tool_ref(route);
-            match stages
-                .policy
-                .engine()
-                .decide(principal, Action::Call, &tool, Some(&arguments))
-            {
+            // Facts (recipients canonical in `arguments`, stored state) then Cedar: `facts.rs`.
+            match self.decide_on_facts(route, &mut arguments, scope).await {
                 Decision::Deny { reason, policies } => Some((reason, policies)),
                 Decision::Allow { .. } => None,
             }
