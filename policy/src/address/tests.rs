@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)]
+
 use proptest::prelude::*;
 
 use super::*;
@@ -237,13 +239,10 @@ proptest! {
 
     #[test]
     fn external_addresses_in_any_spelling_never_read_as_internal((text, domain) in variant(EXTERNAL)) {
-        match parse_one(&text) {
-            Ok(address) => {
-                prop_assert_ne!(address.domain(), INTERNAL, "{:?}", text);
-                prop_assert_eq!(address.domain(), canonical(domain), "{:?}", text);
-            }
-            // A refusal is a denial: also safe.
-            Err(_) => {}
+        // A refusal is a denial: also safe. What parses must name the outside domain.
+        if let Ok(address) = parse_one(&text) {
+            prop_assert_ne!(address.domain(), INTERNAL, "{:?}", text);
+            prop_assert_eq!(address.domain(), canonical(domain), "{:?}", text);
         }
     }
 
@@ -256,6 +255,12 @@ proptest! {
             prop_assert_eq!(address.kind(), DomainKind::Name);
         }
     }
+
+}
+
+// Cheaper checks: fewer cases keep the suite fast.
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
 
     #[test]
     fn an_internal_and_an_external_address_in_one_value_are_refused(
