@@ -8,7 +8,8 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::{
-    BuildError, ResolveFacts, Secret, ToolError, ToolOutput, ToolSpec, upstream::InstanceClient,
+    BuildError, ResolveFacts, Secret, TextFilter, ToolError, ToolOutput, ToolSpec,
+    upstream::InstanceClient,
 };
 
 /// Reports progress of a long call to the MCP client that asked for it (`progress`, `total`,
@@ -27,6 +28,9 @@ pub struct CallContext {
     pub progress: Option<ProgressSink>,
     /// W3C trace context of the inbound request, continued on every upstream request.
     pub traceparent: Option<String>,
+    /// The gateway's redaction for this tool: applied to a document's whole text before a
+    /// window or snippet is cut from it (see [`TextFilter`]).
+    pub text_filter: TextFilter,
 }
 
 impl std::fmt::Debug for CallContext {
@@ -36,11 +40,26 @@ impl std::fmt::Debug for CallContext {
             .field("cancelled", &self.cancel.is_cancelled())
             .field("progress", &self.progress.is_some())
             .field("traceparent", &self.traceparent)
+            .field("text_filter", &self.text_filter)
             .finish()
     }
 }
 
 impl CallContext {
+    /// The user's provider token, trimmed, or the error every adapter gives without one.
+    /// `provider` is the name the user knows (`Box`, `Google Drive`), used in that error.
+    pub fn bearer(&self, provider: &str) -> Result<&str, ToolError> {
+        self.credential
+            .as_ref()
+            .map(|secret| secret.expose().trim())
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| {
+                ToolError::Unauthorized(format!(
+                    "no {provider} account is connected for this user; connect {provider} first"
+                ))
+            })
+    }
+
     pub fn report_progress(&self, progress: f64, total: Option<f64>, message: Option<String>) {
         if let Some(sink) = &self.progress {
             sink(progress, total, message);
@@ -138,4 +157,29 @@ pub struct OAuthSpec {
     /// same flow offline.
     pub sandbox_authorize_path: &'static str,
     pub sandbox_token_path: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(credential: Option<&str>) -> CallContext {
+        CallContext {
+            credential: credential.map(Secret::new),
+            ..CallContext::default()
+        }
+    }
+
+    #[test]
+    fn bearer_is_the_trimmed_token_or_a_connect_error() {
+        assert_eq!(with(Some("  tok-1\n")).bearer("Box").ok(), Some("tok-1"));
+        for missing in [None, Some(""), Some(" \t ")] {
+            match with(missing).bearer("Google Drive") {
+                Err(ToolError::Unauthorized(message)) => {
+                    assert!(message.contains("connect Google Drive"), "{message}");
+                }
+                other => panic!("{missing:?}: {other:?}"),
+            }
+        }
+    }
 }

@@ -14,8 +14,10 @@ pub mod extract;
 pub mod facts;
 pub mod graph;
 pub mod linear;
+pub mod outbound;
 pub mod registry;
 pub mod secret;
+pub mod text_filter;
 pub mod tool;
 pub mod upstream;
 
@@ -27,5 +29,6 @@ pub use error::{BuildError, ToolError};
 pub use facts::{ResolveFacts, StoredFacts};
 pub use registry::Registry;
 pub use secret::Secret;
+pub use text_filter::TextFilter;
 pub use tool::{ToolAnnotations, ToolOutput, ToolSpec};
 pub use upstream::{UpstreamClient, UpstreamConfig};

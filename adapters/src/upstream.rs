@@ -11,9 +11,11 @@ use url::Url;
 
 use crate::{BuildError, CallContext, ToolError};
 
+pub mod path;
 mod retry;
 mod traceparent;
 
+pub use path::{PathError, PathSegment};
 pub use retry::RetryPolicy;
 pub use traceparent::Traceparent;
 

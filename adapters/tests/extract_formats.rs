@@ -5,6 +5,7 @@
 
 use std::io::{Cursor, Write};
 
+use manifold_adapters::TextFilter;
 use manifold_adapters::extract::{
     ExtractError, Format, Window, extract,
     fixtures::{self, DocxBlock, PptxSlide, XlsxCell},
@@ -15,7 +16,14 @@ const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.
 const PPTX: &str = "application/vnd.openxmlformats-officedocument.presentationml.presentation";
 
 fn all(bytes: &[u8], content_type: &str) -> String {
-    let extracted = extract(bytes, Some(content_type), None, Window::default()).expect("extracts");
+    let extracted = extract(
+        bytes,
+        Some(content_type),
+        None,
+        Window::default(),
+        &TextFilter::default(),
+    )
+    .expect("extracts");
     assert_eq!(extracted.next_offset, None);
     extracted.text
 }
@@ -198,7 +206,14 @@ fn windows_continue_through_an_extracted_document() {
             offset,
             max_chars: 1000,
         };
-        let part = extract(&bytes, None, Some("report.docx"), window).expect("extracts");
+        let part = extract(
+            &bytes,
+            None,
+            Some("report.docx"),
+            window,
+            &TextFilter::default(),
+        )
+        .expect("extracts");
         assert_eq!(part.format, Format::Docx);
         joined.push_str(&part.text);
         match part.next_offset {
@@ -223,7 +238,13 @@ fn broken_files_are_reported_as_corrupt() {
             Format::Docx,
         ),
     ] {
-        match extract(&bytes, Some(content_type), None, Window::default()) {
+        match extract(
+            &bytes,
+            Some(content_type),
+            None,
+            Window::default(),
+            &TextFilter::default(),
+        ) {
             Err(ExtractError::Corrupt { format: got, .. }) => assert_eq!(got, format),
             other => panic!("{content_type}: expected Corrupt, got {other:?}"),
         }
@@ -247,8 +268,14 @@ fn a_zip_bomb_is_refused_without_unpacking_it_all() {
     let bomb = writer.finish().expect("zip").into_inner();
     assert!(bomb.len() < 2 * 1024 * 1024);
     for content_type in [DOCX, XLSX] {
-        let error =
-            extract(&bomb, Some(content_type), None, Window::default()).expect_err("refused");
+        let error = extract(
+            &bomb,
+            Some(content_type),
+            None,
+            Window::default(),
+            &TextFilter::default(),
+        )
+        .expect_err("refused");
         assert!(
             matches!(&error, ExtractError::Corrupt { reason, .. } if reason.contains("more than")),
             "{error}"

@@ -205,7 +205,15 @@ async fn reads_are_resent_after_503_and_writes_are_not() {
         }
         other => panic!("{other:?}"),
     }
-    let path = format!("/chats/{chat}/messages");
+    // Ids go on the wire with every character outside RFC 3986 `unreserved` percent-encoded
+    // (`19:…@thread.v2` as `19%3A…%40thread.v2`), as Graph's own SDKs send them.
+    let encoded = percent_encoding::utf8_percent_encode(&chat, percent_encoding::NON_ALPHANUMERIC)
+        .to_string()
+        .replace("%2D", "-")
+        .replace("%2E", ".")
+        .replace("%5F", "_")
+        .replace("%7E", "~");
+    let path = format!("/chats/{encoded}/messages");
     assert_eq!(count(&env.requests().await, "POST", &path), 1);
     let lines = env
         .call_as(

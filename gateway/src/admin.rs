@@ -231,19 +231,38 @@ pub fn policy_test(
     })())
 }
 
-/// `manifold audit verify FILE`: the hash chain is intact, or the first line that breaks it.
-pub fn audit_verify(path: &Path) -> Report {
-    match audit::verify(path) {
-        Ok(report) => Report::ok(format!(
-            "{}: ok ({} records{})",
-            path.display(),
-            report.records,
+/// `manifold audit verify FILE`: the chain is intact (keyed records' MACs under `keys`) and
+/// reaches `checkpoint`, or the first line that breaks it.
+pub fn audit_verify(
+    path: &Path,
+    keys: Option<&audit::AuditKeys>,
+    checkpoint: Option<&audit::Checkpoint>,
+) -> Report {
+    match audit::verify_with(path, keys, checkpoint) {
+        Ok(report) => {
+            let mut notes = Vec::new();
             if report.torn_tail {
-                ", torn last line"
-            } else {
-                ""
+                notes.push("torn last line".to_owned());
             }
-        )),
+            let unkeyed = report.records - report.keyed;
+            if unkeyed > 0 {
+                notes.push(format!(
+                    "{unkeyed} unkeyed records, written before the chain was keyed: their hashes \
+                     prove order, not origin"
+                ));
+            }
+            notes.push(match checkpoint {
+                Some(c) => format!("reaches the database checkpoint of {} records", c.records),
+                None => "no checkpoint to check truncation against".to_owned(),
+            });
+            Report::ok(format!(
+                "{}: ok ({} records, {} keyed; {})",
+                path.display(),
+                report.records,
+                report.keyed,
+                notes.join("; ")
+            ))
+        }
         Err(error) => Report::failed(format!("{}: {error}", path.display())),
     }
 }

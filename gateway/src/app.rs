@@ -3,7 +3,6 @@
 
 use std::{collections::HashMap, net::SocketAddr, path::Path, sync::Arc};
 
-use axum::serve::ListenerExt;
 use manifold_adapters::{
     InstanceSettings, Registry, Secret, UpstreamClient, UpstreamConfig, upstream::RetryPolicy,
 };
@@ -14,7 +13,7 @@ use url::Url;
 use crate::{
     audit::AuditStage,
     broker::{BrokerSettings, CredentialBroker, DevIdentity, StaticCredentials, UserBroker},
-    config::{Config, PrefixMode, Problem},
+    config::{Config, OperatorListen, PrefixMode, Problem},
     handler::{Gateway, HandlerSettings, Stages},
     keyring::{Keyring, KeyringError},
     policy::PolicyStage,
@@ -25,6 +24,8 @@ use crate::{
     transport::{
         HostGuard,
         http::{self, HttpSettings},
+        operator,
+        server::{self, ConnectionLimits},
     },
 };
 
@@ -46,6 +47,8 @@ pub enum StartError {
     Sandbox(std::io::Error),
     #[error(transparent)]
     Keyring(#[from] KeyringError),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditStageError),
     #[error("demo connections failed: {0}")]
     DemoConnect(String),
 }
@@ -178,6 +181,8 @@ fn toml_to_json(table: &toml::Table) -> serde_json::Map<String, serde_json::Valu
 /// A gateway listening for clients.
 pub struct RunningGateway {
     pub addr: SocketAddr,
+    /// Where the operator endpoints (`/metrics`) listen, when on a listener of their own.
+    pub operator_addr: Option<SocketAddr>,
     pub shutdown: CancellationToken,
     pub tools: usize,
     /// Keeps the emulators alive as long as the gateway runs.
@@ -199,7 +204,7 @@ pub struct Prepared {
     pub tools: usize,
     /// The per-user broker, when any instance connects users with OAuth.
     pub broker: Option<Arc<UserBroker>>,
-    /// Opened when the broker needed it.
+    /// Opened when the broker or the audit checkpoints needed it.
     pub storage: Option<Storage>,
     /// Keeps the emulators alive as long as the gateway runs.
     #[cfg(feature = "sandbox")]
@@ -261,15 +266,29 @@ pub async fn prepare(
         })?;
     let providers = crate::broker::setup::providers(config, registry, urls_ref, public_url)
         .map_err(StartError::Config)?;
+    // The keyring seals broker tokens and keys the audit chain; storage holds both.
+    let keyed = (!providers.is_empty() || config.policy.audit)
+        .then(|| {
+            Keyring::load(
+                std::env::var("MANIFOLD_SECRET_KEY").ok().as_deref(),
+                &config.storage.data_dir.join("secret.key"),
+                true,
+            )
+            .map(Arc::new)
+        })
+        .transpose()?;
+    let shared_storage = match &keyed {
+        Some(_) => Some(open_storage(config).await?),
+        None => None,
+    };
     let (broker, storage): (Arc<dyn CredentialBroker>, _) = if providers.is_empty() {
         (Arc::new(credentials), None)
     } else {
-        let storage = open_storage(config).await?;
-        let keyring = Arc::new(Keyring::load(
-            std::env::var("MANIFOLD_SECRET_KEY").ok().as_deref(),
-            &config.storage.data_dir.join("secret.key"),
-            true,
-        )?);
+        let (Some(storage), Some(keyring)) = (shared_storage.clone(), keyed.clone()) else {
+            return Err(StartError::Config(
+                "the broker needs storage and keys".into(),
+            ));
+        };
         let mut tool_scopes: HashMap<String, Vec<String>> = HashMap::new();
         for route in catalog.routes() {
             if let Some((_, provider)) = providers.iter().find(|(i, _)| **i == *route.instance) {
@@ -302,7 +321,9 @@ pub async fn prepare(
         )
     };
     let tools = catalog.len();
-    let stages = stages(config, &catalog).await?;
+    let audit_keys = keyed.as_ref().map(|keyring| keyring.audit_keys());
+    let checkpoints = shared_storage.clone().map(crate::audit::Checkpoints::new);
+    let stages = stages(config, &catalog, audit_keys, checkpoints).await?;
     // The sender is dropped: the catalog is fixed for the life of this process until config
     // reload keeps it.
     let (_catalog_tx, catalog_rx) = watch::channel(Arc::new(catalog));
@@ -315,7 +336,7 @@ pub async fn prepare(
             call_timeout: config.server.call_timeout,
         },
     );
-    let (broker, storage) = storage.map_or((None, None), |(b, s)| (Some(b), Some(s)));
+    let (broker, storage) = storage.map_or((None, shared_storage), |(b, s)| (Some(b), Some(s)));
     Ok(Prepared {
         gateway,
         tools,
@@ -326,8 +347,14 @@ pub async fn prepare(
     })
 }
 
-/// The policy, redaction and audit stages from `[policy]`.
-async fn stages(config: &Config, catalog: &Catalog) -> Result<Stages, StartError> {
+/// The policy, redaction and audit stages from `[policy]`; the audit chain keyed with
+/// `audit_keys` and checkpointed in `checkpoints`.
+async fn stages(
+    config: &Config,
+    catalog: &Catalog,
+    audit_keys: Option<manifold_policy::audit::AuditKeys>,
+    checkpoints: Option<crate::audit::Checkpoints>,
+) -> Result<Stages, StartError> {
     let section = &config.policy;
     let (policy, redact) = match &section.dir {
         Some(dir) => (
@@ -350,8 +377,10 @@ async fn stages(config: &Config, catalog: &Catalog) -> Result<Stages, StartError
         let options = manifold_policy::audit::AuditOptions {
             fsync: section.audit_fsync,
             include_args: section.audit_include_args,
+            keys: audit_keys,
         };
-        AuditStage::open(&path, options).map_err(|e| StartError::Config(e.to_string()))?
+        let checkpoints = checkpoints.map(|store| (store, section.audit_checkpoint_interval));
+        AuditStage::open(&path, options, checkpoints).await?
     } else {
         AuditStage::default()
     };
@@ -419,6 +448,12 @@ pub async fn start(
         max_body_bytes: config.server.max_body_bytes,
         sse_keep_alive: config.server.sse_keep_alive,
         legacy_sse: config.server.legacy_sse,
+        max_sessions_per_user: config.server.max_sessions_per_user,
+        max_streams_per_session: config.server.max_streams_per_session,
+        operator_on_main: match config.server.operator_listen {
+            OperatorListen::Main => config.server.operator_token.clone(),
+            OperatorListen::Address(_) => None,
+        },
     };
     let cancels = Arc::new(CancelRelay::new(storage.clone()));
     cancels.clone().spawn(shutdown.clone());
@@ -436,6 +471,7 @@ pub async fn start(
         shutdown.clone(),
     );
     let auth_routes = auth.clone().map(|state| (state, config.auth.sandbox_idp));
+    let operator_gateway = prepared.gateway.clone();
     let mut router = http::router(
         prepared.gateway,
         sessions,
@@ -470,19 +506,38 @@ pub async fn start(
             ));
         }
     }
-    let stop = shutdown.clone();
-    // Answers are small and written in pieces (SSE); without NODELAY, Nagle's algorithm holds
-    // the last piece for the client's delayed ACK (~40 ms).
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
-    });
+    let limits = ConnectionLimits {
+        header_read_timeout: config.server.header_read_timeout,
+        idle_timeout: config.server.idle_timeout,
+        body_read_timeout: config.server.body_read_timeout,
+    };
+    let operator_addr = match config.server.operator_listen {
+        OperatorListen::Main => None,
+        OperatorListen::Address(operator_listen) => {
+            let listener = tokio::net::TcpListener::bind(operator_listen)
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: operator_listen,
+                    source,
+                })?;
+            let operator_addr = listener.local_addr().map_err(|source| StartError::Listen {
+                addr: operator_listen,
+                source,
+            })?;
+            let routes = operator::router(
+                operator_gateway,
+                settings.guard.with_ip_literals(),
+                config.server.operator_token.as_ref(),
+            );
+            tracing::info!(url = %format!("http://{operator_addr}/metrics"), "operator endpoints");
+            tokio::spawn(server::serve(listener, routes, limits, shutdown.clone()));
+            Some(operator_addr)
+        }
+    };
+    let server = tokio::spawn(server::serve(listener, router, limits, shutdown.clone()));
     Ok(RunningGateway {
         addr,
+        operator_addr,
         shutdown,
         tools: prepared.tools,
         #[cfg(feature = "sandbox")]

@@ -1,6 +1,10 @@
 //! The gateway's secret keys: AES-256-GCM sealing of everything stored at rest that must stay
 //! secret (provider tokens, signing keys). Every sealed value names the key that sealed it, so
 //! keys can be rotated: the first key seals, every listed key opens.
+//!
+//! The audit chain is MACed with keys derived from the same ones ([`Keyring::audit_keys`]:
+//! HMAC-SHA256 of the key over a fixed label, same key id), so the audit log never holds a key
+//! that also seals tokens, and one secret backs both.
 
 use std::{collections::HashMap, path::Path};
 
@@ -28,6 +32,8 @@ pub enum KeyringError {
 pub struct Keyring {
     current: String,
     keys: HashMap<String, LessSafeKey>,
+    /// The audit chain's key for each id, derived at load.
+    audit: HashMap<String, [u8; 32]>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -43,6 +49,19 @@ impl std::fmt::Debug for Keyring {
 
 /// Sealed values start with this, so the format can change later.
 const VERSION: &str = "v1";
+
+/// What the audit chain's key of a keyring key is derived for.
+const AUDIT_LABEL: &[u8] = b"manifold audit chain v1";
+
+fn audit_key(key: &[u8]) -> [u8; 32] {
+    let mac = aws_lc_rs::hmac::sign(
+        &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key),
+        AUDIT_LABEL,
+    );
+    let mut out = [0u8; 32];
+    out.copy_from_slice(mac.as_ref());
+    out
+}
 
 // === impl Keyring ===
 
@@ -70,7 +89,18 @@ impl Keyring {
             if let Some(dir) = key_file.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| file_error(e.to_string()))?;
             }
-            write_private(key_file, &line).map_err(|e| file_error(e.to_string()))?;
+            // Written whole under a private name, then linked into place: two processes
+            // starting together on one data directory both end up reading the one that won,
+            // never a half-written file.
+            let staged = key_file.with_extension(format!("key.{:016x}", rand::random::<u64>()));
+            write_private(&staged, &line).map_err(|e| file_error(e.to_string()))?;
+            let linked = std::fs::hard_link(&staged, key_file);
+            let _ = std::fs::remove_file(&staged);
+            match linked {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(file_error(e.to_string())),
+            }
         }
         let text = std::fs::read_to_string(key_file).map_err(|e| file_error(e.to_string()))?;
         Self::parse(text.trim()).map_err(file_error)
@@ -80,6 +110,7 @@ impl Keyring {
     pub fn parse(value: &str) -> Result<Self, String> {
         let mut current = None;
         let mut keys = HashMap::new();
+        let mut audit = HashMap::new();
         for entry in value
             .split([',', '\n'])
             .map(str::trim)
@@ -101,10 +132,22 @@ impl Keyring {
             let unbound = UnboundKey::new(&AES_256_GCM, &bytes)
                 .map_err(|_| format!("key `{kid}` is not 32 bytes"))?;
             keys.insert(kid.to_owned(), LessSafeKey::new(unbound));
+            audit.insert(kid.to_owned(), audit_key(&bytes));
             current.get_or_insert_with(|| kid.to_owned());
         }
         let current = current.ok_or_else(|| "no key given".to_owned())?;
-        Ok(Self { current, keys })
+        Ok(Self {
+            current,
+            keys,
+            audit,
+        })
+    }
+
+    /// The keys that MAC the audit chain: one per keyring key, the sealing key's id writing.
+    pub fn audit_keys(&self) -> manifold_policy::audit::AuditKeys {
+        let keys = self.audit.iter().map(|(kid, key)| (kid.clone(), *key));
+        manifold_policy::audit::AuditKeys::new(&self.current, keys)
+            .unwrap_or_else(|| unreachable!("the sealing key is in the keyring"))
     }
 
     /// The id of the key that seals.
@@ -239,6 +282,17 @@ mod tests {
             let error = Keyring::parse(bad).expect_err(bad);
             assert!(!error.contains("AAAA"), "{error}");
         }
+    }
+
+    #[test]
+    fn audit_keys_are_derived_per_key_id_and_differ_from_the_sealing_keys() {
+        let ring = Keyring::parse(&format!("b:{},a:{}", key(2), key(1))).expect("keyring");
+        let audit = ring.audit_keys();
+        assert_eq!(audit.current_kid(), "b");
+        let again = Keyring::parse(&format!("a:{}", key(1))).expect("keyring");
+        assert_eq!(again.audit["a"], ring.audit["a"], "stable across loads");
+        assert_ne!(ring.audit["a"], [1u8; 32], "not the sealing key itself");
+        assert_ne!(ring.audit["a"], ring.audit["b"]);
     }
 
     #[test]

@@ -138,8 +138,18 @@ enum PolicyCommand {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Check the hash chain of an audit log file.
-    Verify { file: PathBuf },
+    /// Check the keyed hash chain of an audit log file, and that it reaches its last checkpoint.
+    /// The keys come from MANIFOLD_SECRET_KEY, else `<data-dir>/secret.key`; the checkpoint from
+    /// the config's database, else `<data-dir>/manifold.db` when it exists.
+    Verify {
+        file: PathBuf,
+        /// The gateway's data directory (default: the directory holding FILE).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The gateway's config, for its data directory and database.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -165,8 +175,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Policy { command } => policy(command, &registry),
         Command::Audit {
-            command: AuditCommand::Verify { file },
-        } => Ok(print(manifold::admin::audit_verify(&file))),
+            command:
+                AuditCommand::Verify {
+                    file,
+                    data_dir,
+                    config,
+                },
+        } => audit_verify(&file, data_dir, config.as_deref(), &registry).await,
         Command::ConfigSchema => {
             let schema = serde_json::to_string_pretty(&config::json_schema())?;
             Ok(print(manifold::admin::Report {
@@ -228,6 +243,53 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `audit verify`: finds the keys and the checkpoint the gateway wrote, then verifies.
+async fn audit_verify(
+    file: &Path,
+    data_dir: Option<PathBuf>,
+    config: Option<&Path>,
+    registry: &Registry,
+) -> anyhow::Result<ExitCode> {
+    let parsed = match config {
+        Some(path) => Some(load(&read(path)?, path, registry)?),
+        None => None,
+    };
+    let data_dir = data_dir
+        .or_else(|| parsed.as_ref().map(|c| c.storage.data_dir.clone()))
+        .unwrap_or_else(|| {
+            file.parent()
+                .filter(|dir| !dir.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf()
+        });
+    let variable = std::env::var("MANIFOLD_SECRET_KEY").ok();
+    let keys = match manifold::keyring::Keyring::load(
+        variable.as_deref(),
+        &data_dir.join("secret.key"),
+        false,
+    ) {
+        Ok(keyring) => Some(keyring.audit_keys()),
+        Err(manifold::keyring::KeyringError::Missing(_)) => None,
+        Err(error) => return Err(error.into()),
+    };
+    let url = parsed
+        .as_ref()
+        .and_then(|c| c.storage.url.as_ref())
+        .map(manifold_adapters::Secret::expose);
+    let checkpoint = if url.is_some() || data_dir.join("manifold.db").exists() {
+        let storage = manifold::storage::Storage::open(url, &data_dir).await?;
+        let store = manifold::audit::Checkpoints::new(storage);
+        store.get(&manifold::audit::Checkpoints::key(file)).await?
+    } else {
+        None
+    };
+    Ok(print(manifold::admin::audit_verify(
+        file,
+        keys.as_ref(),
+        checkpoint.as_ref(),
+    )))
 }
 
 /// `token`: signs with the stored key, so the gateway serving this config accepts it.
@@ -427,6 +489,9 @@ async fn serve(
             );
         }
         println!("  Tools exposed:                  {}", running.tools);
+        if let Some(operator) = running.operator_addr {
+            println!("  Metrics (operator, loopback):   http://{operator}/metrics");
+        }
         println!(
             "  OAuth issuer:                   http://{} (sign in as alice, bob or carol)",
             running.addr

@@ -1,10 +1,23 @@
-//! The redaction stage: secrets and personal data masked in tool results before they reach the
-//! model (`redaction.toml` next to the policies).
+//! The redaction stage: secrets and personal data masked before they reach the model
+//! (`redaction.toml` next to the policies). It works at three points of a call:
+//!
+//! - before the adapter cuts a document into windows or snippets: [`RedactStage::text_filter`]
+//!   goes into the call's `CallContext`, and the shared extraction code filters the whole text,
+//!   so no window or offset reads a secret in pieces;
+//! - on the result: [`RedactStage::apply`] masks every string of it;
+//! - on text that is not a result but reaches the model or the audit log (a tool's error
+//!   message, an audit reason): [`RedactStage::redact_text`], with every detector.
 
-use std::path::Path;
+use std::{
+    path::Path,
+    sync::{Arc, LazyLock},
+};
 
-use manifold_policy::redact::{RedactionConfig, Redactor};
+use manifold_adapters::TextFilter;
+use manifold_policy::redact::{RedactionConfig, Redactor, Target};
 use serde_json::Value;
+
+use crate::router::Route;
 
 /// `redaction.toml` could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -14,10 +27,11 @@ pub struct RedactStageError {
     message: String,
 }
 
-/// Masks results; without a `redaction.toml` it masks nothing.
+/// Masks results; without a `redaction.toml` it masks nothing in results, and error texts with
+/// the built-in detectors.
 #[derive(Default)]
 pub struct RedactStage {
-    redactor: Option<Redactor>,
+    redactor: Option<Arc<Redactor>>,
 }
 
 impl std::fmt::Debug for RedactStage {
@@ -27,6 +41,21 @@ impl std::fmt::Debug for RedactStage {
             .finish()
     }
 }
+
+/// Every built-in detector: for error texts when no `redaction.toml` is configured.
+static BUILTINS: LazyLock<Redactor> =
+    LazyLock::new(|| Redactor::new(&RedactionConfig::default()).unwrap_or_default());
+
+fn target(route: &Route) -> Target<'_> {
+    Target {
+        instance: &route.instance,
+        kind: &route.kind,
+        tool: &route.exposed,
+        tags: &route.tags,
+    }
+}
+
+// === impl RedactStage ===
 
 impl RedactStage {
     /// Reads `<dir>/redaction.toml` when it exists.
@@ -40,29 +69,93 @@ impl RedactStage {
             message,
         };
         let config = RedactionConfig::from_toml(&text).map_err(|e| error(e.to_string()))?;
-        let redactor = Redactor::new(&config).map_err(|e| error(e.to_string()))?;
-        Ok(Self {
-            redactor: Some(redactor),
-        })
+        Ok(Self::new(
+            Redactor::new(&config).map_err(|e| error(e.to_string()))?,
+        ))
+    }
+
+    pub fn new(redactor: Redactor) -> Self {
+        Self {
+            redactor: Some(Arc::new(redactor)),
+        }
     }
 
     /// Masks `structured` and `text` in place; returns how many spans were masked.
-    pub fn apply(
-        &self,
-        instance: &str,
-        tool: &str,
-        structured: &mut Value,
-        text: &mut String,
-    ) -> usize {
+    pub fn apply(&self, route: &Route, structured: &mut Value, text: &mut String) -> usize {
         let Some(redactor) = &self.redactor else {
             return 0;
         };
-        let mut masked = redactor.redact_value(instance, tool, structured);
-        let (clean, hits) = redactor.redact_text(instance, tool, text);
+        let selected = redactor.select(&target(route));
+        let mut masked = selected.redact_value(structured);
+        let (clean, hits) = selected.redact_text(text);
         if hits > 0 {
             *text = clean.into_owned();
             masked += hits;
         }
         masked
+    }
+
+    /// The route's redaction as a filter for the adapter, applied to whole texts before they
+    /// are cut (see the module docs). Changes nothing when the route's rules mask nothing.
+    pub fn text_filter(&self, route: &Route) -> TextFilter {
+        let Some(redactor) = &self.redactor else {
+            return TextFilter::default();
+        };
+        let selected = redactor.select(&target(route));
+        if selected.is_empty() {
+            return TextFilter::default();
+        }
+        let id = selected.fingerprint();
+        let redactor = redactor.clone();
+        let (instance, kind, tool, tags) = (
+            route.instance.clone(),
+            route.kind.clone(),
+            route.exposed.clone(),
+            route.tags.clone(),
+        );
+        TextFilter::new(id, move |text: &str| {
+            let target = Target {
+                instance: &instance,
+                kind: &kind,
+                tool: &tool,
+                tags: &tags,
+            };
+            match redactor.redact_text(&target, text) {
+                (masked, n) if n > 0 => Some(masked.into_owned()),
+                _ => None,
+            }
+        })
+    }
+
+    /// `text` with everything any detector would mask masked: for error messages shown to the
+    /// model and reasons written to the audit log.
+    pub fn redact_text(&self, text: &str) -> String {
+        let redactor = self.redactor.as_deref().unwrap_or(&BUILTINS);
+        redactor.strict().redact_text(text).0.into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_texts_are_redacted_with_every_detector_whatever_the_rules() {
+        let text = "no file /4111 1111 1111 1111.txt (Bearer abcdef0123456789abcdef) EMP-123456";
+        assert_eq!(
+            RedactStage::default().redact_text(text),
+            "no file /[REDACTED:credit_card].txt (Bearer [REDACTED:bearer]) EMP-123456",
+            "without a redaction.toml: the built-ins"
+        );
+        let config = RedactionConfig::from_toml(
+            "[default]\nenabled = false\n[[adapter.hr.patterns]]\nname = \"emp\"\nregex = 'EMP-\\d{6}'",
+        )
+        .expect("config");
+        let stage = RedactStage::new(Redactor::new(&config).expect("redactor"));
+        assert_eq!(
+            stage.redact_text(text),
+            "no file /[REDACTED:credit_card].txt (Bearer [REDACTED:bearer]) [REDACTED:emp]",
+            "rules that turn detectors off do not apply to error texts"
+        );
     }
 }

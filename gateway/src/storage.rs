@@ -26,7 +26,7 @@ pub enum StorageError {
 }
 
 /// Ordered schema steps; a step never changes once shipped. Numbers are reserved per module:
-/// 1-19 sessions and core, 20-29 the token broker.
+/// 1-19 sessions and core, 20-29 the token broker, 30-39 audit checkpoints (`audit.rs`).
 const MIGRATIONS: &[(i64, &str)] = &[
     (
         1,
@@ -166,7 +166,11 @@ impl Storage {
             .await
             .map_err(|source| StorageError::Migrate { version: 0, source })?;
         // Each module owns a range of versions (auth: 10..=19), so branches do not collide.
-        for (version, sql) in MIGRATIONS.iter().chain(crate::auth::store::MIGRATIONS) {
+        for (version, sql) in MIGRATIONS
+            .iter()
+            .chain(crate::auth::store::MIGRATIONS)
+            .chain(crate::audit::MIGRATIONS)
+        {
             let applied: Option<(i64,)> =
                 sqlx::query_as("SELECT version FROM manifold_schema WHERE version = $1")
                     .bind(version)

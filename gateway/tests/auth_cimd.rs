@@ -77,7 +77,8 @@ async fn documents() -> (String, Arc<AtomicUsize>) {
 async fn gateway(allow_http_documents: bool) -> support::TestGateway {
     let auth = format!(
         "[auth]\nmode = \"builtin\"\nsandbox_idp = true\n\
-         allow_insecure_client_metadata = {allow_http_documents}\n"
+         allow_insecure_client_metadata = {allow_http_documents}\n{}",
+        support::LOOPBACK_OUTBOUND
     );
     support::start_with_extra_server(&auth, "public_url = \"http://127.0.0.1:0\"").await
 }

@@ -16,7 +16,8 @@ fn user() -> Value {
 async fn gateway(issuer: &str) -> support::TestGateway {
     let auth = format!(
         "[auth]\nmode = \"external\"\n[auth.external]\nissuer = \"{issuer}\"\n\
-         jwks_url = \"{issuer}/jwks\"\n"
+         jwks_url = \"{issuer}/jwks\"\n{}",
+        support::LOOPBACK_OUTBOUND
     );
     support::start_with_extra_server(&auth, "public_url = \"http://127.0.0.1:0\"").await
 }

@@ -17,8 +17,9 @@ use support::{
 async fn gateway(idp: &MockIdp) -> support::TestGateway {
     let auth = format!(
         "[auth]\nmode = \"builtin\"\n[auth.oidc]\nissuer = \"{}\"\nclient_id = \"manifold-gateway\"\n\
-         scopes = [\"openid\", \"email\"]\n",
-        idp.issuer
+         scopes = [\"openid\", \"email\"]\n{}",
+        idp.issuer,
+        support::LOOPBACK_OUTBOUND
     );
     support::start_with_extra_server(&auth, "public_url = \"http://127.0.0.1:0\"").await
 }
@@ -44,6 +45,7 @@ async fn through_the_provider(
         .await
         .unwrap();
     assert_eq!(response.status(), 302);
+    let binding = support::broker::binding_cookie(&response, "manifold_login_");
     let to_idp = oauth::location(&response);
     assert!(
         to_idp.starts_with(&format!("{}/authorize?", idp.issuer)),
@@ -61,7 +63,13 @@ async fn through_the_provider(
         callback_url.starts_with(&format!("{base}/oauth/callback?")),
         "{callback_url}"
     );
-    (http.get(&callback_url).send().await.unwrap(), callback_url)
+    let callback = http
+        .get(&callback_url)
+        .header("cookie", binding)
+        .send()
+        .await
+        .unwrap();
+    (callback, callback_url)
 }
 
 #[tokio::test]

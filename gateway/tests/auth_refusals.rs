@@ -28,7 +28,8 @@ impl FormBody for reqwest::RequestBuilder {
 
 const REDIRECT: &str = "http://127.0.0.1:9/cb";
 const VERIFIER: &str = "verifier-verifier-verifier-verifier-verifier-0123";
-const AUTH: &str = "[auth]\nmode = \"builtin\"\nsandbox_idp = true\ndev_tokens = true\n";
+const AUTH: &str = "[auth]\nmode = \"builtin\"\nsandbox_idp = true\ndev_tokens = true\n\
+                    [outbound]\nallow_http = true\nallowed_cidrs = [\"127.0.0.0/8\"]\n";
 
 async fn gateway() -> support::TestGateway {
     support::start_with_extra_server(AUTH, "public_url = \"http://127.0.0.1:0\"").await
@@ -103,6 +104,7 @@ async fn authorize(base: &str, client_id: &str, extra: &[(&str, &str)]) -> HashM
     if to_idp.starts_with(REDIRECT) {
         return query(&to_idp);
     }
+    let binding = support::broker::binding_cookie(&response, "manifold_login_");
     let page = http
         .get(&to_idp)
         .send()
@@ -128,7 +130,12 @@ async fn authorize(base: &str, client_id: &str, extra: &[(&str, &str)]) -> HashM
         .send()
         .await
         .unwrap();
-    let callback = http.get(location(&login)).send().await.unwrap();
+    let callback = http
+        .get(location(&login))
+        .header("cookie", binding)
+        .send()
+        .await
+        .unwrap();
     if callback.status().is_redirection() {
         // Consented before: straight back with a code.
         return query(&location(&callback));

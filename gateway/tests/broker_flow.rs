@@ -70,9 +70,9 @@ async fn carol_connects_calls_and_disconnects() {
         "{before}"
     );
 
-    let callback = demo.authorize(&carol).await;
+    let (callback, browser) = demo.authorize(&carol).await;
     assert!(callback.starts_with(&format!("{}/connections/callback", demo.base)));
-    let done = demo.get(&carol, &callback).await;
+    let done = demo.get(&browser, &callback).await;
     assert_eq!(done.status(), 303);
     assert!(demo.page(&carol).await.contains("Connected"));
     let after = demo.call(&carol, json!({}), "linear_list_teams").await;
@@ -105,7 +105,7 @@ async fn carol_connects_calls_and_disconnects() {
 async fn state_replayed_tampered_or_foreign_is_refused() {
     let demo = start().await;
     let carol = demo.login("carol").await;
-    let callback = demo.authorize(&carol).await;
+    let (callback, browser) = demo.authorize(&carol).await;
     let bob = demo.login("bob").await;
     assert_eq!(
         demo.get(&bob, &callback).await.status(),
@@ -113,9 +113,25 @@ async fn state_replayed_tampered_or_foreign_is_refused() {
         "another user's state"
     );
     let tampered = callback.replacen("state=v1.", "state=v1.x", 1);
-    assert_eq!(demo.get(&carol, &tampered).await.status(), 403);
-    assert_eq!(demo.get(&carol, &callback).await.status(), 303, "first use");
-    assert_eq!(demo.get(&carol, &callback).await.status(), 403, "replay");
+    assert_eq!(demo.get(&browser, &tampered).await.status(), 403);
+    assert_eq!(
+        demo.get(&carol, &callback).await.status(),
+        403,
+        "carol's session in a browser without the connect's cookie"
+    );
+    // Carol's other browser, holding the binding of a connect it started itself.
+    let (_, other_browser) = demo.authorize(&carol).await;
+    assert_eq!(
+        demo.get(&other_browser, &callback).await.status(),
+        403,
+        "a browser bound to another connect"
+    );
+    assert_eq!(
+        demo.get(&browser, &callback).await.status(),
+        303,
+        "first use"
+    );
+    assert_eq!(demo.get(&browser, &callback).await.status(), 403, "replay");
 }
 
 #[tokio::test]
@@ -255,6 +271,10 @@ async fn connect_with(demo: &Demo, cookie: &str, scopes: &str) {
         .await;
     assert_eq!(started.status(), 303);
     let authorize = started.headers()["location"].to_str().unwrap().to_owned();
+    let browser = format!(
+        "{cookie}; {}",
+        support::broker::binding_cookie(&started, "manifold_connect_")
+    );
     // The provider is asked for exactly these scopes (Linear separates them with commas).
     let parsed = url::Url::parse(&authorize).unwrap();
     let asked = parsed
@@ -271,7 +291,7 @@ async fn connect_with(demo: &Demo, cookie: &str, scopes: &str) {
     }
     let approved = demo.http.get(&authorize).send().await.unwrap();
     let callback = approved.headers()["location"].to_str().unwrap().to_owned();
-    assert_eq!(demo.get(cookie, &callback).await.status(), 303);
+    assert_eq!(demo.get(&browser, &callback).await.status(), 303);
 }
 
 #[tokio::test]

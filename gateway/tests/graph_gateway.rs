@@ -159,3 +159,85 @@ async fn outlook_teams_and_sharepoint_through_the_gateway() {
     client.cancel().await.unwrap();
     running.shutdown.cancel();
 }
+
+/// Spellings of `..` a client or Graph may normalise to a dot segment, each padded with what a
+/// server may strip: every one is refused by the adapter's path encoder, answered as a tool error
+/// that says why, and no request reaches Graph.
+fn dot_segment_ids() -> Vec<String> {
+    const DOTS: [&str; 6] = [
+        "..",
+        "%2e%2E",
+        "%252e.",
+        "\u{FF0E}\u{FF0E}",
+        "\u{2025}",
+        ".\u{3002}",
+    ];
+    const PADDING: [&str; 5] = ["", " ", "\u{200B}", "\u{FEFF}", "%20"];
+    const TAILS: [&str; 3] = ["", ";x", "/"];
+    let mut ids = Vec::new();
+    for dot in DOTS {
+        for pad in PADDING {
+            for tail in TAILS {
+                ids.push(format!("{pad}{dot}{pad}{tail}"));
+            }
+        }
+    }
+    ids
+}
+
+#[tokio::test]
+async fn dot_segment_ids_are_refused_before_graph_sees_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::builtin();
+    let source = config(dir.path());
+    let path = Path::new("graph.toml");
+    let config = manifold::config::load_str(&source, path, &registry, &[]).unwrap();
+    let running = app::start(config, &source, path, &registry).await.unwrap();
+    let log = format!(
+        "{}/_sandbox/requests",
+        running.sandbox.as_ref().unwrap().base_url("graph")
+    );
+    let http = reqwest::Client::new();
+    let logged = || async {
+        let log: Value = http.get(&log).send().await.unwrap().json().await.unwrap();
+        log.as_array().unwrap().len()
+    };
+    let url = format!("http://{}/mcp", running.addr);
+    let client = ().serve(StreamableHttpClientTransport::from_uri(url)).await.unwrap();
+    let tools = client.list_all_tools().await.unwrap();
+
+    // The log does record what the adapters send, so an unchanged count below means something.
+    let before = logged().await;
+    call(&client, &tools, "teams_list_teams", json!({})).await;
+    assert!(logged().await > before, "the emulator logs requests");
+
+    let before = logged().await;
+    let ids = dot_segment_ids();
+    let cases = [
+        ("outlook_get_message", "message_id"),
+        ("teams_list_channels", "team_id"),
+        ("sharepoint_get_site", "site_id"),
+    ];
+    for (tool, argument) in cases {
+        for id in &ids {
+            let params = CallToolRequestParams::new(tool.to_owned())
+                .with_arguments(json!({ argument: id }).as_object().unwrap().clone());
+            let result = client.call_tool(params).await.unwrap();
+            assert_eq!(result.is_error, Some(true), "{tool} {id:?}: {result:?}");
+            let text = serde_json::to_string(&result.content).unwrap();
+            assert!(
+                text.contains("dot segment") || text.contains("must not be empty"),
+                "{tool} {id:?}: {text}"
+            );
+        }
+    }
+    assert_eq!(
+        logged().await,
+        before,
+        "{} refused calls sent nothing to Graph",
+        ids.len() * cases.len()
+    );
+
+    client.cancel().await.unwrap();
+    running.shutdown.cancel();
+}

@@ -574,6 +574,7 @@ async fn legacy_sse_transport_serves_the_same_handler() {
 
     let bad = client
         .post(&messages_url)
+        .header("content-type", "application/json")
         .body("{nope")
         .send()
         .await
@@ -581,6 +582,7 @@ async fn legacy_sse_transport_serves_the_same_handler() {
     assert_eq!(bad.status(), 400);
     let unknown = client
         .post(format!("{}/messages?sessionId=nope", gw.base()))
+        .header("content-type", "application/json")
         .body("{}")
         .send()
         .await

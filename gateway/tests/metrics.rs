@@ -1,5 +1,6 @@
 //! `/metrics` counts every tool call by tool and outcome, with its latency, whichever path served
-//! it (the fast path or rmcp's service).
+//! it (the fast path or rmcp's service). It is served on the operator listener (loopback, a port
+//! of its own), not on the MCP port.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -24,8 +25,12 @@ async fn metrics_count_calls_by_tool_and_outcome() {
         let (status, ..) = post(&client, &gw.url(), &headers, &body.to_string()).await;
         assert_eq!(status, 200);
     }
+    let operator = gw
+        .running
+        .operator_addr
+        .expect("an operator listener by default");
     let text = client
-        .get(format!("{}/metrics", gw.base()))
+        .get(format!("http://{operator}/metrics"))
         .send()
         .await
         .unwrap()

@@ -13,6 +13,11 @@ use support::demo::Demo;
 
 /// Calls `method` on the demo as `user` (stateless 2026-07-28 requests) and returns `result`.
 async fn rpc(demo: &Demo, token: &str, method: &str, params: Value) -> Value {
+    rpc_message(demo, token, method, params).await["result"].clone()
+}
+
+/// The whole JSON-RPC answer to `method` (its `result` or its `error`).
+async fn rpc_message(demo: &Demo, token: &str, method: &str, params: Value) -> Value {
     let meta = json!({
         "io.modelcontextprotocol/protocolVersion": "2026-07-28",
         "io.modelcontextprotocol/clientCapabilities": {},
@@ -35,14 +40,12 @@ async fn rpc(demo: &Demo, token: &str, method: &str, params: Value) -> Value {
         .await
         .unwrap();
     let body = response.text().await.unwrap();
-    let message: Value = body
-        .lines()
+    body.lines()
         .filter_map(|l| l.strip_prefix("data:"))
         .chain(std::iter::once(body.as_str()))
         .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
         .find(|m| m.get("id") == Some(&json!(1)))
-        .unwrap_or_else(|| panic!("no answer: {body}"));
-    message["result"].clone()
+        .unwrap_or_else(|| panic!("no answer: {body}"))
 }
 
 async fn tool_names(demo: &Demo, token: &str) -> Vec<String> {
@@ -102,11 +105,18 @@ async fn each_user_sees_and_calls_only_what_the_policies_allow() {
     );
     assert!(carol_tools.iter().any(|n| n == "linear_search_issues"));
 
-    let denied = call(&demo, &carol, "outlook_list_messages", json!({})).await;
-    assert_eq!(denied["isError"], true);
+    // Mail is hidden from contractors: a call answers as for a tool that does not exist.
+    let hidden = rpc_message(
+        &demo,
+        &carol,
+        "tools/call",
+        json!({"name": "outlook_list_messages", "arguments": {}}),
+    )
+    .await;
+    assert_eq!(hidden["error"]["code"], -32602, "{hidden}");
     assert_eq!(
-        text_of(&denied),
-        "denied by policy: contractors may not use mail"
+        hidden["error"]["message"],
+        "Unknown tool: outlook_list_messages"
     );
 
     // tools/list shows exactly what each may call: bob (staff) only reads, alice (writers) no
@@ -133,25 +143,28 @@ async fn each_user_sees_and_calls_only_what_the_policies_allow() {
         "alice sees destructive tools"
     );
 
-    // bob is staff but not a writer: no permit covers a write.
+    // bob is staff but not a writer: no permit covers a write, so writes are hidden from him
+    // and a call answers as for a tool that does not exist, echoing none of the arguments.
     let teams = call(&demo, &bob, "linear_list_teams", json!({})).await;
     let team_id = teams["structuredContent"]["teams"][0]["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let write = call(
+    let write = rpc_message(
         &demo,
         &bob,
-        "linear_create_issue",
-        json!({"team_id": team_id, "title": "secret-title-7"}),
+        "tools/call",
+        json!({"name": "linear_create_issue",
+               "arguments": {"team_id": team_id, "title": "secret-title-7"}}),
     )
     .await;
-    assert_eq!(write["isError"], true);
-    let text = text_of(&write);
-    assert!(text.starts_with("denied by policy:"), "{text}");
+    assert_eq!(
+        write["error"]["message"],
+        "Unknown tool: linear_create_issue"
+    );
     assert!(
-        !text.contains("secret-title-7"),
-        "the denial echoes the arguments: {text}"
+        !write.to_string().contains("secret-title-7"),
+        "the refusal echoes the arguments: {write}"
     );
 
     // alice writes, but mail only to internal domains.

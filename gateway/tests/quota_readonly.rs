@@ -1,6 +1,6 @@
 //! Quotas and the read-only switch through the whole handler, with the `test` adapter: a quota
 //! refuses the call past its limit with the rule and when to retry, and a read-only instance
-//! hides and denies its write tools while its reads keep working.
+//! hides its write tools (a call answers as for an unknown tool) while its reads keep working.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -71,6 +71,10 @@ async fn a_quota_refuses_calls_past_its_limit() {
         2,
         "the refused call reached the adapter"
     );
+    let audit = std::fs::read_to_string(gw.dir.path().join("audit.jsonl")).unwrap();
+    let last: Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+    assert_eq!(last["outcome"], "quota_exceeded", "{last}");
+    assert_eq!(last["reason"], "quota `echo-two` exceeded");
     // Other tools are not limited by that rule.
     let (_, _, answer, _) = post(
         &client,
@@ -122,10 +126,19 @@ async fn a_read_only_instance_hides_and_denies_its_writes() {
     );
     let (_, _, answer, _) =
         post(&client, &gw.url(), &headers, &call(1, "ro_fail", json!({}))).await;
-    let denied = result(&answer, 1);
+    // Hidden, so answered as a tool that does not exist (and audited as the denial it is).
+    let error = &answer.iter().find(|m| m["id"] == json!(1)).unwrap()["error"];
+    assert_eq!(error["code"], -32602);
+    assert_eq!(error["message"], "Unknown tool: ro_fail");
+    let audit = std::fs::read_to_string(gw.dir.path().join("audit.jsonl")).unwrap();
+    let last: Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
     assert_eq!(
-        denied["content"][0]["text"],
-        "denied by policy: adapter `ro` is read-only"
+        (&last["tool"], &last["outcome"], &last["policies"]),
+        (
+            &json!("ro_fail"),
+            &json!("denied"),
+            &json!(["read-only-switch"])
+        )
     );
     let body = call(2, "ro_echo", json!({"text": "still"}));
     let (_, _, answer, _) = post(&client, &gw.url(), &headers, &body).await;

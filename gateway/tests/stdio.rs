@@ -60,6 +60,44 @@ fn stdio_serves_initialize_list_and_call() {
     let unknown = exchange(json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
         "params": {"name": "nope", "arguments": {}}}));
     assert_eq!(unknown["error"]["code"], -32602);
+    // A line with a key repeated at any depth is a parse error and reaches no stage; the lines
+    // around it are served as usual.
+    let mut refused = |line: String| -> Value {
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+        serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap()
+    };
+    for depth in 0..24 {
+        let mut arguments = r#"{"k":1,"k":2}"#.to_owned();
+        for level in 0..depth {
+            arguments = format!(r#"{{"n{level}":{arguments}}}"#);
+        }
+        let key = if depth % 2 == 0 {
+            r#""name""#
+        } else {
+            r#""\u006eame""#
+        };
+        for line in [
+            format!(
+                r#"{{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{{"name":"linear_list_teams","arguments":{arguments}}}}}"#
+            ),
+            format!(
+                r#"{{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{{"name":"linear_list_teams",{key}:"x","arguments":{{}}}}}}"#
+            ),
+        ] {
+            let answer = refused(line.clone());
+            assert_eq!(answer["error"]["code"], -32700, "{line} -> {answer}");
+            let message = answer["error"]["message"].as_str().unwrap();
+            assert!(message.contains("duplicate key"), "{message}");
+        }
+    }
+    let after = refused(
+        json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+               "params": {"name": "linear_list_teams", "arguments": {}}})
+        .to_string(),
+    );
+    assert_eq!(after["id"], 5);
+    assert_eq!(after["result"]["isError"], false, "{after}");
     drop(stdin);
     let status = child.wait().unwrap();
     assert!(

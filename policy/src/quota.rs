@@ -52,6 +52,9 @@ pub struct QuotaRule {
     pub tool: Option<String>,
     /// Only calls through this adapter instance count.
     pub adapter: Option<String>,
+    /// Only calls of tools carrying this tag count (`tool_tags` in the config), e.g. `sends`
+    /// for every tool that sends mail or messages, however many there are.
+    pub tag: Option<String>,
     pub per_minute: Option<u64>,
     pub per_hour: Option<u64>,
 }
@@ -162,6 +165,9 @@ impl Quotas {
         for r in &self.rules {
             if r.tool.as_deref().is_some_and(|t| t != tool.name)
                 || r.adapter.as_deref().is_some_and(|a| a != tool.instance)
+                || r.tag
+                    .as_deref()
+                    .is_some_and(|t| !tool.tags.iter().any(|own| own == t))
             {
                 continue;
             }
@@ -296,6 +302,40 @@ mod tests {
         Principal {
             user: Some(u.into()),
             ..Principal::default()
+        }
+    }
+
+    #[test]
+    fn a_tag_rule_counts_every_tagged_tool_against_one_budget_and_no_other() {
+        let cfg = QuotaConfig::from_toml(
+            "[[quota]]\nid = \"sends\"\nper = \"user\"\ntag = \"sends\"\nper_minute = 3\n",
+        )
+        .expect("cfg");
+        let q = Quotas::local(&cfg);
+        let sends = vec!["write".to_owned(), "sends".to_owned()];
+        let tagged = |name| ToolRef {
+            tags: &sends,
+            ..tool(name)
+        };
+        let t0 = Instant::now();
+        // Generated sequences of tagged tools: the fourth tagged call is refused whichever
+        // tools came before, and untagged tools never count.
+        let names = [
+            "send_message",
+            "reply_message",
+            "forward_message",
+            "post_channel_message",
+        ];
+        for start in 0..names.len() {
+            let u = user(&format!("u{start}"));
+            for step in 0..3 {
+                let name = names[(start + step) % names.len()];
+                q.check_local_at(&q.buckets(&u, &tagged(name)), t0)
+                    .expect("within the budget");
+                assert!(q.buckets(&u, &tool("list_messages")).is_empty());
+            }
+            let last = names[(start + 3) % names.len()];
+            assert!(q.check_local_at(&q.buckets(&u, &tagged(last)), t0).is_err());
         }
     }
 

@@ -219,7 +219,13 @@ fn shipped_quota_and_redaction_configs_parse() {
     let r = std::fs::read_to_string(policies_dir().join("redaction.toml")).expect("read");
     let cfg = manifold_policy::redact::RedactionConfig::from_toml(&r).expect("redaction.toml");
     let red = manifold_policy::redact::Redactor::new(&cfg).expect("redactor");
-    assert_eq!(red.redact_text("drive", "x", "EMP-123456").1, 1);
+    let target = manifold_policy::redact::Target {
+        instance: "drive",
+        kind: "drive",
+        tool: "x",
+        tags: &[],
+    };
+    assert_eq!(red.redact_text(&target, "EMP-123456").1, 1);
 }
 
 #[test]

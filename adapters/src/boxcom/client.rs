@@ -16,9 +16,11 @@ use url::Url;
 
 use crate::{
     BuildError, CallContext, ToolError,
-    upstream::{InstanceClient, UpstreamRequest, UpstreamResponse},
+    upstream::{InstanceClient, PathSegment, UpstreamRequest, UpstreamResponse, path},
 };
 
+/// The provider's name in errors.
+const PROVIDER: &str = "Box";
 const REAL_API_HOST: &str = "api.box.com";
 const REAL_UPLOAD: &str = "https://upload.box.com/api";
 /// How often a download answered 202 (file not ready) is tried again, and the longest wait.
@@ -46,24 +48,23 @@ impl BoxClient {
             None if base_url.host_str() == Some(REAL_API_HOST) => {
                 Url::parse(REAL_UPLOAD).map_err(|error| BuildError::Client(error.to_string()))?
             }
-            None => join(base_url, &["upload", "api"])?,
+            None => path::append(base_url, &["upload".into(), "api".into()])?,
         };
-        join(&upload, &[])?;
         Ok(Self {
             http,
-            api: join(base_url, &["2.0"])?,
-            upload: join(&upload, &["2.0"])?,
+            api: path::append(base_url, &["2.0".into()])?,
+            upload: path::append(&upload, &["2.0".into()])?,
         })
     }
 
-    /// `<api>/2.0/<segments…>?<query>`; segments are percent-encoded, so ids cannot add paths.
+    /// `<api>/2.0/<segments…>?<query>`; ids went through [`PathSegment::encode`], so they
+    /// cannot add or climb segments.
     pub(crate) fn url(
         &self,
-        segments: &[&str],
+        segments: &[PathSegment],
         query: &[(&str, String)],
     ) -> Result<Url, ToolError> {
-        let mut url =
-            join(&self.api, segments).map_err(|e| ToolError::BadResponse(e.to_string()))?;
+        let mut url = path::append(&self.api, segments)?;
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
@@ -71,7 +72,10 @@ impl BoxClient {
     }
 
     pub(crate) fn upload_url(&self) -> Result<Url, ToolError> {
-        join(&self.upload, &["files", "content"]).map_err(|e| ToolError::BadResponse(e.to_string()))
+        Ok(path::append(
+            &self.upload,
+            &["files".into(), "content".into()],
+        )?)
     }
 
     /// Sends a request with an optional JSON body; returns the JSON answer (`Null` for 204).
@@ -85,7 +89,7 @@ impl BoxClient {
         let idempotent = matches!(method, Method::GET | Method::PUT | Method::DELETE);
         let mut request = UpstreamRequest::new(method, url)
             .idempotent(idempotent)
-            .bearer(token(ctx)?)?;
+            .bearer(ctx.bearer(PROVIDER)?)?;
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -101,14 +105,14 @@ impl BoxClient {
     /// it is a pre-signed URL on another host) and waits out 202 + `Retry-After`.
     pub(crate) async fn download(
         &self,
-        file_id: &str,
+        file_id: &PathSegment,
         ctx: &CallContext,
     ) -> Result<Bytes, ToolError> {
-        let url = self.url(&["files", file_id, "content"], &[])?;
+        let url = self.url(&["files".into(), file_id.clone(), "content".into()], &[])?;
         for _ in 0..NOT_READY_ATTEMPTS {
             let request = UpstreamRequest::new(Method::GET, url.clone())
                 .idempotent(true)
-                .bearer(token(ctx)?)?;
+                .bearer(ctx.bearer(PROVIDER)?)?;
             let response = self.http.send(request, ctx).await?;
             match response.status {
                 StatusCode::ACCEPTED => {
@@ -175,7 +179,7 @@ impl BoxClient {
         body.extend_from_slice(&content);
         body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
         let mut request =
-            UpstreamRequest::new(Method::POST, self.upload_url()?).bearer(token(ctx)?)?;
+            UpstreamRequest::new(Method::POST, self.upload_url()?).bearer(ctx.bearer(PROVIDER)?)?;
         let content_type =
             HeaderValue::from_str(&format!("multipart/form-data; boundary={boundary}"))
                 .map_err(|_| ToolError::BadResponse("invalid multipart boundary".into()))?;
@@ -185,26 +189,6 @@ impl BoxClient {
         check(&response)?;
         serde_json::from_slice(&response.body).map_err(|e| ToolError::BadResponse(e.to_string()))
     }
-}
-
-fn join(base: &Url, segments: &[&str]) -> Result<Url, BuildError> {
-    let mut url = base.clone();
-    url.path_segments_mut()
-        .map_err(|()| BuildError::BaseUrl {
-            url: base.to_string(),
-            reason: "cannot be a base URL".into(),
-        })?
-        .pop_if_empty()
-        .extend(segments);
-    Ok(url)
-}
-
-fn token(ctx: &CallContext) -> Result<&str, ToolError> {
-    ctx.credential
-        .as_ref()
-        .map(|secret| secret.expose().trim())
-        .filter(|token| !token.is_empty())
-        .ok_or_else(|| ToolError::Unauthorized("no Box account is connected for this user".into()))
 }
 
 /// Maps a Box error answer (`{"type":"error","status":404,"code":"not_found","message":…}`).
@@ -261,10 +245,15 @@ mod tests {
             client.upload_url().expect("url").as_str(),
             "https://upload.box.com/api/2.0/files/content"
         );
+        let id = PathSegment::encode("file_id", "1 2/x").expect("segment");
         assert_eq!(
-            client.url(&["files", "1/../x"], &[]).expect("url").as_str(),
-            "https://api.box.com/2.0/files/1%2F..%2Fx"
+            client
+                .url(&["files".into(), id], &[])
+                .expect("url")
+                .as_str(),
+            "https://api.box.com/2.0/files/1%202%2Fx"
         );
+        assert!(PathSegment::encode("file_id", "1/../x").is_err());
         let sandbox = Url::parse("http://127.0.0.1:9/box").expect("url");
         let client = BoxClient::new(http, &sandbox, None).expect("client");
         assert_eq!(

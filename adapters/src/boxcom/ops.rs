@@ -10,6 +10,7 @@ use crate::{
     CallContext, ToolError, ToolOutput,
     extract::{self, Window},
     linear::cursor,
+    upstream::PathSegment,
 };
 
 /// The fields asked for on every item, so list and search answers carry size and time.
@@ -40,6 +41,11 @@ impl Ops<'_> {
             )));
         }
         Ok(id)
+    }
+
+    /// The Box id under `key`, encoded for a URL path.
+    fn id_segment(&self, key: &str) -> Result<PathSegment, ToolError> {
+        Ok(PathSegment::encode(key, self.id(key)?)?)
     }
 
     fn name(&self) -> Result<&str, ToolError> {
@@ -84,7 +90,7 @@ impl Ops<'_> {
         if self.args.get("names_only").and_then(Value::as_bool) == Some(true) {
             query.push(("content_types", "name".to_owned()));
         }
-        let url = self.client.url(&["search"], &query)?;
+        let url = self.client.url(&["search".into()], &query)?;
         let answer = self.client.json(Method::GET, url, None, self.ctx).await?;
         let matches = entries(&answer)?;
         let total = answer
@@ -100,9 +106,9 @@ impl Ops<'_> {
     pub(crate) async fn list_folder(&self) -> Result<ToolOutput, ToolError> {
         let tool = "list_folder";
         let folder = if self.str_arg("folder_id").is_some() {
-            self.id("folder_id")?
+            self.id_segment("folder_id")?
         } else {
-            "0"
+            "0".into()
         };
         let mut query = vec![
             ("usemarker", "true".to_owned()),
@@ -115,7 +121,9 @@ impl Ops<'_> {
         if let Some(marker) = cursor::decode(tool, self.args)? {
             query.push(("marker", marker));
         }
-        let url = self.client.url(&["folders", folder, "items"], &query)?;
+        let url = self
+            .client
+            .url(&["folders".into(), folder, "items".into()], &query)?;
         let answer = self.client.json(Method::GET, url, None, self.ctx).await?;
         let items = entries(&answer)?;
         let next = answer
@@ -136,14 +144,16 @@ impl Ops<'_> {
                 )));
             }
         };
-        let url = self.client.url(&[collection, self.id("id")?], &[])?;
+        let url = self
+            .client
+            .url(&[collection.into(), self.id_segment("id")?], &[])?;
         let item = self.client.json(Method::GET, url, None, self.ctx).await?;
         single_output("Found", entry(&item)?)
     }
 
     pub(crate) async fn read_file(&self) -> Result<ToolOutput, ToolError> {
-        let file_id = self.id("file_id")?;
-        let url = self.client.url(&["files", file_id], &[])?;
+        let file_id = self.id_segment("file_id")?;
+        let url = self.client.url(&["files".into(), file_id.clone()], &[])?;
         let info = entry(&self.client.json(Method::GET, url, None, self.ctx).await?)?;
         let name = info["name"].as_str().map(str::to_owned);
         let size = info["size"].as_u64().unwrap_or(0);
@@ -153,18 +163,24 @@ impl Ops<'_> {
                 extract::MAX_INPUT_BYTES
             )));
         }
-        let bytes = self.client.download(file_id, self.ctx).await?;
+        let bytes = self.client.download(&file_id, self.ctx).await?;
         let window = Window {
             offset: usize::try_from(self.number("offset", 0, u64::MAX)).unwrap_or(usize::MAX),
             max_chars: usize::try_from(self.number("max_chars", 20_000, tools::MAX_CHARS).max(1))
                 .unwrap_or(20_000),
         };
-        let extracted = extract::extract_blocking(bytes, None, name.clone(), window)
-            .await
-            .map_err(|error| match error {
-                extract::ExtractError::Failed => ToolError::BadResponse(error.to_string()),
-                _ => ToolError::InvalidArguments(error.to_string()),
-            })?;
+        let extracted = extract::extract_blocking(
+            bytes,
+            None,
+            name.clone(),
+            window,
+            self.ctx.text_filter.clone(),
+        )
+        .await
+        .map_err(|error| match error {
+            extract::ExtractError::Failed => ToolError::BadResponse(error.to_string()),
+            _ => ToolError::InvalidArguments(error.to_string()),
+        })?;
         let text = format!(
             "{} ({}), characters {}-{} of {}{}:\n\n{}",
             name.as_deref().unwrap_or_default(),
@@ -201,7 +217,7 @@ impl Ops<'_> {
 
     pub(crate) async fn create_folder(&self) -> Result<ToolOutput, ToolError> {
         let body = json!({ "name": self.name()?, "parent": { "id": self.id("parent_id")? } });
-        let url = self.client.url(&["folders"], &[])?;
+        let url = self.client.url(&["folders".into()], &[])?;
         let folder = self
             .client
             .json(Method::POST, url, Some(&body), self.ctx)
@@ -222,7 +238,9 @@ impl Ops<'_> {
                 "give `parent_id`, `name` or both".into(),
             ));
         }
-        let url = self.client.url(&["files", self.id("file_id")?], &[])?;
+        let url = self
+            .client
+            .url(&["files".into(), self.id_segment("file_id")?], &[])?;
         let file = self
             .client
             .json(Method::PUT, url, Some(&body), self.ctx)
@@ -232,7 +250,9 @@ impl Ops<'_> {
 
     pub(crate) async fn delete(&self) -> Result<ToolOutput, ToolError> {
         // Box answers a delete with 204 and no body: read the file first to report what went.
-        let url = self.client.url(&["files", self.id("file_id")?], &[])?;
+        let url = self
+            .client
+            .url(&["files".into(), self.id_segment("file_id")?], &[])?;
         let file = entry(
             &self
                 .client
@@ -255,9 +275,10 @@ impl Ops<'_> {
             }
         };
         let file_id = self.id("file_id")?;
-        let url = self
-            .client
-            .url(&["files", file_id], &[("fields", "shared_link".to_owned())])?;
+        let url = self.client.url(
+            &["files".into(), PathSegment::encode("file_id", file_id)?],
+            &[("fields", "shared_link".to_owned())],
+        )?;
         let body = json!({ "shared_link": { "access": access } });
         let file = self
             .client

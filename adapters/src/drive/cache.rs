@@ -1,6 +1,7 @@
 //! Text already extracted for `read_file`, so reading a long file window by window downloads
 //! and parses it once. Entries are keyed by a hash of the caller's credential together with the
-//! file's id and version: a hit is only possible for the same credential that read the content
+//! file's id and version and the id of the call's text filter (the text is kept filtered, so a
+//! window of it never shows what the gateway's redaction masks): a hit is only possible for the same credential that read the content
 //! before, and only after that call's metadata request succeeded again (access still granted)
 //! and showed the same version. Small and short-lived: a few recent files per process.
 
@@ -33,10 +34,10 @@ struct Entry {
     stored: Instant,
 }
 
-/// The cache key of one version of one file for one credential.
-pub(crate) fn key(credential: &str, file_id: &str, version: &str) -> [u8; 32] {
+/// The cache key of one version of one file for one credential, filtered by one filter.
+pub(crate) fn key(credential: &str, file_id: &str, version: &str, filter: &str) -> [u8; 32] {
     let mut hasher = Sha256::new();
-    for part in [credential, file_id, version] {
+    for part in [credential, file_id, version, filter] {
         hasher.update(part.as_bytes());
         hasher.update([0]);
     }
@@ -84,23 +85,27 @@ mod tests {
     #[test]
     fn keeps_recent_entries_per_credential() {
         let cache = TextCache::default();
-        let alice = key("token-a", "file", "3");
+        let alice = key("token-a", "file", "3", "f");
         cache.put(alice, Format::Pdf, Arc::new("text".into()));
         assert_eq!(
             cache.get(&alice).map(|(f, t)| (f, t.to_string())),
             Some((Format::Pdf, "text".into()))
         );
         assert!(
-            cache.get(&key("token-b", "file", "3")).is_none(),
+            cache.get(&key("token-b", "file", "3", "f")).is_none(),
             "another credential"
         );
         assert!(
-            cache.get(&key("token-a", "file", "4")).is_none(),
+            cache.get(&key("token-a", "file", "4", "f")).is_none(),
             "another version"
+        );
+        assert!(
+            cache.get(&key("token-a", "file", "3", "g")).is_none(),
+            "another filter"
         );
         for n in 0..MAX_ENTRIES {
             cache.put(
-                key("t", &n.to_string(), "1"),
+                key("t", &n.to_string(), "1", "f"),
                 Format::Text,
                 Arc::new(String::new()),
             );

@@ -21,7 +21,7 @@ use url::Url;
 
 use crate::{
     BuildError, CallContext, ToolError,
-    upstream::{InstanceClient, UpstreamRequest, UpstreamResponse},
+    upstream::{InstanceClient, PathSegment, UpstreamRequest, UpstreamResponse, path},
 };
 
 /// Further attempts after a 403 rate-limit answer.
@@ -39,9 +39,9 @@ webViewLink,owners(displayName,emailAddress),shared,trashed,driveId,description,
 #[derive(Debug, Clone)]
 pub(crate) struct DriveClient {
     http: InstanceClient,
-    /// `{base}/drive/v3/`
+    /// `{base}/drive/v3`
     api: Url,
-    /// `{base}/upload/drive/v3/`
+    /// `{base}/upload/drive/v3`
     upload: Url,
     /// List shared drives' items too (`corpora=allDrives`, `includeItemsFromAllDrives`).
     shared_drives: bool,
@@ -71,36 +71,33 @@ impl DriveClient {
         base_url: &Url,
         shared_drives: bool,
     ) -> Result<Self, BuildError> {
-        let join = |path: &[&str]| -> Result<Url, BuildError> {
-            let mut url = base_url.clone();
-            {
-                let mut segments = url.path_segments_mut().map_err(|()| BuildError::BaseUrl {
-                    url: base_url.to_string(),
-                    reason: "cannot be a base URL".into(),
-                })?;
-                // Appending keeps any prefix of the base URL (the sandbox serves Drive under
-                // `/drive`).
-                segments.pop_if_empty().extend(path).push("");
-            }
-            Ok(url)
-        };
+        // Appending keeps any prefix of the base URL (the sandbox serves Drive under `/drive`).
         Ok(Self {
             http,
-            api: join(&["drive", "v3"])?,
-            upload: join(&["upload", "drive", "v3"])?,
+            api: path::append(base_url, &["drive".into(), "v3".into()])?,
+            upload: path::append(base_url, &["upload".into(), "drive".into(), "v3".into()])?,
             shared_drives,
         })
     }
 
-    fn url(&self, base: &Url, path: &[&str], query: &[(&str, &str)]) -> Url {
-        let mut url = base.clone();
-        if let Ok(mut segments) = url.path_segments_mut() {
-            segments.pop_if_empty().extend(path);
-        }
+    /// `{base}/{segments…}?{query}`; ids went through [`PathSegment::encode`], so they cannot
+    /// add or climb segments.
+    fn url(
+        &self,
+        base: &Url,
+        segments: &[PathSegment],
+        query: &[(&str, &str)],
+    ) -> Result<Url, ToolError> {
+        let mut url = path::append(base, segments)?;
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
-        url
+        Ok(url)
+    }
+
+    /// `files/{file_id}…`: the id of a file, from the arguments or from Drive's own answers.
+    fn file(file_id: &str) -> Result<PathSegment, ToolError> {
+        Ok(PathSegment::encode("file", file_id)?)
     }
 
     /// `files.list`.
@@ -128,7 +125,7 @@ impl DriveClient {
         if let Some(order) = query.order_by {
             params.push(("orderBy", order));
         }
-        let url = self.url(&self.api, &["files"], &params);
+        let url = self.url(&self.api, &["files".into()], &params)?;
         let body = self.json(Method::GET, url, None, true, ctx).await?;
         Ok(FileList {
             files: body
@@ -157,9 +154,9 @@ impl DriveClient {
     ) -> Result<Value, ToolError> {
         let url = self.url(
             &self.api,
-            &["files", file_id],
+            &["files".into(), Self::file(file_id)?],
             &[("fields", fields), ("supportsAllDrives", "true")],
-        );
+        )?;
         self.json(Method::GET, url, None, true, ctx).await
     }
 
@@ -171,9 +168,9 @@ impl DriveClient {
     ) -> Result<Bytes, ToolError> {
         let url = self.url(
             &self.api,
-            &["files", file_id],
+            &["files".into(), Self::file(file_id)?],
             &[("alt", "media"), ("supportsAllDrives", "true")],
-        );
+        )?;
         Ok(self.send(Method::GET, url, None, true, ctx).await?.body)
     }
 
@@ -186,9 +183,9 @@ impl DriveClient {
     ) -> Result<Bytes, ToolError> {
         let url = self.url(
             &self.api,
-            &["files", file_id, "export"],
+            &["files".into(), Self::file(file_id)?, "export".into()],
             &[("mimeType", mime_type)],
-        );
+        )?;
         Ok(self.send(Method::GET, url, None, true, ctx).await?.body)
     }
 
@@ -200,9 +197,9 @@ impl DriveClient {
     ) -> Result<Value, ToolError> {
         let url = self.url(
             &self.api,
-            &["files"],
+            &["files".into()],
             &[("fields", FILE_FIELDS), ("supportsAllDrives", "true")],
-        );
+        )?;
         let body = Body::Json(metadata.clone());
         self.json(Method::POST, url, Some(body), false, ctx).await
     }
@@ -217,13 +214,13 @@ impl DriveClient {
     ) -> Result<Value, ToolError> {
         let url = self.url(
             &self.upload,
-            &["files"],
+            &["files".into()],
             &[
                 ("uploadType", "multipart"),
                 ("fields", FILE_FIELDS),
                 ("supportsAllDrives", "true"),
             ],
-        );
+        )?;
         let boundary = format!("manifold-{:032x}", rand::random::<u128>());
         let mut body = Vec::with_capacity(content.len() + 512);
         body.extend_from_slice(
@@ -258,7 +255,7 @@ impl DriveClient {
         if let Some(remove) = remove_parents {
             params.push(("removeParents", remove));
         }
-        let url = self.url(&self.api, &["files", file_id], &params);
+        let url = self.url(&self.api, &["files".into(), Self::file(file_id)?], &params)?;
         // Setting the same name or trashed flag again changes nothing, so those are resent after
         // an ambiguous failure; a move is not, as a second `removeParents` of a parent already
         // removed fails although the move worked.
@@ -277,9 +274,9 @@ impl DriveClient {
     pub(crate) async fn delete(&self, file_id: &str, ctx: &CallContext) -> Result<(), ToolError> {
         let url = self.url(
             &self.api,
-            &["files", file_id],
+            &["files".into(), Self::file(file_id)?],
             &[("supportsAllDrives", "true")],
-        );
+        )?;
         // Not resent after an ambiguous failure: a second try would report "not found" for a
         // delete that worked.
         self.send(Method::DELETE, url, None, false, ctx).await?;
@@ -306,7 +303,11 @@ impl DriveClient {
         if let Some(message) = message.filter(|_| notify) {
             params.push(("emailMessage", message));
         }
-        let url = self.url(&self.api, &["files", file_id, "permissions"], &params);
+        let url = self.url(
+            &self.api,
+            &["files".into(), Self::file(file_id)?, "permissions".into()],
+            &params,
+        )?;
         self.json(
             Method::POST,
             url,
@@ -341,18 +342,7 @@ impl DriveClient {
         idempotent: bool,
         ctx: &CallContext,
     ) -> Result<UpstreamResponse, ToolError> {
-        let token = ctx
-            .credential
-            .as_ref()
-            .map(|secret| secret.expose().trim())
-            .filter(|token| !token.is_empty())
-            .ok_or_else(|| {
-                ToolError::Unauthorized(
-                    "no Google Drive account is connected for this user; connect Google Drive \
-                     first"
-                        .into(),
-                )
-            })?;
+        let token = ctx.bearer("Google Drive")?;
         let token = token.strip_prefix("Bearer ").unwrap_or(token);
         let mut request = UpstreamRequest::new(method, url)
             .idempotent(idempotent)
@@ -577,16 +567,24 @@ mod tests {
             .for_instance("t", 1);
         let base = Url::parse("http://127.0.0.1:9/drive").expect("url");
         let drive = DriveClient::new(client, &base, true).expect("client");
-        assert_eq!(drive.api.as_str(), "http://127.0.0.1:9/drive/drive/v3/");
+        assert_eq!(drive.api.as_str(), "http://127.0.0.1:9/drive/drive/v3");
         assert_eq!(
             drive.upload.as_str(),
-            "http://127.0.0.1:9/drive/upload/drive/v3/"
+            "http://127.0.0.1:9/drive/upload/drive/v3"
         );
-        let url = drive.url(&drive.api, &["files", "a b"], &[("q", "'x' in parents")]);
+        let file = DriveClient::file("a b").expect("segment");
+        let url = drive
+            .url(
+                &drive.api,
+                &["files".into(), file],
+                &[("q", "'x' in parents")],
+            )
+            .expect("url");
         assert_eq!(
             url.as_str(),
             "http://127.0.0.1:9/drive/drive/v3/files/a%20b?q=%27x%27+in+parents"
         );
+        assert!(DriveClient::file("..").is_err());
     }
 
     #[test]

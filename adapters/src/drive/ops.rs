@@ -393,7 +393,8 @@ impl DriveAdapter {
             }
             _ => None,
         };
-        // Text read before, by the same credential, of the same version.
+        // Text read before, by the same credential, of the same version, through the same filter
+        // (the cache holds the filtered whole text: windows are cut from it).
         let version = metadata["version"].as_str().map(|v| {
             format!(
                 "{v}|{}",
@@ -401,9 +402,12 @@ impl DriveAdapter {
             )
         });
         let cache_key = match (&ctx.credential, version) {
-            (Some(credential), Some(version)) => {
-                Some(cache::key(credential.expose(), &id, &version))
-            }
+            (Some(credential), Some(version)) => Some(cache::key(
+                credential.expose(),
+                &id,
+                &version,
+                ctx.text_filter.id(),
+            )),
             _ => None,
         };
         if let Some((format, text)) = cache_key.as_ref().and_then(|key| self.cache.get(key)) {
@@ -439,18 +443,21 @@ impl DriveAdapter {
             offset: 0,
             max_chars: usize::MAX,
         };
-        let extracted =
-            extract::extract_blocking(bytes, Some(content_type), Some(name.clone()), whole)
-                .await
-                .map_err(|error| match error {
-                    ExtractError::Unsupported(_) | ExtractError::TooLarge { .. } => {
-                        ToolError::InvalidArguments(format!("`{name}`: {error}"))
-                    }
-                    ExtractError::Corrupt { .. } => {
-                        ToolError::BadResponse(format!("`{name}`: {error}"))
-                    }
-                    ExtractError::Failed => ToolError::BadResponse(error.to_string()),
-                })?;
+        let extracted = extract::extract_blocking(
+            bytes,
+            Some(content_type),
+            Some(name.clone()),
+            whole,
+            ctx.text_filter.clone(),
+        )
+        .await
+        .map_err(|error| match error {
+            ExtractError::Unsupported(_) | ExtractError::TooLarge { .. } => {
+                ToolError::InvalidArguments(format!("`{name}`: {error}"))
+            }
+            ExtractError::Corrupt { .. } => ToolError::BadResponse(format!("`{name}`: {error}")),
+            ExtractError::Failed => ToolError::BadResponse(error.to_string()),
+        })?;
         let text = Arc::new(extracted.text);
         if let Some(key) = cache_key {
             self.cache.put(key, extracted.format, text.clone());

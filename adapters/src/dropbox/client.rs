@@ -16,9 +16,11 @@ use url::Url;
 
 use crate::{
     BuildError, CallContext, ToolError,
-    upstream::{InstanceClient, UpstreamRequest, UpstreamResponse},
+    upstream::{InstanceClient, PathSegment, UpstreamRequest, UpstreamResponse, path},
 };
 
+/// The provider's name in errors.
+const PROVIDER: &str = "Dropbox";
 /// The real API host, whose content twin is [`REAL_CONTENT`].
 const REAL_API_HOST: &str = "api.dropboxapi.com";
 const REAL_CONTENT: &str = "https://content.dropboxapi.com";
@@ -52,9 +54,11 @@ impl DropboxClient {
             None if base_url.host_str() == Some(REAL_API_HOST) => {
                 Url::parse(REAL_CONTENT).map_err(|error| BuildError::Client(error.to_string()))?
             }
-            None => join(base_url, &["content"])?,
+            None => path::append(base_url, &["content".into()])?,
         };
-        join(&content, &[])?;
+        // Refuse a content URL that takes no path now, not on the first download.
+        path::append(&content, &[])?;
+        path::append(base_url, &[])?;
         Ok(Self {
             http,
             api: base_url.clone(),
@@ -62,18 +66,22 @@ impl DropboxClient {
         })
     }
 
-    /// The URL of `route` (`files/list_folder`) on the API or content host.
-    pub(crate) fn route_url(&self, route: &str, content: bool) -> Result<Url, ToolError> {
+    /// The URL of `route` (`files/list_folder`) on the API or content host. Routes are literals
+    /// of this module (`&'static str`); file paths travel in the JSON body or `Dropbox-API-Arg`,
+    /// never in the URL.
+    pub(crate) fn route_url(&self, route: &'static str, content: bool) -> Result<Url, ToolError> {
         let base = if content { &self.content } else { &self.api };
-        let mut segments = vec!["2"];
-        segments.extend(route.split('/'));
-        join(base, &segments).map_err(|error| ToolError::BadResponse(error.to_string()))
+        let segments: Vec<PathSegment> = std::iter::once("2")
+            .chain(route.split('/'))
+            .map(PathSegment::fixed)
+            .collect();
+        Ok(path::append(base, &segments)?)
     }
 
     /// Calls an RPC route with a JSON argument; returns the JSON result.
     pub(crate) async fn rpc(
         &self,
-        route: &str,
+        route: &'static str,
         arg: &Value,
         idempotent: bool,
         ctx: &CallContext,
@@ -81,7 +89,7 @@ impl DropboxClient {
         let request = UpstreamRequest::new(Method::POST, self.route_url(route, false)?)
             .json(arg)
             .idempotent(idempotent)
-            .bearer(token(ctx)?)?;
+            .bearer(ctx.bearer(PROVIDER)?)?;
         let response = self.http.send(request, ctx).await?;
         check(&response)?;
         serde_json::from_slice(&response.body)
@@ -92,13 +100,13 @@ impl DropboxClient {
     /// routes whose errors carry data (`shared_link_already_exists` carries the existing link).
     pub(crate) async fn rpc_or_route_error(
         &self,
-        route: &str,
+        route: &'static str,
         arg: &Value,
         ctx: &CallContext,
     ) -> Result<Result<Value, Value>, ToolError> {
         let request = UpstreamRequest::new(Method::POST, self.route_url(route, false)?)
             .json(arg)
-            .bearer(token(ctx)?)?;
+            .bearer(ctx.bearer(PROVIDER)?)?;
         let response = self.http.send(request, ctx).await?;
         if response.status == StatusCode::CONFLICT {
             let error = serde_json::from_slice::<Value>(&response.body)
@@ -124,7 +132,7 @@ impl DropboxClient {
         let mut request =
             UpstreamRequest::new(Method::POST, self.route_url("files/download", true)?)
                 .idempotent(true)
-                .bearer(token(ctx)?)?;
+                .bearer(ctx.bearer(PROVIDER)?)?;
         request.headers.insert("dropbox-api-arg", api_arg(arg)?);
         let response = self.http.send(request, ctx).await?;
         check(&response)?;
@@ -150,7 +158,7 @@ impl DropboxClient {
         ctx: &CallContext,
     ) -> Result<Value, ToolError> {
         let mut request = UpstreamRequest::new(Method::POST, self.route_url("files/upload", true)?)
-            .bearer(token(ctx)?)?;
+            .bearer(ctx.bearer(PROVIDER)?)?;
         request.headers.insert("dropbox-api-arg", api_arg(arg)?);
         request.headers.insert(
             header::CONTENT_TYPE,
@@ -162,29 +170,6 @@ impl DropboxClient {
         serde_json::from_slice(&response.body)
             .map_err(|error| ToolError::BadResponse(format!("files/upload: {error}")))
     }
-}
-
-/// Appends path segments to a base URL, keeping its own path (the sandbox mount).
-fn join(base: &Url, segments: &[&str]) -> Result<Url, BuildError> {
-    let mut url = base.clone();
-    url.path_segments_mut()
-        .map_err(|()| BuildError::BaseUrl {
-            url: base.to_string(),
-            reason: "cannot be a base URL".into(),
-        })?
-        .pop_if_empty()
-        .extend(segments);
-    Ok(url)
-}
-
-fn token(ctx: &CallContext) -> Result<&str, ToolError> {
-    ctx.credential
-        .as_ref()
-        .map(|secret| secret.expose().trim())
-        .filter(|token| !token.is_empty())
-        .ok_or_else(|| {
-            ToolError::Unauthorized("no Dropbox account is connected for this user".into())
-        })
 }
 
 /// `Dropbox-API-Arg` must be ASCII: Dropbox requires every non-ASCII character of the JSON to be

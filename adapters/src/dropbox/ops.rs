@@ -9,6 +9,7 @@ use crate::{
     CallContext, ToolError, ToolOutput,
     extract::{self, ExtractError, Window},
     linear::cursor,
+    upstream::path,
 };
 
 pub(crate) struct Ops<'a> {
@@ -151,9 +152,15 @@ impl Ops<'_> {
                 .unwrap_or(20_000),
         };
         let name = file["name"].as_str().map(str::to_owned);
-        let extracted = extract::extract_blocking(download.bytes, None, name, window)
-            .await
-            .map_err(extract_error)?;
+        let extracted = extract::extract_blocking(
+            download.bytes,
+            None,
+            name,
+            window,
+            self.ctx.text_filter.clone(),
+        )
+        .await
+        .map_err(extract_error)?;
         let text = format!(
             "{} ({}), characters {}-{} of {}{}:\n\n{}",
             file["path"].as_str().unwrap_or_default(),
@@ -296,10 +303,10 @@ fn normalize_path(raw: &str, root_allowed: bool) -> Result<String, ToolError> {
             ))
         };
     }
-    if path.split('/').any(|part| part == "." || part == "..") {
-        return Err(ToolError::InvalidArguments(
-            "paths may not contain `.` or `..` segments".into(),
-        ));
+    // The same rule as for URL paths: no component Dropbox (or anything it normalises with)
+    // could read as `.` or `..`, and no control characters.
+    for part in path.split('/').filter(|part| !part.is_empty()) {
+        path::check_segment("path", part)?;
     }
     Ok(path.to_owned())
 }
@@ -391,5 +398,34 @@ mod tests {
             Some("id:abc")
         );
         assert!(normalize_path("/a/../b", false).is_err());
+        assert_eq!(
+            normalize_path("/a/..b/c.", false).ok().as_deref(),
+            Some("/a/..b/c.")
+        );
+    }
+
+    /// Every component spelling of `.` or `..` (padded, full-width, leader dots, invisible
+    /// characters) or holding a control character is refused, wherever it sits in the path.
+    #[test]
+    fn refuses_dot_like_and_control_components() {
+        let cores = [
+            "..",
+            ".",
+            "\u{FF0E}\u{FF0E}",
+            "\u{2025}",
+            ".\u{200B}.",
+            " ..",
+            "..\u{FEFF}",
+        ];
+        let controls = ["a\u{0}b", "a\nb", "\u{7F}", "x\u{85}y"];
+        let mut tried = 0;
+        for core in cores.iter().chain(&controls) {
+            for shape in ["{}", "/{}", "{}/x", "/a/{}/b", "a/{}"] {
+                let raw = shape.replace("{}", core);
+                assert!(normalize_path(&raw, true).is_err(), "{raw:?}");
+                tried += 1;
+            }
+        }
+        assert_eq!(tried, 55);
     }
 }

@@ -9,6 +9,8 @@
 
 use std::fmt;
 
+use crate::TextFilter;
+
 mod docx;
 #[cfg(any(test, feature = "sandbox"))]
 pub mod fixtures;
@@ -139,6 +141,7 @@ pub async fn extract_blocking(
     content_type: Option<String>,
     file_name: Option<String>,
     window: Window,
+    filter: TextFilter,
 ) -> Result<Extracted, ExtractError> {
     tokio::task::spawn_blocking(move || {
         extract(
@@ -146,19 +149,31 @@ pub async fn extract_blocking(
             content_type.as_deref(),
             file_name.as_deref(),
             window,
+            &filter,
         )
     })
     .await
     .unwrap_or(Err(ExtractError::Failed))
 }
 
-/// The text of `bytes`, windowed.
+/// The text of `bytes` through `filter`, windowed: the window is cut from the filtered whole.
 pub fn extract(
     bytes: &[u8],
     content_type: Option<&str>,
     file_name: Option<&str>,
     window: Window,
+    filter: &TextFilter,
 ) -> Result<Extracted, ExtractError> {
+    let (format, text) = whole_text(bytes, content_type, file_name)?;
+    Ok(window_of(format, &filter.apply(text), window))
+}
+
+/// The whole text of `bytes`, unfiltered: for callers that filter and cache it themselves.
+pub fn whole_text(
+    bytes: &[u8],
+    content_type: Option<&str>,
+    file_name: Option<&str>,
+) -> Result<(Format, String), ExtractError> {
     if bytes.len() > MAX_INPUT_BYTES {
         return Err(ExtractError::TooLarge {
             bytes: bytes.len(),
@@ -183,7 +198,7 @@ pub fn extract(
         Format::Pptx => pptx::text(bytes)?,
         Format::Pdf => pdf::text(bytes)?,
     };
-    Ok(window_of(format, &text, window))
+    Ok((format, text))
 }
 
 /// Readable text of an HTML document or mail body: tags dropped, block elements as line
@@ -245,6 +260,81 @@ fn decode_entities(text: &str) -> String {
         .replace("&amp;", "&")
 }
 
+/// A snippet the provider cut out of a longer text it does not send (a mail's `bodyPreview`, a
+/// search hit's summary): that text cannot be redacted whole, so a secret straddling a cut
+/// would show its part unmasked (`…pay 4111 1111 11`). Fails closed: at each edge that is a
+/// cut, the token touching it, with the digit groups spaced before or after it, becomes `…`.
+pub fn trim_cut_edges(text: &str, cut_start: bool, cut_end: bool) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let in_token = |c: char| !c.is_whitespace();
+    let digit = |c: char| c.is_numeric();
+    let (mut from, mut to) = (0, chars.len());
+    if cut_end {
+        // A cut right after a space may still split a number (`4111 1111 |1111`).
+        while to > 0 && chars[to - 1].is_whitespace() {
+            to -= 1;
+        }
+        while to > 0 && in_token(chars[to - 1]) {
+            to -= 1;
+        }
+        // Spaces between digit groups belong to the cut number.
+        while to > 0 && chars[to - 1].is_whitespace() {
+            let mut before = to;
+            while before > 0 && chars[before - 1].is_whitespace() {
+                before -= 1;
+            }
+            let joins_digits =
+                before > 0 && digit(chars[before - 1]) && chars.get(to).copied().is_some_and(digit);
+            if !joins_digits {
+                break;
+            }
+            to = before;
+            while to > 0 && in_token(chars[to - 1]) {
+                to -= 1;
+            }
+        }
+    }
+    if cut_start {
+        while from < to && chars[from].is_whitespace() {
+            from += 1;
+        }
+        while from < to && in_token(chars[from]) {
+            from += 1;
+        }
+        while from < to && chars[from].is_whitespace() {
+            let mut after = from;
+            while after < to && chars[after].is_whitespace() {
+                after += 1;
+            }
+            let joins_digits =
+                after < to && digit(chars[after]) && from > 0 && digit(chars[from - 1]);
+            if !joins_digits {
+                break;
+            }
+            from = after;
+            while from < to && in_token(chars[from]) {
+                from += 1;
+            }
+        }
+    }
+    if from >= to {
+        return if text.is_empty() {
+            String::new()
+        } else {
+            "…".into()
+        };
+    }
+    let mut out = String::with_capacity(text.len());
+    if cut_start && from > 0 {
+        out.push('…');
+    }
+    out.extend(&chars[from..to]);
+    if cut_end && to < chars.len() {
+        out.push('…');
+    }
+    out
+}
+
 /// Cuts `text` to `window` on character boundaries.
 pub fn window_of(format: Format, text: &str, window: Window) -> Extracted {
     let total_chars = text.chars().count();
@@ -268,16 +358,24 @@ mod tests {
     #[tokio::test]
     async fn the_blocking_pool_reads_what_the_caller_would() {
         let csv = bytes::Bytes::from_static(b"a,b\n1,2\n");
-        let here = extract(&csv, Some("text/csv"), None, Window::default()).expect("csv");
-        let pooled = extract_blocking(csv, Some("text/csv".into()), None, Window::default())
-            .await
-            .expect("csv");
+        let none = TextFilter::default();
+        let here = extract(&csv, Some("text/csv"), None, Window::default(), &none).expect("csv");
+        let pooled = extract_blocking(
+            csv,
+            Some("text/csv".into()),
+            None,
+            Window::default(),
+            none.clone(),
+        )
+        .await
+        .expect("csv");
         assert_eq!(pooled.text, here.text);
         let unknown = extract_blocking(
             bytes::Bytes::from_static(b"x"),
             None,
             None,
             Window::default(),
+            none,
         );
         assert!(matches!(unknown.await, Err(ExtractError::Unsupported(_))));
     }
@@ -329,6 +427,22 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_snippet_loses_the_tokens_and_digit_groups_at_its_cuts() {
+        assert_eq!(
+            trim_cut_edges("notes: pay 4111 1111 11", false, true),
+            "notes: pay …"
+        );
+        assert_eq!(
+            trim_cut_edges("11 1111 1111 due today", true, false),
+            "… due today"
+        );
+        assert_eq!(trim_cut_edges("key sk-proj-abcd", false, true), "key …");
+        assert_eq!(trim_cut_edges("whole text", false, false), "whole text");
+        assert_eq!(trim_cut_edges("1111 1111", true, true), "…");
+        assert_eq!(trim_cut_edges("", true, true), "");
+    }
+
+    #[test]
     fn html_becomes_readable_text() {
         let html = "<html><style>p{}</style><p>Hello&nbsp;<b>Bob</b></p><script>x()</script><div>A &amp; B</div></html>";
         assert_eq!(html_to_text(html), "Hello Bob\n\nA & B");
@@ -337,13 +451,61 @@ mod tests {
     #[test]
     fn rejects_unknown_and_oversized_input() {
         assert!(matches!(
-            extract(b"x", Some("image/png"), None, Window::default()),
+            extract(
+                b"x",
+                Some("image/png"),
+                None,
+                Window::default(),
+                &TextFilter::default()
+            ),
             Err(ExtractError::Unsupported(_))
         ));
         let big = vec![b'a'; MAX_INPUT_BYTES + 1];
         assert!(matches!(
-            extract(&big, Some("text/plain"), None, Window::default()),
+            extract(
+                &big,
+                Some("text/plain"),
+                None,
+                Window::default(),
+                &TextFilter::default()
+            ),
             Err(ExtractError::TooLarge { .. })
         ));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 1000,
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// A snippet cut anywhere inside or around a grouped number, at its end or its start,
+        /// shows no digit of it: the cut groups go with the cut token.
+        #[test]
+        fn a_cut_through_a_number_shows_none_of_its_digits(
+            words in proptest::collection::vec("[a-z]{1,8}", 1..6),
+            groups in proptest::collection::vec("[0-9]{1,5}", 1..6),
+            space in proptest::sample::select(vec![" ", "\u{00A0}", "\n", "  "]),
+            at in 0usize..200,
+        ) {
+            let number = groups.join(space);
+            let (head, tail) = (words.join(" "), words.join(" "));
+            let text = format!("{head} {number} {tail}");
+            let chars: Vec<char> = text.chars().collect();
+            let (start, end) = (head.chars().count() + 1, head.chars().count() + 1 + number.chars().count());
+            // Cut inside the number: at its end, or at its start.
+            let cut = start + 1 + at % number.chars().count().max(1);
+            let cut = cut.min(end);
+            let end_cut: String = chars[..cut].iter().collect();
+            let start_cut: String = chars[cut.min(end).saturating_sub(1).max(start)..].iter().collect();
+            for (snippet, cut_start, cut_end) in [(end_cut, false, true), (start_cut, true, false)] {
+                let trimmed = trim_cut_edges(&snippet, cut_start, cut_end);
+                proptest::prop_assert!(
+                    !trimmed.contains(|c: char| c.is_ascii_digit()),
+                    "{snippet:?} -> {trimmed:?}"
+                );
+            }
+        }
     }
 }

@@ -3,13 +3,19 @@
 
 use serde_json::{Map, Value};
 
-use crate::ToolError;
+use crate::{ToolError, upstream::PathSegment};
 
 pub(crate) type Args = Map<String, Value>;
 
 pub(crate) fn string<'a>(args: &'a Args, key: &str) -> Result<&'a str, ToolError> {
     opt_string(args, key)?
         .ok_or_else(|| ToolError::InvalidArguments(format!("`{key}` is required")))
+}
+
+/// The string argument `key`, encoded as one URL path segment (or refused: see
+/// [`PathSegment::encode`]).
+pub(crate) fn segment(args: &Args, key: &str) -> Result<PathSegment, ToolError> {
+    Ok(PathSegment::encode(key, string(args, key)?)?)
 }
 
 pub(crate) fn opt_string<'a>(args: &'a Args, key: &str) -> Result<Option<&'a str>, ToolError> {

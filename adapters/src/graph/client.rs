@@ -10,7 +10,7 @@ use url::Url;
 use super::cursor;
 use crate::{
     BuildError, CallContext, ToolError,
-    upstream::{InstanceClient, UpstreamRequest, UpstreamResponse},
+    upstream::{InstanceClient, PathSegment, UpstreamRequest, UpstreamResponse, path},
 };
 
 /// Sends Graph requests for one adapter instance.
@@ -43,20 +43,21 @@ impl GraphClient {
         Ok(Self { http, base })
     }
 
-    /// `{base}/{segments…}?{query}`; each segment is percent-encoded, so ids and names from the
-    /// model can never add path segments or query parameters.
-    pub(crate) fn url(&self, segments: &[&str], query: &[(&str, String)]) -> Url {
-        let mut url = self.base.clone();
-        if let Ok(mut path) = url.path_segments_mut() {
-            path.extend(segments);
-        }
+    /// `{base}/{segments…}?{query}`; ids and names went through [`PathSegment::encode`], so
+    /// they can never add or climb path segments or add query parameters.
+    pub(crate) fn url(
+        &self,
+        segments: &[PathSegment],
+        query: &[(&str, String)],
+    ) -> Result<Url, ToolError> {
+        let mut url = path::append(&self.base, segments)?;
         if !query.is_empty() {
             let mut pairs = url.query_pairs_mut();
             for (key, value) in query {
                 pairs.append_pair(key, value);
             }
         }
-        url
+        Ok(url)
     }
 
     fn request(
@@ -65,17 +66,7 @@ impl GraphClient {
         url: Url,
         ctx: &CallContext,
     ) -> Result<UpstreamRequest, ToolError> {
-        let token = ctx
-            .credential
-            .as_ref()
-            .map(|secret| secret.expose().trim())
-            .filter(|token| !token.is_empty())
-            .ok_or_else(|| {
-                ToolError::Unauthorized(
-                    "no Microsoft account is connected for this user; connect Microsoft (OAuth)"
-                        .into(),
-                )
-            })?;
+        let token = ctx.bearer("Microsoft")?;
         let idempotent = matches!(method, Method::GET | Method::PUT);
         UpstreamRequest::new(method, url)
             .idempotent(idempotent)
@@ -184,9 +175,16 @@ impl GraphClient {
         Ok(Page { items, next_cursor })
     }
 
-    fn next_link(&self, link: &str) -> Result<Url, ToolError> {
+    pub(crate) fn next_link(&self, link: &str) -> Result<Url, ToolError> {
+        // Under the base path segment by segment: `/v1.0` must not admit `/v1.0beta/…`.
+        let prefix = self.base.path().trim_end_matches('/');
         let url = Url::parse(link).ok().filter(|url| {
-            url.origin() == self.base.origin() && url.path().starts_with(self.base.path())
+            url.origin() == self.base.origin()
+                && (url.path() == prefix
+                    || url
+                        .path()
+                        .strip_prefix(prefix)
+                        .is_some_and(|rest| rest.starts_with('/')))
         });
         url.ok_or_else(|| {
             ToolError::InvalidArguments("`cursor` does not point into Microsoft Graph".into())
@@ -271,6 +269,31 @@ mod tests {
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
             headers: HeaderMap::new(),
             body: Bytes::from(body.to_owned()),
+        }
+    }
+
+    #[test]
+    fn next_links_stay_under_the_base_path() {
+        let http = crate::UpstreamClient::new(crate::UpstreamConfig::default())
+            .expect("client")
+            .for_instance("t", 1);
+        let base = Url::parse("https://graph.microsoft.com/v1.0").expect("url");
+        let graph = GraphClient::new(http, &base).expect("client");
+        for good in [
+            "https://graph.microsoft.com/v1.0/me/messages?$skiptoken=x",
+            "https://graph.microsoft.com/v1.0/users/a%2F..%2Fb/messages",
+        ] {
+            assert!(graph.next_link(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "https://graph.microsoft.com/v1.0beta/me/messages",
+            "https://graph.microsoft.com/v1.0/../beta/me",
+            "https://graph.microsoft.com/beta/me",
+            "https://graph.microsoft.com.evil.example/v1.0/me",
+            "http://graph.microsoft.com/v1.0/me",
+            "not a url",
+        ] {
+            assert!(graph.next_link(bad).is_err(), "{bad}");
         }
     }
 

@@ -120,6 +120,19 @@ pub(crate) fn body_text(body: Option<&Value>) -> String {
     }
 }
 
+/// A search hit's `summary` as readable text. Summaries are excerpts of a text the gateway does
+/// not see, so their end, and their start when it is marked as a cut (`...`), lose the token at
+/// the cut (see [`extract::trim_cut_edges`]).
+pub(crate) fn hit_summary(hit: &Value) -> String {
+    let html = hit
+        .get("summary")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let text = body_text(Some(&json!({ "contentType": "html", "content": html })));
+    let cut_start = text.starts_with("...") || text.starts_with('…');
+    extract::trim_cut_edges(&text, cut_start, true)
+}
+
 /// A string field of a Graph object, or null.
 pub(crate) fn field(value: &Value, key: &str) -> Value {
     match value.get(key) {

@@ -11,7 +11,7 @@ use url::Url;
 use super::model::Root;
 use crate::{
     BuildError, CallContext, ToolError,
-    upstream::{InstanceClient, UpstreamRequest, UpstreamResponse},
+    upstream::{InstanceClient, UpstreamRequest, UpstreamResponse, path},
 };
 
 /// The body of a GraphQL POST.
@@ -32,16 +32,9 @@ pub(crate) struct GraphqlClient {
 
 impl GraphqlClient {
     pub(crate) fn new(http: InstanceClient, base_url: &Url) -> Result<Self, BuildError> {
-        let mut endpoint = base_url.clone();
         // Appending keeps any prefix of the base URL (the sandbox serves Linear under `/linear`).
-        endpoint
-            .path_segments_mut()
-            .map_err(|()| BuildError::BaseUrl {
-                url: base_url.to_string(),
-                reason: "cannot be a base URL".into(),
-            })?
-            .pop_if_empty()
-            .push("graphql");
+        // GraphQL puts every id in the body, so this fixed path is the only one Linear gets.
+        let endpoint = path::append(base_url, &["graphql".into()])?;
         Ok(Self { http, endpoint })
     }
 
@@ -73,18 +66,7 @@ impl GraphqlClient {
 /// Linear takes personal API keys bare (`Authorization: lin_api_…`) and OAuth access tokens as
 /// `Bearer`; a key sent as `Bearer` is rejected, so the form is chosen from the key's prefix.
 fn authorization(ctx: &CallContext) -> Result<HeaderValue, ToolError> {
-    let secret = ctx
-        .credential
-        .as_ref()
-        .filter(|secret| !secret.expose().trim().is_empty())
-        .ok_or_else(|| {
-            ToolError::Unauthorized(
-                "no Linear credential is connected for this user; connect Linear (OAuth) or \
-                 configure a personal API key"
-                    .into(),
-            )
-        })?;
-    let raw = secret.expose().trim();
+    let raw = ctx.bearer("Linear")?;
     let value = if raw.starts_with("lin_api_") || raw.starts_with("Bearer ") {
         raw.to_owned()
     } else {

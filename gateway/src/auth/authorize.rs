@@ -103,7 +103,7 @@ pub async fn authorize(
         return error_page(StatusCode::BAD_REQUEST, "client_id is missing");
     };
     let client = if cimd::is_url(client_id) {
-        match cimd::fetch(&state.http, client_id, builtin.allow_insecure_cimd).await {
+        match cimd::fetch(&state.outbound, client_id, builtin.allow_insecure_cimd).await {
             Ok(client) => Some(client),
             Err(error) => return error_page(StatusCode::BAD_REQUEST, &error.to_string()),
         }

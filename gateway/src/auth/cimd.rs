@@ -1,10 +1,12 @@
 //! Client ID Metadata Documents: a `client_id` that is an https URL names a JSON document
-//! listing the client's name and redirect URIs. Fetched on use, size- and time-limited, without
-//! following redirects.
+//! listing the client's name and redirect URIs. Anyone can send any URL here, so the fetch goes
+//! through the SSRF-guarded client (public addresses only, unless `[outbound]` allows more),
+//! size- and time-limited, without following redirects, and cached as its `Cache-Control`
+//! allows within `[outbound] cache_max_ttl`.
 
 use std::time::Duration;
 
-use futures::StreamExt;
+use manifold_adapters::outbound::{Fetch, Outbound, OutboundError};
 use serde::Deserialize;
 
 use super::store::Client;
@@ -17,8 +19,8 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 pub enum CimdError {
     #[error("client_id URL is not allowed (https only)")]
     NotAllowed,
-    #[error("client metadata document could not be fetched")]
-    Fetch,
+    #[error("client metadata document could not be fetched: {0}")]
+    Fetch(OutboundError),
     #[error("client metadata document is larger than {MAX_BYTES} bytes")]
     TooLarge,
     #[error("client metadata document is invalid: {0}")]
@@ -38,47 +40,37 @@ pub fn is_url(client_id: &str) -> bool {
     client_id.starts_with("https://") || client_id.starts_with("http://")
 }
 
-/// Fetches and checks the document behind `client_id`.
+/// Fetches and checks the document behind `client_id`. `allow_http` (tests only) also accepts
+/// `http://` ids; where they may point is still the outbound guard's decision.
 pub async fn fetch(
-    http: &reqwest::Client,
+    outbound: &Outbound,
     client_id: &str,
-    allow_loopback_http: bool,
+    allow_http: bool,
 ) -> Result<Client, CimdError> {
     let url = url::Url::parse(client_id).map_err(|_| CimdError::NotAllowed)?;
-    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
     let allowed = match url.scheme() {
         "https" => url.path() != "/" && url.fragment().is_none(),
-        "http" => allow_loopback_http && loopback,
+        "http" => allow_http && url.fragment().is_none(),
         _ => false,
     };
     if !allowed {
         return Err(CimdError::NotAllowed);
     }
-    let response = http
-        .get(url)
-        .timeout(TIMEOUT)
-        .header("accept", "application/json")
-        .send()
+    let fetch = Fetch {
+        max_bytes: Some(MAX_BYTES),
+        timeout: Some(TIMEOUT),
+        follow_redirects: false,
+    };
+    let body = outbound
+        .get_cached(url.as_str(), "application/json", fetch)
         .await
-        .map_err(|_| CimdError::Fetch)?;
-    if !response.status().is_success() {
-        return Err(CimdError::Fetch);
-    }
-    if response
-        .content_length()
-        .is_some_and(|n| n > MAX_BYTES as u64)
-    {
-        return Err(CimdError::TooLarge);
-    }
-    let mut body = Vec::new();
-    let mut stream = response.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| CimdError::Fetch)?;
-        if body.len() + chunk.len() > MAX_BYTES {
-            return Err(CimdError::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
+        .map_err(|error| match error {
+            OutboundError::TooLarge(_) => CimdError::TooLarge,
+            error => {
+                tracing::warn!(%error, "cannot fetch a client metadata document");
+                CimdError::Fetch(error)
+            }
+        })?;
     let document: Document =
         serde_json::from_slice(&body).map_err(|_| CimdError::Invalid("not the expected JSON"))?;
     if document.client_id != client_id {

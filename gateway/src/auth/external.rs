@@ -4,6 +4,7 @@
 use std::{collections::HashMap, time::Instant};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
+use manifold_adapters::outbound::{Fetch, Outbound};
 use manifold_policy::Principal;
 use serde_json::Value;
 use tokio::sync::RwLock;
@@ -38,7 +39,7 @@ impl External {
 
     async fn key(
         &self,
-        http: &reqwest::Client,
+        outbound: &Outbound,
         kid: Option<&str>,
     ) -> Result<DecodingKey, VerifyError> {
         let find = |set: &JwkSet| match kid {
@@ -55,12 +56,9 @@ impl External {
                 None => {}
             }
         }
-        let response = http
-            .get(&self.jwks_url)
-            .send()
+        let set: JwkSet = fetch_keys(outbound, &self.jwks_url)
             .await
-            .map_err(|_| VerifyError::UnknownKey)?;
-        let set: JwkSet = response.json().await.map_err(|_| VerifyError::UnknownKey)?;
+            .ok_or(VerifyError::UnknownKey)?;
         let jwk = find(&set);
         *self.jwks.write().await = Some((set, Instant::now()));
         DecodingKey::from_jwk(&jwk.ok_or(VerifyError::UnknownKey)?)
@@ -68,11 +66,7 @@ impl External {
     }
 
     /// The caller of a valid token.
-    pub async fn verify(
-        &self,
-        http: &reqwest::Client,
-        token: &str,
-    ) -> Result<Principal, VerifyError> {
+    pub async fn verify(&self, outbound: &Outbound, token: &str) -> Result<Principal, VerifyError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
         if !matches!(
             header.alg,
@@ -86,7 +80,7 @@ impl External {
         ) {
             return Err(VerifyError::Malformed);
         }
-        let key = self.key(http, header.kid.as_deref()).await?;
+        let key = self.key(outbound, header.kid.as_deref()).await?;
         let mut validation = Validation::new(header.alg);
         validation.leeway = 5;
         validation.set_issuer(&[self.issuer.as_str()]);
@@ -115,5 +109,24 @@ impl External {
             groups,
             client_id: text("client_id").or_else(|| text("azp")),
         })
+    }
+}
+
+/// The issuer's key set through the guarded client; `None` (logged) when it cannot be read.
+async fn fetch_keys(outbound: &Outbound, url: &str) -> Option<JwkSet> {
+    let follow = Fetch {
+        follow_redirects: true,
+        ..Fetch::default()
+    };
+    match outbound.get(url, "application/json", follow).await {
+        Ok(fetched) if fetched.status.is_success() => fetched.json().ok(),
+        Ok(fetched) => {
+            tracing::warn!(status = %fetched.status, "the issuer's JWKS could not be read");
+            None
+        }
+        Err(error) => {
+            tracing::warn!(%error, "the issuer's JWKS could not be fetched");
+            None
+        }
     }
 }

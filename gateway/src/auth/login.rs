@@ -7,11 +7,14 @@ use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use axum::{
     extract::{Query, State},
-    http::{StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use jsonwebtoken::{DecodingKey, Validation, jwk::JwkSet};
-use manifold_adapters::Secret;
+use manifold_adapters::{
+    Secret,
+    outbound::{Fetch, Outbound},
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::RwLock;
@@ -19,7 +22,8 @@ use tokio::sync::RwLock;
 use super::{
     AuthState, UserInfo,
     authorize::{Pending, continue_signed_in, error_page, see_other},
-    cookie,
+    binding::{Binding, Flow},
+    cookie, return_to,
     store::now,
 };
 use crate::config::AuthConfig;
@@ -53,6 +57,8 @@ struct LoginState {
     next: Next,
     nonce: String,
     verifier: String,
+    /// Hash of the nonce in the starting browser's cookie ([`binding`]).
+    binding: String,
     exp: i64,
 }
 
@@ -110,12 +116,14 @@ impl Upstream {
         })
     }
 
-    async fn discovery(&self, http: &reqwest::Client) -> Result<Discovery, LoginError> {
+    async fn discovery(&self, outbound: &Outbound) -> Result<Discovery, LoginError> {
         if let Some(found) = self.discovery.read().await.as_ref() {
             return Ok(found.clone());
         }
         let url = format!("{}/.well-known/openid-configuration", self.issuer);
-        let found: Discovery = fetch_json(http, &url).await.ok_or(LoginError::Discovery)?;
+        let found: Discovery = fetch_json(outbound, &url)
+            .await
+            .ok_or(LoginError::Discovery)?;
         if found.issuer.trim_end_matches('/') != self.issuer {
             return Err(LoginError::Discovery);
         }
@@ -127,7 +135,7 @@ impl Upstream {
     /// 30 seconds).
     async fn key(
         &self,
-        http: &reqwest::Client,
+        outbound: &Outbound,
         jwks_uri: &str,
         kid: Option<&str>,
     ) -> Result<DecodingKey, LoginError> {
@@ -144,7 +152,9 @@ impl Upstream {
                 None => {}
             }
         }
-        let set: JwkSet = fetch_json(http, jwks_uri).await.ok_or(LoginError::Jwks)?;
+        let set: JwkSet = fetch_json(outbound, jwks_uri)
+            .await
+            .ok_or(LoginError::Jwks)?;
         let jwk = find(&set).ok_or(LoginError::IdToken("unknown signing key".into()))?;
         *self.jwks.write().await = Some((set, Instant::now()));
         DecodingKey::from_jwk(&jwk).map_err(|_| LoginError::Jwks)
@@ -156,7 +166,7 @@ impl Upstream {
         code: &str,
         login: &LoginState,
     ) -> Result<UserInfo, LoginError> {
-        let discovery = self.discovery(&state.http).await?;
+        let discovery = self.discovery(&state.outbound).await?;
         let redirect_uri = format!("{}/oauth/callback", state.issuer);
         let mut form: Vec<(&str, &str)> = vec![
             ("grant_type", "authorization_code"),
@@ -171,21 +181,19 @@ impl Upstream {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(&form)
             .finish();
+        // The token endpoint is named by the discovery document: the guard checks it too.
         let response = state
-            .http
-            .post(&discovery.token_endpoint)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
+            .outbound
+            .post_form(&discovery.token_endpoint, body, Fetch::default())
             .await
-            .map_err(|_| LoginError::TokenExchange)?;
-        if !response.status().is_success() {
+            .map_err(|error| {
+                tracing::warn!(%error, "the identity provider's token endpoint failed");
+                LoginError::TokenExchange
+            })?;
+        if !response.status.is_success() {
             return Err(LoginError::TokenExchange);
         }
-        let body: Value = response
-            .json()
-            .await
-            .map_err(|_| LoginError::TokenExchange)?;
+        let body: Value = response.json().map_err(|_| LoginError::TokenExchange)?;
         let id_token = body
             .get("id_token")
             .and_then(Value::as_str)
@@ -206,7 +214,7 @@ impl Upstream {
             return Err(LoginError::IdToken("unsupported algorithm".into()));
         }
         let key = self
-            .key(&state.http, &discovery.jwks_uri, header.kid.as_deref())
+            .key(&state.outbound, &discovery.jwks_uri, header.kid.as_deref())
             .await?;
         let mut validation = Validation::new(header.alg);
         validation.leeway = 30;
@@ -242,15 +250,24 @@ impl Upstream {
     }
 }
 
-async fn fetch_json<T: serde::de::DeserializeOwned>(
-    http: &reqwest::Client,
-    url: &str,
-) -> Option<T> {
-    let response = http.get(url).send().await.ok()?;
-    if !response.status().is_success() {
-        return None;
+/// A JSON document through the guarded client (redirects followed, each hop checked);
+/// `None` (logged) when it cannot be read.
+async fn fetch_json<T: serde::de::DeserializeOwned>(outbound: &Outbound, url: &str) -> Option<T> {
+    let follow = Fetch {
+        follow_redirects: true,
+        ..Fetch::default()
+    };
+    match outbound.get(url, "application/json", follow).await {
+        Ok(fetched) if fetched.status.is_success() => fetched.json().ok(),
+        Ok(fetched) => {
+            tracing::warn!(status = %fetched.status, "the identity provider answered an error");
+            None
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot fetch from the identity provider");
+            None
+        }
     }
-    response.json().await.ok()
 }
 
 /// Sends the browser to the provider's login, remembering `next` in the sealed `state`.
@@ -259,17 +276,19 @@ pub(crate) async fn begin(state: &AuthState, next: Next) -> Response {
         return StatusCode::NOT_FOUND.into_response();
     };
     let upstream = &builtin.upstream;
-    let discovery = match upstream.discovery(&state.http).await {
+    let discovery = match upstream.discovery(&state.outbound).await {
         Ok(discovery) => discovery,
         Err(error) => {
             tracing::error!(%error, issuer = %upstream.issuer, "cannot start a login");
             return error_page(StatusCode::BAD_GATEWAY, &error.to_string());
         }
     };
+    let browser = Binding::new();
     let login = LoginState {
         next,
         nonce: super::random_token(),
         verifier: super::random_token(),
+        binding: browser.hash.clone(),
         exp: now() + LOGIN_SECS,
     };
     let Ok(json) = serde_json::to_vec(&login) else {
@@ -291,7 +310,14 @@ pub(crate) async fn begin(state: &AuthState, next: Next) -> Response {
         .append_pair("nonce", &login.nonce)
         .append_pair("code_challenge", &super::s256(&login.verifier))
         .append_pair("code_challenge_method", "S256");
-    see_other(url.as_str())
+    let Some(cookie) =
+        Flow::Login.set_cookie(&sealed, &browser.nonce, builtin.secure_cookies, LOGIN_SECS)
+    else {
+        return error_page(StatusCode::INTERNAL_SERVER_ERROR, "server error");
+    };
+    let mut response = see_other(url.as_str());
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    response
 }
 
 #[derive(Deserialize)]
@@ -304,6 +330,7 @@ pub struct CallbackQuery {
 /// `GET /oauth/callback`: the provider sends the browser back here.
 pub async fn callback(
     State(state): State<Arc<AuthState>>,
+    headers: HeaderMap,
     Query(query): Query<CallbackQuery>,
 ) -> Response {
     let Some(builtin) = state.builtin() else {
@@ -321,6 +348,16 @@ pub async fn callback(
             "the login state is invalid or expired",
         );
     };
+    // Login CSRF: only the browser that started this login may finish it.
+    let sealed = query.state.as_deref().unwrap_or_default();
+    if !Binding::matches(Flow::Login.nonce(&headers, sealed), &login.binding) {
+        tracing::warn!("a login callback arrived in a browser that did not start it");
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "this sign-in was started in another browser (or its cookie expired); start again",
+        );
+    }
+    let clear = Flow::Login.clear_cookie(sealed, builtin.secure_cookies);
     if let Some(error) = query.error {
         let message = format!("the identity provider refused the login ({error})");
         return match login.next {
@@ -352,11 +389,15 @@ pub async fn callback(
         Next::Authorize(pending) => {
             continue_signed_in(&state, &session.user, &session.sid, pending).await
         }
-        Next::ReturnTo(path) => see_other(&path),
+        // Checked again on the way out: the state is sealed, but the rule is one function.
+        Next::ReturnTo(path) => see_other(&return_to::or_default(Some(&path))),
     };
     response
         .headers_mut()
         .append(header::SET_COOKIE, set_cookie);
+    if let Some(clear) = clear {
+        response.headers_mut().append(header::SET_COOKIE, clear);
+    }
     response
 }
 
@@ -370,10 +411,7 @@ pub async fn login_page(
     State(state): State<Arc<AuthState>>,
     Query(query): Query<LoginQuery>,
 ) -> Response {
-    // Only local paths, so the login cannot be used as an open redirect.
-    let path = query
-        .return_to
-        .filter(|p| p.starts_with('/') && !p.starts_with("//") && !p.contains('\\'))
-        .unwrap_or_else(|| "/".into());
+    // Only same-origin paths, so the login cannot be used as an open redirect.
+    let path = return_to::or_default(query.return_to.as_deref());
     begin(&state, Next::ReturnTo(path)).await
 }

@@ -3,16 +3,20 @@
 //! OpenID Connect provider.
 //!
 //! - [`metadata`]: RFC 9728 protected resource and RFC 8414 authorization server metadata.
-//! - [`register`]: RFC 7591 dynamic client registration; [`cimd`]: client ID metadata documents.
+//! - [`register`]: RFC 7591 dynamic client registration, limited per client address by
+//!   [`register_limit`]; [`cimd`]: client ID metadata documents.
 //! - [`authorize`], [`login`], [`consent`]: the browser leg (PKCE S256, RFC 8707 `resource`,
 //!   RFC 9207 `iss`), upstream login, per-client consent.
 //! - [`token`], [`revoke`]: code and refresh grants (single use, family revocation), RFC 7009.
 //! - [`keys`]: rotating ES256 signing keys sealed with the keyring; [`external`]: tokens of
 //!   another authorization server.
 //! - [`resource`]: the middleware that turns a bearer token into a [`Principal`] for `/mcp`.
-//! - [`cookie`]: the browser session, read by [`current_user`] for other pages.
+//! - [`binding`]: login CSRF, every sign-in and connect bound to the browser that started it.
+//! - [`cookie`]: the browser session, read by [`current_user`] for other pages; [`return_to`]:
+//!   the only post-login destinations (same-origin paths).
 
 pub mod authorize;
+pub mod binding;
 pub mod cimd;
 pub mod consent;
 pub mod cookie;
@@ -21,7 +25,9 @@ pub mod keys;
 pub mod login;
 pub mod metadata;
 pub mod register;
+pub mod register_limit;
 pub mod resource;
+pub mod return_to;
 pub mod revoke;
 #[cfg(feature = "sandbox")]
 pub mod sandbox_idp;
@@ -35,6 +41,7 @@ use axum::{
     Router,
     routing::{get, post},
 };
+use manifold_adapters::outbound::{CidrError, Outbound};
 use manifold_policy::Principal;
 use serde::{Deserialize, Serialize};
 
@@ -86,7 +93,7 @@ pub struct Builtin {
     pub(crate) access_ttl: Duration,
     pub(crate) refresh_ttl: Duration,
     pub(crate) registration: RegistrationConfig,
-    pub(crate) dcr_window: std::sync::Mutex<(std::time::Instant, u32)>,
+    pub(crate) registration_limits: register_limit::RegistrationLimiter,
     pub(crate) allow_insecure_cimd: bool,
     pub(crate) secure_cookies: bool,
     pub(crate) dev_tokens: bool,
@@ -105,7 +112,9 @@ pub struct AuthState {
     pub(crate) store: AuthStore,
     pub(crate) builtin: Option<Builtin>,
     pub(crate) external: Option<external::External>,
-    pub(crate) http: reqwest::Client,
+    /// Every fetch a request can trigger (client metadata, discovery, keys, the provider's
+    /// token endpoint) goes through this SSRF-guarded client.
+    pub(crate) outbound: Arc<Outbound>,
 }
 
 impl std::fmt::Debug for AuthState {
@@ -136,12 +145,12 @@ impl AuthState {
         }
         let issuer = public_url.trim_end_matches('/').to_owned();
         let resource = format!("{issuer}/mcp");
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .connect_timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| AuthError::Http(e.to_string()))?;
+        let settings = config
+            .outbound
+            .settings()
+            .map_err(|e| AuthError::Config(e.to_string()))?;
+        let outbound =
+            Arc::new(Outbound::new(settings).map_err(|e| AuthError::Http(e.to_string()))?);
         let store = AuthStore::new(storage).with_revocation_recheck(auth.revocation_recheck);
         let mut builtin = None;
         let mut external = None;
@@ -156,6 +165,15 @@ impl AuthState {
                     &key_file(&config.storage.data_dir),
                     create,
                 )?);
+                let trusted_proxies = auth
+                    .registration
+                    .trusted_proxies
+                    .iter()
+                    .map(|p| {
+                        p.parse()
+                            .map_err(|e: CidrError| AuthError::Config(e.to_string()))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
                 let upstream = login::Upstream::from_config(auth, &issuer)
                     .ok_or_else(|| AuthError::Config("no identity provider configured".into()))?;
                 builtin = Some(Builtin {
@@ -169,7 +187,11 @@ impl AuthState {
                     access_ttl: auth.access_token_ttl,
                     refresh_ttl: auth.refresh_token_ttl,
                     registration: auth.registration.clone(),
-                    dcr_window: std::sync::Mutex::new((std::time::Instant::now(), 0)),
+                    registration_limits: register_limit::RegistrationLimiter::new(
+                        auth.registration.per_address_per_minute,
+                        auth.registration.per_minute,
+                        trusted_proxies,
+                    ),
                     allow_insecure_cimd: auth.allow_insecure_client_metadata,
                     secure_cookies: issuer.starts_with("https://"),
                     dev_tokens: auth.dev_tokens,
@@ -196,7 +218,7 @@ impl AuthState {
             store,
             builtin,
             external,
-            http,
+            outbound,
         })))
     }
 

@@ -1,17 +1,18 @@
 //! Dynamic client registration (RFC 7591) for public clients: redirect URIs must be https or
-//! loopback http, counts and lengths are bounded, registrations are rate-limited, and every
+//! loopback http, counts and lengths are bounded, registrations are rate-limited per client
+//! address under a global ceiling ([`super::register_limit`]), and every
 //! client authenticates with PKCE only (`token_endpoint_auth_method = "none"`).
 
 use std::{
+    net::{IpAddr, SocketAddr},
     sync::Arc,
-    time::{Duration, Instant},
 };
 
 use axum::{
     Json,
     body::Bytes,
-    extract::State,
-    http::{StatusCode, header},
+    extract::{ConnectInfo, State},
+    http::{Extensions, HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
@@ -82,14 +83,28 @@ pub fn check_redirect_uri(uri: &str, max_len: usize) -> Result<(), RegisterError
 }
 
 /// `POST /register`.
-pub async fn register(State(state): State<Arc<AuthState>>, body: Bytes) -> Response {
-    match register_inner(&state, &body).await {
+pub async fn register(
+    State(state): State<Arc<AuthState>>,
+    extensions: Extensions,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // The TCP peer, when the server recorded it (absent: one shared "unknown" bucket).
+    let peer = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    match register_inner(&state, &body, peer, &headers).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
 }
 
-async fn register_inner(state: &AuthState, body: &[u8]) -> Result<Response, RegisterError> {
+async fn register_inner(
+    state: &AuthState,
+    body: &[u8],
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+) -> Result<Response, RegisterError> {
     let builtin = state.builtin().ok_or(RegisterError::Disabled)?;
     let limits = &builtin.registration;
     if !limits.enabled {
@@ -137,7 +152,13 @@ async fn register_inner(state: &AuthState, body: &[u8]) -> Result<Response, Regi
             "response_types may only be code".into(),
         ));
     }
-    take_rate_slot(builtin)?;
+    builtin
+        .registration_limits
+        .take(peer, headers)
+        .map_err(|limited| {
+            tracing::warn!(%limited, "registration refused by its rate limit");
+            RegisterError::RateLimited
+        })?;
     let client = Client {
         client_id: uuid::Uuid::new_v4().to_string(),
         client_name: if name.is_empty() {
@@ -168,20 +189,4 @@ async fn register_inner(state: &AuthState, body: &[u8]) -> Result<Response, Regi
         Json(body),
     )
         .into_response())
-}
-
-/// A fixed one-minute window per replica.
-fn take_rate_slot(builtin: &super::Builtin) -> Result<(), RegisterError> {
-    let mut window = builtin
-        .dcr_window
-        .lock()
-        .map_err(|_| RegisterError::RateLimited)?;
-    if window.0.elapsed() >= Duration::from_secs(60) {
-        *window = (Instant::now(), 0);
-    }
-    if window.1 >= builtin.registration.per_minute {
-        return Err(RegisterError::RateLimited);
-    }
-    window.1 += 1;
-    Ok(())
 }

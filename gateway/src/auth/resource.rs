@@ -53,7 +53,7 @@ pub fn challenge(state: &AuthState, error: Option<&str>) -> Response {
 /// The caller of `token`, or why it is refused.
 pub async fn authenticate(state: &AuthState, token: &str) -> Result<Principal, VerifyError> {
     if let Some(external) = &state.external {
-        return external.verify(&state.http, token).await;
+        return external.verify(&state.outbound, token).await;
     }
     let builtin = state
         .builtin()

@@ -30,8 +30,10 @@ pub async fn connect_users(broker: &UserBroker, users: &[String]) -> Result<(), 
     for user in users {
         for (connection, scopes) in &connections {
             let fail = |reason: String| failed(user, connection, reason);
+            // Headless: this function is the browser, so it holds the binding nonce itself.
+            let binding = crate::auth::binding::Binding::new();
             let authorize = broker
-                .start_connect(user, connection, scopes, Some(user))
+                .start_connect(user, connection, scopes, Some(user), &binding)
                 .await
                 .map_err(|e| fail(e.to_string()))?;
             let answer = http
@@ -51,7 +53,7 @@ pub async fn connect_users(broker: &UserBroker, users: &[String]) -> Result<(), 
                 return Err(fail("authorize returned no code".into()));
             };
             broker
-                .finish_connect(user, state, code)
+                .finish_connect(user, state, code, Some(&binding.nonce))
                 .await
                 .map_err(|e| fail(e.to_string()))?;
         }

@@ -23,6 +23,9 @@ pub struct ConnectState {
     pub connection: String,
     pub verifier: String,
     pub scopes: Vec<String>,
+    /// Hash of the nonce in the starting browser's cookie (`auth::binding`): the callback must
+    /// come from that browser.
+    pub binding: String,
     /// Unix seconds.
     pub expires_at: i64,
 }
@@ -86,6 +89,7 @@ mod tests {
             connection: "linear".into(),
             verifier: "v".repeat(43),
             scopes: vec!["read".into()],
+            binding: "h".into(),
             expires_at: 100,
         };
         let sealed = seal_state(&ring, &state);

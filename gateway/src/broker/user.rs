@@ -3,6 +3,7 @@
 //! in this process (an async mutex) and across replicas (a refresh lease, see [`refresh`]), so a
 //! rotating refresh token is used exactly once.
 
+use crate::auth::binding::Binding;
 use std::{
     collections::{BTreeMap, HashMap},
     sync::Arc,
@@ -40,6 +41,8 @@ pub enum ConnectError {
     BadState,
     #[error("this connect was started by another user")]
     WrongUser,
+    #[error("this connect was started in another browser (or its cookie expired); start again")]
+    OtherBrowser,
     #[error("unknown provider connection")]
     UnknownConnection,
     #[error("the provider refused the connection: {0}")]
@@ -152,6 +155,7 @@ impl UserBroker {
         connection: &str,
         scopes: &[String],
         login_hint: Option<&str>,
+        binding: &Binding,
     ) -> Result<Url, ConnectError> {
         let provider = self
             .provider(connection)
@@ -177,6 +181,7 @@ impl UserBroker {
             connection: connection.to_owned(),
             verifier: Provider::new_verifier(),
             scopes: wanted.clone(),
+            binding: binding.hash.clone(),
             expires_at,
         };
         let sealed = state::seal_state(&self.keyring, &connect);
@@ -187,18 +192,24 @@ impl UserBroker {
         Ok(url)
     }
 
-    /// Completes a connect from the provider's callback. `user` is who is signed in now: a
-    /// state started by someone else is refused (login CSRF), as is a replayed one.
+    /// Completes a connect from the provider's callback. `user` is who is signed in now and
+    /// `browser_nonce` the binding nonce this browser holds: a state started by someone else or
+    /// in another browser is refused (login CSRF), as is a replayed one.
     pub async fn finish_connect(
         &self,
         user: &str,
         sealed_state: &str,
         code: &str,
+        browser_nonce: Option<&str>,
     ) -> Result<String, ConnectError> {
         let connect =
             state::open_state(&self.keyring, sealed_state, now()).ok_or(ConnectError::BadState)?;
         if connect.user != user {
             return Err(ConnectError::WrongUser);
+        }
+        // Checked before the state is consumed, so the browser that did start it can finish.
+        if !Binding::matches(browser_nonce, &connect.binding) {
+            return Err(ConnectError::OtherBrowser);
         }
         if !self.store.take_state(&connect.nonce, user).await? {
             return Err(ConnectError::BadState);

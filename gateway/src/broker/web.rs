@@ -13,6 +13,8 @@ use axum::{
 };
 use serde::Deserialize;
 
+use crate::auth::binding::{Binding, Flow};
+
 use super::{
     DevIdentity, UserBroker, WebIdentity, now,
     provider::split_scopes,
@@ -240,12 +242,13 @@ async fn connect(
     // The emulators have nobody to ask who is logging in: they take the user from login_hint.
     let hint = provider.filter(|p| p.sandbox).map(|_| user.as_str());
     let scopes = split_scopes(&form.scopes, separator);
+    let browser = Binding::new();
     match web
         .broker
-        .start_connect(&user, &form.connection, &scopes, hint)
+        .start_connect(&user, &form.connection, &scopes, hint, &browser)
         .await
     {
-        Ok(url) => Redirect::to(url.as_str()).into_response(),
+        Ok(url) => bound_redirect(&url, &browser),
         Err(error) => layout(
             StatusCode::BAD_REQUEST,
             "Connect",
@@ -273,13 +276,22 @@ async fn callback(
             "<p>Missing code or state.</p>",
         );
     };
-    match web.broker.finish_connect(&user, state, code).await {
+    let nonce = Flow::Connect.nonce(&headers, state);
+    match web.broker.finish_connect(&user, state, code, nonce).await {
         Ok(connection) => {
-            Redirect::to(&format!("/connections?connected={connection}")).into_response()
+            let mut response =
+                Redirect::to(&format!("/connections?connected={connection}")).into_response();
+            // Clearing needs no Secure flag: an https page may overwrite a Secure cookie.
+            if let Some(clear) = Flow::Connect.clear_cookie(state, false) {
+                response.headers_mut().append(header::SET_COOKIE, clear);
+            }
+            response
         }
         Err(error) => {
             let status = match error {
-                ConnectError::BadState | ConnectError::WrongUser => StatusCode::FORBIDDEN,
+                ConnectError::BadState | ConnectError::WrongUser | ConnectError::OtherBrowser => {
+                    StatusCode::FORBIDDEN
+                }
                 _ => StatusCode::BAD_GATEWAY,
             };
             layout(
@@ -312,6 +324,38 @@ async fn disconnect(
             StatusCode::BAD_REQUEST,
             "Disconnect",
             &escape(&error.to_string()),
+        ),
+    }
+}
+
+/// The redirect to the provider, setting the cookie that binds the connect to this browser.
+/// The cookie is Secure when the provider will send the browser back to an https callback.
+fn bound_redirect(authorize: &url::Url, browser: &Binding) -> Response {
+    let param = |name: &str| {
+        authorize
+            .query_pairs()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
+    };
+    let (Some(sealed), callback) = (param("state"), param("redirect_uri")) else {
+        return layout(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Connect",
+            "<p>The connect could not be started.</p>",
+        );
+    };
+    let secure = callback.is_some_and(|uri| uri.starts_with("https://"));
+    let max_age = 600;
+    let mut response = Redirect::to(authorize.as_str()).into_response();
+    match Flow::Connect.set_cookie(&sealed, &browser.nonce, secure, max_age) {
+        Some(cookie) => {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+            response
+        }
+        None => layout(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Connect",
+            "<p>The connect could not be started.</p>",
         ),
     }
 }

@@ -23,6 +23,10 @@ pub fn apply_env_overrides(config: &mut Config, vars: &[(String, String)]) -> Re
             config.storage.url = Some(Secret::new(value.clone()));
             continue;
         }
+        if path == "SERVER__OPERATOR_TOKEN" {
+            config.server.operator_token = Some(Secret::new(value.clone()));
+            continue;
+        }
         if path == "AUTH__OIDC__CLIENT_SECRET" {
             match config.auth.oidc.as_mut() {
                 Some(oidc) => oidc.client_secret = Some(Secret::new(value.clone())),

@@ -4,12 +4,15 @@
 
 mod env;
 mod load;
+mod outbound;
 mod types;
 mod validate;
 mod validate_auth;
+mod validate_server;
 
 pub use env::apply_env_overrides;
 pub use load::{ConfigError, Problem, load_file, load_str};
+pub use outbound::OutboundConfig;
 pub use types::*;
 pub use validate::validate;
 

@@ -28,6 +28,9 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub policy: PolicySection,
+    /// What fetches a request can trigger (client metadata, identity provider) may reach.
+    #[serde(default)]
+    pub outbound: super::OutboundConfig,
     /// Adapter instances by name. The name is the default tool prefix.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, AdapterInstance>")]
@@ -73,6 +76,99 @@ pub struct ServerConfig {
     #[serde(with = "humantime_serde")]
     #[schemars(with = "String")]
     pub session_recheck: Duration,
+    /// A new connection must send its first complete request within this time, and on HTTP/1
+    /// every request's headers must arrive within it; else the connection is closed (slowloris).
+    #[serde(default = "default_header_read_timeout", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub header_read_timeout: Duration,
+    /// A connection with no request in progress for this long is closed (an open SSE stream is a
+    /// request in progress).
+    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub idle_timeout: Duration,
+    /// A request's body must have arrived within this time after its headers; a slower one gets
+    /// 408 (a body trickled a byte at a time).
+    #[serde(default = "default_body_read_timeout", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub body_read_timeout: Duration,
+    /// Sessions one signed-in user may have open at once; the next `initialize` (or `GET /sse`)
+    /// gets 429 with a JSON-RPC error until one ends.
+    #[serde(default = "default_max_sessions_per_user")]
+    pub max_sessions_per_user: usize,
+    /// Requests one session may have in progress at once on this replica (GET streams and POSTs
+    /// whose answer is still being sent); more get 429 with a JSON-RPC error.
+    #[serde(default = "default_max_streams_per_session")]
+    pub max_streams_per_session: usize,
+    /// Where the operator endpoints (`/metrics`) are served: an address of their own (default
+    /// `127.0.0.1:0`: loopback, on a port chosen at start and logged; set a fixed port for a
+    /// scraper), or `"main"`: on `listen`, which then requires `operator_token`.
+    #[serde(default)]
+    pub operator_listen: OperatorListen,
+    /// When set, the operator endpoints require `Authorization: Bearer <token>` wherever they are
+    /// served. Keep it out of the file: `MANIFOLD_SERVER__OPERATOR_TOKEN`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub operator_token: Option<Secret>,
+}
+
+/// Where the operator endpoints listen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(try_from = "String")]
+#[schemars(with = "String")]
+pub enum OperatorListen {
+    /// A listener of their own.
+    Address(SocketAddr),
+    /// The main listener (`server.listen`), behind `operator_token`.
+    Main,
+}
+
+impl Default for OperatorListen {
+    fn default() -> Self {
+        Self::Address(SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+}
+
+impl TryFrom<String> for OperatorListen {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        if value == "main" {
+            return Ok(Self::Main);
+        }
+        value
+            .parse()
+            .map(Self::Address)
+            .map_err(|_| format!("`{value}` is neither an address (host:port) nor \"main\""))
+    }
+}
+
+impl From<OperatorListen> for String {
+    fn from(listen: OperatorListen) -> Self {
+        match listen {
+            OperatorListen::Address(addr) => addr.to_string(),
+            OperatorListen::Main => "main".into(),
+        }
+    }
+}
+
+fn default_header_read_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_body_read_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(120)
+}
+
+fn default_max_sessions_per_user() -> usize {
+    100
+}
+
+fn default_max_streams_per_session() -> usize {
+    32
 }
 
 impl Default for ServerConfig {
@@ -89,6 +185,13 @@ impl Default for ServerConfig {
             legacy_sse: true,
             session_idle_timeout: Duration::from_secs(24 * 3600),
             session_recheck: Duration::from_secs(1),
+            header_read_timeout: default_header_read_timeout(),
+            idle_timeout: default_idle_timeout(),
+            body_read_timeout: default_body_read_timeout(),
+            max_sessions_per_user: default_max_sessions_per_user(),
+            max_streams_per_session: default_max_streams_per_session(),
+            operator_listen: OperatorListen::default(),
+            operator_token: None,
         }
     }
 }
@@ -186,6 +289,18 @@ pub struct PolicySection {
     pub audit_fsync: bool,
     /// Keep raw tool arguments in the audit log next to their digest.
     pub audit_include_args: bool,
+    /// How often the audit log's head (record count, last hash) is checkpointed in the database,
+    /// so a truncated log is refused at the next start and by `manifold audit verify`.
+    #[serde(
+        with = "humantime_serde",
+        default = "default_audit_checkpoint_interval"
+    )]
+    #[schemars(with = "String")]
+    pub audit_checkpoint_interval: Duration,
+}
+
+fn default_audit_checkpoint_interval() -> Duration {
+    Duration::from_secs(10)
 }
 
 impl Default for PolicySection {
@@ -197,6 +312,7 @@ impl Default for PolicySection {
             audit: true,
             audit_fsync: false,
             audit_include_args: false,
+            audit_checkpoint_interval: default_audit_checkpoint_interval(),
         }
     }
 }
@@ -373,7 +489,8 @@ pub struct AuthConfig {
     /// Serve the built-in sandbox OpenID provider at `/sandbox-idp` and log users in there
     /// (demo and tests; needs the `sandbox` feature). Used when `[auth.oidc]` is absent.
     pub sandbox_idp: bool,
-    /// Accept `http://127.0.0.1` client metadata document URLs (tests only).
+    /// Accept `http://` client metadata document URLs (tests only; `[outbound]` must also allow
+    /// http and the address).
     pub allow_insecure_client_metadata: bool,
     /// The upstream OpenID Connect identity provider users log in with (mode `builtin`).
     pub oidc: Option<OidcConfig>,
@@ -444,9 +561,21 @@ pub struct RegistrationConfig {
     pub max_redirect_uris: usize,
     pub max_redirect_uri_length: usize,
     pub max_client_name_length: usize,
-    /// Registrations accepted per minute, across all callers of this replica.
+    /// Registrations accepted per minute, across all callers of this replica (the ceiling).
     pub per_minute: u32,
     pub max_body_bytes: usize,
+    /// Registrations accepted per minute from one client address (an IPv6 caller's /64), so one
+    /// caller cannot use up the ceiling for everyone.
+    #[serde(default = "default_per_address_per_minute")]
+    pub per_address_per_minute: u32,
+    /// Proxies (CIDRs) whose `X-Forwarded-For` names the client address; from any other peer
+    /// the header is ignored and the TCP peer is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+fn default_per_address_per_minute() -> u32 {
+    10
 }
 
 impl Default for RegistrationConfig {
@@ -458,6 +587,8 @@ impl Default for RegistrationConfig {
             max_client_name_length: 100,
             per_minute: 60,
             max_body_bytes: 16 * 1024,
+            per_address_per_minute: default_per_address_per_minute(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -31,6 +31,9 @@ pub fn validate(config: &Config, source: &str, registry: &Registry) -> Vec<Probl
             ),
         );
     }
+    for problem in super::validate_server::limits(server) {
+        at(top("server"), problem);
+    }
     for origin in &server.allowed_origins {
         if origin != "null" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
             at(
@@ -63,6 +66,11 @@ pub fn validate(config: &Config, source: &str, registry: &Registry) -> Vec<Probl
     }
 
     super::validate_auth::validate_auth(config, &mut at, top("auth"));
+    config
+        .outbound
+        .problems()
+        .into_iter()
+        .for_each(|p| at(top("outbound"), p));
 
     for (name, instance) in &config.adapters {
         let offset = name.span().start;

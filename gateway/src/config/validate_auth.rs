@@ -61,6 +61,20 @@ pub(super) fn validate_auth(config: &Config, at: &mut impl FnMut(usize, String),
                     "auth.sandbox_idp needs a build with the `sandbox` feature".into(),
                 );
             }
+            for proxy in &auth.registration.trusted_proxies {
+                if proxy.parse::<manifold_adapters::outbound::Cidr>().is_err() {
+                    at(
+                        offset,
+                        format!("auth.registration.trusted_proxies: `{proxy}` is not a CIDR"),
+                    );
+                }
+            }
+            if auth.registration.per_address_per_minute == 0 {
+                at(
+                    offset,
+                    "auth.registration.per_address_per_minute must be at least 1".into(),
+                );
+            }
             if auth.registration.max_redirect_uris == 0 {
                 at(
                     offset,

@@ -1,6 +1,12 @@
-//! `tools/call`: route → validate arguments → policy → quota → credential → adapter → redact →
-//! audit, independent of the transport that carried the request (rmcp's service, or the fast
-//! paths of `transport::fast_path`).
+//! `tools/call`: route (a tool the caller may see) → validate arguments → policy → quota →
+//! credential → adapter → redact → audit, independent of the transport that carried the request
+//! (rmcp's service, or the fast paths of `transport::fast_path`).
+//!
+//! [`Gateway::call_tool`] owns the call's one audit record; `try_call` runs the stages, each
+//! returning early with a typed [`CallError`]; `rescue` is the only place an error becomes an MCP
+//! answer. Every attempt is audited, refusals included: names that match no tool, tools hidden
+//! from the caller, arguments that fail the schema, denials, quotas. A tool the caller may not
+//! list is answered exactly as a name that matches nothing.
 
 use std::{
     sync::{Arc, Mutex},
@@ -8,7 +14,7 @@ use std::{
 };
 
 use manifold_adapters::{CallContext, ToolError};
-use manifold_policy::{Decision, Principal, audit::AuditEvent};
+use manifold_policy::{Action, Decision, Principal, audit::AuditEvent};
 use rmcp::{
     ErrorData as McpError, Peer, RoleServer,
     model::{
@@ -133,14 +139,83 @@ impl Notify {
     }
 }
 
-/// One audit record's facts besides the route and the caller.
-struct Outcome<'a> {
-    decision: &'a str,
+/// Why a `tools/call` produced no tool result. Every variant is audited by [`CallRecord`], and
+/// [`Gateway::rescue`] is the only place any of them becomes an MCP answer.
+#[derive(Debug, thiserror::Error)]
+enum CallError {
+    /// No tool has this name.
+    #[error("unknown tool")]
+    UnknownTool,
+    /// The tool exists but the caller may not list it (policy, or a read-only instance): answered
+    /// exactly as [`CallError::UnknownTool`], so its name, schema and policy stay unknown to them.
+    #[error("hidden from the caller: {}", .0.reason)]
+    Hidden(Denial),
+    /// The arguments fail the tool's input schema.
+    #[error("invalid arguments: {}", .0.join("; "))]
+    BadArguments(Vec<String>),
+    #[error("denied by policy: {}", .0.reason)]
+    Denied(Denial),
+    #[error("quota `{rule}` exceeded")]
+    Quota {
+        rule: String,
+        retry_after: std::time::Duration,
+    },
+    /// No usable credential for the provider (the broker's answer before any provider call).
+    #[error(transparent)]
+    NotConnected(BrokerError),
+    /// The adapter or its provider failed.
+    #[error(transparent)]
+    Tool(ToolError),
+}
+
+impl From<manifold_policy::quota::QuotaError> for CallError {
+    fn from(error: manifold_policy::quota::QuotaError) -> Self {
+        match error {
+            manifold_policy::quota::QuotaError::QuotaExceeded { rule, retry_after } => {
+                Self::Quota { rule, retry_after }
+            }
+        }
+    }
+}
+
+/// Arguments that stopped being an object between stages; cannot happen, and refused if it did.
+fn not_an_object() -> CallError {
+    CallError::BadArguments(vec!["arguments must be an object".to_owned()])
+}
+
+/// A refusal by a rule: its reason and the policies that made it.
+#[derive(Debug)]
+struct Denial {
+    reason: String,
     policies: Vec<String>,
-    reason: Option<String>,
-    outcome: &'a str,
-    upstream_status: Option<u16>,
-    redactions: Option<usize>,
+}
+
+/// A call whose name resolved to a tool the caller may see, with arguments that fit its schema.
+struct Routed {
+    route: Arc<Route>,
+    arguments: serde_json::Map<String, Value>,
+}
+
+/// A routed call the policy and the quotas admitted; only [`Gateway::authorize`] makes one, and
+/// only a `Permitted` reaches the broker and the adapter.
+struct Permitted {
+    route: Arc<Route>,
+    arguments: serde_json::Map<String, Value>,
+}
+
+/// A tool's result and how many spans redaction masked in it.
+type Served = (CallToolResult, usize);
+
+/// What an audit record says for a name that could not be a tool's: the client's text, which
+/// may be anything (a secret pasted by mistake, megabytes), is not written.
+const INVALID_NAME: &str = "<not a tool name>";
+
+/// A name every exposed tool name fits: `[A-Za-z0-9_-]`, at most 64 characters.
+fn is_tool_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn upstream_status(error: &ToolError) -> Option<u16> {
@@ -154,13 +229,133 @@ fn upstream_status(error: &ToolError) -> Option<u16> {
     }
 }
 
-/// A tool call that failed before (broker) or in (adapter) the provider call.
-#[derive(Debug, thiserror::Error)]
-enum CallError {
-    #[error(transparent)]
-    Broker(#[from] BrokerError),
-    #[error(transparent)]
-    Tool(#[from] ToolError),
+/// The answer to a call of a tool that does not exist, and to one the caller may not see.
+fn unknown_tool(name: &str) -> McpError {
+    McpError::invalid_params(
+        format!("Unknown tool: {name}"),
+        Some(json!({ "tool": name })),
+    )
+}
+
+fn tool_error(text: String) -> CallToolResponse {
+    CallToolResult::error(vec![Content::text(text)]).into()
+}
+
+/// The audit record (and metrics sample) of one `tools/call`, filled in as the call goes and
+/// written exactly once: by [`CallRecord::finish`] when the call ends, or on drop when the call's
+/// future is dropped first (the client went away), as `abandoned`.
+struct CallRecord<'g> {
+    gateway: &'g Gateway,
+    started: Instant,
+    /// The name as the client sent it, for the answer.
+    requested: String,
+    event: AuditEvent,
+    /// Set once the name resolved; metrics count only catalog names, never names clients invent.
+    route: Option<Arc<Route>>,
+    written: bool,
+}
+
+// === impl CallRecord ===
+
+impl<'g> CallRecord<'g> {
+    fn begin(gateway: &'g Gateway, name: &str, principal: &Principal) -> Self {
+        let mut record = Self {
+            gateway,
+            started: Instant::now(),
+            requested: name.to_owned(),
+            event: AuditEvent {
+                user: principal.user.clone(),
+                client_id: principal.client_id.clone(),
+                action: "call".into(),
+                // Until the policy admits the call, it is not allowed.
+                decision: "deny".into(),
+                ..AuditEvent::default()
+            },
+            route: None,
+            written: false,
+        };
+        // Until the name resolves it is the client's text: kept only when it could be a tool
+        // name (OpenAI's function-name rule), and redacted even then.
+        record.event.tool = if is_tool_name(name) {
+            record.redacted(name.to_owned())
+        } else {
+            INVALID_NAME.to_owned()
+        };
+        record
+    }
+
+    fn routed(&mut self, route: &Arc<Route>, arguments: &serde_json::Map<String, Value>) {
+        self.event.tool.clone_from(&route.exposed);
+        self.event.instance = route.instance.to_string();
+        self.event.args = Some(Value::Object(arguments.clone()));
+        self.route = Some(route.clone());
+    }
+
+    fn allowed(&mut self, policies: Vec<String>) {
+        self.event.decision = "allow".into();
+        self.event.policies = policies;
+    }
+
+    /// `text` with every redaction detector applied, whatever the tool's rules: error text comes
+    /// from arguments and providers and may carry what results may not.
+    fn redacted(&self, text: String) -> String {
+        self.gateway.stages.redact.redact_text(&text)
+    }
+
+    /// Records how the call ended and writes the record.
+    fn finish(&mut self, result: &Result<Served, CallError>) {
+        let (outcome, reason) = match result {
+            Ok((_, masked)) => {
+                self.event.redactions = Some(*masked);
+                ("ok", None)
+            }
+            Err(error) => {
+                let outcome = match error {
+                    CallError::UnknownTool => "unknown_tool",
+                    CallError::BadArguments(_) => "invalid_arguments",
+                    CallError::Hidden(denial) | CallError::Denied(denial) => {
+                        self.event.policies.clone_from(&denial.policies);
+                        "denied"
+                    }
+                    CallError::Quota { .. } => "quota_exceeded",
+                    CallError::NotConnected(_) => "not_connected",
+                    CallError::Tool(ToolError::Cancelled) => "cancelled",
+                    CallError::Tool(tool_error) => {
+                        self.event.upstream_status = upstream_status(tool_error);
+                        "error"
+                    }
+                };
+                (outcome, Some(self.redacted(error.to_string())))
+            }
+        };
+        self.event.outcome = outcome.into();
+        self.event.reason = reason;
+        self.write();
+    }
+
+    fn write(&mut self) {
+        if std::mem::replace(&mut self.written, true) {
+            return;
+        }
+        let elapsed = self.started.elapsed();
+        self.event.latency_ms = Some(elapsed.as_secs_f64() * 1000.0);
+        if let Some(route) = &self.route {
+            self.gateway
+                .metrics
+                .record(&route.exposed, &self.event.outcome, elapsed);
+        }
+        self.gateway.stages.audit.record(&self.event);
+    }
+}
+
+impl Drop for CallRecord<'_> {
+    fn drop(&mut self) {
+        if !self.written {
+            self.event.outcome = "abandoned".into();
+            self.event.reason = Some("the request ended before the call finished".into());
+            self.write();
+        }
+    }
 }
 
 /// JSON-RPC error -32042 (`URLElicitationRequiredError`, MCP 2025-11-25): the client shows the
@@ -213,162 +408,159 @@ fn progress_sink(
 // === impl Gateway ===
 
 impl Gateway {
-    /// Serves one `tools/call`.
+    /// Serves one `tools/call`: every attempt, whatever stops it, leaves exactly one audit
+    /// record, written before the answer leaves.
     pub async fn call_tool(
         &self,
         request: CallToolRequestParams,
         scope: &CallScope,
     ) -> Result<CallToolResponse, McpError> {
-        let started = Instant::now();
-        let catalog = self.catalog();
-        let Some(route) = catalog.get(&request.name) else {
-            return Err(McpError::invalid_params(
-                format!("Unknown tool: {}", request.name),
-                Some(json!({ "tool": request.name })),
-            ));
-        };
-        let mut arguments = Value::Object(request.arguments.unwrap_or_default());
-        if let Err(errors) = route.check_arguments(&arguments) {
-            return Err(McpError::invalid_params(
-                format!(
-                    "invalid arguments for {}: {}",
-                    route.exposed,
-                    errors.join("; ")
-                ),
-                Some(json!({ "tool": route.exposed, "errors": errors })),
-            ));
-        }
-        let principal = &scope.principal;
-        let stages = &self.stages;
-        let audit = |arguments: &Value, facts: Outcome<'_>| {
-            self.metrics
-                .record(&route.exposed, facts.outcome, started.elapsed());
-            stages.audit.record(&AuditEvent {
-                user: principal.user.clone(),
-                client_id: principal.client_id.clone(),
-                tool: route.exposed.clone(),
-                instance: route.instance.to_string(),
-                action: "call".into(),
-                decision: facts.decision.into(),
-                policies: facts.policies,
-                reason: facts.reason,
-                args: Some(arguments.clone()),
-                outcome: facts.outcome.into(),
-                latency_ms: Some(started.elapsed().as_secs_f64() * 1000.0),
-                upstream_status: facts.upstream_status,
-                redactions: facts.redactions,
-            });
-        };
-        let denial = if route.blocked_by_read_only {
-            Some((
-                format!("adapter `{}` is read-only", route.instance),
-                vec!["read-only-switch".to_owned()],
-            ))
-        } else {
-            // Facts (recipients canonical in `arguments`, stored state) then Cedar: `facts.rs`.
-            match self.decide_on_facts(route, &mut arguments, scope).await {
-                Decision::Deny { reason, policies } => Some((reason, policies)),
-                Decision::Allow { .. } => None,
-            }
-        };
-        if let Some((reason, policies)) = denial {
-            audit(
-                &arguments,
-                Outcome {
-                    decision: "deny",
-                    policies,
-                    reason: Some(reason.clone()),
-                    outcome: "denied",
-                    upstream_status: None,
-                    redactions: None,
-                },
-            );
-            return Ok(CallToolResult::error(vec![Content::text(format!(
-                "denied by policy: {reason}"
-            ))])
-            .into());
-        }
-        if let Err(manifold_policy::quota::QuotaError::QuotaExceeded { rule, retry_after }) =
-            stages.policy.admit(principal, &tool_ref(route)).await
-        {
-            let seconds = retry_after.as_secs().max(1);
-            audit(
-                &arguments,
-                Outcome {
-                    decision: "allow",
-                    policies: vec![],
-                    reason: Some(format!("quota `{rule}` exceeded")),
-                    outcome: "quota_exceeded",
-                    upstream_status: None,
-                    redactions: None,
-                },
-            );
-            return Ok(CallToolResult::error(vec![Content::text(format!(
-                "quota `{rule}` exceeded: try again in {seconds} s"
-            ))])
-            .into());
-        }
-        let Value::Object(map) = &arguments else {
-            return Err(McpError::internal_error("arguments changed shape", None));
-        };
-        let outcome = self.run_tool(route, map, scope).await;
-        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let outcome = match outcome {
-            Ok(result) => Ok(result),
-            Err(CallError::Tool(error)) => Err(error),
-            Err(CallError::Broker(error)) => {
-                tracing::info!(tool = %route.exposed, %error, "no provider credential");
-                audit(
-                    &arguments,
-                    Outcome {
-                        decision: "allow",
-                        policies: vec![],
-                        reason: Some(error.to_string()),
-                        outcome: "not_connected",
-                        upstream_status: None,
-                        redactions: None,
-                    },
-                );
-                if let Some((connection, url)) = error.user_action()
-                    && scope.url_elicitation
-                {
-                    return Err(url_elicitation(connection, url, &error));
-                }
-                return Ok(CallToolResult::error(vec![Content::text(error.to_string())]).into());
-            }
-        };
-        let (status, masked) = match &outcome {
-            Ok((_, masked)) => ("ok", Some(*masked)),
-            Err(ToolError::Cancelled) => ("cancelled", None),
-            Err(_) => ("error", None),
-        };
-        audit(
-            &arguments,
-            Outcome {
-                decision: "allow",
-                policies: vec![],
-                reason: outcome.as_ref().err().map(ToString::to_string),
-                outcome: status,
-                upstream_status: outcome.as_ref().err().and_then(upstream_status),
-                redactions: masked,
-            },
-        );
-        match outcome.map(|(result, _)| result) {
-            Ok(result) => {
-                tracing::debug!(tool = %route.exposed, elapsed_ms, "tool call succeeded");
+        let mut record = CallRecord::begin(self, &request.name, &scope.principal);
+        let result = self.try_call(request, scope, &mut record).await;
+        record.finish(&result);
+        match result {
+            Ok((result, _)) => {
+                tracing::debug!(tool = %record.event.tool, "tool call succeeded");
                 Ok(result.into())
             }
-            Err(ToolError::Cancelled) => {
-                tracing::info!(tool = %route.exposed, elapsed_ms, "tool call cancelled by the client");
+            Err(error) => self.rescue(error, &record, scope).await,
+        }
+    }
+
+    /// The stages in order, each returning early with its refusal.
+    async fn try_call(
+        &self,
+        request: CallToolRequestParams,
+        scope: &CallScope,
+        record: &mut CallRecord<'_>,
+    ) -> Result<Served, CallError> {
+        let routed = self.route(request, &scope.principal, record)?;
+        let permitted = self.authorize(routed, scope, record).await?;
+        self.invoke(permitted, scope).await
+    }
+
+    /// Resolves the name to a tool the caller may see and checks the arguments against its
+    /// schema. A tool the caller may not list is refused before its schema is consulted, so
+    /// the answer cannot tell it from a name that matches nothing.
+    fn route(
+        &self,
+        request: CallToolRequestParams,
+        principal: &Principal,
+        record: &mut CallRecord<'_>,
+    ) -> Result<Routed, CallError> {
+        let catalog = self.catalog();
+        let arguments = request.arguments.unwrap_or_default();
+        let Some(route) = catalog.get(&request.name) else {
+            record.event.args = Some(Value::Object(arguments));
+            return Err(CallError::UnknownTool);
+        };
+        record.routed(route, &arguments);
+        if route.blocked_by_read_only {
+            return Err(CallError::Hidden(Denial {
+                reason: format!("adapter `{}` is read-only", route.instance),
+                policies: vec!["read-only-switch".to_owned()],
+            }));
+        }
+        let engine = self.stages.policy.engine();
+        if let Decision::Deny { reason, policies } =
+            engine.decide(principal, Action::List, &tool_ref(route), None)
+        {
+            return Err(CallError::Hidden(Denial { reason, policies }));
+        }
+        let arguments = Value::Object(arguments);
+        route
+            .check_arguments(&arguments)
+            .map_err(CallError::BadArguments)?;
+        let Value::Object(arguments) = arguments else {
+            return Err(not_an_object());
+        };
+        Ok(Routed {
+            route: route.clone(),
+            arguments,
+        })
+    }
+
+    /// The policy decision on the call with its arguments, then the quotas (which count only
+    /// calls the policy allowed).
+    async fn authorize(
+        &self,
+        routed: Routed,
+        scope: &CallScope,
+        record: &mut CallRecord<'_>,
+    ) -> Result<Permitted, CallError> {
+        let Routed { route, arguments } = routed;
+        let principal = &scope.principal;
+        let tool = tool_ref(&route);
+        let mut arguments = Value::Object(arguments);
+        // The facts the policy decides on (`facts.rs`): declared recipients parsed and rewritten
+        // to canonical addresses in `arguments`, and what the adapter resolves from stored state.
+        let decision = self.decide_on_facts(&route, &mut arguments, scope).await;
+        // The record keeps the arguments as the policy and the adapter see them.
+        record.event.args = Some(arguments.clone());
+        match decision {
+            Decision::Deny { reason, policies } => {
+                return Err(CallError::Denied(Denial { reason, policies }));
+            }
+            Decision::Allow { policies } => record.allowed(policies),
+        }
+        self.stages.policy.admit(principal, &tool).await?;
+        let Value::Object(arguments) = arguments else {
+            return Err(not_an_object());
+        };
+        Ok(Permitted {
+            route: route.clone(),
+            arguments,
+        })
+    }
+
+    /// The credential, the adapter call (one renewal on a 401) and redaction.
+    async fn invoke(&self, permitted: Permitted, scope: &CallScope) -> Result<Served, CallError> {
+        self.run_tool(&permitted.route, &permitted.arguments, scope)
+            .await
+    }
+
+    /// The only mapping of a refused or failed call to its MCP answer.
+    async fn rescue(
+        &self,
+        error: CallError,
+        record: &CallRecord<'_>,
+        scope: &CallScope,
+    ) -> Result<CallToolResponse, McpError> {
+        let tool = &record.event.tool;
+        match error {
+            CallError::UnknownTool | CallError::Hidden(_) => Err(unknown_tool(&record.requested)),
+            CallError::BadArguments(errors) => Err(McpError::invalid_params(
+                format!("invalid arguments for {tool}: {}", errors.join("; ")),
+                Some(json!({ "tool": tool, "errors": errors })),
+            )),
+            CallError::Denied(denial) => {
+                Ok(tool_error(format!("denied by policy: {}", denial.reason)))
+            }
+            CallError::Quota { rule, retry_after } => Ok(tool_error(format!(
+                "quota `{rule}` exceeded: try again in {} s",
+                retry_after.as_secs().max(1)
+            ))),
+            CallError::NotConnected(error) => {
+                tracing::info!(%tool, %error, "no provider credential");
+                match error.user_action() {
+                    Some((connection, url)) if scope.url_elicitation => {
+                        Err(url_elicitation(connection, url, &error))
+                    }
+                    _ => Ok(tool_error(error.to_string())),
+                }
+            }
+            CallError::Tool(ToolError::Cancelled) => {
+                tracing::info!(%tool, "tool call cancelled by the client");
                 Err(McpError::internal_error("request cancelled", None))
             }
-            Err(error) => {
-                tracing::info!(tool = %route.exposed, elapsed_ms, %error, "tool call failed");
+            CallError::Tool(error) => {
+                let text = record.redacted(error.to_string());
+                tracing::info!(%tool, error = %text, "tool call failed");
                 scope
                     .notify
-                    .warning(json!({ "tool": route.exposed, "error": error.to_string() }))
+                    .warning(json!({ "tool": tool, "error": text }))
                     .await;
-                Ok(CallToolResult::error(vec![Content::text(error.to_string())]).into())
+                Ok(tool_error(text))
             }
         }
     }
@@ -385,20 +577,26 @@ impl Gateway {
         let principal = &scope.principal;
         let credential = broker
             .credential(principal, &route.instance, &route.spec.scopes)
-            .await?;
+            .await
+            .map_err(CallError::NotConnected)?;
         let first = self
             .call_once(route, arguments.clone(), scope, credential.clone())
             .await;
         match (first, credential) {
             (Err(ToolError::Unauthorized(reason)), Some(rejected)) => {
-                match broker.renew(principal, &route.instance, &rejected).await? {
-                    Some(renewed) => Ok(self
+                let renewed = broker
+                    .renew(principal, &route.instance, &rejected)
+                    .await
+                    .map_err(CallError::NotConnected)?;
+                match renewed {
+                    Some(renewed) => self
                         .call_once(route, arguments.clone(), scope, Some(renewed))
-                        .await?),
-                    None => Err(ToolError::Unauthorized(reason).into()),
+                        .await
+                        .map_err(CallError::Tool),
+                    None => Err(CallError::Tool(ToolError::Unauthorized(reason))),
                 }
             }
-            (outcome, _) => Ok(outcome?),
+            (outcome, _) => outcome.map_err(CallError::Tool),
         }
     }
 
@@ -415,6 +613,7 @@ impl Gateway {
             cancel: scope.cancel.child_token(),
             progress: progress.as_ref().map(|(sink, _)| sink.clone()),
             traceparent: scope.traceparent.clone(),
+            text_filter: self.stages.redact.text_filter(route),
         };
         if ctx.progress.is_some() {
             // Tells the client the call started; adapters report their own steps from there on.
@@ -434,12 +633,10 @@ impl Gateway {
             let _ = forward.await;
         }
         let mut output = outcome?;
-        let masked = self.stages.redact.apply(
-            &route.instance,
-            &route.exposed,
-            &mut output.structured,
-            &mut output.text,
-        );
+        let masked = self
+            .stages
+            .redact
+            .apply(route, &mut output.structured, &mut output.text);
         let mut result = CallToolResult::success(vec![Content::text(output.text)]);
         result.structured_content = Some(output.structured);
         Ok((result, masked))

@@ -88,6 +88,7 @@ impl Gateway {
             cancel: scope.cancel.child_token(),
             progress: None,
             traceparent: scope.traceparent.clone(),
+            text_filter: self.stages.redact.text_filter(route),
         };
         let resolve = resolver.resolve(&route.spec.name, map, &ctx);
         let stored = tokio::time::timeout(self.settings.call_timeout, resolve)

@@ -18,13 +18,15 @@ const BUCKETS: [f64; 11] = [
 ];
 
 /// The outcomes a call ends with, as the audit log names them.
-const OUTCOMES: [&str; 6] = [
+const OUTCOMES: [&str; 8] = [
     "ok",
     "error",
     "cancelled",
     "denied",
     "quota_exceeded",
     "not_connected",
+    "invalid_arguments",
+    "abandoned",
 ];
 
 /// Calls per tool and outcome, and their latency, since the process started.

@@ -1,6 +1,8 @@
 //! The HTTP server: `/mcp` (Streamable HTTP, served by rmcp with the gateway's handler and the
 //! shared session store), the legacy SSE routes, `/healthz`, and the OAuth routes of [`auth`]
 //! (whose middleware guards `/mcp` and the legacy routes when `[auth] mode` is not `none`).
+//! The operator endpoints are not here but in [`super::operator`], served where
+//! `server.operator_listen` says.
 
 use std::{sync::Arc, time::Duration};
 
@@ -10,6 +12,7 @@ use axum::{
     middleware,
     routing::get,
 };
+use manifold_adapters::Secret;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
@@ -17,6 +20,7 @@ use super::{
     HostGuard, fast_path, guard,
     jsonrpc::{self, BodyLimit},
     legacy_sse,
+    limits::{self, SessionCap, StreamCap},
 };
 use crate::{
     auth::{self, AuthState},
@@ -31,6 +35,11 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     pub sse_keep_alive: Duration,
     pub legacy_sse: bool,
+    pub max_sessions_per_user: usize,
+    pub max_streams_per_session: usize,
+    /// The operator endpoints on this router too (`server.operator_listen = "main"`), behind
+    /// this token.
+    pub operator_on_main: Option<Secret>,
 }
 
 /// The gateway's routes, ready for `axum::serve`.
@@ -42,7 +51,7 @@ pub fn router(
     shutdown: CancellationToken,
     auth: Option<(Arc<AuthState>, bool)>,
 ) -> Router {
-    let metrics_gateway = gateway.clone();
+    let operator_gateway = gateway.clone();
     let mut config = StreamableHttpServerConfig::default()
         .with_sse_keep_alive(Some(settings.sse_keep_alive))
         .with_max_request_body_bytes(settings.max_body_bytes)
@@ -65,13 +74,24 @@ pub fn router(
         cancels,
         shutdown: shutdown.clone(),
     };
+    let session_cap = SessionCap::new(sessions.clone(), settings.max_sessions_per_user);
     let mut mcp = Router::new()
         .fallback_service(mcp)
         // Inside the body guard: sees only well-formed bodies within the limit.
         .layer(middleware::from_fn_with_state(fast, fast_path::serve))
+        // Inside the body guard too, which marks an `initialize`.
+        .layer(middleware::from_fn_with_state(
+            session_cap,
+            limits::sessions_per_user,
+        ))
         .layer(middleware::from_fn_with_state(
             BodyLimit(settings.max_body_bytes),
             jsonrpc::enforce,
+        ))
+        // Outside the body guard: a body still being read is a request in progress.
+        .layer(middleware::from_fn_with_state(
+            StreamCap::new(settings.max_streams_per_session),
+            limits::streams_per_session,
         ))
         .layer(middleware::from_fn_with_state(
             gateway.clone(),
@@ -87,10 +107,14 @@ pub fn router(
     }
     let mut router = Router::new()
         .nest("/mcp", mcp)
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(move || metrics(metrics_gateway.clone())));
+        .route("/healthz", get(|| async { "ok" }));
+    if let Some(token) = &settings.operator_on_main {
+        let operator =
+            super::operator::router(operator_gateway, settings.guard.clone(), Some(token));
+        router = router.merge(operator);
+    }
     if settings.legacy_sse {
-        let mut legacy = legacy_sse::routes(gateway, settings.sse_keep_alive, shutdown);
+        let mut legacy = legacy_sse::routes(gateway, settings, shutdown);
         if let Some((state, _)) = &auth {
             legacy = legacy.layer(middleware::from_fn_with_state(
                 state.clone(),
@@ -136,26 +160,4 @@ async fn session_ended_status(
         *response.status_mut() = axum::http::StatusCode::NO_CONTENT;
     }
     response
-}
-
-/// Prometheus text exposition of the gateway's own counters and its tool calls.
-async fn metrics(gateway: Arc<Gateway>) -> String {
-    let (reloads, rejected) = gateway
-        .policy()
-        .store()
-        .map_or((0, 0), |store| (store.reloads(), store.rejected_reloads()));
-    let tools = gateway.catalog().len();
-    let mut text = format!(
-        "# HELP manifold_tools Tools in the catalog.\n\
-         # TYPE manifold_tools gauge\n\
-         manifold_tools {tools}\n\
-         # HELP manifold_policy_reloads_total Policy changes applied without a restart.\n\
-         # TYPE manifold_policy_reloads_total counter\n\
-         manifold_policy_reloads_total {reloads}\n\
-         # HELP manifold_policy_reloads_rejected_total Policy changes refused (parse or validation errors); the last good policy stayed in force.\n\
-         # TYPE manifold_policy_reloads_rejected_total counter\n\
-         manifold_policy_reloads_rejected_total {rejected}\n"
-    );
-    gateway.call_metrics().render(&mut text);
-    text
 }

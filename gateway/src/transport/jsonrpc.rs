@@ -1,6 +1,8 @@
 //! Checks every `POST /mcp` body before the MCP server sees it, so malformed input gets a proper
 //! JSON-RPC error (-32700 parse error, -32600 invalid request, -32602 invalid params) with HTTP
-//! 400 instead of a transport-level failure, and oversized bodies get 413.
+//! 400 instead of a transport-level failure, oversized bodies get 413 and a `Content-Type` other
+//! than JSON gets 415. A body with a key repeated in one object is a parse error: the stages
+//! after this one could otherwise read different values of it (see [`unique_keys`]).
 
 use axum::{
     Json,
@@ -15,6 +17,8 @@ use rmcp::model::{
     InitializeRequestParams, PaginatedRequestParams, RequestId,
 };
 use serde_json::{Value, json};
+
+use super::unique_keys::{self, UniqueKeysError};
 
 /// Methods this server knows; a known method whose params do not deserialize is -32602, an
 /// unknown one is left to the handler, which answers -32601.
@@ -60,7 +64,13 @@ pub(super) struct CheckedCancel {
 pub(super) enum Checked {
     Call(CheckedCall),
     Cancel(CheckedCancel),
+    /// A well-formed `initialize`: it opens a session, which the per-user cap counts.
+    Initialize,
 }
+
+/// Marks a request whose body is a well-formed `initialize`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Initialize;
 
 /// The body limit, shared with the MCP server's own.
 #[derive(Debug, Clone, Copy)]
@@ -113,6 +123,7 @@ struct Envelope<'a> {
 /// or a method this server does not know — costs one borrowed parse; everything else gets the
 /// full typed check, and a body that fails is taken apart to say what is wrong.
 pub(super) fn check(body: &[u8]) -> Result<Option<Checked>, Rejection> {
+    unique(body)?;
     let envelope = serde_json::from_slice::<Envelope<'_>>(body)
         .ok()
         .filter(|envelope| envelope.jsonrpc.as_deref() == Some("2.0"));
@@ -143,10 +154,57 @@ pub(super) fn check(body: &[u8]) -> Result<Option<Checked>, Rejection> {
     match serde_json::from_slice::<ClientJsonRpcMessage>(body) {
         Ok(ClientJsonRpcMessage::Request(request))
             if matches!(request.request, ClientRequest::CustomRequest(_)) => {}
+        Ok(ClientJsonRpcMessage::Request(request))
+            if matches!(request.request, ClientRequest::InitializeRequest(_)) =>
+        {
+            return Ok(Some(Checked::Initialize));
+        }
         Ok(_) => return Ok(None),
         Err(_) => {}
     }
     diagnose(body).map(|()| None)
+}
+
+/// The body is JSON in which no object repeats a key; else a parse error that says which key.
+pub(super) fn unique(body: &[u8]) -> Result<(), Rejection> {
+    unique_keys::check(body).map_err(|error| match error {
+        UniqueKeysError::Duplicate { .. } => error_of(-32700, format!("Parse error: {error}")),
+        UniqueKeysError::Syntax(e) => error_of(-32700, format!("Parse error: {e}")),
+    })
+}
+
+fn error_of(code: i64, message: String) -> Rejection {
+    error(Value::Null, code, message)
+}
+
+/// `Content-Type` is `application/json` (once, any case, `charset=utf-8` at most): JSON-RPC
+/// bodies are UTF-8 JSON, and a body declared as anything else is not read as one.
+pub(super) fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let mut values = headers.get_all(axum::http::header::CONTENT_TYPE).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return false;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
+        && parts.all(|parameter| {
+            let parameter = parameter.trim();
+            parameter.is_empty()
+                || parameter.split_once('=').is_some_and(|(name, value)| {
+                    name.trim().eq_ignore_ascii_case("charset")
+                        && value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+                })
+        })
+}
+
+/// The 415 for a body that is not declared as JSON, with a JSON-RPC error body.
+pub(super) fn unsupported_media_type() -> Response {
+    let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600,
+        "message": "Unsupported Media Type: Content-Type must be application/json"}});
+    (StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(body)).into_response()
 }
 
 /// A JSON-RPC id this server accepts: a string or an integer.
@@ -250,21 +308,38 @@ fn params_error(method: &str, params: Option<&Value>) -> String {
     }
 }
 
+/// The whole body within `limit` bytes; 413 when larger, 408 (with a JSON-RPC error body) when
+/// it does not arrive within `server.body_read_timeout`.
+pub(super) async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
+    let error = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => return Ok(bytes),
+        Err(error) => error,
+    };
+    if super::server::timed_out(&error) {
+        let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600,
+            "message": "Request Timeout: the body did not arrive within the time allowed"}});
+        return Err((StatusCode::REQUEST_TIMEOUT, Json(body)).into_response());
+    }
+    // Anything else is the length limit (or a connection gone, whose answer nobody reads).
+    Err((
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("Payload Too Large: the limit is {limit} bytes"),
+    )
+        .into_response())
+}
+
 /// axum middleware for the `/mcp` route.
 pub async fn enforce(State(limit): State<BodyLimit>, request: Request, next: Next) -> Response {
     if request.method() != Method::POST {
         return next.run(request).await;
     }
+    if !is_json(request.headers()) {
+        return unsupported_media_type();
+    }
     let (parts, body) = request.into_parts();
-    let bytes: Bytes = match axum::body::to_bytes(body, limit.0).await {
+    let bytes: Bytes = match read_body(body, limit.0).await {
         Ok(bytes) => bytes,
-        Err(_) => {
-            return (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("Payload Too Large: the limit is {} bytes", limit.0),
-            )
-                .into_response();
-        }
+        Err(refusal) => return refusal,
     };
     let checked = match check(&bytes) {
         Ok(checked) => checked,
@@ -277,6 +352,9 @@ pub async fn enforce(State(limit): State<BodyLimit>, request: Request, next: Nex
         }
         Some(Checked::Cancel(cancel)) => {
             request.extensions_mut().insert(cancel);
+        }
+        Some(Checked::Initialize) => {
+            request.extensions_mut().insert(Initialize);
         }
         None => {}
     }

@@ -6,7 +6,7 @@ use std::{convert::Infallible, sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
-    body::Bytes,
+    body::Body,
     extract::{Query, State},
     http::StatusCode,
     response::{
@@ -35,18 +35,23 @@ struct LegacyState {
     gateway: Arc<Gateway>,
     inboxes: Inboxes,
     keep_alive: Duration,
+    /// Streams one signed-in user may hold open here (`server.max_sessions_per_user`).
+    max_sessions_per_user: usize,
+    max_body_bytes: usize,
     shutdown: CancellationToken,
 }
 
 pub(super) fn routes(
     gateway: Arc<Gateway>,
-    keep_alive: Duration,
+    settings: &super::http::HttpSettings,
     shutdown: CancellationToken,
 ) -> Router {
     let state = LegacyState {
         gateway,
         inboxes: Arc::default(),
-        keep_alive,
+        keep_alive: settings.sse_keep_alive,
+        max_sessions_per_user: settings.max_sessions_per_user,
+        max_body_bytes: settings.max_body_bytes,
         shutdown,
     };
     Router::new()
@@ -70,11 +75,33 @@ impl Drop for InboxGuard {
 async fn open_stream(
     State(state): State<LegacyState>,
     principal: Option<axum::Extension<Principal>>,
+) -> Response {
+    let principal = principal.map(|axum::Extension(p)| p);
+    // A legacy session lives in this process with its stream: count this replica's.
+    if let Some(user) = principal.as_ref().and_then(|p| p.user.as_ref()) {
+        let open = state
+            .inboxes
+            .iter()
+            .filter(|entry| entry.value().1.as_ref().and_then(|p| p.user.as_ref()) == Some(user))
+            .count();
+        if open >= state.max_sessions_per_user {
+            return super::limits::too_many(format!(
+                "Too many sessions: this user has {open} legacy SSE streams open and the limit \
+                 is {}; close one first",
+                state.max_sessions_per_user
+            ));
+        }
+    }
+    stream(state, principal).into_response()
+}
+
+fn stream(
+    state: LegacyState,
+    principal: Option<Principal>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let (inbox, to_server) = mpsc::channel::<ClientJsonRpcMessage>(64);
     let (from_server, outbox) = mpsc::channel::<ServerJsonRpcMessage>(64);
-    let principal = principal.map(|axum::Extension(p)| p);
     state.inboxes.insert(id.clone(), (inbox, principal));
     let handler = state.gateway.handler();
     let shutdown = state.shutdown.clone();
@@ -121,8 +148,20 @@ async fn post_message(
     State(state): State<LegacyState>,
     caller: Option<axum::Extension<Principal>>,
     query: Result<Query<SessionQuery>, axum::extract::rejection::QueryRejection>,
-    body: Bytes,
+    headers: axum::http::HeaderMap,
+    body: Body,
 ) -> Response {
+    // The same body rules as `POST /mcp`, before anything else looks at the message.
+    if !super::jsonrpc::is_json(&headers) {
+        return super::jsonrpc::unsupported_media_type();
+    }
+    let body = match super::jsonrpc::read_body(body, state.max_body_bytes).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
+    };
+    if let Err(rejection) = super::jsonrpc::unique(&body) {
+        return rejection.into_response();
+    }
     let Ok(Query(query)) = query else {
         return (
             StatusCode::BAD_REQUEST,

@@ -6,6 +6,10 @@ pub(crate) mod guard;
 pub mod http;
 mod jsonrpc;
 mod legacy_sse;
+mod limits;
+pub mod operator;
+pub mod server;
 pub mod stdio;
+mod unique_keys;
 
 pub use guard::HostGuard;

@@ -160,20 +160,23 @@ impl BrokerClient {
             .unwrap()
     }
 
-    /// Starts a connect and follows the emulator's authorize; returns the callback URL.
-    pub async fn authorize(&self, cookie: &str) -> String {
+    /// Starts a connect and follows the emulator's authorize; returns the callback URL and the
+    /// `Cookie` value of the browser that started it (`cookie` plus the connect's binding).
+    pub async fn authorize(&self, cookie: &str) -> (String, String) {
         let started = self.form(cookie, "connect", "linear").await;
         assert_eq!(started.status(), 303);
         let authorize = started.headers()["location"].to_str().unwrap().to_owned();
         assert!(authorize.starts_with(&self.emulator), "{authorize}");
+        let binding = binding_cookie(&started, "manifold_connect_");
         let approved = self.http.get(&authorize).send().await.unwrap();
-        approved.headers()["location"].to_str().unwrap().to_owned()
+        let callback = approved.headers()["location"].to_str().unwrap().to_owned();
+        (callback, format!("{cookie}; {binding}"))
     }
 
     /// Connects Linear for the signed-in user through the whole browser flow.
     pub async fn connect(&self, cookie: &str) {
-        let callback = self.authorize(cookie).await;
-        assert_eq!(self.get(cookie, &callback).await.status(), 303);
+        let (callback, browser) = self.authorize(cookie).await;
+        assert_eq!(self.get(&browser, &callback).await.status(), 303);
     }
 
     pub async fn get(&self, cookie: &str, url: &str) -> reqwest::Response {
@@ -184,6 +187,21 @@ impl BrokerClient {
             .await
             .unwrap()
     }
+}
+
+/// The `name=value` of the cookie starting with `prefix` that `response` sets.
+pub fn binding_cookie(response: &reqwest::Response, prefix: &str) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix} cookie set"))
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 /// The first text content of a tool result.

@@ -247,6 +247,11 @@ async fn start_with(extra: &str, server: &str) -> TestGateway {
     }
 }
 
+/// `[outbound]` for tests whose identity provider or client documents are loopback http: the
+/// SSRF guard refuses both unless told (as a deployment must be told about its private IdP).
+pub const LOOPBACK_OUTBOUND: &str =
+    "\n[outbound]\nallow_http = true\nallowed_cidrs = [\"127.0.0.0/8\", \"::1\"]\n";
+
 /// Accept header every Streamable HTTP POST must carry.
 pub const ACCEPT: &str = "application/json, text/event-stream";
 

@@ -141,6 +141,7 @@ pub async fn approve(base: &str, callback: reqwest::Response) -> String {
 pub async fn sandbox_authorize(base: &str, authorize: url::Url, user: &str) -> String {
     let http = client();
     let response = http.get(authorize).send().await.unwrap();
+    let binding = super::broker::binding_cookie(&response, "manifold_login_");
     let to_idp = location(&response);
     let page = http
         .get(&to_idp)
@@ -167,7 +168,12 @@ pub async fn sandbox_authorize(base: &str, authorize: url::Url, user: &str) -> S
         .send()
         .await
         .unwrap();
-    let callback = http.get(location(&login)).send().await.unwrap();
+    let callback = http
+        .get(location(&login))
+        .header("cookie", binding)
+        .send()
+        .await
+        .unwrap();
     approve(base, callback).await
 }
 

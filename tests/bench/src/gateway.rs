@@ -51,7 +51,8 @@ impl Gateway {
                 format!(
                     "listen = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n"
                 ),
-                "[auth]\nmode = \"builtin\"\ndev_tokens = true\nsandbox_idp = true\n",
+                "[auth]\nmode = \"builtin\"\ndev_tokens = true\nsandbox_idp = true\n\
+                 [outbound]\nallow_http = true\nallowed_cidrs = [\"127.0.0.0/8\"]\n",
             )
         } else {
             ("listen = \"127.0.0.1:0\"\n".to_owned(), "")

@@ -168,17 +168,9 @@ pub(crate) fn root_id(login: &str) -> String {
 pub(crate) fn text_of(content: &Content, mime_type: &str, name: &str) -> String {
     match content {
         Content::None => String::new(),
-        Content::Bytes(bytes) => extract::extract(
-            bytes,
-            Some(mime_type),
-            Some(name),
-            extract::Window {
-                offset: 0,
-                max_chars: usize::MAX,
-            },
-        )
-        .map(|e| e.text)
-        .unwrap_or_default(),
+        Content::Bytes(bytes) => extract::whole_text(bytes, Some(mime_type), Some(name))
+            .map(|(_, text)| text)
+            .unwrap_or_default(),
         Content::Doc(markdown) => markdown.clone(),
         Content::Sheet(sheets) => sheets
             .iter()

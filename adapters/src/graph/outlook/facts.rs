@@ -52,8 +52,11 @@ pub(crate) async fn resolve(
     args: &Args,
     ctx: &CallContext,
 ) -> Result<StoredFacts, ToolError> {
-    let id = args::string(args, "message_id")?;
-    let url = graph.url(&["me", "messages", id], &[("$select", SELECT.to_owned())]);
+    let id = args::segment(args, "message_id")?;
+    let url = graph.url(
+        &["me".into(), "messages".into(), id],
+        &[("$select", SELECT.to_owned())],
+    )?;
     let message = graph.get(url, ctx).await?;
     let (from, reply_to) = (
         addresses(&message, "from")?,

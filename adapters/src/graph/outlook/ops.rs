@@ -9,7 +9,7 @@ use super::super::{
     client::GraphClient,
     schema::{body_text, field, render_people, render_person, text_field},
 };
-use crate::{CallContext, ToolError, ToolOutput, extract};
+use crate::{CallContext, ToolError, ToolOutput, extract, upstream::PathSegment};
 
 const SUMMARY_FIELDS: &str = "id,subject,from,toRecipients,receivedDateTime,isRead,hasAttachments,bodyPreview,parentFolderId,webLink";
 /// Longest body returned by get_message; a mail body is not a document to page through.
@@ -24,11 +24,21 @@ fn summary(message: &Value) -> Value {
         "received_at": field(message, "receivedDateTime"),
         "is_read": message.get("isRead").and_then(Value::as_bool).unwrap_or(false),
         "has_attachments": message.get("hasAttachments").and_then(Value::as_bool).unwrap_or(false),
-        "preview": text_field(message, "bodyPreview"),
+        "preview": preview(&text_field(message, "bodyPreview")),
         "folder_id": field(message, "parentFolderId"),
         "web_link": field(message, "webLink"),
     })
 }
+
+/// Graph's `bodyPreview`: the first 255 characters of the body, cut where the gateway cannot
+/// redact across the cut, so a full-length one loses its last token (see
+/// [`extract::trim_cut_edges`]).
+fn preview(text: &str) -> String {
+    let cut = text.chars().count() >= BODY_PREVIEW_CHARS;
+    extract::trim_cut_edges(text, false, cut)
+}
+
+const BODY_PREVIEW_CHARS: usize = 255;
 
 /// Dates go into `$filter` verbatim, so only a strict ISO 8601 shape is let through.
 fn date(args: &Args, key: &str) -> Result<Option<String>, ToolError> {
@@ -60,7 +70,7 @@ pub(super) async fn list(
         // $search takes a quoted KQL string; inner quotes would end it early.
         let words = args::string(args, "query")?.replace('"', "");
         query.push(("$search", format!("\"{words}\"")));
-        graph.url(&["me", "messages"], &query)
+        graph.url(&["me".into(), "messages".into()], &query)?
     } else {
         let folder = args::opt_string(args, "folder")?.unwrap_or("inbox");
         let mut filters = Vec::new();
@@ -77,7 +87,15 @@ pub(super) async fn list(
             query.push(("$filter", filters.join(" and ")));
         }
         query.push(("$orderby", "receivedDateTime desc".to_owned()));
-        graph.url(&["me", "mailFolders", folder, "messages"], &query)
+        graph.url(
+            &[
+                "me".into(),
+                "mailFolders".into(),
+                PathSegment::encode("folder", folder)?,
+                "messages".into(),
+            ],
+            &query,
+        )?
     };
     let page = graph.page(tool, args, url, ctx).await?;
     let messages: Vec<Value> = page.items.iter().map(summary).collect();
@@ -95,15 +113,27 @@ pub(super) async fn get(
     let select = format!("{SUMMARY_FIELDS},ccRecipients,body");
     let message = graph
         .get(
-            graph.url(&["me", "messages", id], &[("$select", select)]),
+            graph.url(
+                &[
+                    "me".into(),
+                    "messages".into(),
+                    PathSegment::encode("message_id", id)?,
+                ],
+                &[("$select", select)],
+            )?,
             ctx,
         )
         .await?;
     let attachments = if message.get("hasAttachments").and_then(Value::as_bool) == Some(true) {
         let url = graph.url(
-            &["me", "messages", id, "attachments"],
+            &[
+                "me".into(),
+                "messages".into(),
+                PathSegment::encode("message_id", id)?,
+                "attachments".into(),
+            ],
             &[("$select", "id,name,contentType,size".to_owned())],
-        );
+        )?;
         let listed = graph.get(url, ctx).await?;
         listed
             .get("value")
@@ -148,8 +178,9 @@ pub(crate) fn extracted_window(
     bytes: &[u8],
     content_type: Option<&str>,
     window: extract::Window,
+    filter: &crate::TextFilter,
 ) -> Result<Value, ToolError> {
-    let text = extract::extract(bytes, content_type, name, window)
+    let text = extract::extract(bytes, content_type, name, window, filter)
         .map_err(|error| ToolError::InvalidArguments(error.to_string()))?;
     Ok(json!({
         "name": name, "format": text.format.to_string(), "text": text.text,
@@ -167,7 +198,16 @@ pub(super) async fn attachment(
     let window = window(args)?;
     let attachment = graph
         .get(
-            graph.url(&["me", "messages", id, "attachments", attachment_id], &[]),
+            graph.url(
+                &[
+                    "me".into(),
+                    "messages".into(),
+                    PathSegment::encode("message_id", id)?,
+                    "attachments".into(),
+                    PathSegment::encode("attachment_id", attachment_id)?,
+                ],
+                &[],
+            )?,
             ctx,
         )
         .await?;
@@ -189,6 +229,7 @@ pub(super) async fn attachment(
         &bytes,
         content_type,
         window,
+        &ctx.text_filter,
     )?))
 }
 
@@ -199,7 +240,7 @@ pub(super) async fn folders(
 ) -> Result<ToolOutput, ToolError> {
     let top = args::int(args, "limit", 25, 1, 50)?.to_string();
     let url = graph.url(
-        &["me", "mailFolders"],
+        &["me".into(), "mailFolders".into()],
         &[
             (
                 "$select",
@@ -207,7 +248,7 @@ pub(super) async fn folders(
             ),
             ("$top", top),
         ],
-    );
+    )?;
     let page = graph.page("list_folders", args, url, ctx).await?;
     let folders: Vec<Value> = page
         .items
@@ -260,7 +301,12 @@ pub(super) async fn send(
     }
     let body = json!({ "message": message, "saveToSentItems": true });
     graph
-        .post(graph.url(&["me", "sendMail"], &[]), &body, ctx, false)
+        .post(
+            graph.url(&["me".into(), "sendMail".into()], &[])?,
+            &body,
+            ctx,
+            false,
+        )
         .await?;
     Ok(ToolOutput::from_structured(
         json!({ "status": "sent", "message_id": null }),
@@ -294,7 +340,15 @@ pub(super) async fn respond(
     };
     graph
         .post(
-            graph.url(&["me", "messages", id, action], &[]),
+            graph.url(
+                &[
+                    "me".into(),
+                    "messages".into(),
+                    PathSegment::encode("message_id", id)?,
+                    action.into(),
+                ],
+                &[],
+            )?,
             &body,
             ctx,
             false,
@@ -312,7 +366,12 @@ pub(super) async fn draft(
 ) -> Result<ToolOutput, ToolError> {
     let message = compose(args)?;
     let created = graph
-        .post(graph.url(&["me", "messages"], &[]), &message, ctx, false)
+        .post(
+            graph.url(&["me".into(), "messages".into()], &[])?,
+            &message,
+            ctx,
+            false,
+        )
         .await?;
     Ok(ToolOutput::from_structured(
         json!({ "message": summary(&created) }),
@@ -324,17 +383,17 @@ pub(super) async fn send_draft(
     args: &Args,
     ctx: &CallContext,
 ) -> Result<ToolOutput, ToolError> {
-    let id = args::string(args, "message_id")?;
+    let id = args::segment(args, "message_id")?;
     graph
         .post(
-            graph.url(&["me", "messages", id, "send"], &[]),
+            graph.url(&["me".into(), "messages".into(), id, "send".into()], &[])?,
             &json!({}),
             ctx,
             false,
         )
         .await?;
     Ok(ToolOutput::from_structured(
-        json!({ "status": "sent", "message_id": id }),
+        json!({ "status": "sent", "message_id": args::string(args, "message_id")? }),
     ))
 }
 
@@ -348,7 +407,15 @@ pub(super) async fn move_to(
     let body = json!({ "destinationId": destination });
     let moved = graph
         .post(
-            graph.url(&["me", "messages", id, "move"], &[]),
+            graph.url(
+                &[
+                    "me".into(),
+                    "messages".into(),
+                    PathSegment::encode("message_id", id)?,
+                    "move".into(),
+                ],
+                &[],
+            )?,
             &body,
             ctx,
             false,

@@ -11,10 +11,10 @@ use super::super::{
     args::{self, Args},
     client::GraphClient,
     outlook::extracted_window,
-    schema::{body_text, field, text_field},
+    schema::{field, hit_summary, text_field},
     teams::search_query,
 };
-use crate::{CallContext, ToolError, ToolOutput};
+use crate::{CallContext, ToolError, ToolOutput, upstream::PathSegment};
 
 const ITEM_FIELDS: &str = "id,name,size,file,folder,webUrl,lastModifiedDateTime,parentReference";
 /// Largest file read as text: bigger ones would cost minutes and memory for one window.
@@ -38,9 +38,8 @@ pub(crate) fn item(i: &Value) -> Value {
 
 /// Path segments of the addressed item: `drives/{d}/items/{id}`, `drives/{d}/root:/a/b:` or
 /// `drives/{d}/root`.
-fn address(args: &Args) -> Result<Vec<String>, ToolError> {
-    let drive = args::string(args, "drive_id")?;
-    let mut segments = vec!["drives".to_owned(), drive.to_owned()];
+fn address(args: &Args) -> Result<Vec<PathSegment>, ToolError> {
+    let mut segments = vec!["drives".into(), args::segment(args, "drive_id")?];
     match (
         args::opt_string(args, "item_id")?,
         args::opt_string(args, "path")?,
@@ -50,27 +49,29 @@ fn address(args: &Args) -> Result<Vec<String>, ToolError> {
                 "give `item_id` or `path`, not both".into(),
             ));
         }
-        (Some(id), None) => segments.extend(["items".to_owned(), id.to_owned()]),
+        (Some(id), None) => {
+            segments.extend(["items".into(), PathSegment::encode("item_id", id)?]);
+        }
         (None, Some(path)) => {
             let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
             if parts.is_empty() {
                 segments.push("root".into());
             } else {
-                if parts
-                    .iter()
-                    .any(|p| *p == "." || *p == ".." || p.contains(':'))
-                {
+                // `:` ends Graph's path addressing, so a name holding one would end it early;
+                // dot segments are refused by the encoder, whatever their spelling.
+                if parts.iter().any(|p| p.contains(':')) {
                     return Err(ToolError::InvalidArguments(
-                        "`path` must not contain `.`, `..` or `:` segments".into(),
+                        "`path` must not contain `:`".into(),
                     ));
                 }
                 segments.push("root:".into());
                 let last = parts.len() - 1;
                 for (index, part) in parts.iter().enumerate() {
+                    let segment = PathSegment::encode("path", part)?;
                     segments.push(if index == last {
-                        format!("{part}:")
+                        segment.with_suffix(":")
                     } else {
-                        (*part).to_owned()
+                        segment
                     });
                 }
             }
@@ -82,12 +83,12 @@ fn address(args: &Args) -> Result<Vec<String>, ToolError> {
 
 fn url_of(
     graph: &GraphClient,
-    segments: &[String],
-    tail: &[&str],
+    segments: &[PathSegment],
+    tail: &[&'static str],
     query: &[(&str, String)],
-) -> Url {
-    let mut all: Vec<&str> = segments.iter().map(String::as_str).collect();
-    all.extend(tail);
+) -> Result<Url, ToolError> {
+    let mut all = segments.to_vec();
+    all.extend(tail.iter().copied().map(PathSegment::fixed));
     graph.url(&all, query)
 }
 
@@ -116,7 +117,7 @@ pub(super) async fn search(
         let kind = text_field(&r, "@odata.type").trim_start_matches("#microsoft.graph.").to_owned();
         json!({ "kind": kind, "id": text_field(&r, "id"),
             "name": r.get("name").or_else(|| r.get("displayName")).and_then(Value::as_str).map_or(Value::Null, |s| json!(s)),
-            "summary": body_text(Some(&json!({ "contentType": "html", "content": text_field(hit, "summary") }))),
+            "summary": hit_summary(hit),
             "web_url": field(&r, "webUrl"),
             "drive_id": r.pointer("/parentReference/driveId").and_then(Value::as_str).map_or(Value::Null, |s| json!(s)),
             "site_id": r.pointer("/parentReference/siteId").and_then(Value::as_str).map_or(Value::Null, |s| json!(s)) })
@@ -145,20 +146,27 @@ pub(super) async fn sites(
         "list_sites" => {
             let query = args::opt_string(args, "query")?.unwrap_or("*").to_owned();
             let top = args::int(args, "limit", 25, 1, 50)?.to_string();
-            let url = graph.url(&["sites"], &[("search", query), select, ("$top", top)]);
+            let url = graph.url(
+                &["sites".into()],
+                &[("search", query), select, ("$top", top)],
+            )?;
             let page = graph.page(tool, args, url, ctx).await?;
             json!({ "sites": page.items.iter().map(site).collect::<Vec<_>>(), "next_cursor": page.next_cursor })
         }
         "get_site" => {
             let id = args::string(args, "site_id")?;
-            json!({ "site": site(&graph.get(graph.url(&["sites", id], &[select]), ctx).await?) })
+            json!({ "site": site(&graph.get(graph.url(&["sites".into(), PathSegment::encode("site_id", id)?], &[select])?, ctx).await?) })
         }
         _ => {
             let id = args::string(args, "site_id")?;
             let url = graph.url(
-                &["sites", id, "drives"],
+                &[
+                    "sites".into(),
+                    PathSegment::encode("site_id", id)?,
+                    "drives".into(),
+                ],
                 &[("$select", "id,name,webUrl,driveType".to_owned())],
-            );
+            )?;
             let body = graph.get(url, ctx).await?;
             let drives: Vec<Value> = body.get("value").and_then(Value::as_array).into_iter().flatten()
                 .map(|d| json!({ "id": text_field(d, "id"), "name": text_field(d, "name"), "web_url": field(d, "webUrl"), "drive_type": field(d, "driveType") }))
@@ -179,12 +187,12 @@ pub(super) async fn items(
     let select = ("$select", ITEM_FIELDS.to_owned());
     if tool == "get_item" {
         let found = graph
-            .get(url_of(graph, &segments, &[], &[select]), ctx)
+            .get(url_of(graph, &segments, &[], &[select])?, ctx)
             .await?;
         return Ok(ToolOutput::from_structured(json!({ "item": item(&found) })));
     }
     let top = args::int(args, "limit", 50, 1, 200)?.to_string();
-    let url = url_of(graph, &segments, &["children"], &[select, ("$top", top)]);
+    let url = url_of(graph, &segments, &["children"], &[select, ("$top", top)])?;
     let page = graph.page(tool, args, url, ctx).await?;
     Ok(ToolOutput::from_structured(
         json!({ "items": page.items.iter().map(item).collect::<Vec<_>>(), "next_cursor": page.next_cursor }),
@@ -205,7 +213,7 @@ pub(super) async fn read(
                 &segments,
                 &[],
                 &[("$select", "id,name,size,file,folder".to_owned())],
-            ),
+            )?,
             ctx,
         )
         .await?;
@@ -221,14 +229,21 @@ pub(super) async fn read(
         )));
     }
     // Content by id once known, so a path cannot resolve to a different file between the calls.
-    let drive = args::string(args, "drive_id")?;
-    let id = text_field(&meta, "id");
-    let (bytes, content_type) = graph
-        .get_bytes(
-            graph.url(&["drives", drive, "items", &id, "content"], &[]),
-            ctx,
-        )
-        .await?;
+    // The id is Graph's, and is encoded like any argument.
+    let id = PathSegment::encode("id", &text_field(&meta, "id")).map_err(|error| {
+        ToolError::BadResponse(format!("Graph answered an item id that {error}"))
+    })?;
+    let url = graph.url(
+        &[
+            "drives".into(),
+            args::segment(args, "drive_id")?,
+            "items".into(),
+            id,
+            "content".into(),
+        ],
+        &[],
+    )?;
+    let (bytes, content_type) = graph.get_bytes(url, ctx).await?;
     let mime = meta
         .pointer("/file/mimeType")
         .and_then(Value::as_str)
@@ -240,6 +255,7 @@ pub(super) async fn read(
         &bytes,
         mime.as_deref(),
         window,
+        &ctx.text_filter,
     )?))
 }
 
@@ -267,9 +283,9 @@ pub(super) async fn upload(
     args: &Args,
     ctx: &CallContext,
 ) -> Result<ToolOutput, ToolError> {
-    let drive = args::string(args, "drive_id")?;
+    let drive = args::segment(args, "drive_id")?;
     let name = args::string(args, "name")?;
-    if name.contains(['/', '\\', ':']) || name == "." || name == ".." {
+    if name.contains(['/', '\\', ':']) {
         return Err(ToolError::InvalidArguments(
             "`name` must be a plain file name".into(),
         ));
@@ -282,24 +298,20 @@ pub(super) async fn upload(
     }
     let bytes = content(args)?;
     let parent = args::opt_string(args, "folder_item_id")?;
-    let target: Vec<String> = match parent {
+    let name_segment = PathSegment::encode("name", name)?.with_suffix(":");
+    let target: Vec<PathSegment> = match parent {
         Some(id) => vec![
             "drives".into(),
-            drive.into(),
+            drive,
             "items".into(),
-            format!("{id}:"),
-            format!("{name}:"),
+            PathSegment::encode("folder_item_id", id)?.with_suffix(":"),
+            name_segment,
         ],
-        None => vec![
-            "drives".into(),
-            drive.into(),
-            "root:".into(),
-            format!("{name}:"),
-        ],
+        None => vec!["drives".into(), drive, "root:".into(), name_segment],
     };
     let behavior = ("@microsoft.graph.conflictBehavior", conflict.to_owned());
     if bytes.len() <= SIMPLE_UPLOAD_LIMIT {
-        let url = url_of(graph, &target, &["content"], &[behavior]);
+        let url = url_of(graph, &target, &["content"], &[behavior])?;
         let created = graph.put_bytes(url, bytes, None, true, ctx).await?;
         return Ok(ToolOutput::from_structured(
             json!({ "item": item(&created), "upload": "simple" }),
@@ -308,7 +320,7 @@ pub(super) async fn upload(
     let body = json!({ "item": { "@microsoft.graph.conflictBehavior": conflict, "name": name } });
     let session = graph
         .post(
-            url_of(graph, &target, &["createUploadSession"], &[]),
+            url_of(graph, &target, &["createUploadSession"], &[])?,
             &body,
             ctx,
             false,
@@ -353,11 +365,23 @@ pub(super) async fn create_folder(
     args: &Args,
     ctx: &CallContext,
 ) -> Result<ToolOutput, ToolError> {
-    let drive = args::string(args, "drive_id")?;
+    let drive = args::segment(args, "drive_id")?;
     let name = args::string(args, "name")?;
     let url = match args::opt_string(args, "parent_item_id")? {
-        Some(id) => graph.url(&["drives", drive, "items", id, "children"], &[]),
-        None => graph.url(&["drives", drive, "root", "children"], &[]),
+        Some(id) => graph.url(
+            &[
+                "drives".into(),
+                drive,
+                "items".into(),
+                PathSegment::encode("parent_item_id", id)?,
+                "children".into(),
+            ],
+            &[],
+        )?,
+        None => graph.url(
+            &["drives".into(), drive, "root".into(), "children".into()],
+            &[],
+        )?,
     };
     let body = json!({ "name": name, "folder": {}, "@microsoft.graph.conflictBehavior": "fail" });
     let created = graph.post(url, &body, ctx, false).await?;

@@ -6,9 +6,9 @@ use super::super::{
     args::{self, Args},
     client::GraphClient,
     cursor,
-    schema::{body_text, field, render_person, text_field},
+    schema::{body_text, field, hit_summary, render_person, text_field},
 };
-use crate::{CallContext, ToolError, ToolOutput};
+use crate::{CallContext, ToolError, ToolOutput, upstream::PathSegment};
 
 pub(crate) fn message(m: &Value) -> Value {
     json!({
@@ -37,9 +37,9 @@ pub(super) async fn list_simple(
         ("chats", "id,topic,chatType,lastUpdatedDateTime")
     };
     let url = graph.url(
-        &["me", segment],
+        &["me".into(), segment.into()],
         &[("$select", select.to_owned()), ("$top", top)],
-    );
+    )?;
     let page = graph.page(tool, args, url, ctx).await?;
     let (key, items): (&str, Vec<Value>) = if tool == "list_teams" {
         ("teams", page.items.iter().map(|t| json!({ "id": text_field(t, "id"), "name": text_field(t, "displayName"), "description": field(t, "description") })).collect())
@@ -59,9 +59,13 @@ pub(super) async fn channels(
 ) -> Result<ToolOutput, ToolError> {
     let team = args::string(args, "team_id")?;
     let url = graph.url(
-        &["teams", team, "channels"],
+        &[
+            "teams".into(),
+            PathSegment::encode("team_id", team)?,
+            "channels".into(),
+        ],
         &[("$select", "id,displayName,description".to_owned())],
-    );
+    )?;
     let body = graph.get(url, ctx).await?;
     let channels: Vec<Value> = body.get("value").and_then(Value::as_array).into_iter().flatten()
         .map(|c| json!({ "id": text_field(c, "id"), "name": text_field(c, "displayName"), "description": field(c, "description") }))
@@ -89,12 +93,25 @@ pub(super) async fn messages(
             args::string(args, "channel_id")?,
         );
         graph.url(
-            &["teams", team, "channels", channel, "messages"],
+            &[
+                "teams".into(),
+                PathSegment::encode("team_id", team)?,
+                "channels".into(),
+                PathSegment::encode("channel_id", channel)?,
+                "messages".into(),
+            ],
             &[("$top", top), ("$expand", "replies".to_owned())],
-        )
+        )?
     } else {
         let chat = args::string(args, "chat_id")?;
-        graph.url(&["chats", chat, "messages"], &[("$top", top)])
+        graph.url(
+            &[
+                "chats".into(),
+                PathSegment::encode("chat_id", chat)?,
+                "messages".into(),
+            ],
+            &[("$top", top)],
+        )?
     };
     let page = graph.page(tool, args, url, ctx).await?;
     let messages: Vec<Value> = page
@@ -133,17 +150,33 @@ pub(super) async fn thread(
     );
     let root = graph
         .get(
-            graph.url(&["teams", team, "channels", channel, "messages", id], &[]),
+            graph.url(
+                &[
+                    "teams".into(),
+                    PathSegment::encode("team_id", team)?,
+                    "channels".into(),
+                    PathSegment::encode("channel_id", channel)?,
+                    "messages".into(),
+                    PathSegment::encode("message_id", id)?,
+                ],
+                &[],
+            )?,
             ctx,
         )
         .await?;
     let mut replies = Vec::new();
     let mut url = Some(graph.url(
         &[
-            "teams", team, "channels", channel, "messages", id, "replies",
+            "teams".into(),
+            PathSegment::encode("team_id", team)?,
+            "channels".into(),
+            PathSegment::encode("channel_id", channel)?,
+            "messages".into(),
+            PathSegment::encode("message_id", id)?,
+            "replies".into(),
         ],
         &[("$top", "50".to_owned())],
-    ));
+    )?);
     let no_cursor = Args::new();
     while let Some(next) = url.take() {
         let page = graph.page("get_thread", &no_cursor, next, ctx).await?;
@@ -156,8 +189,10 @@ pub(super) async fn thread(
         if let Some(token) = page.next_cursor {
             let mut carry = Args::new();
             carry.insert("cursor".into(), Value::String(token));
-            url =
-                cursor::decode("get_thread", &carry)?.and_then(|link| url::Url::parse(&link).ok());
+            // Checked like a caller's cursor: a nextLink off Graph would carry the user's token.
+            url = cursor::decode("get_thread", &carry)?
+                .map(|link| graph.next_link(&link))
+                .transpose()?;
         }
     }
     Ok(ToolOutput::from_structured(
@@ -174,9 +209,14 @@ pub(super) async fn post(
     let text = args::string(args, "text")?;
     let mut body = json!({ "body": { "contentType": "text", "content": text } });
     let url = match tool {
-        "send_chat_message" => {
-            graph.url(&["chats", args::string(args, "chat_id")?, "messages"], &[])
-        }
+        "send_chat_message" => graph.url(
+            &[
+                "chats".into(),
+                args::segment(args, "chat_id")?,
+                "messages".into(),
+            ],
+            &[],
+        )?,
         _ => {
             let (team, channel) = (
                 args::string(args, "team_id")?,
@@ -185,21 +225,30 @@ pub(super) async fn post(
             if tool == "reply_to_channel_message" {
                 graph.url(
                     &[
-                        "teams",
-                        team,
-                        "channels",
-                        channel,
-                        "messages",
-                        args::string(args, "message_id")?,
-                        "replies",
+                        "teams".into(),
+                        PathSegment::encode("team_id", team)?,
+                        "channels".into(),
+                        PathSegment::encode("channel_id", channel)?,
+                        "messages".into(),
+                        args::segment(args, "message_id")?,
+                        "replies".into(),
                     ],
                     &[],
-                )
+                )?
             } else {
                 if let Some(subject) = args::opt_string(args, "subject")? {
                     body["subject"] = json!(subject);
                 }
-                graph.url(&["teams", team, "channels", channel, "messages"], &[])
+                graph.url(
+                    &[
+                        "teams".into(),
+                        PathSegment::encode("team_id", team)?,
+                        "channels".into(),
+                        PathSegment::encode("channel_id", channel)?,
+                        "messages".into(),
+                    ],
+                    &[],
+                )?
             }
         }
     };
@@ -228,7 +277,12 @@ pub(crate) async fn search_query(
     let body = json!({ "requests": [{ "entityTypes": entities, "query": { "queryString": query }, "from": from, "size": size }] });
     // A search changes nothing, so it may be resent after a 5xx like a GET.
     let answer = graph
-        .post(graph.url(&["search", "query"], &[]), &body, ctx, true)
+        .post(
+            graph.url(&["search".into(), "query".into()], &[])?,
+            &body,
+            ctx,
+            true,
+        )
         .await?;
     let container = answer
         .pointer("/value/0/hitsContainers/0")
@@ -261,7 +315,7 @@ pub(super) async fn search(
         .map(|hit| {
             let r = hit.get("resource").cloned().unwrap_or(Value::Null);
             json!({
-                "id": text_field(&r, "id"), "summary": body_text(Some(&json!({ "contentType": "html", "content": text_field(hit, "summary") }))),
+                "id": text_field(&r, "id"), "summary": hit_summary(hit),
                 "from": render_person(r.get("from")), "created_at": field(&r, "createdDateTime"),
                 "chat_id": field(&r, "chatId"),
                 "channel_id": r.pointer("/channelIdentity/channelId").and_then(Value::as_str).map_or(Value::Null, |s| json!(s)),

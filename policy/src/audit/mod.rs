@@ -2,6 +2,17 @@
 //! is the previous record's `hash`; `hash` is SHA-256 over the record's canonical JSON without
 //! `hash`), so editing, dropping or reordering a line breaks the chain at that line.
 //!
+//! Keyed chain: with [`AuditOptions::keys`], each record also carries `kid` and its `hash` is
+//! HMAC-SHA256 under that key (see [`mac`]), so a rewritten copy cannot be re-chained without the
+//! key. Records without `kid` (logs written before keying) still verify and are reported as
+//! unkeyed; an unkeyed record after a keyed one is tampering (a re-chain with plain SHA-256).
+//! Truncation is caught by [`Checkpoint`]s (record count and last hash) kept elsewhere (the
+//! gateway's database): a log shorter than its checkpoint, or whose record at the checkpoint
+//! has another hash, fails [`verify_with`] and [`AuditLog::open_checked`].
+//!
+//! On open, the last [`TAIL_CHECK`] records are verified; a log whose tail is forged or broken
+//! is refused (no record is appended after it), so tampering is noticed at the next start.
+//!
 //! Durability: each record is one `write` of a whole line to a file opened with `O_APPEND`, made
 //! before [`AuditLog::append`] returns, so a killed process loses nothing that was acknowledged
 //! (the kernel has it); `fsync: true` also survives power loss at the cost of a disk flush per
@@ -18,6 +29,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, value::RawValue};
 use sha2::{Digest, Sha256};
 
+mod mac;
+pub use mac::AuditKeys;
+
+/// How many records at the end of the log [`AuditLog::open`] verifies before appending.
+pub const TAIL_CHECK: usize = 1000;
+
 /// `prev` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -31,6 +48,24 @@ pub enum AuditError {
     /// The last whole line does not parse: the chain cannot be resumed without hiding tampering.
     #[error("audit log {}: line {line} is not a valid record; run verify", path.display())]
     Corrupt { path: PathBuf, line: usize },
+    /// The tail of the log fails verification: appending would extend a forged chain.
+    #[error(
+        "audit log {}: line {line} fails verification ({reason}); refusing to append to a forged \
+         or broken log: keep it for investigation and start a new file",
+        path.display()
+    )]
+    Forged {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    /// The log is shorter than its last checkpoint, or differs at it.
+    #[error(
+        "audit log {}: {reason}; the log was truncated or replaced: keep it for investigation and \
+         start a new file",
+        path.display()
+    )]
+    Truncated { path: PathBuf, reason: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,15 +77,34 @@ pub enum VerifyError {
     },
     #[error("audit log tampered at line {line}: {reason}")]
     Tampered { line: usize, reason: String },
+    /// A keyed record and no key to check it (or not the key it names).
+    #[error(
+        "audit log line {line} is keyed with `{kid}`, which is not among the keys given: pass \
+         the gateway's keys (MANIFOLD_SECRET_KEY or the data directory's secret.key)"
+    )]
+    KeyNeeded { line: usize, kid: String },
+    /// Shorter than its checkpoint, or different at it.
+    #[error("audit log truncated or replaced: {0}")]
+    Truncated(String),
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+/// How far the log had got when last recorded elsewhere: `records` lines, the last with hash
+/// `last_hash`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub records: u64,
+    pub last_hash: String,
+}
+
+#[derive(Debug, Clone, Default)]
 pub struct AuditOptions {
     /// `fsync` after every record (survives power loss, not just process death).
     pub fsync: bool,
     /// Store raw arguments next to their digest. Off by default: arguments carry mail bodies and
     /// personal data; the digest still proves what was sent.
     pub include_args: bool,
+    /// MAC records with the current key; `None` writes the plain SHA-256 chain.
+    pub keys: Option<AuditKeys>,
 }
 
 /// What the gateway reports about one call or denial.
@@ -94,6 +148,8 @@ struct RecordHead<'a> {
 #[derive(Serialize)]
 struct RecordTail<'a> {
     instance: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kid: Option<&'a str>,
     latency_ms: Option<f64>,
     outcome: &'a str,
     policies: &'a [String],
@@ -125,6 +181,9 @@ pub struct OpenReport {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct VerifyReport {
     pub records: u64,
+    /// Records with a MAC checked under the keys given; the others are plain SHA-256 (written
+    /// before the chain was keyed), which proves order but not who wrote them.
+    pub keyed: u64,
     pub last_hash: String,
     /// The file ends in a partial line (a crash mid-write); not counted as tampering.
     pub torn_tail: bool,
@@ -134,6 +193,8 @@ struct State {
     file: File,
     prev: String,
     seq: u64,
+    /// Whole lines in the file.
+    records: u64,
 }
 
 /// An open, appendable audit log. `append` takes a lock and does blocking I/O: call it from
@@ -215,6 +276,16 @@ fn record_hash(record: &Map<String, Value>) -> String {
     sha256_hex(&canonical_json(&Value::Object(m)))
 }
 
+/// The MAC a keyed record must carry: over the same bytes as [`record_hash`].
+fn record_mac(record: &Map<String, Value>, key: &[u8; 32]) -> String {
+    let mut m = record.clone();
+    m.remove("hash");
+    hex::encode(mac::hmac_sha256(
+        key,
+        &[canonical_json(&Value::Object(m)).as_bytes()],
+    ))
+}
+
 /// RFC 3339 UTC with milliseconds, without a date crate.
 fn rfc3339(ms: u128) -> String {
     let secs = (ms / 1000) as i64;
@@ -239,10 +310,20 @@ fn rfc3339(ms: u128) -> String {
 }
 
 impl AuditLog {
-    /// Opens (or creates) the log, truncates a torn last line and resumes the chain.
+    /// Opens (or creates) the log, truncates a torn last line, verifies the tail and resumes the
+    /// chain.
     pub fn open(
         path: impl Into<PathBuf>,
         opts: AuditOptions,
+    ) -> Result<(Self, OpenReport), AuditError> {
+        Self::open_checked(path, opts, None)
+    }
+
+    /// [`AuditLog::open`], also refusing a log shorter than `checkpoint` or different at it.
+    pub fn open_checked(
+        path: impl Into<PathBuf>,
+        opts: AuditOptions,
+        checkpoint: Option<&Checkpoint>,
     ) -> Result<(Self, OpenReport), AuditError> {
         let path = path.into();
         let io = |source| AuditError::Io {
@@ -262,14 +343,47 @@ impl AuditLog {
             records: 0,
             truncated_bytes: (bytes.len() - whole) as u64,
         };
+        let lines: Vec<&[u8]> = match whole {
+            0 => Vec::new(),
+            _ => bytes[..whole - 1].split(|&b| b == b'\n').collect(),
+        };
+        report.records = lines.len() as u64;
+        // Verified before anything is written, the torn tail's truncation included: a refused
+        // log is left exactly as found.
+        let first = lines.len().saturating_sub(TAIL_CHECK);
+        let mut chain = Chain::new(opts.keys.as_ref(), first > 0);
+        for (index, raw) in lines.iter().enumerate().skip(first) {
+            chain.check(index + 1, raw).map_err(|error| match error {
+                VerifyError::Tampered { line, reason } => AuditError::Forged {
+                    path: path.clone(),
+                    line,
+                    reason,
+                },
+                other => AuditError::Forged {
+                    path: path.clone(),
+                    line: lines.len(),
+                    reason: other.to_string(),
+                },
+            })?;
+        }
+        if let Some(checkpoint) = checkpoint {
+            let hash_at = |records: u64| {
+                let raw = lines.get(usize::try_from(records).ok()?.checked_sub(1)?)?;
+                let v: Value = serde_json::from_slice(raw).ok()?;
+                v.get("hash").and_then(Value::as_str).map(str::to_owned)
+            };
+            checkpoint_holds(checkpoint, lines.len() as u64, hash_at).map_err(|reason| {
+                AuditError::Truncated {
+                    path: path.clone(),
+                    reason,
+                }
+            })?;
+        }
         if report.truncated_bytes > 0 {
             tracing::warn!(path = %path.display(), bytes = report.truncated_bytes, "truncating torn last audit line");
             file.set_len(whole as u64).map_err(io)?;
             file.seek(SeekFrom::End(0)).map_err(io)?;
         }
-        let text = String::from_utf8_lossy(&bytes[..whole]);
-        let lines: Vec<&str> = text.lines().collect();
-        report.records = lines.len() as u64;
         let (prev, seq) = match lines.last() {
             None => (GENESIS.to_string(), 0),
             Some(last) => {
@@ -277,17 +391,23 @@ impl AuditLog {
                     path: path.clone(),
                     line: lines.len(),
                 };
-                let v: Value = serde_json::from_str(last).map_err(|_| corrupt())?;
+                let v: Value = serde_json::from_slice(last).map_err(|_| corrupt())?;
                 let hash = v.get("hash").and_then(Value::as_str).ok_or_else(corrupt)?;
                 let seq = v.get("seq").and_then(Value::as_u64).ok_or_else(corrupt)?;
                 (hash.to_string(), seq + 1)
             }
         };
+        let records = report.records;
         Ok((
             AuditLog {
                 path,
                 opts,
-                state: Mutex::new(State { file, prev, seq }),
+                state: Mutex::new(State {
+                    file,
+                    prev,
+                    seq,
+                    records,
+                }),
             },
             report,
         ))
@@ -295,6 +415,15 @@ impl AuditLog {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Where the log is now: what a checkpoint records.
+    pub fn head(&self) -> Checkpoint {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        Checkpoint {
+            records: st.records,
+            last_hash: st.prev.clone(),
+        }
     }
 
     /// Appends one record; when this returns `Ok`, the record is in the file. Returns it.
@@ -319,8 +448,10 @@ impl AuditLog {
             client_id: event.client_id.as_deref(),
             decision: &event.decision,
         };
+        let kid = self.opts.keys.as_ref().map(AuditKeys::current_kid);
         let tail = RecordTail {
             instance: &event.instance,
+            kid,
             latency_ms: event.latency_ms,
             outcome: &event.outcome,
             policies: &event.policies,
@@ -339,10 +470,15 @@ impl AuditLog {
         head.pop();
         head.push(b',');
         let fields = tail.get(1..).unwrap_or_default();
-        let mut hasher = Sha256::new();
-        hasher.update(&head);
-        hasher.update(fields);
-        let hash = hex_digest(hasher);
+        let hash = match &self.opts.keys {
+            Some(keys) => hex::encode(mac::hmac_sha256(keys.current_key(), &[&head, fields])),
+            None => {
+                let mut hasher = Sha256::new();
+                hasher.update(&head);
+                hasher.update(fields);
+                hex_digest(hasher)
+            }
+        };
         let mut line = head;
         line.reserve(fields.len() + hash.len() + 12);
         line.extend_from_slice(b"\"hash\":\"");
@@ -359,6 +495,7 @@ impl AuditLog {
         let seq = st.seq;
         st.prev.clone_from(&hash);
         st.seq += 1;
+        st.records += 1;
         Ok(Appended { seq, hash })
     }
 
@@ -370,29 +507,54 @@ impl AuditLog {
     }
 }
 
-/// Checks every record's hash and link. A partial last line is reported, not an error.
-pub fn verify(path: &Path) -> Result<VerifyReport, VerifyError> {
-    let bytes = std::fs::read(path).map_err(|source| VerifyError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let mut report = VerifyReport {
-        records: 0,
-        last_hash: GENESIS.to_string(),
-        torn_tail: whole < bytes.len(),
-    };
-    let mut prev = GENESIS.to_string();
-    let mut expect_seq: Option<u64> = None;
-    // Whole lines only: the content before the final newline, split on newlines.
-    let body = &bytes[..whole.saturating_sub(1)];
-    let lines = if whole == 0 {
-        None
-    } else {
-        Some(body.split(|&b| b == b'\n'))
-    };
-    for (i, raw) in lines.into_iter().flatten().enumerate() {
-        let line = i + 1;
+/// `Ok` when a log of `records` lines whose line `n` has hash `hash_at(n)` reaches `checkpoint`.
+fn checkpoint_holds(
+    checkpoint: &Checkpoint,
+    records: u64,
+    hash_at: impl Fn(u64) -> Option<String>,
+) -> Result<(), String> {
+    if records < checkpoint.records {
+        return Err(format!(
+            "it has {records} records, the checkpoint {}",
+            checkpoint.records
+        ));
+    }
+    if checkpoint.records > 0
+        && hash_at(checkpoint.records).as_deref() != Some(checkpoint.last_hash.as_str())
+    {
+        return Err(format!(
+            "record {} does not have the checkpoint's hash",
+            checkpoint.records
+        ));
+    }
+    Ok(())
+}
+
+/// The running check of a chain, one record at a time.
+struct Chain<'k> {
+    keys: Option<&'k AuditKeys>,
+    /// The previous record's hash; `None` before the first record checked when the check
+    /// starts mid-log (the tail check), whose first `prev` cannot be known.
+    prev: Option<String>,
+    expect_seq: Option<u64>,
+    keyed_seen: bool,
+    keyed: u64,
+}
+
+// === impl Chain ===
+
+impl<'k> Chain<'k> {
+    fn new(keys: Option<&'k AuditKeys>, mid_log: bool) -> Self {
+        Self {
+            keys,
+            prev: (!mid_log).then(|| GENESIS.to_owned()),
+            expect_seq: None,
+            keyed_seen: false,
+            keyed: 0,
+        }
+    }
+
+    fn check(&mut self, line: usize, raw: &[u8]) -> Result<(), VerifyError> {
         let tampered = |reason: &str| VerifyError::Tampered {
             line,
             reason: reason.to_string(),
@@ -405,7 +567,9 @@ pub fn verify(path: &Path) -> Result<VerifyReport, VerifyError> {
         if canonical_json(&Value::Object(m.clone())) != text {
             return Err(tampered("not in canonical form"));
         }
-        if m.get("prev").and_then(Value::as_str) != Some(prev.as_str()) {
+        if let Some(prev) = &self.prev
+            && m.get("prev").and_then(Value::as_str) != Some(prev.as_str())
+        {
             return Err(tampered("prev does not match the previous record's hash"));
         }
         let hash = m
@@ -413,184 +577,91 @@ pub fn verify(path: &Path) -> Result<VerifyReport, VerifyError> {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        if record_hash(&m) != hash {
+        let expected = match m.get("kid") {
+            None if self.keyed_seen => {
+                return Err(tampered(
+                    "unkeyed record after keyed ones (re-chained without the key)",
+                ));
+            }
+            None => record_hash(&m),
+            Some(Value::String(kid)) => {
+                let key = self.keys.and_then(|keys| keys.get(kid)).ok_or_else(|| {
+                    VerifyError::KeyNeeded {
+                        line,
+                        kid: kid.clone(),
+                    }
+                })?;
+                self.keyed_seen = true;
+                self.keyed += 1;
+                record_mac(&m, key)
+            }
+            Some(_) => return Err(tampered("kid is not a string")),
+        };
+        if expected != hash {
             return Err(tampered("hash does not match the record"));
         }
         let seq = m
             .get("seq")
             .and_then(Value::as_u64)
             .ok_or_else(|| tampered("no seq"))?;
-        if expect_seq.is_some_and(|e| e != seq) {
+        if self.expect_seq.is_some_and(|e| e != seq) {
             return Err(tampered("sequence gap"));
         }
-        expect_seq = Some(seq + 1);
-        prev = hash;
-        report.records += 1;
+        self.expect_seq = Some(seq + 1);
+        self.prev = Some(hash);
+        Ok(())
     }
-    report.last_hash = prev;
+}
+
+/// Checks every record's hash and link. A partial last line is reported, not an error. Keyed
+/// records need their key: see [`verify_with`].
+pub fn verify(path: &Path) -> Result<VerifyReport, VerifyError> {
+    verify_with(path, None, None)
+}
+
+/// Checks every record's hash (keyed records' MAC under `keys`) and link, and that the log
+/// reaches `checkpoint`. A partial last line is reported, not an error.
+pub fn verify_with(
+    path: &Path,
+    keys: Option<&AuditKeys>,
+    checkpoint: Option<&Checkpoint>,
+) -> Result<VerifyReport, VerifyError> {
+    let bytes = std::fs::read(path).map_err(|source| VerifyError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let mut report = VerifyReport {
+        records: 0,
+        keyed: 0,
+        last_hash: GENESIS.to_string(),
+        torn_tail: whole < bytes.len(),
+    };
+    let mut chain = Chain::new(keys, false);
+    // The hash at the checkpoint's record, seen on the way.
+    let mut at_checkpoint = None;
+    // Whole lines only: the content before the final newline, split on newlines.
+    let body = &bytes[..whole.saturating_sub(1)];
+    let lines = if whole == 0 {
+        None
+    } else {
+        Some(body.split(|&b| b == b'\n'))
+    };
+    for (i, raw) in lines.into_iter().flatten().enumerate() {
+        chain.check(i + 1, raw)?;
+        report.records += 1;
+        if checkpoint.is_some_and(|c| c.records == report.records) {
+            at_checkpoint = chain.prev.clone();
+        }
+    }
+    report.keyed = chain.keyed;
+    report.last_hash = chain.prev.unwrap_or_else(|| GENESIS.to_owned());
+    if let Some(checkpoint) = checkpoint {
+        checkpoint_holds(checkpoint, report.records, |_| at_checkpoint.clone())
+            .map_err(VerifyError::Truncated)?;
+    }
     Ok(report)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn event(i: usize) -> AuditEvent {
-        AuditEvent {
-            user: Some("alice".into()),
-            tool: "linear_create_issue".into(),
-            instance: "linear".into(),
-            action: "call".into(),
-            decision: "allow".into(),
-            policies: vec!["writers-write".into()],
-            args: Some(json!({"title": format!("t{i}"), "team_id": "ENG"})),
-            outcome: "ok".into(),
-            latency_ms: Some(1.5),
-            upstream_status: Some(200),
-            ..AuditEvent::default()
-        }
-    }
-
-    #[test]
-    fn chain_verifies_resumes_and_keeps_args_out() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("audit.jsonl");
-        let (log, r) = AuditLog::open(&p, AuditOptions::default()).expect("open");
-        assert_eq!(r.records, 0);
-        for i in 0..3 {
-            log.append(&event(i)).expect("append");
-        }
-        drop(log);
-        let (log, r) = AuditLog::open(&p, AuditOptions::default()).expect("reopen");
-        assert_eq!(
-            r,
-            OpenReport {
-                records: 3,
-                truncated_bytes: 0
-            }
-        );
-        let rec = log.append(&event(3)).expect("append");
-        assert_eq!(rec.seq, 3);
-        let text = std::fs::read_to_string(&p).expect("read");
-        assert!(
-            !text.contains("\"t1\""),
-            "raw args must not be stored by default"
-        );
-        assert!(text.contains("args_sha256"));
-        assert_eq!(verify(&p).expect("verify").records, 4);
-    }
-
-    #[test]
-    fn lines_are_canonical_with_stored_nested_args() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("audit.jsonl");
-        let options = AuditOptions {
-            include_args: true,
-            ..AuditOptions::default()
-        };
-        let (log, _) = AuditLog::open(&p, options).expect("open");
-        let mut e = event(0);
-        // Keys out of order at every depth, escapes, numbers of every kind.
-        e.args = Some(json!({"z": {"b": [1, 2.5, -3], "a": "q\"uote\n"}, "a": null, "m": true}));
-        e.reason = Some("tab\there".into());
-        e.latency_ms = Some(0.1 + 0.2);
-        let appended = log.append(&e).expect("append");
-        let text = std::fs::read_to_string(&p).expect("read");
-        let line = text.trim_end_matches('\n');
-        let parsed: Value = serde_json::from_str(line).expect("json");
-        assert_eq!(canonical_json(&parsed), line);
-        assert_eq!(parsed["hash"], appended.hash.as_str());
-        assert_eq!(
-            parsed["args"],
-            json!({"a": null, "m": true, "z": {"a": "q\"uote\n", "b": [1, 2.5, -3]}})
-        );
-        assert_eq!(verify(&p).expect("verify").records, 1);
-    }
-
-    #[test]
-    fn editing_one_byte_names_the_line() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("audit.jsonl");
-        let (log, _) = AuditLog::open(&p, AuditOptions::default()).expect("open");
-        for i in 0..5 {
-            log.append(&event(i)).expect("append");
-        }
-        let mut bytes = std::fs::read(&p).expect("read");
-        let lines: Vec<usize> = bytes
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| **b == b'\n')
-            .map(|(i, _)| i)
-            .collect();
-        // Flip "allow" to "allox" on line 3.
-        let start = lines[1] + 1;
-        let at = start
-            + bytes[start..]
-                .windows(5)
-                .position(|w| w == b"allow")
-                .expect("field")
-            + 4;
-        bytes[at] = b'x';
-        std::fs::write(&p, &bytes).expect("write");
-        match verify(&p) {
-            Err(VerifyError::Tampered { line, .. }) => assert_eq!(line, 3),
-            other => panic!("expected tampering at line 3, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn dropping_a_line_is_detected() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("audit.jsonl");
-        let (log, _) = AuditLog::open(&p, AuditOptions::default()).expect("open");
-        for i in 0..4 {
-            log.append(&event(i)).expect("append");
-        }
-        let text = std::fs::read_to_string(&p).expect("read");
-        let kept: Vec<&str> = text
-            .lines()
-            .enumerate()
-            .filter(|(i, _)| *i != 1)
-            .map(|(_, l)| l)
-            .collect();
-        std::fs::write(&p, kept.join("\n") + "\n").expect("write");
-        assert!(matches!(
-            verify(&p),
-            Err(VerifyError::Tampered { line: 2, .. })
-        ));
-    }
-
-    #[test]
-    fn torn_tail_is_reported_then_truncated_on_open() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("audit.jsonl");
-        let (log, _) = AuditLog::open(
-            &p,
-            AuditOptions {
-                fsync: true,
-                include_args: true,
-            },
-        )
-        .expect("open");
-        log.append(&event(0)).expect("append");
-        drop(log);
-        let mut f = OpenOptions::new().append(true).open(&p).expect("open");
-        f.write_all(b"{\"seq\":1,\"to").expect("torn write");
-        drop(f);
-        let r = verify(&p).expect("torn tail is not tampering");
-        assert!(r.torn_tail);
-        assert_eq!(r.records, 1);
-        let (log, r) = AuditLog::open(&p, AuditOptions::default()).expect("reopen");
-        assert_eq!(r.truncated_bytes, 12);
-        log.append(&event(1)).expect("append");
-        let r = verify(&p).expect("verify");
-        assert_eq!((r.records, r.torn_tail), (2, false));
-    }
-
-    #[test]
-    fn time_is_rfc3339() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(1_709_210_096_789), "2024-02-29T12:34:56.789Z");
-    }
-}
+mod tests;

@@ -1,0 +1,261 @@
+//! The shipped demo policies fire on the demo's real tools and arguments: each guard and permit
+//! of `config/policies/` gets an ALLOW and a DENY case driven as a real `tools/call` through
+//! `manifold demo`, checked by the answer and by the decision and policies the audit log
+//! recorded; and the `send-mail` quota covers every tool tagged `sends`, not one tool name.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use serde_json::{Value, json};
+use support::demo::Demo;
+
+/// The demo Linear's team ids (`linear_list_teams`).
+const ENG: &str = "00000002-0000-4000-8000-000000000000";
+const DES: &str = "00000002-0000-4000-8000-000000000001";
+
+/// A token for `user` with extra `groups`, minted with the demo's keys.
+fn token(demo: &Demo, user: &str, groups: &[&str]) -> String {
+    let public_url = demo.mcp_url.trim_end_matches("/mcp");
+    let mut command = std::process::Command::new(support::manifold_bin());
+    command.args(["token", "--user", user, "--public-url", public_url]);
+    for group in groups {
+        command.args(["--group", group]);
+    }
+    let output = command
+        .arg("--data-dir")
+        .arg(demo.data_dir())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// One stateless `tools/call`; the whole JSON-RPC answer.
+async fn call(demo: &Demo, token: &str, name: &str, arguments: Value) -> Value {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+    "name": name, "arguments": arguments,
+    "_meta": {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "demo-policies", "version": "1"}
+    }}});
+    let text = reqwest::Client::new()
+        .post(&demo.mcp_url)
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", name)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .chain(std::iter::once(text.as_str()))
+        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
+        .find(|m| m.get("id") == Some(&json!(1)))
+        .unwrap_or_else(|| panic!("no answer: {text}"))
+}
+
+fn last_record(demo: &Demo) -> Value {
+    let text = std::fs::read_to_string(demo.data_dir().join("audit.jsonl")).unwrap();
+    serde_json::from_str(text.lines().last().unwrap()).unwrap()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Expect {
+    Allow,
+    /// Denied by the policy, with its reason in the answer.
+    Deny,
+    /// Hidden from the caller: answered as an unknown tool.
+    Hidden,
+}
+
+#[tokio::test]
+async fn every_shipped_guard_and_permit_allows_and_denies_real_calls() {
+    let demo = Demo::start(&[]);
+    let alice = demo.token("alice"); // staff, writers
+    let bob = demo.token("bob"); // staff
+    let carol = demo.token("carol"); // contractors
+    let ada = token(&demo, "ada", &["admins"]);
+    let internal = json!({"to": ["bob@example.com"], "subject": "plans", "body": "hello"});
+    let external = json!({"to": ["eve@evil.test"], "subject": "plans", "body": "hello"});
+    let cases: Vec<(&str, &str, &str, &str, Value, Expect)> = vec![
+        (
+            "everyone-reads",
+            "bob",
+            &bob,
+            "linear_list_teams",
+            json!({}),
+            Expect::Allow,
+        ),
+        (
+            "everyone-reads",
+            "bob",
+            &bob,
+            "linear_create_issue",
+            json!({"team_id": ENG, "title": "t"}),
+            Expect::Hidden,
+        ),
+        (
+            "writers-write",
+            "alice",
+            &alice,
+            "linear_create_issue",
+            json!({"team_id": ENG, "title": "from the policy test"}),
+            Expect::Allow,
+        ),
+        (
+            "writers-write",
+            "bob",
+            &bob,
+            "outlook_send_message",
+            internal.clone(),
+            Expect::Hidden,
+        ),
+        (
+            "admins-all",
+            "ada",
+            &ada,
+            "drive_delete_file",
+            json!({"file": "/nope"}),
+            Expect::Allow,
+        ),
+        (
+            "destructive-admins-only",
+            "alice",
+            &alice,
+            "drive_delete_file",
+            json!({"file": "/nope"}),
+            Expect::Hidden,
+        ),
+        (
+            "contractors-no-mail",
+            "alice",
+            &alice,
+            "outlook_list_messages",
+            json!({}),
+            Expect::Allow,
+        ),
+        (
+            "contractors-no-mail",
+            "carol",
+            &carol,
+            "outlook_list_messages",
+            json!({}),
+            Expect::Hidden,
+        ),
+        (
+            "mail-internal-only",
+            "alice",
+            &alice,
+            "outlook_send_message",
+            internal,
+            Expect::Allow,
+        ),
+        (
+            "mail-internal-only",
+            "alice",
+            &alice,
+            "outlook_send_message",
+            external,
+            Expect::Deny,
+        ),
+        (
+            "linear-known-teams",
+            "alice",
+            &alice,
+            "linear_create_issue",
+            json!({"team_id": ENG, "title": "in ENG"}),
+            Expect::Allow,
+        ),
+        (
+            "linear-known-teams",
+            "alice",
+            &alice,
+            "linear_create_issue",
+            json!({"team_id": DES, "title": "in Design"}),
+            Expect::Deny,
+        ),
+    ];
+    for (policy, user, token, tool, arguments, expect) in cases {
+        let answer = call(&demo, token, tool, arguments).await;
+        let record = last_record(&demo);
+        let case = format!("{policy}: {user} {tool} {expect:?}: {answer} / {record}");
+        assert_eq!(record["tool"], tool, "{case}");
+        assert_eq!(record["user"], user, "{case}");
+        let policies = record["policies"].as_array().unwrap();
+        match expect {
+            Expect::Allow => {
+                assert_eq!(record["decision"], "allow", "{case}");
+                assert!(answer.get("result").is_some(), "{case}");
+                let text = answer["result"]["content"][0]["text"]
+                    .as_str()
+                    .unwrap_or("");
+                assert!(!text.starts_with("denied by policy"), "{case}");
+            }
+            Expect::Deny => {
+                assert_eq!(record["decision"], "deny", "{case}");
+                assert!(policies.iter().any(|p| p == policy), "{case}");
+                let text = answer["result"]["content"][0]["text"].as_str().unwrap();
+                assert!(text.starts_with("denied by policy: "), "{case}");
+            }
+            Expect::Hidden => {
+                assert_eq!(record["decision"], "deny", "{case}");
+                assert_eq!(
+                    answer["error"]["message"],
+                    format!("Unknown tool: {tool}"),
+                    "{case}"
+                );
+                // A guard names itself; a missing permit leaves default deny (no policy).
+                if policy != "everyone-reads" && policy != "writers-write" {
+                    assert!(policies.iter().any(|p| p == policy), "{case}");
+                }
+            }
+        }
+        if expect == Expect::Allow && policy != "mail-internal-only" {
+            // The determining permits are recorded too.
+            assert!(!policies.is_empty(), "{case}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_send_quota_counts_every_sending_tool_together() {
+    let demo = Demo::start(&[]);
+    let alice = demo.token("alice");
+    let mail = json!({"to": ["bob@example.com"], "subject": "s", "body": "b"});
+    let chats = call(&demo, &alice, "teams_list_chats", json!({})).await;
+    let chat = chats["result"]["structuredContent"]["chats"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{chats}"))
+        .to_owned();
+    let chat_message = json!({"chat_id": chat, "text": "hi"});
+    // Reads do not count.
+    for _ in 0..3 {
+        call(&demo, &alice, "outlook_list_messages", json!({})).await;
+    }
+    // Five sends a minute, across mail and chat.
+    for index in 0..6 {
+        let (tool, arguments) = if index % 2 == 0 {
+            ("outlook_send_message", mail.clone())
+        } else {
+            ("teams_send_chat_message", chat_message.clone())
+        };
+        let answer = call(&demo, &alice, tool, arguments).await;
+        let text = answer["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or("");
+        let refused = text.starts_with("quota `send-mail` exceeded");
+        assert_eq!(refused, index == 5, "send {index} ({tool}): {answer}");
+        assert_eq!(
+            last_record(&demo)["outcome"],
+            if index == 5 { "quota_exceeded" } else { "ok" },
+            "send {index}: {answer}"
+        );
+    }
+}

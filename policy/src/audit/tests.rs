@@ -1,0 +1,387 @@
+//! The chain: appends, resumes, canonical lines, and generated tampering of keyed logs.
+
+use super::*;
+use proptest::prelude::*;
+use serde_json::json;
+
+fn event(i: usize) -> AuditEvent {
+    AuditEvent {
+        user: Some("alice".into()),
+        tool: "linear_create_issue".into(),
+        instance: "linear".into(),
+        action: "call".into(),
+        decision: "allow".into(),
+        policies: vec!["writers-write".into()],
+        args: Some(json!({"title": format!("t{i}"), "team_id": "ENG"})),
+        outcome: "ok".into(),
+        latency_ms: Some(1.5),
+        upstream_status: Some(200),
+        ..AuditEvent::default()
+    }
+}
+
+#[test]
+fn chain_verifies_resumes_and_keeps_args_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("audit.jsonl");
+    let (log, r) = AuditLog::open(&p, AuditOptions::default()).expect("open");
+    assert_eq!(r.records, 0);
+    for i in 0..3 {
+        log.append(&event(i)).expect("append");
+    }
+    drop(log);
+    let (log, r) = AuditLog::open(&p, AuditOptions::default()).expect("reopen");
+    assert_eq!(
+        r,
+        OpenReport {
+            records: 3,
+            truncated_bytes: 0
+        }
+    );
+    let rec = log.append(&event(3)).expect("append");
+    assert_eq!(rec.seq, 3);
+    let text = std::fs::read_to_string(&p).expect("read");
+    assert!(
+        !text.contains("\"t1\""),
+        "raw args must not be stored by default"
+    );
+    assert!(text.contains("args_sha256"));
+    assert_eq!(verify(&p).expect("verify").records, 4);
+}
+
+#[test]
+fn lines_are_canonical_with_stored_nested_args() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("audit.jsonl");
+    let options = AuditOptions {
+        include_args: true,
+        ..AuditOptions::default()
+    };
+    let (log, _) = AuditLog::open(&p, options).expect("open");
+    let mut e = event(0);
+    // Keys out of order at every depth, escapes, numbers of every kind.
+    e.args = Some(json!({"z": {"b": [1, 2.5, -3], "a": "q\"uote\n"}, "a": null, "m": true}));
+    e.reason = Some("tab\there".into());
+    e.latency_ms = Some(0.1 + 0.2);
+    let appended = log.append(&e).expect("append");
+    let text = std::fs::read_to_string(&p).expect("read");
+    let line = text.trim_end_matches('\n');
+    let parsed: Value = serde_json::from_str(line).expect("json");
+    assert_eq!(canonical_json(&parsed), line);
+    assert_eq!(parsed["hash"], appended.hash.as_str());
+    assert_eq!(
+        parsed["args"],
+        json!({"a": null, "m": true, "z": {"a": "q\"uote\n", "b": [1, 2.5, -3]}})
+    );
+    assert_eq!(verify(&p).expect("verify").records, 1);
+}
+
+#[test]
+fn editing_one_byte_names_the_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("audit.jsonl");
+    let (log, _) = AuditLog::open(&p, AuditOptions::default()).expect("open");
+    for i in 0..5 {
+        log.append(&event(i)).expect("append");
+    }
+    let mut bytes = std::fs::read(&p).expect("read");
+    let lines: Vec<usize> = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .map(|(i, _)| i)
+        .collect();
+    // Flip "allow" to "allox" on line 3.
+    let start = lines[1] + 1;
+    let at = start
+        + bytes[start..]
+            .windows(5)
+            .position(|w| w == b"allow")
+            .expect("field")
+        + 4;
+    bytes[at] = b'x';
+    std::fs::write(&p, &bytes).expect("write");
+    match verify(&p) {
+        Err(VerifyError::Tampered { line, .. }) => assert_eq!(line, 3),
+        other => panic!("expected tampering at line 3, got {other:?}"),
+    }
+}
+
+#[test]
+fn dropping_a_line_is_detected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("audit.jsonl");
+    let (log, _) = AuditLog::open(&p, AuditOptions::default()).expect("open");
+    for i in 0..4 {
+        log.append(&event(i)).expect("append");
+    }
+    let text = std::fs::read_to_string(&p).expect("read");
+    let kept: Vec<&str> = text
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| *i != 1)
+        .map(|(_, l)| l)
+        .collect();
+    std::fs::write(&p, kept.join("\n") + "\n").expect("write");
+    assert!(matches!(
+        verify(&p),
+        Err(VerifyError::Tampered { line: 2, .. })
+    ));
+}
+
+#[test]
+fn torn_tail_is_reported_then_truncated_on_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("audit.jsonl");
+    let (log, _) = AuditLog::open(
+        &p,
+        AuditOptions {
+            fsync: true,
+            include_args: true,
+            keys: None,
+        },
+    )
+    .expect("open");
+    log.append(&event(0)).expect("append");
+    drop(log);
+    let mut f = OpenOptions::new().append(true).open(&p).expect("open");
+    f.write_all(b"{\"seq\":1,\"to").expect("torn write");
+    drop(f);
+    let r = verify(&p).expect("torn tail is not tampering");
+    assert!(r.torn_tail);
+    assert_eq!(r.records, 1);
+    let (log, r) = AuditLog::open(&p, AuditOptions::default()).expect("reopen");
+    assert_eq!(r.truncated_bytes, 12);
+    log.append(&event(1)).expect("append");
+    let r = verify(&p).expect("verify");
+    assert_eq!((r.records, r.torn_tail), (2, false));
+}
+
+// === keyed chain ===
+
+fn keys(byte: u8) -> AuditKeys {
+    AuditKeys::new("k1", [("k1".to_owned(), [byte; 32])]).expect("keys")
+}
+
+fn keyed_options(byte: u8) -> AuditOptions {
+    AuditOptions {
+        keys: Some(keys(byte)),
+        ..AuditOptions::default()
+    }
+}
+
+/// A keyed log of `n` records; returns its lines and checkpoint.
+fn keyed_log(path: &Path, n: usize) -> (Vec<String>, Checkpoint) {
+    let (log, _) = AuditLog::open(path, keyed_options(7)).expect("open");
+    for i in 0..n {
+        log.append(&event(i)).expect("append");
+    }
+    let head = log.head();
+    let text = std::fs::read_to_string(path).expect("read");
+    (text.lines().map(str::to_owned).collect(), head)
+}
+
+/// How a tamperer re-hashes the records it rewrote.
+#[derive(Debug, Clone, Copy)]
+enum Rehash {
+    /// Plain SHA-256 without `kid`, as an unkeyed log.
+    Unkeyed,
+    /// HMAC under a key that is not the gateway's, same `kid`.
+    WrongKey,
+}
+
+/// Rewrites lines `from..` so each links to the one before and carries a fresh hash.
+fn rechain(lines: &mut [String], from: usize, how: Rehash) {
+    let mut prev = match from {
+        0 => GENESIS.to_owned(),
+        _ => {
+            let v: Value = serde_json::from_str(&lines[from - 1]).expect("json");
+            v["hash"].as_str().expect("hash").to_owned()
+        }
+    };
+    for line in &mut lines[from..] {
+        let Value::Object(mut m) = serde_json::from_str(line).expect("json") else {
+            panic!("record is an object");
+        };
+        m.remove("hash");
+        m.insert("prev".into(), Value::String(prev.clone()));
+        let hash = match how {
+            Rehash::Unkeyed => {
+                m.remove("kid");
+                record_hash(&m)
+            }
+            Rehash::WrongKey => record_mac(&m, &[9; 32]),
+        };
+        m.insert("hash".into(), Value::String(hash.clone()));
+        *line = canonical_json(&Value::Object(m));
+        prev = hash;
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    /// Sets `field` of line `line` to `value`, leaving the hash.
+    Edit {
+        line: usize,
+        field: &'static str,
+        value: String,
+    },
+    Drop(usize),
+    Swap(usize, usize),
+    /// Removes the last `n` lines.
+    Truncate(usize),
+    /// Edits line `line`, then re-chains from it.
+    Rechain {
+        line: usize,
+        how: Rehash,
+    },
+}
+
+fn mutation(n: usize) -> impl Strategy<Value = Mutation> {
+    let field = prop_oneof![
+        Just("user"),
+        Just("decision"),
+        Just("tool"),
+        Just("outcome"),
+        Just("reason"),
+        Just("kid"),
+        Just("args_sha256"),
+    ];
+    let how = prop_oneof![Just(Rehash::Unkeyed), Just(Rehash::WrongKey)];
+    prop_oneof![
+        (0..n, field, "[a-z]{0,12}").prop_map(|(line, field, value)| Mutation::Edit {
+            line,
+            field,
+            value,
+        }),
+        (0..n).prop_map(Mutation::Drop),
+        (0..n, 0..n)
+            .prop_filter("two lines", |(a, b)| a != b)
+            .prop_map(|(a, b)| Mutation::Swap(a, b)),
+        (1..=n).prop_map(Mutation::Truncate),
+        (0..n, how).prop_map(|(line, how)| Mutation::Rechain { line, how }),
+    ]
+}
+
+fn apply(lines: &mut Vec<String>, mutation: &Mutation) {
+    match mutation {
+        Mutation::Edit { line, field, value } => {
+            let Value::Object(mut m) = serde_json::from_str(&lines[*line]).expect("json") else {
+                panic!("record is an object");
+            };
+            let old = m.insert((*field).to_owned(), Value::String(value.clone()));
+            if old == Some(Value::String(value.clone())) {
+                // Not a change: make it one.
+                m.insert((*field).to_owned(), Value::String(format!("{value}x")));
+            }
+            lines[*line] = canonical_json(&Value::Object(m));
+        }
+        Mutation::Drop(line) => {
+            lines.remove(*line);
+        }
+        Mutation::Swap(a, b) => lines.swap(*a, *b),
+        Mutation::Truncate(n) => lines.truncate(lines.len() - n),
+        Mutation::Rechain { line, how } => {
+            let Value::Object(mut m) = serde_json::from_str(&lines[*line]).expect("json") else {
+                panic!("record is an object");
+            };
+            m.insert("outcome".into(), Value::String("rewritten".into()));
+            lines[*line] = canonical_json(&Value::Object(m));
+            rechain(lines, *line, *how);
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config {
+        cases: 600,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    })]
+
+    /// Every mutation of a keyed log fails verification with the key and its checkpoint,
+    /// and a gateway opening the mutated log with its checkpoint refuses to append.
+    #[test]
+    fn every_tampering_of_a_keyed_log_fails_verify_and_open(
+        (n, mutation) in (2usize..12).prop_flat_map(|n| (Just(n), mutation(n)))
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("audit.jsonl");
+        let (mut lines, checkpoint) = keyed_log(&p, n);
+        let ring = keys(7);
+        proptest::prop_assert!(verify_with(&p, Some(&ring), Some(&checkpoint)).is_ok());
+        apply(&mut lines, &mutation);
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(&p, &text).expect("write");
+        let verdict = verify_with(&p, Some(&ring), Some(&checkpoint));
+        proptest::prop_assert!(verdict.is_err(), "{:?} passed verify: {:?}", mutation, verdict);
+        let opened = AuditLog::open_checked(&p, keyed_options(7), Some(&checkpoint));
+        proptest::prop_assert!(opened.is_err(), "{:?} was opened for appending", mutation);
+        // A refused log is left as found.
+        proptest::prop_assert_eq!(std::fs::read_to_string(&p).expect("read"), text);
+    }
+}
+
+#[test]
+fn keyed_records_name_their_key_and_need_it_to_verify() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("audit.jsonl");
+    let (lines, checkpoint) = keyed_log(&p, 3);
+    assert!(lines.iter().all(|l| l.contains("\"kid\":\"k1\"")));
+    let report = verify_with(&p, Some(&keys(7)), Some(&checkpoint)).expect("verifies");
+    assert_eq!((report.records, report.keyed), (3, 3));
+    assert!(matches!(
+        verify(&p),
+        Err(VerifyError::KeyNeeded { line: 1, .. })
+    ));
+    assert!(matches!(
+        verify_with(&p, Some(&keys(8)), None),
+        Err(VerifyError::Tampered { line: 1, .. })
+    ));
+    // Reopened with the key, the chain goes on.
+    let (log, _) = AuditLog::open_checked(&p, keyed_options(7), Some(&checkpoint)).expect("open");
+    log.append(&event(3)).expect("append");
+    assert_eq!(log.head().records, 4);
+    assert_eq!(
+        verify_with(&p, Some(&keys(7)), Some(&checkpoint))
+            .expect("ok")
+            .records,
+        4
+    );
+}
+
+#[test]
+fn an_unkeyed_log_goes_on_keyed_and_reports_its_unkeyed_prefix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("audit.jsonl");
+    let (log, _) = AuditLog::open(&p, AuditOptions::default()).expect("open");
+    log.append(&event(0)).expect("append");
+    drop(log);
+    let (log, _) = AuditLog::open(&p, keyed_options(7)).expect("upgrade");
+    log.append(&event(1)).expect("append");
+    let report = verify_with(&p, Some(&keys(7)), Some(&log.head())).expect("verifies");
+    assert_eq!((report.records, report.keyed), (2, 1));
+}
+
+#[test]
+fn a_forged_tail_is_refused_at_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("audit.jsonl");
+    let (mut lines, _) = keyed_log(&p, 4);
+    // Without a checkpoint too: an appended forgery re-hashed with SHA-256.
+    let forged = lines[3].replace("\"ok\"", "\"error\"");
+    lines.push(forged);
+    rechain(&mut lines, 4, Rehash::Unkeyed);
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&p, &text).expect("write");
+    match AuditLog::open(&p, keyed_options(7)) {
+        Err(AuditError::Forged { line, .. }) => assert_eq!(line, 5),
+        other => panic!("expected a refusal, got {:?}", other.map(|(_, r)| r)),
+    }
+}
+
+#[test]
+fn time_is_rfc3339() {
+    assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+    assert_eq!(rfc3339(1_709_210_096_789), "2024-02-29T12:34:56.789Z");
+}
