@@ -8,7 +8,8 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::{
-    BuildError, Secret, TextFilter, ToolError, ToolOutput, ToolSpec, upstream::InstanceClient,
+    BuildError, ResolveFacts, Secret, TextFilter, ToolError, ToolOutput, ToolSpec,
+    upstream::InstanceClient,
 };
 
 /// Reports progress of a long call to the MCP client that asked for it (`progress`, `total`,
@@ -93,6 +94,13 @@ pub trait Adapter: Send + Sync {
         arguments: Map<String, Value>,
         ctx: &CallContext,
     ) -> Result<ToolOutput, ToolError>;
+
+    /// Resolves, before the policy decision, the stored state that the tools whose spec says
+    /// `resolves_facts` depend on; `None` when no tool of this instance needs it. The catalog
+    /// refuses a tool that needs facts from an adapter without this capability.
+    fn facts(&self) -> Option<&dyn ResolveFacts> {
+        None
+    }
 }
 
 /// A kind of backend (`linear`, `drive`, …): the registry holds one of each.

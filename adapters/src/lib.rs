@@ -11,6 +11,7 @@ pub mod drive;
 pub mod dropbox;
 pub mod error;
 pub mod extract;
+pub mod facts;
 pub mod graph;
 pub mod linear;
 pub mod outbound;
@@ -25,6 +26,7 @@ pub mod sandbox;
 
 pub use adapter::{Adapter, AdapterKind, CallContext, InstanceSettings, OAuthSpec, ProgressSink};
 pub use error::{BuildError, ToolError};
+pub use facts::{ResolveFacts, StoredFacts};
 pub use registry::Registry;
 pub use secret::Secret;
 pub use text_filter::TextFilter;

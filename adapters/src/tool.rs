@@ -52,12 +52,22 @@ pub struct ToolSpec {
     /// The provider OAuth scopes this tool needs (least privilege), so the token broker asks for
     /// exactly these and can step up when a tool needs one not yet granted.
     pub scopes: Vec<String>,
+    /// Whom the call reaches depends on stored state (the message a reply answers, a saved
+    /// draft): the gateway has the adapter's [`ResolveFacts`](crate::ResolveFacts) read it, with
+    /// the user's credential, before the policy decides.
+    pub resolves_facts: bool,
 }
 
 impl ToolSpec {
     /// Declares the OAuth scopes the tool needs.
     pub fn with_scopes(mut self, scopes: &[&str]) -> Self {
         self.scopes = scopes.iter().map(|s| (*s).to_owned()).collect();
+        self
+    }
+
+    /// Declares that the policy needs facts the adapter resolves from stored state.
+    pub fn resolving_facts(mut self) -> Self {
+        self.resolves_facts = true;
         self
     }
 
@@ -86,6 +96,7 @@ impl ToolSpec {
             output_schema: as_object(output_schema),
             annotations,
             scopes: Vec::new(),
+            resolves_facts: false,
         }
     }
 }

@@ -27,6 +27,7 @@ use crate::{
 
 mod call;
 mod cursor;
+mod facts;
 mod logging;
 
 pub use call::{CallScope, CancelledElsewhere, Notify};

@@ -74,7 +74,7 @@ async fn outlook_teams_and_sharepoint_through_the_gateway() {
             .count();
         assert!(count >= 9, "{kind}: {count} tools");
     }
-    assert_eq!(tools.len(), 10 + 10 + 9, "only the three kinds' tools");
+    assert_eq!(tools.len(), 11 + 10 + 9, "only the three kinds' tools");
     for tool in &tools {
         let annotations = tool
             .annotations

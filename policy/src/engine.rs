@@ -28,6 +28,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::diag::{Diagnostic, from_miette};
+use crate::facts::{Facts, FactsError};
 use crate::schema::PolicySchema;
 use crate::{Action, Decision, PolicyEngine, Principal, ToolRef, context};
 
@@ -124,6 +125,8 @@ struct Slot {
     read_only: bool,
     destructive: bool,
     tags: Vec<String>,
+    /// The tool's input schema: which arguments carry addresses (see [`crate::facts`]).
+    input_schema: Value,
     tool: Entity,
     adapter: Entity,
     /// Just the tool and its adapter.
@@ -488,6 +491,7 @@ impl CedarEngine {
                 read_only: d.read_only,
                 destructive: d.destructive,
                 tags: d.tags.clone(),
+                input_schema: d.input_schema.clone(),
                 tool,
                 adapter,
                 entities,
@@ -764,12 +768,44 @@ impl CedarEngine {
         built.map_err(|e| e.to_string())
     }
 
-    fn context(&self, principal: &Principal, args: Option<&Value>) -> Result<Context, String> {
+    fn context(
+        &self,
+        principal: &Principal,
+        args: Option<&Value>,
+        facts: &Facts,
+    ) -> Result<Context, String> {
         context::build(
             args,
             &self.schema.args,
             principal.client_id.as_deref().unwrap_or(""),
+            facts,
         )
+    }
+
+    /// The facts in the arguments alone, read by the catalog tool's declared address
+    /// arguments (a tool outside the catalog declares none).
+    fn facts_of(&self, tool: &ToolRef<'_>, args: Option<&Value>) -> Result<Facts, FactsError> {
+        match (args, self.slot(tool)) {
+            (Some(args), Some(i)) => {
+                Facts::from_arguments(&self.slots[i].input_schema, &mut args.clone())
+            }
+            _ => Ok(Facts::default()),
+        }
+    }
+
+    /// A call whose facts could not be read: denied before any policy runs, so no rule can
+    /// mistake an unreadable recipient for no recipient.
+    fn refused(&self, error: &FactsError) -> Explanation {
+        Explanation {
+            decision: Decision::Deny {
+                reason: error.to_string(),
+                policies: Vec::new(),
+            },
+            determining: Vec::new(),
+            reasons: Vec::new(),
+            errors: vec![error.to_string()],
+            evaluated: 0,
+        }
     }
 
     /// Decides without Cedar when the subset allows it: no policy (default deny), or only
@@ -898,6 +934,7 @@ impl CedarEngine {
         action: Action,
         tool: &ToolRef<'_>,
         args: Option<&Value>,
+        facts: &Facts,
     ) -> Explanation {
         let subset = self.subset(action, tool, &pe.groups());
         if let Some(x) = self.by_heads(&subset, pe, tool) {
@@ -907,14 +944,14 @@ impl CedarEngine {
             Ok(e) => e,
             Err(e) => return self.failed(e),
         };
-        let context = match self.context(principal, args) {
+        let context = match self.context(principal, args, facts) {
             Ok(c) => c,
             Err(e) => return self.failed(e),
         };
         self.run(pe, action, tool, &subset, &entities, context)
     }
 
-    /// The decision and everything that went into it.
+    /// The decision and everything that went into it, with the facts in the arguments.
     pub fn explain(
         &self,
         principal: &Principal,
@@ -922,8 +959,23 @@ impl CedarEngine {
         tool: &ToolRef<'_>,
         args: Option<&Value>,
     ) -> Explanation {
+        match self.facts_of(tool, args) {
+            Ok(facts) => self.explain_with_facts(principal, action, tool, args, &facts),
+            Err(error) => self.refused(&error),
+        }
+    }
+
+    /// The decision and everything that went into it, with facts the caller established.
+    pub fn explain_with_facts(
+        &self,
+        principal: &Principal,
+        action: Action,
+        tool: &ToolRef<'_>,
+        args: Option<&Value>,
+        facts: &Facts,
+    ) -> Explanation {
         match self.principal(principal) {
-            Ok(pe) => self.explain_with(principal, &pe, action, tool, args),
+            Ok(pe) => self.explain_with(principal, &pe, action, tool, args, facts),
             Err(e) => self.failed(e),
         }
     }
@@ -945,12 +997,19 @@ impl CedarEngine {
                 Some(i) => self
                     .list_cell(&pe, i)
                     .get_or_init(|| {
-                        self.explain_with(principal, &pe, Action::List, tool, None)
-                            .decision
+                        self.explain_with(
+                            principal,
+                            &pe,
+                            Action::List,
+                            tool,
+                            None,
+                            &Facts::default(),
+                        )
+                        .decision
                     })
                     .is_allowed(),
                 None => self
-                    .explain_with(principal, &pe, Action::List, tool, None)
+                    .explain_with(principal, &pe, Action::List, tool, None, &Facts::default())
                     .decision
                     .is_allowed(),
             })
@@ -975,7 +1034,7 @@ impl CedarEngine {
     ) -> Vec<bool> {
         let (Ok(entities), Ok(context)) = (
             self.entities(&pe.entity, tools),
-            self.context(principal, None),
+            self.context(principal, None, &Facts::default()),
         ) else {
             return vec![false; tools.len()];
         };
@@ -1067,6 +1126,20 @@ impl PolicyEngine for CedarEngine {
         tool: &ToolRef<'_>,
         arguments: Option<&Value>,
     ) -> Decision {
+        match self.facts_of(tool, arguments) {
+            Ok(facts) => self.decide_with_facts(principal, action, tool, arguments, &facts),
+            Err(error) => self.refused(&error).decision,
+        }
+    }
+
+    fn decide_with_facts(
+        &self,
+        principal: &Principal,
+        action: Action,
+        tool: &ToolRef<'_>,
+        arguments: Option<&Value>,
+        facts: &Facts,
+    ) -> Decision {
         let pe = match self.principal(principal) {
             Ok(pe) => pe,
             Err(e) => return self.failed(e).decision,
@@ -1079,12 +1152,12 @@ impl PolicyEngine for CedarEngine {
             return self
                 .list_cell(&pe, i)
                 .get_or_init(|| {
-                    self.explain_with(principal, &pe, action, tool, None)
+                    self.explain_with(principal, &pe, action, tool, None, facts)
                         .decision
                 })
                 .clone();
         }
-        self.explain_with(principal, &pe, action, tool, arguments)
+        self.explain_with(principal, &pe, action, tool, arguments, facts)
             .decision
     }
 }
@@ -1191,7 +1264,8 @@ permit (principal in Group::"eng", action == Action::"call", resource) when { co
             e.types.uid(&e.types.user, p.user.as_deref().unwrap_or("")),
             e.types.action(action).clone(),
             e.types.uid(&e.types.tool, tool.name),
-            e.context(p, args).expect("context"),
+            e.context(p, args, &e.facts_of(tool, args).expect("facts"))
+                .expect("context"),
             None,
         )
         .expect("request");

@@ -6,11 +6,13 @@
 //! ([`admin`]), quotas ([`quota`]), redaction of results ([`redact`]) and the hash-chained audit
 //! log ([`audit`]). `README.md` shows how the gateway wires them together.
 
+pub mod address;
 pub mod admin;
 pub mod audit;
 mod context;
 pub mod diag;
 mod engine;
+pub mod facts;
 pub mod quota;
 pub mod redact;
 mod schema;
@@ -18,6 +20,7 @@ mod store;
 
 pub use diag::Diagnostic;
 pub use engine::{CedarEngine, DEFAULT_DENY_REASON, EngineError, Explanation, Summary};
+pub use facts::{Facts, FactsError};
 pub use schema::{PolicySchema, SchemaError, ToolDescriptor, schema_text};
 pub use store::{PolicyStore, ReloadError, StoreError, WatchHandle};
 
@@ -127,12 +130,26 @@ impl Decision {
 
 /// Decides requests. Implementations must be cheap: `tools/list` asks once per tool.
 pub trait PolicyEngine: Send + Sync {
+    /// Decides on the arguments alone: the facts are read from the addresses the tool's schema
+    /// declares in them (a value that is not one address denies).
     fn decide(
         &self,
         principal: &Principal,
         action: Action,
         tool: &ToolRef<'_>,
         arguments: Option<&serde_json::Value>,
+    ) -> Decision;
+
+    /// Decides with facts the caller established: [`Facts::from_arguments`] over the same
+    /// `arguments` (which it rewrote to canonical addresses), plus what the adapter resolved
+    /// from stored state. Required, so no engine can ignore them by omission.
+    fn decide_with_facts(
+        &self,
+        principal: &Principal,
+        action: Action,
+        tool: &ToolRef<'_>,
+        arguments: Option<&serde_json::Value>,
+        facts: &Facts,
     ) -> Decision;
 }
 
@@ -152,6 +169,17 @@ impl PolicyEngine for AllowAll {
         Decision::Allow {
             policies: vec!["allow-all".into()],
         }
+    }
+
+    fn decide_with_facts(
+        &self,
+        principal: &Principal,
+        action: Action,
+        tool: &ToolRef<'_>,
+        arguments: Option<&serde_json::Value>,
+        _: &Facts,
+    ) -> Decision {
+        self.decide(principal, action, tool, arguments)
     }
 }
 
@@ -178,6 +206,17 @@ impl PolicyEngine for ReadOnly {
                 policies: vec!["read-only".into()],
             }
         }
+    }
+
+    fn decide_with_facts(
+        &self,
+        principal: &Principal,
+        action: Action,
+        tool: &ToolRef<'_>,
+        arguments: Option<&serde_json::Value>,
+        _: &Facts,
+    ) -> Decision {
+        self.decide(principal, action, tool, arguments)
     }
 }
 

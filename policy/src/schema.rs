@@ -180,9 +180,18 @@ type Args = {{
 {args}}};
 type RequestContext = {{
   args: Args,
-  // E-mail addresses found in argument values, lower-cased, and their domains.
+  // Everyone the call sends to — the declared address arguments (`"format": "email"`) and,
+  // for tools that resolve stored state first, the implicit ones (a reply's addressees, a
+  // draft's recipients) — canonical (`local@domain`, the domain IDNA-normalised, `[10.0.0.1]`
+  // for an IP address), and their domains.
   recipients: Set<String>,
   recipient_domains: Set<String>,
+  // Everyone the call gives access to (a file share's grantee), and their domains.
+  grantees: Set<String>,
+  grantee_domains: Set<String>,
+  // The sender and recipients of the stored message a reply or forward quotes.
+  participants: Set<String>,
+  participant_domains: Set<String>,
   client_id: String,
 }};
 action "list", "call", "fetch" appliesTo {{

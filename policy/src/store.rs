@@ -244,4 +244,17 @@ impl PolicyEngine for PolicyStore {
             .load()
             .decide(principal, action, tool, arguments)
     }
+
+    fn decide_with_facts(
+        &self,
+        principal: &Principal,
+        action: Action,
+        tool: &ToolRef<'_>,
+        arguments: Option<&Value>,
+        facts: &crate::Facts,
+    ) -> Decision {
+        self.current
+            .load()
+            .decide_with_facts(principal, action, tool, arguments, facts)
+    }
 }

@@ -227,3 +227,94 @@ fn shipped_quota_and_redaction_configs_parse() {
     };
     assert_eq!(red.redact_text(&target, "EMP-123456").1, 1);
 }
+
+#[test]
+fn recipients_the_guard_cannot_read_or_that_are_external_in_any_spelling_are_denied() {
+    let engine = demo_engine();
+    let schema = demo_schema();
+    let send = schema
+        .tools()
+        .iter()
+        .find(|t| t.name == "outlook_send_mail")
+        .expect("tool");
+    let writer = user("w", &["staff", "writers"]);
+    let decide = |to: &str, cc: &str| {
+        engine.decide(
+            &writer,
+            Action::Call,
+            &ToolRef::from_descriptor(send),
+            Some(&json!({"to": [to], "cc": [cc]})),
+        )
+    };
+    let spellings = |domain: &str| {
+        let wide: String = domain
+            .chars()
+            .map(|c| match c {
+                '.' => '．',
+                c if c.is_ascii_alphanumeric() => {
+                    char::from_u32(c as u32 - 0x21 + 0xFF01).unwrap_or(c)
+                }
+                c => c,
+            })
+            .collect();
+        [
+            format!("eve@{domain}"),
+            format!("Eve <eve@{}>", domain.to_uppercase()),
+            format!("\"Bob, bob@example.com\" <eve@{domain}>"),
+            format!("eve@{domain}."),
+            format!("eve@{wide}"),
+            format!("eve@{}", domain.replace('.', "。")),
+            format!("(bob@example.com) eve(x)@{domain}"),
+            format!("team: eve@{domain};"),
+            format!("\"eve\"@{domain}"),
+        ]
+    };
+    let mut checked = 0;
+    for domain in [
+        "evil.test",
+        "gmail.com",
+        "example.com.evil.test",
+        "mail.example.com",
+    ] {
+        for outside in spellings(domain) {
+            for (to, cc) in [
+                ("bob@example.com", outside.as_str()),
+                (outside.as_str(), "bob@example.com"),
+            ] {
+                let d = decide(to, cc);
+                assert!(!d.is_allowed(), "{to:?} / {cc:?} allowed");
+                assert_eq!(d.policies(), ["mail-internal-only"], "{to:?} / {cc:?}");
+                checked += 1;
+            }
+        }
+    }
+    for inside in spellings("example.com") {
+        assert!(
+            decide(&inside, "bob@example.com").is_allowed(),
+            "{inside:?} denied"
+        );
+        checked += 1;
+    }
+    // Not exactly one address: refused before any policy, naming the argument, not its value.
+    for bad in [
+        "bob@example.com, eve@evil.test",
+        "Eve <eve@evil.test>, x",
+        "bob@example.com; eve@evil.test",
+        "eve@[10.0.0.1",
+        "undisclosed-recipients:;",
+        "nobody",
+    ] {
+        let d = decide("bob@example.com", bad);
+        let Decision::Deny { reason, policies } = &d else {
+            panic!("{bad:?} allowed");
+        };
+        assert!(policies.is_empty(), "{bad:?}: {policies:?}");
+        assert!(
+            reason.starts_with("argument `cc[0]` is not exactly one e-mail address"),
+            "{reason}"
+        );
+        assert!(!reason.contains("evil"), "{reason}");
+        checked += 1;
+    }
+    assert!(checked >= 80, "{checked}");
+}

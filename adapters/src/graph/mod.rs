@@ -6,8 +6,8 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::{
-    Adapter, AdapterKind, BuildError, CallContext, InstanceSettings, OAuthSpec, ToolError,
-    ToolOutput, ToolSpec,
+    Adapter, AdapterKind, BuildError, CallContext, InstanceSettings, OAuthSpec, ResolveFacts,
+    StoredFacts, ToolError, ToolOutput, ToolSpec,
 };
 
 mod args;
@@ -170,5 +170,24 @@ impl Adapter for GraphAdapter {
             }
             other => other,
         })
+    }
+
+    fn facts(&self) -> Option<&dyn ResolveFacts> {
+        (self.service == Service::Outlook).then_some(self as &dyn ResolveFacts)
+    }
+}
+
+#[async_trait::async_trait]
+impl ResolveFacts for GraphAdapter {
+    async fn resolve(
+        &self,
+        tool: &str,
+        arguments: &Map<String, Value>,
+        ctx: &CallContext,
+    ) -> Result<StoredFacts, ToolError> {
+        match self.service {
+            Service::Outlook => outlook::resolve_facts(&self.graph, tool, arguments, ctx).await,
+            Service::Teams | Service::SharePoint => Err(ToolError::UnknownTool(tool.to_owned())),
+        }
     }
 }

@@ -49,8 +49,11 @@ pub(crate) fn person() -> Value {
     json!({ "anyOf": [object(json!({ "name": nullable_string(), "address": nullable_string() }), &["name", "address"]), { "type": "null" }] })
 }
 
+/// Recipient addresses: declared `format: email`, so the gateway reads each as exactly one
+/// address (a display name is fine) and passes the adapter the canonical `local@domain`.
 pub(crate) fn addresses() -> Value {
-    json!({ "type": "array", "maxItems": 100, "items": { "type": "string", "minLength": 3, "maxLength": 320, "pattern": "^[^\\s@]+@[^\\s@]+$" } })
+    json!({ "type": "array", "maxItems": 100, "items": { "type": "string", "format": "email", "minLength": 3, "maxLength": 320,
+            "description": "One e-mail address, e.g. `bob@example.com` or `Bob <bob@example.com>`." } })
 }
 
 /// A text window of a longer document: where it starts, how long the whole is, where to go on.

@@ -108,6 +108,14 @@ impl Env {
             )
             .await,
         );
+        step(
+            self.record(
+                "outlook",
+                "send_draft",
+                json!({ "message_id": "AAMkmsg-draft-internal" }),
+            )
+            .await,
+        );
         // Teams.
         step(self.record("teams", "list_teams", json!({})).await);
         let channels = step(

@@ -435,9 +435,7 @@ impl Gateway {
         record: &mut CallRecord<'_>,
     ) -> Result<Served, CallError> {
         let routed = self.route(request, &scope.principal, record)?;
-        // Facts the policy needs that the arguments do not carry (resolved by the adapter
-        // before the decision) join the call here, between validation and the decision.
-        let permitted = self.authorize(routed, &scope.principal, record).await?;
+        let permitted = self.authorize(routed, scope, record).await?;
         self.invoke(permitted, scope).await
     }
 
@@ -487,17 +485,18 @@ impl Gateway {
     async fn authorize(
         &self,
         routed: Routed,
-        principal: &Principal,
+        scope: &CallScope,
         record: &mut CallRecord<'_>,
     ) -> Result<Permitted, CallError> {
         let Routed { route, arguments } = routed;
+        let principal = &scope.principal;
         let tool = tool_ref(&route);
-        let arguments = Value::Object(arguments);
-        let decision =
-            self.stages
-                .policy
-                .engine()
-                .decide(principal, Action::Call, &tool, Some(&arguments));
+        let mut arguments = Value::Object(arguments);
+        // The facts the policy decides on (`facts.rs`): declared recipients parsed and rewritten
+        // to canonical addresses in `arguments`, and what the adapter resolves from stored state.
+        let decision = self.decide_on_facts(&route, &mut arguments, scope).await;
+        // The record keeps the arguments as the policy and the adapter see them.
+        record.event.args = Some(arguments.clone());
         match decision {
             Decision::Deny { reason, policies } => {
                 return Err(CallError::Denied(Denial { reason, policies }));

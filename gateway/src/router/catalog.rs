@@ -81,6 +81,14 @@ pub enum CatalogError {
         reason: String,
         offset: usize,
     },
+    #[error(
+        "tool `{instance}.{tool}` needs facts resolved before the policy decides, but its adapter cannot resolve any"
+    )]
+    NoFacts {
+        instance: String,
+        tool: String,
+        offset: usize,
+    },
 }
 
 impl CatalogError {
@@ -89,7 +97,8 @@ impl CatalogError {
         match self {
             Self::Collision { offset, .. }
             | Self::UnknownTool { offset, .. }
-            | Self::BadSchema { offset, .. } => *offset,
+            | Self::BadSchema { offset, .. }
+            | Self::NoFacts { offset, .. } => *offset,
         }
     }
 }
@@ -157,6 +166,15 @@ impl Catalog {
                             continue;
                         }
                     };
+                // A policy that cannot learn whom the call reaches must not decide without it.
+                if spec.resolves_facts && instance.adapter.facts().is_none() {
+                    errors.push(CatalogError::NoFacts {
+                        instance: instance.name.to_string(),
+                        tool: spec.name.clone(),
+                        offset: instance.offset,
+                    });
+                    continue;
+                }
                 owner.insert(exposed.clone(), source);
                 let tool = describe(&exposed, &spec);
                 catalog

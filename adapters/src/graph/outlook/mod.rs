@@ -1,7 +1,10 @@
 //! Outlook mail through Microsoft Graph (`/me/messages`, `/me/mailFolders`, `/me/sendMail` …).
 
+mod facts;
 mod ops;
 mod tools;
+
+pub(crate) use facts::resolve as resolve_facts;
 
 pub(crate) use ops::{extracted_window, window};
 
@@ -28,6 +31,7 @@ pub(crate) async fn call(
         "send_message" => ops::send(graph, args, ctx).await,
         "reply_message" | "forward_message" => ops::respond(graph, tool, args, ctx).await,
         "create_draft" => ops::draft(graph, args, ctx).await,
+        "send_draft" => ops::send_draft(graph, args, ctx).await,
         "move_message" => ops::move_to(graph, args, ctx).await,
         other => Err(ToolError::UnknownTool(other.to_owned())),
     }

@@ -378,6 +378,25 @@ pub(super) async fn draft(
     ))
 }
 
+pub(super) async fn send_draft(
+    graph: &GraphClient,
+    args: &Args,
+    ctx: &CallContext,
+) -> Result<ToolOutput, ToolError> {
+    let id = args::segment(args, "message_id")?;
+    graph
+        .post(
+            graph.url(&["me".into(), "messages".into(), id, "send".into()], &[])?,
+            &json!({}),
+            ctx,
+            false,
+        )
+        .await?;
+    Ok(ToolOutput::from_structured(
+        json!({ "status": "sent", "message_id": args::string(args, "message_id")? }),
+    ))
+}
+
 pub(super) async fn move_to(
     graph: &GraphClient,
     args: &Args,

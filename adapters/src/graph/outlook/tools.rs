@@ -150,7 +150,9 @@ pub(crate) fn all() -> Vec<ToolSpec> {
                            "comment": { "type": "string", "minLength": 1, "maxLength": 200000, "description": "The reply text." },
                            "reply_all": { "type": "boolean", "default": false } }), &["message_id", "comment"]),
             done())
-        .with_scopes(&["Mail.Send"]),
+        // Mail.ReadBasic: the gateway reads the original's sender and recipients first.
+        .with_scopes(&["Mail.Send", "Mail.ReadBasic"])
+        .resolving_facts(),
         ToolSpec::new("forward_message", "Forward an Outlook email",
             "Forwards a message with its attachments to new recipients, with an optional comment \
              above it, and sends it at once. Each call sends another copy.",
@@ -158,7 +160,8 @@ pub(crate) fn all() -> Vec<ToolSpec> {
             object(json!({ "message_id": id("The message to forward."), "to": addresses(),
                            "comment": { "type": "string", "maxLength": 200000 } }), &["message_id", "to"]),
             done())
-        .with_scopes(&["Mail.Send"]),
+        .with_scopes(&["Mail.Send", "Mail.ReadBasic"])
+        .resolving_facts(),
         ToolSpec::new("create_draft", "Create an Outlook draft",
             "Saves a new email in the Drafts folder without sending it, so the user can review and \
              send it from Outlook. Returns the draft's id and link.",
@@ -166,6 +169,16 @@ pub(crate) fn all() -> Vec<ToolSpec> {
             compose(json!({}), &[]),
             object(json!({ "message": message_summary() }), &["message"]))
         .with_scopes(&["Mail.ReadWrite"]),
+        ToolSpec::new("send_draft", "Send an Outlook draft",
+            "Sends a saved draft (an id from create_draft or list_messages in drafts) to the \
+             recipients saved in it, and moves it to Sent Items. Each call sends it once; a sent \
+             draft is no longer a draft.",
+            ToolAnnotations::CREATE,
+            object(json!({ "message_id": id("The draft to send.") }), &["message_id"]),
+            done())
+        // Mail.ReadBasic: the gateway reads the draft's recipients first.
+        .with_scopes(&["Mail.Send", "Mail.ReadBasic"])
+        .resolving_facts(),
         ToolSpec::new("move_message", "Move an Outlook email to a folder",
             "Moves a message to another folder (an id from list_folders or a well-known name such \
              as archive or deleteditems). Graph gives the moved message a new id, returned here.",

@@ -82,6 +82,7 @@ fn deliver(store: &mut Store, from: &str, message: &Value, folder_name: &str) ->
         json!({ "emailAddress": { "name": user["displayName"], "address": user["mail"] } });
     stored["receivedDateTime"] = json!("2026-11-20T12:00:00Z");
     stored["isRead"] = json!(true);
+    stored["isDraft"] = json!(folder_name == "drafts");
     stored["hasAttachments"] = json!(false);
     let preview: String = stored
         .pointer("/body/content")
@@ -163,20 +164,22 @@ pub(crate) fn handle(
             let i = owned(store, id).ok_or_else(|| not_found("message"))?;
             let body = req.json()?;
             let original = store.mail[i].message.clone();
+            // As Graph: a reply goes to `replyTo` when set, else to `from`; reply-all adds the
+            // original's `to` and `cc` (the gateway's facts resolution reads the same fields).
+            let reply_to = original["replyTo"].as_array().filter(|l| !l.is_empty());
             let mut to = if *action == "forward" {
                 body["toRecipients"].clone()
+            } else if let Some(reply_to) = reply_to {
+                json!(reply_to)
             } else {
                 json!([original["from"]])
             };
             if *action == "replyAll"
                 && let Some(list) = to.as_array_mut()
             {
-                list.extend(
-                    original["toRecipients"]
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_default(),
-                );
+                for key in ["toRecipients", "ccRecipients"] {
+                    list.extend(original[key].as_array().cloned().unwrap_or_default());
+                }
             }
             if recipients(&to).is_empty() {
                 return Err(error(
@@ -189,6 +192,32 @@ pub(crate) fn handle(
             let reply = json!({ "subject": format!("{prefix}{}", original["subject"].as_str().unwrap_or_default()),
                 "body": { "contentType": "Text", "content": body["comment"] }, "toRecipients": to });
             deliver(store, user, &reply, "sentitems");
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        (&Method::POST, ["messages", id, "send"]) => {
+            let i = owned(store, id).ok_or_else(|| not_found("message"))?;
+            let message = &store.mail[i].message;
+            if message["isDraft"] != true {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    "ErrorInvalidOperation",
+                    "Only a draft can be sent.",
+                ));
+            }
+            let any = ["toRecipients", "ccRecipients", "bccRecipients"]
+                .iter()
+                .any(|key| !recipients(&message[*key]).is_empty());
+            if !any {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    "ErrorInvalidRecipients",
+                    "At least one recipient is not valid.",
+                ));
+            }
+            let sent = folder_id(store, user, "sentitems");
+            let message = &mut store.mail[i].message;
+            message["isDraft"] = json!(false);
+            message["parentFolderId"] = json!(sent);
             Ok(StatusCode::ACCEPTED.into_response())
         }
         (&Method::POST, ["messages", id, "move"]) => {

@@ -65,6 +65,91 @@ fn pdf(text: &str) -> Vec<u8> {
     format!("%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]/Contents 4 0 R/Resources<</Font<</F1 5 0 R>>>>>>endobj\n4 0 obj<</Length {}>>stream\n{stream}\nendstream endobj\n5 0 obj<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n", stream.len()).into_bytes()
 }
 
+/// Messages whose people are in the demo policies' domain (`example.com`) or outside it, for the
+/// tests that replies, forwards and draft sends are decided on whom they really reach: kept in
+/// alice's archive and drafts, so the seeded inbox stays as it is.
+fn fact_fixtures(store: &mut Store) {
+    let fixtures = [
+        (
+            "AAMkmsg-facts-internal",
+            "archive",
+            person("Bob", "bob@example.com"),
+            json!([]),
+            vec![person("Alice", "alice@example.com")],
+            vec![person("Dan", "dan@example.com")],
+            vec![],
+        ),
+        (
+            "AAMkmsg-facts-external-cc",
+            "archive",
+            person("Bob", "bob@example.com"),
+            json!([]),
+            vec![person("Alice", "alice@example.com")],
+            vec![person("Eve", "eve@evil.test")],
+            vec![],
+        ),
+        (
+            "AAMkmsg-facts-external-sender",
+            "archive",
+            person("Eve", "Eve@Evil.Test"),
+            json!([]),
+            vec![person("Alice", "alice@example.com")],
+            vec![],
+            vec![],
+        ),
+        (
+            "AAMkmsg-facts-reply-to",
+            "archive",
+            person("Bob", "bob@example.com"),
+            json!([person("Eve", "eve@ＥＶＩＬ．test")]),
+            vec![person("Alice", "alice@example.com")],
+            vec![],
+            vec![],
+        ),
+        (
+            "AAMkmsg-facts-unreadable",
+            "archive",
+            person("Bob", "bob@example.com"),
+            json!([person("Eve", "Eve <eve@evil.test>, bob@example.com")]),
+            vec![],
+            vec![],
+            vec![],
+        ),
+        (
+            "AAMkmsg-draft-internal",
+            "drafts",
+            person("Alice", "alice@example.com"),
+            json!([]),
+            vec![person("Bob", "bob@example.com")],
+            vec![person("Dan", "DAN@example.com")],
+            vec![],
+        ),
+        (
+            "AAMkmsg-draft-external-bcc",
+            "drafts",
+            person("Alice", "alice@example.com"),
+            json!([]),
+            vec![person("Bob", "bob@example.com")],
+            vec![],
+            vec![person("Eve", "eve@evil.test")],
+        ),
+    ];
+    for (id, folder, from, reply_to, to, cc, bcc) in fixtures {
+        let message = json!({
+            "id": id, "subject": format!("Facts fixture {id}"), "from": from, "replyTo": reply_to,
+            "toRecipients": to, "ccRecipients": cc, "bccRecipients": bcc,
+            "receivedDateTime": "2026-11-02T09:00:00Z", "isRead": true, "isDraft": folder == "drafts", "hasAttachments": false,
+            "bodyPreview": "A fixture.", "body": { "contentType": "text", "content": "A fixture." },
+            "parentFolderId": format!("AAMkfolder-alice-{folder}"), "webLink": format!("https://outlook.office.com/mail/id/{id}"),
+        });
+        store.mail.push(Mail {
+            owner: "alice".to_owned(),
+            message,
+            attachments: Vec::new(),
+        });
+    }
+}
+
 fn mailboxes(store: &mut Store) {
     for (login, name) in [("alice", "Alice Adams"), ("bob", "Bob Brown")] {
         store.users.push(json!({ "id": format!("u-{login}"), "displayName": name, "mail": format!("{login}@contoso.example") }));
@@ -261,6 +346,7 @@ fn sites(store: &mut Store) {
 pub(crate) fn tenant() -> Store {
     let mut store = Store::default();
     mailboxes(&mut store);
+    fact_fixtures(&mut store);
     teams(&mut store);
     sites(&mut store);
     store

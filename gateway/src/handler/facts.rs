@@ -1,0 +1,111 @@
+//! The facts stage of `tools/call`, between argument validation and the policy decision: the
+//! policy decides on whom a call really reaches, not on what its arguments happen to say.
+//!
+//! 1. The recipient-bearing arguments the tool's schema declares (`"format": "email"`) are each
+//!    read as exactly one address and rewritten to its canonical form, so the adapter sends the
+//!    very addresses the policy saw; a value that is not one address is a denial.
+//! 2. Cedar decides on those facts. A denial ends the call here, with no credential touched.
+//! 3. Only for tools whose spec says `resolves_facts` (a reply, a draft send): the adapter reads
+//!    the stored state with the user's credential, every stored address goes through the same
+//!    parser, and Cedar decides again on the complete facts. A resolution that fails — no
+//!    connection, provider error, message not found, an address that does not parse — is a
+//!    denial, never an allow. This is the one place the policy stage reaches the broker, and
+//!    only for those tools.
+
+use std::sync::Arc;
+
+use manifold_adapters::CallContext;
+use manifold_policy::{Action, Decision, Facts, facts::Role};
+use serde_json::Value;
+
+use super::{CallScope, Gateway};
+use crate::{policy::tool_ref, router::Route};
+
+/// A denial without a policy behind it: the facts themselves could not be established.
+fn refused(reason: String) -> Decision {
+    Decision::Deny {
+        reason,
+        policies: Vec::new(),
+    }
+}
+
+// === impl Gateway ===
+
+impl Gateway {
+    /// The policy decision for one call on its facts; rewrites declared recipient arguments in
+    /// `arguments` to canonical addresses.
+    pub(super) async fn decide_on_facts(
+        &self,
+        route: &Arc<Route>,
+        arguments: &mut Value,
+        scope: &CallScope,
+    ) -> Decision {
+        let mut facts = match Facts::from_object_arguments(&route.spec.input_schema, arguments) {
+            Ok(facts) => facts,
+            Err(error) => return refused(error.to_string()),
+        };
+        let engine = self.stages.policy.engine();
+        let tool = tool_ref(route);
+        let principal = &scope.principal;
+        let first =
+            engine.decide_with_facts(principal, Action::Call, &tool, Some(arguments), &facts);
+        if !route.spec.resolves_facts || !first.is_allowed() {
+            return first;
+        }
+        if let Err(reason) = self
+            .resolve_stored(route, arguments, scope, &mut facts)
+            .await
+        {
+            tracing::info!(tool = %route.exposed, %reason, "facts could not be resolved");
+            return refused(reason);
+        }
+        engine.decide_with_facts(principal, Action::Call, &tool, Some(arguments), &facts)
+    }
+
+    /// Adds what the adapter reads from stored state; `Err` is the denial's reason.
+    async fn resolve_stored(
+        &self,
+        route: &Arc<Route>,
+        arguments: &Value,
+        scope: &CallScope,
+        facts: &mut Facts,
+    ) -> Result<(), String> {
+        let unread = |why: String| format!("whom this call reaches could not be read: {why}");
+        let resolver = route
+            .adapter
+            .facts()
+            .ok_or_else(|| unread("the adapter cannot resolve facts".into()))?;
+        let Value::Object(map) = arguments else {
+            return Err(unread("the arguments are not an object".into()));
+        };
+        let credential = self
+            .broker
+            .credential(&scope.principal, &route.instance, &route.spec.scopes)
+            .await
+            .map_err(|error| unread(error.to_string()))?;
+        let ctx = CallContext {
+            credential,
+            cancel: scope.cancel.child_token(),
+            progress: None,
+            traceparent: scope.traceparent.clone(),
+            text_filter: self.stages.redact.text_filter(route),
+        };
+        let resolve = resolver.resolve(&route.spec.name, map, &ctx);
+        let stored = tokio::time::timeout(self.settings.call_timeout, resolve)
+            .await
+            .map_err(|_| unread("the provider did not answer in time".into()))?
+            .map_err(|error| unread(error.to_string()))?;
+        for (role, list) in [
+            (Role::Recipient, &stored.recipients),
+            (Role::Grantee, &stored.grantees),
+            (Role::Participant, &stored.participants),
+        ] {
+            for raw in list {
+                facts
+                    .add_stored(role, raw)
+                    .map_err(|error| unread(error.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+}
