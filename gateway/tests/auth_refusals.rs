@@ -105,31 +105,7 @@ async fn authorize(base: &str, client_id: &str, extra: &[(&str, &str)]) -> HashM
         return query(&to_idp);
     }
     let binding = support::broker::binding_cookie(&response, "manifold_login_");
-    let page = http
-        .get(&to_idp)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let mut form: Vec<(String, String)> = [
-        "client_id",
-        "redirect_uri",
-        "state",
-        "nonce",
-        "code_challenge",
-    ]
-    .iter()
-    .map(|k| ((*k).to_owned(), hidden(&page, k)))
-    .collect();
-    form.push(("user".into(), "alice".into()));
-    let login = http
-        .post(format!("{base}/sandbox-idp/authorize"))
-        .form_body(&form)
-        .send()
-        .await
-        .unwrap();
+    let login = support::oauth::pick_user(&http, base, &to_idp, "alice").await;
     let callback = http
         .get(location(&login))
         .header("cookie", binding)

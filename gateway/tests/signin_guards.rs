@@ -10,7 +10,7 @@ mod support;
 use reqwest::Response;
 use support::{
     broker::binding_cookie,
-    oauth::{self, hidden, location},
+    oauth::{self, location},
 };
 
 const AUTH: &str = "[auth]\nmode = \"builtin\"\nsandbox_idp = true\n";
@@ -29,35 +29,7 @@ async fn login_until_callback(base: &str, return_to: &str) -> (String, String) {
     let started = http.get(start).send().await.unwrap();
     assert!(started.status().is_redirection(), "{}", started.status());
     let binding = binding_cookie(&started, "manifold_login_");
-    let page = http
-        .get(location(&started))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let mut form: Vec<(String, String)> = [
-        "client_id",
-        "redirect_uri",
-        "state",
-        "nonce",
-        "code_challenge",
-    ]
-    .iter()
-    .map(|k| ((*k).to_owned(), hidden(&page, k)))
-    .collect();
-    form.push(("user".into(), "alice".into()));
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(&form)
-        .finish();
-    let picked = http
-        .post(format!("{base}/sandbox-idp/authorize"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let picked = oauth::pick_user(&http, base, &location(&started), "alice").await;
     (location(&picked), binding)
 }
 

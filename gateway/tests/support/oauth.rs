@@ -136,15 +136,16 @@ pub async fn approve(base: &str, callback: reqwest::Response) -> String {
     location(&approved)
 }
 
-/// The browser leg through the sandbox identity provider, signed in as `user`, up to the
-/// client's redirect.
-pub async fn sandbox_authorize(base: &str, authorize: url::Url, user: &str) -> String {
-    let http = client();
-    let response = http.get(authorize).send().await.unwrap();
-    let binding = super::broker::binding_cookie(&response, "manifold_login_");
-    let to_idp = location(&response);
+/// Opens the sandbox IdP's page at `to_idp` and picks `user` there; the answer redirects to the
+/// gateway's login callback.
+pub async fn pick_user(
+    http: &reqwest::Client,
+    base: &str,
+    to_idp: &str,
+    user: &str,
+) -> reqwest::Response {
     let page = http
-        .get(&to_idp)
+        .get(to_idp)
         .send()
         .await
         .unwrap()
@@ -162,12 +163,20 @@ pub async fn sandbox_authorize(base: &str, authorize: url::Url, user: &str) -> S
     .map(|k| ((*k).to_owned(), hidden(&page, k)))
     .collect();
     form.push(("user".into(), user.into()));
-    let login = http
-        .post(format!("{base}/sandbox-idp/authorize"))
+    http.post(format!("{base}/sandbox-idp/authorize"))
         .form_body(&form)
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// The browser leg through the sandbox identity provider, signed in as `user`, up to the
+/// client's redirect.
+pub async fn sandbox_authorize(base: &str, authorize: url::Url, user: &str) -> String {
+    let http = client();
+    let response = http.get(authorize).send().await.unwrap();
+    let binding = super::broker::binding_cookie(&response, "manifold_login_");
+    let login = pick_user(&http, base, &location(&response), user).await;
     let callback = http
         .get(location(&login))
         .header("cookie", binding)
