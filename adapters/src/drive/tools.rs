@@ -348,7 +348,7 @@ fn share_file() -> ToolSpec {
         object(
             json!({
                 "file": file_ref(FILE_REF),
-                "email": { "type": "string", "format": "email", "minLength": 3, "maxLength": 320 },
+                "email": { "type": "string", "format": "email", "x-manifold-role": "grantee", "minLength": 3, "maxLength": 320 },
                 "role": { "type": "string", "enum": ["reader", "commenter", "writer"] },
                 "notify": { "type": "boolean", "default": true, "description": "Send Google's notification email." },
                 "message": { "type": "string", "maxLength": 2000, "description": "Text for the notification email." },
