@@ -144,14 +144,7 @@ pub async fn pick_user(
     to_idp: &str,
     user: &str,
 ) -> reqwest::Response {
-    let page = http
-        .get(to_idp)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = http.get(to_idp).send().await.unwrap().text().await.unwrap();
     let mut form: Vec<(String, String)> = [
         "client_id",
         "redirect_uri",
