@@ -15,50 +15,12 @@ const DES: &str = "00000002-0000-4000-8000-000000000001";
 
 /// A token for `user` with extra `groups`, minted with the demo's keys.
 fn token(demo: &Demo, user: &str, groups: &[&str]) -> String {
-    let public_url = demo.mcp_url.trim_end_matches("/mcp");
-    let mut command = std::process::Command::new(support::manifold_bin());
-    command.args(["token", "--user", user, "--public-url", public_url]);
-    for group in groups {
-        command.args(["--group", group]);
-    }
-    let output = command
-        .arg("--data-dir")
-        .arg(demo.data_dir())
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    demo.token_with_groups(user, groups)
 }
 
 /// One stateless `tools/call`; the whole JSON-RPC answer.
 async fn call(demo: &Demo, token: &str, name: &str, arguments: Value) -> Value {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-    "name": name, "arguments": arguments,
-    "_meta": {
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": {"name": "demo-policies", "version": "1"}
-    }}});
-    let text = reqwest::Client::new()
-        .post(&demo.mcp_url)
-        .bearer_auth(token)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", name)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .chain(std::iter::once(text.as_str()))
-        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
-        .find(|m| m.get("id") == Some(&json!(1)))
-        .unwrap_or_else(|| panic!("no answer: {text}"))
+    demo.call_tool(token, name, arguments).await
 }
 
 fn last_record(demo: &Demo) -> Value {

@@ -12,37 +12,7 @@ use support::demo::Demo;
 
 /// Calls `tools/call` on the demo (stateless 2026-07-28) and returns `result`.
 async fn call(demo: &Demo, token: &str, name: &str, arguments: Value) -> Value {
-    let params = json!({
-        "name": name,
-        "arguments": arguments,
-        "_meta": {
-            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientCapabilities": {},
-            "io.modelcontextprotocol/clientInfo": {"name": "facts-test", "version": "1"}
-        }
-    });
-    let body = reqwest::Client::new()
-        .post(&demo.mcp_url)
-        .bearer_auth(token)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", name)
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let message: Value = body
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .chain(std::iter::once(body.as_str()))
-        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
-        .find(|m| m.get("id") == Some(&json!(1)))
-        .unwrap_or_else(|| panic!("no answer: {body}"));
-    message["result"].clone()
+    demo.call_tool(token, name, arguments).await["result"].clone()
 }
 
 fn text_of(result: &Value) -> String {

@@ -18,34 +18,7 @@ async fn rpc(demo: &Demo, token: &str, method: &str, params: Value) -> Value {
 
 /// The whole JSON-RPC answer to `method` (its `result` or its `error`).
 async fn rpc_message(demo: &Demo, token: &str, method: &str, params: Value) -> Value {
-    let meta = json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": {"name": "policy-test", "version": "1"}
-    });
-    let mut params = params;
-    params["_meta"] = meta;
-    let mut request = reqwest::Client::new()
-        .post(&demo.mcp_url)
-        .bearer_auth(token)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", method);
-    if let Some(name) = params.get("name").and_then(Value::as_str) {
-        request = request.header("mcp-name", name.to_owned());
-    }
-    let response = request
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
-        .send()
-        .await
-        .unwrap();
-    let body = response.text().await.unwrap();
-    body.lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .chain(std::iter::once(body.as_str()))
-        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
-        .find(|m| m.get("id") == Some(&json!(1)))
-        .unwrap_or_else(|| panic!("no answer: {body}"))
+    demo.rpc_message(token, method, params).await
 }
 
 async fn tool_names(demo: &Demo, token: &str) -> Vec<String> {

@@ -21,38 +21,7 @@ const READS: &[(&str, &str)] = &[
 ];
 
 async fn call(demo: &Demo, token: &str, name: &str) -> Value {
-    let meta = json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": {"name": "refresh-test", "version": "1"}
-    });
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-        "params": {"_meta": meta, "name": name, "arguments": {}}});
-    let text = reqwest::Client::new()
-        .post(&demo.mcp_url)
-        .bearer_auth(token)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", name)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let message: Value = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .chain(std::iter::once(text.as_str()))
-        .find_map(|d| {
-            serde_json::from_str::<Value>(d.trim())
-                .ok()
-                .filter(|m| m["id"] == 1)
-        })
-        .unwrap_or_else(|| panic!("{name}: no answer in {text}"));
-    message["result"].clone()
+    demo.call_tool(token, name, json!({})).await["result"].clone()
 }
 
 #[tokio::test]

@@ -7,6 +7,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use serde_json::{Value, json};
+
 pub struct Demo {
     child: Child,
     dir: tempfile::TempDir,
@@ -63,16 +65,19 @@ impl Demo {
 
     /// A bearer token for `user`, minted by `manifold token` with this demo's keys.
     pub fn token(&self, user: &str) -> String {
+        self.token_with_groups(user, &[])
+    }
+
+    /// A bearer token for `user` with extra `groups`.
+    pub fn token_with_groups(&self, user: &str, groups: &[&str]) -> String {
         let public_url = self.mcp_url.trim_end_matches("/mcp");
-        let output = Command::new(manifold_bin())
-            .args([
-                "token",
-                "--user",
-                user,
-                "--public-url",
-                public_url,
-                "--data-dir",
-            ])
+        let mut command = Command::new(manifold_bin());
+        command.args(["token", "--user", user, "--public-url", public_url]);
+        for group in groups {
+            command.args(["--group", group]);
+        }
+        let output = command
+            .arg("--data-dir")
             .arg(self.dir.path())
             .output()
             .unwrap();
@@ -82,6 +87,45 @@ impl Demo {
             String::from_utf8_lossy(&output.stderr)
         );
         String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    }
+
+    /// One stateless (2026-07-28) request with `_meta` and the `Mcp-*` headers; the JSON-RPC
+    /// message that answers it (from a JSON or an SSE answer).
+    pub async fn rpc_message(&self, token: &str, method: &str, mut params: Value) -> Value {
+        params["_meta"] = json!({
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "manifold-test", "version": "1"}
+        });
+        let mut request = reqwest::Client::new()
+            .post(&self.mcp_url)
+            .bearer_auth(token)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", method);
+        if let Some(name) = params.get("name").and_then(Value::as_str) {
+            request = request.header("mcp-name", name.to_owned());
+        }
+        let body = request
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        body.lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .chain(std::iter::once(body.as_str()))
+            .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
+            .find(|m| m.get("id") == Some(&json!(1)))
+            .unwrap_or_else(|| panic!("no answer to {method}: {body}"))
+    }
+
+    /// `tools/call` of `name`; the whole JSON-RPC message.
+    pub async fn call_tool(&self, token: &str, name: &str, arguments: Value) -> Value {
+        let params = json!({"name": name, "arguments": arguments});
+        self.rpc_message(token, "tools/call", params).await
     }
 }
 
