@@ -88,18 +88,8 @@ pub(super) async fn messages(
     )?
     .to_string();
     let url = if tool == "list_channel_messages" {
-        let (team, channel) = (
-            args::string(args, "team_id")?,
-            args::string(args, "channel_id")?,
-        );
         graph.url(
-            &[
-                "teams".into(),
-                PathSegment::encode("team_id", team)?,
-                "channels".into(),
-                PathSegment::encode("channel_id", channel)?,
-                "messages".into(),
-            ],
+            &channel_messages(args, &[])?,
             &[("$top", top), ("$expand", "replies".to_owned())],
         )?
     } else {
@@ -138,43 +128,35 @@ pub(super) async fn messages(
 /// Most replies one get_thread call collects, across reply pages.
 const MAX_REPLIES: usize = 200;
 
+/// `teams/{team_id}/channels/{channel_id}/messages`, then `rest`: the path of every
+/// channel-message request, both ids from the arguments.
+fn channel_messages(args: &Args, rest: &[PathSegment]) -> Result<Vec<PathSegment>, ToolError> {
+    let mut path = vec![
+        "teams".into(),
+        args::segment(args, "team_id")?,
+        "channels".into(),
+        args::segment(args, "channel_id")?,
+        "messages".into(),
+    ];
+    path.extend_from_slice(rest);
+    Ok(path)
+}
+
 pub(super) async fn thread(
     graph: &GraphClient,
     args: &Args,
     ctx: &CallContext,
 ) -> Result<ToolOutput, ToolError> {
-    let (team, channel, id) = (
-        args::string(args, "team_id")?,
-        args::string(args, "channel_id")?,
-        args::string(args, "message_id")?,
-    );
+    let id = args::segment(args, "message_id")?;
     let root = graph
         .get(
-            graph.url(
-                &[
-                    "teams".into(),
-                    PathSegment::encode("team_id", team)?,
-                    "channels".into(),
-                    PathSegment::encode("channel_id", channel)?,
-                    "messages".into(),
-                    PathSegment::encode("message_id", id)?,
-                ],
-                &[],
-            )?,
+            graph.url(&channel_messages(args, std::slice::from_ref(&id))?, &[])?,
             ctx,
         )
         .await?;
     let mut replies = Vec::new();
     let mut url = Some(graph.url(
-        &[
-            "teams".into(),
-            PathSegment::encode("team_id", team)?,
-            "channels".into(),
-            PathSegment::encode("channel_id", channel)?,
-            "messages".into(),
-            PathSegment::encode("message_id", id)?,
-            "replies".into(),
-        ],
+        &channel_messages(args, &[id, "replies".into()])?,
         &[("$top", "50".to_owned())],
     )?);
     let no_cursor = Args::new();
@@ -218,37 +200,14 @@ pub(super) async fn post(
             &[],
         )?,
         _ => {
-            let (team, channel) = (
-                args::string(args, "team_id")?,
-                args::string(args, "channel_id")?,
-            );
             if tool == "reply_to_channel_message" {
-                graph.url(
-                    &[
-                        "teams".into(),
-                        PathSegment::encode("team_id", team)?,
-                        "channels".into(),
-                        PathSegment::encode("channel_id", channel)?,
-                        "messages".into(),
-                        args::segment(args, "message_id")?,
-                        "replies".into(),
-                    ],
-                    &[],
-                )?
+                let reply_to = args::segment(args, "message_id")?;
+                graph.url(&channel_messages(args, &[reply_to, "replies".into()])?, &[])?
             } else {
                 if let Some(subject) = args::opt_string(args, "subject")? {
                     body["subject"] = json!(subject);
                 }
-                graph.url(
-                    &[
-                        "teams".into(),
-                        PathSegment::encode("team_id", team)?,
-                        "channels".into(),
-                        PathSegment::encode("channel_id", channel)?,
-                        "messages".into(),
-                    ],
-                    &[],
-                )?
+                graph.url(&channel_messages(args, &[])?, &[])?
             }
         }
     };
