@@ -27,24 +27,34 @@ pub struct RedactStageError {
     message: String,
 }
 
-/// Masks results; without a `redaction.toml` it masks nothing in results, and error texts with
-/// the built-in detectors.
-#[derive(Default)]
+/// Masks results. Without a `redaction.toml` every built-in detector is on for every tool
+/// (fail closed: a gateway nobody configured still masks secrets); an admin who wants results
+/// unmasked says so (`[default] enabled = false`).
 pub struct RedactStage {
-    redactor: Option<Arc<Redactor>>,
+    redactor: Arc<Redactor>,
 }
 
 impl std::fmt::Debug for RedactStage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedactStage")
-            .field("enabled", &self.redactor.is_some())
-            .finish()
+        f.debug_struct("RedactStage").finish_non_exhaustive()
     }
 }
 
-/// Every built-in detector: for error texts when no `redaction.toml` is configured.
-static BUILTINS: LazyLock<Redactor> =
-    LazyLock::new(|| Redactor::new(&RedactionConfig::default()).unwrap_or_default());
+/// Every built-in detector on every tool: the rules when no `redaction.toml` is configured.
+static BUILTINS: LazyLock<Arc<Redactor>> = LazyLock::new(|| {
+    Arc::new(
+        Redactor::new(&RedactionConfig::default())
+            .expect("the built-in detectors compile (checked by the unit tests)"),
+    )
+});
+
+impl Default for RedactStage {
+    fn default() -> Self {
+        Self {
+            redactor: BUILTINS.clone(),
+        }
+    }
+}
 
 fn target(route: &Route) -> Target<'_> {
     Target {
@@ -76,16 +86,13 @@ impl RedactStage {
 
     pub fn new(redactor: Redactor) -> Self {
         Self {
-            redactor: Some(Arc::new(redactor)),
+            redactor: Arc::new(redactor),
         }
     }
 
     /// Masks `structured` and `text` in place; returns how many spans were masked.
     pub fn apply(&self, route: &Route, structured: &mut Value, text: &mut String) -> usize {
-        let Some(redactor) = &self.redactor else {
-            return 0;
-        };
-        let selected = redactor.select(&target(route));
+        let selected = self.redactor.select(&target(route));
         let mut masked = selected.redact_value(structured);
         let (clean, hits) = selected.redact_text(text);
         if hits > 0 {
@@ -98,15 +105,12 @@ impl RedactStage {
     /// The route's redaction as a filter for the adapter, applied to whole texts before they
     /// are cut (see the module docs). Changes nothing when the route's rules mask nothing.
     pub fn text_filter(&self, route: &Route) -> TextFilter {
-        let Some(redactor) = &self.redactor else {
-            return TextFilter::default();
-        };
-        let selected = redactor.select(&target(route));
+        let selected = self.redactor.select(&target(route));
         if selected.is_empty() {
             return TextFilter::default();
         }
         let id = selected.fingerprint();
-        let redactor = redactor.clone();
+        let redactor = self.redactor.clone();
         let (instance, kind, tool, tags) = (
             route.instance.clone(),
             route.kind.clone(),
@@ -130,8 +134,7 @@ impl RedactStage {
     /// `text` with everything any detector would mask masked: for error messages shown to the
     /// model and reasons written to the audit log.
     pub fn redact_text(&self, text: &str) -> String {
-        let redactor = self.redactor.as_deref().unwrap_or(&BUILTINS);
-        redactor.strict().redact_text(text).0.into_owned()
+        self.redactor.strict().redact_text(text).0.into_owned()
     }
 }
 

@@ -68,14 +68,17 @@ struct Gateway {
     _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
-async fn start(redaction: &str) -> Result<Gateway, String> {
+/// A gateway with `redaction` as its `redaction.toml`, or none at all.
+async fn start(redaction: Option<&str>) -> Result<Gateway, String> {
     let (data, policies) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     std::fs::write(
         policies.path().join("open.cedar"),
         "@id(\"open\")\n@reason(\"test\")\npermit (principal, action, resource);\n",
     )
     .unwrap();
-    std::fs::write(policies.path().join("redaction.toml"), redaction).unwrap();
+    if let Some(redaction) = redaction {
+        std::fs::write(policies.path().join("redaction.toml"), redaction).unwrap();
+    }
     let registry = Registry::builtin();
     let source = config(data.path(), policies.path());
     let path = Path::new("redaction.toml");
@@ -235,7 +238,7 @@ async fn windows_never_show_a_secret(
 
 #[tokio::test]
 async fn windows_and_offsets_never_read_a_secret_in_pieces() {
-    let gw = start(REDACTION).await.unwrap();
+    let gw = start(Some(REDACTION)).await.unwrap();
     let doc = document();
     assert!(digits(&doc).len() > 400, "the document holds the secrets");
 
@@ -271,9 +274,31 @@ async fn windows_and_offsets_never_read_a_secret_in_pieces() {
     gw.stop().await;
 }
 
+/// Fail closed: a policy directory without `redaction.toml` masks results with every built-in
+/// detector, on every tool (not only error texts).
+#[tokio::test]
+async fn without_a_redaction_file_every_builtin_masks_results() {
+    let gw = start(None).await.unwrap();
+    let doc = document();
+    gw.ok(
+        "vault_upload_file",
+        json!({ "path": "/redact/unconfigured.txt", "content": doc }),
+    )
+    .await;
+    windows_never_show_a_secret(
+        &gw,
+        "vault_read_file",
+        ("path", "/redact/unconfigured.txt"),
+        0x2545_F491_4F6C_DD1D,
+        40,
+    )
+    .await;
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn a_rule_reaches_the_list_get_and_read_tools_of_an_instance_alike() {
-    let gw = start(REDACTION).await.unwrap();
+    let gw = start(Some(REDACTION)).await.unwrap();
     // A file named after a card: listed, looked up and read, the name is masked everywhere.
     let name = "card 4111 1111 1111 1111.txt";
     gw.ok(
@@ -346,7 +371,7 @@ async fn a_tool_rule_cannot_turn_redaction_off() {
         "[tool.vault_list_folder]\nenabled = false\n",
         "[tool.vault_list_folder]\nbuiltins = [\"no_such_detector\"]\n",
     ] {
-        let error = start(refused).await.err().expect("refused at start");
+        let error = start(Some(refused)).await.err().expect("refused at start");
         assert!(error.contains("redaction.toml"), "{error}");
     }
 }
