@@ -51,6 +51,49 @@ fn every_shipped_config_is_valid() {
     assert_eq!(problems(&demo), vec![]);
 }
 
+/// The config block of a Helm values file (`config: |` and its indented lines).
+fn helm_config(values: &str) -> String {
+    let mut lines = values
+        .lines()
+        .skip_while(|line| *line != "config: |")
+        .skip(1);
+    let mut block = String::new();
+    for line in lines.by_ref() {
+        match line.strip_prefix("  ") {
+            Some(inner) => block.extend([inner, "\n"]),
+            None if line.trim().is_empty() => block.push('\n'),
+            None => break,
+        }
+    }
+    block
+}
+
+#[test]
+fn the_helm_charts_config_is_valid_and_its_operator_port_matches() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/helm/manifold");
+    let values = std::fs::read_to_string(root.join("values.yaml")).unwrap();
+    let config = helm_config(&values);
+    assert!(config.contains("[server]"), "{config}");
+    assert_eq!(problems(&config), vec![], "{config}");
+    // The operator listener the config names is the port the chart declares and annotates.
+    let port = values
+        .lines()
+        .skip_while(|line| *line != "operator:")
+        .find_map(|line| line.trim().strip_prefix("port: "))
+        .expect("operator.port");
+    assert!(
+        config.contains(&format!("operator_listen = \"0.0.0.0:{port}\"")),
+        "{config}"
+    );
+    let deployment = std::fs::read_to_string(root.join("templates/deployment.yaml")).unwrap();
+    assert!(deployment.contains("name: operator, containerPort: {{ .Values.operator.port }}"));
+    let service = std::fs::read_to_string(root.join("templates/service.yaml")).unwrap();
+    assert!(
+        !service.contains("operator"),
+        "the Service must not expose /metrics"
+    );
+}
+
 #[test]
 fn unknown_keys_are_located() {
     let problem = one("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n");
