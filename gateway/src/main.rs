@@ -313,15 +313,16 @@ async fn token(config: &config::Config, user: &str, groups: Vec<String>) -> anyh
     .await?;
     let state = manifold::auth::AuthState::from_config(config, storage, public_url)?
         .context("`token` needs auth.mode = \"builtin\"")?;
-    #[cfg(feature = "sandbox")]
-    let known = manifold::auth::sandbox_idp::user(user);
-    #[cfg(not(feature = "sandbox"))]
-    let known = None;
-    let mut info = known.unwrap_or_else(|| manifold::auth::UserInfo {
+    let unknown = || manifold::auth::UserInfo {
         sub: user.to_owned(),
         email: None,
         groups: vec![],
-    });
+    };
+    // The sandbox IdP's users carry their demo email and groups; elsewhere only the name given.
+    #[cfg(feature = "sandbox")]
+    let mut info = manifold::auth::sandbox_idp::user(user).unwrap_or_else(unknown);
+    #[cfg(not(feature = "sandbox"))]
+    let mut info = unknown();
     info.groups.extend(groups);
     Ok(state.dev_token(&info).await?)
 }
