@@ -8,6 +8,12 @@
 //! same parser as the arguments (`manifold_policy::address`) and denies the call when one does
 //! not read as exactly one address. A resolution that fails (provider error, message not found)
 //! is a denial too, never an allow.
+//!
+//! Besides people, two facts are not addresses: the places a call acts within (`containers`: a
+//! file's folder and every folder above it, a channel's team, by the provider's canonical id, so
+//! a policy's list of folder or team ids means what it says however the arguments spelt the
+//! item), and whom a shared link works for (`link_audience`: an existing link the provider hands
+//! back instead of a new one counts as what it is, not as what was asked for).
 
 use serde_json::{Map, Value};
 
@@ -23,6 +29,22 @@ pub struct StoredFacts {
     pub grantees: Vec<String>,
     /// The sender and recipients of the stored message the call quotes (reply, forward).
     pub participants: Vec<String>,
+    /// The places the call acts within, by the provider's canonical ids: the item's folder and
+    /// every folder above it (the item itself when it is a folder), a channel's team.
+    pub containers: Vec<String>,
+    /// Whom a link the call creates or hands out works for; `None` when it shares no link.
+    pub link_audience: Option<LinkAudience>,
+}
+
+/// Whom a shared link works for, in words common to every provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkAudience {
+    /// Only people who already have access (Dropbox `no_one`, Box `collaborators`).
+    Invited,
+    /// The account's organization (Dropbox `team`, Box `company`).
+    Organization,
+    /// Anyone with the link (Dropbox `public`, Box `open`).
+    Anyone,
 }
 
 /// Resolves the facts of the tools whose spec says `resolves_facts`.

@@ -26,7 +26,7 @@ pub mod sandbox;
 
 pub use adapter::{Adapter, AdapterKind, CallContext, InstanceSettings, OAuthSpec, ProgressSink};
 pub use error::{BuildError, ToolError};
-pub use facts::{ResolveFacts, StoredFacts};
+pub use facts::{LinkAudience, ResolveFacts, StoredFacts};
 pub use registry::Registry;
 pub use secret::Secret;
 pub use text_filter::TextFilter;

@@ -11,7 +11,7 @@ use cedar_policy::{Context, RestrictedExpression};
 use serde_json::Value;
 
 use crate::address::Address;
-use crate::facts::Facts;
+use crate::facts::{Facts, LinkAudience};
 use crate::schema::{ArgType, Prim};
 
 fn prim(v: &Value, p: Prim) -> Option<RestrictedExpression> {
@@ -73,6 +73,12 @@ pub(crate) fn build(
     let (recipients, recipient_domains) = addresses(facts.recipients());
     let (grantees, grantee_domains) = addresses(facts.grantees());
     let (participants, participant_domains) = addresses(facts.participants());
+    let containers = RestrictedExpression::new_set(
+        facts
+            .containers()
+            .map(|id| RestrictedExpression::new_string(id.to_owned())),
+    );
+    let link_audience = facts.link_audience().map_or("none", LinkAudience::as_str);
     let args = RestrictedExpression::new_record(fields).map_err(|e| e.to_string())?;
     Context::from_pairs([
         ("args".to_string(), args),
@@ -82,6 +88,11 @@ pub(crate) fn build(
         ("grantee_domains".to_string(), grantee_domains),
         ("participants".to_string(), participants),
         ("participant_domains".to_string(), participant_domains),
+        ("containers".to_string(), containers),
+        (
+            "link_audience".to_string(),
+            RestrictedExpression::new_string(link_audience.to_owned()),
+        ),
         (
             "client_id".to_string(),
             RestrictedExpression::new_string(client_id.to_string()),

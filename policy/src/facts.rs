@@ -9,7 +9,8 @@
 //! arguments are rewritten to the canonical addresses in the same pass, so the adapter sends what
 //! the policy saw. Facts an adapter resolves from stored state (the sender of the message a reply
 //! answers, the recipients of a draft) are added with [`Facts::add_stored`], through the same
-//! parser.
+//! parser; so are the places a call acts within ([`Facts::add_container`]: a file's folders, a
+//! channel's team) and whom a link it shares works for ([`Facts::share_by_link`]).
 
 use std::collections::BTreeSet;
 
@@ -34,12 +35,43 @@ pub enum Role {
     Participant,
 }
 
+/// Longest container id accepted from an adapter; provider ids are far shorter.
+const MAX_CONTAINER_LEN: usize = 512;
+
+/// Whom a shared link works for, the same words for every provider (Dropbox `public`/`team`/
+/// `no_one`, Box `open`/`company`/`collaborators`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LinkAudience {
+    /// Only people who already have access.
+    Invited,
+    /// People of the provider account's organization (team, enterprise).
+    Organization,
+    /// Anyone who has the link.
+    Anyone,
+}
+
+// === impl LinkAudience ===
+
+impl LinkAudience {
+    /// The word policies compare `context.link_audience` with.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invited => "invited",
+            Self::Organization => "organization",
+            Self::Anyone => "anyone",
+        }
+    }
+}
+
 /// The facts of one call, canonical and complete, or an error.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Facts {
     recipients: BTreeSet<Address>,
     grantees: BTreeSet<Address>,
     participants: BTreeSet<Address>,
+    containers: BTreeSet<String>,
+    /// The widest audience of a link the call creates or hands out; `None`: no link.
+    link_audience: Option<LinkAudience>,
 }
 
 /// Why the facts of a call could not be established. Never repeats an argument's value.
@@ -59,6 +91,8 @@ pub enum FactsError {
         #[source]
         source: AddressError,
     },
+    #[error("the provider named a container id that is empty, too long or not plain text")]
+    Container,
 }
 
 // === impl Facts ===
@@ -109,6 +143,22 @@ impl Facts {
         Ok(())
     }
 
+    /// Adds one place the call acts within, as the provider names it (a folder id, a team id).
+    /// An id that is empty, over 512 bytes or holds control characters is refused: it could not
+    /// be what a policy's list names, and an unreadable fact is a denial.
+    pub fn add_container(&mut self, id: &str) -> Result<(), FactsError> {
+        if id.is_empty() || id.len() > MAX_CONTAINER_LEN || id.chars().any(char::is_control) {
+            return Err(FactsError::Container);
+        }
+        self.containers.insert(id.to_owned());
+        Ok(())
+    }
+
+    /// Records that the call shares by a link working for `audience`; of several, the widest.
+    pub fn share_by_link(&mut self, audience: LinkAudience) {
+        self.link_audience = self.link_audience.max(Some(audience));
+    }
+
     fn set(&mut self, role: Role) -> &mut BTreeSet<Address> {
         match role {
             Role::Recipient => &mut self.recipients,
@@ -130,6 +180,16 @@ impl Facts {
     /// The sender and recipients of the stored message the call quotes.
     pub fn participants(&self) -> impl Iterator<Item = &Address> {
         self.participants.iter()
+    }
+
+    /// The places the call acts within (folders, teams), as the provider names them.
+    pub fn containers(&self) -> impl Iterator<Item = &str> {
+        self.containers.iter().map(String::as_str)
+    }
+
+    /// Whom a link the call shares works for; `None` when it shares no link.
+    pub fn link_audience(&self) -> Option<LinkAudience> {
+        self.link_audience
     }
 }
 

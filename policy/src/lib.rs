@@ -20,7 +20,7 @@ mod store;
 
 pub use diag::Diagnostic;
 pub use engine::{CedarEngine, DEFAULT_DENY_REASON, EngineError, Explanation, Summary};
-pub use facts::{Facts, FactsError};
+pub use facts::{Facts, FactsError, LinkAudience};
 pub use schema::{PolicySchema, SchemaError, ToolDescriptor, schema_text};
 pub use store::{PolicyStore, ReloadError, StoreError, WatchHandle};
 

@@ -192,6 +192,13 @@ type RequestContext = {{
   // The sender and recipients of the stored message a reply or forward quotes.
   participants: Set<String>,
   participant_domains: Set<String>,
+  // The places the call acts within, as the provider names them, for tools that resolve them
+  // before the decision: a Drive item's folder and every folder above it, a Teams channel's
+  // team. Empty for other tools.
+  containers: Set<String>,
+  // Whom a link the call shares works for: "anyone", "organization", "invited", or "none" when
+  // the call shares no link.
+  link_audience: String,
   client_id: String,
 }};
 action "list", "call", "fetch" appliesTo {{

@@ -467,9 +467,9 @@ impl Gateway {
         {
             return Err(CallError::Hidden(Denial { reason, policies }));
         }
-        let arguments = Value::Object(arguments);
+        let mut arguments = Value::Object(arguments);
         route
-            .check_arguments(&arguments)
+            .check_arguments(&mut arguments)
             .map_err(CallError::BadArguments)?;
         let Value::Object(arguments) = arguments else {
             return Err(not_an_object());

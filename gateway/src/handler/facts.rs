@@ -5,17 +5,18 @@
 //!    read as exactly one address and rewritten to its canonical form, so the adapter sends the
 //!    very addresses the policy saw; a value that is not one address is a denial.
 //! 2. Cedar decides on those facts. A denial ends the call here, with no credential touched.
-//! 3. Only for tools whose spec says `resolves_facts` (a reply, a draft send): the adapter reads
-//!    the stored state with the user's credential, every stored address goes through the same
-//!    parser, and Cedar decides again on the complete facts. A resolution that fails — no
+//! 3. Only for tools whose spec says `resolves_facts` (a reply, a draft send, a file read inside
+//!    folders, a link share): the adapter reads the stored state with the user's credential,
+//!    every stored address goes through the same parser (container ids through their own check),
+//!    and Cedar decides again on the complete facts. A resolution that fails — no
 //!    connection, provider error, message not found, an address that does not parse — is a
 //!    denial, never an allow. This is the one place the policy stage reaches the broker, and
 //!    only for those tools.
 
 use std::sync::Arc;
 
-use manifold_adapters::CallContext;
-use manifold_policy::{Action, Decision, Facts, facts::Role};
+use manifold_adapters::{CallContext, LinkAudience as StoredAudience};
+use manifold_policy::{Action, Decision, Facts, LinkAudience, facts::Role};
 use serde_json::Value;
 
 use super::{CallScope, Gateway};
@@ -105,6 +106,18 @@ impl Gateway {
                     .add_stored(role, raw)
                     .map_err(|error| unread(error.to_string()))?;
             }
+        }
+        for id in &stored.containers {
+            facts
+                .add_container(id)
+                .map_err(|error| unread(error.to_string()))?;
+        }
+        if let Some(audience) = stored.link_audience {
+            facts.share_by_link(match audience {
+                StoredAudience::Invited => LinkAudience::Invited,
+                StoredAudience::Organization => LinkAudience::Organization,
+                StoredAudience::Anyone => LinkAudience::Anyone,
+            });
         }
         Ok(())
     }

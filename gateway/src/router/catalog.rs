@@ -225,9 +225,22 @@ impl Catalog {
 // === impl Route ===
 
 impl Route {
-    /// Checks call arguments against the tool's input schema; the messages name each failing
-    /// location (JSON pointer) so a model can correct its call.
-    pub fn check_arguments(&self, arguments: &Value) -> Result<(), Vec<String>> {
+    /// Checks call arguments against the tool's input schema, then makes them explicit
+    /// (`defaults.rs`: left-out properties take their schema default, whole floats declared
+    /// `integer` become integers), so the policy, the audit record and the adapter all see the
+    /// arguments the provider will act on. The messages name each failing location (JSON
+    /// pointer) so a model can correct its call.
+    pub fn check_arguments(&self, arguments: &mut Value) -> Result<(), Vec<String>> {
+        self.validate(arguments)?;
+        if super::defaults::complete(&self.spec.input_schema, arguments) {
+            // A default that does not fit its own schema is the tool's fault, not the caller's,
+            // but the call still must not go ahead on arguments the schema refuses.
+            self.validate(arguments)?;
+        }
+        Ok(())
+    }
+
+    fn validate(&self, arguments: &Value) -> Result<(), Vec<String>> {
         let errors: Vec<String> = self
             .validator
             .iter_errors(arguments)

@@ -2,6 +2,7 @@
 //! per config and looked up on every call. Names are never split to find their adapter.
 
 mod catalog;
+mod defaults;
 mod names;
 
 pub use catalog::{Catalog, CatalogError, CatalogInstance, Route};
