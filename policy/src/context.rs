@@ -1,9 +1,12 @@
 //! Builds the Cedar request context from a call's arguments and facts. Argument values are
-//! converted by the types the schema declared for `context.args`, and anything that does not fit
-//! is dropped rather than failing the request: policies test `context.args has x`, so an
-//! allow-list policy cannot be satisfied by a malformed argument, it simply does not apply.
-//! Recipients are not dropped that way: they come from [`Facts`], which either read every
-//! declared address or failed (and the call was denied before it got here).
+//! converted by the types the schema declared for `context.args`. A value that does not fit its
+//! declared type (an integer beyond Cedar's 64-bit range, a value of the second type of a
+//! `["string", "integer"]` argument) fails the request, and so denies the call: dropping it
+//! would make `context.args has x` false, and a `forbid … when { context.args has x && … }` rule
+//! would then be walked around by spelling `x` so that it does not fit. `null` counts as absent.
+//! Names the schema could not type are not in `context.args` at all, so no policy can mention
+//! them. Recipients come from [`Facts`], which either read every declared address or failed (and
+//! the call was denied before it got here).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -63,11 +66,14 @@ pub(crate) fn build(
     let mut fields = Vec::new();
     if let Some(Value::Object(obj)) = args {
         for (k, v) in obj {
-            if let Some(ty) = types.get(k)
-                && let Some(e) = convert(v, *ty)
-            {
-                fields.push((k.clone(), e));
+            let Some(ty) = types.get(k) else { continue };
+            if v.is_null() {
+                continue;
             }
+            let e = convert(v, *ty).ok_or_else(|| {
+                format!("argument `{k}` does not fit the type the policies know it by")
+            })?;
+            fields.push((k.clone(), e));
         }
     }
     let (recipients, recipient_domains) = addresses(facts.recipients());
@@ -99,4 +105,66 @@ pub(crate) fn build(
         ),
     ])
     .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    fn types() -> BTreeMap<String, ArgType> {
+        BTreeMap::from([
+            ("limit".to_owned(), ArgType::One(Prim::Long)),
+            ("team_id".to_owned(), ArgType::One(Prim::String)),
+            ("labels".to_owned(), ArgType::Set(Prim::String)),
+        ])
+    }
+
+    fn built(args: &Value) -> Result<Context, String> {
+        build(Some(args), &types(), "", &Facts::default())
+    }
+
+    #[test]
+    fn null_is_absent_and_untyped_names_are_left_out() {
+        assert!(built(&json!({"limit": null, "team_id": null, "free_text": {"a": 1}})).is_ok());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// An integer Cedar cannot hold fails the request instead of vanishing from it.
+        #[test]
+        fn integers_beyond_cedar_range_fail_the_request(big in (i64::MAX as u64 + 1)..=u64::MAX) {
+            let error = built(&json!({"limit": big})).unwrap_err();
+            prop_assert!(error.contains("`limit`"), "{}", error);
+        }
+
+        #[test]
+        fn integers_in_range_are_kept(n in any::<i64>()) {
+            let kept = built(&json!({ "limit": n })).is_ok();
+            prop_assert!(kept);
+        }
+
+        /// A value of another JSON type than the declared one, alone or inside a set.
+        #[test]
+        fn values_of_another_type_fail_the_request(
+            odd in prop_oneof![
+                any::<bool>().prop_map(Value::from),
+                any::<f64>().prop_filter("finite, fractional", |f| f.is_finite() && f.fract() != 0.0).prop_map(Value::from),
+                "[a-z]{0,8}".prop_map(|s| json!({ "k": s })),
+            ],
+            at in 0usize..3,
+        ) {
+            let args = match at {
+                0 => json!({"limit": odd}),
+                1 => json!({"team_id": odd}),
+                _ => json!({"labels": ["ok", odd]}),
+            };
+            let refused = built(&args).is_err();
+            prop_assert!(refused, "{} was accepted", args);
+        }
+    }
 }
