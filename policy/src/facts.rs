@@ -193,6 +193,95 @@ impl Facts {
     }
 }
 
+/// Every place `schema` declares an address (`"format": "email"`) that [`Facts::from_arguments`]
+/// would not read: under `anyOf`/`oneOf`/`allOf`, `additionalProperties`, `$defs` behind a
+/// `$ref`, tuple `items`, deeper than the walk goes. The catalog refuses such a tool: an address
+/// the policy cannot see would reach the provider unparsed and undecided on. Returns the paths.
+pub fn unreadable_declarations(schema: &serde_json::Map<String, Value>) -> Vec<String> {
+    let mut found = Vec::new();
+    for (key, inner) in schema {
+        scan(key, inner, &mut String::new(), true, 0, &mut found);
+    }
+    found
+}
+
+/// Deepest schema nesting checked for declarations; a deeper schema is refused as a whole.
+const MAX_SCAN_DEPTH: usize = 64;
+
+/// Keys whose values are data, not schemas.
+const DATA_KEYWORDS: [&str; 4] = ["default", "examples", "enum", "const"];
+
+/// Scans the value of keyword `key` of a schema the walk reaches when `reachable`.
+fn scan(
+    key: &str,
+    value: &Value,
+    path: &mut String,
+    reachable: bool,
+    depth: usize,
+    found: &mut Vec<String>,
+) {
+    if DATA_KEYWORDS.contains(&key) {
+        return;
+    }
+    if depth > MAX_SCAN_DEPTH {
+        // Too deep to check is unreadable too: refused rather than assumed clean.
+        found.push(format!("{path} (nested too deeply to check)"));
+        return;
+    }
+    let len = path.len();
+    match (key, value) {
+        ("properties", Value::Object(properties)) => {
+            for (name, property) in properties {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(name);
+                schema_at(property, path, reachable, depth + 1, found);
+                path.truncate(len);
+            }
+        }
+        ("items", Value::Object(_)) => {
+            path.push_str("[]");
+            schema_at(value, path, reachable, depth + 1, found);
+            path.truncate(len);
+        }
+        (_, Value::Object(_)) => {
+            path.push_str(&format!("/{key}"));
+            schema_at(value, path, false, depth + 1, found);
+            path.truncate(len);
+        }
+        (_, Value::Array(list)) => {
+            for (i, item) in list.iter().enumerate() {
+                path.push_str(&format!("/{key}/{i}"));
+                schema_at(item, path, false, depth + 1, found);
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// One (sub)schema at `path`, `depth` levels of properties and items below the root.
+fn schema_at(
+    schema: &Value,
+    path: &mut String,
+    reachable: bool,
+    depth: usize,
+    found: &mut Vec<String>,
+) {
+    let Value::Object(map) = schema else { return };
+    if declared(schema).is_some() && (!reachable || depth > MAX_DEPTH) {
+        found.push(if path.is_empty() {
+            "(root)".into()
+        } else {
+            path.clone()
+        });
+    }
+    for (key, inner) in map {
+        scan(key, inner, path, reachable, depth, found);
+    }
+}
+
 /// The schema's declared role for a string schema, if it declares an address.
 fn declared(schema: &Value) -> Option<Role> {
     (schema.get("format").and_then(Value::as_str) == Some("email")).then(|| {
@@ -333,6 +422,45 @@ mod tests {
             assert!(text.starts_with("argument `"), "{bad}: {text}");
             assert!(!text.contains("evil"), "{text}");
         }
+    }
+
+    #[test]
+    fn addresses_declared_where_the_walk_cannot_read_them_are_reported() {
+        let object = |v: Value| v.as_object().cloned().unwrap();
+        assert!(unreadable_declarations(&object(schema())).is_empty());
+        let email = json!({"type": "string", "format": "email"});
+        let mut deep = email.clone();
+        for _ in 0..MAX_DEPTH {
+            deep = json!({"type": "object", "properties": {"x": deep}});
+        }
+        for (bad, at) in [
+            (
+                json!({"properties": {"to": {"anyOf": [email.clone(), {"type": "null"}]}}}),
+                "to/anyOf/0",
+            ),
+            (
+                json!({"properties": {"m": {"type": "object", "additionalProperties": email.clone()}}}),
+                "m/additionalProperties",
+            ),
+            (
+                json!({"properties": {"to": {"$ref": "#/$defs/a"}}, "$defs": {"a": email.clone()}}),
+                "/$defs/a",
+            ),
+            (
+                json!({"properties": {"to": {"type": "array", "items": [email.clone()]}}}),
+                "to/items/0",
+            ),
+            (
+                json!({"properties": {"m": {"oneOf": [{"type": "object", "properties": {"cc": email.clone()}}]}}}),
+                "m/oneOf/0.cc",
+            ),
+            (json!({"properties": {"x": deep}}), "x.x.x.x.x.x.x.x.x"),
+        ] {
+            assert_eq!(unreadable_declarations(&object(bad.clone())), [at], "{bad}");
+        }
+        // Data that happens to look like a declaration is not one.
+        let data = json!({"properties": {"to": {"type": "object", "default": email.clone(), "examples": [email]}}});
+        assert!(unreadable_declarations(&object(data)).is_empty());
     }
 
     #[test]

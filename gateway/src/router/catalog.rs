@@ -166,6 +166,22 @@ impl Catalog {
                             continue;
                         }
                     };
+                // An address the facts stage would not read reaches the provider undecided on.
+                let unreadable =
+                    manifold_policy::facts::unreadable_declarations(&spec.input_schema);
+                if !unreadable.is_empty() {
+                    errors.push(CatalogError::BadSchema {
+                        instance: instance.name.to_string(),
+                        tool: spec.name.clone(),
+                        reason: format!(
+                            "it declares e-mail addresses where the policy cannot read them ({}); \
+                             declare them as properties or array items",
+                            unreadable.join(", ")
+                        ),
+                        offset: instance.offset,
+                    });
+                    continue;
+                }
                 // A policy that cannot learn whom the call reaches must not decide without it.
                 if spec.resolves_facts && instance.adapter.facts().is_none() {
                     errors.push(CatalogError::NoFacts {
@@ -280,4 +296,80 @@ fn describe(exposed: &str, spec: &ToolSpec) -> Tool {
     tool.output_schema = Some(Arc::new(spec.output_schema.clone()));
     tool.annotations = Some(annotations);
     tool
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use manifold_adapters::{CallContext, ToolAnnotations as Hints, ToolError, ToolOutput};
+    use serde_json::{Map, json};
+
+    use super::*;
+
+    /// An adapter offering the given tools; never called.
+    struct Offers(Vec<ToolSpec>);
+
+    #[async_trait::async_trait]
+    impl Adapter for Offers {
+        fn tools(&self) -> Vec<ToolSpec> {
+            self.0.clone()
+        }
+        async fn call(
+            &self,
+            tool: &str,
+            _arguments: Map<String, Value>,
+            _ctx: &CallContext,
+        ) -> Result<ToolOutput, ToolError> {
+            Err(ToolError::UnknownTool(tool.to_owned()))
+        }
+    }
+
+    fn instance(tools: Vec<ToolSpec>) -> CatalogInstance {
+        CatalogInstance {
+            name: "mail".into(),
+            kind: "test".into(),
+            prefix: Some("mail".into()),
+            only_tools: None,
+            offset: 7,
+            adapter: Arc::new(Offers(tools)),
+            read_only: false,
+            tool_tags: Default::default(),
+        }
+    }
+
+    fn tool(name: &str, input: Value) -> ToolSpec {
+        ToolSpec::new(
+            name,
+            name,
+            name,
+            Hints::CREATE,
+            input,
+            json!({"type": "object"}),
+        )
+    }
+
+    #[test]
+    fn a_tool_declaring_addresses_the_policy_cannot_read_is_refused_and_the_rest_stay() {
+        let email = json!({"type": "string", "format": "email"});
+        let tools = vec![
+            tool(
+                "send",
+                json!({"type": "object", "properties": {"to": {"type": "array", "items": email}}}),
+            ),
+            tool(
+                "sneaky",
+                json!({"type": "object", "properties": {"to": {"anyOf": [email, {"type": "null"}]}}}),
+            ),
+        ];
+        let errors = Catalog::build(vec![instance(tools.clone())]).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let text = errors[0].to_string();
+        assert!(
+            text.contains("mail.sneaky") && text.contains("to/anyOf/0"),
+            "{text}"
+        );
+        assert_eq!(errors[0].offset(), 7);
+        let readable = Catalog::build(vec![instance(tools[..1].to_vec())]).unwrap();
+        assert!(readable.get("mail_send").is_some());
+    }
 }

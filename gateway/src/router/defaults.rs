@@ -21,7 +21,11 @@ pub fn complete(schema: &Map<String, Value>, arguments: &mut Value) -> bool {
     complete_object(schema, map, 0)
 }
 
-fn complete_object(schema: &Map<String, Value>, map: &mut Map<String, Value>, depth: usize) -> bool {
+fn complete_object(
+    schema: &Map<String, Value>,
+    map: &mut Map<String, Value>,
+    depth: usize,
+) -> bool {
     let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
         return false;
     };
@@ -50,9 +54,9 @@ fn complete_value(schema: &Value, value: &mut Value, depth: usize) -> bool {
     match value {
         Value::Object(map) => complete_object(schema, map, depth),
         Value::Array(items) => schema.get("items").is_some_and(|items_schema| {
-            items
-                .iter_mut()
-                .fold(false, |changed, item| complete_value(items_schema, item, depth + 1) | changed)
+            items.iter_mut().fold(false, |changed, item| {
+                complete_value(items_schema, item, depth + 1) | changed
+            })
         }),
         Value::Number(number) if declares(schema, "integer") && !number.is_i64() => {
             match whole(number) {
@@ -86,7 +90,7 @@ fn whole(number: &serde_json::Number) -> Option<i64> {
     // policy context, which holds only exact whole numbers, leaves them out).
     const EXACT: f64 = 9_007_199_254_740_992.0;
     #[allow(clippy::cast_possible_truncation)]
-    (float.fract() == 0.0 && float.abs() <= EXACT).then(|| float as i64)
+    (float.fract() == 0.0 && float.abs() <= EXACT).then_some(float as i64)
 }
 
 #[cfg(test)]
