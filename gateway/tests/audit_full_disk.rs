@@ -22,7 +22,7 @@ use std::{
 
 use serde_json::{Value, json};
 use support::{
-    demo::{rpc, token},
+    demo::{call_tool as call, token},
     process::GatewayProcess,
 };
 
@@ -107,16 +107,6 @@ fn config(data_dir: &Path, audit_file: &Path) -> PathBuf {
     let path = data_dir.join("manifold.toml");
     std::fs::write(&path, toml::to_string(&document).unwrap()).unwrap();
     path
-}
-
-async fn call(url: &str, token: &str, name: &str, arguments: Value) -> Value {
-    rpc(
-        url,
-        token,
-        "tools/call",
-        json!({"name": name, "arguments": arguments}),
-    )
-    .await
 }
 
 #[track_caller]

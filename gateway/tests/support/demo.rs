@@ -81,8 +81,7 @@ impl Demo {
 
     /// `tools/call` of `name`; the whole JSON-RPC message.
     pub async fn call_tool(&self, token: &str, name: &str, arguments: Value) -> Value {
-        let params = json!({"name": name, "arguments": arguments});
-        self.rpc_message(token, "tools/call", params).await
+        call_tool(&self.mcp_url, token, name, arguments).await
     }
 }
 
@@ -142,6 +141,12 @@ pub async fn rpc(mcp_url: &str, token: &str, method: &str, mut params: Value) ->
         .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
         .find(|m| m.get("id") == Some(&json!(1)))
         .unwrap_or_else(|| panic!("no answer to {method}: {body}"))
+}
+
+/// A stateless `tools/call` of `name` to `mcp_url`; the whole JSON-RPC message.
+pub async fn call_tool(mcp_url: &str, token: &str, name: &str, arguments: Value) -> Value {
+    let params = json!({"name": name, "arguments": arguments});
+    rpc(mcp_url, token, "tools/call", params).await
 }
 
 /// The `manifold` binary under test: `MANIFOLD_BIN` when set (a checkout sharing its target
