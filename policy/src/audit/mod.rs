@@ -212,7 +212,7 @@ struct State {
 }
 
 /// The file under a log: a [`File`], or in tests one whose writes fail on demand
-/// ([`faults`]).
+/// (`faults`, built only for tests).
 trait LogFile: Write + Send {
     fn sync_data(&self) -> io::Result<()>;
     fn set_len(&self, len: u64) -> io::Result<()>;
