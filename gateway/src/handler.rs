@@ -107,6 +107,11 @@ impl Gateway {
         &self.stages.policy
     }
 
+    /// The audit stage, for whether its log can be written (`/metrics`).
+    pub fn audit(&self) -> &AuditStage {
+        &self.stages.audit
+    }
+
     /// A fresh handler for a new session.
     pub fn handler(self: &Arc<Self>) -> McpHandler {
         McpHandler {

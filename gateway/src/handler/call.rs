@@ -7,6 +7,12 @@
 //! answer. Every attempt is audited, refusals included: names that match no tool, tools hidden
 //! from the caller, arguments that fail the schema, denials, quotas. A tool the caller may not
 //! list is answered exactly as a name that matches nothing.
+//!
+//! Fail closed on audit: no answer leaves without its record. While the audit log cannot be
+//! written ([`crate::audit`]), `authorize` refuses every call before anything reaches the broker
+//! or a provider, and a call whose record fails to go in (the adapter already ran) has its
+//! answer withheld; both are answered with the same JSON-RPC internal error. Each refusal's own
+//! record is the probe that ends the refusals once it goes in.
 
 use std::{
     sync::{Arc, Mutex},
@@ -30,7 +36,7 @@ use super::{
     Gateway,
     logging::{ClientLog, LogTarget},
 };
-use crate::{broker::BrokerError, policy::tool_ref, router::Route};
+use crate::{audit::AuditUnavailable, broker::BrokerError, policy::tool_ref, router::Route};
 
 /// What a tool call needs of the request that carries it.
 pub struct CallScope {
@@ -166,6 +172,10 @@ enum CallError {
     /// The adapter or its provider failed.
     #[error(transparent)]
     Tool(ToolError),
+    /// The audit log cannot be written: refused before the adapter, or the answer withheld
+    /// after it because its record did not go in.
+    #[error(transparent)]
+    AuditUnavailable(#[from] AuditUnavailable),
 }
 
 impl From<manifold_policy::quota::QuotaError> for CallError {
@@ -243,7 +253,8 @@ fn tool_error(text: String) -> CallToolResponse {
 
 /// The audit record (and metrics sample) of one `tools/call`, filled in as the call goes and
 /// written exactly once: by [`CallRecord::finish`] when the call ends, or on drop when the call's
-/// future is dropped first (the client went away), as `abandoned`.
+/// future is dropped first (the client went away), as `abandoned`. Written means attempted: a
+/// record the log refused makes `finish` fail, and the call's answer with it.
 struct CallRecord<'g> {
     gateway: &'g Gateway,
     started: Instant,
@@ -302,8 +313,8 @@ impl<'g> CallRecord<'g> {
         self.gateway.stages.redact.redact_text(&text)
     }
 
-    /// Records how the call ended and writes the record.
-    fn finish(&mut self, result: &Result<Served, CallError>) {
+    /// Records how the call ended and writes the record; `Err` when the log refused it.
+    fn finish(&mut self, result: &Result<Served, CallError>) -> Result<(), AuditUnavailable> {
         let (outcome, reason) = match result {
             Ok((_, masked)) => {
                 self.event.redactions = Some(*masked);
@@ -324,27 +335,34 @@ impl<'g> CallRecord<'g> {
                         self.event.upstream_status = upstream_status(tool_error);
                         "error"
                     }
+                    CallError::AuditUnavailable(_) => AUDIT_UNAVAILABLE,
                 };
                 (outcome, Some(self.redacted(error.to_string())))
             }
         };
         self.event.outcome = outcome.into();
         self.event.reason = reason;
-        self.write();
+        self.write()
     }
 
-    fn write(&mut self) {
+    fn write(&mut self) -> Result<(), AuditUnavailable> {
         if std::mem::replace(&mut self.written, true) {
-            return;
+            return Ok(());
         }
         let elapsed = self.started.elapsed();
         self.event.latency_ms = Some(elapsed.as_secs_f64() * 1000.0);
+        let written = self.gateway.stages.audit.record(&self.event);
         if let Some(route) = &self.route {
+            // Counted as the client sees it: a withheld answer is not a success.
+            let outcome = match written {
+                Ok(()) => self.event.outcome.as_str(),
+                Err(_) => AUDIT_UNAVAILABLE,
+            };
             self.gateway
                 .metrics
-                .record(&route.exposed, &self.event.outcome, elapsed);
+                .record(&route.exposed, outcome, elapsed);
         }
-        self.gateway.stages.audit.record(&self.event);
+        written
     }
 }
 
@@ -353,10 +371,14 @@ impl Drop for CallRecord<'_> {
         if !self.written {
             self.event.outcome = "abandoned".into();
             self.event.reason = Some("the request ended before the call finished".into());
-            self.write();
+            // Nobody is left to answer; a refused record still marks the stage unwritable.
+            let _ = self.write();
         }
     }
 }
+
+/// The outcome of a call refused, or withheld, because the audit log cannot be written.
+const AUDIT_UNAVAILABLE: &str = "audit_unavailable";
 
 /// JSON-RPC error -32042 (`URLElicitationRequiredError`, MCP 2025-11-25): the client shows the
 /// user `url`, and the user retries the call after connecting there.
@@ -416,8 +438,11 @@ impl Gateway {
         scope: &CallScope,
     ) -> Result<CallToolResponse, McpError> {
         let mut record = CallRecord::begin(self, &request.name, &scope.principal);
-        let result = self.try_call(request, scope, &mut record).await;
-        record.finish(&result);
+        let mut result = self.try_call(request, scope, &mut record).await;
+        // The answer leaves only with its record in the log.
+        if let Err(unwritten) = record.finish(&result) {
+            result = Err(unwritten.into());
+        }
         match result {
             Ok((result, _)) => {
                 tracing::debug!(tool = %record.event.tool, "tool call succeeded");
@@ -488,6 +513,12 @@ impl Gateway {
         scope: &CallScope,
         record: &mut CallRecord<'_>,
     ) -> Result<Permitted, CallError> {
+        // First: resolving facts reaches the broker and the provider, and the quota counts the
+        // call; neither is for a call that will not be served. This call's own record then
+        // probes the log (`CallRecord::finish`).
+        if !self.stages.audit.is_writable() {
+            return Err(AuditUnavailable.into());
+        }
         let Routed { route, arguments } = routed;
         let principal = &scope.principal;
         let tool = tool_ref(&route);
@@ -552,6 +583,10 @@ impl Gateway {
             CallError::Tool(ToolError::Cancelled) => {
                 tracing::info!(%tool, "tool call cancelled by the client");
                 Err(McpError::internal_error("request cancelled", None))
+            }
+            CallError::AuditUnavailable(error) => {
+                tracing::debug!(%tool, "tool call refused: the audit log cannot be written");
+                Err(McpError::internal_error(error.to_string(), None))
             }
             CallError::Tool(error) => {
                 let text = record.redacted(error.to_string());
@@ -644,44 +679,4 @@ impl Gateway {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    use super::*;
-
-    /// Sets its flag when dropped: shows how long the registration is held.
-    struct Held(Arc<AtomicBool>);
-
-    impl Drop for Held {
-        fn drop(&mut self) {
-            self.0.store(true, Ordering::SeqCst);
-        }
-    }
-
-    #[tokio::test]
-    async fn either_token_fires_for_either_source_and_holds_the_registration_until_the_call_ends() {
-        // Fired from elsewhere: the call's token fires, rmcp's does not.
-        let (rmcp, elsewhere) = (CancellationToken::new(), CancellationToken::new());
-        let released = Arc::new(AtomicBool::new(false));
-        let extension = CancelledElsewhere::new(elsewhere.clone(), Held(released.clone()));
-        let (either, guard) = extension.either(&rmcp);
-        drop(extension); // the request's copy goes first; the guard still holds it
-        elsewhere.cancel();
-        tokio::time::timeout(std::time::Duration::from_secs(5), either.cancelled())
-            .await
-            .expect("the call's token fires when cancelled elsewhere");
-        assert!(!rmcp.is_cancelled());
-        assert!(!released.load(Ordering::SeqCst));
-        drop(guard);
-        assert!(
-            released.load(Ordering::SeqCst),
-            "released when the call ends"
-        );
-
-        // Fired by rmcp.
-        let (rmcp, elsewhere) = (CancellationToken::new(), CancellationToken::new());
-        let (either, _guard) = CancelledElsewhere::new(elsewhere, ()).either(&rmcp);
-        rmcp.cancel();
-        assert!(either.is_cancelled());
-    }
-}
+mod tests;

@@ -18,7 +18,7 @@ const BUCKETS: [f64; 11] = [
 ];
 
 /// The outcomes a call ends with, as the audit log names them.
-const OUTCOMES: [&str; 8] = [
+const OUTCOMES: [&str; 9] = [
     "ok",
     "error",
     "cancelled",
@@ -27,6 +27,7 @@ const OUTCOMES: [&str; 8] = [
     "not_connected",
     "invalid_arguments",
     "abandoned",
+    "audit_unavailable",
 ];
 
 /// Calls per tool and outcome, and their latency, since the process started.

@@ -96,6 +96,7 @@ async fn metrics(gateway: Arc<Gateway>) -> String {
          # TYPE manifold_policy_reloads_rejected_total counter\n\
          manifold_policy_reloads_rejected_total {rejected}\n"
     );
+    gateway.audit().render_metrics(&mut text);
     gateway.call_metrics().render(&mut text);
     text
 }

@@ -70,62 +70,18 @@ impl Demo {
 
     /// A bearer token for `user` with extra `groups`.
     pub fn token_with_groups(&self, user: &str, groups: &[&str]) -> String {
-        let public_url = self.mcp_url.trim_end_matches("/mcp");
-        let mut command = Command::new(manifold_bin());
-        command.args(["token", "--user", user, "--public-url", public_url]);
-        for group in groups {
-            command.args(["--group", group]);
-        }
-        let output = command
-            .arg("--data-dir")
-            .arg(self.dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+        token(self.dir.path(), &self.mcp_url, user, groups)
     }
 
     /// One stateless (2026-07-28) request with `_meta` and the `Mcp-*` headers; the JSON-RPC
     /// message that answers it (from a JSON or an SSE answer).
-    pub async fn rpc_message(&self, token: &str, method: &str, mut params: Value) -> Value {
-        params["_meta"] = json!({
-            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientCapabilities": {},
-            "io.modelcontextprotocol/clientInfo": {"name": "manifold-test", "version": "1"}
-        });
-        let mut request = reqwest::Client::new()
-            .post(&self.mcp_url)
-            .bearer_auth(token)
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2026-07-28")
-            .header("mcp-method", method);
-        if let Some(name) = params.get("name").and_then(Value::as_str) {
-            request = request.header("mcp-name", name.to_owned());
-        }
-        let body = request
-            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        body.lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .chain(std::iter::once(body.as_str()))
-            .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
-            .find(|m| m.get("id") == Some(&json!(1)))
-            .unwrap_or_else(|| panic!("no answer to {method}: {body}"))
+    pub async fn rpc_message(&self, token: &str, method: &str, params: Value) -> Value {
+        rpc(&self.mcp_url, token, method, params).await
     }
 
     /// `tools/call` of `name`; the whole JSON-RPC message.
     pub async fn call_tool(&self, token: &str, name: &str, arguments: Value) -> Value {
-        let params = json!({"name": name, "arguments": arguments});
-        self.rpc_message(token, "tools/call", params).await
+        call_tool(&self.mcp_url, token, name, arguments).await
     }
 }
 
@@ -134,6 +90,63 @@ impl Drop for Demo {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A bearer token for `user` with extra `groups`, minted by `manifold token` with the keys in
+/// `data_dir` for the demo config served at `mcp_url`.
+pub fn token(data_dir: &std::path::Path, mcp_url: &str, user: &str, groups: &[&str]) -> String {
+    let public_url = mcp_url.trim_end_matches("/mcp");
+    let mut command = Command::new(manifold_bin());
+    command.args(["token", "--user", user, "--public-url", public_url]);
+    for group in groups {
+        command.args(["--group", group]);
+    }
+    let output = command.arg("--data-dir").arg(data_dir).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// One stateless (2026-07-28) request to `mcp_url` with `_meta` and the `Mcp-*` headers; the
+/// JSON-RPC message that answers it (from a JSON or an SSE answer).
+pub async fn rpc(mcp_url: &str, token: &str, method: &str, mut params: Value) -> Value {
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "manifold-test", "version": "1"}
+    });
+    let mut request = reqwest::Client::new()
+        .post(mcp_url)
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", method);
+    if let Some(name) = params.get("name").and_then(Value::as_str) {
+        request = request.header("mcp-name", name.to_owned());
+    }
+    let body = request
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .chain(std::iter::once(body.as_str()))
+        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
+        .find(|m| m.get("id") == Some(&json!(1)))
+        .unwrap_or_else(|| panic!("no answer to {method}: {body}"))
+}
+
+/// A stateless `tools/call` of `name` to `mcp_url`; the whole JSON-RPC message.
+pub async fn call_tool(mcp_url: &str, token: &str, name: &str, arguments: Value) -> Value {
+    let params = json!({"name": name, "arguments": arguments});
+    rpc(mcp_url, token, "tools/call", params).await
 }
 
 /// The `manifold` binary under test: `MANIFOLD_BIN` when set (a checkout sharing its target

@@ -18,9 +18,15 @@
 //! (the kernel has it); `fsync: true` also survives power loss at the cost of a disk flush per
 //! record. On open, a torn last line (a crash mid-write) is truncated and reported, and the chain
 //! resumes from the last whole line.
+//!
+//! Failed writes: a write or fsync that fails (a full disk, an I/O error) may leave part of a line
+//! behind. The log knows the length of its last whole record and cuts the file back to it before
+//! returning the error, so the file ends on a whole record and the chain (`prev`, `seq`) is as it
+//! was: the next append that succeeds continues the chain with no gap and no garbage. When even
+//! that cut fails, the next append retries it before writing anything.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -29,6 +35,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, value::RawValue};
 use sha2::{Digest, Sha256};
 
+#[cfg(any(test, feature = "test-util"))]
+pub mod faults;
 mod mac;
 pub use mac::AuditKeys;
 
@@ -190,11 +198,62 @@ pub struct VerifyReport {
 }
 
 struct State {
-    file: File,
+    file: Box<dyn LogFile>,
     prev: String,
     seq: u64,
     /// Whole lines in the file.
     records: u64,
+    /// Bytes in the file up to the end of its last whole record: where a failed write is cut
+    /// back to. Only this log writes the file, so it is the file's length between appends.
+    len: u64,
+    /// A failed write could not be cut back: the file may end in part of a line until
+    /// [`State::roll_back`] succeeds, which the next append tries first.
+    torn: bool,
+}
+
+/// The file under a log: a [`File`], or in tests one whose writes fail on demand
+/// (`faults`, built only for tests).
+trait LogFile: Write + Send {
+    fn sync_data(&self) -> io::Result<()>;
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    fn seek_end(&mut self) -> io::Result<u64>;
+}
+
+impl LogFile for File {
+    fn sync_data(&self) -> io::Result<()> {
+        File::sync_data(self)
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        File::set_len(self, len)
+    }
+
+    fn seek_end(&mut self) -> io::Result<u64> {
+        self.seek(SeekFrom::End(0))
+    }
+}
+
+// === impl State ===
+
+impl State {
+    /// One whole line, made durable when `fsync`.
+    fn write_line(&mut self, line: &[u8], fsync: bool) -> io::Result<()> {
+        self.file.write_all(line)?;
+        if fsync {
+            self.file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Cuts the file back to its last whole record. Until that succeeds `torn` stays set and no
+    /// line is written after the remains.
+    fn roll_back(&mut self) -> io::Result<()> {
+        self.torn = true;
+        self.file.set_len(self.len)?;
+        self.file.seek_end()?;
+        self.torn = false;
+        Ok(())
+    }
 }
 
 /// An open, appendable audit log. `append` takes a lock and does blocking I/O: call it from
@@ -325,7 +384,16 @@ impl AuditLog {
         opts: AuditOptions,
         checkpoint: Option<&Checkpoint>,
     ) -> Result<(Self, OpenReport), AuditError> {
-        let path = path.into();
+        Self::open_on(path.into(), opts, checkpoint, |file| Box::new(file))
+    }
+
+    /// [`AuditLog::open_checked`], writing through `wrap(file)`.
+    fn open_on(
+        path: PathBuf,
+        opts: AuditOptions,
+        checkpoint: Option<&Checkpoint>,
+        wrap: impl FnOnce(File) -> Box<dyn LogFile>,
+    ) -> Result<(Self, OpenReport), AuditError> {
         let io = |source| AuditError::Io {
             path: path.clone(),
             source,
@@ -403,10 +471,12 @@ impl AuditLog {
                 path,
                 opts,
                 state: Mutex::new(State {
-                    file,
+                    file: wrap(file),
                     prev,
                     seq,
                     records,
+                    len: whole as u64,
+                    torn: false,
                 }),
             },
             report,
@@ -426,7 +496,8 @@ impl AuditLog {
         }
     }
 
-    /// Appends one record; when this returns `Ok`, the record is in the file. Returns it.
+    /// Appends one record; when this returns `Ok`, the record is in the file. Returns it. On
+    /// `Err` the file and the chain are as they were before the call (see the module docs).
     pub fn append(&self, event: &AuditEvent) -> Result<Appended, AuditError> {
         let ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -486,16 +557,23 @@ impl AuditLog {
         line.extend_from_slice(b"\",");
         line.extend_from_slice(fields);
         line.push(b'\n');
-        // One write of the whole line: with O_APPEND, concurrent writers and a kill mid-call
-        // leave either the whole line or (rarely) a torn tail that open() truncates.
-        st.file.write_all(&line).map_err(|e| self.io_error(e))?;
-        if self.opts.fsync {
-            st.file.sync_data().map_err(|e| self.io_error(e))?;
+        // Remains of an earlier failed write go first: a line after them would not parse.
+        if st.torn {
+            st.roll_back().map_err(|e| self.io_error(e))?;
+        }
+        // One write of the whole line: with O_APPEND, a kill mid-call leaves either the whole
+        // line or (rarely) a torn tail that open() truncates; a failed write is cut back here.
+        if let Err(error) = st.write_line(&line, self.opts.fsync) {
+            if let Err(cut) = st.roll_back() {
+                tracing::error!(path = %self.path.display(), error = %cut, "cannot cut a failed audit write back to the last whole record; the next append retries");
+            }
+            return Err(self.io_error(error));
         }
         let seq = st.seq;
         st.prev.clone_from(&hash);
         st.seq += 1;
         st.records += 1;
+        st.len += line.len() as u64;
         Ok(Appended { seq, hash })
     }
 

@@ -385,3 +385,170 @@ fn time_is_rfc3339() {
     assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
     assert_eq!(rfc3339(1_709_210_096_789), "2024-02-29T12:34:56.789Z");
 }
+
+// === failed writes ===
+
+/// A log over a file whose writes fail when `faults` says so.
+fn faulty_log(path: &Path, options: AuditOptions) -> (AuditLog, faults::Faults) {
+    let faults = faults::Faults::default();
+    let (log, _) = AuditLog::open_with_faults(path, options, &faults).expect("open");
+    (log, faults)
+}
+
+#[test]
+fn a_write_that_fills_the_disk_is_cut_back_and_the_next_append_continues_the_chain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("audit.jsonl");
+    let (log, faults) = faulty_log(&p, keyed_options(7));
+    log.append(&event(0)).expect("append");
+    let before = std::fs::read(&p).expect("read");
+    let head = log.head();
+
+    faults.set_full(Some(40));
+    for i in 1..4 {
+        let error = log.append(&event(i)).expect_err("the disk is full");
+        assert!(error.to_string().contains("No space left"), "{error}");
+    }
+    assert_eq!(std::fs::read(&p).expect("read"), before, "no torn record");
+    assert_eq!(log.head(), head, "the chain is where it was");
+
+    faults.set_full(None);
+    assert_eq!(log.append(&event(4)).expect("append").seq, 1);
+    let report = verify_with(&p, Some(&keys(7)), Some(&log.head())).expect("verify");
+    assert_eq!((report.records, report.torn_tail), (2, false));
+}
+
+#[test]
+fn a_cut_that_fails_is_retried_before_the_next_line_is_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("audit.jsonl");
+    let (log, faults) = faulty_log(&p, AuditOptions::default());
+    log.append(&event(0)).expect("append");
+    faults.short_write(25);
+    faults.fail_truncate(2);
+    log.append(&event(1)).expect_err("short write");
+    assert!(verify(&p).expect("verify").torn_tail, "the cut failed");
+    // The retried cut fails too: nothing is written after the remains.
+    let torn = std::fs::read(&p).expect("read");
+    log.append(&event(2)).expect_err("the cut still fails");
+    assert_eq!(std::fs::read(&p).expect("read"), torn);
+    log.append(&event(3))
+        .expect("the cut works now, then the line");
+    let report = verify(&p).expect("verify");
+    assert_eq!((report.records, report.torn_tail), (2, false));
+}
+
+/// What happens to one append of a generated run.
+#[derive(Debug, Clone)]
+enum Step {
+    Append,
+    /// The write stores this many bytes and fails.
+    ShortWrite(usize),
+    /// The disk stays full for this many appends, storing a few bytes of each.
+    Full(usize, usize),
+    /// The fsync fails (only when the log fsyncs; otherwise the append succeeds).
+    SyncFails,
+    /// The write stores this many bytes and fails, and so do this many cuts.
+    Uncut(usize, usize),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => Just(Step::Append),
+        2 => (0usize..700).prop_map(Step::ShortWrite),
+        1 => (1usize..4, 0usize..80).prop_map(|(n, stored)| Step::Full(n, stored)),
+        1 => Just(Step::SyncFails),
+        1 => (0usize..700, 1usize..3).prop_map(|(stored, cuts)| Step::Uncut(stored, cuts)),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config {
+        cases: 256,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    })]
+
+    /// After any run of appends that succeed and appends that fail part-way (a full disk, a
+    /// failed fsync, a cut back that fails too), the log verifies with every record that was
+    /// acknowledged and no other, its head matches the file, the file ends on a whole record
+    /// whenever the last cut worked, and a reopen finds nothing to truncate.
+    #[test]
+    fn the_log_verifies_after_any_run_of_successful_and_failed_appends(
+        steps in proptest::collection::vec(step(), 1..14),
+        fsync in proptest::bool::weighted(0.25),
+        keyed in any::<bool>(),
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("audit.jsonl");
+        let options = AuditOptions {
+            fsync,
+            include_args: false,
+            keys: keyed.then(|| keys(7)),
+        };
+        let ring = keys(7);
+        let (log, faults) = faulty_log(&p, options.clone());
+        let mut acknowledged: Vec<u8> = Vec::new();
+        let mut records = 0u64;
+        let mut n = 0;
+        for step in &steps {
+            let mut uncut = false;
+            let appends = match step {
+                Step::Append => 1,
+                Step::ShortWrite(stored) => {
+                    faults.short_write(*stored);
+                    1
+                }
+                Step::Full(appends, stored) => {
+                    faults.set_full(Some(*stored));
+                    *appends
+                }
+                Step::SyncFails => {
+                    faults.fail_sync();
+                    1
+                }
+                Step::Uncut(stored, cuts) => {
+                    faults.short_write(*stored);
+                    faults.fail_truncate(*cuts);
+                    uncut = true;
+                    1
+                }
+            };
+            for _ in 0..appends {
+                n += 1;
+                let outcome = log.append(&event(n));
+                let bytes = std::fs::read(&p).expect("read");
+                proptest::prop_assert!(bytes.starts_with(&acknowledged), "an acknowledged record was lost");
+                match outcome {
+                    Ok(appended) => {
+                        proptest::prop_assert_eq!(appended.seq, records);
+                        records += 1;
+                        let line = &bytes[acknowledged.len()..];
+                        proptest::prop_assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
+                        proptest::prop_assert!(line.ends_with(b"\n"));
+                        acknowledged = bytes;
+                    }
+                    Err(_) if !uncut => {
+                        proptest::prop_assert_eq!(&bytes, &acknowledged, "a failed append left bytes");
+                    }
+                    Err(_) => {}
+                }
+                let report = verify_with(&p, Some(&ring), Some(&log.head()));
+                let report = report.map_err(|e| TestCaseError::fail(format!("{step:?}: {e}")))?;
+                proptest::prop_assert_eq!(report.records, records);
+                proptest::prop_assert_eq!(&report.last_hash, &log.head().last_hash);
+                proptest::prop_assert_eq!(log.head().records, records);
+                proptest::prop_assert!(uncut || !report.torn_tail);
+            }
+            // A fault armed for a write that never came (a cut retried first failed) ends here.
+            faults.clear();
+        }
+        // A clean append ends any torn remains and continues the chain.
+        log.append(&event(0)).expect("append");
+        let report = verify_with(&p, Some(&ring), Some(&log.head())).expect("verify");
+        proptest::prop_assert_eq!((report.records, report.torn_tail), (records + 1, false));
+        drop(log);
+        let (_, reopened) = AuditLog::open(&p, options).expect("reopen");
+        proptest::prop_assert_eq!(reopened, OpenReport { records: records + 1, truncated_bytes: 0 });
+    }
+}
