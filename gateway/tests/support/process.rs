@@ -75,3 +75,36 @@ pub fn postgres_url() -> Option<String> {
     };
     Some(url)
 }
+
+/// The Redis of the multi-process tests (`MANIFOLD_TEST_REDIS_URL`), which CI must provide;
+/// outside CI the run is skipped (`None`) with a note.
+pub fn redis_url() -> Option<String> {
+    let Ok(url) = std::env::var("MANIFOLD_TEST_REDIS_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must provide MANIFOLD_TEST_REDIS_URL"
+        );
+        eprintln!("MANIFOLD_TEST_REDIS_URL not set: Redis run skipped outside CI");
+        return None;
+    };
+    Some(url)
+}
+
+/// A bearer token for `user`, minted by `manifold token` with the keys of `config` (which must
+/// allow dev tokens), in the database `env` names.
+pub fn token(config: &Path, env: &[(&str, &str)], user: &str) -> String {
+    let mut command = Command::new(manifold_bin());
+    command
+        .args(["token", "--user", user, "--config"])
+        .arg(config);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
