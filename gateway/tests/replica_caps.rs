@@ -312,6 +312,125 @@ async fn slow_requests_of_one_session_over_two_replicas_never_pass_the_stream_ca
     }
 }
 
+/// A request whose client went away gives its slot back when the gateway drops it, before the
+/// emulator would have answered: the next calls of the session are served, on either replica.
+#[tokio::test]
+async fn a_request_dropped_by_its_client_gives_its_redis_slot_back() {
+    let Some(redis) = redis_url() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxServer::start(&Registry::builtin(), SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let control = format!("http://{}/linear/_sandbox/delay", sandbox.addr());
+    let config = config(
+        dir.path(),
+        "max_streams_per_session = 2",
+        Some(sandbox.addr()),
+    );
+    let env = [("MANIFOLD_STORAGE__REDIS_URL", redis.as_str())];
+    let replicas = replicas(&config, &env, 2);
+    let client = reqwest::Client::new();
+    let bearer = format!("Bearer {}", token(&config, &env, "alice"));
+    let version = "2025-11-25";
+    let session = open_session_as(&client, &replicas[0].url, &bearer, version).await;
+    let delay = json!({"millis": 20_000});
+    client.post(&control).json(&delay).send().await.unwrap();
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "linear_list_teams", "arguments": {}}})
+    .to_string();
+    // Two calls that fill the cap, abandoned by a client that stops waiting.
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let abandoned = replicas.iter().map(|replica| {
+        impatient
+            .post(&replica.url)
+            .header("content-type", "application/json")
+            .header("accept", support::ACCEPT)
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", version)
+            .header("authorization", &bearer)
+            .body(call.clone())
+            .send()
+    });
+    for result in futures::future::join_all(abandoned).await {
+        assert!(result.unwrap_err().is_timeout());
+    }
+    let ping = r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#;
+    let mut headers = in_session(&session, version).to_vec();
+    headers.push(("authorization", &bearer));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    for replica in &replicas {
+        loop {
+            let (status, ..) = post(&client, &replica.url, &headers, ping).await;
+            if status == 200 {
+                break;
+            }
+            assert_eq!(status, 429);
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the abandoned calls kept their slots"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// With Redis unreachable the gateway still serves, and counts each session's requests on the
+/// replica alone.
+#[tokio::test]
+async fn while_redis_is_unreachable_the_streams_are_counted_per_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxServer::start(&Registry::builtin(), SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let control = format!("http://{}/linear/_sandbox/delay", sandbox.addr());
+    let config = config(
+        dir.path(),
+        "max_streams_per_session = 1",
+        Some(sandbox.addr()),
+    );
+    // A port nothing listens on: bound, then released.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let unreachable = format!("redis://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let env = [("MANIFOLD_STORAGE__REDIS_URL", unreachable.as_str())];
+    let replica = GatewayProcess::serve(&config, &env);
+    let client = reqwest::Client::new();
+    let bearer = format!("Bearer {}", token(&config, &env, "alice"));
+    let version = "2025-11-25";
+    let session = open_session_as(&client, &replica.url, &bearer, version).await;
+    client
+        .post(&control)
+        .json(&json!({"millis": 1500}))
+        .send()
+        .await
+        .unwrap();
+    let calls = (0..3).map(|i| {
+        let (client, bearer, session, url) = (
+            client.clone(),
+            bearer.clone(),
+            session.clone(),
+            replica.url.clone(),
+        );
+        async move {
+            let call = json!({"jsonrpc": "2.0", "id": i, "method": "tools/call",
+                "params": {"name": "linear_list_teams", "arguments": {}}});
+            let mut headers = in_session(&session, version).to_vec();
+            headers.push(("authorization", &bearer));
+            post(&client, &url, &headers, &call.to_string()).await.0
+        }
+    });
+    let mut statuses: Vec<_> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|s| s.as_u16())
+        .collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 429, 429]);
+}
+
 /// Without Redis each replica counts alone: the documented limit of the per-replica count.
 #[tokio::test]
 async fn without_redis_each_replica_counts_the_streams_of_a_session_alone() {

@@ -259,6 +259,13 @@ mod tests {
         drop(held);
     }
 
+    #[tokio::test]
+    async fn a_database_that_fails_grants_no_slot() {
+        let (_dir, slots) = slots(5).await;
+        slots.storage.pool().close().await;
+        assert!(slots.reserve("alice").await.is_err());
+    }
+
     #[test]
     fn lock_keys_differ_per_user_and_agree_across_calls() {
         assert_eq!(lock_key("alice"), lock_key("alice"));
