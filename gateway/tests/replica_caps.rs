@@ -16,7 +16,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, AtomicI64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use manifold::storage::Storage;
@@ -110,7 +110,7 @@ async fn bursts_stay_within_the_session_cap(
     let replicas = replicas(&config, env, count);
     let storage = Storage::open(database, dir.path()).await.unwrap();
     let client = reqwest::Client::new();
-    let version = "2025-11-25";
+    let version = VERSION;
     let run = uuid::Uuid::new_v4().simple().to_string();
     for burst in [2usize, 4, 7, 12] {
         let user = format!("burst{burst}-{run}");
@@ -237,47 +237,128 @@ async fn initialize_bursts_over_two_replicas_on_one_sqlite_file_never_pass_the_s
 
 // === Streams per session ===
 
+/// Replicas sharing one Linear emulator, with a session alice opened on the first.
+struct OneSession {
+    _dir: tempfile::TempDir,
+    _sandbox: SandboxServer,
+    emulator: String,
+    replicas: Vec<GatewayProcess>,
+    client: reqwest::Client,
+    bearer: String,
+    session: String,
+}
+
+const VERSION: &str = "2025-11-25";
+
+impl OneSession {
+    /// `count` replicas with `server` settings and `env`, and the session.
+    async fn start(server: &str, env: &[(&str, &str)], count: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox =
+            SandboxServer::start(&Registry::builtin(), SocketAddr::from(([127, 0, 0, 1], 0)))
+                .await
+                .unwrap();
+        let emulator = format!("http://{}/linear", sandbox.addr());
+        let config = config(dir.path(), server, Some(sandbox.addr()));
+        let replicas = replicas(&config, env, count);
+        let client = reqwest::Client::new();
+        let bearer = format!("Bearer {}", token(&config, env, "alice"));
+        let session = open_session_as(&client, &replicas[0].url, &bearer, VERSION).await;
+        Self {
+            _dir: dir,
+            _sandbox: sandbox,
+            emulator,
+            replicas,
+            client,
+            bearer,
+            session,
+        }
+    }
+
+    fn control(&self, path: &str) -> String {
+        format!("{}/_sandbox/{path}", self.emulator)
+    }
+
+    /// Makes the emulator hold every answer this long.
+    async fn slow_answers(&self, delay: Duration) {
+        let delay = json!({"millis": delay.as_millis()});
+        let set = self.client.post(self.control("delay")).json(&delay).send();
+        assert!(set.await.unwrap().status().is_success());
+    }
+
+    /// How many calls reached the emulator since the last [`Self::forget_calls`].
+    async fn calls_reached(&self) -> usize {
+        let log: Value = self
+            .client
+            .get(self.control("requests"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        log.as_array().unwrap().len()
+    }
+
+    async fn forget_calls(&self) {
+        let cleared = self.client.delete(self.control("requests")).send().await;
+        assert!(cleared.unwrap().status().is_success());
+    }
+
+    /// The headers of a request in the session.
+    fn headers(&self) -> Vec<(&'static str, &str)> {
+        let mut headers = in_session(&self.session, VERSION).to_vec();
+        headers.push(("authorization", &self.bearer));
+        headers
+    }
+
+    /// `count` concurrent Linear calls, the i-th on replica (i + `first`) mod n: status and
+    /// messages of each.
+    async fn calls(&self, count: usize, first: usize) -> Vec<(u16, Vec<Value>)> {
+        let calls = (0..count).map(|i| {
+            let url = &self.replicas[(i + first) % self.replicas.len()].url;
+            async move {
+                let call = json!({"jsonrpc": "2.0", "id": i, "method": "tools/call",
+                    "params": {"name": "linear_list_teams", "arguments": {}}});
+                let (status, _, answer, _) =
+                    post(&self.client, url, &self.headers(), &call.to_string()).await;
+                (status.as_u16(), answer)
+            }
+        });
+        futures::future::join_all(calls).await
+    }
+
+    /// A ping on every replica, until each answers 200 or `within` has passed.
+    async fn ping_everywhere(&self, within: Duration) {
+        let ping = r#"{"jsonrpc":"2.0","id":99,"method":"ping"}"#;
+        let deadline = Instant::now() + within;
+        for replica in &self.replicas {
+            loop {
+                let (status, ..) = post(&self.client, &replica.url, &self.headers(), ping).await;
+                if status == 200 {
+                    break;
+                }
+                assert_eq!(status, 429);
+                assert!(Instant::now() < deadline, "the slots never came back");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
 /// Rounds of concurrent slow calls in one session, alternating between two replicas: exactly
 /// the cap reach the emulator and answer 200, the rest get 429 at once; every round starts with
 /// the slots of the last one given back.
 #[tokio::test]
 async fn slow_requests_of_one_session_over_two_replicas_never_pass_the_stream_cap_with_redis() {
     let Some(redis) = redis_url() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let sandbox = SandboxServer::start(&Registry::builtin(), SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .unwrap();
-    let emulator = format!("http://{}/linear", sandbox.addr());
-    let control = |path: &str| format!("{emulator}/_sandbox/{path}");
-    let config = config(
-        dir.path(),
-        &format!("max_streams_per_session = {STREAM_CAP}"),
-        Some(sandbox.addr()),
-    );
     let env = [("MANIFOLD_STORAGE__REDIS_URL", redis.as_str())];
-    let replicas = replicas(&config, &env, 2);
-    let client = reqwest::Client::new();
-    let bearer = format!("Bearer {}", token(&config, &env, "alice"));
-    let version = "2025-11-25";
-    let session = open_session_as(&client, &replicas[0].url, &bearer, version).await;
-    let delay = json!({"millis": SLOW_ANSWER.as_millis()});
-    let set = client.post(control("delay")).json(&delay).send().await;
-    assert!(set.unwrap().status().is_success());
+    let server = format!("max_streams_per_session = {STREAM_CAP}");
+    let one = OneSession::start(&server, &env, 2).await;
+    one.slow_answers(SLOW_ANSWER).await;
     for (round, burst) in [8usize, 5, 12].into_iter().enumerate() {
-        client.delete(control("requests")).send().await.unwrap();
-        let calls = (0..burst).map(|i| {
-            let (client, bearer, session) = (client.clone(), bearer.clone(), session.clone());
-            let url = replicas[(i + round) % 2].url.clone();
-            async move {
-                let call = json!({"jsonrpc": "2.0", "id": i, "method": "tools/call",
-                    "params": {"name": "linear_list_teams", "arguments": {}}});
-                let mut headers = in_session(&session, version).to_vec();
-                headers.push(("authorization", &bearer));
-                let (status, _, answer, _) = post(&client, &url, &headers, &call.to_string()).await;
-                (status.as_u16(), answer)
-            }
-        });
-        let answers = futures::future::join_all(calls).await;
+        one.forget_calls().await;
+        let answers = one.calls(burst, round).await;
         let statuses: Vec<_> = answers.iter().map(|(status, _)| *status).collect();
         let served = statuses.iter().filter(|s| **s == 200).count();
         assert_eq!(served, STREAM_CAP, "round {round}: {statuses:?}");
@@ -288,53 +369,25 @@ async fn slow_requests_of_one_session_over_two_replicas_never_pass_the_stream_ca
                 assert_eq!(*status, 200, "round {round}: {statuses:?}");
             }
         }
-        let log: Value = client
-            .get(control("requests"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let reached = log.as_array().unwrap().len();
         assert_eq!(
-            reached, STREAM_CAP,
+            one.calls_reached().await,
+            STREAM_CAP,
             "round {round}: calls in progress at once"
         );
     }
     // Answered requests gave their slots back on both replicas.
-    let ping = r#"{"jsonrpc":"2.0","id":99,"method":"ping"}"#;
-    let mut headers = in_session(&session, version).to_vec();
-    headers.push(("authorization", &bearer));
-    for replica in &replicas {
-        let (status, ..) = post(&client, &replica.url, &headers, ping).await;
-        assert_eq!(status, 200);
-    }
+    one.ping_everywhere(Duration::ZERO).await;
 }
 
-/// A request whose client went away gives its slot back when the gateway drops it, before the
-/// emulator would have answered: the next calls of the session are served, on either replica.
+/// A request whose client went away gives its slot back when the gateway drops it, long before
+/// the emulator would have answered: the next requests of the session are served, on either
+/// replica.
 #[tokio::test]
 async fn a_request_dropped_by_its_client_gives_its_redis_slot_back() {
     let Some(redis) = redis_url() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let sandbox = SandboxServer::start(&Registry::builtin(), SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .unwrap();
-    let control = format!("http://{}/linear/_sandbox/delay", sandbox.addr());
-    let config = config(
-        dir.path(),
-        "max_streams_per_session = 2",
-        Some(sandbox.addr()),
-    );
     let env = [("MANIFOLD_STORAGE__REDIS_URL", redis.as_str())];
-    let replicas = replicas(&config, &env, 2);
-    let client = reqwest::Client::new();
-    let bearer = format!("Bearer {}", token(&config, &env, "alice"));
-    let version = "2025-11-25";
-    let session = open_session_as(&client, &replicas[0].url, &bearer, version).await;
-    let delay = json!({"millis": 20_000});
-    client.post(&control).json(&delay).send().await.unwrap();
+    let one = OneSession::start("max_streams_per_session = 2", &env, 2).await;
+    one.slow_answers(Duration::from_secs(20)).await;
     let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
         "params": {"name": "linear_list_teams", "arguments": {}}})
     .to_string();
@@ -343,90 +396,35 @@ async fn a_request_dropped_by_its_client_gives_its_redis_slot_back() {
         .timeout(Duration::from_millis(500))
         .build()
         .unwrap();
-    let abandoned = replicas.iter().map(|replica| {
-        impatient
+    let abandoned = one.replicas.iter().map(|replica| {
+        let mut request = impatient
             .post(&replica.url)
             .header("content-type", "application/json")
             .header("accept", support::ACCEPT)
-            .header("mcp-session-id", &session)
-            .header("mcp-protocol-version", version)
-            .header("authorization", &bearer)
-            .body(call.clone())
-            .send()
+            .body(call.clone());
+        for (name, value) in one.headers() {
+            request = request.header(name, value);
+        }
+        request.send()
     });
     for result in futures::future::join_all(abandoned).await {
         assert!(result.unwrap_err().is_timeout());
     }
-    let ping = r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#;
-    let mut headers = in_session(&session, version).to_vec();
-    headers.push(("authorization", &bearer));
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    for replica in &replicas {
-        loop {
-            let (status, ..) = post(&client, &replica.url, &headers, ping).await;
-            if status == 200 {
-                break;
-            }
-            assert_eq!(status, 429);
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the abandoned calls kept their slots"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+    one.ping_everywhere(Duration::from_secs(5)).await;
 }
 
 /// With Redis unreachable the gateway still serves, and counts each session's requests on the
 /// replica alone.
 #[tokio::test]
 async fn while_redis_is_unreachable_the_streams_are_counted_per_replica() {
-    let dir = tempfile::tempdir().unwrap();
-    let sandbox = SandboxServer::start(&Registry::builtin(), SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .unwrap();
-    let control = format!("http://{}/linear/_sandbox/delay", sandbox.addr());
-    let config = config(
-        dir.path(),
-        "max_streams_per_session = 1",
-        Some(sandbox.addr()),
-    );
     // A port nothing listens on: bound, then released.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let unreachable = format!("redis://{}", closed.local_addr().unwrap());
     drop(closed);
     let env = [("MANIFOLD_STORAGE__REDIS_URL", unreachable.as_str())];
-    let replica = GatewayProcess::serve(&config, &env);
-    let client = reqwest::Client::new();
-    let bearer = format!("Bearer {}", token(&config, &env, "alice"));
-    let version = "2025-11-25";
-    let session = open_session_as(&client, &replica.url, &bearer, version).await;
-    client
-        .post(&control)
-        .json(&json!({"millis": 1500}))
-        .send()
-        .await
-        .unwrap();
-    let calls = (0..3).map(|i| {
-        let (client, bearer, session, url) = (
-            client.clone(),
-            bearer.clone(),
-            session.clone(),
-            replica.url.clone(),
-        );
-        async move {
-            let call = json!({"jsonrpc": "2.0", "id": i, "method": "tools/call",
-                "params": {"name": "linear_list_teams", "arguments": {}}});
-            let mut headers = in_session(&session, version).to_vec();
-            headers.push(("authorization", &bearer));
-            post(&client, &url, &headers, &call.to_string()).await.0
-        }
-    });
-    let mut statuses: Vec<_> = futures::future::join_all(calls)
-        .await
-        .into_iter()
-        .map(|s| s.as_u16())
-        .collect();
+    let one = OneSession::start("max_streams_per_session = 1", &env, 1).await;
+    one.slow_answers(Duration::from_millis(1500)).await;
+    let mut statuses: Vec<_> = one.calls(3, 0).await.into_iter().map(|(s, _)| s).collect();
     statuses.sort_unstable();
     assert_eq!(statuses, [200, 429, 429]);
 }
@@ -434,36 +432,10 @@ async fn while_redis_is_unreachable_the_streams_are_counted_per_replica() {
 /// Without Redis each replica counts alone: the documented limit of the per-replica count.
 #[tokio::test]
 async fn without_redis_each_replica_counts_the_streams_of_a_session_alone() {
-    let dir = tempfile::tempdir().unwrap();
-    let sandbox = SandboxServer::start(&Registry::builtin(), SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .unwrap();
-    let control = format!("http://{}/linear/_sandbox/delay", sandbox.addr());
-    let config = config(
-        dir.path(),
-        "max_streams_per_session = 1",
-        Some(sandbox.addr()),
-    );
-    let replicas = replicas(&config, &[], 2);
-    let client = reqwest::Client::new();
-    let bearer = format!("Bearer {}", token(&config, &[], "alice"));
-    let version = "2025-11-25";
-    let session = open_session_as(&client, &replicas[0].url, &bearer, version).await;
-    let delay = json!({"millis": 1500});
-    client.post(&control).json(&delay).send().await.unwrap();
-    let calls = replicas.iter().enumerate().map(|(i, replica)| {
-        let (client, bearer, session) = (client.clone(), bearer.clone(), session.clone());
-        let url = replica.url.clone();
-        async move {
-            let call = json!({"jsonrpc": "2.0", "id": i, "method": "tools/call",
-                "params": {"name": "linear_list_teams", "arguments": {}}});
-            let mut headers = in_session(&session, version).to_vec();
-            headers.push(("authorization", &bearer));
-            post(&client, &url, &headers, &call.to_string()).await.0
-        }
-    });
-    let statuses = futures::future::join_all(calls).await;
-    assert!(statuses.iter().all(|s| s.as_u16() == 200), "{statuses:?}");
+    let one = OneSession::start("max_streams_per_session = 1", &[], 2).await;
+    one.slow_answers(Duration::from_millis(1500)).await;
+    let statuses: Vec<_> = one.calls(2, 0).await.into_iter().map(|(s, _)| s).collect();
+    assert_eq!(statuses, [200, 200]);
 }
 
 /// Initializes a session as `bearer` and sends `notifications/initialized`.

@@ -65,26 +65,22 @@ fn manifold_bin() -> String {
 /// The PostgreSQL database of the multi-process tests (`MANIFOLD_TEST_POSTGRES_URL`), which CI
 /// must provide; outside CI the run is skipped (`None`) with a note.
 pub fn postgres_url() -> Option<String> {
-    let Ok(url) = std::env::var("MANIFOLD_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must provide MANIFOLD_TEST_POSTGRES_URL"
-        );
-        eprintln!("MANIFOLD_TEST_POSTGRES_URL not set: PostgreSQL run skipped outside CI");
-        return None;
-    };
-    Some(url)
+    url_from_ci("MANIFOLD_TEST_POSTGRES_URL", "PostgreSQL")
 }
 
-/// The Redis of the multi-process tests (`MANIFOLD_TEST_REDIS_URL`), which CI must provide;
-/// outside CI the run is skipped (`None`) with a note.
+/// The Redis of the multi-process tests (`MANIFOLD_TEST_REDIS_URL`), likewise.
 pub fn redis_url() -> Option<String> {
-    let Ok(url) = std::env::var("MANIFOLD_TEST_REDIS_URL") else {
+    url_from_ci("MANIFOLD_TEST_REDIS_URL", "Redis")
+}
+
+/// The URL in `variable`: required under CI, else its absence skips the run with a note.
+fn url_from_ci(variable: &str, service: &str) -> Option<String> {
+    let Ok(url) = std::env::var(variable) else {
         assert!(
             std::env::var_os("CI").is_none(),
-            "CI must provide MANIFOLD_TEST_REDIS_URL"
+            "CI must provide {variable}"
         );
-        eprintln!("MANIFOLD_TEST_REDIS_URL not set: Redis run skipped outside CI");
+        eprintln!("{variable} not set: {service} run skipped outside CI");
         return None;
     };
     Some(url)
