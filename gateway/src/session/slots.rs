@@ -72,19 +72,17 @@ impl SessionSlots {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        let (sessions,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM auth_session_owners o JOIN mcp_sessions s ON s.id = o.session_id
-             WHERE o.sub = $1",
+        // One statement, so one snapshot: a slot confirmed meanwhile is seen as a reservation
+        // or as a session, never as neither.
+        let (open,): (i64,) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM auth_session_owners o
+                     JOIN mcp_sessions s ON s.id = o.session_id WHERE o.sub = $1)
+                  + (SELECT COUNT(*) FROM mcp_session_reservations WHERE sub = $1)",
         )
         .bind(user)
         .fetch_one(&mut *tx)
         .await?;
-        let (reserved,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM mcp_session_reservations WHERE sub = $1")
-                .bind(user)
-                .fetch_one(&mut *tx)
-                .await?;
-        let open = usize::try_from(sessions.saturating_add(reserved)).unwrap_or(usize::MAX);
+        let open = usize::try_from(open).unwrap_or(usize::MAX);
         if open >= self.max {
             tx.rollback().await?;
             return Ok(Reserved::Full { open });
@@ -114,6 +112,7 @@ impl SessionSlots {
         mut reservation: Reservation,
         session: &str,
     ) -> Result<(), sqlx::Error> {
+        // Under the user's lock too, so no count runs across the swap.
         let mut tx = self.begin_for(&reservation.sub).await?;
         sqlx::query("DELETE FROM mcp_session_reservations WHERE id = $1")
             .bind(&reservation.id)
