@@ -26,6 +26,7 @@ use crate::{
         http::{self, HttpSettings},
         operator,
         server::{self, ConnectionLimits},
+        shared_streams::SharedStreams,
     },
 };
 
@@ -450,6 +451,13 @@ pub async fn start(
         legacy_sse: config.server.legacy_sse,
         max_sessions_per_user: config.server.max_sessions_per_user,
         max_streams_per_session: config.server.max_streams_per_session,
+        shared_streams: config
+            .storage
+            .redis_url
+            .as_ref()
+            .map(SharedStreams::connect)
+            .transpose()
+            .map_err(|error| StartError::Config(error.to_string()))?,
         operator_on_main: match config.server.operator_listen {
             OperatorListen::Main => config.server.operator_token.clone(),
             OperatorListen::Address(_) => None,

@@ -52,6 +52,20 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         "CREATE INDEX IF NOT EXISTS mcp_cancellations_posted ON mcp_cancellations (posted_ms)",
     ),
+    // Session slots being opened (`session::slots`): counted against the user's cap until the
+    // session exists and has its owner row, or until `expires_at` (Unix seconds).
+    (
+        4,
+        "CREATE TABLE IF NOT EXISTS mcp_session_reservations (
+        id TEXT PRIMARY KEY,
+        sub TEXT NOT NULL,
+        expires_at BIGINT NOT NULL
+    )",
+    ),
+    (
+        5,
+        "CREATE INDEX IF NOT EXISTS mcp_session_reservations_sub ON mcp_session_reservations (sub)",
+    ),
     // One row per (user, provider connection); `sealed` holds the access and refresh tokens
     // sealed by the keyring with key `kid`, bound to the user and connection.
     (

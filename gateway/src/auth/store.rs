@@ -81,6 +81,11 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
             created_at BIGINT NOT NULL
         )",
     ),
+    // The session cap counts a user's sessions on every `initialize` (`session::slots`).
+    (
+        17,
+        "CREATE INDEX IF NOT EXISTS auth_session_owners_sub ON auth_session_owners (sub)",
+    ),
 ];
 
 /// What a code or refresh token grants: who, to which client, for which resource and scope.
@@ -419,17 +424,31 @@ impl AuthStore {
     }
 
     pub async fn bind_session(&self, session_id: &str, sub: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO auth_session_owners (session_id, sub, created_at) VALUES ($1, $2, $3)
-             ON CONFLICT (session_id) DO NOTHING",
-        )
-        .bind(session_id)
-        .bind(sub)
-        .bind(now())
-        .execute(self.storage.pool())
-        .await?;
+        insert_session_owner(self.storage.pool(), session_id, sub).await?;
         Ok(())
     }
+}
+
+/// Records `sub` as the creator of `session_id`; the first binding wins. Takes any executor so
+/// the session cap can bind in the transaction that gives up the session's reserved slot.
+pub(crate) async fn insert_session_owner<'c, E>(
+    executor: E,
+    session_id: &str,
+    sub: &str,
+) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    sqlx::query(
+        "INSERT INTO auth_session_owners (session_id, sub, created_at) VALUES ($1, $2, $3)
+         ON CONFLICT (session_id) DO NOTHING",
+    )
+    .bind(session_id)
+    .bind(sub)
+    .bind(now())
+    .execute(executor)
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! `MANIFOLD_*` environment overrides, so secrets need not sit in the config file.
 //!
-//! Path segments are joined with `__`: `MANIFOLD_STORAGE__URL`,
+//! Path segments are joined with `__`: `MANIFOLD_STORAGE__URL`, `MANIFOLD_STORAGE__REDIS_URL`,
 //! `MANIFOLD_AUTH__OIDC__CLIENT_SECRET`, `MANIFOLD_ADAPTERS__<NAME>__CREDENTIALS__<KEY>` (instance names matched case-insensitively,
 //! `-` written as `_`).
 
@@ -21,6 +21,10 @@ pub fn apply_env_overrides(config: &mut Config, vars: &[(String, String)]) -> Re
         }
         if path == "STORAGE__URL" {
             config.storage.url = Some(Secret::new(value.clone()));
+            continue;
+        }
+        if path == "STORAGE__REDIS_URL" {
+            config.storage.redis_url = Some(Secret::new(value.clone()));
             continue;
         }
         if path == "SERVER__OPERATOR_TOKEN" {

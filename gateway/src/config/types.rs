@@ -91,12 +91,14 @@ pub struct ServerConfig {
     #[serde(default = "default_body_read_timeout", with = "humantime_serde")]
     #[schemars(with = "String")]
     pub body_read_timeout: Duration,
-    /// Sessions one signed-in user may have open at once; the next `initialize` (or `GET /sse`)
-    /// gets 429 with a JSON-RPC error until one ends.
+    /// Sessions one signed-in user may have open at once, across all replicas; the next
+    /// `initialize` gets 429 with a JSON-RPC error until one ends. Legacy `GET /sse` streams
+    /// live in one process and are counted per replica, against the same number.
     #[serde(default = "default_max_sessions_per_user")]
     pub max_sessions_per_user: usize,
-    /// Requests one session may have in progress at once on this replica (GET streams and POSTs
-    /// whose answer is still being sent); more get 429 with a JSON-RPC error.
+    /// Requests one session may have in progress at once (GET streams and POSTs whose answer is
+    /// still being sent); more get 429 with a JSON-RPC error. Counted across replicas with
+    /// `storage.redis_url`, else on each replica.
     #[serde(default = "default_max_streams_per_session")]
     pub max_streams_per_session: usize,
     /// Where the operator endpoints (`/metrics`) are served: an address of their own (default
@@ -206,6 +208,12 @@ pub struct StorageConfig {
     pub url: Option<Secret>,
     /// Directory for the SQLite file and generated keys.
     pub data_dir: PathBuf,
+    /// `redis://…`: counts what every replica must see at once, today the requests in progress
+    /// per session (`server.max_streams_per_session`). Without it each replica counts its own.
+    /// May carry a password: override with `MANIFOLD_STORAGE__REDIS_URL`. Quotas name their
+    /// Redis in `quotas.toml`.
+    #[schemars(with = "Option<String>")]
+    pub redis_url: Option<Secret>,
 }
 
 impl Default for StorageConfig {
@@ -213,6 +221,7 @@ impl Default for StorageConfig {
         Self {
             url: None,
             data_dir: PathBuf::from("manifold-data"),
+            redis_url: None,
         }
     }
 }

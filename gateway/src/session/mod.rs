@@ -3,11 +3,14 @@
 //! for `server.session_recheck` before asking the database again ([`store`]), and keeps rmcp's
 //! live copy in memory, restored from the database when a session it has not seen arrives
 //! ([`manager`]). A cancellation reaches its call on whichever replica runs it ([`cancel`]).
+//! A user's sessions are capped by slots reserved in the database ([`slots`]).
 
 mod cancel;
 mod manager;
+mod slots;
 mod store;
 
 pub use cancel::{CancelRelay, InFlight, Registration, Served};
 pub use manager::{SessionError, SharedSessionManager};
+pub use slots::{Reservation, Reserved, SessionSlots};
 pub use store::{LiveSession, LookupError, SessionTiming, SqlSessionStore};

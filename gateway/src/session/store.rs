@@ -144,17 +144,9 @@ impl SqlSessionStore {
         })
     }
 
-    /// How many live sessions `user` has opened (on any replica). The owners are the auth
-    /// module's `auth_session_owners` rows; a row whose session ended no longer counts.
-    pub async fn open_sessions_of(&self, user: &str) -> Result<usize, sqlx::Error> {
-        let (count,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM auth_session_owners o JOIN mcp_sessions s ON s.id = o.session_id
-             WHERE o.sub = $1",
-        )
-        .bind(user)
-        .fetch_one(self.storage.pool())
-        .await?;
-        Ok(usize::try_from(count).unwrap_or(0))
+    /// The per-user session cap on this store's database.
+    pub fn slots(&self, max_per_user: usize) -> super::SessionSlots {
+        super::SessionSlots::new(self.storage.clone(), max_per_user)
     }
 
     /// Marks a session as used now, so the idle sweep keeps it.

@@ -20,7 +20,8 @@ use super::{
     HostGuard, fast_path, guard,
     jsonrpc::{self, BodyLimit},
     legacy_sse,
-    limits::{self, SessionCap, StreamCap},
+    limits::{self, StreamCap},
+    shared_streams::SharedStreams,
 };
 use crate::{
     auth::{self, AuthState},
@@ -37,6 +38,9 @@ pub struct HttpSettings {
     pub legacy_sse: bool,
     pub max_sessions_per_user: usize,
     pub max_streams_per_session: usize,
+    /// Where requests in progress per session are counted across replicas
+    /// (`storage.redis_url`); `None` counts them per replica.
+    pub shared_streams: Option<SharedStreams>,
     /// The operator endpoints on this router too (`server.operator_listen = "main"`), behind
     /// this token.
     pub operator_on_main: Option<Secret>,
@@ -74,14 +78,14 @@ pub fn router(
         cancels,
         shutdown: shutdown.clone(),
     };
-    let session_cap = SessionCap::new(sessions.clone(), settings.max_sessions_per_user);
+    let session_slots = sessions.slots(settings.max_sessions_per_user);
     let mut mcp = Router::new()
         .fallback_service(mcp)
         // Inside the body guard: sees only well-formed bodies within the limit.
         .layer(middleware::from_fn_with_state(fast, fast_path::serve))
         // Inside the body guard too, which marks an `initialize`.
         .layer(middleware::from_fn_with_state(
-            session_cap,
+            session_slots,
             limits::sessions_per_user,
         ))
         .layer(middleware::from_fn_with_state(
@@ -90,7 +94,10 @@ pub fn router(
         ))
         // Outside the body guard: a body still being read is a request in progress.
         .layer(middleware::from_fn_with_state(
-            StreamCap::new(settings.max_streams_per_session),
+            StreamCap::new(
+                settings.max_streams_per_session,
+                settings.shared_streams.clone(),
+            ),
             limits::streams_per_session,
         ))
         .layer(middleware::from_fn_with_state(

@@ -1,10 +1,13 @@
-//! Caps on what one caller can hold open: sessions per signed-in user (counted in the shared
-//! database, so every replica sees the same number) and requests in progress per session on this
-//! replica (GET streams and POSTs whose answer is still being sent). A request over a cap gets
-//! 429 with a JSON-RPC error saying which cap and how to get under it. Initializes in progress
-//! on this replica count as sessions until theirs is bound to the user, so a burst of them cannot
-//! all pass one count; bursts spread over several replicas at once can still pass it by the
-//! number of replicas.
+//! Caps on what one caller can hold open: sessions per signed-in user and requests in progress
+//! per session. A request over a cap gets 429 with a JSON-RPC error saying which cap and how to
+//! get under it.
+//!
+//! Sessions are counted in the shared database, and an `initialize` reserves its slot there in
+//! the same transaction as the count ([`SessionSlots`]), so no burst spread over any number of
+//! replicas gets past the cap. Requests in progress are counted in Redis when
+//! `storage.redis_url` is set ([`SharedStreams`]), so the cap holds for a session whatever
+//! replicas serve it; without Redis (or while it fails) each replica counts its own, and a
+//! session served by N replicas may have N times the cap in progress.
 
 use std::sync::Arc;
 
@@ -20,8 +23,12 @@ use dashmap::DashMap;
 use manifold_policy::Principal;
 use serde_json::json;
 
-use super::{jsonrpc::Initialize, server::Guarded};
-use crate::session::SqlSessionStore;
+use super::{
+    jsonrpc::Initialize,
+    server::Guarded,
+    shared_streams::{SharedSlot, SharedStreams},
+};
+use crate::session::{Reserved, SessionSlots};
 
 /// The 429 of a cap, with a JSON-RPC error body (code -32000, server error).
 pub(super) fn too_many(message: String) -> Response {
@@ -30,65 +37,10 @@ pub(super) fn too_many(message: String) -> Response {
     (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response()
 }
 
-/// Sessions per user: checked on every `initialize`, which is what opens one.
-#[derive(Clone)]
-pub struct SessionCap {
-    sessions: Arc<SqlSessionStore>,
-    max: usize,
-    /// Initializes in progress here per user, not yet in the database: counted too, so
-    /// concurrent initializes on one replica cannot all pass the same count.
-    pending: Arc<DashMap<String, Pending>>,
-}
-
-/// One user's initializes in progress on this replica.
-#[derive(Debug, Default)]
-struct Pending {
-    open: usize,
-    /// How many have ended (their session is in the database by then, or never will be). A
-    /// count read from the database while this moved may have missed one that moved from
-    /// `open` to the database, so it is read again.
-    ended: u64,
-}
-
-/// How often a count that raced with an ending initialize is read again before refusing.
-const COUNT_ATTEMPTS: usize = 8;
-
-impl SessionCap {
-    pub fn new(sessions: Arc<SqlSessionStore>, max: usize) -> Self {
-        Self {
-            sessions,
-            max,
-            pending: Arc::default(),
-        }
-    }
-
-    fn ended(&self, user: &str) -> u64 {
-        self.pending.get(user).map_or(0, |entry| entry.ended)
-    }
-}
-
-/// An initialize in progress, until its answer (by then the session is bound to its user) has
-/// been sent.
-struct PendingSession {
-    pending: Arc<DashMap<String, Pending>>,
-    user: String,
-}
-
-impl Drop for PendingSession {
-    fn drop(&mut self) {
-        // The entry stays (two words per signed-in user): removing it could let a count that
-        // is in progress see a recreated entry's `ended` as unchanged.
-        if let Some(mut entry) = self.pending.get_mut(&self.user) {
-            entry.open = entry.open.saturating_sub(1);
-            entry.ended = entry.ended.wrapping_add(1);
-        }
-    }
-}
-
 /// axum middleware for `/mcp`, after the body guard (which marks an `initialize`) and the
 /// authentication (which names the user). Without sign-in there is no user to count for.
 pub async fn sessions_per_user(
-    State(cap): State<SessionCap>,
+    State(slots): State<SessionSlots>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -100,84 +52,121 @@ pub async fn sessions_per_user(
     let Some(user) = user else {
         return next.run(request).await;
     };
-    let mut refused = None;
-    let mut slot = None;
-    for _ in 0..COUNT_ATTEMPTS {
-        let ended_before = cap.ended(&user);
-        let stored = match cap.sessions.open_sessions_of(&user).await {
-            Ok(stored) => stored,
-            Err(error) => {
-                // Cannot count: refuse rather than let the cap go unchecked.
-                tracing::error!(%error, "cannot count the user's sessions");
-                return StatusCode::SERVICE_UNAVAILABLE.into_response();
-            }
-        };
-        let mut pending = cap.pending.entry(user.clone()).or_default();
-        if pending.ended != ended_before {
-            // An initialize ended while the database was read: its session may be missing
-            // from `stored` and no longer in `open`. Count again.
-            continue;
+    let reservation = match slots.reserve(&user).await {
+        Ok(Reserved::Slot(reservation)) => reservation,
+        Ok(Reserved::Full { open }) => {
+            return too_many(format!(
+                "Too many sessions: this user has {open} open and the limit is {}; end one \
+                 (DELETE /mcp with its Mcp-Session-Id) or let it expire",
+                slots.max()
+            ));
         }
-        if stored + pending.open >= cap.max {
-            refused = Some(stored);
-        } else {
-            pending.open += 1;
-            slot = Some(PendingSession {
-                pending: cap.pending.clone(),
-                user: user.clone(),
-            });
+        Err(error) => {
+            // Cannot count: refuse rather than let the cap go unchecked.
+            tracing::error!(%error, "cannot reserve a session slot for the user");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
-        break;
-    }
-    let Some(slot) = slot else {
-        let open = refused.map_or_else(|| "too many".to_owned(), |n| n.to_string());
-        return too_many(format!(
-            "Too many sessions: this user has {open} open and the limit is {}; end one \
-             (DELETE /mcp with its Mcp-Session-Id) or let it expire",
-            cap.max
-        ));
     };
-    next.run(request)
-        .await
-        .map(|body| Body::new(Guarded::new(body, slot)))
+    let response = next.run(request).await;
+    let created = response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    // No session (a refused or failed initialize): the reservation gives its slot back as it
+    // drops.
+    let Some(created) = created else {
+        return response;
+    };
+    if let Err(error) = slots.confirm(reservation, &created).await {
+        // The client never learns the id; the unowned session is swept as idle.
+        tracing::error!(%error, "cannot bind the new session to its user");
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    response
 }
 
-/// Requests in progress per session id on this replica.
+/// Requests in progress per session: in Redis when configured, else (or while Redis fails) on
+/// this replica.
 #[derive(Clone)]
 pub struct StreamCap {
+    /// Every slot taken here, whichever way it was counted: the fallback count when Redis
+    /// fails then includes what this replica already holds.
     open: Arc<DashMap<String, usize>>,
     max: usize,
+    shared: Option<SharedStreams>,
 }
 
+// === impl StreamCap ===
+
 impl StreamCap {
-    pub fn new(max: usize) -> Self {
+    pub fn new(max: usize, shared: Option<SharedStreams>) -> Self {
         Self {
             open: Arc::default(),
             max,
+            shared,
         }
     }
 
     /// Takes a slot of `session`, or `None` when all are taken.
-    fn acquire(&self, session: &str) -> Option<StreamSlot> {
+    async fn acquire(&self, session: &str) -> Option<StreamSlot> {
+        if let Some(shared) = &self.shared {
+            match shared.acquire(session, self.max).await {
+                Ok(Some(shared)) => {
+                    return Some(StreamSlot {
+                        _local: self.take_local(session),
+                        _shared: Some(shared),
+                    });
+                }
+                Ok(None) => return None,
+                // Logged by `SharedStreams`; counted here alone meanwhile.
+                Err(_) => {}
+            }
+        }
+        self.acquire_local(session).map(|local| StreamSlot {
+            _local: local,
+            _shared: None,
+        })
+    }
+
+    /// Takes a slot of `session` counted on this replica only, if one is free here.
+    fn acquire_local(&self, session: &str) -> Option<LocalSlot> {
         let mut count = self.open.entry(session.to_owned()).or_insert(0);
         if *count >= self.max {
             return None;
         }
         *count += 1;
-        Some(StreamSlot {
+        drop(count);
+        Some(LocalSlot {
             open: self.open.clone(),
             session: session.to_owned(),
         })
     }
+
+    /// Records a slot Redis granted, whatever this replica's own count says.
+    fn take_local(&self, session: &str) -> LocalSlot {
+        *self.open.entry(session.to_owned()).or_insert(0) += 1;
+        LocalSlot {
+            open: self.open.clone(),
+            session: session.to_owned(),
+        }
+    }
 }
 
-/// One request in progress on a session, until its answer's body is dropped.
+/// One request in progress on a session, until its answer's body is dropped (sent, or the
+/// request dropped with it).
 struct StreamSlot {
+    _local: LocalSlot,
+    _shared: Option<SharedSlot>,
+}
+
+/// The slot in this replica's count.
+struct LocalSlot {
     open: Arc<DashMap<String, usize>>,
     session: String,
 }
 
-impl Drop for StreamSlot {
+impl Drop for LocalSlot {
     fn drop(&mut self) {
         // The entry goes with its last slot, so ids never used again leave nothing behind.
         self.open.remove_if_mut(&self.session, |_, count| {
@@ -201,7 +190,7 @@ pub async fn streams_per_session(
     else {
         return next.run(request).await;
     };
-    let Some(slot) = cap.acquire(session) else {
+    let Some(slot) = cap.acquire(session).await else {
         return too_many(format!(
             "Too many open streams on this session: the limit is {}; close a stream or wait for \
              an answer before sending more",
@@ -221,13 +210,13 @@ mod tests {
 
     #[test]
     fn slots_are_capped_per_session_and_given_back() {
-        let cap = StreamCap::new(2);
-        let a1 = cap.acquire("a").unwrap();
-        let _a2 = cap.acquire("a").unwrap();
-        assert!(cap.acquire("a").is_none());
-        let b = cap.acquire("b").unwrap();
+        let cap = StreamCap::new(2, None);
+        let a1 = cap.acquire_local("a").unwrap();
+        let _a2 = cap.acquire_local("a").unwrap();
+        assert!(cap.acquire_local("a").is_none());
+        let b = cap.acquire_local("b").unwrap();
         drop(a1);
-        let _a3 = cap.acquire("a").unwrap();
+        let _a3 = cap.acquire_local("a").unwrap();
         drop(b);
         assert!(
             !cap.open.contains_key("b"),

@@ -9,6 +9,7 @@ mod legacy_sse;
 mod limits;
 pub mod operator;
 pub mod server;
+pub mod shared_streams;
 pub mod stdio;
 mod unique_keys;
 

@@ -65,13 +65,42 @@ fn manifold_bin() -> String {
 /// The PostgreSQL database of the multi-process tests (`MANIFOLD_TEST_POSTGRES_URL`), which CI
 /// must provide; outside CI the run is skipped (`None`) with a note.
 pub fn postgres_url() -> Option<String> {
-    let Ok(url) = std::env::var("MANIFOLD_TEST_POSTGRES_URL") else {
+    url_from_ci("MANIFOLD_TEST_POSTGRES_URL", "PostgreSQL")
+}
+
+/// The Redis of the multi-process tests (`MANIFOLD_TEST_REDIS_URL`), likewise.
+pub fn redis_url() -> Option<String> {
+    url_from_ci("MANIFOLD_TEST_REDIS_URL", "Redis")
+}
+
+/// The URL in `variable`: required under CI, else its absence skips the run with a note.
+fn url_from_ci(variable: &str, service: &str) -> Option<String> {
+    let Ok(url) = std::env::var(variable) else {
         assert!(
             std::env::var_os("CI").is_none(),
-            "CI must provide MANIFOLD_TEST_POSTGRES_URL"
+            "CI must provide {variable}"
         );
-        eprintln!("MANIFOLD_TEST_POSTGRES_URL not set: PostgreSQL run skipped outside CI");
+        eprintln!("{variable} not set: {service} run skipped outside CI");
         return None;
     };
     Some(url)
+}
+
+/// A bearer token for `user`, minted by `manifold token` with the keys of `config` (which must
+/// allow dev tokens), in the database `env` names.
+pub fn token(config: &Path, env: &[(&str, &str)], user: &str) -> String {
+    let mut command = Command::new(manifold_bin());
+    command
+        .args(["token", "--user", user, "--config"])
+        .arg(config);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
