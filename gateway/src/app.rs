@@ -359,9 +359,14 @@ async fn stages(
     let section = &config.policy;
     let (policy, redact) = match &section.dir {
         Some(dir) => (
-            PolicyStage::load(dir, section.watch, catalog)
-                .await
-                .map_err(|e| StartError::Config(e.to_string()))?,
+            PolicyStage::load(
+                dir,
+                section.watch,
+                catalog,
+                config.storage.redis_url.as_ref().map(|url| url.expose()),
+            )
+            .await
+            .map_err(|e| StartError::Config(e.to_string()))?,
             RedactStage::load(dir).map_err(|e| StartError::Config(e.to_string()))?,
         ),
         None => (PolicyStage::allow_all(), RedactStage::default()),

@@ -6,7 +6,7 @@ use std::{path::Path, sync::Arc};
 
 use manifold_policy::{
     AllowAll, PolicyEngine, PolicyStore, Principal, ToolDescriptor, ToolRef, WatchHandle,
-    quota::{QuotaConfig, QuotaError, Quotas},
+    quota::{QuotaConfig, QuotaError, Quotas, RedisConfig},
 };
 use serde_json::Value;
 
@@ -81,11 +81,13 @@ impl PolicyStage {
     }
 
     /// Loads `dir` (policies, `quotas.toml`) for the tools of `catalog`; refuses to start on
-    /// any error rather than run with no or half a policy.
+    /// any error rather than run with no or half a policy. Quotas are shared through the
+    /// gateway's Redis (`storage.redis_url`) unless `quotas.toml` names its own `[redis]`.
     pub async fn load(
         dir: &Path,
         watch: bool,
         catalog: &Catalog,
+        redis_url: Option<&str>,
     ) -> Result<Self, PolicyStageError> {
         let tools = descriptors(catalog);
         let store = PolicyStore::open(dir, &tools).map_err(|error| PolicyStageError::Policies {
@@ -107,8 +109,11 @@ impl PolicyStage {
                     path: quotas_path.display().to_string(),
                     message,
                 };
-                let config =
+                let mut config =
                     QuotaConfig::from_toml(&text).map_err(|e| quota_error(e.to_string()))?;
+                if config.redis.is_none() {
+                    config.redis = redis_url.map(RedisConfig::at);
+                }
                 Some(
                     Quotas::new(&config)
                         .await

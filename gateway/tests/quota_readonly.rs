@@ -6,7 +6,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{open_session, post, start};
+use support::{open_session, post, start, start_with_env};
 
 fn call(id: u64, name: &str, arguments: Value) -> String {
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
@@ -84,6 +84,58 @@ async fn a_quota_refuses_calls_past_its_limit() {
     )
     .await;
     assert_eq!(result(&answer, 4)["isError"], false);
+}
+
+/// With the gateway's Redis (`storage.redis_url`) and no `[redis]` in `quotas.toml`, replicas
+/// count one limit together: calls alternating between two gateways stop at the limit.
+#[tokio::test]
+async fn replicas_share_quotas_through_the_gateways_redis() {
+    let Some(redis) = support::process::redis_url() else {
+        return;
+    };
+    let policies = tempfile::tempdir().unwrap();
+    std::fs::write(
+        policies.path().join("open.cedar"),
+        "@id(\"open\")\n@reason(\"test\")\npermit (principal, action, resource);\n",
+    )
+    .unwrap();
+    // A rule id of its own per run: Redis windows outlive the test.
+    let rule = format!("shared-{}", uuid::Uuid::new_v4().simple());
+    std::fs::write(
+        policies.path().join("quotas.toml"),
+        format!("[[quota]]\nid = \"{rule}\"\nper = \"tool\"\ntool = \"t_echo\"\nper_minute = 3\n"),
+    )
+    .unwrap();
+    let extra = format!(
+        "[policy]\ndir = \"{}\"\nwatch = false\n",
+        policies.path().display()
+    );
+    let env = [("MANIFOLD_STORAGE__REDIS_URL".to_owned(), redis)];
+    let replicas = [
+        start_with_env(&extra, "", &env).await,
+        start_with_env(&extra, "", &env).await,
+    ];
+    let client = reqwest::Client::new();
+    let mut served = 0;
+    for id in 1..=8u64 {
+        let gw = &replicas[usize::try_from(id % 2).unwrap()];
+        let session = open_session(&client, &gw.url(), "2025-11-25").await;
+        let headers = [
+            ("mcp-session-id", session.as_str()),
+            ("mcp-protocol-version", "2025-11-25"),
+        ];
+        let (_, _, answer, _) = post(
+            &client,
+            &gw.url(),
+            &headers,
+            &call(id, "t_echo", json!({"text": "x"})),
+        )
+        .await;
+        if result(&answer, id)["isError"] == false {
+            served += 1;
+        }
+    }
+    assert_eq!(served, 3, "one limit of 3 across both replicas");
 }
 
 #[tokio::test]

@@ -67,6 +67,18 @@ pub struct RedisConfig {
     pub prefix: String,
 }
 
+// === impl RedisConfig ===
+
+impl RedisConfig {
+    /// Redis at `url` under the default key prefix.
+    pub fn at(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            prefix: default_prefix(),
+        }
+    }
+}
+
 fn default_prefix() -> String {
     "manifold:quota".into()
 }

@@ -233,12 +233,18 @@ pub async fn start_with_extra_server(extra: &str, server: &str) -> TestGateway {
 }
 
 async fn start_with(extra: &str, server: &str) -> TestGateway {
+    start_with_env(extra, server, &[]).await
+}
+
+/// [`start_with_extra_server`] with `MANIFOLD_…` environment overrides (given, not read from
+/// the process).
+pub async fn start_with_env(extra: &str, server: &str, env: &[(String, String)]) -> TestGateway {
     let dir = tempfile::tempdir().unwrap();
     let probe = Arc::new(Probe::default());
     let registry = registry(&probe);
     let source = config(dir.path(), extra, server);
     let path = Path::new("test.toml");
-    let config = manifold::config::load_str(&source, path, &registry, &[]).unwrap();
+    let config = manifold::config::load_str(&source, path, &registry, env).unwrap();
     let running = app::start(config, &source, path, &registry).await.unwrap();
     TestGateway {
         running,
