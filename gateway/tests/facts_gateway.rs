@@ -423,7 +423,7 @@ async fn chat_messages_are_decided_on_every_member_of_the_chat() {
     );
     for (n, address) in outside.iter().enumerate() {
         let chat = format!("19:outside-{n:03}@thread.v2");
-        let users: &[&str] = if n % 2 == 0 {
+        let users: &[&str] = if n.is_multiple_of(2) {
             &["alice", "bob"]
         } else {
             &["alice"]
@@ -521,7 +521,7 @@ async fn chat_messages_are_decided_on_every_member_of_the_chat() {
             vec![aad_member(json!(address))],
         )
         .await;
-        inside.push((chat, if n % 2 == 0 { "alice" } else { "bob" }));
+        inside.push((chat, if n.is_multiple_of(2) { "alice" } else { "bob" }));
     }
     for (chat, user) in &inside {
         let token = if *user == "alice" { &alice } else { &bob };
@@ -586,7 +586,7 @@ async fn channel_posts_are_decided_on_the_team_graph_resolves_however_the_id_is_
     let reason = "denied by policy: Teams channel posts are limited to the Engineering team";
     let general = |team: &str| format!("19:{team}-general@thread.tacv2");
     let post = |n: usize, team: &str, channel: &str, text: &str| {
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             (
                 "teams_post_channel_message",
                 json!({"team_id": team, "channel_id": channel, "text": text}),
@@ -608,7 +608,7 @@ async fn channel_posts_are_decided_on_the_team_graph_resolves_however_the_id_is_
     for (n, (team, channel)) in teams.iter().zip(&channels).enumerate() {
         let text = format!("variant {n}: {team} {channel}");
         let (tool, args) = post(n, team, channel, &text);
-        let token = if n % 3 == 0 { &bob } else { &alice };
+        let token = if n.is_multiple_of(3) { &bob } else { &alice };
         let result = call(&demo, token, tool, args).await;
         assert_eq!(
             result["isError"], false,
