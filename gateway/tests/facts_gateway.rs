@@ -378,6 +378,18 @@ fn outside_domains() -> Vec<String> {
     domains
 }
 
+/// Every request the demo's Graph emulator received, in its log's form.
+async fn graph_requests(demo: &Demo) -> Vec<Value> {
+    let log = format!("{}/graph/_sandbox/requests", demo.sandbox_url);
+    reqwest::get(log).await.unwrap().json().await.unwrap()
+}
+
+/// `teams_send_chat_message` of `text` to `chat`; the call's `result`.
+async fn send(demo: &Demo, token: &str, chat: &str, text: &str) -> Value {
+    let arguments = json!({"chat_id": chat, "text": text});
+    call(demo, token, "teams_send_chat_message", arguments).await
+}
+
 /// The newest message of `chat` as alice sees it, through the gateway.
 async fn newest_chat_text(demo: &Demo, alice: &str, chat: &str) -> String {
     let listed = call(
@@ -401,7 +413,6 @@ async fn chat_messages_are_decided_on_every_member_of_the_chat() {
     let bob = demo.token_with_groups("bob", &["writers"]);
     let outside_reason = "denied by policy: Teams messages may only reach example.com people";
     let unread = "whom this call reaches could not be read";
-    let send = |chat: &str, text: &str| json!({"chat_id": chat, "text": text});
 
     // A chat with one outside member, in every spelling, is denied; the chat id says nothing.
     let mut outside = Vec::new();
@@ -429,32 +440,20 @@ async fn chat_messages_are_decided_on_every_member_of_the_chat() {
             &["alice"]
         };
         add_chat(&demo, &chat, users, vec![aad_member(json!(address))]).await;
-        let result = call(
-            &demo,
-            &alice,
-            "teams_send_chat_message",
-            send(&chat, "secret"),
-        )
-        .await;
+        let result = send(&demo, &alice, &chat, "secret").await;
         assert_eq!(result["isError"], true, "{address:?}: {result}");
         assert_eq!(text_of(&result), outside_reason, "{address:?}");
     }
     // One outsider among 31 colleagues, on the second page of the member list.
-    let result = call(
+    let result = send(
         &demo,
         &alice,
-        "teams_send_chat_message",
-        send("19:facts-all-hands-partner@thread.v2", "secret"),
+        "19:facts-all-hands-partner@thread.v2",
+        "secret",
     )
     .await;
     assert_eq!(text_of(&result), outside_reason, "{result}");
-    let seeded = call(
-        &demo,
-        &bob,
-        "teams_send_chat_message",
-        send("19:facts-partner@thread.v2", "secret"),
-    )
-    .await;
+    let seeded = send(&demo, &bob, "19:facts-partner@thread.v2", "secret").await;
     assert_eq!(text_of(&seeded), outside_reason, "{seeded}");
 
     // Members whose address cannot be read, and chats that cannot be read, deny.
@@ -474,13 +473,7 @@ async fn chat_messages_are_decided_on_every_member_of_the_chat() {
     for (n, member) in unreadable.into_iter().enumerate() {
         let chat = format!("19:unreadable-{n:03}@thread.v2");
         add_chat(&demo, &chat, &["alice"], vec![member.clone()]).await;
-        let result = call(
-            &demo,
-            &alice,
-            "teams_send_chat_message",
-            send(&chat, "secret"),
-        )
-        .await;
+        let result = send(&demo, &alice, &chat, "secret").await;
         assert_eq!(result["isError"], true, "{member}: {result}");
         assert!(text_of(&result).contains(unread), "{member}: {result}");
     }
@@ -491,13 +484,7 @@ async fn chat_messages_are_decided_on_every_member_of_the_chat() {
         "19:no-such-chat@thread.v2",
         "19:not-alice@thread.v2",
     ] {
-        let result = call(
-            &demo,
-            &alice,
-            "teams_send_chat_message",
-            send(chat, "secret"),
-        )
-        .await;
+        let result = send(&demo, &alice, chat, "secret").await;
         assert_eq!(result["isError"], true, "{chat}: {result}");
         assert!(text_of(&result).contains(unread), "{chat}: {result}");
     }
@@ -526,19 +513,14 @@ async fn chat_messages_are_decided_on_every_member_of_the_chat() {
     for (chat, user) in &inside {
         let token = if *user == "alice" { &alice } else { &bob };
         let text = format!("for {chat} from {user}");
-        let result = call(&demo, token, "teams_send_chat_message", send(chat, &text)).await;
+        let result = send(&demo, token, chat, &text).await;
         assert_eq!(result["isError"], false, "{chat}: {result}");
         assert_eq!(newest_chat_text(&demo, &alice, chat).await, text);
     }
     assert!(outside.len() >= 50, "{}", outside.len());
 
     // Nothing of a denied message reached Graph.
-    let log: Vec<Value> = reqwest::get(format!("{}/graph/_sandbox/requests", demo.sandbox_url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let log = graph_requests(&demo).await;
     let posted = log
         .iter()
         .filter(|r| r["method"] == "POST" && r["body"]["body"]["content"] == "secret")
@@ -683,12 +665,7 @@ async fn channel_posts_are_decided_on_the_team_graph_resolves_however_the_id_is_
     }
 
     // Nothing denied was posted anywhere.
-    let log: Vec<Value> = reqwest::get(format!("{}/graph/_sandbox/requests", demo.sandbox_url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let log = graph_requests(&demo).await;
     assert!(
         !log.iter()
             .any(|r| r["method"] == "POST" && r["body"]["body"]["content"] == "off limits"),
