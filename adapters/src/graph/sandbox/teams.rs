@@ -36,9 +36,9 @@ fn new_message(store: &mut Store, caller: &Caller, req: &Req<'_>) -> Result<Valu
     )
 }
 
-/// The team's id as stored, when the caller is a member. Graph matches team (and channel) ids
-/// case-insensitively, so a policy can only trust the id Graph hands back, not the one asked for.
-fn team_of(store: &Store, caller: &Caller, team: &str) -> Result<String, Response> {
+/// The team, when the caller is a member. Graph matches team (and channel) ids ignoring case,
+/// so a policy can only trust the id Graph hands back, not the one asked for.
+fn team_of<'s>(store: &'s Store, caller: &Caller, team: &str) -> Result<&'s Value, Response> {
     match store.teams.iter().find(|(t, _)| same_id(&t["id"], team)) {
         None => Err(not_found("team")),
         Some((_, members)) if !members.contains(&caller.user) => Err(error(
@@ -46,7 +46,7 @@ fn team_of(store: &Store, caller: &Caller, team: &str) -> Result<String, Respons
             "Forbidden",
             "Forbidden: the user is not a member of this team.",
         )),
-        Some((t, _)) => Ok(t["id"].as_str().unwrap_or_default().to_owned()),
+        Some((t, _)) => Ok(t),
     }
 }
 
@@ -60,14 +60,18 @@ fn channel_of<'s>(store: &'s Store, team: &str, channel: &str) -> Result<&'s Val
         .ok_or_else(|| not_found("channel"))
 }
 
+fn id_of(value: &Value) -> String {
+    value["id"].as_str().unwrap_or_default().to_owned()
+}
+
 fn same_id(stored: &Value, asked: &str) -> bool {
     stored
         .as_str()
         .is_some_and(|id| id.eq_ignore_ascii_case(asked))
 }
 
-/// The chat's id as stored, when the caller is a member.
-fn chat_of(store: &Store, caller: &Caller, chat: &str) -> Result<String, Response> {
+/// Refuses a chat that does not exist or that the caller is not in.
+fn chat_member(store: &Store, caller: &Caller, chat: &str) -> Result<(), Response> {
     match store.chats.iter().find(|(c, _)| c["id"] == chat) {
         None => Err(not_found("chat")),
         Some((_, members)) if !members.contains(&caller.user) => Err(error(
@@ -75,7 +79,7 @@ fn chat_of(store: &Store, caller: &Caller, chat: &str) -> Result<String, Respons
             "Forbidden",
             "Forbidden: the user is not a member of this chat.",
         )),
-        Some(_) => Ok(chat.to_owned()),
+        Some(_) => Ok(()),
     }
 }
 
@@ -157,13 +161,9 @@ pub(crate) fn handle(
                 .collect();
             store::collection(req, &chats, 20)
         }
-        (&Method::GET, ["teams", team]) => {
-            let team = team_of(store, caller, team)?;
-            let found = store.teams.iter().find(|(t, _)| t["id"] == team.as_str());
-            store::one(req, &found.map(|(t, _)| t.clone()).unwrap_or_default())
-        }
+        (&Method::GET, ["teams", team]) => store::one(req, team_of(store, caller, team)?),
         (&Method::GET, ["teams", team, "channels"]) => {
-            let team = team_of(store, caller, team)?;
+            let team = id_of(team_of(store, caller, team)?);
             let channels: Vec<Value> = store
                 .channels
                 .iter()
@@ -173,16 +173,13 @@ pub(crate) fn handle(
             store::collection(req, &channels, 100)
         }
         (&Method::GET, ["teams", team, "channels", channel]) => {
-            let team = team_of(store, caller, team)?;
+            let team = id_of(team_of(store, caller, team)?);
             store::one(req, channel_of(store, &team, channel)?)
         }
         (method, ["teams", team, "channels", channel, "messages", tail @ ..]) => {
             // Stored under the ids as Graph keeps them, however the request spelt them.
-            let team = team_of(store, caller, team)?;
-            let channel = channel_of(store, &team, channel)?["id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
+            let team = id_of(team_of(store, caller, team)?);
+            let channel = id_of(channel_of(store, &team, channel)?);
             let (team, channel) = (team.as_str(), channel.as_str());
             let at = |store: &Store, id: &str| {
                 store
@@ -240,11 +237,11 @@ pub(crate) fn handle(
             }
         }
         (&Method::GET, ["chats", chat, "members"]) => {
-            let chat = chat_of(store, caller, chat)?;
-            store::collection(req, &chat_members(store, &chat), 20)
+            chat_member(store, caller, chat)?;
+            store::collection(req, &chat_members(store, chat), 20)
         }
         (method, ["chats", chat, "messages"]) => {
-            chat_of(store, caller, chat)?;
+            chat_member(store, caller, chat)?;
             if method == Method::POST {
                 let mut message = new_message(store, caller, req)?;
                 message["chatId"] = json!(chat);
