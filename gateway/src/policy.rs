@@ -1,6 +1,7 @@
 //! The policy stage: who may list and call which tool (Cedar policies, hot-reloaded), per-user,
 //! per-tool and per-adapter quotas, and the read-only switch of adapter instances. A call this
-//! stage refuses never reaches the broker or a provider.
+//! stage refuses never reaches the broker or a provider, except to read the stored state of a tool
+//! whose spec says `resolves_facts` (`handler/facts.rs`).
 
 use std::{path::Path, sync::Arc};
 

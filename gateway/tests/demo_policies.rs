@@ -37,6 +37,53 @@ enum Expect {
     Hidden,
 }
 
+/// One guard or permit case: (policy, user, token, tool, arguments, expected outcome).
+type Case<'a> = (&'a str, &'a str, &'a str, &'a str, Value, Expect);
+
+/// Drives each case as a real `tools/call` and checks the answer and its audit record.
+async fn check(demo: &Demo, cases: Vec<Case<'_>>) {
+    for (policy, user, token, tool, arguments, expect) in cases {
+        let answer = call(demo, token, tool, arguments).await;
+        let record = last_record(demo);
+        let case = format!("{policy}: {user} {tool} {expect:?}: {answer} / {record}");
+        assert_eq!(record["tool"], tool, "{case}");
+        assert_eq!(record["user"], user, "{case}");
+        let policies = record["policies"].as_array().unwrap();
+        match expect {
+            Expect::Allow => {
+                assert_eq!(record["decision"], "allow", "{case}");
+                assert!(answer.get("result").is_some(), "{case}");
+                let text = answer["result"]["content"][0]["text"]
+                    .as_str()
+                    .unwrap_or("");
+                assert!(!text.starts_with("denied by policy"), "{case}");
+            }
+            Expect::Deny => {
+                assert_eq!(record["decision"], "deny", "{case}");
+                assert!(policies.iter().any(|p| p == policy), "{case}");
+                let text = answer["result"]["content"][0]["text"].as_str().unwrap();
+                assert!(text.starts_with("denied by policy: "), "{case}");
+            }
+            Expect::Hidden => {
+                assert_eq!(record["decision"], "deny", "{case}");
+                assert_eq!(
+                    answer["error"]["message"],
+                    format!("Unknown tool: {tool}"),
+                    "{case}"
+                );
+                // A guard names itself; a missing permit leaves default deny (no policy).
+                if policy != "everyone-reads" && policy != "writers-write" {
+                    assert!(policies.iter().any(|p| p == policy), "{case}");
+                }
+            }
+        }
+        if expect == Expect::Allow && policy != "mail-internal-only" {
+            // The determining permits are recorded too.
+            assert!(!policies.is_empty(), "{case}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn every_shipped_guard_and_permit_allows_and_denies_real_calls() {
     let demo = Demo::start(&[]);
@@ -46,7 +93,7 @@ async fn every_shipped_guard_and_permit_allows_and_denies_real_calls() {
     let ada = token(&demo, "ada", &["admins"]);
     let internal = json!({"to": ["bob@example.com"], "subject": "plans", "body": "hello"});
     let external = json!({"to": ["eve@evil.test"], "subject": "plans", "body": "hello"});
-    let cases: Vec<(&str, &str, &str, &str, Value, Expect)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "everyone-reads",
             "bob",
@@ -144,46 +191,81 @@ async fn every_shipped_guard_and_permit_allows_and_denies_real_calls() {
             Expect::Deny,
         ),
     ];
-    for (policy, user, token, tool, arguments, expect) in cases {
-        let answer = call(&demo, token, tool, arguments).await;
-        let record = last_record(&demo);
-        let case = format!("{policy}: {user} {tool} {expect:?}: {answer} / {record}");
-        assert_eq!(record["tool"], tool, "{case}");
-        assert_eq!(record["user"], user, "{case}");
-        let policies = record["policies"].as_array().unwrap();
-        match expect {
-            Expect::Allow => {
-                assert_eq!(record["decision"], "allow", "{case}");
-                assert!(answer.get("result").is_some(), "{case}");
-                let text = answer["result"]["content"][0]["text"]
-                    .as_str()
-                    .unwrap_or("");
-                assert!(!text.starts_with("denied by policy"), "{case}");
-            }
-            Expect::Deny => {
-                assert_eq!(record["decision"], "deny", "{case}");
-                assert!(policies.iter().any(|p| p == policy), "{case}");
-                let text = answer["result"]["content"][0]["text"].as_str().unwrap();
-                assert!(text.starts_with("denied by policy: "), "{case}");
-            }
-            Expect::Hidden => {
-                assert_eq!(record["decision"], "deny", "{case}");
-                assert_eq!(
-                    answer["error"]["message"],
-                    format!("Unknown tool: {tool}"),
-                    "{case}"
-                );
-                // A guard names itself; a missing permit leaves default deny (no policy).
-                if policy != "everyone-reads" && policy != "writers-write" {
-                    assert!(policies.iter().any(|p| p == policy), "{case}");
-                }
-            }
-        }
-        if expect == Expect::Allow && policy != "mail-internal-only" {
-            // The determining permits are recorded too.
-            assert!(!policies.is_empty(), "{case}");
-        }
-    }
+    check(&demo, cases).await;
+}
+
+/// The Teams guards and the forward guard, which decide on facts the gateway reads from Graph
+/// first (a chat's members, a channel's team, a forwarded message's people).
+#[tokio::test]
+async fn teams_and_forward_guards_allow_and_deny_real_calls() {
+    let demo = Demo::start(&[]);
+    let alice = demo.token("alice"); // staff, writers
+    let alice_admin = token(&demo, "alice", &["admins"]);
+    let chat = |id: &str| json!({"chat_id": id, "text": "hello"});
+    let channel = |team: &str| {
+        json!({"team_id": team, "channel_id": format!("19:{team}-general@thread.tacv2"),
+            "text": "hello"})
+    };
+    let forward = |id: &str| json!({"message_id": id, "to": ["bob@example.com"], "comment": "fyi"});
+    let cases: Vec<Case> = vec![
+        (
+            "chat-internal-only",
+            "alice",
+            &alice,
+            "teams_send_chat_message",
+            chat("19:chat-ab@unq.gbl.spaces"),
+            Expect::Allow,
+        ),
+        (
+            "chat-internal-only",
+            "alice",
+            &alice,
+            "teams_send_chat_message",
+            chat("19:facts-partner@thread.v2"),
+            Expect::Deny,
+        ),
+        (
+            "teams-known-teams",
+            "alice",
+            &alice,
+            "teams_post_channel_message",
+            channel("team-eng"),
+            Expect::Allow,
+        ),
+        (
+            "teams-known-teams",
+            "alice",
+            &alice,
+            "teams_post_channel_message",
+            channel("team-fin"),
+            Expect::Deny,
+        ),
+        (
+            "no-forwarding-outside-threads",
+            "alice",
+            &alice,
+            "outlook_forward_message",
+            forward("AAMkmsg-facts-internal"),
+            Expect::Allow,
+        ),
+        (
+            "no-forwarding-outside-threads",
+            "alice",
+            &alice,
+            "outlook_forward_message",
+            forward("AAMkmsg-facts-external-cc"),
+            Expect::Deny,
+        ),
+        (
+            "no-forwarding-outside-threads",
+            "alice",
+            &alice_admin,
+            "outlook_forward_message",
+            forward("AAMkmsg-facts-external-sender"),
+            Expect::Allow,
+        ),
+    ];
+    check(&demo, cases).await;
 }
 
 #[tokio::test]

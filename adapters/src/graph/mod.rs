@@ -173,7 +173,7 @@ impl Adapter for GraphAdapter {
     }
 
     fn facts(&self) -> Option<&dyn ResolveFacts> {
-        (self.service == Service::Outlook).then_some(self as &dyn ResolveFacts)
+        (self.service != Service::SharePoint).then_some(self as &dyn ResolveFacts)
     }
 }
 
@@ -187,7 +187,8 @@ impl ResolveFacts for GraphAdapter {
     ) -> Result<StoredFacts, ToolError> {
         match self.service {
             Service::Outlook => outlook::resolve_facts(&self.graph, tool, arguments, ctx).await,
-            Service::Teams | Service::SharePoint => Err(ToolError::UnknownTool(tool.to_owned())),
+            Service::Teams => teams::resolve_facts(&self.graph, tool, arguments, ctx).await,
+            Service::SharePoint => Err(ToolError::UnknownTool(tool.to_owned())),
         }
     }
 }

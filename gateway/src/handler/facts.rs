@@ -4,11 +4,14 @@
 //! 1. The recipient-bearing arguments the tool's schema declares (`"format": "email"`) are each
 //!    read as exactly one address and rewritten to its canonical form, so the adapter sends the
 //!    very addresses the policy saw; a value that is not one address is a denial.
-//! 2. Cedar decides on those facts. A denial ends the call here, with no credential touched.
-//! 3. Only for tools whose spec says `resolves_facts` (a reply, a draft send, a file read inside
-//!    folders, a link share): the adapter reads the stored state with the user's credential,
-//!    every stored address goes through the same parser (container ids through their own check),
-//!    and Cedar decides again on the complete facts. A resolution that fails — no
+//! 2. Cedar decides on those facts. For every other tool that decision is final, and a denial
+//!    ends the call here with no credential touched.
+//! 3. Only for tools whose spec says `resolves_facts` (a reply, a draft send, a chat message, a
+//!    channel post, a file read inside folders, a link share): the adapter reads the stored state
+//!    with the user's credential, every stored address goes through the same parser (container
+//!    ids through their own check), and Cedar decides again on the complete facts. This happens
+//!    after a first denial too, since a rule may allow only what the stored state shows (a
+//!    listed team); a first denial stands when the read fails. A resolution that fails — no
 //!    connection, provider error, message not found, an address that does not parse — is a
 //!    denial, never an allow. This is the one place the policy stage reaches the broker, and
 //!    only for those tools.
@@ -50,13 +53,20 @@ impl Gateway {
         let principal = &scope.principal;
         let first =
             engine.decide_with_facts(principal, Action::Call, &tool, Some(arguments), &facts);
-        if !route.spec.resolves_facts || !first.is_allowed() {
+        if !route.spec.resolves_facts {
             return first;
         }
+        // A denial on the arguments alone is not final for these tools: a rule that allows only
+        // listed places (`context.containers.containsAny([...])`) denies every call before the
+        // containers are read. So the facts are read either way and the complete ones decide; a
+        // resolution that fails keeps the first denial (its policy's reason), or denies.
         if let Err(reason) = self
             .resolve_stored(route, arguments, scope, &mut facts)
             .await
         {
+            if !first.is_allowed() {
+                return first;
+            }
             tracing::info!(tool = %route.exposed, %reason, "facts could not be resolved");
             return refused(reason);
         }

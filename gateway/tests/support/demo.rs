@@ -21,7 +21,20 @@ pub struct Demo {
 impl Demo {
     /// Starts `manifold demo` on a free port with `extra` arguments.
     pub fn start(extra: &[&str]) -> Self {
+        Self::start_with_policies(extra, &[])
+    }
+
+    /// [`Demo::start`] with `policies` (file name, text) already in the data directory's
+    /// `policies/`, where the demo keeps an admin's files over the shipped ones.
+    pub fn start_with_policies(extra: &[&str], policies: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        if !policies.is_empty() {
+            let policy_dir = dir.path().join("policies");
+            std::fs::create_dir_all(&policy_dir).unwrap();
+            for (name, text) in policies {
+                std::fs::write(policy_dir.join(name), text).unwrap();
+            }
+        }
         let mut child = Command::new(manifold_bin())
             .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())

@@ -94,6 +94,16 @@ async fn set_unavailable(
     Json(json!({ "fail_next": body.fail_next, "retry_after_secs": body.retry_after_secs }))
 }
 
+/// `POST /_sandbox/chats`: a chat for a test, see [`teams::add_chat`].
+async fn add_chat(State(sandbox): State<GraphSandbox>, Json(body): Json<Value>) -> Response {
+    let Ok(mut store) = sandbox.store.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    teams::add_chat(&mut store, &body)
+        .and_then(|chat| store::created(&chat))
+        .unwrap_or_else(|response| response)
+}
+
 /// Who is calling, as the handlers see it.
 pub(crate) struct Caller {
     pub user: String,
@@ -149,6 +159,7 @@ impl GraphSandbox {
         let controls = self.throttle.routes().merge(self.oauth.routes());
         Router::new()
             .route("/_sandbox/unavailable", post(set_unavailable))
+            .route("/_sandbox/chats", post(add_chat))
             .fallback(dispatch)
             .with_state(self)
             .merge(controls)

@@ -18,6 +18,9 @@ const TOPICS: [&str; 6] = [
     "Security audit",
 ];
 
+/// The emulated tenant's id, on its users' chat memberships.
+pub(crate) const TENANT_ID: &str = "5f1c2d3e-0a1b-4c2d-9e3f-000000000001";
+
 fn person(name: &str, address: &str) -> Value {
     json!({ "emailAddress": { "name": name, "address": address } })
 }
@@ -152,7 +155,9 @@ fn fact_fixtures(store: &mut Store) {
 
 fn mailboxes(store: &mut Store) {
     for (login, name) in [("alice", "Alice Adams"), ("bob", "Bob Brown")] {
-        store.users.push(json!({ "id": format!("u-{login}"), "displayName": name, "mail": format!("{login}@contoso.example") }));
+        // The demo's people are @example.com (its identity provider and policies say so); a chat
+        // member's address is the user's `mail`, so the tenant's users have it there too.
+        store.users.push(json!({ "id": format!("u-{login}"), "displayName": name, "mail": format!("{login}@example.com") }));
         for (well_known, display) in [
             ("inbox", "Inbox"),
             ("sentitems", "Sent Items"),
@@ -270,6 +275,59 @@ fn teams(store: &mut Store) {
     }
 }
 
+/// A chat member who is not one of the emulator's users: another tenant's guest or an internal
+/// colleague without a login here, with the address Graph lists (`email`, which may be null).
+fn member(n: usize, name: &str, email: Value, tenant: &str) -> Value {
+    json!({ "@odata.type": "#microsoft.graph.aadUserConversationMember",
+        "id": format!("MCMjMjRmY2-member-{n}"), "roles": [], "displayName": name,
+        "visibleHistoryStartDateTime": "0001-01-01T00:00:00Z", "userId": format!("u-member-{n}"),
+        "email": email, "tenantId": tenant })
+}
+
+/// Chats whose members are inside `example.com` or not, for the tests that a chat message is
+/// decided on whom it reaches (its members), not on its `chat_id`: after the seeded chats, so
+/// alice's first chat stays the one with bob.
+fn chat_fixtures(store: &mut Store) {
+    let outside_tenant = "9a8b7c6d-0000-4000-8000-00000000beef";
+    let staff: Vec<Value> = (0..30)
+        .map(|n| {
+            member(
+                n,
+                &format!("Staff {n}"),
+                json!(format!("staff{n}@example.com")),
+                TENANT_ID,
+            )
+        })
+        .collect();
+    let partner = member(99, "Pat Partner", json!("pat@partner.test"), outside_tenant);
+    let fixtures = [
+        (
+            "19:facts-partner@thread.v2",
+            "Partner sync",
+            vec![partner.clone()],
+        ),
+        // A guest Graph lists without an address.
+        (
+            "19:facts-guest-no-email@thread.v2",
+            "Vendor call",
+            vec![member(98, "Guest", Value::Null, outside_tenant)],
+        ),
+        // More members than one page; in the second chat the outsider is on the second page.
+        ("19:facts-all-hands@thread.v2", "All hands", staff.clone()),
+        (
+            "19:facts-all-hands-partner@thread.v2",
+            "All hands with a partner",
+            staff.into_iter().chain([partner]).collect(),
+        ),
+    ];
+    for (chat, topic, others) in fixtures {
+        store.chats.push((json!({ "id": chat, "topic": topic, "chatType": "group", "createdDateTime": "2026-10-01T08:00:00Z", "lastUpdatedDateTime": "2026-11-18T08:00:00Z" }), vec!["alice".into(), "bob".into()]));
+        store
+            .chat_others
+            .extend(others.into_iter().map(|m| (chat.to_owned(), m)));
+    }
+}
+
 fn sites(store: &mut Store) {
     let big: String = (0..6000)
         .map(|n| format!("Line {n:05} of the archived handbook.\n"))
@@ -348,6 +406,7 @@ pub(crate) fn tenant() -> Store {
     mailboxes(&mut store);
     fact_fixtures(&mut store);
     teams(&mut store);
+    chat_fixtures(&mut store);
     sites(&mut store);
     store
 }

@@ -48,6 +48,9 @@ pub(crate) struct Store {
     pub channels: Vec<(String, Value)>,
     pub posts: Vec<ChannelPost>,
     pub chats: Vec<(Value, Vec<String>)>,
+    /// Chat members that are not the emulator's users (guests, phone participants), by chat id,
+    /// as the `conversationMember`s Graph lists.
+    pub chat_others: Vec<(String, Value)>,
     pub chat_messages: Vec<(String, Value)>,
     pub sites: Vec<Value>,
     pub drives: Vec<(String, Value)>,

@@ -1,5 +1,6 @@
-//! Emulated Teams: joined teams, channels, channel posts with replies (`$expand=replies`),
-//! chats and chat messages. Non-members get Graph's 403.
+//! Emulated Teams: joined teams, a team and a channel by id (matched ignoring case, as Graph
+//! does), channels, channel posts with replies (`$expand=replies`), chats, their members
+//! (`conversationMember`s, paged) and chat messages. Non-members get Graph's 403.
 
 use axum::{
     http::{Method, StatusCode},
@@ -35,16 +36,102 @@ fn new_message(store: &mut Store, caller: &Caller, req: &Req<'_>) -> Result<Valu
     )
 }
 
-fn team_member(store: &Store, caller: &Caller, team: &str) -> Result<(), Response> {
-    match store.teams.iter().find(|(t, _)| t["id"] == team) {
+/// The team, when the caller is a member. Graph matches team (and channel) ids ignoring case,
+/// so a policy can only trust the id Graph hands back, not the one asked for.
+fn team_of<'s>(store: &'s Store, caller: &Caller, team: &str) -> Result<&'s Value, Response> {
+    match store.teams.iter().find(|(t, _)| same_id(&t["id"], team)) {
         None => Err(not_found("team")),
         Some((_, members)) if !members.contains(&caller.user) => Err(error(
             StatusCode::FORBIDDEN,
             "Forbidden",
             "Forbidden: the user is not a member of this team.",
         )),
+        Some((t, _)) => Ok(t),
+    }
+}
+
+/// The channel of `team` (a stored id) as stored, matched like Graph: ignoring ASCII case.
+fn channel_of<'s>(store: &'s Store, team: &str, channel: &str) -> Result<&'s Value, Response> {
+    store
+        .channels
+        .iter()
+        .find(|(t, c)| t == team && same_id(&c["id"], channel))
+        .map(|(_, c)| c)
+        .ok_or_else(|| not_found("channel"))
+}
+
+fn id_of(value: &Value) -> String {
+    value["id"].as_str().unwrap_or_default().to_owned()
+}
+
+fn same_id(stored: &Value, asked: &str) -> bool {
+    stored
+        .as_str()
+        .is_some_and(|id| id.eq_ignore_ascii_case(asked))
+}
+
+/// Refuses a chat that does not exist or that the caller is not in.
+fn chat_member(store: &Store, caller: &Caller, chat: &str) -> Result<(), Response> {
+    match store.chats.iter().find(|(c, _)| c["id"] == chat) {
+        None => Err(not_found("chat")),
+        Some((_, members)) if !members.contains(&caller.user) => Err(error(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "Forbidden: the user is not a member of this chat.",
+        )),
         Some(_) => Ok(()),
     }
+}
+
+/// The chat's `conversationMember`s: its users as `aadUserConversationMember`s (address from
+/// their directory entry), then its other members as stored (guests, phone participants).
+fn chat_members(store: &Store, chat: &str) -> Vec<Value> {
+    let users = store
+        .chats
+        .iter()
+        .filter(|(c, _)| c["id"] == chat)
+        .flat_map(|(_, logins)| logins.iter())
+        .map(|login| {
+            let user = store.user(login);
+            json!({ "@odata.type": "#microsoft.graph.aadUserConversationMember",
+                "id": format!("MCMjMjRmY2-{chat}-{login}"), "roles": ["owner"],
+                "displayName": user["displayName"], "visibleHistoryStartDateTime": "0001-01-01T00:00:00Z",
+                "userId": user["id"], "email": user["mail"], "tenantId": super::seed::TENANT_ID })
+        });
+    let others = store
+        .chat_others
+        .iter()
+        .filter(|(c, _)| c == chat)
+        .map(|(_, member)| member.clone());
+    users.chain(others).collect()
+}
+
+/// `POST /_sandbox/chats` (test control, not Graph): adds a chat of the emulator's `users`
+/// (logins) and other `members` stored verbatim as `conversationMember`s, so a test can build the
+/// chats it needs (outside members, members without an address) without a seed for each.
+pub(crate) fn add_chat(store: &mut Store, body: &Value) -> Result<Value, Response> {
+    let bad = |what: &str| error(StatusCode::BAD_REQUEST, "BadRequest", what);
+    let id = body["id"]
+        .as_str()
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| bad("`id` is required."))?;
+    if store.chats.iter().any(|(c, _)| c["id"] == id) {
+        return Err(bad("A chat with this id exists."));
+    }
+    let logins: Vec<String> = body["users"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
+    let chat = json!({ "id": id, "topic": body.get("topic").cloned().unwrap_or(Value::Null),
+        "chatType": "group", "createdDateTime": "2026-11-20T08:00:00Z", "lastUpdatedDateTime": "2026-11-20T08:00:00Z" });
+    store.chats.push((chat.clone(), logins));
+    for member in body["members"].as_array().into_iter().flatten() {
+        store.chat_others.push((id.to_owned(), member.clone()));
+    }
+    Ok(chat)
 }
 
 pub(crate) fn handle(
@@ -74,30 +161,31 @@ pub(crate) fn handle(
                 .collect();
             store::collection(req, &chats, 20)
         }
+        (&Method::GET, ["teams", team]) => store::one(req, team_of(store, caller, team)?),
         (&Method::GET, ["teams", team, "channels"]) => {
-            team_member(store, caller, team)?;
+            let team = id_of(team_of(store, caller, team)?);
             let channels: Vec<Value> = store
                 .channels
                 .iter()
-                .filter(|(t, _)| t == team)
+                .filter(|(t, _)| *t == team)
                 .map(|(_, c)| c.clone())
                 .collect();
             store::collection(req, &channels, 100)
         }
+        (&Method::GET, ["teams", team, "channels", channel]) => {
+            let team = id_of(team_of(store, caller, team)?);
+            store::one(req, channel_of(store, &team, channel)?)
+        }
         (method, ["teams", team, "channels", channel, "messages", tail @ ..]) => {
-            team_member(store, caller, team)?;
-            if !store
-                .channels
-                .iter()
-                .any(|(t, c)| t == team && c["id"] == *channel)
-            {
-                return Err(not_found("channel"));
-            }
+            // Stored under the ids as Graph keeps them, however the request spelt them.
+            let team = id_of(team_of(store, caller, team)?);
+            let channel = id_of(channel_of(store, &team, channel)?);
+            let (team, channel) = (team.as_str(), channel.as_str());
             let at = |store: &Store, id: &str| {
                 store
                     .posts
                     .iter()
-                    .position(|p| p.team == *team && p.channel == *channel && p.message["id"] == id)
+                    .position(|p| p.team == team && p.channel == channel && p.message["id"] == id)
             };
             match (method, tail) {
                 (&Method::GET, []) => {
@@ -105,7 +193,7 @@ pub(crate) fn handle(
                         .posts
                         .iter()
                         .rev()
-                        .filter(|p| p.team == *team && p.channel == *channel)
+                        .filter(|p| p.team == team && p.channel == channel)
                         .map(|p| {
                             let mut m = p.message.clone();
                             if expand {
@@ -119,8 +207,8 @@ pub(crate) fn handle(
                 (&Method::POST, []) => {
                     let message = new_message(store, caller, req)?;
                     store.posts.push(ChannelPost {
-                        team: (*team).to_owned(),
-                        channel: (*channel).to_owned(),
+                        team: team.to_owned(),
+                        channel: channel.to_owned(),
                         message: message.clone(),
                         replies: Vec::new(),
                     });
@@ -148,18 +236,12 @@ pub(crate) fn handle(
                 )),
             }
         }
+        (&Method::GET, ["chats", chat, "members"]) => {
+            chat_member(store, caller, chat)?;
+            store::collection(req, &chat_members(store, chat), 20)
+        }
         (method, ["chats", chat, "messages"]) => {
-            match store.chats.iter().find(|(c, _)| c["id"] == *chat) {
-                None => return Err(not_found("chat")),
-                Some((_, members)) if !members.contains(&caller.user) => {
-                    return Err(error(
-                        StatusCode::FORBIDDEN,
-                        "Forbidden",
-                        "Forbidden: the user is not a member of this chat.",
-                    ));
-                }
-                Some(_) => {}
-            }
+            chat_member(store, caller, chat)?;
             if method == Method::POST {
                 let mut message = new_message(store, caller, req)?;
                 message["chatId"] = json!(chat);

@@ -1,8 +1,10 @@
 //! Microsoft Teams through Graph: joined teams, channels, channel threads, chats, message search
 //! (`POST /search/query`, entity `chatMessage`) and posting.
 
+mod facts;
 mod ops;
 
+pub(crate) use facts::resolve as resolve_facts;
 pub(crate) use ops::search_query;
 
 use serde_json::{Map, Value, json};
@@ -81,13 +83,17 @@ pub(crate) fn tools() -> Vec<ToolSpec> {
             ToolAnnotations::CREATE,
             object(with(team_channel(), json!({ "text": text_arg(), "subject": { "type": "string", "maxLength": 255 } })), &["team_id", "channel_id", "text"]),
             posted())
-        .with_scopes(&["ChannelMessage.Send"]),
+        // Reading the team and the channel (their canonical ids, for the policy) needs the two
+        // read-basic permissions.
+        .with_scopes(&["ChannelMessage.Send", "Team.ReadBasic.All", "Channel.ReadBasic.All"])
+        .resolving_facts(),
         ToolSpec::new("reply_to_channel_message", "Reply in a Teams thread",
             "Replies to a channel thread as the user. Each call posts another reply.",
             ToolAnnotations::CREATE,
             object(with(team_channel(), json!({ "message_id": id("The thread's top-level message id."), "text": text_arg() })), &["team_id", "channel_id", "message_id", "text"]),
             posted())
-        .with_scopes(&["ChannelMessage.Send"]),
+        .with_scopes(&["ChannelMessage.Send", "Team.ReadBasic.All", "Channel.ReadBasic.All"])
+        .resolving_facts(),
         ToolSpec::new("list_chats", "List my Teams chats",
             "Lists the user's one-on-one, group and meeting chats with their ids and topics.",
             ToolAnnotations::READ, object(paged(json!({}), 25, 50), &[]),
@@ -104,7 +110,9 @@ pub(crate) fn tools() -> Vec<ToolSpec> {
             ToolAnnotations::CREATE,
             object(json!({ "chat_id": id("Chat id (list_chats)."), "text": text_arg() }), &["chat_id", "text"]),
             posted())
-        .with_scopes(&["ChatMessage.Send"]),
+        // The chat's members are whom the message reaches; reading them needs ChatMember.Read.
+        .with_scopes(&["ChatMessage.Send", "ChatMember.Read"])
+        .resolving_facts(),
         ToolSpec::new("search_messages", "Search Teams messages",
             "Searches the chat and channel messages the user can see (Microsoft Search, KQL), most \
              relevant first. Returns the matching messages' summaries. Paged with `cursor`.",
