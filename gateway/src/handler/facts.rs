@@ -4,14 +4,17 @@
 //! 1. The recipient-bearing arguments the tool's schema declares (`"format": "email"`) are each
 //!    read as exactly one address and rewritten to its canonical form, so the adapter sends the
 //!    very addresses the policy saw; a value that is not one address is a denial.
-//! 2. Cedar decides on those facts. A denial ends the call here, with no credential touched.
+//! 2. Cedar decides on those facts. For other tools that decision is final, and a denial ends the
+//!    call here with no credential touched.
 //! 3. Only for tools whose spec says `resolves_facts` (a reply, a draft send, a file read inside
 //!    folders, a link share): the adapter reads the stored state with the user's credential,
 //!    every stored address goes through the same parser (container ids through their own check),
-//!    and Cedar decides again on the complete facts. A resolution that fails — no
-//!    connection, provider error, message not found, an address that does not parse — is a
-//!    denial, never an allow. This is the one place the policy stage reaches the broker, and
-//!    only for those tools.
+//!    and Cedar decides again on the complete facts, and that decision is the one that holds,
+//!    whatever the first said: a rule that allows only inside listed folders sees no folder before
+//!    they are read, so a first denial proves nothing. A resolution that fails — no connection,
+//!    provider error, message not found, an address that does not parse — is a denial, never an
+//!    allow (with the first decision's reason when that already denied). This is the one place
+//!    the policy stage reaches the broker, and only for those tools.
 
 use std::sync::Arc;
 
@@ -50,7 +53,7 @@ impl Gateway {
         let principal = &scope.principal;
         let first =
             engine.decide_with_facts(principal, Action::Call, &tool, Some(arguments), &facts);
-        if !route.spec.resolves_facts || !first.is_allowed() {
+        if !route.spec.resolves_facts {
             return first;
         }
         if let Err(reason) = self
@@ -58,7 +61,11 @@ impl Gateway {
             .await
         {
             tracing::info!(tool = %route.exposed, %reason, "facts could not be resolved");
-            return refused(reason);
+            return if first.is_allowed() {
+                refused(reason)
+            } else {
+                first
+            };
         }
         engine.decide_with_facts(principal, Action::Call, &tool, Some(arguments), &facts)
     }
