@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use manifold_adapters::{CallContext, LinkAudience as StoredAudience};
+use manifold_adapters::{CallContext, LinkAudience as StoredAudience, ToolError};
 use manifold_policy::{Action, Decision, Facts, LinkAudience, facts::Role};
 use serde_json::Value;
 
@@ -91,18 +91,35 @@ impl Gateway {
             .credential(&scope.principal, &route.instance, &route.spec.scopes)
             .await
             .map_err(|error| unread(error.to_string()))?;
-        let ctx = CallContext {
-            credential,
-            cancel: scope.cancel.child_token(),
-            progress: None,
-            traceparent: scope.traceparent.clone(),
-            text_filter: self.stages.redact.text_filter(route),
+        let read = |credential| async move {
+            let ctx = CallContext {
+                credential,
+                cancel: scope.cancel.child_token(),
+                progress: None,
+                traceparent: scope.traceparent.clone(),
+                text_filter: self.stages.redact.text_filter(route),
+            };
+            let resolve = resolver.resolve(&route.spec.name, map, &ctx);
+            tokio::time::timeout(self.settings.call_timeout, resolve)
+                .await
+                .unwrap_or(Err(ToolError::Timeout))
         };
-        let resolve = resolver.resolve(&route.spec.name, map, &ctx);
-        let stored = tokio::time::timeout(self.settings.call_timeout, resolve)
-            .await
-            .map_err(|_| unread("the provider did not answer in time".into()))?
-            .map_err(|error| unread(error.to_string()))?;
+        // As the call itself does: a token the provider rejects is renewed once and read again.
+        let stored = match (read(credential.clone()).await, credential) {
+            (Err(ToolError::Unauthorized(reason)), Some(rejected)) => {
+                let renewed = self
+                    .broker
+                    .renew(&scope.principal, &route.instance, &rejected)
+                    .await
+                    .map_err(|error| unread(error.to_string()))?;
+                match renewed {
+                    Some(renewed) => read(Some(renewed)).await,
+                    None => Err(ToolError::Unauthorized(reason)),
+                }
+            }
+            (outcome, _) => outcome,
+        }
+        .map_err(|error| unread(error.to_string()))?;
         for (role, list) in [
             (Role::Recipient, &stored.recipients),
             (Role::Grantee, &stored.grantees),
