@@ -226,9 +226,8 @@ async fn the_send_quota_counts_every_sending_tool_together() {
 
 // === Drive folders and shared links: `drive-shared-folders`, `no-public-links` ===
 
-/// The shared folders `drive-shared-folders` lists: the demo Drive's Engineering shared drive
-/// and alice's Projects folder.
-const ENGINEERING_DRIVE: &str = "0AEngineeringSharedDrive0Uk9PVA";
+/// One of the shared folders `drive-shared-folders` lists (with the Engineering shared drive):
+/// alice's Projects folder.
 const PROJECTS: &str = "1Sb0NIo8jIuUmvlwWV1CiGSvtSXvAVo64";
 
 /// How a call on facts the adapter resolves must come out.
