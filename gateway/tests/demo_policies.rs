@@ -7,7 +7,10 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::demo::Demo;
+use support::{
+    decision::{Want, decided},
+    demo::Demo,
+};
 
 /// The demo Linear's team ids (`linear_list_teams`).
 const ENG: &str = "00000002-0000-4000-8000-000000000000";
@@ -230,52 +233,6 @@ async fn the_send_quota_counts_every_sending_tool_together() {
 /// alice's Projects folder.
 const PROJECTS: &str = "1Sb0NIo8jIuUmvlwWV1CiGSvtSXvAVo64";
 
-/// How a call on facts the adapter resolves must come out.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Decided {
-    Allow,
-    /// Denied by this guard, with its reason in the answer.
-    DeniedBy(&'static str),
-    /// Denied because where it acts could not be read (a path that names nothing).
-    Unreadable,
-}
-
-/// Calls `tool` and checks the answer and the audit record against `want`.
-async fn expect_decided(
-    demo: &Demo,
-    (user, token): (&str, &str),
-    tool: &str,
-    arguments: Value,
-    want: Decided,
-) {
-    let answer = call(demo, token, tool, arguments.clone()).await;
-    let record = last_record(demo);
-    let case = format!("{user} {tool} {arguments} {want:?}: {answer} / {record}");
-    assert_eq!(record["tool"], tool, "{case}");
-    let text = answer["result"]["content"][0]["text"]
-        .as_str()
-        .unwrap_or("");
-    let policies = record["policies"].as_array().unwrap();
-    match want {
-        Decided::Allow => {
-            assert_eq!(record["decision"], "allow", "{case}");
-            assert_eq!(answer["result"]["isError"], false, "{case}");
-        }
-        Decided::DeniedBy(policy) => {
-            assert_eq!(record["decision"], "deny", "{case}");
-            assert!(policies.iter().any(|p| p == policy), "{case}");
-            assert!(text.starts_with("denied by policy: "), "{case}");
-        }
-        Decided::Unreadable => {
-            assert_eq!(record["decision"], "deny", "{case}");
-            assert!(
-                text.starts_with("denied by policy: whom this call reaches could not be read"),
-                "{case}"
-            );
-        }
-    }
-}
-
 #[tokio::test]
 async fn drive_guard_confines_contractors_to_the_shared_folders_wherever_the_arguments_point() {
     let demo = Demo::start(&[]);
@@ -313,105 +270,108 @@ async fn drive_guard_confines_contractors_to_the_shared_folders_wherever_the_arg
         (
             "drive_read_file",
             json!({"file": "/Projects/Q3 Plan.docx"}),
-            Decided::Allow,
+            Want::Allow,
         ),
-        ("drive_get_file", json!({"file": PROJECTS}), Decided::Allow),
-        (
-            "drive_get_file",
-            json!({"file": "/Projects/"}),
-            Decided::Allow,
-        ),
+        ("drive_get_file", json!({"file": PROJECTS}), Want::Allow),
+        ("drive_get_file", json!({"file": "/Projects/"}), Want::Allow),
         (
             "drive_get_file",
             json!({"file": "My Drive//Projects/Designs/"}),
-            Decided::Allow,
+            Want::Allow,
         ),
         (
             "drive_list_folder",
             json!({"folder": "/Projects/Designs"}),
-            Decided::Allow,
+            Want::Allow,
         ),
         (
             "drive_read_file",
             json!({"file": spec.clone()}),
-            Decided::Allow,
+            Want::Allow,
         ),
-        ("drive_get_file", json!({"file": spec_link}), Decided::Allow),
+        ("drive_get_file", json!({"file": spec_link}), Want::Allow),
         (
             "drive_search_files",
             json!({"query": "plan", "folder": "/Projects"}),
-            Decided::Allow,
+            Want::Allow,
         ),
         // Outside: another folder, My Drive's root, the whole Drive, a file shared directly.
         (
             "drive_read_file",
             json!({"file": "/Archive/log-0001.txt"}),
-            Decided::DeniedBy("drive-shared-folders"),
+            Want::Denied("drive-shared-folders"),
         ),
         (
             "drive_get_file",
             json!({"file": "/Archive/"}),
-            Decided::DeniedBy("drive-shared-folders"),
+            Want::Denied("drive-shared-folders"),
         ),
         (
             "drive_list_folder",
             json!({}),
-            Decided::DeniedBy("drive-shared-folders"),
+            Want::Denied("drive-shared-folders"),
         ),
         (
             "drive_get_file",
             json!({"file": "root"}),
-            Decided::DeniedBy("drive-shared-folders"),
+            Want::Denied("drive-shared-folders"),
         ),
         (
             "drive_search_files",
             json!({"query": "plan"}),
-            Decided::DeniedBy("drive-shared-folders"),
+            Want::Denied("drive-shared-folders"),
         ),
         (
             "drive_search_files",
             json!({"query": "plan", "folder": "/Archive"}),
-            Decided::DeniedBy("drive-shared-folders"),
+            Want::Denied("drive-shared-folders"),
         ),
         // Spelt to escape: `..` is a name Drive does not have, and names are exact, so these
         // name nothing; for a contractor that is outside every shared folder.
         (
             "drive_read_file",
             json!({"file": "/Projects/../Archive/log-0001.txt"}),
-            Decided::DeniedBy("drive-shared-folders"),
+            Want::Denied("drive-shared-folders"),
         ),
         (
             "drive_get_file",
             json!({"file": "/projects"}),
-            Decided::DeniedBy("drive-shared-folders"),
+            Want::Denied("drive-shared-folders"),
         ),
         (
             "drive_get_file",
             json!({"file": "/Projects/../Projects"}),
-            Decided::DeniedBy("drive-shared-folders"),
+            Want::Denied("drive-shared-folders"),
         ),
     ];
     for (tool, arguments, want) in cases {
-        expect_decided(&demo, contractor, tool, arguments, want).await;
+        decided(&demo, contractor.1, tool, arguments, want).await;
     }
     // The guard is the contractors': staff read where they like, and a path that names nothing
     // is a denial for them too (where it acts cannot be read).
     for (file, want) in [
-        ("/Archive/log-0001.txt", Decided::Allow),
-        ("/Projects/../Archive/log-0001.txt", Decided::Unreadable),
-        ("/projects", Decided::Unreadable),
+        ("/Archive/log-0001.txt", Want::Allow),
+        ("/Projects/../Archive/log-0001.txt", Want::Unreadable),
+        ("/projects", Want::Unreadable),
     ] {
-        expect_decided(&demo, staff, "drive_get_file", json!({"file": file}), want).await;
+        decided(
+            &demo,
+            staff.1,
+            "drive_get_file",
+            json!({"file": file}),
+            want,
+        )
+        .await;
     }
     // A move acts in two places, which the list cannot confine: not for contractors, even
     // admin ones (the guard overrides `admins-all`).
     let admin = token(&demo, "alice", &["contractors", "admins"]);
-    expect_decided(
+    decided(
         &demo,
-        ("alice", admin.as_str()),
+        &admin,
         "drive_move_file",
         json!({"file": "/Projects/Q3 Plan.docx", "new_parent": "/Projects/Designs"}),
-        Decided::DeniedBy("drive-shared-folders"),
+        Want::Denied("drive-shared-folders"),
     )
     .await;
 }
@@ -424,7 +384,7 @@ async fn links_that_work_for_anyone_are_for_admins_whatever_was_asked() {
     // bob's own connections, as an admin.
     let admin = token(&demo, "bob", &["admins"]);
     let admin = ("bob", admin.as_str());
-    let denied = Decided::DeniedBy("no-public-links");
+    let denied = Want::Denied("no-public-links");
     let cases = [
         // Left out, the audience is the tool's default: public.
         (
@@ -457,23 +417,23 @@ async fn links_that_work_for_anyone_are_for_admins_whatever_was_asked() {
             writer,
             "dropbox_create_share_link",
             json!({"path": "/Reports/quarterly-summary.docx", "audience": "team"}),
-            Decided::Allow,
+            Want::Allow,
         ),
         (
             writer,
             "dropbox_create_share_link",
             json!({"path": "/Reports/README.md", "audience": "no_one"}),
-            Decided::Allow,
+            Want::Allow,
         ),
         (
             admin,
             "dropbox_create_share_link",
             json!({"path": "/Reports/handbook.pdf"}),
-            Decided::Allow,
+            Want::Allow,
         ),
     ];
     for (who, tool, arguments, want) in cases {
-        expect_decided(&demo, who, tool, arguments, want).await;
+        decided(&demo, who.1, tool, arguments, want).await;
     }
     // Box's link tool replaces a file's one link (destructive): admins only, whom the guard
     // exempts. `files_facts.rs` checks the audience its facts give.
@@ -488,12 +448,12 @@ async fn links_that_work_for_anyone_are_for_admins_whatever_was_asked() {
         hidden["error"]["message"], "Unknown tool: box_create_share_link",
         "{hidden}"
     );
-    expect_decided(
+    decided(
         &demo,
-        admin,
+        admin.1,
         "box_create_share_link",
         json!({"file_id": "1003"}),
-        Decided::Allow,
+        Want::Allow,
     )
     .await;
 }

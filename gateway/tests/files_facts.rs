@@ -16,7 +16,10 @@ mod support;
 use std::collections::HashMap;
 
 use serde_json::{Value, json};
-use support::demo::Demo;
+use support::{
+    decision::{Want, decided, last_record},
+    demo::Demo,
+};
 
 /// The shared folders `drive-shared-folders` lists.
 const ENGINEERING_DRIVE: &str = "0AEngineeringSharedDrive0Uk9PVA";
@@ -28,49 +31,6 @@ async fn call(demo: &Demo, token: &str, name: &str, arguments: Value) -> Value {
 
 fn structured(answer: &Value) -> &Value {
     &answer["result"]["structuredContent"]
-}
-
-fn last_record(demo: &Demo) -> Value {
-    let text = std::fs::read_to_string(demo.data_dir().join("audit.jsonl")).unwrap();
-    serde_json::from_str(text.lines().last().unwrap()).unwrap()
-}
-
-/// How one call must be decided.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Want {
-    Allow,
-    /// Denied by this guard.
-    Denied(&'static str),
-    /// Denied because the arguments name nothing the provider has.
-    Unreadable,
-}
-
-/// Calls `tool` and checks the decision the audit log recorded and the answer; returns the answer.
-async fn decided(demo: &Demo, token: &str, tool: &str, arguments: Value, want: Want) -> Value {
-    let answer = call(demo, token, tool, arguments.clone()).await;
-    let record = last_record(demo);
-    let case = format!("{tool} {arguments} {want:?}: {answer} / {record}");
-    assert_eq!(record["tool"], tool, "{case}");
-    let text = answer["result"]["content"][0]["text"]
-        .as_str()
-        .unwrap_or("");
-    match want {
-        Want::Allow => assert_eq!(record["decision"], "allow", "{case}"),
-        Want::Denied(policy) => {
-            assert_eq!(record["decision"], "deny", "{case}");
-            let policies = record["policies"].as_array().unwrap();
-            assert!(policies.iter().any(|p| p == policy), "{case}");
-            assert!(text.starts_with("denied by policy: "), "{case}");
-        }
-        Want::Unreadable => {
-            assert_eq!(record["decision"], "deny", "{case}");
-            assert!(
-                text.starts_with("denied by policy: whom this call reaches could not be read"),
-                "{case}"
-            );
-        }
-    }
-    answer
 }
 
 // === Drive ===
