@@ -363,6 +363,27 @@ async fn drive_guard_confines_contractors_to_the_shared_folders_wherever_the_arg
         )
         .await;
     }
+    // Without a Google connection where the item lies cannot be read: the answer is the way to
+    // connect, as for any call that needs the connection, not an allow.
+    let stranger = token(&demo, "dave", &[]);
+    let answer = call(
+        &demo,
+        &stranger,
+        "drive_get_file",
+        json!({"file": "/Projects"}),
+    )
+    .await;
+    let record = last_record(&demo);
+    assert_eq!(
+        (&record["decision"], &record["outcome"]),
+        (&json!("deny"), &json!("not_connected")),
+        "{answer} / {record}"
+    );
+    let text = answer["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("/connections/connect?connection=google"),
+        "{text}"
+    );
     // A move acts in two places, which the list cannot confine: not for contractors, even
     // admin ones (the guard overrides `admins-all`).
     let admin = token(&demo, "alice", &["contractors", "admins"]);

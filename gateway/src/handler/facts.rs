@@ -13,8 +13,10 @@
 //!    whatever the first said: a rule that allows only inside listed folders sees no folder before
 //!    they are read, so a first denial proves nothing. A resolution that fails — no connection,
 //!    provider error, message not found, an address that does not parse — is a denial, never an
-//!    allow (with the first decision's reason when that already denied). This is the one place
-//!    the policy stage reaches the broker, and only for those tools.
+//!    allow (with the first decision's reason when that already denied). A user with no
+//!    connection to read them with gets the answer the call itself would give (how to connect),
+//!    since no provider is reached either way. This is the one place the policy stage reaches
+//!    the broker, and only for those tools.
 
 use std::sync::Arc;
 
@@ -23,7 +25,7 @@ use manifold_policy::{Action, Decision, Facts, LinkAudience, facts::Role};
 use serde_json::Value;
 
 use super::{CallScope, Gateway};
-use crate::{policy::tool_ref, router::Route};
+use crate::{broker::BrokerError, policy::tool_ref, router::Route};
 
 /// A denial without a policy behind it: the facts themselves could not be established.
 fn refused(reason: String) -> Decision {
@@ -33,20 +35,30 @@ fn refused(reason: String) -> Decision {
     }
 }
 
+/// Why stored facts could not be added.
+enum Unresolved {
+    /// The user has no usable connection to read them with: answered as the call itself would
+    /// answer it (the way to connect), since no provider can be reached either way.
+    NotConnected(BrokerError),
+    /// The read failed; the reason of the denial.
+    Unread(String),
+}
+
 // === impl Gateway ===
 
 impl Gateway {
     /// The policy decision for one call on its facts; rewrites declared recipient arguments in
-    /// `arguments` to canonical addresses.
+    /// `arguments` to canonical addresses. `Err`: the facts need a connection the user does not
+    /// have, and nothing read so far denies the call.
     pub(super) async fn decide_on_facts(
         &self,
         route: &Arc<Route>,
         arguments: &mut Value,
         scope: &CallScope,
-    ) -> Decision {
+    ) -> Result<Decision, BrokerError> {
         let mut facts = match Facts::from_object_arguments(&route.spec.input_schema, arguments) {
             Ok(facts) => facts,
-            Err(error) => return refused(error.to_string()),
+            Err(error) => return Ok(refused(error.to_string())),
         };
         let engine = self.stages.policy.engine();
         let tool = tool_ref(route);
@@ -54,31 +66,39 @@ impl Gateway {
         let first =
             engine.decide_with_facts(principal, Action::Call, &tool, Some(arguments), &facts);
         if !route.spec.resolves_facts {
-            return first;
+            return Ok(first);
         }
-        if let Err(reason) = self
+        match self
             .resolve_stored(route, arguments, scope, &mut facts)
             .await
         {
-            tracing::info!(tool = %route.exposed, %reason, "facts could not be resolved");
-            return if first.is_allowed() {
-                refused(reason)
-            } else {
-                first
-            };
+            Ok(()) => Ok(engine.decide_with_facts(
+                principal,
+                Action::Call,
+                &tool,
+                Some(arguments),
+                &facts,
+            )),
+            Err(_) if !first.is_allowed() => Ok(first),
+            Err(Unresolved::NotConnected(error)) => Err(error),
+            Err(Unresolved::Unread(reason)) => {
+                tracing::info!(tool = %route.exposed, %reason, "facts could not be resolved");
+                Ok(refused(reason))
+            }
         }
-        engine.decide_with_facts(principal, Action::Call, &tool, Some(arguments), &facts)
     }
 
-    /// Adds what the adapter reads from stored state; `Err` is the denial's reason.
+    /// Adds what the adapter reads from stored state.
     async fn resolve_stored(
         &self,
         route: &Arc<Route>,
         arguments: &Value,
         scope: &CallScope,
         facts: &mut Facts,
-    ) -> Result<(), String> {
-        let unread = |why: String| format!("whom this call reaches could not be read: {why}");
+    ) -> Result<(), Unresolved> {
+        let unread = |why: String| {
+            Unresolved::Unread(format!("whom this call reaches could not be read: {why}"))
+        };
         let resolver = route
             .adapter
             .facts()
@@ -90,7 +110,7 @@ impl Gateway {
             .broker
             .credential(&scope.principal, &route.instance, &route.spec.scopes)
             .await
-            .map_err(|error| unread(error.to_string()))?;
+            .map_err(Unresolved::NotConnected)?;
         let read = |credential| async move {
             let ctx = CallContext {
                 credential,
@@ -111,7 +131,7 @@ impl Gateway {
                     .broker
                     .renew(&scope.principal, &route.instance, &rejected)
                     .await
-                    .map_err(|error| unread(error.to_string()))?;
+                    .map_err(Unresolved::NotConnected)?;
                 match renewed {
                     Some(renewed) => read(Some(renewed)).await,
                     None => Err(ToolError::Unauthorized(reason)),
