@@ -36,8 +36,8 @@ pub struct StoredFacts {
     pub link_audience: Option<LinkAudience>,
 }
 
-/// Whom a shared link works for, in words common to every provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whom a shared link works for, in words common to every provider; ordered narrowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LinkAudience {
     /// Only people who already have access (Dropbox `no_one`, Box `collaborators`).
     Invited,

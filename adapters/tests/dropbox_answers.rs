@@ -83,6 +83,24 @@ async fn exercise(env: &files::Env) {
     for (tool, args) in errors {
         assert!(env.call(tool, args.clone()).await.is_err(), "{tool} {args}");
     }
+    // The facts of a link request list the path's own links (seeded, made above, none, missing).
+    let facts = env.adapter.facts().expect("dropbox resolves facts");
+    for (path, found) in [
+        ("/Reports/sales.csv", true),
+        ("/answers/b.txt", true),
+        ("/Reports/roadmap.pptx", true),
+        ("/nope", false),
+    ] {
+        let args = json!({ "path": path, "audience": "team" });
+        let resolved = facts
+            .resolve(
+                "create_share_link",
+                args.as_object().expect("object"),
+                &files::ctx(Some(DEMO_TOKEN)),
+            )
+            .await;
+        assert_eq!(resolved.is_ok(), found, "{path}: {resolved:?}");
+    }
     call("delete_item", json!({ "path": "/answers/b.txt" })).await;
     let bogus = files::ctx(Some("sl.bogus"));
     assert!(

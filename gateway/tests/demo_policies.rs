@@ -7,7 +7,10 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::demo::Demo;
+use support::{
+    decision::{Want, decided},
+    demo::Demo,
+};
 
 /// The demo Linear's team ids (`linear_list_teams`).
 const ENG: &str = "00000002-0000-4000-8000-000000000000";
@@ -90,7 +93,7 @@ async fn every_shipped_guard_and_permit_allows_and_denies_real_calls() {
     let alice = demo.token("alice"); // staff, writers
     let bob = demo.token("bob"); // staff
     let carol = demo.token("carol"); // contractors
-    let ada = token(&demo, "ada", &["admins"]);
+    let bob_admin = token(&demo, "bob", &["admins"]);
     let internal = json!({"to": ["bob@example.com"], "subject": "plans", "body": "hello"});
     let external = json!({"to": ["eve@evil.test"], "subject": "plans", "body": "hello"});
     let cases: Vec<Case> = vec![
@@ -127,11 +130,13 @@ async fn every_shipped_guard_and_permit_allows_and_denies_real_calls() {
             Expect::Hidden,
         ),
         (
+            // Drive calls read where the item lies first, with the caller's own connection: an
+            // admin with one (ada has none) deleting a file that exists.
             "admins-all",
-            "ada",
-            &ada,
+            "bob",
+            &bob_admin,
             "drive_delete_file",
-            json!({"file": "/nope"}),
+            json!({"file": "/Bob private notes.txt"}),
             Expect::Allow,
         ),
         (
@@ -302,4 +307,256 @@ async fn the_send_quota_counts_every_sending_tool_together() {
             "send {index}: {answer}"
         );
     }
+}
+
+// === Drive folders and shared links: `drive-shared-folders`, `no-public-links` ===
+
+/// One of the shared folders `drive-shared-folders` lists (with the Engineering shared drive):
+/// alice's Projects folder.
+const PROJECTS: &str = "1Sb0NIo8jIuUmvlwWV1CiGSvtSXvAVo64";
+
+#[tokio::test]
+async fn drive_guard_confines_contractors_to_the_shared_folders_wherever_the_arguments_point() {
+    let demo = Demo::start(&[]);
+    // alice's own Drive connection, as a contractor (and still a writer), and as herself.
+    let contractor = token(&demo, "alice", &["contractors"]);
+    let contractor = ("alice", contractor.as_str());
+    let staff = demo.token("alice");
+    let staff = ("alice", staff.as_str());
+    // The guard's ids are the demo Drive's: Projects by path, a shared drive file by name.
+    let projects = call(
+        &demo,
+        staff.1,
+        "drive_get_file",
+        json!({"file": "/Projects"}),
+    )
+    .await;
+    assert_eq!(
+        projects["result"]["structuredContent"]["file"]["id"], PROJECTS,
+        "{projects}"
+    );
+    let found = call(
+        &demo,
+        staff.1,
+        "drive_search_files",
+        json!({"query": "API Spec", "match": "name"}),
+    )
+    .await;
+    let spec = found["result"]["structuredContent"]["files"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{found}"))
+        .to_owned();
+    let spec_link = format!("https://docs.google.com/document/d/{spec}/edit");
+    let cases = [
+        // Inside: by path, by id, by link, the folder itself, nested, odd but equal spellings.
+        (
+            "drive_read_file",
+            json!({"file": "/Projects/Q3 Plan.docx"}),
+            Want::Allow,
+        ),
+        ("drive_get_file", json!({"file": PROJECTS}), Want::Allow),
+        ("drive_get_file", json!({"file": "/Projects/"}), Want::Allow),
+        (
+            "drive_get_file",
+            json!({"file": "My Drive//Projects/Designs/"}),
+            Want::Allow,
+        ),
+        (
+            "drive_list_folder",
+            json!({"folder": "/Projects/Designs"}),
+            Want::Allow,
+        ),
+        (
+            "drive_read_file",
+            json!({"file": spec.clone()}),
+            Want::Allow,
+        ),
+        ("drive_get_file", json!({"file": spec_link}), Want::Allow),
+        (
+            "drive_search_files",
+            json!({"query": "plan", "folder": "/Projects"}),
+            Want::Allow,
+        ),
+        // Outside: another folder, My Drive's root, the whole Drive, a file shared directly.
+        (
+            "drive_read_file",
+            json!({"file": "/Archive/log-0001.txt"}),
+            Want::Denied("drive-shared-folders"),
+        ),
+        (
+            "drive_get_file",
+            json!({"file": "/Archive/"}),
+            Want::Denied("drive-shared-folders"),
+        ),
+        (
+            "drive_list_folder",
+            json!({}),
+            Want::Denied("drive-shared-folders"),
+        ),
+        (
+            "drive_get_file",
+            json!({"file": "root"}),
+            Want::Denied("drive-shared-folders"),
+        ),
+        (
+            "drive_search_files",
+            json!({"query": "plan"}),
+            Want::Denied("drive-shared-folders"),
+        ),
+        (
+            "drive_search_files",
+            json!({"query": "plan", "folder": "/Archive"}),
+            Want::Denied("drive-shared-folders"),
+        ),
+        // Spelt to escape: `..` is a name Drive does not have, and names are exact, so these
+        // name nothing; for a contractor that is outside every shared folder.
+        (
+            "drive_read_file",
+            json!({"file": "/Projects/../Archive/log-0001.txt"}),
+            Want::Denied("drive-shared-folders"),
+        ),
+        (
+            "drive_get_file",
+            json!({"file": "/projects"}),
+            Want::Denied("drive-shared-folders"),
+        ),
+        (
+            "drive_get_file",
+            json!({"file": "/Projects/../Projects"}),
+            Want::Denied("drive-shared-folders"),
+        ),
+    ];
+    for (tool, arguments, want) in cases {
+        decided(&demo, contractor.1, tool, arguments, want).await;
+    }
+    // The guard is the contractors': staff read where they like, and a path that names nothing
+    // is a denial for them too (where it acts cannot be read).
+    for (file, want) in [
+        ("/Archive/log-0001.txt", Want::Allow),
+        ("/Projects/../Archive/log-0001.txt", Want::Unreadable),
+        ("/projects", Want::Unreadable),
+    ] {
+        decided(
+            &demo,
+            staff.1,
+            "drive_get_file",
+            json!({"file": file}),
+            want,
+        )
+        .await;
+    }
+    // Without a Google connection where the item lies cannot be read: the answer is the way to
+    // connect, as for any call that needs the connection, not an allow.
+    let stranger = token(&demo, "dave", &[]);
+    let answer = call(
+        &demo,
+        &stranger,
+        "drive_get_file",
+        json!({"file": "/Projects"}),
+    )
+    .await;
+    let record = last_record(&demo);
+    assert_eq!(
+        (&record["decision"], &record["outcome"]),
+        (&json!("deny"), &json!("not_connected")),
+        "{answer} / {record}"
+    );
+    let text = answer["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("/connections/connect?connection=google"),
+        "{text}"
+    );
+    // A move acts in two places, which the list cannot confine: not for contractors, even
+    // admin ones (the guard overrides `admins-all`).
+    let admin = token(&demo, "alice", &["contractors", "admins"]);
+    decided(
+        &demo,
+        &admin,
+        "drive_move_file",
+        json!({"file": "/Projects/Q3 Plan.docx", "new_parent": "/Projects/Designs"}),
+        Want::Denied("drive-shared-folders"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn links_that_work_for_anyone_are_for_admins_whatever_was_asked() {
+    let demo = Demo::start(&[]);
+    let writer = demo.token("alice");
+    let writer = ("alice", writer.as_str());
+    // bob's own connections, as an admin.
+    let admin = token(&demo, "bob", &["admins"]);
+    let admin = ("bob", admin.as_str());
+    let denied = Want::Denied("no-public-links");
+    let cases = [
+        // Left out, the audience is the tool's default: public.
+        (
+            writer,
+            "dropbox_create_share_link",
+            json!({"path": "/Reports/budget-2026.xlsx"}),
+            denied,
+        ),
+        (
+            writer,
+            "dropbox_create_share_link",
+            json!({"path": "/Reports/roadmap.pptx", "audience": "public"}),
+            denied,
+        ),
+        // The path already has a public link, which Dropbox would hand back.
+        (
+            writer,
+            "dropbox_create_share_link",
+            json!({"path": "/Reports/sales.csv", "audience": "team"}),
+            denied,
+        ),
+        (
+            writer,
+            "dropbox_create_share_link",
+            json!({"path": "/reports/SALES.csv", "audience": "no_one"}),
+            denied,
+        ),
+        // A fresh path, or one whose existing link is no wider.
+        (
+            writer,
+            "dropbox_create_share_link",
+            json!({"path": "/Reports/quarterly-summary.docx", "audience": "team"}),
+            Want::Allow,
+        ),
+        (
+            writer,
+            "dropbox_create_share_link",
+            json!({"path": "/Reports/README.md", "audience": "no_one"}),
+            Want::Allow,
+        ),
+        (
+            admin,
+            "dropbox_create_share_link",
+            json!({"path": "/Reports/handbook.pdf"}),
+            Want::Allow,
+        ),
+    ];
+    for (who, tool, arguments, want) in cases {
+        decided(&demo, who.1, tool, arguments, want).await;
+    }
+    // Box's link tool replaces a file's one link (destructive): admins only, whom the guard
+    // exempts. `files_facts.rs` checks the audience its facts give.
+    let hidden = call(
+        &demo,
+        writer.1,
+        "box_create_share_link",
+        json!({"file_id": "1003"}),
+    )
+    .await;
+    assert_eq!(
+        hidden["error"]["message"], "Unknown tool: box_create_share_link",
+        "{hidden}"
+    );
+    decided(
+        &demo,
+        admin.1,
+        "box_create_share_link",
+        json!({"file_id": "1003"}),
+        Want::Allow,
+    )
+    .await;
 }

@@ -9,7 +9,9 @@ use serde_json::Value;
 
 use crate::engine::Summary;
 use crate::schema::{PolicySchema, ToolDescriptor};
-use crate::{Action, CedarEngine, Diagnostic, Explanation, Principal, ToolRef};
+use crate::{
+    Action, CedarEngine, Diagnostic, Explanation, Facts, LinkAudience, Principal, ToolRef,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -110,6 +112,46 @@ struct Case {
     /// When given, the determining policy ids must be exactly these.
     #[serde(default)]
     policies: Option<Vec<String>>,
+    /// What the tool's adapter resolves before the decision, as the gateway hands it to Cedar.
+    #[serde(default)]
+    resolved: Option<ResolvedSpec>,
+}
+
+/// Facts an adapter reads from stored state (`context.containers`, `context.link_audience`),
+/// for cases of tools that resolve them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResolvedSpec {
+    #[serde(default)]
+    containers: Vec<String>,
+    /// `anyone`, `organization` or `invited`.
+    #[serde(default)]
+    link_audience: Option<String>,
+}
+
+// === impl ResolvedSpec ===
+
+impl ResolvedSpec {
+    /// The arguments' facts plus these, as the gateway's facts stage builds them.
+    fn facts(&self, tool: &ToolDescriptor, args: Option<&Value>) -> Result<Facts, String> {
+        let mut args = args
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Default::default()));
+        let mut facts =
+            Facts::from_arguments(&tool.input_schema, &mut args).map_err(|e| e.to_string())?;
+        for id in &self.containers {
+            facts.add_container(id).map_err(|e| e.to_string())?;
+        }
+        if let Some(word) = &self.link_audience {
+            facts.share_by_link(match word.as_str() {
+                "anyone" => LinkAudience::Anyone,
+                "organization" => LinkAudience::Organization,
+                "invited" => LinkAudience::Invited,
+                other => return Err(format!("unknown link_audience `{other}`")),
+            });
+        }
+        Ok(facts)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -168,12 +210,23 @@ pub fn run_tests(file: &Path, engine: &CedarEngine) -> Result<TestReport, AdminE
                 .push(fail(format!("unknown tool `{}`", case.tool), None));
             continue;
         };
-        let ex = engine.explain(
-            &principal,
-            case.action,
-            &ToolRef::from_descriptor(tool),
-            case.args.as_ref(),
-        );
+        let tool_ref = ToolRef::from_descriptor(tool);
+        let ex = match &case.resolved {
+            None => engine.explain(&principal, case.action, &tool_ref, case.args.as_ref()),
+            Some(resolved) => match resolved.facts(tool, case.args.as_ref()) {
+                Ok(facts) => engine.explain_with_facts(
+                    &principal,
+                    case.action,
+                    &tool_ref,
+                    case.args.as_ref(),
+                    &facts,
+                ),
+                Err(message) => {
+                    report.failed.push(fail(message, None));
+                    continue;
+                }
+            },
+        };
         let got = if ex.decision.is_allowed() {
             Expect::ALLOW
         } else {

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::{
-    Adapter, AdapterKind, BuildError, CallContext, InstanceSettings, OAuthSpec, ToolError,
-    ToolOutput, ToolSpec,
+    Adapter, AdapterKind, BuildError, CallContext, InstanceSettings, OAuthSpec, ResolveFacts,
+    ToolError, ToolOutput, ToolSpec,
 };
 
 mod client;
+mod facts;
 mod ops;
 mod tools;
 
@@ -86,6 +87,11 @@ pub struct BoxAdapter {
 impl Adapter for BoxAdapter {
     fn tools(&self) -> Vec<ToolSpec> {
         tools::all()
+    }
+
+    /// Whom a shared link works for (`facts.rs`).
+    fn facts(&self) -> Option<&dyn ResolveFacts> {
+        Some(self)
     }
 
     async fn call(

@@ -265,15 +265,18 @@ impl Ops<'_> {
         single_output("Deleted (moved to the trash)", file)
     }
 
+    /// The access `create_share_link` sets (`open` when left out); its facts read the same.
+    pub(crate) fn requested_access(&self) -> Result<&str, ToolError> {
+        match self.str_arg("access").unwrap_or("open") {
+            a @ ("open" | "company" | "collaborators") => Ok(a),
+            other => Err(ToolError::InvalidArguments(format!(
+                "`access` must be open, company or collaborators, not {other}"
+            ))),
+        }
+    }
+
     pub(crate) async fn share(&self) -> Result<ToolOutput, ToolError> {
-        let access = match self.str_arg("access").unwrap_or("open") {
-            a @ ("open" | "company" | "collaborators") => a,
-            other => {
-                return Err(ToolError::InvalidArguments(format!(
-                    "`access` must be open, company or collaborators, not {other}"
-                )));
-            }
-        };
+        let access = self.requested_access()?;
         let file_id = self.id("file_id")?;
         let url = self.client.url(
             &["files".into(), PathSegment::encode("file_id", file_id)?],

@@ -160,6 +160,8 @@ pub(crate) fn all() -> Vec<ToolSpec> {
                    &["file_id"]),
             object(json!({ "url": { "type": "string" }, "download_url": { "type": ["string", "null"] },
                            "access": { "type": "string" }, "file_id": { "type": "string" } }),
-                   &["url", "download_url", "access", "file_id"])).with_scopes(WRITE),
+                   &["url", "download_url", "access", "file_id"])).with_scopes(WRITE)
+            // Whom the link works for is a fact for the policy (`facts.rs`).
+            .resolving_facts(),
     ]
 }

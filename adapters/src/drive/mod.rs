@@ -11,13 +11,14 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::{
-    Adapter, AdapterKind, BuildError, CallContext, InstanceSettings, OAuthSpec, ToolError,
-    ToolOutput, ToolSpec,
+    Adapter, AdapterKind, BuildError, CallContext, InstanceSettings, OAuthSpec, ResolveFacts,
+    ToolError, ToolOutput, ToolSpec,
 };
 
 mod cache;
 mod client;
 mod cursor;
+mod facts;
 mod ops;
 mod render;
 pub mod tools;
@@ -111,6 +112,11 @@ pub struct DriveAdapter {
 impl Adapter for DriveAdapter {
     fn tools(&self) -> Vec<ToolSpec> {
         tools::all()
+    }
+
+    /// The folders each call acts within, for policies on folders (`facts.rs`).
+    fn facts(&self) -> Option<&dyn ResolveFacts> {
+        Some(self)
     }
 
     async fn call(

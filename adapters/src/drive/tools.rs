@@ -124,6 +124,8 @@ fn file_page(extra: Value, extra_required: &[&str]) -> Value {
     object(properties, &required)
 }
 
+/// Every tool acts within folders the policy may name (`context.containers`, `facts.rs`): the
+/// item's, the folder listed, searched or written to, and for a move the destination's too.
 pub(crate) fn all() -> Vec<ToolSpec> {
     vec![
         search_files(),
@@ -136,6 +138,9 @@ pub(crate) fn all() -> Vec<ToolSpec> {
         delete_file(),
         share_file(),
     ]
+    .into_iter()
+    .map(ToolSpec::resolving_facts)
+    .collect()
 }
 
 fn search_files() -> ToolSpec {

@@ -235,16 +235,25 @@ impl Ops<'_> {
         single_output("Deleted", entry(field(&answer, "metadata")?, None)?)
     }
 
+    /// The audience `create_share_link` asks for (`public` when left out, as Dropbox's default
+    /// for new links); its facts read the same.
+    pub(crate) fn requested_audience(&self) -> Result<&str, ToolError> {
+        match self.str_arg("audience").unwrap_or("public") {
+            a @ ("public" | "team" | "no_one") => Ok(a),
+            other => Err(ToolError::InvalidArguments(format!(
+                "`audience` must be public, team or no_one, not {other}"
+            ))),
+        }
+    }
+
+    /// The path `create_share_link` shares, as its facts read it too.
+    pub(crate) fn share_path(&self) -> Result<String, ToolError> {
+        self.path("path")
+    }
+
     pub(crate) async fn share(&self) -> Result<ToolOutput, ToolError> {
-        let audience = match self.str_arg("audience").unwrap_or("public") {
-            a @ ("public" | "team" | "no_one") => a,
-            other => {
-                return Err(ToolError::InvalidArguments(format!(
-                    "`audience` must be public, team or no_one, not {other}"
-                )));
-            }
-        };
-        let arg = json!({ "path": self.path("path")?,
+        let audience = self.requested_audience()?;
+        let arg = json!({ "path": self.share_path()?,
                           "settings": { "audience": audience, "access": "viewer", "allow_download": true } });
         let (link, existing) = match self
             .client

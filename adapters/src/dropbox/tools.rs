@@ -237,7 +237,8 @@ fn delete_item() -> ToolSpec {
 }
 
 fn create_share_link() -> ToolSpec {
-    // Asking again for a path that has a link returns the existing link: idempotent.
+    // Asking again for a path that has a link returns the existing link: idempotent. The link
+    // handed back may work for more people than asked for, so its audience is a fact (`facts.rs`).
     ToolSpec::new(
         "create_share_link",
         "Share a Dropbox file or folder by link",
@@ -276,6 +277,9 @@ pub(crate) fn all() -> Vec<ToolSpec> {
         create_folder().with_scopes(&["files.content.write"]),
         move_item().with_scopes(&["files.content.write"]),
         delete_item().with_scopes(&["files.content.write"]),
-        create_share_link().with_scopes(&["sharing.write"]),
+        // `sharing.read`: its facts list the path's existing links (`facts.rs`).
+        create_share_link()
+            .with_scopes(&["sharing.write", "sharing.read"])
+            .resolving_facts(),
     ]
 }

@@ -6,8 +6,8 @@ use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::Value;
 
 use super::{
-    CreateFolderResult, FileMetadata, ListFolderResult, Metadata, MetadataResult, SearchV2Result,
-    SharedLinkMetadata,
+    CreateFolderResult, FileMetadata, ListFolderResult, ListSharedLinksResult, Metadata,
+    MetadataResult, SearchV2Result, SharedLinkMetadata,
 };
 
 #[derive(Debug, Deserialize)]
@@ -71,6 +71,14 @@ pub enum DownloadError {
 pub enum ListFolderError {
     Path { path: LookupError },
     TemplateError { template_error: Value },
+}
+
+/// `union ListSharedLinksError`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = ".tag", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ListSharedLinksError {
+    Path { path: LookupError },
+    Reset,
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,6 +215,8 @@ pub fn check(name: &str, value: &Value) -> Result<(), String> {
         "CreateFolderResult" => strict::<CreateFolderResult>(value),
         "RelocationResult" | "DeleteResult" => strict::<MetadataResult>(value),
         "SharedLinkMetadata" => strict::<SharedLinkMetadata>(value),
+        "ListSharedLinksResult" => strict::<ListSharedLinksResult>(value),
+        "ListSharedLinksError" => strict::<Envelope<ListSharedLinksError>>(value),
         "GetMetadataError" => strict::<Envelope<GetMetadataError>>(value),
         "DownloadError" => strict::<Envelope<DownloadError>>(value),
         "ListFolderError" => strict::<Envelope<ListFolderError>>(value),

@@ -275,4 +275,14 @@ pub enum SharedLinkMetadata {
     Folder(FolderLinkMetadata),
 }
 
+/// `struct ListSharedLinksResult` (`sharing/list_shared_links`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListSharedLinksResult {
+    pub links: Vec<SharedLinkMetadata>,
+    pub has_more: bool,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
 pub mod errors;

@@ -528,7 +528,7 @@ impl Gateway {
         let decision = self.decide_on_facts(&route, &mut arguments, scope).await;
         // The record keeps the arguments as the policy and the adapter see them.
         record.event.args = Some(arguments.clone());
-        match decision {
+        match decision.map_err(CallError::NotConnected)? {
             Decision::Deny { reason, policies } => {
                 return Err(CallError::Denied(Denial { reason, policies }));
             }

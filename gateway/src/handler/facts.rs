@@ -4,26 +4,28 @@
 //! 1. The recipient-bearing arguments the tool's schema declares (`"format": "email"`) are each
 //!    read as exactly one address and rewritten to its canonical form, so the adapter sends the
 //!    very addresses the policy saw; a value that is not one address is a denial.
-//! 2. Cedar decides on those facts. For every other tool that decision is final, and a denial
-//!    ends the call here with no credential touched.
+//! 2. Cedar decides on those facts. For other tools that decision is final, and a denial ends the
+//!    call here with no credential touched.
 //! 3. Only for tools whose spec says `resolves_facts` (a reply, a draft send, a chat message, a
-//!    channel post, a file read inside folders, a link share): the adapter reads the stored state
-//!    with the user's credential, every stored address goes through the same parser (container
-//!    ids through their own check), and Cedar decides again on the complete facts. This happens
-//!    after a first denial too, since a rule may allow only what the stored state shows (a
-//!    listed team); a first denial stands when the read fails. A resolution that fails — no
-//!    connection, provider error, message not found, an address that does not parse — is a
-//!    denial, never an allow. This is the one place the policy stage reaches the broker, and
-//!    only for those tools.
+//!    channel post, a file read inside folders, a link share): the adapter reads the stored state with the user's credential,
+//!    every stored address goes through the same parser (container ids through their own check),
+//!    and Cedar decides again on the complete facts, and that decision is the one that holds,
+//!    whatever the first said: a rule that allows only inside listed folders sees no folder before
+//!    they are read, so a first denial proves nothing. A resolution that fails — no connection,
+//!    provider error, message not found, an address that does not parse — is a denial, never an
+//!    allow (with the first decision's reason when that already denied). A user with no
+//!    connection to read them with gets the answer the call itself would give (how to connect),
+//!    since no provider is reached either way. This is the one place the policy stage reaches
+//!    the broker, and only for those tools.
 
 use std::sync::Arc;
 
-use manifold_adapters::{CallContext, LinkAudience as StoredAudience};
+use manifold_adapters::{CallContext, LinkAudience as StoredAudience, ToolError};
 use manifold_policy::{Action, Decision, Facts, LinkAudience, facts::Role};
 use serde_json::Value;
 
 use super::{CallScope, Gateway};
-use crate::{policy::tool_ref, router::Route};
+use crate::{broker::BrokerError, policy::tool_ref, router::Route};
 
 /// A denial without a policy behind it: the facts themselves could not be established.
 fn refused(reason: String) -> Decision {
@@ -33,20 +35,30 @@ fn refused(reason: String) -> Decision {
     }
 }
 
+/// Why stored facts could not be added.
+enum Unresolved {
+    /// The user has no usable connection to read them with: answered as the call itself would
+    /// answer it (the way to connect), since no provider can be reached either way.
+    NotConnected(BrokerError),
+    /// The read failed; the reason of the denial.
+    Unread(String),
+}
+
 // === impl Gateway ===
 
 impl Gateway {
     /// The policy decision for one call on its facts; rewrites declared recipient arguments in
-    /// `arguments` to canonical addresses.
+    /// `arguments` to canonical addresses. `Err`: the facts need a connection the user does not
+    /// have, and nothing read so far denies the call.
     pub(super) async fn decide_on_facts(
         &self,
         route: &Arc<Route>,
         arguments: &mut Value,
         scope: &CallScope,
-    ) -> Decision {
+    ) -> Result<Decision, BrokerError> {
         let mut facts = match Facts::from_object_arguments(&route.spec.input_schema, arguments) {
             Ok(facts) => facts,
-            Err(error) => return refused(error.to_string()),
+            Err(error) => return Ok(refused(error.to_string())),
         };
         let engine = self.stages.policy.engine();
         let tool = tool_ref(route);
@@ -54,34 +66,39 @@ impl Gateway {
         let first =
             engine.decide_with_facts(principal, Action::Call, &tool, Some(arguments), &facts);
         if !route.spec.resolves_facts {
-            return first;
+            return Ok(first);
         }
-        // A denial on the arguments alone is not final for these tools: a rule that allows only
-        // listed places (`context.containers.containsAny([...])`) denies every call before the
-        // containers are read. So the facts are read either way and the complete ones decide; a
-        // resolution that fails keeps the first denial (its policy's reason), or denies.
-        if let Err(reason) = self
+        match self
             .resolve_stored(route, arguments, scope, &mut facts)
             .await
         {
-            if !first.is_allowed() {
-                return first;
+            Ok(()) => Ok(engine.decide_with_facts(
+                principal,
+                Action::Call,
+                &tool,
+                Some(arguments),
+                &facts,
+            )),
+            Err(_) if !first.is_allowed() => Ok(first),
+            Err(Unresolved::NotConnected(error)) => Err(error),
+            Err(Unresolved::Unread(reason)) => {
+                tracing::info!(tool = %route.exposed, %reason, "facts could not be resolved");
+                Ok(refused(reason))
             }
-            tracing::info!(tool = %route.exposed, %reason, "facts could not be resolved");
-            return refused(reason);
         }
-        engine.decide_with_facts(principal, Action::Call, &tool, Some(arguments), &facts)
     }
 
-    /// Adds what the adapter reads from stored state; `Err` is the denial's reason.
+    /// Adds what the adapter reads from stored state.
     async fn resolve_stored(
         &self,
         route: &Arc<Route>,
         arguments: &Value,
         scope: &CallScope,
         facts: &mut Facts,
-    ) -> Result<(), String> {
-        let unread = |why: String| format!("whom this call reaches could not be read: {why}");
+    ) -> Result<(), Unresolved> {
+        let unread = |why: String| {
+            Unresolved::Unread(format!("whom this call reaches could not be read: {why}"))
+        };
         let resolver = route
             .adapter
             .facts()
@@ -93,19 +110,36 @@ impl Gateway {
             .broker
             .credential(&scope.principal, &route.instance, &route.spec.scopes)
             .await
-            .map_err(|error| unread(error.to_string()))?;
-        let ctx = CallContext {
-            credential,
-            cancel: scope.cancel.child_token(),
-            progress: None,
-            traceparent: scope.traceparent.clone(),
-            text_filter: self.stages.redact.text_filter(route),
+            .map_err(Unresolved::NotConnected)?;
+        let read = |credential| async move {
+            let ctx = CallContext {
+                credential,
+                cancel: scope.cancel.child_token(),
+                progress: None,
+                traceparent: scope.traceparent.clone(),
+                text_filter: self.stages.redact.text_filter(route),
+            };
+            let resolve = resolver.resolve(&route.spec.name, map, &ctx);
+            tokio::time::timeout(self.settings.call_timeout, resolve)
+                .await
+                .unwrap_or(Err(ToolError::Timeout))
         };
-        let resolve = resolver.resolve(&route.spec.name, map, &ctx);
-        let stored = tokio::time::timeout(self.settings.call_timeout, resolve)
-            .await
-            .map_err(|_| unread("the provider did not answer in time".into()))?
-            .map_err(|error| unread(error.to_string()))?;
+        // As the call itself does: a token the provider rejects is renewed once and read again.
+        let stored = match (read(credential.clone()).await, credential) {
+            (Err(ToolError::Unauthorized(reason)), Some(rejected)) => {
+                let renewed = self
+                    .broker
+                    .renew(&scope.principal, &route.instance, &rejected)
+                    .await
+                    .map_err(Unresolved::NotConnected)?;
+                match renewed {
+                    Some(renewed) => read(Some(renewed)).await,
+                    None => Err(ToolError::Unauthorized(reason)),
+                }
+            }
+            (outcome, _) => outcome,
+        }
+        .map_err(|error| unread(error.to_string()))?;
         for (role, list) in [
             (Role::Recipient, &stored.recipients),
             (Role::Grantee, &stored.grantees),

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod broker;
+pub mod decision;
 pub mod demo;
 pub mod mock_idp;
 pub mod oauth;

@@ -697,7 +697,13 @@ impl Store {
             "starred": false,
             "trashed": item.trashed,
             "explicitlyTrashed": item.trashed,
-            "parents": item.parents,
+            // Drive names only the parents the caller can see: a file shared with someone
+            // directly shows no parent to them, not a folder they cannot open.
+            "parents": item
+                .parents
+                .iter()
+                .filter(|parent| self.role(login, parent).is_some())
+                .collect::<Vec<_>>(),
             "spaces": ["drive"],
             "version": item.version.to_string(),
             "webViewLink": web_view_link,

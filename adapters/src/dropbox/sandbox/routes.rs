@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use super::{
     ApiError, bad_input, decode_cursor, encode_cursor, route_error,
-    store::{Store, now, parent_of},
+    store::{Link, Store, now, parent_of},
 };
 
 fn text<'a>(arg: &'a Value, key: &str) -> Option<&'a str> {
@@ -107,6 +107,7 @@ pub(super) fn rpc(store: &mut Store, route: &str, arg: &Value) -> Result<Value, 
             Ok(json!({ "metadata": node.metadata(true) }))
         }
         "sharing/create_shared_link_with_settings" => share(store, arg),
+        "sharing/list_shared_links" => list_links(store, arg),
         _ => Err(ApiError(
             axum::http::StatusCode::NOT_FOUND,
             json!({ "error_summary": "unknown route" }),
@@ -175,29 +176,20 @@ fn search(store: &Store, state: Value) -> Result<Value, ApiError> {
     Ok(page(matches, offset, limit, state, "matches"))
 }
 
-fn share(store: &mut Store, arg: &Value) -> Result<Value, ApiError> {
-    let key = store
-        .resolve(path_arg(arg, "path")?)
-        .ok_or_else(|| route_error(&["path", "not_found"]))?;
-    let audience = arg
-        .pointer("/settings/audience")
-        .and_then(Value::as_str)
-        .unwrap_or("public");
-    let node = &store.nodes[&key];
+/// `SharedLinkMetadata` of the link to the node at `key`.
+fn link_metadata(store: &Store, key: &str, link: &Link) -> Value {
+    let node = &store.nodes[key];
     let tag = if node.folder { "folder" } else { "file" };
-    let existing = store.links.get(&key).cloned();
-    let url = existing.clone().unwrap_or_else(|| {
-        format!(
-            "https://www.dropbox.com/scl/fi/{}/{}?dl=0",
-            &node.id[3..],
-            node.name()
-        )
-    });
-    let mut link = json!({
-        ".tag": tag, "url": url, "name": node.name(), "id": node.id,
+    let visibility = match link.audience.as_str() {
+        "public" => "public",
+        "no_one" => "no_one",
+        _ => "team_only",
+    };
+    let mut metadata = json!({
+        ".tag": tag, "url": link.url, "name": node.name(), "id": node.id,
         "path_lower": key, "link_permissions": {
-            "can_revoke": true, "resolved_visibility": { ".tag": if audience == "public" { "public" } else { "team_only" } },
-            "effective_audience": { ".tag": audience },
+            "can_revoke": true, "resolved_visibility": { ".tag": visibility },
+            "effective_audience": { ".tag": link.audience },
             "visibility_policies": [
                 { "policy": { ".tag": "public" }, "resolved_policy": { ".tag": "public" }, "allowed": true },
                 { "policy": { ".tag": "password" }, "resolved_policy": { ".tag": "password" }, "allowed": false,
@@ -209,12 +201,22 @@ fn share(store: &mut Store, arg: &Value) -> Result<Value, ApiError> {
         },
     });
     if !node.folder {
-        link["client_modified"] = json!(node.modified);
-        link["server_modified"] = json!(node.modified);
-        link["rev"] = json!(format!("{:012x}", node.rev));
-        link["size"] = json!(node.content.len());
+        metadata["client_modified"] = json!(node.modified);
+        metadata["server_modified"] = json!(node.modified);
+        metadata["rev"] = json!(format!("{:012x}", node.rev));
+        metadata["size"] = json!(node.content.len());
     }
-    if existing.is_some() {
+    metadata
+}
+
+/// A path's existing link is handed back as it is (409 `shared_link_already_exists` with its
+/// metadata), whatever audience the request asked for: Dropbox does not change it.
+fn share(store: &mut Store, arg: &Value) -> Result<Value, ApiError> {
+    let key = store
+        .resolve(path_arg(arg, "path")?)
+        .ok_or_else(|| route_error(&["path", "not_found"]))?;
+    if let Some(existing) = store.links.get(&key) {
+        let link = link_metadata(store, &key, existing);
         return Err(ApiError(
             axum::http::StatusCode::CONFLICT,
             json!({
@@ -223,8 +225,46 @@ fn share(store: &mut Store, arg: &Value) -> Result<Value, ApiError> {
                        "shared_link_already_exists": { ".tag": "metadata", "metadata": link } } }),
         ));
     }
-    store.links.insert(key, url);
-    Ok(link)
+    let audience = arg
+        .pointer("/settings/audience")
+        .and_then(Value::as_str)
+        .unwrap_or("public");
+    if !matches!(audience, "public" | "team" | "no_one") {
+        return Err(bad_input("unknown `settings.audience`"));
+    }
+    let link = Link {
+        url: store.link_url(&key),
+        audience: audience.to_owned(),
+    };
+    let metadata = link_metadata(store, &key, &link);
+    store.links.insert(key, link);
+    Ok(metadata)
+}
+
+/// `sharing/list_shared_links`: with a path, its own link and (unless `direct_only`) the links
+/// of the folders above it; without one, every link (then with a cursor, as Dropbox does).
+fn list_links(store: &Store, arg: &Value) -> Result<Value, ApiError> {
+    let Some(path) = text(arg, "path") else {
+        let links: Vec<Value> = store
+            .links
+            .iter()
+            .map(|(key, link)| link_metadata(store, key, link))
+            .collect();
+        return Ok(
+            json!({ "links": links, "has_more": false, "cursor": encode_cursor(&json!({})) }),
+        );
+    };
+    let key = store
+        .resolve(path_arg(arg, "path").map(|_| path)?)
+        .ok_or_else(|| route_error(&["path", "not_found"]))?;
+    let direct_only = arg.get("direct_only").and_then(Value::as_bool) == Some(true);
+    let links: Vec<Value> = store
+        .links
+        .iter()
+        .filter(|(at, _)| **at == key || (!direct_only && key.starts_with(&format!("{at}/"))))
+        .map(|(at, link)| link_metadata(store, at, link))
+        .collect();
+    Ok(json!({ "links": links, "has_more": false }))
 }
 
 pub(super) fn download(store: &Store, arg: &Value) -> Result<(Value, Vec<u8>), ApiError> {

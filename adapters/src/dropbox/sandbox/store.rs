@@ -90,12 +90,21 @@ impl Node {
     }
 }
 
+/// A shared link: its URL and whom it works for (a `LinkAudience` tag: `public`, `team`,
+/// `no_one`), which later requests for the same path do not change.
+#[derive(Debug, Clone)]
+pub(crate) struct Link {
+    pub url: String,
+    pub audience: String,
+}
+
 /// The whole Dropbox of the sandbox user.
 #[derive(Debug, Default)]
 pub(crate) struct Store {
     /// By lower-cased path.
     pub nodes: BTreeMap<String, Node>,
-    pub links: BTreeMap<String, String>,
+    /// The one direct link of a path, by lower-cased path.
+    pub links: BTreeMap<String, Link>,
     next: u64,
 }
 
@@ -166,7 +175,34 @@ impl Store {
             );
         }
         store.mkdir("/Projects", seeded);
+        // Links made before: one of each audience, for policies on whom a link works for.
+        for (name, audience) in [
+            ("sales.csv", "public"),
+            ("README.md", "team"),
+            ("meeting-notes.txt", "no_one"),
+        ] {
+            let key = format!("/reports/{}", name.to_lowercase());
+            let url = store.link_url(&key);
+            store.links.insert(
+                key,
+                Link {
+                    url,
+                    audience: audience.into(),
+                },
+            );
+        }
         store
+    }
+
+    /// The URL a new link to the node at `key` gets.
+    pub(crate) fn link_url(&self, key: &str) -> String {
+        self.nodes.get(key).map_or_else(String::new, |node| {
+            format!(
+                "https://www.dropbox.com/scl/fi/{}/{}?dl=0",
+                &node.id[3..],
+                node.name()
+            )
+        })
     }
 
     fn new_id(&mut self) -> (String, u64) {
@@ -266,8 +302,12 @@ impl Store {
             if let Some(mut node) = self.nodes.remove(&key) {
                 let rest = &node.path_display[from.len()..];
                 node.path_display = format!("{to_display}{rest}");
-                self.nodes
-                    .insert(format!("{to_lower}{}", &key[from.len()..]), node);
+                let moved = format!("{to_lower}{}", &key[from.len()..]);
+                // A link follows its file.
+                if let Some(link) = self.links.remove(&key) {
+                    self.links.insert(moved.clone(), link);
+                }
+                self.nodes.insert(moved, node);
             }
         }
     }
@@ -276,7 +316,8 @@ impl Store {
     pub(crate) fn remove(&mut self, key: &str) -> Option<Node> {
         let prefix = format!("{key}/");
         self.nodes.retain(|k, _| !k.starts_with(&prefix));
-        self.links.remove(key);
+        self.links
+            .retain(|k, _| k != key && !k.starts_with(&prefix));
         self.nodes.remove(key)
     }
 }
