@@ -34,6 +34,11 @@ pub struct StoredFacts {
     pub containers: Vec<String>,
     /// Whom a link the call creates or hands out works for; `None` when it shares no link.
     pub link_audience: Option<LinkAudience>,
+    /// Arguments the call must act on as they were resolved (a path replaced by the id it named
+    /// when the facts were read), so that the provider acts on the item the policy decided on
+    /// even if someone renames or moves things in between. The gateway replaces only arguments
+    /// the call already has, and checks the result against the tool's schema again.
+    pub pinned: Map<String, Value>,
 }
 
 /// Whom a shared link works for, in words common to every provider; ordered narrowest first.

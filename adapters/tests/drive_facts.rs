@@ -49,6 +49,15 @@ async fn file(Path(id): Path<String>) -> axum::response::Response {
 }
 
 async fn resolve(id: &str) -> Result<Vec<String>, String> {
+    facts_of("get_file", json!({ "file": id }))
+        .await
+        .map(|facts| facts.containers)
+}
+
+async fn facts_of(
+    tool: &str,
+    arguments: serde_json::Value,
+) -> Result<manifold_adapters::StoredFacts, String> {
     let app: Router = Router::new().route("/drive/v3/files/{id}", get(file));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -68,14 +77,51 @@ async fn resolve(id: &str) -> Result<Vec<String>, String> {
         credential: Some(Secret::new("ya29.mock")),
         ..CallContext::default()
     };
-    let arguments = json!({ "file": id });
     adapter
         .facts()
         .expect("drive resolves facts")
-        .resolve("get_file", arguments.as_object().unwrap(), &ctx)
+        .resolve(tool, arguments.as_object().unwrap(), &ctx)
         .await
-        .map(|facts| facts.containers)
         .map_err(|error| error.to_string())
+}
+
+/// However the item was named (id, link), the call is pinned to the id the facts were read for,
+/// so a rename or move between the decision and the call cannot change what it acts on.
+#[tokio::test]
+async fn the_call_is_pinned_to_the_ids_the_folders_were_read_for() {
+    for reference in [
+        "fine",
+        "https://drive.google.com/file/d/fine/view",
+        "https://docs.google.com/document/d/fine/edit",
+        "https://drive.google.com/open?id=fine",
+    ] {
+        let facts = facts_of("read_file", json!({ "file": reference }))
+            .await
+            .expect(reference);
+        assert_eq!(
+            facts.pinned,
+            json!({ "file": "fine" }).as_object().cloned().unwrap(),
+            "{reference}"
+        );
+    }
+    let moved = facts_of(
+        "move_file",
+        json!({ "file": "fine", "new_parent": "https://drive.google.com/drive/folders/f1" }),
+    )
+    .await
+    .expect("move");
+    assert_eq!(
+        moved.pinned,
+        json!({ "file": "fine", "new_parent": "f1" })
+            .as_object()
+            .cloned()
+            .unwrap()
+    );
+    // A search of the whole Drive names no item: nothing to pin.
+    let search = facts_of("search_files", json!({ "query": "x" }))
+        .await
+        .expect("search");
+    assert!(search.pinned.is_empty() && search.containers.is_empty());
 }
 
 #[tokio::test]

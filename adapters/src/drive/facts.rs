@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use super::{
     DriveAdapter,
-    ops::resolve::{destination, target},
+    ops::resolve::{DESTINATION_ARGUMENT, destination, target, target_argument},
     render,
 };
 use crate::{CallContext, ResolveFacts, StoredFacts, ToolError};
@@ -45,31 +45,41 @@ impl ResolveFacts for DriveAdapter {
         ctx: &CallContext,
     ) -> Result<StoredFacts, ToolError> {
         let mut containers = Vec::new();
+        // The call acts on the ids resolved here (pinned), so a path renamed or moved after this
+        // read cannot make it act on an item outside the folders the policy saw.
+        let mut pinned = Map::new();
         if let Some(reference) = target(tool, arguments)? {
-            self.containers(reference, &mut containers, ctx).await?;
+            let id = self.containers(reference, &mut containers, ctx).await?;
+            if let Some(argument) = target_argument(tool) {
+                pinned.insert(argument.to_owned(), Value::String(id));
+            }
         }
         // A move acts in both places: where the item is and where it goes.
         if tool == "move_file"
             && let Some(folder) = destination(arguments)
         {
-            self.containers(folder, &mut containers, ctx).await?;
+            let id = self.containers(folder, &mut containers, ctx).await?;
+            pinned.insert(DESTINATION_ARGUMENT.to_owned(), Value::String(id));
         }
         Ok(StoredFacts {
             containers,
+            pinned,
             ..StoredFacts::default()
         })
     }
 }
 
 impl DriveAdapter {
-    /// Adds every folder `reference` lies in to `out`, and the item itself when it is a folder.
+    /// Adds every folder `reference` lies in to `out`, and the item itself when it is a folder;
+    /// returns the item's id.
     async fn containers(
         &self,
         reference: &str,
         out: &mut Vec<String>,
         ctx: &CallContext,
-    ) -> Result<(), ToolError> {
+    ) -> Result<String, ToolError> {
         let resolved = self.resolve(reference, ctx).await?;
+        let resolved_id = resolved.id.clone();
         let mut item = match resolved.metadata {
             Some(metadata) => metadata,
             None => self.drive.get(&resolved.id, FIELDS, ctx).await?,
@@ -97,7 +107,7 @@ impl DriveAdapter {
                 }
             };
             let parent = match parents.as_slice() {
-                [] => return Ok(()),
+                [] => return Ok(resolved_id),
                 [one] => (*one).to_owned(),
                 _ => {
                     return Err(ToolError::BadResponse(format!(
@@ -108,7 +118,7 @@ impl DriveAdapter {
             // A shared drive's root folder has the drive's id and no parent of its own.
             if item.get("driveId").and_then(Value::as_str) == Some(parent.as_str()) {
                 out.push(parent);
-                return Ok(());
+                return Ok(resolved_id);
             }
             item = self.drive.get(&parent, FIELDS, ctx).await?;
         }

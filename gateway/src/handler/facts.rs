@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use manifold_adapters::{CallContext, LinkAudience as StoredAudience, ToolError};
 use manifold_policy::{Action, Decision, Facts, LinkAudience, facts::Role};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::{CallScope, Gateway};
 use crate::{broker::BrokerError, policy::tool_ref, router::Route};
@@ -72,13 +72,19 @@ impl Gateway {
             .resolve_stored(route, arguments, scope, &mut facts)
             .await
         {
-            Ok(()) => Ok(engine.decide_with_facts(
-                principal,
-                Action::Call,
-                &tool,
-                Some(arguments),
-                &facts,
-            )),
+            Ok(pinned) => {
+                // The call acts on what was resolved, not on what may have changed since.
+                if let Err(reason) = pin(route, arguments, pinned) {
+                    return Ok(refused(reason));
+                }
+                Ok(engine.decide_with_facts(
+                    principal,
+                    Action::Call,
+                    &tool,
+                    Some(arguments),
+                    &facts,
+                ))
+            }
             Err(_) if !first.is_allowed() => Ok(first),
             Err(Unresolved::NotConnected(error)) => Err(error),
             Err(Unresolved::Unread(reason)) => {
@@ -88,14 +94,14 @@ impl Gateway {
         }
     }
 
-    /// Adds what the adapter reads from stored state.
+    /// Adds what the adapter reads from stored state; returns the arguments it pinned.
     async fn resolve_stored(
         &self,
         route: &Arc<Route>,
         arguments: &Value,
         scope: &CallScope,
         facts: &mut Facts,
-    ) -> Result<(), Unresolved> {
+    ) -> Result<Map<String, Value>, Unresolved> {
         let unread = |why: String| {
             Unresolved::Unread(format!("whom this call reaches could not be read: {why}"))
         };
@@ -163,6 +169,71 @@ impl Gateway {
                 StoredAudience::Anyone => LinkAudience::Anyone,
             });
         }
-        Ok(())
+        Ok(stored.pinned)
+    }
+}
+
+/// Replaces the arguments the adapter pinned (only those the call has) and checks the result
+/// against the tool's schema; `Err` is the denial's reason.
+fn pin(route: &Route, arguments: &mut Value, pinned: Map<String, Value>) -> Result<(), String> {
+    if pinned.is_empty() {
+        return Ok(());
+    }
+    let Value::Object(map) = arguments else {
+        return Err("the arguments are not an object".into());
+    };
+    for (name, value) in pinned {
+        if let Some(slot) = map.get_mut(&name) {
+            *slot = value;
+        }
+    }
+    route.check_arguments(arguments).map_err(|errors| {
+        format!(
+            "the item this call names could not be pinned: {}",
+            errors.join("; ")
+        )
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::router::{route_of, test_tool};
+
+    fn route() -> Arc<Route> {
+        route_of(test_tool(
+            "read",
+            json!({"type": "object", "additionalProperties": false, "required": ["file"],
+                   "properties": {"file": {"type": "string", "pattern": "^[^/]*$"},
+                                  "limit": {"type": "integer"}}}),
+        ))
+    }
+
+    fn pins(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn pinned_arguments_replace_only_those_the_call_has() {
+        let mut arguments = json!({"file": "plan.docx"});
+        pin(
+            &route(),
+            &mut arguments,
+            pins(json!({"file": "1abc", "limit": 5})),
+        )
+        .unwrap();
+        assert_eq!(arguments, json!({"file": "1abc"}), "no argument is added");
+    }
+
+    #[test]
+    fn a_pin_the_schema_refuses_denies_the_call() {
+        let mut arguments = json!({"file": "plan"});
+        let reason = pin(&route(), &mut arguments, pins(json!({"file": "a/b"}))).unwrap_err();
+        assert!(reason.contains("could not be pinned"), "{reason}");
+        let mut arguments = json!({"file": "plan"});
+        assert!(pin(&route(), &mut arguments, pins(json!({"file": 7}))).is_err());
     }
 }

@@ -300,7 +300,7 @@ fn describe(exposed: &str, spec: &ToolSpec) -> Tool {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(crate) mod tests {
     use manifold_adapters::{CallContext, ToolAnnotations as Hints, ToolError, ToolOutput};
     use serde_json::{Map, json};
 
@@ -337,7 +337,13 @@ mod tests {
         }
     }
 
-    fn tool(name: &str, input: Value) -> ToolSpec {
+    /// The route of one tool of an adapter that is never called, for tests of later stages.
+    pub(crate) fn route_of(spec: ToolSpec) -> Arc<Route> {
+        let catalog = Catalog::build(vec![instance(vec![spec])]).unwrap();
+        catalog.routes()[0].clone()
+    }
+
+    pub(crate) fn tool(name: &str, input: Value) -> ToolSpec {
         ToolSpec::new(
             name,
             name,

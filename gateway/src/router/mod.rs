@@ -7,3 +7,6 @@ mod names;
 
 pub use catalog::{Catalog, CatalogError, CatalogInstance, Route};
 pub use names::{MAX_TOOL_NAME, exposed_name};
+
+#[cfg(test)]
+pub(crate) use catalog::tests::{route_of, tool as test_tool};

@@ -29,6 +29,19 @@ pub(crate) fn target<'a>(tool: &str, args: &'a Args) -> Result<Option<&'a str>, 
     })
 }
 
+/// The argument [`target`] reads for `tool`, when the tool names its item by an argument.
+pub(crate) fn target_argument(tool: &str) -> Option<&'static str> {
+    match tool {
+        "get_file" | "read_file" | "move_file" | "delete_file" | "share_file" => Some("file"),
+        "list_folder" | "upload_file" | "search_files" => Some("folder"),
+        "create_folder" => Some("parent"),
+        _ => None,
+    }
+}
+
+/// The argument [`destination`] reads.
+pub(crate) const DESTINATION_ARGUMENT: &str = "new_parent";
+
 /// [`target`] for the tools that always name one item or folder.
 pub(crate) fn named<'a>(tool: &str, args: &'a Args) -> Result<&'a str, ToolError> {
     target(tool, args)?
@@ -37,7 +50,7 @@ pub(crate) fn named<'a>(tool: &str, args: &'a Args) -> Result<&'a str, ToolError
 
 /// The folder `move_file` moves the item into, if any.
 pub(crate) fn destination(args: &Args) -> Option<&str> {
-    opt_str(args, "new_parent")
+    opt_str(args, DESTINATION_ARGUMENT)
 }
 
 /// A Drive id: letters, digits, `-` and `_`.
