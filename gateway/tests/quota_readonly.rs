@@ -18,8 +18,9 @@ fn result(messages: &[Value], id: u64) -> Value {
     messages.iter().find(|m| m["id"] == json!(id)).unwrap()["result"].clone()
 }
 
-#[tokio::test]
-async fn a_quota_refuses_calls_past_its_limit() {
+/// A policy directory that allows everything and limits `t_echo` to `per_minute` calls under
+/// quota `rule`, and the config lines that load it.
+fn open_policies_with_quota(rule: &str, per_minute: u32) -> (tempfile::TempDir, String) {
     let policies = tempfile::tempdir().unwrap();
     std::fs::write(
         policies.path().join("open.cedar"),
@@ -28,13 +29,21 @@ async fn a_quota_refuses_calls_past_its_limit() {
     .unwrap();
     std::fs::write(
         policies.path().join("quotas.toml"),
-        "[[quota]]\nid = \"echo-two\"\nper = \"tool\"\ntool = \"t_echo\"\nper_minute = 2\n",
+        format!(
+            "[[quota]]\nid = \"{rule}\"\nper = \"tool\"\ntool = \"t_echo\"\nper_minute = {per_minute}\n"
+        ),
     )
     .unwrap();
     let extra = format!(
         "[policy]\ndir = \"{}\"\nwatch = false\n",
         policies.path().display()
     );
+    (policies, extra)
+}
+
+#[tokio::test]
+async fn a_quota_refuses_calls_past_its_limit() {
+    let (_policies, extra) = open_policies_with_quota("echo-two", 2);
     let gw = start(&extra).await;
     let client = reqwest::Client::new();
     let session = open_session(&client, &gw.url(), "2025-11-25").await;
@@ -93,23 +102,9 @@ async fn replicas_share_quotas_through_the_gateways_redis() {
     let Some(redis) = support::process::redis_url() else {
         return;
     };
-    let policies = tempfile::tempdir().unwrap();
-    std::fs::write(
-        policies.path().join("open.cedar"),
-        "@id(\"open\")\n@reason(\"test\")\npermit (principal, action, resource);\n",
-    )
-    .unwrap();
     // A rule id of its own per run: Redis windows outlive the test.
     let rule = format!("shared-{}", uuid::Uuid::new_v4().simple());
-    std::fs::write(
-        policies.path().join("quotas.toml"),
-        format!("[[quota]]\nid = \"{rule}\"\nper = \"tool\"\ntool = \"t_echo\"\nper_minute = 3\n"),
-    )
-    .unwrap();
-    let extra = format!(
-        "[policy]\ndir = \"{}\"\nwatch = false\n",
-        policies.path().display()
-    );
+    let (_policies, extra) = open_policies_with_quota(&rule, 3);
     let env = [("MANIFOLD_STORAGE__REDIS_URL".to_owned(), redis)];
     let replicas = [
         start_with_env(&extra, "", &env).await,
