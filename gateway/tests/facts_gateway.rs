@@ -223,12 +223,12 @@ async fn replies_forwards_and_draft_sends_are_decided_on_whom_they_really_reach(
         (
             "outlook_reply_message",
             reply("AAMkmsg-facts-unreadable", false),
-            Some("whom this call reaches could not be read"),
+            Some("what this call would reach could not be read"),
         ),
         (
             "outlook_reply_message",
             reply("AAMkmsg-no-such-message", false),
-            Some("whom this call reaches could not be read"),
+            Some("what this call would reach could not be read"),
         ),
         // Forwards go to their `to`; a message with an outside participant is forwarded only
         // by admins (`no-forwarding-outside-threads`).
@@ -412,7 +412,7 @@ async fn chat_messages_are_decided_on_every_member_of_the_chat() {
     // The demo's bob is staff only; as a writer he can send too.
     let bob = demo.token_with_groups("bob", &["writers"]);
     let outside_reason = "denied by policy: Teams messages may only reach example.com people";
-    let unread = "whom this call reaches could not be read";
+    let unread = "what this call would reach could not be read";
 
     // A chat with one outside member, in every spelling, is denied; the chat id says nothing.
     let mut outside = Vec::new();

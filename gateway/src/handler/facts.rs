@@ -103,7 +103,9 @@ impl Gateway {
         facts: &mut Facts,
     ) -> Result<Map<String, Value>, Unresolved> {
         let unread = |why: String| {
-            Unresolved::Unread(format!("whom this call reaches could not be read: {why}"))
+            Unresolved::Unread(format!(
+                "what this call would reach could not be read: {why}"
+            ))
         };
         let resolver = route
             .adapter

@@ -44,7 +44,7 @@ pub async fn decided(demo: &Demo, token: &str, tool: &str, arguments: Value, wan
         Want::Unreadable => {
             assert_eq!(record["decision"], "deny", "{case}");
             assert!(
-                text.starts_with("denied by policy: whom this call reaches could not be read"),
+                text.starts_with("denied by policy: what this call would reach could not be read"),
                 "{case}"
             );
         }
