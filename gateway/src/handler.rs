@@ -26,6 +26,7 @@ use crate::{
 };
 
 mod call;
+mod credential;
 mod cursor;
 mod facts;
 mod logging;

@@ -34,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     Gateway,
+    credential::CredentialedError,
     logging::{ClientLog, LogTarget},
 };
 use crate::{audit::AuditUnavailable, broker::BrokerError, policy::tool_ref, router::Route};
@@ -608,31 +609,14 @@ impl Gateway {
         arguments: &serde_json::Map<String, Value>,
         scope: &CallScope,
     ) -> Result<(CallToolResult, usize), CallError> {
-        let broker = &self.broker;
-        let principal = &scope.principal;
-        let credential = broker
-            .credential(principal, &route.instance, &route.spec.scopes)
-            .await
-            .map_err(CallError::NotConnected)?;
-        let first = self
-            .call_once(route, arguments.clone(), scope, credential.clone())
-            .await;
-        match (first, credential) {
-            (Err(ToolError::Unauthorized(reason)), Some(rejected)) => {
-                let renewed = broker
-                    .renew(principal, &route.instance, &rejected)
-                    .await
-                    .map_err(CallError::NotConnected)?;
-                match renewed {
-                    Some(renewed) => self
-                        .call_once(route, arguments.clone(), scope, Some(renewed))
-                        .await
-                        .map_err(CallError::Tool),
-                    None => Err(CallError::Tool(ToolError::Unauthorized(reason))),
-                }
-            }
-            (outcome, _) => outcome.map_err(CallError::Tool),
-        }
+        self.with_credential(route, &scope.principal, |credential| {
+            self.call_once(route, arguments.clone(), scope, credential)
+        })
+        .await
+        .map_err(|error| match error {
+            CredentialedError::NotConnected(error) => CallError::NotConnected(error),
+            CredentialedError::Tool(error) => CallError::Tool(error),
+        })
     }
 
     async fn call_once(

@@ -24,7 +24,7 @@ use manifold_adapters::{CallContext, LinkAudience as StoredAudience, ToolError};
 use manifold_policy::{Action, Decision, Facts, LinkAudience, facts::Role};
 use serde_json::{Map, Value};
 
-use super::{CallScope, Gateway};
+use super::{CallScope, Gateway, credential::CredentialedError};
 use crate::{broker::BrokerError, policy::tool_ref, router::Route};
 
 /// A denial without a policy behind it: the facts themselves could not be established.
@@ -114,11 +114,6 @@ impl Gateway {
         let Value::Object(map) = arguments else {
             return Err(unread("the arguments are not an object".into()));
         };
-        let credential = self
-            .broker
-            .credential(&scope.principal, &route.instance, &route.spec.scopes)
-            .await
-            .map_err(Unresolved::NotConnected)?;
         let read = |credential| async move {
             let ctx = CallContext {
                 credential,
@@ -133,21 +128,13 @@ impl Gateway {
                 .unwrap_or(Err(ToolError::Timeout))
         };
         // As the call itself does: a token the provider rejects is renewed once and read again.
-        let stored = match (read(credential.clone()).await, credential) {
-            (Err(ToolError::Unauthorized(reason)), Some(rejected)) => {
-                let renewed = self
-                    .broker
-                    .renew(&scope.principal, &route.instance, &rejected)
-                    .await
-                    .map_err(Unresolved::NotConnected)?;
-                match renewed {
-                    Some(renewed) => read(Some(renewed)).await,
-                    None => Err(ToolError::Unauthorized(reason)),
-                }
-            }
-            (outcome, _) => outcome,
-        }
-        .map_err(|error| unread(error.to_string()))?;
+        let stored = self
+            .with_credential(route, &scope.principal, read)
+            .await
+            .map_err(|error| match error {
+                CredentialedError::NotConnected(error) => Unresolved::NotConnected(error),
+                CredentialedError::Tool(error) => unread(error.to_string()),
+            })?;
         for (role, list) in [
             (Role::Recipient, &stored.recipients),
             (Role::Grantee, &stored.grantees),
