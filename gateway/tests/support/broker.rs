@@ -49,7 +49,11 @@ impl BrokerClient {
         let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
             "protocolVersion": "2025-11-25", "capabilities": capabilities,
             "clientInfo": {"name": "t", "version": "1"}}});
-        let session = self.mcp(cookie, None, &init).await.0.unwrap();
+        let session = self
+            .mcp(cookie, None, &init)
+            .await
+            .0
+            .expect("initialize opened no session (is the user at the session cap?)");
         let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
         self.mcp(cookie, Some(&session), &note).await;
         session
@@ -62,10 +66,28 @@ impl BrokerClient {
         self.mcp(cookie, Some(session), &call).await.1
     }
 
-    /// One call on a fresh session declaring `capabilities`.
+    /// One call on a fresh session declaring `capabilities`; the session is ended afterwards,
+    /// so runs against a shared database do not pile up sessions against the user's cap.
     pub async fn call(&self, cookie: &str, capabilities: Value, tool: &str) -> Value {
         let session = self.session(cookie, capabilities).await;
-        self.call_in(cookie, &session, tool).await
+        let answer = self.call_in(cookie, &session, tool).await;
+        self.end(cookie, &session).await;
+        answer
+    }
+
+    /// Ends `session` (DELETE), as a well-behaved client does.
+    pub async fn end(&self, cookie: &str, session: &str) {
+        let status = self
+            .http
+            .delete(format!("{}/mcp", self.base))
+            .header("mcp-protocol-version", "2025-11-25")
+            .header("mcp-session-id", session)
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status.is_success(), "ending the session: {status}");
     }
 
     pub async fn mcp(
