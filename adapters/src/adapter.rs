@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::{
-    BuildError, ResolveFacts, Secret, TextFilter, ToolError, ToolOutput, ToolSpec,
+    BuildError, ResolveFacts, Secret, TextFilter, ToolAnswer, ToolError, ToolOutput, ToolSpec,
     upstream::InstanceClient,
 };
 
@@ -78,13 +78,40 @@ pub struct InstanceSettings {
     pub client: InstanceClient,
     /// Kind-specific settings (`[adapters.<name>.settings]`), validated by the kind's `build`.
     pub settings: Map<String, Value>,
+    /// The instance's static credentials (`[adapters.<name>.credentials]`, usually from
+    /// `MANIFOLD_ADAPTERS__<NAME>__CREDENTIALS__…`), for kinds that use them beyond the per-call
+    /// credential (an upstream MCP server's headers). Never logged.
+    pub credentials: std::collections::BTreeMap<String, Secret>,
+}
+
+/// The tools an instance offers: fixed when it is built (native adapters), or live (an upstream
+/// MCP server, whose list arrives after it connects and changes when it says so). The catalog
+/// is rebuilt and swapped whenever a live list changes.
+#[derive(Debug, Clone)]
+pub enum Tools {
+    Static(Vec<ToolSpec>),
+    Live(tokio::sync::watch::Receiver<Arc<[ToolSpec]>>),
+}
+
+impl Tools {
+    /// The tools offered right now.
+    pub fn current(&self) -> Vec<ToolSpec> {
+        match self {
+            Tools::Static(tools) => tools.clone(),
+            Tools::Live(live) => live.borrow().to_vec(),
+        }
+    }
+
+    pub fn is_live(&self) -> bool {
+        matches!(self, Tools::Live(_))
+    }
 }
 
 /// One configured backend instance (a Linear workspace, a Drive tenant, an upstream MCP server).
 #[async_trait::async_trait]
 pub trait Adapter: Send + Sync {
     /// The tools this instance offers, with adapter-local names.
-    fn tools(&self) -> Vec<ToolSpec>;
+    fn tools(&self) -> Tools;
 
     /// Runs one tool. `arguments` were already validated against the tool's input schema by the
     /// gateway. Dropping the returned future abandons the call.
@@ -95,12 +122,45 @@ pub trait Adapter: Send + Sync {
         ctx: &CallContext,
     ) -> Result<ToolOutput, ToolError>;
 
+    /// Runs one tool for the gateway, which serves the answer whole: an upstream MCP server's
+    /// result passes through with every part it has. A native adapter's is its rendered
+    /// [`Adapter::call`] output.
+    async fn answer(
+        &self,
+        tool: &str,
+        arguments: Map<String, Value>,
+        ctx: &CallContext,
+    ) -> Result<ToolAnswer, ToolError> {
+        self.call(tool, arguments, ctx).await.map(ToolAnswer::from)
+    }
+
+    /// Starts the instance's background work (connecting to an upstream server and keeping the
+    /// connection), once, when the gateway starts serving; never from `manifold check`. Ends
+    /// when `shutdown` is cancelled.
+    fn start(&self, _shutdown: CancellationToken) {}
+
+    /// How the instance is doing, for `/healthz` and `/metrics`: `None` when it has no
+    /// connection of its own to report on (native adapters call their provider per request).
+    fn health(&self) -> Option<Health> {
+        None
+    }
+
     /// Resolves, before the policy decision, the stored state that the tools whose spec says
     /// `resolves_facts` depend on; `None` when no tool of this instance needs it. The catalog
     /// refuses a tool that needs facts from an adapter without this capability.
     fn facts(&self) -> Option<&dyn ResolveFacts> {
         None
     }
+}
+
+/// The state of an instance that keeps a connection (an upstream MCP server).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Connected and serving.
+    Up,
+    /// Not connected: calls get a tool error saying so, and its tools are missing until it
+    /// comes up. `reason` is safe to show (no credentials).
+    Degraded { reason: String },
 }
 
 /// A kind of backend (`linear`, `drive`, …): the registry holds one of each.

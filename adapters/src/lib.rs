@@ -14,6 +14,7 @@ pub mod extract;
 pub mod facts;
 pub mod graph;
 pub mod linear;
+pub mod mcp;
 pub mod outbound;
 pub mod registry;
 pub mod secret;
@@ -24,11 +25,13 @@ pub mod upstream;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 
-pub use adapter::{Adapter, AdapterKind, CallContext, InstanceSettings, OAuthSpec, ProgressSink};
+pub use adapter::{
+    Adapter, AdapterKind, CallContext, Health, InstanceSettings, OAuthSpec, ProgressSink, Tools,
+};
 pub use error::{BuildError, ToolError};
 pub use facts::{LinkAudience, ResolveFacts, StoredFacts};
 pub use registry::Registry;
 pub use secret::Secret;
 pub use text_filter::TextFilter;
-pub use tool::{ToolAnnotations, ToolOutput, ToolSpec};
+pub use tool::{ToolAnnotations, ToolAnswer, ToolOutput, ToolSpec};
 pub use upstream::{UpstreamClient, UpstreamConfig};

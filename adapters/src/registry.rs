@@ -29,6 +29,7 @@ impl Registry {
         registry.register(Arc::new(crate::dropbox::DropboxKind));
         registry.register(Arc::new(crate::boxcom::BoxKind));
         registry.register(Arc::new(crate::drive::DriveKind));
+        registry.register(Arc::new(crate::mcp::McpKind));
 
         registry
     }

@@ -56,6 +56,9 @@ pub struct ToolSpec {
     /// draft): the gateway has the adapter's [`ResolveFacts`](crate::ResolveFacts) read it, with
     /// the user's credential, before the policy decides.
     pub resolves_facts: bool,
+    /// The tool as an upstream MCP server described it: its icons, `_meta`, `outputSchema` and
+    /// the rest pass through to clients under the gateway's name. `None` for native tools.
+    pub upstream: Option<std::sync::Arc<rmcp::model::Tool>>,
 }
 
 impl ToolSpec {
@@ -97,6 +100,7 @@ impl ToolSpec {
             annotations,
             scopes: Vec::new(),
             resolves_facts: false,
+            upstream: None,
         }
     }
 }
@@ -107,6 +111,21 @@ impl ToolSpec {
 pub struct ToolOutput {
     pub structured: Value,
     pub text: String,
+}
+
+/// What a tool call returns to the gateway: a native adapter's rendered output, or an upstream
+/// MCP server's result passed through whole (every content block, `structuredContent`,
+/// `isError`, `_meta`), which the gateway redacts part by part.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToolAnswer {
+    Rendered(ToolOutput),
+    Mcp(Box<rmcp::model::CallToolResult>),
+}
+
+impl From<ToolOutput> for ToolAnswer {
+    fn from(output: ToolOutput) -> Self {
+        Self::Rendered(output)
+    }
 }
 
 /// An object from `(key, value)` pairs, built in place: `json!` would serialize every

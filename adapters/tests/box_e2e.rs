@@ -50,7 +50,7 @@ async fn file_id(env: &files::Env, query: &str) -> String {
 #[tokio::test]
 async fn tools_have_scopes_and_honest_annotations() {
     let env = start().await;
-    for tool in env.adapter.tools() {
+    for tool in env.adapter.tools().current() {
         let reads =
             ["search_files", "list_folder", "get_item", "read_file"].contains(&tool.name.as_str());
         assert_eq!(tool.annotations.read_only, reads, "{}", tool.name);

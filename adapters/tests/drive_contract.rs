@@ -253,7 +253,7 @@ async fn every_request_and_scope_matches_the_discovery_document() {
         .keys()
         .collect();
     let env = drive_support::start().await;
-    let tools = env.adapter.tools();
+    let tools = env.adapter.tools().current();
     let calls = [
         ("list_folder", json!({})),
         (

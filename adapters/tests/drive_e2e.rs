@@ -23,7 +23,7 @@ fn names(output: &Value) -> Vec<String> {
 #[tokio::test]
 async fn tools_are_described_completely_and_honestly() {
     let env = drive_support::start().await;
-    let tools = env.adapter.tools();
+    let tools = env.adapter.tools().current();
     assert_eq!(tools.len(), 9);
     for tool in &tools {
         for schema in [&tool.input_schema, &tool.output_schema] {
@@ -712,6 +712,7 @@ async fn each_tool_works_with_exactly_its_declared_scopes() {
     let scopes = |name: &str| -> Vec<String> {
         env.adapter
             .tools()
+            .current()
             .into_iter()
             .find(|t| t.name == name)
             .expect("tool")

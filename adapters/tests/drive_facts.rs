@@ -71,6 +71,7 @@ async fn facts_of(
             base_url: format!("http://{addr}/").parse().unwrap(),
             client,
             settings: Default::default(),
+            credentials: Default::default(),
         })
         .expect("adapter builds");
     let ctx = CallContext {

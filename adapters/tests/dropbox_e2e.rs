@@ -18,7 +18,7 @@ async fn start() -> files::Env {
 #[tokio::test]
 async fn tools_have_object_schemas_scopes_and_honest_annotations() {
     let env = start().await;
-    let tools = env.adapter.tools();
+    let tools = env.adapter.tools().current();
     assert_eq!(tools.len(), 9);
     for tool in &tools {
         assert_eq!(

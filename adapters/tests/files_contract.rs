@@ -103,6 +103,7 @@ async fn dropbox_requests_match_routes_and_stone_arg_types() {
     let declared: std::collections::HashSet<String> = env
         .adapter
         .tools()
+        .current()
         .into_iter()
         .flat_map(|t| t.scopes)
         .collect();

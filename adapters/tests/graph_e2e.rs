@@ -33,6 +33,7 @@ async fn start() -> Env {
             base_url: server.base_url("graph"),
             client,
             settings: Map::new(),
+            credentials: Default::default(),
         })
         .unwrap()
     };
@@ -63,6 +64,7 @@ async fn call_as(
     if let Ok(output) = &result {
         let spec = adapter
             .tools()
+            .current()
             .into_iter()
             .find(|t| t.name == tool)
             .unwrap();

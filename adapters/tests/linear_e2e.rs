@@ -23,7 +23,7 @@ fn ids(output: &Value, key: &str) -> Vec<String> {
 #[tokio::test]
 async fn tool_schemas_are_object_schemas() {
     let env = common::start().await;
-    let tools = env.adapter.tools();
+    let tools = env.adapter.tools().current();
     assert_eq!(tools.len(), 9);
     for tool in tools {
         for schema in [&tool.input_schema, &tool.output_schema] {

@@ -188,6 +188,7 @@ async fn the_resolvers_requests_are_graph_operations_with_least_privileged_scope
         let scopes = env
             .adapter("teams")
             .tools()
+            .current()
             .into_iter()
             .find(|t| t.name == tool)
             .unwrap()

@@ -665,6 +665,7 @@ fn build(kind: &dyn AdapterKind, base: &Url) -> Arc<dyn Adapter> {
         base_url: base.clone(),
         client,
         settings: Map::new(),
+        credentials: Default::default(),
     })
     .unwrap()
 }

@@ -102,6 +102,7 @@ pub fn build_catalog(
             base_url,
             client: upstream.for_instance(name.get_ref(), instance.max_concurrency),
             settings: toml_to_json(&instance.settings),
+            credentials: instance.credentials.clone(),
         };
         let adapter = match kind.build(settings) {
             Ok(adapter) => adapter,
@@ -203,6 +204,8 @@ impl RunningGateway {
 pub struct Prepared {
     pub gateway: Arc<Gateway>,
     pub tools: usize,
+    /// Stops the background work the gateway started (upstream connections, catalog upkeep).
+    pub shutdown: CancellationToken,
     /// The per-user broker, when any instance connects users with OAuth.
     pub broker: Option<Arc<UserBroker>>,
     /// Opened when the broker or the audit checkpoints needed it.
@@ -325,9 +328,26 @@ pub async fn prepare(
     let audit_keys = keyed.as_ref().map(|keyring| keyring.audit_keys());
     let checkpoints = shared_storage.clone().map(crate::audit::Checkpoints::new);
     let stages = stages(config, &catalog, audit_keys, checkpoints).await?;
-    // The sender is dropped: the catalog is fixed for the life of this process until config
-    // reload keeps it.
-    let (_catalog_tx, catalog_rx) = watch::channel(Arc::new(catalog));
+    // Instances with a connection of their own (upstream MCP servers) start connecting now;
+    // their tools join the catalog as they arrive, each change swapped in whole once the
+    // policy validates against it (`router::live`).
+    let shutdown = CancellationToken::new();
+    for instance in catalog.instances().iter() {
+        instance.adapter.start(shutdown.clone());
+    }
+    let policy_store = stages.policy.store().cloned();
+    let (catalog_tx, catalog_rx) = watch::channel(Arc::new(catalog));
+    crate::router::live::spawn(
+        catalog_tx,
+        Box::new(move |catalog| match &policy_store {
+            Some(store) => store
+                .set_tools(&crate::policy::descriptors(catalog))
+                .map(drop)
+                .map_err(|error| error.to_string()),
+            None => Ok(()),
+        }),
+        shutdown.clone(),
+    );
     let gateway = Gateway::new(
         catalog_rx,
         stages,
@@ -341,6 +361,7 @@ pub async fn prepare(
     Ok(Prepared {
         gateway,
         tools,
+        shutdown,
         broker,
         storage,
         #[cfg(feature = "sandbox")]
@@ -448,7 +469,7 @@ pub async fn start(
         // The consent and connections forms post from the gateway's own origin.
         allowed_origins.push(public_url.origin().ascii_serialization());
     }
-    let shutdown = CancellationToken::new();
+    let shutdown = prepared.shutdown.clone();
     let settings = HttpSettings {
         guard: HostGuard::new(&config.server.allowed_hosts, &allowed_origins),
         max_body_bytes: config.server.max_body_bytes,

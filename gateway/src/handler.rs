@@ -124,6 +124,51 @@ impl Gateway {
     pub fn catalog(&self) -> Arc<Catalog> {
         self.catalog.borrow().clone()
     }
+
+    /// The state of every instance that keeps a connection (upstream MCP servers), by name.
+    pub fn instance_health(&self) -> Vec<(Arc<str>, manifold_adapters::Health)> {
+        self.catalog()
+            .instances()
+            .iter()
+            .filter_map(|instance| Some((instance.name.clone(), instance.adapter.health()?)))
+            .collect()
+    }
+
+    /// Fires each time a new catalog goes into force.
+    pub fn catalog_changes(&self) -> watch::Receiver<Arc<Catalog>> {
+        let mut changes = self.catalog.clone();
+        changes.mark_unchanged();
+        changes
+    }
+}
+
+/// How often a session's list-change watcher looks whether its client is still there, when no
+/// change comes to tell.
+const WATCH_RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Tells one session's client each time the catalog changes, until the session ends.
+async fn announce_tool_changes(
+    mut changes: watch::Receiver<Arc<Catalog>>,
+    peer: rmcp::Peer<RoleServer>,
+) {
+    loop {
+        tokio::select! {
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            () = tokio::time::sleep(WATCH_RECHECK) => {
+                if peer.is_transport_closed() {
+                    return;
+                }
+                continue;
+            }
+        }
+        if peer.is_transport_closed() || peer.notify_tool_list_changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// The caller, as the authentication stage left it in the request's extensions.
@@ -267,6 +312,45 @@ impl ServerHandler for McpHandler {
             },
         };
         self.gateway.call_tool(request, &scope).await
+    }
+
+    /// A session of the 2024-11-05 … 2025-11-25 eras: its client hears of every catalog change
+    /// (`notifications/tools/list_changed`) on its stream.
+    async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
+        tokio::spawn(announce_tool_changes(
+            self.gateway.catalog_changes(),
+            context.peer,
+        ));
+    }
+
+    /// 2026-07-28: list changes are heard on a `subscriptions/listen` stream.
+    fn accepted_subscription_filter(
+        &self,
+        requested: &rmcp::model::SubscriptionFilter,
+    ) -> Option<rmcp::model::SubscriptionFilter> {
+        let mut accepted = rmcp::model::SubscriptionFilter::new();
+        accepted.tools_list_changed = requested.tools_list_changed;
+        Some(accepted)
+    }
+
+    async fn listen(&self, context: rmcp::service::SubscriptionContext) -> Result<(), McpError> {
+        let mut changes = self.gateway.catalog_changes();
+        loop {
+            tokio::select! {
+                () = context.cancelled() => return Ok(()),
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            let notification = rmcp::model::ServerNotification::ToolListChangedNotification(
+                rmcp::model::ToolListChangedNotification::default(),
+            );
+            if context.sink().send(notification).await.is_err() {
+                return Ok(());
+            }
+        }
     }
 
     #[allow(deprecated)] // logging/setLevel: still part of every protocol version we serve

@@ -15,6 +15,7 @@ use std::{
 
 use manifold_adapters::TextFilter;
 use manifold_policy::redact::{RedactionConfig, Redactor, Target};
+use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::Value;
 
 use crate::router::Route;
@@ -102,6 +103,30 @@ impl RedactStage {
         masked
     }
 
+    /// Masks every text-bearing part of an upstream MCP server's answer in place (text
+    /// blocks, embedded resources' text, links' names and descriptions, `structuredContent`,
+    /// `_meta`); binary payloads (`data`, `blob`) pass untouched. Returns how many spans were
+    /// masked. An answer that cannot be walked is replaced by an error result, never passed
+    /// through unmasked.
+    pub fn apply_to_result(&self, route: &Route, result: &mut CallToolResult) -> usize {
+        let selected = self.redactor.select(&target(route));
+        let Ok(mut value) = serde_json::to_value(&*result) else {
+            *result = unreadable();
+            return 0;
+        };
+        let masked = mask_except_binary(&mut value, &|v: &mut Value| selected.redact_value(v));
+        match serde_json::from_value(value) {
+            Ok(masked_result) => {
+                *result = masked_result;
+                masked
+            }
+            Err(_) => {
+                *result = unreadable();
+                masked
+            }
+        }
+    }
+
     /// The route's redaction as a filter for the adapter, applied to whole texts before they
     /// are cut (see the module docs). Changes nothing when the route's rules mask nothing.
     pub fn text_filter(&self, route: &Route) -> TextFilter {
@@ -136,6 +161,39 @@ impl RedactStage {
     pub fn redact_text(&self, text: &str) -> String {
         self.redactor.strict().redact_text(text).0.into_owned()
     }
+}
+
+/// Binary payloads of content blocks: base64 that detectors must not rewrite.
+const BINARY_KEYS: [&str; 2] = ["data", "blob"];
+
+/// Applies `mask` to `value` with the binary payloads of any object in it set aside.
+fn mask_except_binary(value: &mut Value, mask: &dyn Fn(&mut Value) -> usize) -> usize {
+    match value {
+        Value::Object(map) => {
+            let binary: Vec<(String, Value)> = BINARY_KEYS
+                .iter()
+                .filter_map(|key| map.remove(*key).map(|v| ((*key).to_owned(), v)))
+                .collect();
+            let masked = map
+                .values_mut()
+                .map(|field| mask_except_binary(field, mask))
+                .sum();
+            map.extend(binary);
+            masked
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .map(|item| mask_except_binary(item, mask))
+            .sum(),
+        Value::String(_) => mask(value),
+        _ => 0,
+    }
+}
+
+fn unreadable() -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(
+        "the server's answer could not be checked for redaction, so it is withheld",
+    )])
 }
 
 #[cfg(test)]

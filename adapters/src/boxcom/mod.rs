@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     Adapter, AdapterKind, BuildError, CallContext, InstanceSettings, OAuthSpec, ResolveFacts,
-    ToolError, ToolOutput, ToolSpec,
+    ToolError, ToolOutput,
 };
 
 mod client;
@@ -85,8 +85,8 @@ pub struct BoxAdapter {
 
 #[async_trait::async_trait]
 impl Adapter for BoxAdapter {
-    fn tools(&self) -> Vec<ToolSpec> {
-        tools::all()
+    fn tools(&self) -> crate::Tools {
+        crate::Tools::Static(tools::all())
     }
 
     /// Whom a shared link works for (`facts.rs`).

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     Adapter, AdapterKind, BuildError, CallContext, InstanceSettings, OAuthSpec, ResolveFacts,
-    ToolError, ToolOutput, ToolSpec,
+    ToolError, ToolOutput,
 };
 
 mod cache;
@@ -110,8 +110,8 @@ pub struct DriveAdapter {
 
 #[async_trait::async_trait]
 impl Adapter for DriveAdapter {
-    fn tools(&self) -> Vec<ToolSpec> {
-        tools::all()
+    fn tools(&self) -> crate::Tools {
+        crate::Tools::Static(tools::all())
     }
 
     /// The folders each call acts within, for policies on folders (`facts.rs`).

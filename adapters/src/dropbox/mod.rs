@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     Adapter, AdapterKind, BuildError, CallContext, InstanceSettings, OAuthSpec, ResolveFacts,
-    ToolError, ToolOutput, ToolSpec,
+    ToolError, ToolOutput,
 };
 
 mod client;
@@ -90,8 +90,8 @@ pub struct DropboxAdapter {
 
 #[async_trait::async_trait]
 impl Adapter for DropboxAdapter {
-    fn tools(&self) -> Vec<ToolSpec> {
-        tools::all()
+    fn tools(&self) -> crate::Tools {
+        crate::Tools::Static(tools::all())
     }
 
     /// Whom a shared link works for, existing links included (`facts.rs`).

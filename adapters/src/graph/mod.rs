@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     Adapter, AdapterKind, BuildError, CallContext, InstanceSettings, OAuthSpec, ResolveFacts,
-    StoredFacts, ToolError, ToolOutput, ToolSpec,
+    StoredFacts, ToolError, ToolOutput,
 };
 
 mod args;
@@ -134,12 +134,12 @@ struct GraphAdapter {
 
 #[async_trait::async_trait]
 impl Adapter for GraphAdapter {
-    fn tools(&self) -> Vec<ToolSpec> {
-        match self.service {
+    fn tools(&self) -> crate::Tools {
+        crate::Tools::Static(match self.service {
             Service::Outlook => outlook::tools(),
             Service::Teams => teams::tools(),
             Service::SharePoint => sharepoint::tools(),
-        }
+        })
     }
 
     async fn call(
@@ -159,6 +159,7 @@ impl Adapter for GraphAdapter {
             ToolError::Forbidden(detail) => {
                 let scopes = self
                     .tools()
+                    .current()
                     .into_iter()
                     .find(|spec| spec.name == tool)
                     .map(|spec| spec.scopes.join(", "))

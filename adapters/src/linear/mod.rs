@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     Adapter, AdapterKind, BuildError, CallContext, InstanceSettings, OAuthSpec, ToolError,
-    ToolOutput, ToolSpec,
+    ToolOutput,
 };
 
 pub(crate) mod client;
@@ -78,8 +78,8 @@ pub struct LinearAdapter {
 
 #[async_trait::async_trait]
 impl Adapter for LinearAdapter {
-    fn tools(&self) -> Vec<ToolSpec> {
-        tools::all()
+    fn tools(&self) -> crate::Tools {
+        crate::Tools::Static(tools::all())
     }
 
     async fn call(

@@ -36,6 +36,7 @@ pub async fn start() -> Env {
             base_url: base.clone(),
             client,
             settings: Map::new(),
+            credentials: Default::default(),
         })
         .expect("adapter builds");
     Env {
@@ -75,6 +76,7 @@ impl Env {
             let spec = self
                 .adapter
                 .tools()
+                .current()
                 .into_iter()
                 .find(|t| t.name == tool)
                 .expect("tool exists");

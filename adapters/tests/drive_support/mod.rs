@@ -49,6 +49,7 @@ pub async fn start_with(settings: Map<String, Value>) -> Env {
             base_url: base.clone(),
             client,
             settings,
+            credentials: Default::default(),
         })
         .expect("adapter builds");
     Env {
@@ -95,6 +96,7 @@ impl Env {
         let spec = self
             .adapter
             .tools()
+            .current()
             .into_iter()
             .find(|t| t.name == tool)
             .expect("tool exists");

@@ -57,6 +57,7 @@ fn build(kind: Arc<dyn AdapterKind>, token: &'static str, base: Url) -> Env {
             base_url: base.clone(),
             client,
             settings: Map::new(),
+            credentials: Default::default(),
         })
         .expect("adapter builds");
     Env {
@@ -96,6 +97,7 @@ impl Env {
         let spec = self
             .adapter
             .tools()
+            .current()
             .into_iter()
             .find(|t| t.name == tool)
             .expect("tool exists");

@@ -49,6 +49,7 @@ pub async fn start() -> Env {
             base_url: base.clone(),
             client,
             settings: Map::new(),
+            credentials: Default::default(),
         })
         .unwrap()
     };
@@ -135,6 +136,7 @@ impl Env {
         let spec = self
             .adapter(kind)
             .tools()
+            .current()
             .into_iter()
             .find(|t| t.name == tool)
             .unwrap();

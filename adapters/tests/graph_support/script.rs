@@ -269,7 +269,7 @@ impl Env {
             .await,
         );
         for (kind, adapter) in &self.kinds {
-            for spec in adapter.tools() {
+            for spec in adapter.tools().current() {
                 assert!(
                     all.iter().any(|r| r.kind == *kind && r.tool == spec.name),
                     "{kind}.{} is not exercised by the contract script",

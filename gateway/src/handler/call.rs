@@ -19,7 +19,7 @@ use std::{
     time::Instant,
 };
 
-use manifold_adapters::{CallContext, ToolError};
+use manifold_adapters::{CallContext, ToolAnswer, ToolError};
 use manifold_policy::{Action, Decision, Principal, audit::AuditEvent};
 use rmcp::{
     ErrorData as McpError, Peer, RoleServer,
@@ -638,7 +638,7 @@ impl Gateway {
             // Tells the client the call started; adapters report their own steps from there on.
             ctx.report_progress(0.0, None, Some(format!("calling {}", route.exposed)));
         }
-        let call = route.adapter.call(&route.spec.name, arguments, &ctx);
+        let call = route.adapter.answer(&route.spec.name, arguments, &ctx);
         let outcome = tokio::select! {
             outcome = tokio::time::timeout(self.settings.call_timeout, call) => {
                 outcome.unwrap_or(Err(ToolError::Timeout))
@@ -651,13 +651,21 @@ impl Gateway {
             // Progress must reach the client before the result does.
             let _ = forward.await;
         }
-        let mut output = outcome?;
-        let masked = self
-            .stages
-            .redact
-            .apply(route, &mut output.structured, &mut output.text);
-        let mut result = CallToolResult::success(vec![Content::text(output.text)]);
-        result.structured_content = Some(output.structured);
+        let (result, masked) = match outcome? {
+            ToolAnswer::Rendered(mut output) => {
+                let masked =
+                    self.stages
+                        .redact
+                        .apply(route, &mut output.structured, &mut output.text);
+                let mut result = CallToolResult::success(vec![Content::text(output.text)]);
+                result.structured_content = Some(output.structured);
+                (result, masked)
+            }
+            ToolAnswer::Mcp(mut result) => {
+                let masked = self.stages.redact.apply_to_result(route, &mut result);
+                (*result, masked)
+            }
+        };
         Ok((result, masked))
     }
 }

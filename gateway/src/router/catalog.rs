@@ -39,6 +39,7 @@ impl std::fmt::Debug for Route {
 }
 
 /// One adapter instance as the catalog sees it.
+#[derive(Clone)]
 pub struct CatalogInstance {
     pub name: Arc<str>,
     pub kind: Arc<str>,
@@ -53,6 +54,15 @@ pub struct CatalogInstance {
     pub read_only: bool,
     /// `tool_tags` of the instance, by adapter-local tool name.
     pub tool_tags: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl std::fmt::Debug for CatalogInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatalogInstance")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A catalog that cannot be built: a config error for `manifold check`.
@@ -108,22 +118,73 @@ impl CatalogError {
 pub struct Catalog {
     routes: Vec<Arc<Route>>,
     by_name: HashMap<String, usize>,
+    /// What it was built from, to build the next one when a live instance's tools change.
+    instances: Arc<[CatalogInstance]>,
 }
 
 // === impl Catalog ===
 
 impl Catalog {
     /// Builds the catalog, reporting every collision and unknown tool rather than the first.
+    /// Those are config errors; what a live instance (an upstream MCP server) offers is not the
+    /// config's fault, so its refused tools are logged and left out instead (see
+    /// [`Catalog::assemble`]).
     pub fn build(instances: Vec<CatalogInstance>) -> Result<Self, Vec<CatalogError>> {
+        let (catalog, errors) = Self::assemble(instances.into());
+        let errors: Vec<CatalogError> = errors
+            .into_iter()
+            .filter_map(|(error, live)| {
+                if live {
+                    tracing::warn!(%error, "upstream tool refused");
+                    None
+                } else {
+                    Some(error)
+                }
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(catalog)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Every tool that can be routed, and every refusal with whether it came from a live
+    /// instance's tools. Names of fixed tools are claimed first, so an upstream that starts
+    /// offering a native tool's name cannot take it over: its tool is the one refused.
+    pub fn assemble(instances: Arc<[CatalogInstance]>) -> (Self, Vec<(CatalogError, bool)>) {
         let mut errors = Vec::new();
-        let mut catalog = Catalog::default();
+        let mut catalog = Catalog {
+            instances: instances.clone(),
+            ..Catalog::default()
+        };
         let mut owner: HashMap<String, String> = HashMap::new();
-        for instance in instances {
-            let tools = instance.adapter.tools();
-            if let Some(only) = &instance.only_tools {
+        let offered: Vec<(Vec<ToolSpec>, bool)> = instances
+            .iter()
+            .map(|instance| {
+                let tools = instance.adapter.tools();
+                (tools.current(), tools.is_live())
+            })
+            .collect();
+        let fixed: HashMap<String, String> = instances
+            .iter()
+            .zip(&offered)
+            .filter(|(_, (_, live))| !live)
+            .flat_map(|(instance, (tools, _))| {
+                tools.iter().map(|spec| {
+                    (
+                        exposed_name(instance.prefix.as_deref(), &spec.name),
+                        format!("{}.{}", instance.name, spec.name),
+                    )
+                })
+            })
+            .collect();
+        for (instance, (tools, live)) in instances.iter().zip(offered) {
+            let mut push = |error: CatalogError| errors.push((error, live));
+            if let Some(only) = instance.only_tools.as_ref().filter(|_| !live) {
                 for (wanted, offset) in only {
                     if !tools.iter().any(|tool| &tool.name == wanted) {
-                        errors.push(CatalogError::UnknownTool {
+                        push(CatalogError::UnknownTool {
                             instance: instance.name.to_string(),
                             tool: wanted.clone(),
                             known: tools
@@ -144,8 +205,11 @@ impl Catalog {
                 }
                 let exposed = exposed_name(instance.prefix.as_deref(), &spec.name);
                 let source = format!("{}.{}", instance.name, spec.name);
-                if let Some(first) = owner.get(&exposed) {
-                    errors.push(CatalogError::Collision {
+                let claimed = owner
+                    .get(&exposed)
+                    .or_else(|| fixed.get(&exposed).filter(|_| live));
+                if let Some(first) = claimed {
+                    push(CatalogError::Collision {
                         name: exposed,
                         first: first.clone(),
                         second: source,
@@ -157,7 +221,7 @@ impl Catalog {
                     match jsonschema::validator_for(&Value::Object(spec.input_schema.clone())) {
                         Ok(validator) => validator,
                         Err(error) => {
-                            errors.push(CatalogError::BadSchema {
+                            push(CatalogError::BadSchema {
                                 instance: instance.name.to_string(),
                                 tool: spec.name.clone(),
                                 reason: error.to_string(),
@@ -170,7 +234,7 @@ impl Catalog {
                 let unreadable =
                     manifold_policy::facts::unreadable_declarations(&spec.input_schema);
                 if !unreadable.is_empty() {
-                    errors.push(CatalogError::BadSchema {
+                    push(CatalogError::BadSchema {
                         instance: instance.name.to_string(),
                         tool: spec.name.clone(),
                         reason: format!(
@@ -184,7 +248,7 @@ impl Catalog {
                 }
                 // A policy that cannot learn whom the call reaches must not decide without it.
                 if spec.resolves_facts && instance.adapter.facts().is_none() {
-                    errors.push(CatalogError::NoFacts {
+                    push(CatalogError::NoFacts {
                         instance: instance.name.to_string(),
                         tool: spec.name.clone(),
                         offset: instance.offset,
@@ -213,15 +277,16 @@ impl Catalog {
                 }));
             }
         }
-        if errors.is_empty() {
-            Ok(catalog)
-        } else {
-            Err(errors)
-        }
+        (catalog, errors)
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<Route>> {
         self.by_name.get(name).map(|&index| &self.routes[index])
+    }
+
+    /// The instances the catalog was built from.
+    pub fn instances(&self) -> &Arc<[CatalogInstance]> {
+        &self.instances
     }
 
     /// Every route in catalog order (config order of instances, adapter order of tools).
@@ -281,6 +346,19 @@ impl Route {
 
 fn describe(exposed: &str, spec: &ToolSpec) -> Tool {
     let hints = spec.annotations;
+    if let Some(upstream) = &spec.upstream {
+        // An upstream's description passes through whole (icons, `_meta`, its output schema or
+        // none) under the gateway's name, with the hints the gateway's policy acts on.
+        let mut tool = (**upstream).clone();
+        tool.name = exposed.to_owned().into();
+        let mut annotations = tool.annotations.take().unwrap_or_default();
+        annotations.read_only_hint = Some(hints.read_only);
+        annotations.destructive_hint = Some(hints.destructive);
+        annotations.idempotent_hint = Some(hints.idempotent);
+        annotations.open_world_hint = Some(hints.open_world);
+        tool.annotations = Some(annotations);
+        return tool;
+    }
     let mut annotations = ToolAnnotations::default();
     annotations.title = Some(spec.title.clone());
     annotations.read_only_hint = Some(hints.read_only);
@@ -311,8 +389,8 @@ pub(crate) mod tests {
 
     #[async_trait::async_trait]
     impl Adapter for Offers {
-        fn tools(&self) -> Vec<ToolSpec> {
-            self.0.clone()
+        fn tools(&self) -> manifold_adapters::Tools {
+            manifold_adapters::Tools::Static(self.0.clone())
         }
         async fn call(
             &self,

@@ -1,8 +1,10 @@
-//! Routing: the table from exposed tool names (`<prefix>_<tool>`) to adapter instances, built once
-//! per config and looked up on every call. Names are never split to find their adapter.
+//! Routing: the table from exposed tool names (`<prefix>_<tool>`) to adapter instances, built from
+//! the config and rebuilt whole when a live instance's tools change ([`live`]); looked up on every
+//! call. Names are never split to find their adapter.
 
 mod catalog;
 mod defaults;
+pub mod live;
 mod names;
 
 pub use catalog::{Catalog, CatalogError, CatalogInstance, Route};

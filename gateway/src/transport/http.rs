@@ -112,9 +112,13 @@ pub fn router(
             auth::resource::require,
         ));
     }
-    let mut router = Router::new()
-        .nest("/mcp", mcp)
-        .route("/healthz", get(|| async { "ok" }));
+    let mut router = Router::new().nest("/mcp", mcp).route(
+        "/healthz",
+        get({
+            let gateway = operator_gateway.clone();
+            move || async move { health_text(&gateway) }
+        }),
+    );
     if let Some(token) = &settings.operator_on_main {
         let operator =
             super::operator::router(operator_gateway, settings.guard.clone(), Some(token));
@@ -167,4 +171,17 @@ async fn session_ended_status(
         *response.status_mut() = axum::http::StatusCode::NO_CONTENT;
     }
     response
+}
+
+/// `/healthz`: the gateway answers, so it is up (`ok`); an instance that keeps a connection and
+/// lost it is named on a line of its own, so an operator sees it without the pod being
+/// restarted for a fault that is not the gateway's.
+fn health_text(gateway: &Gateway) -> String {
+    let mut text = String::from("ok");
+    for (instance, health) in gateway.instance_health() {
+        if let manifold_adapters::Health::Degraded { reason } = health {
+            text.push_str(&format!("\ndegraded: {instance}: {reason}"));
+        }
+    }
+    text
 }

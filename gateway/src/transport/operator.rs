@@ -85,10 +85,21 @@ async fn metrics(gateway: Arc<Gateway>) -> String {
         .store()
         .map_or((0, 0), |store| (store.reloads(), store.rejected_reloads()));
     let tools = gateway.catalog().len();
+    let upstreams: String = gateway
+        .instance_health()
+        .iter()
+        .map(|(instance, health)| {
+            let up = u8::from(*health == manifold_adapters::Health::Up);
+            format!("manifold_upstream_up{{instance=\"{instance}\"}} {up}\n")
+        })
+        .collect();
     let mut text = format!(
         "# HELP manifold_tools Tools in the catalog.\n\
          # TYPE manifold_tools gauge\n\
          manifold_tools {tools}\n\
+         # HELP manifold_upstream_up Whether the gateway is connected to an upstream MCP server instance (1) or it is degraded (0).\n\
+         # TYPE manifold_upstream_up gauge\n\
+         {upstreams}\
          # HELP manifold_policy_reloads_total Policy changes applied without a restart.\n\
          # TYPE manifold_policy_reloads_total counter\n\
          manifold_policy_reloads_total {reloads}\n\

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod mock_idp;
 pub mod oauth;
 pub mod process;
+pub mod upstream_mcp;
 
 use std::{
     path::Path,
@@ -72,51 +73,53 @@ fn object(properties: Value, required: &[&str]) -> Value {
 
 #[async_trait::async_trait]
 impl Adapter for TestAdapter {
-    fn tools(&self) -> Vec<ToolSpec> {
-        let echo_out = object(json!({"echo": {"type": "string"}}), &["echo"]);
-        let mut tools = vec![
-            ToolSpec::new(
-                "echo",
-                "Echo",
-                "Returns its text.",
-                ToolAnnotations::READ,
-                object(
-                    json!({"text": {"type": "string", "maxLength": 100}}),
-                    &["text"],
+    fn tools(&self) -> manifold_adapters::Tools {
+        manifold_adapters::Tools::Static({
+            let echo_out = object(json!({"echo": {"type": "string"}}), &["echo"]);
+            let mut tools = vec![
+                ToolSpec::new(
+                    "echo",
+                    "Echo",
+                    "Returns its text.",
+                    ToolAnnotations::READ,
+                    object(
+                        json!({"text": {"type": "string", "maxLength": 100}}),
+                        &["text"],
+                    ),
+                    echo_out.clone(),
                 ),
-                echo_out.clone(),
-            ),
-            ToolSpec::new(
-                "slow",
-                "Slow",
-                "Waits `millis` ms, reporting progress every 10 ms.",
-                ToolAnnotations::READ,
-                object(
-                    json!({"millis": {"type": "integer", "minimum": 0}}),
-                    &["millis"],
+                ToolSpec::new(
+                    "slow",
+                    "Slow",
+                    "Waits `millis` ms, reporting progress every 10 ms.",
+                    ToolAnnotations::READ,
+                    object(
+                        json!({"millis": {"type": "integer", "minimum": 0}}),
+                        &["millis"],
+                    ),
+                    echo_out.clone(),
                 ),
-                echo_out.clone(),
-            ),
-            ToolSpec::new(
-                "fail",
-                "Fail",
-                "Always fails like a provider that is down.",
-                ToolAnnotations::CREATE,
-                object(json!({}), &[]),
-                echo_out.clone(),
-            ),
-        ];
-        for index in 0..self.extra_tools {
-            tools.push(ToolSpec::new(
-                &format!("extra_{index:03}"),
-                "Extra",
-                "Filler for paging.",
-                ToolAnnotations::READ,
-                object(json!({}), &[]),
-                echo_out.clone(),
-            ));
-        }
-        tools
+                ToolSpec::new(
+                    "fail",
+                    "Fail",
+                    "Always fails like a provider that is down.",
+                    ToolAnnotations::CREATE,
+                    object(json!({}), &[]),
+                    echo_out.clone(),
+                ),
+            ];
+            for index in 0..self.extra_tools {
+                tools.push(ToolSpec::new(
+                    &format!("extra_{index:03}"),
+                    "Extra",
+                    "Filler for paging.",
+                    ToolAnnotations::READ,
+                    object(json!({}), &[]),
+                    echo_out.clone(),
+                ));
+            }
+            tools
+        })
     }
 
     async fn call(

@@ -63,19 +63,21 @@ struct Counting(Arc<AtomicUsize>);
 
 #[async_trait::async_trait]
 impl Adapter for Counting {
-    fn tools(&self) -> Vec<ToolSpec> {
-        let input = json!({"type": "object", "properties": {"text": {"type": "string"}},
+    fn tools(&self) -> manifold_adapters::Tools {
+        manifold_adapters::Tools::Static({
+            let input = json!({"type": "object", "properties": {"text": {"type": "string"}},
                            "required": ["text"], "additionalProperties": false});
-        let output = json!({"type": "object", "properties": {"echo": {"type": "string"}}});
-        let echo = ToolSpec::new(
-            "echo",
-            "Echo",
-            "Returns its text.",
-            ToolAnnotations::READ,
-            input,
-            output,
-        );
-        vec![echo]
+            let output = json!({"type": "object", "properties": {"echo": {"type": "string"}}});
+            let echo = ToolSpec::new(
+                "echo",
+                "Echo",
+                "Returns its text.",
+                ToolAnnotations::READ,
+                input,
+                output,
+            );
+            vec![echo]
+        })
     }
 
     async fn call(

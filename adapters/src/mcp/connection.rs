@@ -1,0 +1,371 @@
+//! The gateway's connection to one upstream MCP server: opened at start and kept open (stdio
+//! children restarted, HTTP sessions re-made) with backoff; the tool list refreshed on the
+//! upstream's change notification and on an interval. Any replica keeps its own connection:
+//! upstream sessions are never a reason for sticky routing.
+
+use std::{
+    collections::HashMap,
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use rmcp::{
+    ClientHandler, RoleClient,
+    model::{
+        ClientCapabilities, ClientConfig, Implementation, ProgressNotificationParam, ProgressToken,
+        ProtocolVersion,
+    },
+    service::{ClientLifecycleMode, ClientServiceExt, NotificationContext, Peer},
+    transport::{
+        StreamableHttpClientTransport, TokioChildProcess,
+        streamable_http_client::StreamableHttpClientTransportConfig,
+    },
+};
+use tokio::{io::AsyncBufReadExt, sync::watch};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    convert,
+    settings::{Endpoint, McpSettings},
+};
+use crate::{Health, ProgressSink, Secret, ToolSpec};
+
+/// How long a stderr line of a stdio upstream may be in the gateway's log.
+const MAX_STDERR_LINE: usize = 2048;
+/// The first and the longest wait between reconnection attempts.
+const BACKOFF: (Duration, Duration) = (Duration::from_millis(250), Duration::from_secs(30));
+
+/// State shared by the adapter (calls), the connection task and the upstream's notifications.
+pub struct Shared {
+    pub name: String,
+    pub settings: McpSettings,
+    /// `Authorization` and other headers for an HTTP upstream, from the instance credentials.
+    pub headers: Vec<(String, Secret)>,
+    pub peer: watch::Sender<Option<Peer<RoleClient>>>,
+    pub tools: watch::Sender<Arc<[ToolSpec]>>,
+    pub health: Mutex<Health>,
+    /// Set when the upstream says its tools changed.
+    pub refresh: tokio::sync::Notify,
+    /// Where progress of calls in flight goes, by the token the gateway sent upstream.
+    pub progress: Mutex<HashMap<ProgressToken, ProgressSink>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("name", &self.name)
+            .field("health", &self.health)
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl Shared ===
+
+impl Shared {
+    fn set_health(&self, health: Health) {
+        let mut current = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        if *current != health {
+            match &health {
+                Health::Up => {
+                    tracing::info!(instance = %self.name, "upstream MCP server connected")
+                }
+                Health::Degraded { reason } => {
+                    tracing::warn!(instance = %self.name, %reason, "upstream MCP server unavailable");
+                }
+            }
+            *current = health;
+        }
+    }
+
+    /// Keeps the connection until `shutdown`: connect, serve, and on loss connect again.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut backoff = BACKOFF.0;
+        loop {
+            let connected = tokio::select! {
+                connected = self.connect() => connected,
+                () = shutdown.cancelled() => return,
+            };
+            match connected {
+                Ok(service) => {
+                    backoff = BACKOFF.0;
+                    self.serve(service, &shutdown).await;
+                    self.peer.send_replace(None);
+                    if shutdown.is_cancelled() {
+                        return;
+                    }
+                    self.set_health(Health::Degraded {
+                        reason: "the connection to the upstream was lost; reconnecting".into(),
+                    });
+                }
+                Err(reason) => self.set_health(Health::Degraded { reason }),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = shutdown.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(BACKOFF.1);
+        }
+    }
+
+    async fn connect(
+        self: &Arc<Self>,
+    ) -> Result<rmcp::service::RunningService<RoleClient, UpstreamHandler>, String> {
+        let handler = UpstreamHandler {
+            shared: Arc::downgrade(self),
+        };
+        // The newest era first (`server/discover`), else `initialize` with the newest version
+        // the server accepts, whatever era the downstream clients speak.
+        let lifecycle = ClientLifecycleMode::Auto {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            legacy_version: Some(ProtocolVersion::V_2025_11_25),
+        };
+        match &self.settings.endpoint {
+            Endpoint::Http(url) => {
+                let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
+                    .max_json_response_size(self.settings.max_response_bytes)
+                    .max_sse_event_size(self.settings.max_response_bytes)
+                    .reinit_on_expired_session(true);
+                let mut custom = HashMap::new();
+                for (name, value) in &self.headers {
+                    if name.eq_ignore_ascii_case("authorization") {
+                        config = config.auth_header(value.expose().trim().to_owned());
+                        continue;
+                    }
+                    let name = http::HeaderName::try_from(name.as_str())
+                        .map_err(|_| format!("credential header `{name}` is not a header name"))?;
+                    let value = http::HeaderValue::try_from(value.expose().trim())
+                        .map_err(|_| format!("credential header `{name}` has an invalid value"))?;
+                    custom.insert(name, value);
+                }
+                config = config.custom_headers(custom);
+                let transport = StreamableHttpClientTransport::with_client(
+                    reqwest::Client::builder()
+                        .connect_timeout(Duration::from_secs(10))
+                        .build()
+                        .map_err(|e| e.to_string())?,
+                    config,
+                );
+                handler
+                    .serve_with_lifecycle(transport, lifecycle)
+                    .await
+                    .map_err(|error| format!("cannot connect to {}: {error}", shown(url)))
+            }
+            Endpoint::Stdio { command, env, cwd } => {
+                let (program, args) = command.split_first().ok_or("empty command")?;
+                let mut process = tokio::process::Command::new(program);
+                process.args(args);
+                // The child gets only what the config gives it: never the gateway's secrets.
+                process.env_clear();
+                for key in ["PATH", "HOME", "LANG", "TMPDIR"] {
+                    if let Ok(value) = std::env::var(key) {
+                        process.env(key, value);
+                    }
+                }
+                process.envs(env);
+                if let Some(cwd) = cwd {
+                    process.current_dir(cwd);
+                }
+                let (transport, stderr) = TokioChildProcess::builder(process)
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .map_err(|error| format!("cannot start `{program}`: {error}"))?;
+                if let Some(stderr) = stderr {
+                    let name = self.name.clone();
+                    tokio::spawn(async move {
+                        let mut lines = tokio::io::BufReader::new(stderr).lines();
+                        while let Ok(Some(line)) = lines.next_line().await {
+                            let line: String = line.chars().take(MAX_STDERR_LINE).collect();
+                            tracing::info!(instance = %name, stderr = %line, "upstream MCP server");
+                        }
+                    });
+                }
+                handler
+                    .serve_with_lifecycle(transport, lifecycle)
+                    .await
+                    .map_err(|error| format!("`{program}` did not start as an MCP server: {error}"))
+            }
+        }
+    }
+
+    /// Serves one connection until it ends or the gateway shuts down.
+    async fn serve(
+        self: &Arc<Self>,
+        service: rmcp::service::RunningService<RoleClient, UpstreamHandler>,
+        shutdown: &CancellationToken,
+    ) {
+        let peer = service.peer().clone();
+        let stop = service.cancellation_token();
+        let mut ended = tokio::spawn(service.waiting());
+        if let Err(reason) = self.refresh_tools(&peer).await {
+            self.set_health(Health::Degraded { reason });
+            stop.cancel();
+            let _ = ended.await;
+            return;
+        }
+        self.peer.send_replace(Some(peer.clone()));
+        self.set_health(Health::Up);
+        // 2026-07-28 servers announce list changes only on a `subscriptions/listen` stream;
+        // earlier ones send them on the session (`on_tool_list_changed`). Either way the
+        // interval refresh remains, for servers that announce nothing.
+        let _listening = self.listen_for_changes(&peer).await;
+        let mut interval = tokio::time::interval(self.settings.refresh_interval);
+        interval.tick().await;
+        loop {
+            tokio::select! {
+                _ = &mut ended => return,
+                () = shutdown.cancelled() => {
+                    stop.cancel();
+                    let _ = ended.await;
+                    return;
+                }
+                () = self.refresh.notified() => {}
+                _ = interval.tick() => {}
+            }
+            if let Err(reason) = self.refresh_tools(&peer).await {
+                tracing::warn!(instance = %self.name, %reason, "tool list refresh failed");
+            }
+        }
+    }
+
+    /// Opens a list-change subscription on a 2026-07-28 connection; the task it returns turns
+    /// each notification into a refresh and ends with the connection (dropped: cancelled).
+    async fn listen_for_changes(
+        self: &Arc<Self>,
+        peer: &Peer<RoleClient>,
+    ) -> Option<tokio_util::sync::DropGuard> {
+        let modern = peer
+            .peer_info()
+            .is_some_and(|info| info.protocol_version == ProtocolVersion::V_2026_07_28);
+        if !modern {
+            return None;
+        }
+        let filter = rmcp::model::SubscriptionFilter::builder()
+            .tools_list_changed()
+            .build();
+        let mut subscription = match peer.listen(filter).await {
+            Ok(subscription) => subscription,
+            Err(error) => {
+                tracing::info!(instance = %self.name, %error, "upstream offers no list-change subscription; refreshing on the interval");
+                return None;
+            }
+        };
+        let stop = CancellationToken::new();
+        let guard = stop.clone().drop_guard();
+        let shared = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    next = subscription.next() => match next {
+                        Ok(Some(_)) => shared.refresh.notify_one(),
+                        _ => return,
+                    },
+                    () = stop.cancelled() => return,
+                }
+            }
+        });
+        Some(guard)
+    }
+
+    /// Fetches the tool list and publishes it when it differs.
+    async fn refresh_tools(&self, peer: &Peer<RoleClient>) -> Result<(), String> {
+        let listed = tokio::time::timeout(Duration::from_secs(30), peer.list_all_tools())
+            .await
+            .map_err(|_| "the upstream did not list its tools in time".to_owned())?
+            .map_err(|error| format!("tools/list failed: {error}"))?;
+        let (specs, refused) = convert::specs(
+            listed,
+            self.settings.trust_annotations,
+            self.settings.max_tools,
+        );
+        for reason in refused {
+            tracing::warn!(instance = %self.name, %reason, "upstream tool refused");
+        }
+        let changed = {
+            let current = self.tools.borrow();
+            current.len() != specs.len()
+                || current
+                    .iter()
+                    .zip(&specs)
+                    .any(|(a, b)| a.upstream != b.upstream)
+        };
+        if changed {
+            tracing::info!(instance = %self.name, tools = specs.len(), "upstream tool list changed");
+            self.tools.send_replace(specs.into());
+        }
+        Ok(())
+    }
+}
+
+/// The gateway as the upstream's client: takes its notifications.
+pub struct UpstreamHandler {
+    shared: std::sync::Weak<Shared>,
+}
+
+impl ClientHandler for UpstreamHandler {
+    fn get_info(&self) -> ClientConfig {
+        let mut info = ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("manifold", env!("CARGO_PKG_VERSION")),
+        );
+        info.protocol_version = ProtocolVersion::V_2025_11_25;
+        info
+    }
+
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.refresh.notify_one();
+        }
+    }
+
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        // Only tokens of calls in flight here are known: an upstream cannot reach a call it
+        // was not given.
+        let sink = shared
+            .progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&params.progress_token)
+            .cloned();
+        if let Some(sink) = sink {
+            sink(params.progress, params.total, params.message);
+        }
+    }
+
+    #[allow(deprecated)] // upstream logs are still sent by every 2025-era server
+    async fn on_logging_message(
+        &self,
+        params: rmcp::model::LoggingMessageNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        if let Some(shared) = self.shared.upgrade() {
+            let data: String = params
+                .data
+                .to_string()
+                .chars()
+                .take(MAX_STDERR_LINE)
+                .collect();
+            tracing::debug!(instance = %shared.name, level = ?params.level, %data, "upstream log");
+        }
+    }
+}
+
+/// A URL as logs and `/healthz` may show it: no user info, query or fragment, where a
+/// credential might hide.
+fn shown(url: &url::Url) -> String {
+    format!(
+        "{}://{}{}",
+        url.scheme(),
+        url.host_str().unwrap_or_default(),
+        url.port()
+            .map(|port| format!(":{port}"))
+            .unwrap_or_default()
+    ) + url.path()
+}

@@ -1,0 +1,241 @@
+//! The `mcp` kind: an existing MCP server (Streamable HTTP, or a stdio child process) put
+//! behind the gateway like any provider. Its tools arrive live from the upstream
+//! ([`Tools::Live`]); the gateway namespaces them, applies policy, quota and redaction, and
+//! passes each answer through whole ([`ToolAnswer::Mcp`]).
+
+mod connection;
+mod convert;
+mod settings;
+
+use std::sync::{Arc, Mutex};
+
+use rmcp::{
+    model::{CallToolRequestParams, CallToolResponse, NumberOrString, ProgressToken},
+    service::ServiceError,
+};
+use serde_json::{Map, Value};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+pub use convert::{UNTRUSTED, valid_name};
+pub use settings::{DEFAULT_MAX_RESPONSE_BYTES, Endpoint, McpSettings};
+
+use self::connection::Shared;
+use crate::{
+    Adapter, AdapterKind, BuildError, CallContext, Health, InstanceSettings, ToolAnswer, ToolError,
+    ToolOutput, Tools,
+};
+
+/// The kind: `kind = "mcp"`.
+#[derive(Debug, Default)]
+pub struct McpKind;
+
+impl AdapterKind for McpKind {
+    fn id(&self) -> &'static str {
+        "mcp"
+    }
+
+    fn summary(&self) -> &'static str {
+        "An upstream MCP server (Streamable HTTP at base_url, or settings.command over stdio)"
+    }
+
+    /// No public default: an instance names its server's URL or its command. This placeholder
+    /// stands for "none given" and is refused unless `settings.command` is set.
+    fn default_base_url(&self) -> &'static str {
+        "stdio:"
+    }
+
+    fn build(&self, settings: InstanceSettings) -> Result<Arc<dyn Adapter>, BuildError> {
+        let parsed = McpSettings::parse(&settings.base_url, settings.settings)?;
+        // `token` is the bearer token; `header_<name>` keys are sent as headers (`header_x_api_key`
+        // as `x-api-key`), so either comes from the environment, never from the config file.
+        let headers = settings
+            .credentials
+            .iter()
+            .map(|(key, value)| {
+                let name = match key.as_str() {
+                    "token" => "authorization".to_owned(),
+                    other => match other.strip_prefix("header_") {
+                        Some(header) => header.replace('_', "-"),
+                        None => {
+                            return Err(BuildError::Setting {
+                                key: format!("credentials.{other}"),
+                                reason: "an mcp instance takes `token` or `header_<name>`".into(),
+                            });
+                        }
+                    },
+                };
+                // rmcp sends `token` as `Authorization: Bearer <token>`.
+                Ok((name, value.clone()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let (tools, _) = watch::channel(Arc::<[crate::ToolSpec]>::from(Vec::new()));
+        let (peer, _) = watch::channel(None);
+        Ok(Arc::new(McpAdapter {
+            shared: Arc::new(Shared {
+                name: settings.name,
+                settings: parsed,
+                headers,
+                peer,
+                tools,
+                health: Mutex::new(Health::Degraded {
+                    reason: "not connected yet".into(),
+                }),
+                refresh: tokio::sync::Notify::new(),
+                progress: Mutex::new(Default::default()),
+            }),
+            started: std::sync::Once::new(),
+        }))
+    }
+}
+
+/// One upstream MCP server.
+pub struct McpAdapter {
+    shared: Arc<Shared>,
+    started: std::sync::Once,
+}
+
+/// Removes a call's progress route when the call ends, however it ends.
+struct ProgressRoute<'a> {
+    shared: &'a Shared,
+    token: ProgressToken,
+}
+
+impl Drop for ProgressRoute<'_> {
+    fn drop(&mut self) {
+        self.shared
+            .progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.token);
+    }
+}
+
+#[async_trait::async_trait]
+impl Adapter for McpAdapter {
+    fn tools(&self) -> Tools {
+        Tools::Live(self.shared.tools.subscribe())
+    }
+
+    fn start(&self, shutdown: CancellationToken) {
+        self.started.call_once(|| {
+            tokio::spawn(self.shared.clone().run(shutdown));
+        });
+    }
+
+    fn health(&self) -> Option<Health> {
+        Some(
+            self.shared
+                .health
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        )
+    }
+
+    /// The answer flattened to text and `structuredContent`, for callers that want a rendered
+    /// output; the gateway serves [`Adapter::answer`].
+    async fn call(
+        &self,
+        tool: &str,
+        arguments: Map<String, Value>,
+        ctx: &CallContext,
+    ) -> Result<ToolOutput, ToolError> {
+        let ToolAnswer::Mcp(result) = self.answer(tool, arguments, ctx).await? else {
+            return Err(ToolError::BadResponse("not an MCP answer".into()));
+        };
+        let text = result
+            .content
+            .iter()
+            .filter_map(|block| block.as_text().map(|text| text.text.clone()))
+            .collect::<Vec<_>>()
+            .join("\n");
+        Ok(ToolOutput {
+            structured: result.structured_content.clone().unwrap_or(Value::Null),
+            text,
+        })
+    }
+
+    async fn answer(
+        &self,
+        tool: &str,
+        arguments: Map<String, Value>,
+        ctx: &CallContext,
+    ) -> Result<ToolAnswer, ToolError> {
+        let shared = &self.shared;
+        let Some(peer) = shared.peer.borrow().clone() else {
+            let reason = match self.health() {
+                Some(Health::Degraded { reason }) => reason,
+                _ => "not connected".into(),
+            };
+            return Err(ToolError::Unreachable(format!(
+                "the MCP server `{}` is not available: {reason}",
+                shared.name
+            )));
+        };
+        let mut params = CallToolRequestParams::new(tool.to_owned());
+        params.arguments = Some(arguments);
+        let mut meta = rmcp::model::RequestMetaObject::default();
+        if let Some(traceparent) = &ctx.traceparent {
+            meta.0
+                .0
+                .insert("traceparent".into(), Value::String(traceparent.clone()));
+        }
+        // Progress comes back under a token of the gateway's own, never the client's, so one
+        // client's token cannot be used to reach another's call.
+        let _route = ctx.progress.as_ref().map(|sink| {
+            let token = ProgressToken(NumberOrString::String(
+                format!("mf-{:032x}", rand::random::<u128>()).into(),
+            ));
+            meta.set_progress_token(token.clone());
+            shared
+                .progress
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(token.clone(), sink.clone());
+            ProgressRoute { shared, token }
+        });
+        if !meta.0.0.is_empty() {
+            params.meta = Some(meta);
+        }
+        // Dropping this future (cancel, timeout) sends `notifications/cancelled` upstream.
+        let response = peer.call_tool_once(params).await;
+        match response {
+            Ok(CallToolResponse::Complete(result)) => {
+                let size = serde_json::to_vec(&result).map_or(usize::MAX, |bytes| bytes.len());
+                if size > shared.settings.max_response_bytes {
+                    return Err(ToolError::BadResponse(format!(
+                        "the answer of {size} bytes is larger than the {} bytes allowed for `{}`",
+                        shared.settings.max_response_bytes, shared.name
+                    )));
+                }
+                Ok(ToolAnswer::Mcp(Box::new(result)))
+            }
+            Ok(CallToolResponse::InputRequired(_)) => Err(ToolError::BadResponse(
+                "the server asked the client for more input, which the gateway does not relay \
+                 for this server yet"
+                    .into(),
+            )),
+            Ok(_) => Err(ToolError::BadResponse(
+                "the server answered with a task, which the gateway does not support".into(),
+            )),
+            Err(error) => Err(service_error(error)),
+        }
+    }
+}
+
+/// An upstream failure as the model should read it; never the upstream's credentials.
+fn service_error(error: ServiceError) -> ToolError {
+    match error {
+        ServiceError::McpError(error) if error.code.0 == -32602 => {
+            ToolError::InvalidArguments(error.message.to_string())
+        }
+        ServiceError::McpError(error) => ToolError::Upstream {
+            status: 502,
+            message: format!("MCP error {}: {}", error.code.0, error.message),
+        },
+        ServiceError::Timeout { .. } => ToolError::Timeout,
+        ServiceError::Cancelled { .. } => ToolError::Cancelled,
+        other => ToolError::Unreachable(other.to_string()),
+    }
+}

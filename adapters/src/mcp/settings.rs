@@ -1,0 +1,204 @@
+//! `[adapters.<name>]` settings of the `mcp` kind, checked at build time so `manifold check`
+//! reports them without touching the network.
+
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use url::Url;
+
+use crate::BuildError;
+
+/// How the gateway reaches the upstream server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Streamable HTTP at this URL (`base_url`).
+    Http(Url),
+    /// A child process speaking MCP on stdin/stdout; the command comes only from the config.
+    Stdio {
+        command: Vec<String>,
+        env: BTreeMap<String, String>,
+        cwd: Option<PathBuf>,
+    },
+}
+
+/// The `settings` table of an `mcp` instance.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    /// `streamable-http` (default with a `base_url`) or `stdio` (default with a `command`).
+    transport: Option<String>,
+    command: Option<Vec<String>>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    cwd: Option<PathBuf>,
+    /// Believe the upstream's tool annotations (read-only, destructive, …) for policy.
+    #[serde(default)]
+    trust_annotations: bool,
+    /// Seconds between tool list refreshes besides the upstream's change notifications.
+    refresh_interval_secs: Option<u64>,
+    /// Largest answer accepted from the upstream, in bytes.
+    max_response_bytes: Option<usize>,
+    /// Most tools taken from the upstream; the rest are refused with a logged reason.
+    max_tools: Option<usize>,
+}
+
+/// Checked settings of one `mcp` instance.
+#[derive(Debug, Clone)]
+pub struct McpSettings {
+    pub endpoint: Endpoint,
+    pub trust_annotations: bool,
+    pub refresh_interval: Duration,
+    pub max_response_bytes: usize,
+    pub max_tools: usize,
+}
+
+/// The default answer cap: generous for documents, small enough that one upstream cannot fill
+/// the gateway's memory.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
+// === impl McpSettings ===
+
+impl McpSettings {
+    /// Reads `settings` for an instance whose `base_url` is `base_url` (the kind's placeholder
+    /// `stdio:` when the config gives none).
+    pub fn parse(base_url: &Url, settings: Map<String, Value>) -> Result<Self, BuildError> {
+        let raw: Raw = serde_json::from_value(Value::Object(settings)).map_err(|error| {
+            BuildError::Setting {
+                key: "settings".into(),
+                reason: error.to_string(),
+            }
+        })?;
+        let setting = |key: &str, reason: &str| BuildError::Setting {
+            key: key.into(),
+            reason: reason.into(),
+        };
+        let http = matches!(base_url.scheme(), "http" | "https");
+        let transport = match (raw.transport.as_deref(), &raw.command) {
+            (Some("stdio"), _) | (None, Some(_)) => "stdio",
+            (Some("streamable-http") | None, None) => "streamable-http",
+            (Some("sse"), _) => {
+                return Err(setting(
+                    "transport",
+                    "the legacy HTTP+SSE upstream transport is not supported yet; use the \
+                     server's Streamable HTTP endpoint",
+                ));
+            }
+            (Some("streamable-http"), Some(_)) => {
+                return Err(setting(
+                    "command",
+                    "a command is for transport = \"stdio\", not streamable-http",
+                ));
+            }
+            (Some(other), _) => {
+                return Err(setting(
+                    "transport",
+                    &format!("unknown transport `{other}`: use streamable-http or stdio"),
+                ));
+            }
+        };
+        let endpoint = if transport == "stdio" {
+            let command = raw
+                .command
+                .filter(|command| command.first().is_some_and(|program| !program.is_empty()))
+                .ok_or_else(|| {
+                    setting(
+                        "command",
+                        "stdio needs a command: [\"program\", \"arg\", …]",
+                    )
+                })?;
+            if http {
+                return Err(setting(
+                    "command",
+                    "give either a base_url (Streamable HTTP) or a command (stdio), not both",
+                ));
+            }
+            Endpoint::Stdio {
+                command,
+                env: raw.env,
+                cwd: raw.cwd,
+            }
+        } else {
+            if !http {
+                return Err(setting(
+                    "base_url",
+                    "an mcp instance needs base_url = \"https://…/mcp\" or settings.command",
+                ));
+            }
+            if !raw.env.is_empty() || raw.cwd.is_some() {
+                return Err(setting("env", "env and cwd are for stdio upstreams"));
+            }
+            Endpoint::Http(base_url.clone())
+        };
+        let refresh_interval = Duration::from_secs(raw.refresh_interval_secs.unwrap_or(300));
+        if refresh_interval < Duration::from_secs(1) {
+            return Err(setting("refresh_interval_secs", "must be at least 1"));
+        }
+        Ok(Self {
+            endpoint,
+            trust_annotations: raw.trust_annotations,
+            refresh_interval,
+            max_response_bytes: raw
+                .max_response_bytes
+                .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES)
+                .max(1024),
+            max_tools: raw.max_tools.unwrap_or(1000).max(1),
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn parse(base: &str, settings: Value) -> Result<McpSettings, BuildError> {
+        let Value::Object(map) = settings else {
+            panic!("object")
+        };
+        McpSettings::parse(&Url::parse(base).unwrap(), map)
+    }
+
+    #[test]
+    fn a_base_url_means_streamable_http_and_a_command_means_stdio() {
+        let http = parse("https://crm.example/mcp", json!({})).unwrap();
+        assert!(matches!(http.endpoint, Endpoint::Http(_)));
+        let stdio = parse(
+            "stdio:",
+            json!({"command": ["notes-mcp", "--stdio"], "env": {"A": "1"}}),
+        )
+        .unwrap();
+        assert!(
+            matches!(stdio.endpoint, Endpoint::Stdio { ref command, .. } if command.len() == 2)
+        );
+    }
+
+    #[test]
+    fn contradictory_or_unknown_settings_are_refused_with_the_key() {
+        for (base, settings, key) in [
+            ("stdio:", json!({}), "base_url"),
+            ("stdio:", json!({"command": []}), "command"),
+            ("https://x/mcp", json!({"command": ["a"]}), "command"),
+            (
+                "https://x/mcp",
+                json!({"transport": "carrier-pigeon"}),
+                "transport",
+            ),
+            ("https://x/mcp", json!({"transport": "sse"}), "transport"),
+            ("https://x/mcp", json!({"env": {"A": "1"}}), "env"),
+            ("https://x/mcp", json!({"colour": "red"}), "settings"),
+            (
+                "https://x/mcp",
+                json!({"refresh_interval_secs": 0}),
+                "refresh_interval_secs",
+            ),
+        ] {
+            match parse(base, settings.clone()) {
+                Err(BuildError::Setting { key: got, .. }) => assert_eq!(got, key, "{settings}"),
+                other => panic!("{settings}: {other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! An upstream MCP server behind the gateway (`kind = "mcp"`), reached by rmcp's client through
+//! the gateway: its tools appear under the instance prefix once it is up, every content type
+//! passes through, redaction and the audit log cover its answers, a new tool is announced to
+//! the gateway's own sessions, an upstream that is down degrades only itself, and what an
+//! upstream offers that clients would refuse is left out.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::{Duration, Instant},
+};
+
+use rmcp::{
+    ClientHandler, RoleClient, ServiceExt,
+    model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation},
+    service::NotificationContext,
+    transport::{
+        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
+    },
+};
+use serde_json::{Value, json};
+use support::upstream_mcp::Upstream;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// The downstream client: hears list changes.
+struct Client(mpsc::UnboundedSender<()>);
+
+impl ClientHandler for Client {
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("downstream", "1"),
+        )
+    }
+
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        let _ = self.0.send(());
+    }
+}
+
+fn instance(url: &str, extra: &str) -> String {
+    format!(
+        "\n[adapters.up]\nkind = \"mcp\"\nbase_url = \"{url}\"\n{extra}\n[adapters.up.credentials]\ntoken = \"upstream-secret\"\n"
+    )
+}
+
+async fn tool_names(client: &rmcp::service::RunningService<RoleClient, Client>) -> Vec<String> {
+    client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|tool| tool.name.to_string())
+        .collect()
+}
+
+/// Waits until the gateway lists `name`.
+async fn until_listed(client: &rmcp::service::RunningService<RoleClient, Client>, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !tool_names(client).await.iter().any(|n| n == name) {
+        assert!(Instant::now() < deadline, "{name} never listed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn call(name: &str, arguments: Value) -> CallToolRequestParams {
+    let mut params = CallToolRequestParams::new(name.to_owned());
+    params.arguments = arguments.as_object().cloned();
+    params
+}
+
+async fn connect(
+    url: &str,
+) -> (
+    rmcp::service::RunningService<RoleClient, Client>,
+    mpsc::UnboundedReceiver<()>,
+) {
+    let (sender, changes) = mpsc::unbounded_channel();
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url.to_owned()),
+    );
+    (Client(sender).serve(transport).await.unwrap(), changes)
+}
+
+#[tokio::test]
+async fn an_upstream_servers_tools_are_proxied_whole_redacted_audited_and_announced() {
+    let stop = CancellationToken::new();
+    let upstream = Arc::new(Upstream::default());
+    let url = upstream.serve(stop.clone()).await;
+    let gateway = support::start(&instance(&url, "")).await;
+    let (client, mut changes) = connect(&gateway.url()).await;
+    until_listed(&client, "up_echo").await;
+
+    let names = tool_names(&client).await;
+    assert!(
+        names.contains(&"t_echo".to_owned()),
+        "native tools stay: {names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.contains("dot")),
+        "refused name listed: {names:?}"
+    );
+    let tools = client.list_all_tools().await.unwrap();
+    let echo = tools.iter().find(|t| t.name == "up_echo").unwrap();
+    assert!(echo.output_schema.is_some(), "outputSchema passes through");
+    assert_eq!(echo.meta.as_ref().unwrap().0["vendor/x"], "kept");
+    let media = tools.iter().find(|t| t.name == "up_media").unwrap();
+    let hints = media.annotations.as_ref().unwrap();
+    assert_eq!(
+        hints.read_only_hint,
+        Some(false),
+        "untrusted annotations are claims"
+    );
+    assert_eq!(hints.destructive_hint, Some(true));
+
+    let echoed = client
+        .call_tool(call("up_echo", json!({"text": "hi"})))
+        .await
+        .unwrap();
+    assert_eq!(echoed.structured_content, Some(json!({"echo": "hi"})));
+    assert_eq!(echoed.content[0].as_text().unwrap().text, "hi");
+
+    let media = client.call_tool(call("up_media", json!({}))).await.unwrap();
+    let kinds: Vec<Value> = media
+        .content
+        .iter()
+        .map(|block| serde_json::to_value(block).unwrap()["type"].clone())
+        .collect();
+    assert_eq!(
+        kinds,
+        json!(["text", "image", "audio", "resource_link", "resource"])
+            .as_array()
+            .unwrap()
+            .clone()
+    );
+    let image = serde_json::to_value(&media.content[1]).unwrap();
+    assert_eq!(image["data"], "iVBORw0KGgo=", "binary passes untouched");
+
+    let leak = client.call_tool(call("up_leak", json!({}))).await.unwrap();
+    let text = serde_json::to_string(&leak).unwrap();
+    assert!(
+        !text.contains("AKIAIOSFODNN7EXAMPLE"),
+        "secret passed: {text}"
+    );
+
+    let failed = client.call_tool(call("up_fails", json!({}))).await.unwrap();
+    assert_eq!(failed.is_error, Some(true));
+
+    // The upstream got the instance's credential, never the client's (which had none).
+    let seen = upstream.authorizations.lock().unwrap().clone();
+    assert!(
+        seen.iter().all(|h| h == "Bearer upstream-secret"),
+        "{seen:?}"
+    );
+
+    // A new upstream tool reaches the gateway's own session as a list change.
+    while changes.try_recv().is_ok() {}
+    upstream.add_tool().await;
+    tokio::time::timeout(Duration::from_secs(10), changes.recv())
+        .await
+        .expect("no tools/list_changed from the gateway");
+    until_listed(&client, "up_added").await;
+
+    let audit = std::fs::read_to_string(gateway.dir.path().join("audit.jsonl")).unwrap_or_default();
+    assert!(
+        audit.contains("\"tool\":\"up_echo\""),
+        "no audit record: {audit}"
+    );
+    assert!(!audit.contains("AKIAIOSFODNN7EXAMPLE"));
+    assert!(!audit.contains("upstream-secret"));
+
+    client.cancel().await.unwrap();
+    gateway.running.shutdown.cancel();
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn an_upstream_that_is_down_degrades_only_itself_and_its_tools_arrive_when_it_comes_up() {
+    // A port nothing listens on yet.
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = probe.local_addr().unwrap();
+    drop(probe);
+    let gateway = support::start(&instance(&format!("http://{addr}/mcp"), "")).await;
+    let (client, _changes) = connect(&gateway.url()).await;
+    let names = tool_names(&client).await;
+    assert!(names.contains(&"t_echo".to_owned()) && !names.iter().any(|n| n.starts_with("up_")));
+    let health = reqwest::get(format!("{}/healthz", gateway.base()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        health.starts_with("ok") && health.contains("degraded: up"),
+        "{health}"
+    );
+    assert!(!health.contains("upstream-secret"));
+
+    // The upstream comes up where the config says: its tools join the catalog.
+    let stop = CancellationToken::new();
+    let upstream = Arc::new(Upstream::default());
+    let _ = upstream.serve_at(addr, stop.clone()).await;
+    until_listed(&client, "up_echo").await;
+    let health = reqwest::get(format!("{}/healthz", gateway.base()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(health, "ok");
+
+    client.cancel().await.unwrap();
+    gateway.running.shutdown.cancel();
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_call_the_client_cancels_or_that_outlives_the_call_timeout_is_cancelled_upstream() {
+    let stop = CancellationToken::new();
+    let upstream = Arc::new(Upstream::default());
+    let url = upstream.serve(stop.clone()).await;
+    // support's config: call_timeout = "5s".
+    let gateway = support::start(&instance(&url, "")).await;
+    let (client, _changes) = connect(&gateway.url()).await;
+    until_listed(&client, "up_slow").await;
+    let started = Instant::now();
+    let answer = client.call_tool(call("up_slow", json!({}))).await.unwrap();
+    assert_eq!(answer.is_error, Some(true));
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while upstream.cancelled.load(Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the upstream call was never cancelled"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    client.cancel().await.unwrap();
+    gateway.running.shutdown.cancel();
+    stop.cancel();
+}
