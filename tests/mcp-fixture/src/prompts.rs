@@ -3,7 +3,7 @@
 
 use rmcp::{
     ErrorData as McpError,
-    model::{GetPromptRequestParams, GetPromptResponse, GetPromptResult, Prompt},
+    model::{GetPromptRequestParams, GetPromptResponse, GetPromptResult, Prompt, PromptMessage},
 };
 use serde_json::{Value, json};
 
@@ -48,9 +48,11 @@ pub fn all() -> Vec<Prompt> {
 }
 
 fn messages(messages: Value) -> Result<GetPromptResponse, McpError> {
-    let result: GetPromptResult = serde_json::from_value(json!({ "messages": messages }))
+    // Built with `new`, not deserialized: `new` sets the 2026 `resultType`, which rmcp strips
+    // again for older protocol versions.
+    let messages: Vec<PromptMessage> = serde_json::from_value(messages)
         .map_err(|e| McpError::internal_error(format!("prompt messages: {e}"), None))?;
-    Ok(result.into())
+    Ok(GetPromptResult::new(messages).into())
 }
 
 fn argument<'a>(request: &'a GetPromptRequestParams, name: &str) -> Result<&'a str, McpError> {
