@@ -30,7 +30,12 @@ use crate::server::{Fixture, Shared};
 #[command(name = "mcp-fixture", about = "MCP conformance fixture server")]
 struct Args {
     /// Serve Streamable HTTP at http://ADDR/mcp (port 0 picks a free port).
-    #[arg(long, value_name = "ADDR", conflicts_with = "stdio", required_unless_present = "stdio")]
+    #[arg(
+        long,
+        value_name = "ADDR",
+        conflicts_with = "stdio",
+        required_unless_present = "stdio"
+    )]
     http: Option<SocketAddr>,
     /// Serve one client over stdin/stdout.
     #[arg(long)]

@@ -17,14 +17,38 @@ use serde_json::{Map, Value, json};
 use crate::server::Fixture;
 
 const TOOLS: [(&str, &str); 8] = [
-    ("test_input_required_result_elicitation", "Asks the client for a name, then greets it"),
-    ("test_input_required_result_sampling", "Asks the client's model a question"),
-    ("test_input_required_result_list_roots", "Asks the client for its roots"),
-    ("test_input_required_result_request_state", "Round-trips a sealed requestState"),
-    ("test_input_required_result_multiple_inputs", "Asks for elicitation, sampling and roots at once"),
-    ("test_input_required_result_multi_round", "Asks for input over two rounds"),
-    ("test_input_required_result_tampered_state", "Refuses a requestState that was modified"),
-    ("test_input_required_result_capabilities", "Asks only for what the client declared it supports"),
+    (
+        "test_input_required_result_elicitation",
+        "Asks the client for a name, then greets it",
+    ),
+    (
+        "test_input_required_result_sampling",
+        "Asks the client's model a question",
+    ),
+    (
+        "test_input_required_result_list_roots",
+        "Asks the client for its roots",
+    ),
+    (
+        "test_input_required_result_request_state",
+        "Round-trips a sealed requestState",
+    ),
+    (
+        "test_input_required_result_multiple_inputs",
+        "Asks for elicitation, sampling and roots at once",
+    ),
+    (
+        "test_input_required_result_multi_round",
+        "Asks for input over two rounds",
+    ),
+    (
+        "test_input_required_result_tampered_state",
+        "Refuses a requestState that was modified",
+    ),
+    (
+        "test_input_required_result_capabilities",
+        "Asks only for what the client declared it supports",
+    ),
 ];
 
 pub fn tools() -> Vec<Tool> {
@@ -71,7 +95,10 @@ fn roots() -> Value {
 }
 
 /// An `input_required` result asking for `requests` (key → request), with an optional state.
-fn input_required(requests: Map<String, Value>, state: Option<String>) -> Result<InputRequiredResult, McpError> {
+fn input_required(
+    requests: Map<String, Value>,
+    state: Option<String>,
+) -> Result<InputRequiredResult, McpError> {
     let mut result = json!({ "resultType": "input_required", "inputRequests": requests });
     if let Some(state) = state {
         result["requestState"] = Value::String(state);
@@ -81,7 +108,10 @@ fn input_required(requests: Map<String, Value>, state: Option<String>) -> Result
 }
 
 fn requests(entries: impl IntoIterator<Item = (&'static str, Value)>) -> Map<String, Value> {
-    entries.into_iter().map(|(key, request)| (key.to_owned(), request)).collect()
+    entries
+        .into_iter()
+        .map(|(key, request)| (key.to_owned(), request))
+        .collect()
 }
 
 fn done(text: impl Into<String>) -> Result<CallToolResponse, McpError> {
@@ -89,7 +119,10 @@ fn done(text: impl Into<String>) -> Result<CallToolResponse, McpError> {
 }
 
 /// The accepted elicitation content of `key`, if the client answered it with a usable object.
-fn accepted_content<'a>(responses: Option<&'a InputResponses>, key: &str) -> Option<&'a Map<String, Value>> {
+fn accepted_content<'a>(
+    responses: Option<&'a InputResponses>,
+    key: &str,
+) -> Option<&'a Map<String, Value>> {
     let response = responses?.get(key)?.as_object()?;
     if response.get("action").and_then(Value::as_str) != Some("accept") {
         return None;
@@ -99,7 +132,9 @@ fn accepted_content<'a>(responses: Option<&'a InputResponses>, key: &str) -> Opt
 
 /// Whether the client answered `key` with any JSON object (sampling and roots results).
 fn answered(responses: Option<&InputResponses>, key: &str) -> bool {
-    responses.and_then(|r| r.get(key)).is_some_and(Value::is_object)
+    responses
+        .and_then(|r| r.get(key))
+        .is_some_and(Value::is_object)
 }
 
 /// The sealed state of `tool` at `round`.
@@ -115,11 +150,18 @@ fn seal(fixture: &Fixture, tool: &str, round: u32) -> Result<String, McpError> {
 /// tool, is refused with -32602 (integrity check failure).
 fn open(fixture: &Fixture, tool: &str, state: &str) -> Result<u64, McpError> {
     let refused = || McpError::invalid_params("requestState failed its integrity check", None);
-    let value: Value = fixture.shared.codec.open_json(state).map_err(|_| refused())?;
+    let value: Value = fixture
+        .shared
+        .codec
+        .open_json(state)
+        .map_err(|_| refused())?;
     if value.get("tool").and_then(Value::as_str) != Some(tool) {
         return Err(refused());
     }
-    value.get("round").and_then(Value::as_u64).ok_or_else(refused)
+    value
+        .get("round")
+        .and_then(Value::as_u64)
+        .ok_or_else(refused)
 }
 
 pub fn call(
@@ -136,17 +178,25 @@ pub fn call(
             match accepted_content(responses, "user_name").and_then(|c| c.get("name")?.as_str()) {
                 Some(user) => done(format!("Hello, {user}!")),
                 None => Ok(input_required(
-                    requests([("user_name", elicitation("What is your name?", "name", "string"))]),
+                    requests([(
+                        "user_name",
+                        elicitation("What is your name?", "name", "string"),
+                    )]),
                     None,
                 )?
                 .into()),
             }
         }
         "test_input_required_result_sampling" => {
-            let Some(response) = responses.and_then(|r| r.get("capital_question")).filter(|v| v.is_object())
+            let Some(response) = responses
+                .and_then(|r| r.get("capital_question"))
+                .filter(|v| v.is_object())
             else {
                 return Ok(input_required(
-                    requests([("capital_question", sampling("What is the capital of France?", 100))]),
+                    requests([(
+                        "capital_question",
+                        sampling("What is the capital of France?", 100),
+                    )]),
                     None,
                 )?
                 .into());
@@ -155,13 +205,20 @@ pub fn call(
             done(format!("Sampling response: {reply}"))
         }
         "test_input_required_result_list_roots" => {
-            let Some(response) = responses.and_then(|r| r.get("client_roots")).filter(|v| v.is_object())
+            let Some(response) = responses
+                .and_then(|r| r.get("client_roots"))
+                .filter(|v| v.is_object())
             else {
                 return Ok(input_required(requests([("client_roots", roots())]), None)?.into());
             };
             let uris: Vec<&str> = response["roots"]
                 .as_array()
-                .map(|roots| roots.iter().filter_map(|root| root["uri"].as_str()).collect())
+                .map(|roots| {
+                    roots
+                        .iter()
+                        .filter_map(|root| root["uri"].as_str())
+                        .collect()
+                })
                 .unwrap_or_default();
             done(format!("Client roots: {}", uris.join(", ")))
         }
@@ -176,22 +233,30 @@ pub fn call(
             match (state, accepted_content(responses, "confirm")) {
                 (Some(state), Some(content)) => {
                     open(fixture, name, state)?;
-                    done(format!("state-ok: confirmed={}", content.get("ok").unwrap_or(&Value::Null)))
+                    done(format!(
+                        "state-ok: confirmed={}",
+                        content.get("ok").unwrap_or(&Value::Null)
+                    ))
                 }
                 _ => ask(),
             }
         }
         "test_input_required_result_multiple_inputs" => {
             let all = [
-                ("user_name", elicitation("What is your name?", "name", "string")),
+                (
+                    "user_name",
+                    elicitation("What is your name?", "name", "string"),
+                ),
                 ("greeting", sampling("Generate a greeting", 50)),
                 ("client_roots", roots()),
             ];
             if let Some(state) = state {
                 open(fixture, name, state)?;
             }
-            let missing: Vec<_> =
-                all.into_iter().filter(|(key, _)| !answered(responses, key)).collect();
+            let missing: Vec<_> = all
+                .into_iter()
+                .filter(|(key, _)| !answered(responses, key))
+                .collect();
             if missing.is_empty() && state.is_some() {
                 return done("Received all inputs: user_name, greeting, client_roots");
             }
@@ -202,14 +267,28 @@ pub fn call(
             let step1 = || elicitation("Step 1: What is your name?", "name", "string");
             let step2 = || elicitation("Step 2: What is your favorite color?", "color", "string");
             match round {
-                Some(1) if accepted_content(responses, "step1").is_some() => {
-                    Ok(input_required(requests([("step2", step2())]), Some(seal(fixture, name, 2)?))?.into())
+                Some(1) if accepted_content(responses, "step1").is_some() => Ok(input_required(
+                    requests([("step2", step2())]),
+                    Some(seal(fixture, name, 2)?),
+                )?
+                .into()),
+                Some(2) => {
+                    match accepted_content(responses, "step2").and_then(|c| c.get("color")) {
+                        Some(color) => {
+                            done(format!("Completed both rounds; favorite color {color}"))
+                        }
+                        None => Ok(input_required(
+                            requests([("step2", step2())]),
+                            Some(seal(fixture, name, 2)?),
+                        )?
+                        .into()),
+                    }
                 }
-                Some(2) => match accepted_content(responses, "step2").and_then(|c| c.get("color")) {
-                    Some(color) => done(format!("Completed both rounds; favorite color {color}")),
-                    None => Ok(input_required(requests([("step2", step2())]), Some(seal(fixture, name, 2)?))?.into()),
-                },
-                _ => Ok(input_required(requests([("step1", step1())]), Some(seal(fixture, name, 1)?))?.into()),
+                _ => Ok(input_required(
+                    requests([("step1", step1())]),
+                    Some(seal(fixture, name, 1)?),
+                )?
+                .into()),
             }
         }
         "test_input_required_result_tampered_state" => match state {
@@ -234,10 +313,16 @@ pub fn call(
                 .unwrap_or_default();
             let mut wanted = Vec::new();
             if declared.get("elicitation").is_some() {
-                wanted.push(("user_name", elicitation("What is your name?", "name", "string")));
+                wanted.push((
+                    "user_name",
+                    elicitation("What is your name?", "name", "string"),
+                ));
             }
             if declared.get("sampling").is_some() {
-                wanted.push(("capital_question", sampling("What is the capital of France?", 100)));
+                wanted.push((
+                    "capital_question",
+                    sampling("What is the capital of France?", 100),
+                ));
             }
             if declared.get("roots").is_some() {
                 wanted.push(("client_roots", roots()));
@@ -247,7 +332,10 @@ pub fn call(
             }
             Ok(input_required(requests(wanted), None)?.into())
         }
-        other => Err(McpError::invalid_params(format!("Unknown tool: {other}"), None)),
+        other => Err(McpError::invalid_params(
+            format!("Unknown tool: {other}"),
+            None,
+        )),
     }
 }
 
@@ -255,7 +343,10 @@ pub fn call(
 /// server-to-client request on the response stream.
 pub fn streaming_elicitation() -> InputRequiredResult {
     input_required(
-        requests([("user_name", elicitation("What is your name?", "name", "string"))]),
+        requests([(
+            "user_name",
+            elicitation("What is your name?", "name", "string"),
+        )]),
         None,
     )
     .expect("static input request is valid")

@@ -64,7 +64,10 @@ fn argument<'a>(request: &'a GetPromptRequestParams, name: &str) -> Result<&'a s
         .ok_or_else(|| McpError::invalid_params(format!("missing required argument {name}"), None))
 }
 
-pub fn get(fixture: &Fixture, request: GetPromptRequestParams) -> Result<GetPromptResponse, McpError> {
+pub fn get(
+    fixture: &Fixture,
+    request: GetPromptRequestParams,
+) -> Result<GetPromptResponse, McpError> {
     match request.name.as_str() {
         "test_simple_prompt" => messages(json!([
             { "role": "user", "content": { "type": "text", "text": "This is a simple prompt for testing." } }
@@ -98,6 +101,9 @@ pub fn get(fixture: &Fixture, request: GetPromptRequestParams) -> Result<GetProm
             ])),
             Err(input_required) => Ok(input_required.into()),
         },
-        name => Err(McpError::invalid_params(format!("Unknown prompt: {name}"), None)),
+        name => Err(McpError::invalid_params(
+            format!("Unknown prompt: {name}"),
+            None,
+        )),
     }
 }

@@ -87,6 +87,8 @@ pub fn read(uri: &str) -> Result<ReadResourceResult, McpError> {
 
 /// The `{id}` of `test://template/{id}/data`, if `uri` matches the template.
 fn template_id(uri: &str) -> Option<&str> {
-    let id = uri.strip_prefix(TEMPLATE_PREFIX)?.strip_suffix(TEMPLATE_SUFFIX)?;
+    let id = uri
+        .strip_prefix(TEMPLATE_PREFIX)?
+        .strip_suffix(TEMPLATE_SUFFIX)?;
     (!id.is_empty() && !id.contains('/')).then_some(id)
 }

@@ -10,8 +10,8 @@ use std::{
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
-        CacheScope, CallToolRequestParams, CallToolResponse, CompleteRequestParams,
-        CompleteResult, CompletionInfo, GetPromptRequestParams, GetPromptResponse, Implementation,
+        CacheScope, CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
+        CompletionInfo, GetPromptRequestParams, GetPromptResponse, Implementation,
         ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
         LoggingLevel, LoggingMessageNotificationParam, PaginatedRequestParams,
         ReadResourceRequestParams, ReadResourceResponse, RequestStateCodec, ServerCapabilities,
@@ -69,8 +69,8 @@ impl Fixture {
 /// Sends a `notifications/message` to the caller; a client that has gone away is not an error
 /// for a fixture.
 pub async fn log(context: &RequestContext<RoleServer>, level: LoggingLevel, data: Value) {
-    let param = LoggingMessageNotificationParam::new(level, data)
-        .with_logger("conformance-test-server");
+    let param =
+        LoggingMessageNotificationParam::new(level, data).with_logger("conformance-test-server");
     let _ = context.peer.notify_logging_message(param).await;
 }
 
@@ -90,7 +90,10 @@ fn capabilities() -> ServerCapabilities {
 impl ServerHandler for Fixture {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(capabilities())
-            .with_server_info(Implementation::new("manifold-mcp-fixture", env!("CARGO_PKG_VERSION")))
+            .with_server_info(Implementation::new(
+                "manifold-mcp-fixture",
+                env!("CARGO_PKG_VERSION"),
+            ))
             .with_instructions("MCP conformance fixture: test tools, resources and prompts.")
     }
 
@@ -99,8 +102,12 @@ impl ServerHandler for Fixture {
         request: SetLevelRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        log(&context, LoggingLevel::Info, json!(format!("Log level set to: {:?}", request.level)))
-            .await;
+        log(
+            &context,
+            LoggingLevel::Info,
+            json!(format!("Log level set to: {:?}", request.level)),
+        )
+        .await;
         Ok(())
     }
 
@@ -110,7 +117,8 @@ impl ServerHandler for Fixture {
         _context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
         // The suite only needs a well-formed answer; an empty list is one.
-        let info = CompletionInfo::new(Vec::new()).map_err(|e| McpError::internal_error(e, None))?;
+        let info =
+            CompletionInfo::new(Vec::new()).map_err(|e| McpError::internal_error(e, None))?;
         Ok(CompleteResult::new(info))
     }
 
@@ -151,9 +159,11 @@ impl ServerHandler for Fixture {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        Ok(ListResourceTemplatesResult::with_all_items(resources::templates())
-            .with_ttl_ms(TTL_MS)
-            .with_cache_scope(CacheScope::Public))
+        Ok(
+            ListResourceTemplatesResult::with_all_items(resources::templates())
+                .with_ttl_ms(TTL_MS)
+                .with_cache_scope(CacheScope::Public),
+        )
     }
 
     async fn read_resource(
@@ -171,8 +181,17 @@ impl ServerHandler for Fixture {
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
         let uri = request.uri;
-        self.shared.subscriptions.lock().expect("not poisoned").insert(uri.clone());
-        log(&context, LoggingLevel::Info, json!(format!("Subscribed to resource: {uri}"))).await;
+        self.shared
+            .subscriptions
+            .lock()
+            .expect("not poisoned")
+            .insert(uri.clone());
+        log(
+            &context,
+            LoggingLevel::Info,
+            json!(format!("Subscribed to resource: {uri}")),
+        )
+        .await;
         Ok(())
     }
 
@@ -183,8 +202,17 @@ impl ServerHandler for Fixture {
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
         let uri = request.uri;
-        self.shared.subscriptions.lock().expect("not poisoned").remove(&uri);
-        log(&context, LoggingLevel::Info, json!(format!("Unsubscribed from resource: {uri}"))).await;
+        self.shared
+            .subscriptions
+            .lock()
+            .expect("not poisoned")
+            .remove(&uri);
+        log(
+            &context,
+            LoggingLevel::Info,
+            json!(format!("Unsubscribed from resource: {uri}")),
+        )
+        .await;
         Ok(())
     }
 

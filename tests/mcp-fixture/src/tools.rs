@@ -22,8 +22,7 @@ use crate::{
 };
 
 /// 1x1 red PNG.
-pub const TEST_IMAGE_BASE64: &str =
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
+pub const TEST_IMAGE_BASE64: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
 /// Minimal WAV file.
 pub const TEST_AUDIO_BASE64: &str = "UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAAB9AAACABAAZGF0YQIAAAA=";
 
@@ -51,10 +50,26 @@ fn one_string(name: &str, description: &str) -> Value {
 /// Every tool, in a stable order.
 pub fn all() -> Vec<Tool> {
     let mut tools = vec![
-        tool("test_simple_text", "Tests simple text content response", no_arguments()),
-        tool("test_image_content", "Tests image content response", no_arguments()),
-        tool("test_audio_content", "Tests audio content response", no_arguments()),
-        tool("test_embedded_resource", "Tests embedded resource content response", no_arguments()),
+        tool(
+            "test_simple_text",
+            "Tests simple text content response",
+            no_arguments(),
+        ),
+        tool(
+            "test_image_content",
+            "Tests image content response",
+            no_arguments(),
+        ),
+        tool(
+            "test_audio_content",
+            "Tests audio content response",
+            no_arguments(),
+        ),
+        tool(
+            "test_embedded_resource",
+            "Tests embedded resource content response",
+            no_arguments(),
+        ),
         tool(
             "test_multiple_content_types",
             "Tests response with multiple content types (text, image, resource)",
@@ -70,7 +85,11 @@ pub fn all() -> Vec<Tool> {
             "Tests tool that reports progress notifications",
             no_arguments(),
         ),
-        tool("test_error_handling", "Tests error response handling", no_arguments()),
+        tool(
+            "test_error_handling",
+            "Tests error response handling",
+            no_arguments(),
+        ),
         tool(
             "test_reconnection",
             "Tests SSE stream disconnection and client reconnection (SEP-1699)",
@@ -143,7 +162,11 @@ pub fn all() -> Vec<Tool> {
             "Logs only when the request carries a log level",
             no_arguments(),
         ),
-        tool("test_trigger_tool_change", "Notifies listeners that the tool list changed", no_arguments()),
+        tool(
+            "test_trigger_tool_change",
+            "Notifies listeners that the tool list changed",
+            no_arguments(),
+        ),
         tool(
             "test_trigger_prompt_change",
             "Notifies listeners that the prompt list changed",
@@ -198,8 +221,11 @@ pub async fn call(
         )])
         .into()),
         "test_embedded_resource" => Ok(CallToolResult::success(vec![ContentBlock::resource(
-            ResourceContents::text("This is an embedded resource content.", "test://embedded-resource")
-                .with_mime_type("text/plain"),
+            ResourceContents::text(
+                "This is an embedded resource content.",
+                "test://embedded-resource",
+            )
+            .with_mime_type("text/plain"),
         )])
         .into()),
         "test_multiple_content_types" => Ok(CallToolResult::success(vec![
@@ -215,10 +241,13 @@ pub async fn call(
         ])
         .into()),
         "test_tool_with_logging" => {
-            for (i, message) in
-                ["Tool execution started", "Tool processing data", "Tool execution completed"]
-                    .into_iter()
-                    .enumerate()
+            for (i, message) in [
+                "Tool execution started",
+                "Tool processing data",
+                "Tool execution completed",
+            ]
+            .into_iter()
+            .enumerate()
             {
                 if i > 0 {
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -256,7 +285,10 @@ pub async fn call(
             text(format!("JSON Schema 2020-12 tool called with: {arguments}"))
         }
         "test_missing_capability" => {
-            let declared = context.client_capabilities().and_then(|c| c.sampling).is_some();
+            let declared = context
+                .client_capabilities()
+                .and_then(|c| c.sampling)
+                .is_some();
             if !declared {
                 let required: ClientCapabilities =
                     serde_json::from_value(json!({ "sampling": {} })).expect("valid capabilities");
@@ -284,7 +316,10 @@ pub async fn call(
         name if name.starts_with("test_input_required_result_") => {
             mrtr::call(fixture, request, &context)
         }
-        name => Err(McpError::invalid_params(format!("Unknown tool: {name}"), None)),
+        name => Err(McpError::invalid_params(
+            format!("Unknown tool: {name}"),
+            None,
+        )),
     }
 }
 
