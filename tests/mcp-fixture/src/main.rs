@@ -12,7 +12,7 @@ mod resources;
 mod server;
 mod tools;
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -56,11 +56,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve_http(addr: SocketAddr, stateless: bool, shared: Arc<Shared>) -> anyhow::Result<()> {
-    // The SSE retry hint is what server-sse-polling checks the client honours; keep it short so
-    // the suite does not wait long after the fixture closes a stream mid-call.
-    let config = StreamableHttpServerConfig::default()
-        .with_legacy_session_mode(!stateless)
-        .with_sse_retry(Some(Duration::from_millis(500)));
+    let config = StreamableHttpServerConfig::default().with_legacy_session_mode(!stateless);
     let service = StreamableHttpService::new(
         move || Ok(Fixture::new(shared.clone())),
         Arc::new(LocalSessionManager::default()),

@@ -102,10 +102,13 @@ impl ServerHandler for Fixture {
         request: SetLevelRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
+        // The wire name ("debug", "info", …), not the Rust variant name.
+        let level = serde_json::to_value(request.level).unwrap_or_default();
+        let level = level.as_str().unwrap_or_default();
         log(
             &context,
             LoggingLevel::Info,
-            json!(format!("Log level set to: {:?}", request.level)),
+            json!(format!("Log level set to: {level}")),
         )
         .await;
         Ok(())
