@@ -64,7 +64,7 @@ for line in "${lines[@]}"; do
     timeout "$run_timeout" "$node" "$suite_js" server --url "$url" --suite "$suite" \
       --spec-version "$spec" -o "$work/results-$line-$spec" >"$log" 2>&1 || status=$?
     # The suite's summary: "✓ scenario: N passed, M failed" or "✗ scenario: ...".
-    mapfile -t summary < <(sed -n '/=== SUMMARY ===/,$p' "$log" | grep -E '^[✓✗] ')
+    mapfile -t summary < <(sed -n '/=== SUMMARY ===/,$p' "$log" | grep -E '^(✓|✗) ')
     if [ ${#summary[@]} -eq 0 ]; then
       echo "conformance-$line $spec: no summary (exit $status); last lines of its output:" >&2
       tail -20 "$log" >&2
