@@ -8,6 +8,7 @@
 
 mod mrtr;
 mod prompts;
+mod reconnect;
 mod resources;
 mod server;
 mod tools;
@@ -18,9 +19,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use rmcp::{
     ServiceExt as _,
-    transport::streamable_http_server::{
-        StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
-    },
+    transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService},
 };
 use tokio::io::AsyncWriteExt as _;
 
@@ -59,7 +58,7 @@ async fn serve_http(addr: SocketAddr, stateless: bool, shared: Arc<Shared>) -> a
     let config = StreamableHttpServerConfig::default().with_legacy_session_mode(!stateless);
     let service = StreamableHttpService::new(
         move || Ok(Fixture::new(shared.clone())),
-        Arc::new(LocalSessionManager::default()),
+        Arc::new(reconnect::Reconnecting::default()),
         config,
     );
     let app = axum::Router::new().nest_service("/mcp", service);

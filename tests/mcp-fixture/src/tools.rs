@@ -262,8 +262,8 @@ pub async fn call(
         )])
         .into()),
         "test_reconnection" => {
-            // The suite checks the client side of SEP-1699 reconnection; the server's part is
-            // to answer after a pause long enough for a stream to be resumed.
+            // Over HTTP sessions, reconnect.rs has already cut this call's POST stream; answering
+            // after a pause puts the result in the replay cache the client resumes from.
             tokio::time::sleep(Duration::from_millis(100)).await;
             text(
                 "Reconnection test completed successfully. If you received this, the client properly reconnected after stream closure.",
