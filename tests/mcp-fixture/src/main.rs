@@ -40,7 +40,7 @@ struct Args {
     #[arg(long)]
     stdio: bool,
     /// HTTP only: no legacy sessions, every request is served statelessly (2026-07-28 style).
-    #[arg(long, requires = "http")]
+    #[arg(long, conflicts_with = "stdio")]
     stateless: bool,
 }
 
