@@ -354,7 +354,6 @@ pub fn streaming_elicitation() -> InputRequiredResult {
 
 /// The context the `input_required` prompt was given, or the result asking for it.
 pub fn prompt_context(
-    _fixture: &Fixture,
     request: &GetPromptRequestParams,
 ) -> Result<Result<String, InputRequiredResult>, McpError> {
     let responses = request.input_responses.as_ref();

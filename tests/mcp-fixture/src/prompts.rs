@@ -7,7 +7,7 @@ use rmcp::{
 };
 use serde_json::{Value, json};
 
-use crate::{mrtr, server::Fixture, tools::TEST_IMAGE_BASE64};
+use crate::{mrtr, tools::TEST_IMAGE_BASE64};
 
 pub fn all() -> Vec<Prompt> {
     serde_json::from_value(json!([
@@ -64,10 +64,7 @@ fn argument<'a>(request: &'a GetPromptRequestParams, name: &str) -> Result<&'a s
         .ok_or_else(|| McpError::invalid_params(format!("missing required argument {name}"), None))
 }
 
-pub fn get(
-    fixture: &Fixture,
-    request: GetPromptRequestParams,
-) -> Result<GetPromptResponse, McpError> {
+pub fn get(request: GetPromptRequestParams) -> Result<GetPromptResponse, McpError> {
     match request.name.as_str() {
         "test_simple_prompt" => messages(json!([
             { "role": "user", "content": { "type": "text", "text": "This is a simple prompt for testing." } }
@@ -95,7 +92,7 @@ pub fn get(
             { "role": "user", "content": { "type": "image", "data": TEST_IMAGE_BASE64, "mimeType": "image/png" } },
             { "role": "user", "content": { "type": "text", "text": "Please analyze the image above." } }
         ])),
-        "test_input_required_result_prompt" => match mrtr::prompt_context(fixture, &request)? {
+        "test_input_required_result_prompt" => match mrtr::prompt_context(&request)? {
             Ok(context) => messages(json!([
                 { "role": "user", "content": { "type": "text", "text": format!("Use this context: {context}") } }
             ])),
