@@ -139,6 +139,13 @@ pub trait Adapter: Send + Sync {
     /// when `shutdown` is cancelled.
     fn start(&self, _shutdown: CancellationToken) {}
 
+    /// The call needs the user's (or the instance's) credential from the gateway's broker.
+    /// `false` for an adapter whose connection carries the instance's own credential (an
+    /// upstream MCP server with its headers), so a missing one is not an error.
+    fn needs_credential(&self) -> bool {
+        true
+    }
+
     /// How the instance is doing, for `/healthz` and `/metrics`: `None` when it has no
     /// connection of its own to report on (native adapters call their provider per request).
     fn health(&self) -> Option<Health> {

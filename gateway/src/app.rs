@@ -143,8 +143,12 @@ pub fn build_catalog(
             tool_tags: instance.tool_tags.clone(),
         });
     }
+    let mut credentials = StaticCredentials::new(tokens);
+    for instance in instances.iter().filter(|i| !i.adapter.needs_credential()) {
+        credentials = credentials.self_credentialed(instance.name.to_string());
+    }
     match Catalog::build(instances) {
-        Ok(catalog) if problems.is_empty() => Ok((catalog, StaticCredentials::new(tokens))),
+        Ok(catalog) if problems.is_empty() => Ok((catalog, credentials)),
         Ok(_) => Err(problems),
         Err(errors) => {
             problems.extend(

@@ -123,6 +123,11 @@ impl Adapter for McpAdapter {
         });
     }
 
+    /// The instance's credentials travel on its connection (see [`McpKind::build`]).
+    fn needs_credential(&self) -> bool {
+        false
+    }
+
     fn health(&self) -> Option<Health> {
         Some(
             self.shared

@@ -111,11 +111,23 @@ pub trait CredentialBroker: Send + Sync {
 #[derive(Debug, Default)]
 pub struct StaticCredentials {
     tokens: HashMap<String, Secret>,
+    /// Instances whose adapter carries its own credential on its connection (an upstream MCP
+    /// server): their calls take none from here, and lacking one is not an error.
+    self_credentialed: std::collections::HashSet<String>,
 }
 
 impl StaticCredentials {
     pub fn new(tokens: HashMap<String, Secret>) -> Self {
-        Self { tokens }
+        Self {
+            tokens,
+            self_credentialed: Default::default(),
+        }
+    }
+
+    /// Marks `instance` as one that needs no per-call credential.
+    pub fn self_credentialed(mut self, instance: impl Into<String>) -> Self {
+        self.self_credentialed.insert(instance.into());
+        self
     }
 
     pub fn get(&self, instance: &str) -> Option<&Secret> {
@@ -131,6 +143,9 @@ impl CredentialBroker for StaticCredentials {
         instance: &str,
         _scopes: &[String],
     ) -> Result<Option<Secret>, BrokerError> {
+        if self.self_credentialed.contains(instance) {
+            return Ok(None);
+        }
         match self.get(instance) {
             Some(token) => Ok(Some(token.clone())),
             None => Err(BrokerError::NotConfigured(instance.to_owned())),
