@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use serde_json::{Map, Value};
 
@@ -55,15 +55,22 @@ pub(super) fn version_has_param_headers(headers: &HeaderMap) -> bool {
     }
 }
 
+/// Headers to set once the check passed: numbers that matched by value but not as written.
+pub(super) type Rewrites = Vec<(HeaderName, HeaderValue)>;
+
 /// Checks the `Mcp-Param-*` headers of a `tools/call` of `tool`, whose input schema is
 /// `schema`, against its `arguments`. Header names compare without regard to case, as HTTP's do;
 /// values are taken as the transport left them (surrounding whitespace already removed).
+///
+/// rmcp checks the headers again for the requests it serves, comparing numbers as the body's
+/// JSON text; so a number header that matched by value (`3.0` for `3`, `1e+20` for `1e20`)
+/// comes back in [`Rewrites`] as the body writes it, for the caller to set.
 pub(crate) fn check(
     headers: &HeaderMap,
     tool: &str,
     schema: &Map<String, Value>,
     arguments: Option<&Map<String, Value>>,
-) -> Result<(), ParamHeaderError> {
+) -> Result<Rewrites, ParamHeaderError> {
     let declared = annotations(schema);
     let names: HashSet<String> = declared
         .iter()
@@ -79,6 +86,7 @@ pub(crate) fn check(
             });
         }
     }
+    let mut rewrites = Rewrites::new();
     for (path, header) in &declared {
         let argument = path.join(".");
         let value = single(headers, header)?;
@@ -107,10 +115,19 @@ pub(crate) fn check(
                         argument,
                     });
                 }
+                if let Value::Number(number) = expected
+                    && text != number.to_string()
+                    && let (Ok(name), Ok(value)) = (
+                        HeaderName::try_from(format!("{PREFIX}{}", header.to_ascii_lowercase())),
+                        HeaderValue::try_from(number.to_string()),
+                    )
+                {
+                    rewrites.push((name, value));
+                }
             }
         }
     }
-    Ok(())
+    Ok(rewrites)
 }
 
 /// Every well-formed `x-mcp-header` annotation (a non-empty string) on a property reached from
@@ -219,7 +236,6 @@ fn same_number(text: &str, expected: &serde_json::Number) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::{HeaderName, HeaderValue};
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -250,7 +266,7 @@ mod tests {
     }
 
     fn run(pairs: &[(&str, &str)], arguments: Value) -> Result<(), ParamHeaderError> {
-        check(&headers(pairs), "t_tool", &schema(), arguments.as_object())
+        check(&headers(pairs), "t_tool", &schema(), arguments.as_object()).map(drop)
     }
 
     fn base64(text: &str) -> String {
@@ -274,6 +290,33 @@ mod tests {
         assert_eq!(
             run(&[("Mcp-Param-Count", "2")], json!({"count": 2.0})),
             Ok(())
+        );
+    }
+
+    #[test]
+    fn numbers_that_match_by_value_only_are_rewritten_as_the_body_writes_them() {
+        let rewrites = |pairs: &[(&str, &str)], arguments: Value| {
+            check(&headers(pairs), "t_tool", &schema(), arguments.as_object())
+        };
+        assert_eq!(
+            rewrites(&[("Mcp-Param-Count", "3")], json!({"count": 3})),
+            Ok(vec![])
+        );
+        assert_eq!(
+            rewrites(
+                &[("Mcp-Param-Count", "3.0"), ("Mcp-Param-Ratio", "1e20")],
+                json!({"count": 3, "ratio": 1e20})
+            ),
+            Ok(vec![
+                (
+                    HeaderName::from_static("mcp-param-count"),
+                    HeaderValue::from_static("3")
+                ),
+                (
+                    HeaderName::from_static("mcp-param-ratio"),
+                    HeaderValue::try_from(json!(1e20).to_string()).expect("value")
+                ),
+            ])
         );
     }
 

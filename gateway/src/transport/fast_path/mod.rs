@@ -48,7 +48,7 @@ pub async fn serve(State(fast): State<FastPath>, mut request: Request, next: Nex
     if request.method() != Method::POST {
         return next.run(request).await;
     }
-    if let Some(refusal) = param_headers_refusal(&fast, &request) {
+    if let Some(refusal) = check_param_headers(&fast, &mut request) {
         return refusal;
     }
     if !common_headers_fit(request.headers()) {
@@ -81,8 +81,9 @@ pub async fn serve(State(fast): State<FastPath>, mut request: Request, next: Nex
 
 /// The refusal of a `tools/call` whose `Mcp-Param-*` headers disagree with its body (protocol
 /// 2026-07-28 on), whichever path would serve it: checked here, where the catalog has the
-/// tool's schema, so rmcp's narrower check is never the only one.
-fn param_headers_refusal(fast: &FastPath, request: &Request) -> Option<Response> {
+/// tool's schema, so rmcp's narrower check is never the only one. A call that passes goes on
+/// with its number headers written as rmcp compares them.
+fn check_param_headers(fast: &FastPath, request: &mut Request) -> Option<Response> {
     let call = request.extensions().get::<CheckedCall>()?;
     let headers = request.headers();
     if !param_headers::version_has_param_headers(headers) {
@@ -90,20 +91,28 @@ fn param_headers_refusal(fast: &FastPath, request: &Request) -> Option<Response>
     }
     // An unknown tool declares nothing; the call's own answer says it is unknown.
     let route = fast.gateway.catalog().get(&call.params.name)?.clone();
-    let error = param_headers::check(
+    match param_headers::check(
         headers,
         &call.params.name,
         &route.spec.input_schema,
         call.params.arguments.as_ref(),
-    )
-    .err()?;
-    let error = ErrorData::new(ErrorCode::HEADER_MISMATCH, error.to_string(), None);
-    let message: ServerJsonRpcMessage = JsonRpcMessage::error(error, Some(call.id.clone()));
-    Some(json_answer(StatusCode::BAD_REQUEST, &message))
+    ) {
+        Ok(rewrites) => {
+            for (name, value) in rewrites {
+                request.headers_mut().insert(name, value);
+            }
+            None
+        }
+        Err(error) => {
+            let error = ErrorData::new(ErrorCode::HEADER_MISMATCH, error.to_string(), None);
+            let message: ServerJsonRpcMessage = JsonRpcMessage::error(error, Some(call.id.clone()));
+            Some(json_answer(StatusCode::BAD_REQUEST, &message))
+        }
+    }
 }
 
 /// What every request these paths serve has: a JSON body and both answer forms accepted
-/// (`Mcp-Param-*` headers, if any, were checked by [`param_headers_refusal`]).
+/// (`Mcp-Param-*` headers, if any, were checked by [`check_param_headers`]).
 fn common_headers_fit(headers: &HeaderMap) -> bool {
     accepts_json_and_sse(headers)
         && single(headers, header::CONTENT_TYPE.as_str()).is_some_and(|v| {
