@@ -353,3 +353,45 @@ async fn mcp_param_headers_must_mirror_the_arguments_the_tool_declares() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["result"]["structuredContent"]["echo"], "eu");
 }
+
+/// A tool the caller may not list answers as a name that matches nothing, whatever its
+/// `Mcp-Param-*` headers: its schema is not consulted, through rmcp either.
+#[tokio::test]
+async fn param_headers_of_a_hidden_tool_reveal_nothing_of_its_schema() {
+    let policies = tempfile::tempdir().unwrap();
+    let policy = r#"
+@id("open")
+@reason("test")
+permit (principal, action, resource);
+
+@id("hide-regional")
+@reason("not for this caller")
+forbid (principal, action, resource) when { resource.name == "t_regional" };
+"#;
+    std::fs::write(policies.path().join("test.cedar"), policy).unwrap();
+    let extra = format!(
+        "{ERA_TOOLS}\n[policy]\ndir = \"{}\"\nwatch = false\n",
+        policies.path().display()
+    );
+    let gw = start(&extra).await;
+    let client = reqwest::Client::new();
+    let arguments = json!({"region": "eu", "query": "q"});
+    for params in [
+        vec![],
+        vec![("Mcp-Param-Query", "q")],
+        vec![("Mcp-Param-Region", "us")],
+        vec![("Mcp-Param-Nothing", "x")],
+    ] {
+        let mut answers = Vec::new();
+        for tool in ["t_regional", "t_no_such_tool"] {
+            let mut headers = vec![("mcp-method", "tools/call"), ("mcp-name", tool)];
+            headers.extend_from_slice(&params);
+            let (status, answer) = call_both_ways(&client, &gw, &headers, tool, &arguments).await;
+            let text = answer.to_string().replace(tool, "<tool>");
+            answers.push((status, text));
+        }
+        assert_eq!(answers[0], answers[1], "{params:?}");
+        assert!(answers[0].1.contains("-32602"), "{answers:?}");
+    }
+    assert_eq!(gw.probe.calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+}

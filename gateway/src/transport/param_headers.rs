@@ -5,13 +5,14 @@
 //! that is there, one whose value differs from the argument, one the tool does not declare, or
 //! one that is given twice is refused before the call (HTTP 400, JSON-RPC -32020).
 //!
-//! rmcp checks these too, but only for the requests that reach it, without numbers compared as
-//! numbers and without refusing undeclared headers; the fast path checks every 2026-07-28
-//! `tools/call` here first, with the tool's schema from the gateway's catalog.
+//! rmcp could check these too, for the requests that reach it, if the handler gave it tool
+//! schemas; it does not, since rmcp's check compares numbers as text (`1e+20` is not `1e20`),
+//! refuses no undeclared header and would consult tools the caller may not see. The fast path
+//! runs this check on every 2026-07-28 `tools/call` instead, before either path serves it.
 
 use std::collections::HashSet;
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::HeaderMap;
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use serde_json::{Map, Value};
 
@@ -55,22 +56,15 @@ pub(super) fn version_has_param_headers(headers: &HeaderMap) -> bool {
     }
 }
 
-/// Headers to set once the check passed: numbers that matched by value but not as written.
-pub(super) type Rewrites = Vec<(HeaderName, HeaderValue)>;
-
 /// Checks the `Mcp-Param-*` headers of a `tools/call` of `tool`, whose input schema is
 /// `schema`, against its `arguments`. Header names compare without regard to case, as HTTP's do;
 /// values are taken as the transport left them (surrounding whitespace already removed).
-///
-/// rmcp checks the headers again for the requests it serves, comparing numbers as the body's
-/// JSON text; so a number header that matched by value (`3.0` for `3`, `1e+20` for `1e20`)
-/// comes back in [`Rewrites`] as the body writes it, for the caller to set.
 pub(crate) fn check(
     headers: &HeaderMap,
     tool: &str,
     schema: &Map<String, Value>,
     arguments: Option<&Map<String, Value>>,
-) -> Result<Rewrites, ParamHeaderError> {
+) -> Result<(), ParamHeaderError> {
     let declared = annotations(schema);
     let names: HashSet<String> = declared
         .iter()
@@ -86,7 +80,6 @@ pub(crate) fn check(
             });
         }
     }
-    let mut rewrites = Rewrites::new();
     for (path, header) in &declared {
         let argument = path.join(".");
         let value = single(headers, header)?;
@@ -115,19 +108,10 @@ pub(crate) fn check(
                         argument,
                     });
                 }
-                if let Value::Number(number) = expected
-                    && text != number.to_string()
-                    && let (Ok(name), Ok(value)) = (
-                        HeaderName::try_from(format!("{PREFIX}{}", header.to_ascii_lowercase())),
-                        HeaderValue::try_from(number.to_string()),
-                    )
-                {
-                    rewrites.push((name, value));
-                }
             }
         }
     }
-    Ok(rewrites)
+    Ok(())
 }
 
 /// Every well-formed `x-mcp-header` annotation (a non-empty string) on a property reached from
@@ -236,6 +220,7 @@ fn same_number(text: &str, expected: &serde_json::Number) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::{HeaderName, HeaderValue};
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -266,7 +251,7 @@ mod tests {
     }
 
     fn run(pairs: &[(&str, &str)], arguments: Value) -> Result<(), ParamHeaderError> {
-        check(&headers(pairs), "t_tool", &schema(), arguments.as_object()).map(drop)
+        check(&headers(pairs), "t_tool", &schema(), arguments.as_object())
     }
 
     fn base64(text: &str) -> String {
@@ -290,33 +275,6 @@ mod tests {
         assert_eq!(
             run(&[("Mcp-Param-Count", "2")], json!({"count": 2.0})),
             Ok(())
-        );
-    }
-
-    #[test]
-    fn numbers_that_match_by_value_only_are_rewritten_as_the_body_writes_them() {
-        let rewrites = |pairs: &[(&str, &str)], arguments: Value| {
-            check(&headers(pairs), "t_tool", &schema(), arguments.as_object())
-        };
-        assert_eq!(
-            rewrites(&[("Mcp-Param-Count", "3")], json!({"count": 3})),
-            Ok(vec![])
-        );
-        assert_eq!(
-            rewrites(
-                &[("Mcp-Param-Count", "3.0"), ("Mcp-Param-Ratio", "1e20")],
-                json!({"count": 3, "ratio": 1e20})
-            ),
-            Ok(vec![
-                (
-                    HeaderName::from_static("mcp-param-count"),
-                    HeaderValue::from_static("3")
-                ),
-                (
-                    HeaderName::from_static("mcp-param-ratio"),
-                    HeaderValue::try_from(json!(1e20).to_string()).expect("value")
-                ),
-            ])
         );
     }
 

@@ -18,7 +18,7 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use manifold_policy::Principal;
+use manifold_policy::{Action, Principal};
 use rmcp::model::{
     CallToolRequestParams, ErrorCode, ErrorData, JsonRpcMessage, ServerJsonRpcMessage,
 };
@@ -30,6 +30,7 @@ use super::{
 };
 use crate::{
     handler::Gateway,
+    policy::tool_ref,
     session::{CancelRelay, SqlSessionStore},
 };
 
@@ -48,7 +49,7 @@ pub async fn serve(State(fast): State<FastPath>, mut request: Request, next: Nex
     if request.method() != Method::POST {
         return next.run(request).await;
     }
-    if let Some(refusal) = check_param_headers(&fast, &mut request) {
+    if let Some(refusal) = param_headers_refusal(&fast, &request) {
         return refusal;
     }
     if !common_headers_fit(request.headers()) {
@@ -80,39 +81,43 @@ pub async fn serve(State(fast): State<FastPath>, mut request: Request, next: Nex
 }
 
 /// The refusal of a `tools/call` whose `Mcp-Param-*` headers disagree with its body (protocol
-/// 2026-07-28 on), whichever path would serve it: checked here, where the catalog has the
-/// tool's schema, so rmcp's narrower check is never the only one. A call that passes goes on
-/// with its number headers written as rmcp compares them.
-fn check_param_headers(fast: &FastPath, request: &mut Request) -> Option<Response> {
+/// 2026-07-28 on), whichever path would serve it. This is the only check of those headers: it
+/// has the tool's schema from the catalog and the caller, and the handler gives rmcp no schemas
+/// (see `McpHandler`), so rmcp's own check does not run.
+fn param_headers_refusal(fast: &FastPath, request: &Request) -> Option<Response> {
     let call = request.extensions().get::<CheckedCall>()?;
     let headers = request.headers();
     if !param_headers::version_has_param_headers(headers) {
         return None;
     }
-    // An unknown tool declares nothing; the call's own answer says it is unknown.
-    let route = fast.gateway.catalog().get(&call.params.name)?.clone();
-    match param_headers::check(
+    // An unknown tool, or one the caller may not list, declares nothing: its schema is not
+    // consulted, and the call's own answer says the name is unknown.
+    let catalog = fast.gateway.catalog();
+    let route = catalog.get(&call.params.name)?;
+    let visible = !route.blocked_by_read_only
+        && fast
+            .gateway
+            .policy()
+            .engine()
+            .decide(&principal(request), Action::List, &tool_ref(route), None)
+            .is_allowed();
+    if !visible {
+        return None;
+    }
+    let error = param_headers::check(
         headers,
         &call.params.name,
         &route.spec.input_schema,
         call.params.arguments.as_ref(),
-    ) {
-        Ok(rewrites) => {
-            for (name, value) in rewrites {
-                request.headers_mut().insert(name, value);
-            }
-            None
-        }
-        Err(error) => {
-            let error = ErrorData::new(ErrorCode::HEADER_MISMATCH, error.to_string(), None);
-            let message: ServerJsonRpcMessage = JsonRpcMessage::error(error, Some(call.id.clone()));
-            Some(json_answer(StatusCode::BAD_REQUEST, &message))
-        }
-    }
+    )
+    .err()?;
+    let error = ErrorData::new(ErrorCode::HEADER_MISMATCH, error.to_string(), None);
+    let message: ServerJsonRpcMessage = JsonRpcMessage::error(error, Some(call.id.clone()));
+    Some(json_answer(StatusCode::BAD_REQUEST, &message))
 }
 
 /// What every request these paths serve has: a JSON body and both answer forms accepted
-/// (`Mcp-Param-*` headers, if any, were checked by [`check_param_headers`]).
+/// (`Mcp-Param-*` headers, if any, were checked by [`param_headers_refusal`]).
 fn common_headers_fit(headers: &HeaderMap) -> bool {
     accepts_json_and_sse(headers)
         && single(headers, header::CONTENT_TYPE.as_str()).is_some_and(|v| {
