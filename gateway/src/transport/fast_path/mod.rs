@@ -90,10 +90,19 @@ fn param_headers_refusal(fast: &FastPath, request: &Request) -> Option<Response>
     if !param_headers::version_has_param_headers(headers) {
         return None;
     }
-    // An unknown tool, or one the caller may not list, declares nothing: its schema is not
-    // consulted, and the call's own answer says the name is unknown.
+    // An unknown tool declares nothing; the call's own answer says it is unknown.
     let catalog = fast.gateway.catalog();
     let route = catalog.get(&call.params.name)?;
+    let error = param_headers::check(
+        headers,
+        &call.params.name,
+        &route.spec.input_schema,
+        call.params.arguments.as_ref(),
+    )
+    .err()?;
+    // Refusing a call of a tool the caller may not list would tell what its schema declares:
+    // such a call goes on, and its answer says the name is unknown. Decided only here, so a
+    // call whose headers agree costs no second policy decision.
     let visible = !route.blocked_by_read_only
         && fast
             .gateway
@@ -104,13 +113,6 @@ fn param_headers_refusal(fast: &FastPath, request: &Request) -> Option<Response>
     if !visible {
         return None;
     }
-    let error = param_headers::check(
-        headers,
-        &call.params.name,
-        &route.spec.input_schema,
-        call.params.arguments.as_ref(),
-    )
-    .err()?;
     let error = ErrorData::new(ErrorCode::HEADER_MISMATCH, error.to_string(), None);
     let message: ServerJsonRpcMessage = JsonRpcMessage::error(error, Some(call.id.clone()));
     Some(json_answer(StatusCode::BAD_REQUEST, &message))
