@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 /// A tool call that did not succeed. The gateway turns each into a tool result with
-/// `isError: true` and this text, so the model can read what went wrong and try again.
+/// `isError: true` and this text, so the model can read what went wrong and try again — except
+/// [`ToolError::MissingClientCapability`], which is the client's to fix, not the model's.
 /// Messages never carry credentials.
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
@@ -29,6 +30,13 @@ pub enum ToolError {
     UnknownTool(String),
     #[error("the provider's answer could not be read: {0}")]
     BadResponse(String),
+    /// The call needs a capability the client did not declare (MCP 2026-07-28 declares them per
+    /// request, in `_meta`), e.g. an upstream MCP server asking for `sampling` mid-call. The
+    /// gateway answers it with the protocol error -32021, since no retry by the model helps.
+    /// `capability` is a top-level key of the client capabilities: `sampling`, `elicitation`,
+    /// `roots`.
+    #[error("the client did not declare the `{capability}` capability this call needs")]
+    MissingClientCapability { capability: String },
 }
 
 /// An adapter instance that cannot be built from its configuration.

@@ -242,12 +242,10 @@ impl ServerHandler for McpHandler {
         info
     }
 
-    fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.gateway
-            .catalog()
-            .get(name)
-            .map(|route| route.tool.clone())
-    }
+    // No `get_tool`: rmcp asks it only for a tool's schema to check `Mcp-Param-*` headers, and
+    // the fast path's check (`transport::param_headers`) runs first on every such call, knows
+    // the caller, and compares numbers by value; with rmcp's default (`None`) nothing answers
+    // differently through rmcp.
 
     async fn list_tools(
         &self,

@@ -398,6 +398,19 @@ fn url_elicitation(connection: &str, url: &str, error: &BrokerError) -> McpError
     )
 }
 
+/// MCP's MissingRequiredClientCapabilityError: `requiredCapabilities` is a client capabilities
+/// object keyed by what is missing (`{"sampling": {}}`), as the 2026-07-28 schema defines it.
+/// rmcp and the stateless fast path both answer this code with HTTP 400.
+fn missing_capability(capability: &str) -> McpError {
+    McpError::new(
+        rmcp::model::ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY,
+        format!(
+            "This request requires the client capability `{capability}`, which it did not declare."
+        ),
+        Some(json!({ "requiredCapabilities": { capability: {} } })),
+    )
+}
+
 /// Forwards adapter progress to the client in order, when it asked for progress.
 fn progress_sink(
     notify: &Notify,
@@ -584,6 +597,10 @@ impl Gateway {
             CallError::Tool(ToolError::Cancelled) => {
                 tracing::info!(%tool, "tool call cancelled by the client");
                 Err(McpError::internal_error("request cancelled", None))
+            }
+            CallError::Tool(ToolError::MissingClientCapability { capability }) => {
+                tracing::info!(%tool, %capability, "tool call needs an undeclared client capability");
+                Err(missing_capability(&capability))
             }
             CallError::AuditUnavailable(error) => {
                 tracing::debug!(%tool, "tool call refused: the audit log cannot be written");

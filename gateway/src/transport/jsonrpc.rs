@@ -3,12 +3,19 @@
 //! 400 instead of a transport-level failure, oversized bodies get 413 and a `Content-Type` other
 //! than JSON gets 415. A body with a key repeated in one object is a parse error: the stages
 //! after this one could otherwise read different values of it (see [`unique_keys`]).
+//!
+//! Two rules of protocol 2026-07-28 live here too, since this is the first stage that knows the
+//! method: a method that era removed (`initialize`, `ping`, `logging/setLevel`, …) gets 404 with
+//! -32601 when the request is of that era, and the MCP headers that stages after this one
+//! compare with the body (`Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`, `MCP-Protocol-Version`) lose
+//! their surrounding whitespace first, as RFC 9110 §5.5 says a field value is read: HTTP/1.1's
+//! parser already drops it, HTTP/2's does not, and rmcp compares values as they come.
 
 use axum::{
     Json,
     body::{Body, Bytes},
     extract::{Request, State},
-    http::{Method, StatusCode},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -40,6 +47,66 @@ const KNOWN_METHODS: &[&str] = &[
     "prompts/get",
     "completion/complete",
 ];
+
+/// Methods protocol 2026-07-28 removed: a request of that era naming one is answered as an
+/// unknown method (HTTP 404, -32601), while sessions of earlier eras keep them.
+const REMOVED_IN_2026: &[&str] = &[
+    "initialize",
+    "ping",
+    "logging/setLevel",
+    "resources/subscribe",
+    "resources/unsubscribe",
+];
+
+/// The protocol version without sessions, `initialize` or the methods above.
+const STATELESS_VERSION: &str = "2026-07-28";
+
+/// What the headers tell of a request's protocol era, before the body is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Era {
+    /// In a session, or declaring a version that has them: 2024-11-05 … 2025-11-25.
+    Sessions,
+    /// No session, `MCP-Protocol-Version: 2026-07-28`.
+    Stateless,
+    /// Neither a session nor a version header: the body's `_meta` tells.
+    Undeclared,
+}
+
+impl Era {
+    pub(super) fn of(headers: &HeaderMap) -> Self {
+        if headers.contains_key("mcp-session-id") {
+            return Self::Sessions;
+        }
+        let mut versions = headers.get_all("mcp-protocol-version").iter();
+        match (versions.next(), versions.next()) {
+            (None, _) => Self::Undeclared,
+            (Some(version), None) if version == STATELESS_VERSION => Self::Stateless,
+            _ => Self::Sessions,
+        }
+    }
+
+    /// Whether a request with these `params` is of the stateless era.
+    fn is_stateless(self, params: Option<&serde_json::value::RawValue>) -> bool {
+        #[derive(serde::Deserialize)]
+        struct Params<'a> {
+            #[serde(rename = "_meta", borrow)]
+            meta: Option<Meta<'a>>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Meta<'a> {
+            #[serde(rename = "io.modelcontextprotocol/protocolVersion", borrow)]
+            version: Option<std::borrow::Cow<'a, str>>,
+        }
+        match self {
+            Self::Sessions => false,
+            Self::Stateless => true,
+            Self::Undeclared => params
+                .and_then(|params| serde_json::from_str::<Params<'_>>(params.get()).ok())
+                .and_then(|params| params.meta?.version)
+                .is_some_and(|version| version == STATELESS_VERSION),
+        }
+    }
+}
 
 /// A well-formed `tools/call` as the guard parsed it, left in the request's extensions so the
 /// fast paths need not parse the body again.
@@ -76,23 +143,41 @@ pub(super) struct Initialize;
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
 
-/// A body refused with a JSON-RPC error (always HTTP 400).
+/// A body refused with a JSON-RPC error: HTTP 400, or 404 for a method its era removed.
 #[derive(Debug, PartialEq)]
 pub(super) struct Rejection {
+    status: StatusCode,
     id: Value,
     code: i64,
     message: String,
 }
 
 fn error(id: Value, code: i64, message: String) -> Rejection {
-    Rejection { id, code, message }
+    Rejection {
+        status: StatusCode::BAD_REQUEST,
+        id,
+        code,
+        message,
+    }
+}
+
+/// The answer to a method protocol 2026-07-28 removed, as rmcp answers an unknown one then.
+fn removed(id: Value, method: &str) -> Rejection {
+    Rejection {
+        status: StatusCode::NOT_FOUND,
+        id,
+        code: -32601,
+        message: format!(
+            "Method not found: {method} does not exist in protocol {STATELESS_VERSION}"
+        ),
+    }
 }
 
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
         let body = json!({"jsonrpc": "2.0", "id": self.id,
                           "error": {"code": self.code, "message": self.message}});
-        (StatusCode::BAD_REQUEST, Json(body)).into_response()
+        (self.status, Json(body)).into_response()
     }
 }
 
@@ -122,7 +207,7 @@ struct Envelope<'a> {
 /// Why a body cannot be handed to the MCP server. The common case — a well-formed `tools/call`
 /// or a method this server does not know — costs one borrowed parse; everything else gets the
 /// full typed check, and a body that fails is taken apart to say what is wrong.
-pub(super) fn check(body: &[u8]) -> Result<Option<Checked>, Rejection> {
+pub(super) fn check(body: &[u8], era: Era) -> Result<Option<Checked>, Rejection> {
     unique(body)?;
     let envelope = serde_json::from_slice::<Envelope<'_>>(body)
         .ok()
@@ -139,6 +224,13 @@ pub(super) fn check(body: &[u8]) -> Result<Option<Checked>, Rejection> {
     if let Some(envelope) = envelope
         && let Some(id) = envelope.id.filter(|id| is_valid_id(id.get()))
     {
+        if let Some(method) = envelope.method.as_deref()
+            && REMOVED_IN_2026.contains(&method)
+            && era.is_stateless(envelope.params)
+        {
+            let id = serde_json::from_str(id.get()).unwrap_or(Value::Null);
+            return Err(removed(id, method));
+        }
         match envelope.method.as_deref() {
             Some("tools/call") => {
                 let params = envelope.params.map_or("null", |p| p.get());
@@ -328,20 +420,65 @@ pub(super) async fn read_body(body: Body, limit: usize) -> Result<Bytes, Respons
         .into_response())
 }
 
+/// Whether `name` is one of the MCP headers compared with the body.
+fn compared_with_body(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    matches!(name, "mcp-method" | "mcp-name" | "mcp-protocol-version")
+        || name.starts_with(super::param_headers::PREFIX)
+}
+
+/// A field value without the optional whitespace (SP, HTAB) around it.
+fn trim_ows(value: &[u8]) -> &[u8] {
+    let start = value
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t'))
+        .map_or(start, |last| last + 1);
+    &value[start..end]
+}
+
+/// Drops the whitespace around the values of the headers compared with the body, keeping every
+/// value (a repeated header stays repeated, for the checks that refuse that).
+pub(super) fn trim_compared_headers(headers: &mut HeaderMap) {
+    let padded: Vec<HeaderName> = headers
+        .iter()
+        .filter(|(name, value)| {
+            compared_with_body(name) && trim_ows(value.as_bytes()).len() != value.len()
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in padded {
+        let values: Vec<HeaderValue> = headers
+            .get_all(&name)
+            .iter()
+            .filter_map(|value| HeaderValue::from_bytes(trim_ows(value.as_bytes())).ok())
+            .collect();
+        headers.remove(&name);
+        for value in values {
+            headers.append(name.clone(), value);
+        }
+    }
+}
+
 /// axum middleware for the `/mcp` route.
-pub async fn enforce(State(limit): State<BodyLimit>, request: Request, next: Next) -> Response {
+pub async fn enforce(State(limit): State<BodyLimit>, mut request: Request, next: Next) -> Response {
     if request.method() != Method::POST {
         return next.run(request).await;
     }
     if !is_json(request.headers()) {
         return unsupported_media_type();
     }
+    trim_compared_headers(request.headers_mut());
+    let era = Era::of(request.headers());
     let (parts, body) = request.into_parts();
     let bytes: Bytes = match read_body(body, limit.0).await {
         Ok(bytes) => bytes,
         Err(refusal) => return refusal,
     };
-    let checked = match check(&bytes) {
+    let checked = match check(&bytes, era) {
         Ok(checked) => checked,
         Err(rejection) => return rejection.into_response(),
     };
@@ -367,13 +504,123 @@ mod tests {
 
     /// The status and JSON-RPC error code `check` answers `body` with.
     async fn rejection(body: &str) -> Option<(StatusCode, i64)> {
-        let response = check(body.as_bytes()).err()?.into_response();
+        rejection_in(body, Era::Sessions)
+            .await
+            .map(|(status, code, _)| (status, code))
+    }
+
+    /// The status, JSON-RPC error code and id `check` answers `body` of `era` with.
+    async fn rejection_in(body: &str, era: Era) -> Option<(StatusCode, i64, Value)> {
+        let response = check(body.as_bytes(), era).err()?.into_response();
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
             .await
             .ok()?;
         let value: Value = serde_json::from_slice(&bytes).ok()?;
-        Some((status, value["error"]["code"].as_i64()?))
+        Some((
+            status,
+            value["error"]["code"].as_i64()?,
+            value["id"].clone(),
+        ))
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                HeaderValue::from_str(value).expect("value"),
+            );
+        }
+        headers
+    }
+
+    const META_2026: &str = r#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+
+    #[test]
+    fn the_era_is_read_from_the_session_and_version_headers() {
+        let stateless = [("mcp-protocol-version", "2026-07-28")];
+        assert_eq!(Era::of(&headers(&stateless)), Era::Stateless);
+        assert_eq!(Era::of(&headers(&[])), Era::Undeclared);
+        for sessions in [
+            vec![("mcp-protocol-version", "2025-11-25")],
+            vec![
+                ("mcp-session-id", "s"),
+                ("mcp-protocol-version", "2026-07-28"),
+            ],
+            vec![
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-protocol-version", "2026-07-28"),
+            ],
+        ] {
+            assert_eq!(Era::of(&headers(&sessions)), Era::Sessions, "{sessions:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn methods_removed_in_2026_07_28_are_not_found_in_that_era_only() {
+        for (index, method) in REMOVED_IN_2026.iter().enumerate() {
+            let with_meta = format!(
+                r#"{{"jsonrpc":"2.0","id":{index},"method":"{method}","params":{{"_meta":{META_2026}}}}}"#
+            );
+            let not_found = Some((StatusCode::NOT_FOUND, -32601, json!(index)));
+            assert_eq!(rejection_in(&with_meta, Era::Stateless).await, not_found);
+            assert_eq!(rejection_in(&with_meta, Era::Undeclared).await, not_found);
+            let named = with_meta.replace(&format!(r#""id":{index}"#), r#""id":"r-1""#);
+            assert_eq!(
+                rejection_in(&named, Era::Stateless).await,
+                Some((StatusCode::NOT_FOUND, -32601, json!("r-1")))
+            );
+            // Sessions keep them (params checked as before, never 404).
+            let kept = rejection_in(&with_meta, Era::Sessions).await;
+            assert!(
+                kept.is_none_or(|(status, ..)| status == StatusCode::BAD_REQUEST),
+                "{method}"
+            );
+        }
+        // Without `_meta` or a version header, an `initialize` is the start of a session.
+        let initialize = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+        assert!(matches!(
+            check(initialize.as_bytes(), Era::Undeclared),
+            Ok(Some(Checked::Initialize))
+        ));
+        let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+        assert!(matches!(check(ping.as_bytes(), Era::Undeclared), Ok(None)));
+        assert!(matches!(check(ping.as_bytes(), Era::Sessions), Ok(None)));
+        // Methods the era kept pass.
+        let list = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{"_meta":{META_2026}}}}}"#
+        );
+        assert!(matches!(check(list.as_bytes(), Era::Stateless), Ok(None)));
+    }
+
+    #[test]
+    fn whitespace_inside_a_value_or_in_other_headers_stays() {
+        let mut padded = headers(&[
+            ("mcp-name", "\t a b \t"),
+            ("mcp-method", "tools/call"),
+            ("mcp-method", " tools/list"),
+            ("x-other", "  kept  "),
+        ]);
+        trim_compared_headers(&mut padded);
+        assert_eq!(padded["mcp-name"], "a b");
+        let methods: Vec<_> = padded.get_all("mcp-method").iter().collect();
+        assert_eq!(methods, ["tools/call", "tools/list"]);
+        assert_eq!(padded["x-other"], "  kept  ");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn compared_headers_read_the_same_with_any_surrounding_whitespace(
+            name in "(mcp-method|Mcp-Name|MCP-PROTOCOL-VERSION|Mcp-Param-[A-Za-z]{1,8})",
+            value in "[!-~]([ -~]{0,20}[!-~])?",
+            before in "[ \t]{0,4}",
+            after in "[ \t]{0,4}",
+        ) {
+            let mut padded = headers(&[(&name, &format!("{before}{value}{after}"))]);
+            trim_compared_headers(&mut padded);
+            proptest::prop_assert_eq!(padded, headers(&[(&name, &value)]));
+        }
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@ mod jsonrpc;
 mod legacy_sse;
 mod limits;
 pub mod operator;
+pub(crate) mod param_headers;
 pub mod server;
 pub mod shared_streams;
 pub mod stdio;

@@ -42,6 +42,9 @@ pub struct TestKind {
 struct TestAdapter {
     probe: Arc<Probe>,
     extra_tools: usize,
+    /// `era_tools = true`: also `needs_sampling` (fails for want of a client capability) and
+    /// `regional` (arguments mirrored in `Mcp-Param-*` headers), for protocol 2026-07-28.
+    era_tools: bool,
 }
 
 impl AdapterKind for TestKind {
@@ -60,9 +63,15 @@ impl AdapterKind for TestKind {
             .get("extra_tools")
             .and_then(Value::as_u64)
             .unwrap_or(0) as usize;
+        let era_tools = settings
+            .settings
+            .get("era_tools")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         Ok(Arc::new(TestAdapter {
             probe: self.probe.clone(),
             extra_tools,
+            era_tools,
         }))
     }
 }
@@ -108,6 +117,31 @@ impl Adapter for TestAdapter {
                     echo_out.clone(),
                 ),
             ];
+            if self.era_tools {
+                tools.push(ToolSpec::new(
+                    "needs_sampling",
+                    "Needs sampling",
+                    "Fails like an upstream server that asks the client for sampling.",
+                    ToolAnnotations::READ,
+                    object(json!({}), &[]),
+                    echo_out.clone(),
+                ));
+                tools.push(ToolSpec::new(
+                    "regional",
+                    "Regional",
+                    "Returns its region; region and count travel in Mcp-Param-* headers too.",
+                    ToolAnnotations::READ,
+                    object(
+                        json!({
+                            "region": {"type": "string", "x-mcp-header": "Region"},
+                            "count": {"type": "integer", "x-mcp-header": "Count"},
+                            "query": {"type": "string"}
+                        }),
+                        &["region"],
+                    ),
+                    echo_out.clone(),
+                ));
+            }
             for index in 0..self.extra_tools {
                 tools.push(ToolSpec::new(
                     &format!("extra_{index:03}"),
@@ -163,6 +197,13 @@ impl Adapter for TestAdapter {
                 }
                 guard.1 = true;
                 Ok(ToolOutput::from_structured(json!({"echo": "done"})))
+            }
+            "needs_sampling" => Err(ToolError::MissingClientCapability {
+                capability: "sampling".into(),
+            }),
+            "regional" => {
+                let region = arguments["region"].as_str().unwrap_or_default();
+                Ok(ToolOutput::from_structured(json!({"echo": region})))
             }
             "fail" => Err(ToolError::Upstream {
                 status: 503,

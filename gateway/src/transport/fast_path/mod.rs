@@ -18,13 +18,19 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use manifold_policy::Principal;
-use rmcp::model::{CallToolRequestParams, ServerJsonRpcMessage};
+use manifold_policy::{Action, Principal};
+use rmcp::model::{
+    CallToolRequestParams, ErrorCode, ErrorData, JsonRpcMessage, ServerJsonRpcMessage,
+};
 use tokio_util::sync::CancellationToken;
 
-use super::jsonrpc::{CheckedCall, CheckedCancel};
+use super::{
+    jsonrpc::{CheckedCall, CheckedCancel},
+    param_headers,
+};
 use crate::{
     handler::Gateway,
+    policy::tool_ref,
     session::{CancelRelay, SqlSessionStore},
 };
 
@@ -40,7 +46,13 @@ pub struct FastPath {
 
 /// axum middleware for `/mcp`, after the body guard: answers what it can, passes on the rest.
 pub async fn serve(State(fast): State<FastPath>, mut request: Request, next: Next) -> Response {
-    if request.method() != Method::POST || !common_headers_fit(request.headers()) {
+    if request.method() != Method::POST {
+        return next.run(request).await;
+    }
+    if let Some(refusal) = param_headers_refusal(&fast, &request) {
+        return refusal;
+    }
+    if !common_headers_fit(request.headers()) {
         return next.run(request).await;
     }
     if let Some(cancel) = request.extensions_mut().remove::<CheckedCancel>() {
@@ -68,8 +80,46 @@ pub async fn serve(State(fast): State<FastPath>, mut request: Request, next: Nex
     next.run(request).await
 }
 
-/// What every request these paths serve has: a JSON body, both answer forms accepted, and no
-/// tool parameters mirrored into headers (SEP-2243; those are rmcp's to check).
+/// The refusal of a `tools/call` whose `Mcp-Param-*` headers disagree with its body (protocol
+/// 2026-07-28 on), whichever path would serve it. This is the only check of those headers: it
+/// has the tool's schema from the catalog and the caller, and the handler gives rmcp no schemas
+/// (see `McpHandler`), so rmcp's own check does not run.
+fn param_headers_refusal(fast: &FastPath, request: &Request) -> Option<Response> {
+    let call = request.extensions().get::<CheckedCall>()?;
+    let headers = request.headers();
+    if !param_headers::version_has_param_headers(headers) {
+        return None;
+    }
+    // An unknown tool declares nothing; the call's own answer says it is unknown.
+    let catalog = fast.gateway.catalog();
+    let route = catalog.get(&call.params.name)?;
+    let error = param_headers::check(
+        headers,
+        &call.params.name,
+        &route.spec.input_schema,
+        call.params.arguments.as_ref(),
+    )
+    .err()?;
+    // Refusing a call of a tool the caller may not list would tell what its schema declares:
+    // such a call goes on, and its answer says the name is unknown. Decided only here, so a
+    // call whose headers agree costs no second policy decision.
+    let visible = !route.blocked_by_read_only
+        && fast
+            .gateway
+            .policy()
+            .engine()
+            .decide(&principal(request), Action::List, &tool_ref(route), None)
+            .is_allowed();
+    if !visible {
+        return None;
+    }
+    let error = ErrorData::new(ErrorCode::HEADER_MISMATCH, error.to_string(), None);
+    let message: ServerJsonRpcMessage = JsonRpcMessage::error(error, Some(call.id.clone()));
+    Some(json_answer(StatusCode::BAD_REQUEST, &message))
+}
+
+/// What every request these paths serve has: a JSON body and both answer forms accepted
+/// (`Mcp-Param-*` headers, if any, were checked by [`param_headers_refusal`]).
 fn common_headers_fit(headers: &HeaderMap) -> bool {
     accepts_json_and_sse(headers)
         && single(headers, header::CONTENT_TYPE.as_str()).is_some_and(|v| {
@@ -82,9 +132,6 @@ fn common_headers_fit(headers: &HeaderMap) -> bool {
                         .eq_ignore_ascii_case(b"application/json")
                 })
         })
-        && !headers
-            .keys()
-            .any(|name| name.as_str().starts_with("mcp-param-"))
 }
 
 /// The header's value when it is present exactly once.
