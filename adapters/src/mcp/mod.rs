@@ -10,8 +10,12 @@ mod settings;
 use std::sync::{Arc, Mutex};
 
 use rmcp::{
-    model::{CallToolRequestParams, CallToolResponse, NumberOrString, ProgressToken},
-    service::ServiceError,
+    RoleClient,
+    model::{
+        CallToolRequest, CallToolRequestParams, CallToolResponse, CancelledNotificationParam,
+        ClientRequest, ProgressToken, RequestId, ServerResult,
+    },
+    service::{Peer, PeerRequestOptions, ServiceError},
 };
 use serde_json::{Map, Value};
 use tokio::sync::watch;
@@ -111,6 +115,30 @@ impl Drop for ProgressRoute<'_> {
     }
 }
 
+/// Tells the upstream a request was abandoned when the call's future is dropped before its
+/// answer came.
+struct CancelOnDrop {
+    peer: Peer<RoleClient>,
+    id: Option<RequestId>,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else {
+            return;
+        };
+        let peer = self.peer.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let reason = Some("the gateway's client cancelled the call".to_owned());
+                let _ = peer
+                    .notify_cancelled(CancelledNotificationParam::new(Some(id), reason))
+                    .await;
+            });
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl Adapter for McpAdapter {
     fn tools(&self) -> Tools {
@@ -186,13 +214,20 @@ impl Adapter for McpAdapter {
                 .0
                 .insert("traceparent".into(), Value::String(traceparent.clone()));
         }
-        // Progress comes back under a token of the gateway's own, never the client's, so one
-        // client's token cannot be used to reach another's call.
+        if !meta.0.0.is_empty() {
+            params.meta = Some(meta);
+        }
+        // rmcp gives every request a progress token of its own (never the client's, so one
+        // client's token cannot reach another's call); progress under it goes to this call.
+        let handle = peer
+            .send_request_with_option(
+                ClientRequest::CallToolRequest(CallToolRequest::new(params)),
+                PeerRequestOptions::no_options(),
+            )
+            .await
+            .map_err(service_error)?;
         let _route = ctx.progress.as_ref().map(|sink| {
-            let token = ProgressToken(NumberOrString::String(
-                format!("mf-{:032x}", rand::random::<u128>()).into(),
-            ));
-            meta.set_progress_token(token.clone());
+            let token = handle.progress_token.clone();
             shared
                 .progress
                 .lock()
@@ -200,11 +235,21 @@ impl Adapter for McpAdapter {
                 .insert(token.clone(), sink.clone());
             ProgressRoute { shared, token }
         });
-        if !meta.0.0.is_empty() {
-            params.meta = Some(meta);
-        }
-        // Dropping this future (cancel, timeout) sends `notifications/cancelled` upstream.
-        let response = peer.call_tool_once(params).await;
+        // Dropping this future (the client cancelled, the call timed out) tells the upstream.
+        let mut cancel = CancelOnDrop {
+            peer: peer.clone(),
+            id: Some(handle.id.clone()),
+        };
+        let response = handle.await_response().await;
+        cancel.id = None;
+        let response = match response {
+            Ok(ServerResult::CallToolResult(result)) => Ok(CallToolResponse::Complete(result)),
+            Ok(ServerResult::InputRequiredResult(result)) => {
+                Ok(CallToolResponse::InputRequired(result))
+            }
+            Ok(_) => Err(ServiceError::UnexpectedResponse),
+            Err(error) => Err(error),
+        };
         match response {
             Ok(CallToolResponse::Complete(result)) => {
                 let size = serde_json::to_vec(&result).map_or(usize::MAX, |bytes| bytes.len());
@@ -222,7 +267,7 @@ impl Adapter for McpAdapter {
                     .into(),
             )),
             Ok(_) => Err(ToolError::BadResponse(
-                "the server answered with a task, which the gateway does not support".into(),
+                "the server answered with something other than a tool result".into(),
             )),
             Err(error) => Err(service_error(error)),
         }
