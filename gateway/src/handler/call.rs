@@ -297,7 +297,11 @@ impl<'g> CallRecord<'g> {
     }
 
     fn routed(&mut self, route: &Arc<Route>, arguments: &serde_json::Map<String, Value>) {
-        self.event.tool.clone_from(&route.exposed);
+        // The name policies decided on; the one the client called too when an admin renamed
+        // the tool (`router/virtualize.rs`).
+        self.event.tool.clone_from(&route.view.policy_name);
+        self.event.tool_exposed = (route.exposed != route.view.policy_name)
+            .then(|| route.exposed.clone());
         self.event.instance = route.instance.to_string();
         self.event.args = Some(Value::Object(arguments.clone()));
         self.route = Some(route.clone());
