@@ -562,7 +562,12 @@ impl Gateway {
         record: &CallRecord<'_>,
         scope: &CallScope,
     ) -> Result<CallToolResponse, McpError> {
-        let tool = &record.event.tool;
+        // The client hears of the tool by the name it called (a renamed tool's audit `tool` is
+        // the name policies know it by).
+        let tool = record
+            .route
+            .as_ref()
+            .map_or(&record.event.tool, |route| &route.exposed);
         match error {
             CallError::UnknownTool | CallError::Hidden(_) => Err(unknown_tool(&record.requested)),
             CallError::BadArguments(errors) => Err(McpError::invalid_params(
