@@ -253,16 +253,23 @@ fn tool_overrides_that_do_not_fit_the_adapter_are_located() {
             .clone()
     };
     assert_eq!(found.len(), 3, "{found:?}");
-    assert!(at(4).contains("no tool `create_issues` to override"), "{found:?}");
+    assert!(
+        at(4).contains("no tool `create_issues` to override"),
+        "{found:?}"
+    );
     assert!(at(9).contains("no argument `team` to pin"), "{found:?}");
     assert!(at(9).contains("team_id"), "lists the arguments: {found:?}");
     assert!(at(10).contains("`priority` does not fit"), "{found:?}");
 
-    let problem = one("[adapters.l]\nkind = \"linear\"\noverrides.get_issue.name = \"get.issue\"\n");
+    let problem =
+        one("[adapters.l]\nkind = \"linear\"\noverrides.get_issue.name = \"get.issue\"\n");
     assert_eq!(problem.line, 3);
     assert!(problem.message.contains("A-Z a-z 0-9 _ -"), "{problem:?}");
     let problem = one("[adapters.l]\nkind = \"linear\"\noverrides.get_issue.annotation = {}\n");
-    assert!(problem.message.contains("unknown field `annotation`"), "{problem:?}");
+    assert!(
+        problem.message.contains("unknown field `annotation`"),
+        "{problem:?}"
+    );
 
     let good = "[adapters.linear]\nkind = \"linear\"\n\n\
                 [adapters.linear.overrides.create_issue]\nname = \"file_bug\"\n\

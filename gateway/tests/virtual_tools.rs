@@ -112,15 +112,24 @@ async fn a_renamed_linear_tool_files_into_its_pinned_team_and_policies_see_the_o
     assert_eq!(file_bug.input_schema["required"], json!(["title"]));
 
     // The pinned team reaches the provider, and the policy allowed it only because it saw it.
-    let filed = call(&client, "linear_file_bug", json!({"title": "Crash on start"})).await;
+    let filed = call(
+        &client,
+        "linear_file_bug",
+        json!({"title": "Crash on start"}),
+    )
+    .await;
     assert_ne!(filed.is_error, Some(true), "{filed:?}");
     let issue = &filed.structured_content.as_ref().unwrap()["issue"];
     assert_eq!(issue["team"]["id"], ENG, "{issue}");
     assert!(issue["identifier"].as_str().unwrap().starts_with("ENG-"));
 
     // A caller naming a team is refused, before any policy or provider, under the name it called.
-    let params = CallToolRequestParams::new("linear_file_bug")
-        .with_arguments(json!({"title": "Elsewhere", "team_id": OPS}).as_object().unwrap().clone());
+    let params = CallToolRequestParams::new("linear_file_bug").with_arguments(
+        json!({"title": "Elsewhere", "team_id": OPS})
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
     let refused = client.call_tool(params).await.unwrap_err().to_string();
     assert!(
         refused.contains("invalid arguments for linear_file_bug")
@@ -152,8 +161,8 @@ async fn a_renamed_linear_tool_files_into_its_pinned_team_and_policies_see_the_o
     assert_eq!(records[2]["policies"], json!(["no-drafts"]));
     assert_eq!(records[2]["args"]["team_id"], ENG, "{}", records[2]);
     // Records with the new field still verify.
-    let bin = std::env::var("MANIFOLD_BIN")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_manifold").to_owned());
+    let bin =
+        std::env::var("MANIFOLD_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_manifold").to_owned());
     let verify = std::process::Command::new(bin)
         .args(["audit", "verify"])
         .arg(dir.path().join("audit.jsonl"))

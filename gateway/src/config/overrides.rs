@@ -86,7 +86,12 @@ pub fn catalog_overrides(
 ) -> BTreeMap<String, ToolOverride> {
     overrides
         .iter()
-        .map(|(tool, config)| (tool.get_ref().clone(), config.to_override(tool.span().start)))
+        .map(|(tool, config)| {
+            (
+                tool.get_ref().clone(),
+                config.to_override(tool.span().start),
+            )
+        })
         .collect()
 }
 

@@ -300,8 +300,8 @@ impl<'g> CallRecord<'g> {
         // The name policies decided on; the one the client called too when an admin renamed
         // the tool (`router/virtualize.rs`).
         self.event.tool.clone_from(&route.view.policy_name);
-        self.event.tool_exposed = (route.exposed != route.view.policy_name)
-            .then(|| route.exposed.clone());
+        self.event.tool_exposed =
+            (route.exposed != route.view.policy_name).then(|| route.exposed.clone());
         self.event.instance = route.instance.to_string();
         self.event.args = Some(Value::Object(arguments.clone()));
         self.route = Some(route.clone());

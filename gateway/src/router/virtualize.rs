@@ -80,7 +80,9 @@ pub enum VirtualizeError {
         known: String,
         offset: usize,
     },
-    #[error("the value pinned for `{instance}.{tool}` argument `{property}` does not fit its schema: {reason}")]
+    #[error(
+        "the value pinned for `{instance}.{tool}` argument `{property}` does not fit its schema: {reason}"
+    )]
     BadPin {
         instance: String,
         tool: String,
@@ -245,7 +247,10 @@ fn check_pins(
     pin: &BTreeMap<String, (Value, usize)>,
     errors: &mut Vec<VirtualizeError>,
 ) -> Map<String, Value> {
-    let properties = spec.input_schema.get("properties").and_then(Value::as_object);
+    let properties = spec
+        .input_schema
+        .get("properties")
+        .and_then(Value::as_object);
     let mut pins = Map::new();
     for (property, (value, offset)) in pin {
         let Some(schema) = properties.and_then(|p| p.get(property)) else {
@@ -323,7 +328,11 @@ fn hide<'a>(
     }
     if let Some(Value::Array(required)) = shown.get_mut("required") {
         let hidden: Vec<&String> = hidden.collect();
-        required.retain(|name| !name.as_str().is_some_and(|n| hidden.iter().any(|h| *h == n)));
+        required.retain(|name| {
+            !name
+                .as_str()
+                .is_some_and(|n| hidden.iter().any(|h| *h == n))
+        });
         if required.is_empty() {
             shown.remove("required");
         }

@@ -102,7 +102,10 @@ fn a_renamed_tool_is_called_by_its_new_name_while_policies_and_the_adapter_keep_
     let route = route(&catalog, "linear_file_bug");
     assert_eq!(route.tool.name, "linear_file_bug");
     assert_eq!(route.view.policy_name, "linear_create_issue");
-    assert_eq!(route.spec.name, "create_issue", "the adapter is called by its own name");
+    assert_eq!(
+        route.spec.name, "create_issue",
+        "the adapter is called by its own name"
+    );
     let descriptors = crate::policy::descriptors(&catalog);
     assert!(descriptors.iter().any(|d| d.name == "linear_create_issue"));
     assert!(!descriptors.iter().any(|d| d.name == "linear_file_bug"));
@@ -163,12 +166,20 @@ fn hint_overrides_are_shown_as_written_but_enforced_only_where_more_cautious() {
 
 #[test]
 fn a_pinned_argument_leaves_the_exposed_schema_and_is_set_on_every_call() {
-    let catalog = build(overriding("create_issue", pinned("team_id", json!("TEAM-ENG")))).unwrap();
+    let catalog = build(overriding(
+        "create_issue",
+        pinned("team_id", json!("TEAM-ENG")),
+    ))
+    .unwrap();
     let route = route(&catalog, "linear_create_issue");
     let schema = &route.tool.input_schema;
     assert!(schema["properties"].get("team_id").is_none());
     assert_eq!(schema["required"], json!(["title"]));
-    assert!(route.spec.input_schema["properties"].get("team_id").is_some());
+    assert!(
+        route.spec.input_schema["properties"]
+            .get("team_id")
+            .is_some()
+    );
     let mut arguments = json!({"title": "Crash on start"});
     route.check_arguments(&mut arguments).unwrap();
     assert_eq!(
@@ -179,7 +190,11 @@ fn a_pinned_argument_leaves_the_exposed_schema_and_is_set_on_every_call() {
 
 #[test]
 fn a_caller_sending_a_pinned_argument_is_refused_even_with_the_pinned_value() {
-    let catalog = build(overriding("create_issue", pinned("team_id", json!("TEAM-ENG")))).unwrap();
+    let catalog = build(overriding(
+        "create_issue",
+        pinned("team_id", json!("TEAM-ENG")),
+    ))
+    .unwrap();
     let route = route(&catalog, "linear_create_issue");
     for sent in [json!("TEAM-OPS"), json!("TEAM-ENG"), json!(null)] {
         let mut arguments = json!({"title": "x", "team_id": sent});
@@ -290,7 +305,10 @@ fn overrides_of_unknown_tools_and_arguments_and_ill_typed_pins_are_config_errors
     assert!(at(0).contains("no tool `create_issues`"), "{found:?}");
     assert!(at(20).contains("names must be 1-64"), "{found:?}");
     assert!(at(30).contains("no argument `team`"), "{found:?}");
-    assert!(at(40).contains("argument `priority` does not fit"), "{found:?}");
+    assert!(
+        at(40).contains("argument `priority` does not fit"),
+        "{found:?}"
+    );
 }
 
 #[test]
