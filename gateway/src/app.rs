@@ -141,6 +141,7 @@ pub fn build_catalog(
             adapter,
             read_only: instance.read_only,
             tool_tags: instance.tool_tags.clone(),
+            overrides: crate::config::catalog_overrides(&instance.overrides),
         });
     }
     let mut credentials = StaticCredentials::new(tokens);

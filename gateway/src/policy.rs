@@ -40,16 +40,20 @@ impl std::fmt::Debug for PolicyStage {
 }
 
 /// What the policy layer knows of each tool: the schema Cedar validates policies against.
+///
+/// A tool is known by its original identity (`router/virtualize.rs`): the name it would have
+/// without an admin's rename, the adapter's own input schema (which holds pinned arguments), and
+/// hints an override may only make more cautious.
 pub fn descriptors(catalog: &Catalog) -> Vec<ToolDescriptor> {
     catalog
         .routes()
         .iter()
         .map(|route| ToolDescriptor {
-            name: route.exposed.clone(),
+            name: route.view.policy_name.clone(),
             instance: route.instance.to_string(),
             kind: route.kind.to_string(),
-            read_only: route.spec.annotations.read_only,
-            destructive: route.spec.annotations.destructive,
+            read_only: route.view.enforced.read_only,
+            destructive: route.view.enforced.destructive,
             tags: route.tags.clone(),
             input_schema: Value::Object(route.spec.input_schema.clone()),
         })
@@ -59,11 +63,11 @@ pub fn descriptors(catalog: &Catalog) -> Vec<ToolDescriptor> {
 /// The policy view of a route.
 pub fn tool_ref(route: &Route) -> ToolRef<'_> {
     ToolRef {
-        name: &route.exposed,
+        name: &route.view.policy_name,
         instance: &route.instance,
         kind: &route.kind,
-        read_only: route.spec.annotations.read_only,
-        destructive: route.spec.annotations.destructive,
+        read_only: route.view.enforced.read_only,
+        destructive: route.view.enforced.destructive,
         tags: &route.tags,
     }
 }

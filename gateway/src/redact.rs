@@ -61,7 +61,8 @@ fn target(route: &Route) -> Target<'_> {
     Target {
         instance: &route.instance,
         kind: &route.kind,
-        tool: &route.exposed,
+        // Rules name tools as policies do, by their original identity (`router/virtualize.rs`).
+        tool: &route.view.policy_name,
         tags: &route.tags,
     }
 }
@@ -139,7 +140,7 @@ impl RedactStage {
         let (instance, kind, tool, tags) = (
             route.instance.clone(),
             route.kind.clone(),
-            route.exposed.clone(),
+            route.view.policy_name.clone(),
             route.tags.clone(),
         );
         TextFilter::new(id, move |text: &str| {

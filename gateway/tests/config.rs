@@ -238,6 +238,69 @@ fn check_command_reports_file_line_column_and_exits_non_zero() {
 }
 
 #[test]
+fn tool_overrides_that_do_not_fit_the_adapter_are_located() {
+    let source = "[adapters.linear]\nkind = \"linear\"\n\n\
+                  [adapters.linear.overrides.create_issues]\ntitle = \"File a bug\"\n\n\
+                  [adapters.linear.overrides.create_issue]\nname = \"file_bug\"\n\
+                  pin.team = \"ENG\"\npin.priority = \"high\"\n";
+    let found = problems(source);
+    let at = |line: usize| {
+        found
+            .iter()
+            .find(|p| p.line == line)
+            .unwrap_or_else(|| panic!("nothing on line {line}: {found:?}"))
+            .message
+            .clone()
+    };
+    assert_eq!(found.len(), 3, "{found:?}");
+    assert!(
+        at(4).contains("no tool `create_issues` to override"),
+        "{found:?}"
+    );
+    assert!(at(9).contains("no argument `team` to pin"), "{found:?}");
+    assert!(at(9).contains("team_id"), "lists the arguments: {found:?}");
+    assert!(at(10).contains("`priority` does not fit"), "{found:?}");
+
+    let problem =
+        one("[adapters.l]\nkind = \"linear\"\noverrides.get_issue.name = \"get.issue\"\n");
+    assert_eq!(problem.line, 3);
+    assert!(problem.message.contains("A-Z a-z 0-9 _ -"), "{problem:?}");
+    let problem = one("[adapters.l]\nkind = \"linear\"\noverrides.get_issue.annotation = {}\n");
+    assert!(
+        problem.message.contains("unknown field `annotation`"),
+        "{problem:?}"
+    );
+
+    let good = "[adapters.linear]\nkind = \"linear\"\n\n\
+                [adapters.linear.overrides.create_issue]\nname = \"file_bug\"\n\
+                annotations = { destructive = false }\npin = { team_id = \"TEAM-ENG\" }\n";
+    assert_eq!(problems(good), vec![]);
+}
+
+#[test]
+fn check_command_locates_a_pin_of_the_wrong_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("pins.toml");
+    std::fs::write(
+        &bad,
+        "[adapters.linear]\nkind = \"linear\"\n\n[adapters.linear.overrides.create_issue]\npin = { priority = 9 }\n",
+    )
+    .unwrap();
+    let output = Command::new(manifold_bin())
+        .args(["check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("{}:5:20:", bad.display()))
+            && stderr.contains("`linear.create_issue` argument `priority` does not fit"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn config_schema_command_prints_the_schema() {
     let output = Command::new(manifold_bin())
         .arg("config-schema")

@@ -5,6 +5,7 @@
 mod env;
 mod load;
 mod outbound;
+mod overrides;
 mod types;
 mod validate;
 mod validate_auth;
@@ -13,6 +14,7 @@ mod validate_server;
 pub use env::apply_env_overrides;
 pub use load::{ConfigError, Problem, load_file, load_str};
 pub use outbound::OutboundConfig;
+pub use overrides::{AnnotationsConfig, ToolOverrideConfig, catalog_overrides};
 pub use types::*;
 pub use validate::validate;
 

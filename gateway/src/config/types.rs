@@ -434,6 +434,11 @@ pub struct AdapterInstance {
     /// Only these adapter-local tool names are exposed (all when absent).
     #[schemars(with = "Option<Vec<String>>")]
     pub tools: Option<Vec<Spanned<String>>>,
+    /// Per adapter-local tool name: another exposed name, title, description or hints, and
+    /// arguments pinned to fixed values and hidden from the model (`config/overrides.rs`).
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, super::ToolOverrideConfig>")]
+    pub overrides: BTreeMap<Spanned<String>, super::ToolOverrideConfig>,
     /// Credentials for the provider: `token` (one shared credential for every caller), or
     /// `client_id` and `client_secret` of the provider OAuth app through which each user connects
     /// their own account at `/connections` (sandbox instances need neither). Override each with

@@ -117,6 +117,7 @@ pub fn validate(config: &Config, source: &str, registry: &Registry) -> Vec<Probl
                 ),
             );
         }
+        super::overrides::problems(&instance.overrides, &mut at);
         if instance.max_concurrency == 0 {
             at(
                 offset,

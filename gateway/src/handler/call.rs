@@ -297,7 +297,11 @@ impl<'g> CallRecord<'g> {
     }
 
     fn routed(&mut self, route: &Arc<Route>, arguments: &serde_json::Map<String, Value>) {
-        self.event.tool.clone_from(&route.exposed);
+        // The name policies decided on; the one the client called too when an admin renamed
+        // the tool (`router/virtualize.rs`).
+        self.event.tool.clone_from(&route.view.policy_name);
+        self.event.tool_exposed =
+            (route.exposed != route.view.policy_name).then(|| route.exposed.clone());
         self.event.instance = route.instance.to_string();
         self.event.args = Some(Value::Object(arguments.clone()));
         self.route = Some(route.clone());
@@ -571,7 +575,12 @@ impl Gateway {
         record: &CallRecord<'_>,
         scope: &CallScope,
     ) -> Result<CallToolResponse, McpError> {
-        let tool = &record.event.tool;
+        // The client hears of the tool by the name it called (a renamed tool's audit `tool` is
+        // the name policies know it by).
+        let tool = record
+            .route
+            .as_ref()
+            .map_or(&record.event.tool, |route| &route.exposed);
         match error {
             CallError::UnknownTool | CallError::Hidden(_) => Err(unknown_tool(&record.requested)),
             CallError::BadArguments(errors) => Err(McpError::invalid_params(

@@ -7,7 +7,7 @@ use manifold_adapters::{Adapter, ToolSpec};
 use rmcp::model::{Tool, ToolAnnotations};
 use serde_json::Value;
 
-use super::names::exposed_name;
+use super::virtualize::{self, ToolOverride, View, Virtualized};
 
 /// Where one exposed tool goes.
 pub struct Route {
@@ -25,6 +25,8 @@ pub struct Route {
     pub blocked_by_read_only: bool,
     /// The description sent in `tools/list`.
     pub tool: Tool,
+    /// The admin's overrides (`virtualize.rs`): the name policies see, pins, enforced hints.
+    pub view: View,
     validator: jsonschema::Validator,
 }
 
@@ -54,6 +56,8 @@ pub struct CatalogInstance {
     pub read_only: bool,
     /// `tool_tags` of the instance, by adapter-local tool name.
     pub tool_tags: std::collections::BTreeMap<String, Vec<String>>,
+    /// `overrides` of the instance (`virtualize.rs`), by adapter-local tool name.
+    pub overrides: std::collections::BTreeMap<String, ToolOverride>,
 }
 
 impl std::fmt::Debug for CatalogInstance {
@@ -99,6 +103,8 @@ pub enum CatalogError {
         tool: String,
         offset: usize,
     },
+    #[error(transparent)]
+    Override(#[from] virtualize::VirtualizeError),
 }
 
 impl CatalogError {
@@ -109,6 +115,7 @@ impl CatalogError {
             | Self::UnknownTool { offset, .. }
             | Self::BadSchema { offset, .. }
             | Self::NoFacts { offset, .. } => *offset,
+            Self::Override(error) => error.offset(),
         }
     }
 }
@@ -158,7 +165,8 @@ impl Catalog {
             instances: instances.clone(),
             ..Catalog::default()
         };
-        let mut owner: HashMap<String, String> = HashMap::new();
+        // Who has each name, and where its rename is when it was renamed (`virtualize.rs`).
+        let mut owner: HashMap<String, (String, Option<usize>)> = HashMap::new();
         let offered: Vec<(Vec<ToolSpec>, bool)> = instances
             .iter()
             .map(|instance| {
@@ -166,18 +174,28 @@ impl Catalog {
                 (tools.current(), tools.is_live())
             })
             .collect();
+        // The names fixed tools take (exposed and policy names), whatever order they come in.
         let fixed: HashMap<String, String> = instances
             .iter()
             .zip(&offered)
             .filter(|(_, (_, live))| !live)
             .flat_map(|(instance, (tools, _))| {
-                tools.iter().map(|spec| {
-                    (
-                        exposed_name(instance.prefix.as_deref(), &spec.name),
-                        format!("{}.{}", instance.name, spec.name),
+                tools.iter().filter_map(|spec| {
+                    let virtualized = Virtualized::build(
+                        &instance.name,
+                        instance.prefix.as_deref(),
+                        spec,
+                        instance.overrides.get(&spec.name),
                     )
+                    .ok()?;
+                    let source = format!("{}.{}", instance.name, spec.name);
+                    Some([
+                        (virtualized.exposed, source.clone()),
+                        (virtualized.view.policy_name, source),
+                    ])
                 })
             })
+            .flatten()
             .collect();
         for (instance, (tools, live)) in instances.iter().zip(offered) {
             let mut push = |error: CatalogError| errors.push((error, live));
@@ -197,28 +215,70 @@ impl Catalog {
                     }
                 }
             }
+            // An upstream not connected yet offers nothing: its overrides wait for its tools.
+            if !live {
+                for error in virtualize::unknown_overrides(
+                    &instance.name,
+                    &tools,
+                    instance.only_tools.as_deref(),
+                    &instance.overrides,
+                ) {
+                    push(CatalogError::from(error));
+                }
+            }
             for spec in tools {
                 if let Some(only) = &instance.only_tools
                     && !only.iter().any(|(name, _)| name == &spec.name)
                 {
                     continue;
                 }
-                let exposed = exposed_name(instance.prefix.as_deref(), &spec.name);
+                // Tool virtualization (`virtualize.rs`): the exposed name and description, and
+                // the name policies see, which must be unique too.
+                let virtualized = match Virtualized::build(
+                    &instance.name,
+                    instance.prefix.as_deref(),
+                    &spec,
+                    instance.overrides.get(&spec.name),
+                ) {
+                    Ok(virtualized) => virtualized,
+                    Err(failed) => {
+                        for error in failed {
+                            push(CatalogError::from(error));
+                        }
+                        continue;
+                    }
+                };
+                let Virtualized {
+                    exposed,
+                    shown,
+                    view,
+                    name_offset,
+                } = virtualized;
+                let names = [exposed.as_str(), view.policy_name.as_str()];
                 let source = format!("{}.{}", instance.name, spec.name);
-                let claimed = owner
-                    .get(&exposed)
-                    .or_else(|| fixed.get(&exposed).filter(|_| live));
-                if let Some(first) = claimed {
+                let claimed = names.iter().find_map(|name| {
+                    owner
+                        .get(*name)
+                        .map(|(first, at)| (*name, first.clone(), *at))
+                        .or_else(|| {
+                            fixed
+                                .get(*name)
+                                .filter(|_| live)
+                                .map(|first| (*name, first.clone(), None))
+                        })
+                });
+                if let Some((name, first, renamed_at)) = claimed {
                     push(CatalogError::Collision {
-                        name: exposed,
-                        first: first.clone(),
+                        name: name.to_owned(),
+                        first,
                         second: source,
-                        offset: instance.offset,
+                        // A rename is the likelier mistake: point at it.
+                        offset: name_offset.or(renamed_at).unwrap_or(instance.offset),
                     });
                     continue;
                 }
                 let validator =
-                    match jsonschema::validator_for(&Value::Object(spec.input_schema.clone())) {
+                    match jsonschema::validator_for(&Value::Object(shown.input_schema.clone())) {
                         Ok(validator) => validator,
                         Err(error) => {
                             push(CatalogError::BadSchema {
@@ -255,8 +315,10 @@ impl Catalog {
                     });
                     continue;
                 }
-                owner.insert(exposed.clone(), source);
-                let tool = describe(&exposed, &spec);
+                for name in names {
+                    owner.insert(name.to_owned(), (source.clone(), name_offset));
+                }
+                let tool = describe(&exposed, &shown);
                 catalog
                     .by_name
                     .insert(exposed.clone(), catalog.routes.len());
@@ -269,10 +331,11 @@ impl Catalog {
                         .get(&spec.name)
                         .cloned()
                         .unwrap_or_default(),
-                    blocked_by_read_only: instance.read_only && !spec.annotations.read_only,
+                    blocked_by_read_only: instance.read_only && !view.enforced.read_only,
                     spec,
                     adapter: instance.adapter.clone(),
                     tool,
+                    view,
                     validator,
                 }));
             }
@@ -312,13 +375,15 @@ impl Route {
     /// arguments the provider will act on. The messages name each failing location (JSON
     /// pointer) so a model can correct its call.
     pub fn check_arguments(&self, arguments: &mut Value) -> Result<(), Vec<String>> {
+        self.view.refuse_pinned(arguments)?;
         self.validate(arguments)?;
-        if super::defaults::complete(&self.spec.input_schema, arguments) {
+        if super::defaults::complete(&self.tool.input_schema, arguments) {
             // A default that does not fit its own schema is the tool's fault, not the caller's,
             // but the call still must not go ahead on arguments the schema refuses.
             self.validate(arguments)?;
         }
-        Ok(())
+        // Pinned arguments go in last, checked against the adapter's own schema (`virtualize.rs`).
+        self.view.pin(arguments)
     }
 
     fn validate(&self, arguments: &Value) -> Result<(), Vec<String>> {
@@ -412,6 +477,7 @@ pub(crate) mod tests {
             adapter: Arc::new(Offers(tools)),
             read_only: false,
             tool_tags: Default::default(),
+            overrides: Default::default(),
         }
     }
 

@@ -6,9 +6,11 @@ mod catalog;
 mod defaults;
 pub mod live;
 mod names;
+mod virtualize;
 
 pub use catalog::{Catalog, CatalogError, CatalogInstance, Route};
 pub use names::{MAX_TOOL_NAME, exposed_name};
+pub use virtualize::{HintOverrides, ToolOverride, View, VirtualizeError};
 
 #[cfg(test)]
 pub(crate) use catalog::tests::{route_of, tool as test_tool};

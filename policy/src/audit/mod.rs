@@ -121,6 +121,10 @@ pub struct AuditEvent {
     pub user: Option<String>,
     pub client_id: Option<String>,
     pub tool: String,
+    /// The name the client called when an admin renamed the tool (`tool` is then the name the
+    /// policies know it by). Absent otherwise, so records of tools not renamed are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_exposed: Option<String>,
     pub instance: String,
     pub action: String,
     /// `allow` or `deny`.
@@ -167,6 +171,8 @@ struct RecordTail<'a> {
     seq: u64,
     time: &'a str,
     tool: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_exposed: Option<&'a str>,
     upstream_status: Option<u16>,
     user: Option<&'a str>,
 }
@@ -532,6 +538,7 @@ impl AuditLog {
             seq: st.seq,
             time: &time,
             tool: &event.tool,
+            tool_exposed: event.tool_exposed.as_deref(),
             upstream_status: event.upstream_status,
             user: event.user.as_deref(),
         };

@@ -77,6 +77,32 @@ fn lines_are_canonical_with_stored_nested_args() {
 }
 
 #[test]
+fn the_exposed_name_of_a_renamed_tool_is_written_only_when_there_is_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("audit.jsonl");
+    let (log, _) = AuditLog::open(&p, AuditOptions::default()).expect("open");
+    log.append(&event(0)).expect("append");
+    log.append(&AuditEvent {
+        tool_exposed: Some("linear_file_bug".into()),
+        ..event(1)
+    })
+    .expect("append");
+    let text = std::fs::read_to_string(&p).expect("read");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("json"))
+        .collect();
+    assert!(lines[0].get("tool_exposed").is_none(), "{}", lines[0]);
+    assert_eq!(lines[1]["tool"], "linear_create_issue");
+    assert_eq!(lines[1]["tool_exposed"], "linear_file_bug");
+    for line in text.lines() {
+        let value: Value = serde_json::from_str(line).expect("json");
+        assert_eq!(canonical_json(&value), line, "lines stay canonical");
+    }
+    assert_eq!(verify(&p).expect("verify").records, 2);
+}
+
+#[test]
 fn editing_one_byte_names_the_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = dir.path().join("audit.jsonl");

@@ -104,6 +104,7 @@ fn gateway_over(adapter: Arc<dyn Adapter>, audit: AuditStage) -> Arc<Gateway> {
         adapter,
         read_only: false,
         tool_tags: Default::default(),
+        overrides: Default::default(),
     };
     let catalog = Catalog::build(vec![instance]).expect("catalog");
     let (_, catalog) = watch::channel(Arc::new(catalog));
