@@ -12,8 +12,8 @@ struct Offers(Vec<ToolSpec>);
 
 #[async_trait::async_trait]
 impl Adapter for Offers {
-    fn tools(&self) -> Vec<ToolSpec> {
-        self.0.clone()
+    fn tools(&self) -> manifold_adapters::Tools {
+        manifold_adapters::Tools::Static(self.0.clone())
     }
     async fn call(
         &self,
