@@ -280,6 +280,19 @@ fn service_error(error: ServiceError) -> ToolError {
         ServiceError::McpError(error) if error.code.0 == -32602 => {
             ToolError::InvalidArguments(error.message.to_string())
         }
+        // The upstream needs a client capability (sampling, elicitation, roots) it was not
+        // given: the gateway relays none yet, so the caller hears it as its own missing one.
+        ServiceError::McpError(error) if error.code.0 == -32021 => {
+            let capability = error
+                .data
+                .as_ref()
+                .and_then(|data| data.get("requiredCapabilities"))
+                .and_then(Value::as_object)
+                .and_then(|required| required.keys().next().cloned())
+                .filter(|name| name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric()))
+                .unwrap_or_else(|| "unspecified".to_owned());
+            ToolError::MissingClientCapability { capability }
+        }
         ServiceError::McpError(error) => ToolError::Upstream {
             status: 502,
             message: format!("MCP error {}: {}", error.code.0, error.message),
