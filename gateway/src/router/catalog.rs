@@ -450,7 +450,7 @@ pub(crate) mod tests {
     use super::*;
 
     /// An adapter offering the given tools; never called.
-    struct Offers(Vec<ToolSpec>);
+    pub(crate) struct Offers(pub(crate) Vec<ToolSpec>);
 
     #[async_trait::async_trait]
     impl Adapter for Offers {

@@ -1,29 +1,12 @@
 use std::sync::Arc;
 
-use manifold_adapters::{Adapter, CallContext, ToolError, ToolOutput};
 use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
 use crate::router::{Catalog, CatalogError, CatalogInstance, Route};
 
-/// An adapter offering the given tools; never called.
-struct Offers(Vec<ToolSpec>);
-
-#[async_trait::async_trait]
-impl Adapter for Offers {
-    fn tools(&self) -> manifold_adapters::Tools {
-        manifold_adapters::Tools::Static(self.0.clone())
-    }
-    async fn call(
-        &self,
-        tool: &str,
-        _arguments: Map<String, Value>,
-        _ctx: &CallContext,
-    ) -> Result<ToolOutput, ToolError> {
-        Err(ToolError::UnknownTool(tool.to_owned()))
-    }
-}
+use crate::router::catalog::tests::Offers;
 
 /// Linear's `create_issue`, reduced to what the tests need.
 fn create_issue() -> ToolSpec {
