@@ -220,4 +220,82 @@ mod tests {
             "rules that turn detectors off do not apply to error texts"
         );
     }
+
+    mod upstream_answers {
+        use proptest::prelude::*;
+        use serde_json::{Value, json};
+
+        use super::*;
+        use crate::router::{route_of, test_tool};
+
+        /// A text with an AWS key id at a random place, between words.
+        fn with_secret() -> impl Strategy<Value = (String, String)> {
+            ("[a-z ]{0,20}", "[A-Z0-9]{16}", "[a-z ]{0,20}").prop_map(|(head, key, tail)| {
+                let secret = format!("AKIA{key}");
+                (format!("{head} {secret} {tail}"), secret)
+            })
+        }
+
+        /// One content block of any kind, the secret in every text-bearing field it has.
+        fn block(text: String) -> impl Strategy<Value = Value> {
+            let data = "[A-Za-z0-9+/]{4,40}";
+            prop_oneof![
+                Just(json!({"type": "text", "text": text.clone()})),
+                data.prop_map(|data| json!({"type": "image", "data": data, "mimeType": "image/png"})),
+                data.prop_map(|data| json!({"type": "audio", "data": data, "mimeType": "audio/wav"})),
+                Just(json!({"type": "resource_link", "uri": "test://doc", "name": text.clone(),
+                            "description": text.clone(), "title": text.clone()})),
+                Just(json!({"type": "resource", "resource": {"uri": "test://d", "text": text.clone()}})),
+                data.prop_map(|blob| json!({"type": "resource", "resource": {"uri": "test://b", "blob": blob}})),
+            ]
+        }
+
+        fn answer() -> impl Strategy<Value = (CallToolResult, String)> {
+            with_secret().prop_flat_map(|(text, secret)| {
+                (
+                    prop::collection::vec(block(text.clone()), 1..6),
+                    any::<bool>(),
+                    any::<bool>(),
+                )
+                    .prop_map(move |(content, structured, meta)| {
+                        let mut value = json!({"content": content});
+                        if structured {
+                            value["structuredContent"] =
+                                json!({"nested": [{"note": text.clone()}]});
+                        }
+                        if meta {
+                            value["_meta"] = json!({"vendor/note": text.clone()});
+                        }
+                        let result: CallToolResult =
+                            serde_json::from_value(value).expect("a valid result");
+                        (result, secret.clone())
+                    })
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(500))]
+            /// Wherever an upstream puts a secret in its answer, it is masked; binary payloads
+            /// and the answer's shape stay as they were.
+            #[test]
+            fn no_text_bearing_part_of_an_upstream_answer_keeps_a_secret((result, secret) in answer()) {
+                let route = route_of(test_tool("t", json!({"type": "object"})));
+                let before = serde_json::to_value(&result).expect("json");
+                let mut masked = result;
+                let count = RedactStage::default().apply_to_result(&route, &mut masked);
+                let after = serde_json::to_value(&masked).expect("json");
+                prop_assert!(!after.to_string().contains(&secret), "{after}");
+                prop_assert!(count > 0 || !before.to_string().contains(&secret));
+                let blocks = |v: &Value| v["content"].as_array().map_or(0, Vec::len);
+                prop_assert_eq!(blocks(&before), blocks(&after));
+                for (b, a) in before["content"].as_array().into_iter().flatten()
+                    .zip(after["content"].as_array().into_iter().flatten())
+                {
+                    prop_assert_eq!(&b["type"], &a["type"]);
+                    prop_assert_eq!(&b["data"], &a["data"]);
+                    prop_assert_eq!(&b["resource"]["blob"], &a["resource"]["blob"]);
+                }
+            }
+        }
+    }
 }

@@ -85,14 +85,60 @@ async fn connect(
     (Client(sender).serve(transport).await.unwrap(), changes)
 }
 
-#[tokio::test]
-async fn an_upstream_servers_tools_are_proxied_whole_redacted_audited_and_announced() {
+/// The test upstream behind a gateway, and a downstream client of the gateway.
+struct Setup {
+    stop: CancellationToken,
+    upstream: Arc<Upstream>,
+    gateway: support::TestGateway,
+    client: rmcp::service::RunningService<RoleClient, Client>,
+    changes: mpsc::UnboundedReceiver<()>,
+}
+
+/// Serves the test upstream, puts a gateway in front of it (`settings`: extra TOML of the
+/// instance) and connects once `up_<wait_for>` is listed.
+async fn behind_gateway(settings: &str, wait_for: &str) -> Setup {
     let stop = CancellationToken::new();
     let upstream = Arc::new(Upstream::default());
     let url = upstream.serve(stop.clone()).await;
-    let gateway = support::start(&instance(&url, "")).await;
-    let (client, mut changes) = connect(&gateway.url()).await;
-    until_listed(&client, "up_echo").await;
+    let gateway = support::start(&instance(&url, settings)).await;
+    let (client, changes) = connect(&gateway.url()).await;
+    until_listed(&client, &format!("up_{wait_for}")).await;
+    Setup {
+        stop,
+        upstream,
+        gateway,
+        client,
+        changes,
+    }
+}
+
+impl Setup {
+    async fn end(self) {
+        self.client.cancel().await.unwrap();
+        self.gateway.running.shutdown.cancel();
+        self.stop.cancel();
+    }
+}
+
+/// The gateway's `/healthz` text.
+async fn healthz(gateway: &support::TestGateway) -> String {
+    reqwest::get(format!("{}/healthz", gateway.base()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_upstream_servers_tools_are_proxied_whole_redacted_audited_and_announced() {
+    let Setup {
+        stop,
+        upstream,
+        gateway,
+        client,
+        mut changes,
+    } = behind_gateway("", "echo").await;
 
     let names = tool_names(&client).await;
     assert!(
@@ -152,7 +198,7 @@ async fn an_upstream_servers_tools_are_proxied_whole_redacted_audited_and_announ
     // The upstream got the instance's credential, never the client's (which had none).
     let seen = upstream.authorizations.lock().unwrap().clone();
     assert!(
-        seen.iter().all(|h| h == "Bearer upstream-secret"),
+        !seen.is_empty() && seen.iter().all(|h| h == "Bearer upstream-secret"),
         "{seen:?}"
     );
 
@@ -187,12 +233,7 @@ async fn an_upstream_that_is_down_degrades_only_itself_and_its_tools_arrive_when
     let (client, _changes) = connect(&gateway.url()).await;
     let names = tool_names(&client).await;
     assert!(names.contains(&"t_echo".to_owned()) && !names.iter().any(|n| n.starts_with("up_")));
-    let health = reqwest::get(format!("{}/healthz", gateway.base()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let health = healthz(&gateway).await;
     assert!(
         health.starts_with("ok") && health.contains("degraded: up"),
         "{health}"
@@ -204,12 +245,7 @@ async fn an_upstream_that_is_down_degrades_only_itself_and_its_tools_arrive_when
     let upstream = Arc::new(Upstream::default());
     let _ = upstream.serve_at(addr, stop.clone()).await;
     until_listed(&client, "up_echo").await;
-    let health = reqwest::get(format!("{}/healthz", gateway.base()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let health = healthz(&gateway).await;
     assert_eq!(health, "ok");
 
     client.cancel().await.unwrap();
@@ -219,15 +255,15 @@ async fn an_upstream_that_is_down_degrades_only_itself_and_its_tools_arrive_when
 
 #[tokio::test]
 async fn a_call_the_client_cancels_or_that_outlives_the_call_timeout_is_cancelled_upstream() {
-    let stop = CancellationToken::new();
-    let upstream = Arc::new(Upstream::default());
-    let url = upstream.serve(stop.clone()).await;
     // support's config: call_timeout = "5s".
-    let gateway = support::start(&instance(&url, "")).await;
-    let (client, _changes) = connect(&gateway.url()).await;
-    until_listed(&client, "up_slow").await;
+    let setup = behind_gateway("", "slow").await;
+    let upstream = setup.upstream.clone();
     let started = Instant::now();
-    let answer = client.call_tool(call("up_slow", json!({}))).await.unwrap();
+    let answer = setup
+        .client
+        .call_tool(call("up_slow", json!({})))
+        .await
+        .unwrap();
     assert_eq!(answer.is_error, Some(true));
     assert!(started.elapsed() < Duration::from_secs(20));
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -238,6 +274,112 @@ async fn a_call_the_client_cancels_or_that_outlives_the_call_timeout_is_cancelle
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    setup.end().await;
+}
+
+#[tokio::test]
+async fn an_answer_over_the_cap_is_refused_clearly_and_the_upstream_stays_usable() {
+    let setup = behind_gateway(
+        "[adapters.up.settings]\nmax_response_bytes = 65536\n",
+        "huge",
+    )
+    .await;
+    let client = &setup.client;
+    let huge = client.call_tool(call("up_huge", json!({}))).await.unwrap();
+    assert_eq!(huge.is_error, Some(true));
+    let text = serde_json::to_string(&huge).unwrap();
+    assert!(text.len() < 65536, "the oversized answer came through");
+    assert!(
+        text.contains("65536"),
+        "the error does not name the cap: {text}"
+    );
+    let echoed = client
+        .call_tool(call("up_echo", json!({"text": "still here"})))
+        .await
+        .unwrap();
+    assert_eq!(
+        echoed.structured_content,
+        Some(json!({"echo": "still here"}))
+    );
+    setup.end().await;
+}
+
+/// The calls of `name` until one succeeds, for an upstream that is coming back.
+async fn until_served(
+    client: &rmcp::service::RunningService<RoleClient, Client>,
+    name: &str,
+) -> rmcp::model::CallToolResult {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = client
+            .call_tool(call(name, json!({"text": "via stdio"})))
+            .await
+            .unwrap();
+        if answer.is_error != Some(true) {
+            return answer;
+        }
+        assert!(Instant::now() < deadline, "{name} never served: {answer:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_stdio_upstream_is_spawned_and_restarted_after_it_is_killed() {
+    // The stdio upstream is a second gateway (`manifold stdio`) in front of the HTTP test
+    // upstream: a real MCP server over stdin/stdout, spawned from the config.
+    let stop = CancellationToken::new();
+    let upstream = Arc::new(Upstream::default());
+    let url = upstream.serve(stop.clone()).await;
+    let inner = tempfile::tempdir().unwrap();
+    let inner_config = inner.path().join("inner.toml");
+    std::fs::write(
+        &inner_config,
+        format!(
+            "[storage]\ndata_dir = \"{}\"\n{}",
+            inner.path().join("data").display(),
+            instance(&url, "")
+        ),
+    )
+    .unwrap();
+    let outer = format!(
+        "\n[adapters.notes]\nkind = \"mcp\"\nsettings.command = [\"{}\", \"stdio\", \"--config\", \"{}\"]\n",
+        support::manifold_bin(),
+        inner_config.display()
+    );
+    let gateway = support::start(&outer).await;
+    let (client, _changes) = connect(&gateway.url()).await;
+    until_listed(&client, "notes_up_echo").await;
+    let echoed = until_served(&client, "notes_up_echo").await;
+    assert_eq!(
+        echoed.structured_content,
+        Some(json!({"echo": "via stdio"}))
+    );
+
+    // Killed: the gateway notices, restarts it, and serves again.
+    let pattern = inner_config.display().to_string();
+    let killed = std::process::Command::new("pkill")
+        .args(["-KILL", "-f", &pattern])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "no stdio upstream process to kill");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let health = healthz(&gateway).await;
+        if health.contains("degraded: notes") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the killed upstream was never noticed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let echoed = until_served(&client, "notes_up_echo").await;
+    assert_eq!(
+        echoed.structured_content,
+        Some(json!({"echo": "via stdio"}))
+    );
+
     client.cancel().await.unwrap();
     gateway.running.shutdown.cancel();
     stop.cancel();

@@ -122,9 +122,13 @@ impl Shared {
         };
         match &self.settings.endpoint {
             Endpoint::Http(url) => {
+                // The transport's bound keeps memory in check; answers up to it are read so that
+                // one over `max_response_bytes` gets a clear error (`mod.rs`) and the connection
+                // stays.
+                let bound = self.settings.max_response_bytes.saturating_mul(4);
                 let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
-                    .max_json_response_size(self.settings.max_response_bytes)
-                    .max_sse_event_size(self.settings.max_response_bytes)
+                    .max_json_response_size(bound)
+                    .max_sse_event_size(bound)
                     .reinit_on_expired_session(true);
                 let mut custom = HashMap::new();
                 for (name, value) in &self.headers {

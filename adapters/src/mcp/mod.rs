@@ -252,7 +252,7 @@ impl Adapter for McpAdapter {
         };
         match response {
             Ok(CallToolResponse::Complete(result)) => {
-                let size = serde_json::to_vec(&result).map_or(usize::MAX, |bytes| bytes.len());
+                let size = encoded_len(&result);
                 if size > shared.settings.max_response_bytes {
                     return Err(ToolError::BadResponse(format!(
                         "the answer of {size} bytes is larger than the {} bytes allowed for `{}`",
@@ -271,6 +271,25 @@ impl Adapter for McpAdapter {
             )),
             Err(error) => Err(service_error(error)),
         }
+    }
+}
+
+/// The bytes `result` takes as JSON, counted without building the text.
+fn encoded_len(result: &rmcp::model::CallToolResult) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, result) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
     }
 }
 
@@ -299,6 +318,12 @@ fn service_error(error: ServiceError) -> ToolError {
         },
         ServiceError::Timeout { .. } => ToolError::Timeout,
         ServiceError::Cancelled { .. } => ToolError::Cancelled,
+        // The transport also closes on an answer beyond its own bound (four times the cap).
+        ServiceError::TransportClosed => ToolError::Unreachable(
+            "the connection to the MCP server closed during the call (it also closes on an \
+             answer far over the instance's max_response_bytes)"
+                .into(),
+        ),
         other => ToolError::Unreachable(other.to_string()),
     }
 }

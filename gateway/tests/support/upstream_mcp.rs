@@ -77,6 +77,7 @@ impl Upstream {
             tool("slow", "Takes a minute"),
             tool("fails", "Always a tool error"),
             tool("has.dot", "A name clients refuse"),
+            tool("huge", "Answers with 200 kB of text"),
         ];
         if self.extra.load(Ordering::SeqCst) {
             tools.push(tool("added", "Arrived later"));
@@ -224,6 +225,7 @@ impl ServerHandler for Handler {
             }
             "fails" => CallToolResult::error(vec![ContentBlock::text("it broke")]),
             "added" => CallToolResult::success(vec![ContentBlock::text("new")]),
+            "huge" => CallToolResult::success(vec![ContentBlock::text("x".repeat(200_000))]),
             other => return Err(McpError::invalid_params(format!("no tool {other}"), None)),
         };
         Ok(result.into())
