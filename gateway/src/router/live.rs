@@ -67,7 +67,7 @@ pub fn spawn(
 }
 
 /// Builds the catalog anew and swaps it in if the policy accepts it.
-pub fn rebuild(
+fn rebuild(
     sender: &watch::Sender<Arc<Catalog>>,
     accept: &Accept,
     instances: Arc<[super::CatalogInstance]>,

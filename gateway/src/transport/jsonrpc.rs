@@ -499,7 +499,7 @@ pub async fn enforce(State(limit): State<BodyLimit>, mut request: Request, next:
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The status and JSON-RPC error code `check` answers `body` with.
@@ -524,7 +524,8 @@ mod tests {
         ))
     }
 
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    /// Request headers from `(name, value)` pairs, repeated names kept.
+    pub(crate) fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut headers = HeaderMap::new();
         for (name, value) in pairs {
             headers.append(

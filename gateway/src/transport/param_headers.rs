@@ -220,11 +220,11 @@ fn same_number(text: &str, expected: &serde_json::Number) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::{HeaderName, HeaderValue};
     use proptest::prelude::*;
     use serde_json::json;
 
     use super::*;
+    use crate::transport::jsonrpc::tests::headers;
 
     fn schema() -> Map<String, Value> {
         let schema = json!({"type": "object", "properties": {
@@ -237,17 +237,6 @@ mod tests {
                 "tenant": {"type": "string", "x-mcp-header": "Tenant"}}}
         }});
         schema.as_object().cloned().unwrap_or_default()
-    }
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        for (name, value) in pairs {
-            headers.append(
-                HeaderName::from_bytes(name.as_bytes()).expect("name"),
-                HeaderValue::from_str(value).expect("value"),
-            );
-        }
-        headers
     }
 
     fn run(pairs: &[(&str, &str)], arguments: Value) -> Result<(), ParamHeaderError> {
