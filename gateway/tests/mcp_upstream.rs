@@ -14,8 +14,11 @@ use std::{
 
 use rmcp::{
     ClientHandler, RoleClient, ServiceExt,
-    model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation},
-    service::NotificationContext,
+    model::{
+        CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation, ProtocolVersion,
+        ServerNotification, SubscriptionFilter,
+    },
+    service::{ClientLifecycleMode, ClientServiceExt, NotificationContext},
     transport::{
         StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
     },
@@ -383,4 +386,41 @@ async fn a_stdio_upstream_is_spawned_and_restarted_after_it_is_killed() {
     client.cancel().await.unwrap();
     gateway.running.shutdown.cancel();
     stop.cancel();
+}
+
+#[tokio::test]
+async fn a_2026_client_hears_of_a_new_upstream_tool_on_its_listen_stream() {
+    let setup = behind_gateway("", "echo").await;
+    let (sender, _changes) = mpsc::unbounded_channel();
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(setup.gateway.url()),
+    );
+    let modern = Client(sender)
+        .serve_with_lifecycle(
+            transport,
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        )
+        .await
+        .unwrap();
+    let filter = SubscriptionFilter::builder().tools_list_changed().build();
+    let mut subscription = modern.peer().listen(filter).await.unwrap();
+    setup.upstream.add_tool().await;
+    let notification = tokio::time::timeout(Duration::from_secs(10), subscription.next())
+        .await
+        .expect("no notification on the listen stream")
+        .unwrap()
+        .expect("the stream ended");
+    assert!(
+        matches!(
+            notification,
+            ServerNotification::ToolListChangedNotification(_)
+        ),
+        "{notification:?}"
+    );
+    until_listed(&setup.client, "up_added").await;
+    drop(subscription);
+    modern.cancel().await.unwrap();
+    setup.end().await;
 }

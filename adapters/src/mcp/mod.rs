@@ -51,28 +51,7 @@ impl AdapterKind for McpKind {
 
     fn build(&self, settings: InstanceSettings) -> Result<Arc<dyn Adapter>, BuildError> {
         let parsed = McpSettings::parse(&settings.base_url, settings.settings)?;
-        // `token` is the bearer token; `header_<name>` keys are sent as headers (`header_x_api_key`
-        // as `x-api-key`), so either comes from the environment, never from the config file.
-        let headers = settings
-            .credentials
-            .iter()
-            .map(|(key, value)| {
-                let name = match key.as_str() {
-                    "token" => "authorization".to_owned(),
-                    other => match other.strip_prefix("header_") {
-                        Some(header) => header.replace('_', "-"),
-                        None => {
-                            return Err(BuildError::Setting {
-                                key: format!("credentials.{other}"),
-                                reason: "an mcp instance takes `token` or `header_<name>`".into(),
-                            });
-                        }
-                    },
-                };
-                // rmcp sends `token` as `Authorization: Bearer <token>`.
-                Ok((name, value.clone()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let headers = credential_headers(&settings.credentials)?;
         let (tools, _) = watch::channel(Arc::<[crate::ToolSpec]>::from(Vec::new()));
         let (peer, _) = watch::channel(None);
         Ok(Arc::new(McpAdapter {
@@ -91,6 +70,31 @@ impl AdapterKind for McpKind {
             started: std::sync::Once::new(),
         }))
     }
+}
+
+/// The instance credentials as request headers: `token` is the bearer token (rmcp sends it as
+/// `Authorization: Bearer <token>`), `header_<name>` is sent as `<name>` with `-` for `_`
+/// (`header_x_api_key` as `x-api-key`). Both come from the environment, never from the config
+/// file; any other key is refused, so a misspelt one is not silently dropped.
+fn credential_headers(
+    credentials: &std::collections::BTreeMap<String, crate::Secret>,
+) -> Result<Vec<(String, crate::Secret)>, BuildError> {
+    credentials
+        .iter()
+        .map(|(key, value)| {
+            let name = match (key.as_str(), key.strip_prefix("header_")) {
+                ("token", _) => "authorization".to_owned(),
+                (_, Some(header)) if !header.is_empty() => header.replace('_', "-"),
+                _ => {
+                    return Err(BuildError::Setting {
+                        key: format!("credentials.{key}"),
+                        reason: "an mcp instance takes `token` or `header_<name>`".into(),
+                    });
+                }
+            };
+            Ok((name, value.clone()))
+        })
+        .collect()
 }
 
 /// One upstream MCP server.
@@ -325,5 +329,36 @@ fn service_error(error: ServiceError) -> ToolError {
                 .into(),
         ),
         other => ToolError::Unreachable(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::Secret;
+
+    fn credentials(keys: &[&str]) -> BTreeMap<String, Secret> {
+        keys.iter()
+            .map(|key| ((*key).to_owned(), Secret::new(format!("value-of-{key}"))))
+            .collect()
+    }
+
+    #[test]
+    fn the_token_and_header_credentials_become_headers_and_other_keys_are_refused() {
+        let headers = credential_headers(&credentials(&["token", "header_x_api_key"])).unwrap();
+        let names: Vec<&str> = headers.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["x-api-key", "authorization"]);
+        assert_eq!(headers[1].1.expose(), "value-of-token");
+        for bad in ["api_key", "header_", "tokens"] {
+            match credential_headers(&credentials(&[bad])) {
+                Err(BuildError::Setting { key, .. }) => {
+                    assert_eq!(key, format!("credentials.{bad}"))
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
     }
 }

@@ -467,7 +467,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn instance(tools: Vec<ToolSpec>) -> CatalogInstance {
+    pub(crate) fn instance(tools: Vec<ToolSpec>) -> CatalogInstance {
         CatalogInstance {
             name: "mail".into(),
             kind: "test".into(),

@@ -98,3 +98,131 @@ fn rebuild(
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Mutex;
+
+    use manifold_adapters::{Adapter, CallContext, ToolError, ToolOutput, ToolSpec};
+    use serde_json::{Map, Value, json};
+
+    use super::*;
+    use crate::router::{
+        CatalogInstance,
+        catalog::tests::{instance, tool},
+    };
+
+    /// An adapter whose tools arrive on a channel, as an upstream's do.
+    struct Upstream(watch::Receiver<Arc<[ToolSpec]>>);
+
+    #[async_trait::async_trait]
+    impl Adapter for Upstream {
+        fn tools(&self) -> Tools {
+            Tools::Live(self.0.clone())
+        }
+        async fn call(
+            &self,
+            tool: &str,
+            _arguments: Map<String, Value>,
+            _ctx: &CallContext,
+        ) -> Result<ToolOutput, ToolError> {
+            Err(ToolError::UnknownTool(tool.to_owned()))
+        }
+    }
+
+    fn spec(name: &str) -> ToolSpec {
+        tool(name, json!({"type": "object"}))
+    }
+
+    fn names(catalog: &Catalog) -> Vec<String> {
+        catalog.routes().iter().map(|r| r.exposed.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_live_change_is_swapped_in_whole_only_when_the_policy_accepts_it() {
+        let (publish, tools) = watch::channel(Arc::<[ToolSpec]>::from(Vec::new()));
+        let native = instance(vec![spec("send")]);
+        let upstream = CatalogInstance {
+            name: "up".into(),
+            prefix: Some("up".into()),
+            adapter: Arc::new(Upstream(tools)),
+            ..native.clone()
+        };
+        let catalog = Catalog::build(vec![native, upstream]).unwrap();
+        assert_eq!(names(&catalog), ["mail_send"]);
+        let (sender, mut catalogs) = watch::channel(Arc::new(catalog));
+        // The policy refuses any catalog with a tool named `*_refused`.
+        let offered = Arc::new(Mutex::new(Vec::new()));
+        let seen = offered.clone();
+        let accept: Accept = Box::new(move |catalog| {
+            let names = names(catalog);
+            seen.lock().unwrap().push(names.clone());
+            if names.iter().any(|n| n.ends_with("_refused")) {
+                Err("the policies do not validate".into())
+            } else {
+                Ok(())
+            }
+        });
+        let stop = CancellationToken::new();
+        let task = spawn(sender, accept, stop.clone());
+
+        publish.send_replace(vec![spec("search"), spec("send")].into());
+        catalogs.changed().await.unwrap();
+        // The upstream's `send` would be `up_send`: no clash; a native name stays native.
+        assert_eq!(
+            names(&catalogs.borrow_and_update()),
+            ["mail_send", "up_search", "up_send"]
+        );
+
+        publish.send_replace(vec![spec("refused")].into());
+        tokio::time::sleep(SETTLE * 4).await;
+        assert!(
+            !catalogs.has_changed().unwrap(),
+            "a refused catalog went into force"
+        );
+        assert_eq!(
+            names(&catalogs.borrow()),
+            ["mail_send", "up_search", "up_send"]
+        );
+        assert!(
+            offered
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|n| n.contains(&"up_refused".to_owned()))
+        );
+
+        publish.send_replace(vec![spec("search")].into());
+        catalogs.changed().await.unwrap();
+        assert_eq!(
+            names(&catalogs.borrow_and_update()),
+            ["mail_send", "up_search"]
+        );
+
+        stop.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_upstream_cannot_take_a_native_tools_name() {
+        let (publish, tools) = watch::channel(Arc::<[ToolSpec]>::from(Vec::new()));
+        let native = instance(vec![spec("send")]);
+        // Same prefix as the native instance: its `send` would be `mail_send` too.
+        let upstream = CatalogInstance {
+            name: "up".into(),
+            adapter: Arc::new(Upstream(tools)),
+            ..native.clone()
+        };
+        publish.send_replace(vec![spec("send"), spec("other")].into());
+        let (catalog, refused) = Catalog::assemble(vec![upstream, native].into());
+        let send = catalog.get("mail_send").unwrap();
+        assert_eq!(&*send.instance, "mail", "the native tool keeps its name");
+        assert!(
+            catalog.get("mail_other").is_some(),
+            "the rest of the upstream stays"
+        );
+        assert_eq!(refused.len(), 1);
+        assert!(refused[0].1, "refused as a live tool, not a config error");
+    }
+}
