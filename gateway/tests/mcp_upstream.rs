@@ -424,3 +424,35 @@ async fn a_2026_client_hears_of_a_new_upstream_tool_on_its_listen_stream() {
     modern.cancel().await.unwrap();
     setup.end().await;
 }
+
+#[tokio::test]
+async fn an_upstream_answering_429_or_500_gets_a_tool_error_and_is_served_again_once_healthy() {
+    let setup = behind_gateway("", "echo").await;
+    for status in [429, 500, 503] {
+        setup.upstream.http_status.store(status, Ordering::SeqCst);
+        let answer = setup
+            .client
+            .call_tool(call("up_echo", json!({"text": "hi"})))
+            .await
+            .unwrap();
+        assert_eq!(answer.is_error, Some(true), "{status}: {answer:?}");
+        let text = serde_json::to_string(&answer).unwrap();
+        assert!(!text.contains("upstream-secret"), "{text}");
+        setup.upstream.http_status.store(0, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let answer = setup
+                .client
+                .call_tool(call("up_echo", json!({"text": "back"})))
+                .await
+                .unwrap();
+            if answer.is_error != Some(true) {
+                assert_eq!(answer.structured_content, Some(json!({"echo": "back"})));
+                break;
+            }
+            assert!(Instant::now() < deadline, "{status}: never served again");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    setup.end().await;
+}

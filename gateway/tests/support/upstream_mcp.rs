@@ -37,6 +37,8 @@ pub struct Upstream {
     pub calls: AtomicUsize,
     /// Calls of `slow` that ended because the gateway cancelled them.
     pub cancelled: AtomicUsize,
+    /// Answer every HTTP request with this status instead of serving it (a broken upstream).
+    pub http_status: std::sync::atomic::AtomicU16,
 }
 
 fn schema(value: Value) -> Arc<Map<String, Value>> {
@@ -112,7 +114,23 @@ impl Upstream {
             Arc::new(LocalSessionManager::default()),
             StreamableHttpServerConfig::default().with_cancellation_token(stop.child_token()),
         );
-        let router = axum::Router::new().nest_service("/mcp", service);
+        let broken = self.clone();
+        let router =
+            axum::Router::new()
+                .nest_service("/mcp", service)
+                .layer(axum::middleware::from_fn(
+                    move |request: axum::extract::Request, next: axum::middleware::Next| {
+                        let status = broken.http_status.load(Ordering::SeqCst);
+                        async move {
+                            match axum::http::StatusCode::from_u16(status) {
+                                Ok(status) if status.as_u16() >= 400 => {
+                                    axum::response::IntoResponse::into_response((status, "broken"))
+                                }
+                                _ => next.run(request).await,
+                            }
+                        }
+                    },
+                ));
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
