@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use rmcp::{
     RoleClient,
     model::{
-        CallToolRequest, CallToolRequestParams, CallToolResponse, CancelledNotificationParam,
-        ClientRequest, ProgressToken, RequestId, ServerResult,
+        CallToolRequest, CallToolRequestParams, CancelledNotificationParam, ClientRequest,
+        ProgressToken, RequestId, ServerResult,
     },
     service::{Peer, PeerRequestOptions, ServiceError},
 };
@@ -246,16 +246,8 @@ impl Adapter for McpAdapter {
         };
         let response = handle.await_response().await;
         cancel.id = None;
-        let response = match response {
-            Ok(ServerResult::CallToolResult(result)) => Ok(CallToolResponse::Complete(result)),
-            Ok(ServerResult::InputRequiredResult(result)) => {
-                Ok(CallToolResponse::InputRequired(result))
-            }
-            Ok(_) => Err(ServiceError::UnexpectedResponse),
-            Err(error) => Err(error),
-        };
         match response {
-            Ok(CallToolResponse::Complete(result)) => {
+            Ok(ServerResult::CallToolResult(result)) => {
                 let size = encoded_len(&result);
                 if size > shared.settings.max_response_bytes {
                     return Err(ToolError::BadResponse(format!(
@@ -265,7 +257,7 @@ impl Adapter for McpAdapter {
                 }
                 Ok(ToolAnswer::Mcp(Box::new(result)))
             }
-            Ok(CallToolResponse::InputRequired(_)) => Err(ToolError::BadResponse(
+            Ok(ServerResult::InputRequiredResult(_)) => Err(ToolError::BadResponse(
                 "the server asked the client for more input, which the gateway does not relay \
                  for this server yet"
                     .into(),
