@@ -30,7 +30,11 @@ use serde_json::Value;
 use crate::diag::{Diagnostic, from_miette};
 use crate::facts::{Facts, FactsError};
 use crate::schema::PolicySchema;
-use crate::{Action, Decision, PolicyEngine, Principal, ToolRef, context};
+use crate::{
+    Action, Decision, ItemAction, ItemKind, ItemRef, PolicyEngine, Principal, ToolRef, context,
+};
+
+mod items;
 
 /// The reason a default deny carries.
 pub const DEFAULT_DENY_REASON: &str = "no policy allows this";
@@ -200,7 +204,11 @@ struct Types {
     group: EntityTypeName,
     tool: EntityTypeName,
     adapter: EntityTypeName,
+    resource: EntityTypeName,
+    prompt: EntityTypeName,
     actions: [EntityUid; 3],
+    /// `read` and `get`, the actions on resources and prompts besides `list`.
+    item_actions: [EntityUid; 2],
 }
 
 impl Types {
@@ -212,8 +220,26 @@ impl Types {
             group: EntityTypeName::from_str("Group").ok()?,
             tool: EntityTypeName::from_str("Tool").ok()?,
             adapter: EntityTypeName::from_str("Adapter").ok()?,
+            resource: EntityTypeName::from_str("Resource").ok()?,
+            prompt: EntityTypeName::from_str("Prompt").ok()?,
             actions: [act("list"), act("call"), act("fetch")],
+            item_actions: [act("read"), act("get")],
         })
+    }
+
+    fn item_action(&self, a: ItemAction) -> &EntityUid {
+        match a {
+            ItemAction::List => &self.actions[0],
+            ItemAction::Read => &self.item_actions[0],
+            ItemAction::Get => &self.item_actions[1],
+        }
+    }
+
+    fn item_type(&self, kind: ItemKind) -> &EntityTypeName {
+        match kind {
+            ItemKind::Resource => &self.resource,
+            ItemKind::Prompt => &self.prompt,
+        }
     }
 
     fn action(&self, a: Action) -> &EntityUid {
@@ -1159,6 +1185,15 @@ impl PolicyEngine for CedarEngine {
         }
         self.explain_with(principal, &pe, action, tool, arguments, facts)
             .decision
+    }
+
+    fn decide_item(
+        &self,
+        principal: &Principal,
+        action: ItemAction,
+        item: &ItemRef<'_>,
+    ) -> Decision {
+        self.explain_item(principal, action, item).decision
     }
 }
 

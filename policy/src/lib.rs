@@ -72,6 +72,62 @@ impl Action {
     }
 }
 
+/// What an MCP server offers besides tools, each a Cedar entity type of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    /// A resource or resource template (`Resource::"<exposed uri>"`).
+    Resource,
+    /// A prompt (`Prompt::"<exposed name>"`).
+    Prompt,
+}
+
+/// What the caller wants to do with a resource or a prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemAction {
+    /// See it in `resources/list`, `resources/templates/list` or `prompts/list`.
+    List,
+    /// `resources/read`, `resources/subscribe` (resources only).
+    Read,
+    /// `prompts/get` (prompts only).
+    Get,
+}
+
+impl ItemAction {
+    /// The Cedar action id (`Action::"read"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemAction::List => "list",
+            ItemAction::Read => "read",
+            ItemAction::Get => "get",
+        }
+    }
+
+    /// Whether Cedar's schema lets this action apply to `kind` (`read` is for resources, `get`
+    /// for prompts); a mismatched request is denied, not evaluated.
+    pub fn applies_to(self, kind: ItemKind) -> bool {
+        matches!(
+            (self, kind),
+            (ItemAction::List, _)
+                | (ItemAction::Read, ItemKind::Resource)
+                | (ItemAction::Get, ItemKind::Prompt)
+        )
+    }
+}
+
+/// The resource or prompt a decision is about.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ItemRef<'a> {
+    pub kind: ItemKind,
+    /// The exposed URI (or URI template) of a resource, the exposed name of a prompt.
+    pub name: &'a str,
+    /// The adapter instance that serves it.
+    pub instance: &'a str,
+    /// The adapter kind (`mcp`).
+    pub adapter_kind: &'a str,
+}
+
 /// The tool a decision is about.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct ToolRef<'a> {
@@ -151,6 +207,15 @@ pub trait PolicyEngine: Send + Sync {
         arguments: Option<&serde_json::Value>,
         facts: &Facts,
     ) -> Decision;
+
+    /// Decides on a resource or a prompt. Required, like the tool decisions, so an engine
+    /// cannot leave resources open by omission.
+    fn decide_item(
+        &self,
+        principal: &Principal,
+        action: ItemAction,
+        item: &ItemRef<'_>,
+    ) -> Decision;
 }
 
 /// Allows everything: the engine in force when no policy is configured, so that a gateway without
@@ -180,6 +245,12 @@ impl PolicyEngine for AllowAll {
         _: &Facts,
     ) -> Decision {
         self.decide(principal, action, tool, arguments)
+    }
+
+    fn decide_item(&self, _: &Principal, _: ItemAction, _: &ItemRef<'_>) -> Decision {
+        Decision::Allow {
+            policies: vec!["allow-all".into()],
+        }
     }
 }
 
@@ -217,6 +288,13 @@ impl PolicyEngine for ReadOnly {
         _: &Facts,
     ) -> Decision {
         self.decide(principal, action, tool, arguments)
+    }
+
+    /// Listing and reading resources and getting prompts change nothing upstream.
+    fn decide_item(&self, _: &Principal, _: ItemAction, _: &ItemRef<'_>) -> Decision {
+        Decision::Allow {
+            policies: vec!["read-only".into()],
+        }
     }
 }
 

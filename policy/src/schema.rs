@@ -1,5 +1,5 @@
 //! Generates the Cedar schema from the configured tools. The entity shapes are fixed (users,
-//! groups, adapters, tools); only `context.args` depends on the catalog: it is the union of every
+//! groups, adapters, tools, and the resources and prompts of MCP servers); only `context.args` depends on the catalog: it is the union of every
 //! tool's input properties, all optional, so one policy can constrain `context.args.team_id`
 //! without knowing which tools take it.
 
@@ -201,9 +201,44 @@ type RequestContext = {{
   link_audience: String,
   client_id: String,
 }};
-action "list", "call", "fetch" appliesTo {{
+// What an MCP server behind the gateway offers besides tools. `name` is the name the gateway
+// exposes (a resource's URI or URI template, a prompt's name); both count as read-only.
+entity Resource in [Adapter] {{
+  name: String,
+  uri: String,
+  kind: String,
+  instance: String,
+  read_only: Bool,
+  destructive: Bool,
+  tags: Set<String>,
+}};
+entity Prompt in [Adapter] {{
+  name: String,
+  kind: String,
+  instance: String,
+  read_only: Bool,
+  destructive: Bool,
+  tags: Set<String>,
+}};
+action "list" appliesTo {{
+  principal: [User],
+  resource: [Tool, Resource, Prompt],
+  context: RequestContext,
+}};
+action "call", "fetch" appliesTo {{
   principal: [User],
   resource: [Tool],
+  context: RequestContext,
+}};
+// `read`: resources/read and resources/subscribe; `get`: prompts/get.
+action "read" appliesTo {{
+  principal: [User],
+  resource: [Resource],
+  context: RequestContext,
+}};
+action "get" appliesTo {{
+  principal: [User],
+  resource: [Prompt],
   context: RequestContext,
 }};
 "#

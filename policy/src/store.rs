@@ -257,4 +257,13 @@ impl PolicyEngine for PolicyStore {
             .load()
             .decide_with_facts(principal, action, tool, arguments, facts)
     }
+
+    fn decide_item(
+        &self,
+        principal: &Principal,
+        action: crate::ItemAction,
+        item: &crate::ItemRef<'_>,
+    ) -> Decision {
+        self.current.load().decide_item(principal, action, item)
+    }
 }
