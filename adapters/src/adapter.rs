@@ -158,6 +158,17 @@ pub trait Adapter: Send + Sync {
     fn facts(&self) -> Option<&dyn ResolveFacts> {
         None
     }
+
+    /// Resources and resource templates (an upstream MCP server's); `None` when the instance
+    /// offers none, so the gateway neither lists nor routes any to it.
+    fn resources(&self) -> Option<&dyn crate::Resources> {
+        None
+    }
+
+    /// Prompts (an upstream MCP server's); `None` when the instance offers none.
+    fn prompts(&self) -> Option<&dyn crate::Prompts> {
+        None
+    }
 }
 
 /// The state of an instance that keeps a connection (an upstream MCP server).

@@ -15,6 +15,7 @@ pub mod facts;
 pub mod graph;
 pub mod linear;
 pub mod mcp;
+pub mod offers;
 pub mod outbound;
 pub mod registry;
 pub mod secret;
@@ -30,6 +31,7 @@ pub use adapter::{
 };
 pub use error::{BuildError, ToolError};
 pub use facts::{LinkAudience, ResolveFacts, StoredFacts};
+pub use offers::{Completion, LiveList, Prompts, Resources};
 pub use registry::Registry;
 pub use secret::Secret;
 pub use text_filter::TextFilter;

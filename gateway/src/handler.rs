@@ -1,6 +1,7 @@
 //! The MCP server handler: `tools/list` (filtered by policy, paged) and `tools/call` (route →
-//! validate arguments → policy → credential → adapter), written by hand because the tool set comes
-//! from config.
+//! validate arguments → policy → credential → adapter), and the resources, prompts and
+//! completions of MCP servers behind the gateway (`offers.rs`, `subscriptions.rs`); written by
+//! hand because what is offered comes from config and from live upstreams.
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
         CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
-        PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+        PaginatedRequestParams, ServerCapabilities, ServerConfig,
     },
     service::RequestContext,
 };
@@ -30,9 +31,12 @@ mod credential;
 mod cursor;
 mod facts;
 mod logging;
+mod offers;
+mod subscriptions;
 
 pub use call::{CallScope, CancelledElsewhere, Notify};
 pub use logging::{ClientLog, SessionLogs};
+pub use offers::{ItemError, Resolved};
 
 /// Settings the handler needs from `[server]`.
 #[derive(Debug, Clone)]
@@ -69,6 +73,9 @@ impl Default for PolicyStage {
 #[derive(Clone)]
 pub struct McpHandler {
     gateway: Arc<Gateway>,
+    /// This session's `resources/subscribe` subscriptions, by exposed URI; each guard ends its
+    /// forwarding (and releases the upstream subscription) when dropped.
+    subscriptions: subscriptions::SessionSubscriptions,
     /// The log threshold of a session without a Streamable HTTP session id (stdio, legacy
     /// SSE); sessions with one keep theirs in [`Gateway::session_logs`].
     log: ClientLog,
@@ -117,6 +124,7 @@ impl Gateway {
     pub fn handler(self: &Arc<Self>) -> McpHandler {
         McpHandler {
             gateway: self.clone(),
+            subscriptions: Default::default(),
             log: ClientLog::default(),
         }
     }
@@ -146,11 +154,13 @@ impl Gateway {
 /// change comes to tell.
 const WATCH_RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Tells one session's client each time the catalog changes, until the session ends.
-async fn announce_tool_changes(
+/// Tells one session's client what changed each time the catalog changes (tools, resources,
+/// prompts), until the session ends.
+async fn announce_changes(
     mut changes: watch::Receiver<Arc<Catalog>>,
     peer: rmcp::Peer<RoleServer>,
 ) {
+    let mut last = changes.borrow_and_update().clone();
     loop {
         tokio::select! {
             changed = changes.changed() => {
@@ -165,10 +175,40 @@ async fn announce_tool_changes(
                 continue;
             }
         }
-        if peer.is_transport_closed() || peer.notify_tool_list_changed().await.is_err() {
-            return;
+        let current = changes.borrow_and_update().clone();
+        for notification in catalog_notifications(&last, &current) {
+            if peer.is_transport_closed() || peer.send_notification(notification).await.is_err() {
+                return;
+            }
         }
+        last = current;
     }
+}
+
+/// The list-change notifications a move from `old` to `new` calls for.
+fn catalog_notifications(old: &Catalog, new: &Catalog) -> Vec<rmcp::model::ServerNotification> {
+    use rmcp::model::{
+        PromptListChangedNotification, ResourceListChangedNotification, ServerNotification,
+        ToolListChangedNotification,
+    };
+    let mut out = Vec::new();
+    if old.tools_differ(new) {
+        out.push(ServerNotification::ToolListChangedNotification(
+            ToolListChangedNotification::default(),
+        ));
+    }
+    let (resources, prompts) = new.offers().changed_from(old.offers());
+    if resources {
+        out.push(ServerNotification::ResourceListChangedNotification(
+            ResourceListChangedNotification::default(),
+        ));
+    }
+    if prompts {
+        out.push(ServerNotification::PromptListChangedNotification(
+            PromptListChangedNotification::default(),
+        ));
+    }
+    out
 }
 
 /// The caller, as the authentication stage left it in the request's extensions.
@@ -222,12 +262,29 @@ fn traceparent(context: &RequestContext<RoleServer>) -> Option<String> {
 
 impl ServerHandler for McpHandler {
     fn get_info(&self) -> ServerConfig {
-        let capabilities = logging::with_logging(
+        let mut capabilities = logging::with_logging(
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_tool_list_changed()
                 .build(),
         );
+        // Resources, prompts and completions when an instance can offer them (an MCP server
+        // behind the gateway), even before it connected: its lists arrive later.
+        let catalog = self.gateway.catalog();
+        let instances = catalog.instances();
+        if instances.iter().any(|i| i.adapter.resources().is_some()) {
+            let mut resources = rmcp::model::ResourcesCapability::default();
+            resources.subscribe = Some(true);
+            resources.list_changed = Some(true);
+            capabilities.resources = Some(resources);
+            capabilities.completions = Some(serde_json::Map::new());
+        }
+        if instances.iter().any(|i| i.adapter.prompts().is_some()) {
+            let mut prompts = rmcp::model::PromptsCapability::default();
+            prompts.list_changed = Some(true);
+            capabilities.prompts = Some(prompts);
+            capabilities.completions = Some(serde_json::Map::new());
+        }
         let mut info = ServerConfig::new(capabilities);
         let mut implementation = Implementation::new("manifold", env!("CARGO_PKG_VERSION"));
         implementation.title = Some("Manifold MCP gateway".into());
@@ -254,13 +311,6 @@ impl ServerHandler for McpHandler {
     ) -> Result<ListToolsResult, McpError> {
         let principal = principal(&context);
         let catalog = self.gateway.catalog();
-        let offset = match request.and_then(|r| r.cursor) {
-            Some(cursor) => cursor::decode(&cursor).ok_or_else(|| {
-                McpError::invalid_params("invalid cursor: pass a next_cursor from tools/list", None)
-            })?,
-            None => 0,
-        };
-        let page_size = self.gateway.settings.tools_page_size;
         // Filtering happens inside the listing so pages hold only callable tools and cursors stay
         // valid for this principal.
         let engine = self.gateway.stages.policy.engine();
@@ -270,17 +320,15 @@ impl ServerHandler for McpHandler {
                     .decide(&principal, Action::List, &tool_ref(route), None)
                     .is_allowed()
         });
-        let mut tools: Vec<Tool> = visible
-            .skip(offset)
-            .take(page_size + 1)
-            .map(|route| route.tool.clone())
-            .collect();
+        let cursor = request.and_then(|r| r.cursor);
+        let (tools, next) = cursor::page(
+            visible.map(|route| route.tool.clone()),
+            cursor.as_deref(),
+            self.gateway.settings.tools_page_size,
+        )?;
         let mut result = ListToolsResult::default();
-        if tools.len() > page_size {
-            tools.truncate(page_size);
-            result.next_cursor = Some(cursor::encode(offset + page_size));
-        }
         result.tools = tools;
+        result.next_cursor = next;
         Ok(result)
     }
 
@@ -298,41 +346,140 @@ impl ServerHandler for McpHandler {
             Some((either, _)) => either.clone(),
             None => context.ct.clone(),
         };
-        let scope = CallScope {
-            principal: principal(&context),
-            traceparent: traceparent(&context),
-            cancel,
-            url_elicitation: supports_url_elicitation(&context),
-            notify: Notify::Peer {
-                progress_token: context.meta.get_progress_token(),
-                peer: context.peer.clone(),
-                log: self.log_of(&context),
-            },
-        };
+        let scope = self.scope(&context, cancel);
         self.gateway.call_tool(request, &scope).await
+    }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourcesResult, McpError> {
+        let cursor = request.and_then(|r| r.cursor);
+        self.gateway
+            .list_resources(&principal(&context), cursor.as_deref())
+    }
+
+    async fn list_resource_templates(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourceTemplatesResult, McpError> {
+        let cursor = request.and_then(|r| r.cursor);
+        self.gateway
+            .list_resource_templates(&principal(&context), cursor.as_deref())
+    }
+
+    async fn read_resource(
+        &self,
+        request: rmcp::model::ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ReadResourceResponse, McpError> {
+        let scope = self.scope(&context, context.ct.clone());
+        self.gateway
+            .read_resource(&request.uri, &scope)
+            .await
+            .map(Into::into)
+    }
+
+    #[allow(deprecated)] // resources/subscribe: how every 2025-era client subscribes
+    async fn subscribe(
+        &self,
+        request: rmcp::model::SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let scope = self.scope(&context, context.ct.clone());
+        let sink = subscriptions::UpdateSink::Peer(context.peer.clone());
+        self.subscriptions
+            .subscribe(&self.gateway, request.uri, &scope, sink)
+            .await
+    }
+
+    #[allow(deprecated)] // resources/unsubscribe: how every 2025-era client ends one
+    async fn unsubscribe(
+        &self,
+        request: rmcp::model::UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.subscriptions.unsubscribe(&request.uri);
+        Ok(())
+    }
+
+    async fn list_prompts(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListPromptsResult, McpError> {
+        let cursor = request.and_then(|r| r.cursor);
+        self.gateway
+            .list_prompts(&principal(&context), cursor.as_deref())
+    }
+
+    async fn get_prompt(
+        &self,
+        request: rmcp::model::GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::GetPromptResponse, McpError> {
+        let scope = self.scope(&context, context.ct.clone());
+        self.gateway
+            .get_prompt(&request.name, request.arguments, &scope)
+            .await
+            .map(Into::into)
+    }
+
+    async fn complete(
+        &self,
+        request: rmcp::model::CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CompleteResult, McpError> {
+        let scope = self.scope(&context, context.ct.clone());
+        self.gateway.complete(request, &scope).await
     }
 
     /// A session of the 2024-11-05 … 2025-11-25 eras: its client hears of every catalog change
     /// (`notifications/tools/list_changed`) on its stream.
     async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
-        tokio::spawn(announce_tool_changes(
+        tokio::spawn(announce_changes(
             self.gateway.catalog_changes(),
             context.peer,
         ));
     }
 
-    /// 2026-07-28: list changes are heard on a `subscriptions/listen` stream.
+    /// 2026-07-28: list changes and resource updates are heard on a `subscriptions/listen`
+    /// stream. rmcp keeps only what `get_info` advertises.
     fn accepted_subscription_filter(
         &self,
         requested: &rmcp::model::SubscriptionFilter,
     ) -> Option<rmcp::model::SubscriptionFilter> {
         let mut accepted = rmcp::model::SubscriptionFilter::new();
         accepted.tools_list_changed = requested.tools_list_changed;
+        accepted.resources_list_changed = requested.resources_list_changed;
+        accepted.prompts_list_changed = requested.prompts_list_changed;
+        accepted.resource_subscriptions = requested.resource_subscriptions.clone();
         Some(accepted)
     }
 
     async fn listen(&self, context: rmcp::service::SubscriptionContext) -> Result<(), McpError> {
+        let scope = self.scope(
+            context.request_context(),
+            context.request_context().ct.clone(),
+        );
+        // Each resource the caller may read is forwarded while the stream lasts; the others
+        // stay silent, as if they never changed.
+        let requested = context
+            .accepted()
+            .resource_subscriptions
+            .clone()
+            .unwrap_or_default();
+        let stream = subscriptions::SessionSubscriptions::default();
+        for uri in requested.into_iter().take(subscriptions::MAX_PER_SESSION) {
+            let sink = subscriptions::UpdateSink::Listen(context.sink().clone());
+            if let Err(error) = stream.subscribe(&self.gateway, uri, &scope, sink).await {
+                tracing::debug!(%error, "resource subscription on a listen stream refused");
+            }
+        }
         let mut changes = self.gateway.catalog_changes();
+        let mut last = self.gateway.catalog();
         loop {
             tokio::select! {
                 () = context.cancelled() => return Ok(()),
@@ -342,12 +489,13 @@ impl ServerHandler for McpHandler {
                     }
                 }
             }
-            let notification = rmcp::model::ServerNotification::ToolListChangedNotification(
-                rmcp::model::ToolListChangedNotification::default(),
-            );
-            if context.sink().send(notification).await.is_err() {
-                return Ok(());
+            let current = changes.borrow_and_update().clone();
+            for notification in catalog_notifications(&last, &current) {
+                if context.sink().send(notification).await.is_err() {
+                    return Ok(());
+                }
             }
+            last = current;
         }
     }
 
@@ -366,6 +514,25 @@ impl ServerHandler for McpHandler {
 }
 
 impl McpHandler {
+    /// What the gateway's stages need of a request, built one way for every method.
+    fn scope(
+        &self,
+        context: &RequestContext<RoleServer>,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> CallScope {
+        CallScope {
+            principal: principal(context),
+            traceparent: traceparent(context),
+            cancel,
+            url_elicitation: supports_url_elicitation(context),
+            notify: Notify::Peer {
+                progress_token: context.meta.get_progress_token(),
+                peer: context.peer.clone(),
+                log: self.log_of(context),
+            },
+        }
+    }
+
     fn log_of(&self, context: &RequestContext<RoleServer>) -> ClientLog {
         match session_id(context) {
             Some(session) => self.gateway.session_logs.get(session),

@@ -128,6 +128,31 @@ impl RedactStage {
         }
     }
 
+    /// Masks every text-bearing part of a resource read or a prompt (`instance`'s item named
+    /// `exposed`, which rules name as they name tools) like [`RedactStage::apply_to_result`];
+    /// `None` for an answer that cannot be walked, which must then be withheld.
+    pub fn apply_to_item<T>(
+        &self,
+        instance: &str,
+        kind: &str,
+        exposed: &str,
+        item: &mut T,
+    ) -> Option<usize>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        let selected = self.redactor.select(&Target {
+            instance,
+            kind,
+            tool: exposed,
+            tags: &[],
+        });
+        let mut value = serde_json::to_value(&*item).ok()?;
+        let masked = mask_except_binary(&mut value, &|v: &mut Value| selected.redact_value(v));
+        *item = serde_json::from_value(value).ok()?;
+        Some(masked)
+    }
+
     /// The route's redaction as a filter for the adapter, applied to whole texts before they
     /// are cut (see the module docs). Changes nothing when the route's rules mask nothing.
     pub fn text_filter(&self, route: &Route) -> TextFilter {

@@ -13,125 +13,23 @@ use std::{
 };
 
 use rmcp::{
-    ClientHandler, RoleClient, ServiceExt,
-    model::{
-        CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation, ProtocolVersion,
-        ServerNotification, SubscriptionFilter,
-    },
-    service::{ClientLifecycleMode, ClientServiceExt, NotificationContext},
+    RoleClient,
+    model::{ProtocolVersion, ServerNotification, SubscriptionFilter},
+    service::{ClientLifecycleMode, ClientServiceExt},
     transport::{
         StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
     },
 };
 use serde_json::{Value, json};
-use support::upstream_mcp::Upstream;
+use support::{
+    mcp_gateway::{
+        Client, Heard, Setup, behind_gateway, call, connect, healthz, instance, tool_names,
+        until_listed,
+    },
+    upstream_mcp::Upstream,
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-
-/// The downstream client: hears list changes.
-struct Client(mpsc::UnboundedSender<()>);
-
-impl ClientHandler for Client {
-    fn get_info(&self) -> ClientConfig {
-        ClientConfig::new(
-            ClientCapabilities::default(),
-            Implementation::new("downstream", "1"),
-        )
-    }
-
-    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        let _ = self.0.send(());
-    }
-}
-
-fn instance(url: &str, extra: &str) -> String {
-    format!(
-        "\n[adapters.up]\nkind = \"mcp\"\nbase_url = \"{url}\"\n{extra}\n[adapters.up.credentials]\ntoken = \"upstream-secret\"\n"
-    )
-}
-
-async fn tool_names(client: &rmcp::service::RunningService<RoleClient, Client>) -> Vec<String> {
-    client
-        .list_all_tools()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|tool| tool.name.to_string())
-        .collect()
-}
-
-/// Waits until the gateway lists `name`.
-async fn until_listed(client: &rmcp::service::RunningService<RoleClient, Client>, name: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !tool_names(client).await.iter().any(|n| n == name) {
-        assert!(Instant::now() < deadline, "{name} never listed");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn call(name: &str, arguments: Value) -> CallToolRequestParams {
-    let mut params = CallToolRequestParams::new(name.to_owned());
-    params.arguments = arguments.as_object().cloned();
-    params
-}
-
-async fn connect(
-    url: &str,
-) -> (
-    rmcp::service::RunningService<RoleClient, Client>,
-    mpsc::UnboundedReceiver<()>,
-) {
-    let (sender, changes) = mpsc::unbounded_channel();
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(url.to_owned()),
-    );
-    (Client(sender).serve(transport).await.unwrap(), changes)
-}
-
-/// The test upstream behind a gateway, and a downstream client of the gateway.
-struct Setup {
-    stop: CancellationToken,
-    upstream: Arc<Upstream>,
-    gateway: support::TestGateway,
-    client: rmcp::service::RunningService<RoleClient, Client>,
-    changes: mpsc::UnboundedReceiver<()>,
-}
-
-/// Serves the test upstream, puts a gateway in front of it (`settings`: extra TOML of the
-/// instance) and connects once `up_<wait_for>` is listed.
-async fn behind_gateway(settings: &str, wait_for: &str) -> Setup {
-    let stop = CancellationToken::new();
-    let upstream = Arc::new(Upstream::default());
-    let url = upstream.serve(stop.clone()).await;
-    let gateway = support::start(&instance(&url, settings)).await;
-    let (client, changes) = connect(&gateway.url()).await;
-    until_listed(&client, &format!("up_{wait_for}")).await;
-    Setup {
-        stop,
-        upstream,
-        gateway,
-        client,
-        changes,
-    }
-}
-
-impl Setup {
-    async fn end(self) {
-        self.client.cancel().await.unwrap();
-        self.gateway.running.shutdown.cancel();
-        self.stop.cancel();
-    }
-}
-
-/// The gateway's `/healthz` text.
-async fn healthz(gateway: &support::TestGateway) -> String {
-    reqwest::get(format!("{}/healthz", gateway.base()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
 
 #[tokio::test]
 async fn an_upstream_servers_tools_are_proxied_whole_redacted_audited_and_announced() {
@@ -208,9 +106,11 @@ async fn an_upstream_servers_tools_are_proxied_whole_redacted_audited_and_announ
     // A new upstream tool reaches the gateway's own session as a list change.
     while changes.try_recv().is_ok() {}
     upstream.add_tool().await;
-    tokio::time::timeout(Duration::from_secs(10), changes.recv())
-        .await
-        .expect("no tools/list_changed from the gateway");
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while changes.recv().await != Some(Heard::ToolsChanged) {}
+    })
+    .await
+    .expect("no tools/list_changed from the gateway");
     until_listed(&client, "up_added").await;
 
     let audit = std::fs::read_to_string(gateway.dir.path().join("audit.jsonl")).unwrap_or_default();
@@ -307,7 +207,9 @@ async fn an_answer_over_the_cap_is_refused_clearly_and_the_upstream_stays_usable
     setup.end().await;
 }
 
-/// The calls of `name` until one succeeds, for an upstream that is coming back.
+/// The calls of `name` until one succeeds, for an upstream that is coming back: meanwhile a
+/// call gets a tool error (not connected), or no such tool while the restarted upstream, itself
+/// still starting, lists none yet.
 async fn until_served(
     client: &rmcp::service::RunningService<RoleClient, Client>,
     name: &str,
@@ -316,12 +218,15 @@ async fn until_served(
     loop {
         let answer = client
             .call_tool(call(name, json!({"text": "via stdio"})))
-            .await
-            .unwrap();
-        if answer.is_error != Some(true) {
-            return answer;
+            .await;
+        match answer {
+            Ok(answer) if answer.is_error != Some(true) => return answer,
+            Ok(answer) => assert!(Instant::now() < deadline, "{name} never served: {answer:?}"),
+            Err(rmcp::ServiceError::McpError(error)) if error.message.contains("Unknown tool") => {
+                assert!(Instant::now() < deadline, "{name} never listed again");
+            }
+            Err(other) => panic!("{name}: {other}"),
         }
-        assert!(Instant::now() < deadline, "{name} never served: {answer:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

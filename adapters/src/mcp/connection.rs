@@ -14,7 +14,7 @@ use rmcp::{
     ClientHandler, RoleClient,
     model::{
         ClientCapabilities, ClientConfig, Implementation, ProgressNotificationParam, ProgressToken,
-        ProtocolVersion,
+        Prompt, ProtocolVersion, Resource, ResourceTemplate, ResourceUpdatedNotificationParam,
     },
     service::{ClientLifecycleMode, ClientServiceExt, NotificationContext, Peer},
     transport::{
@@ -27,12 +27,18 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     convert,
+    offers::{Subscription, subscribe_upstream},
     settings::{Endpoint, McpSettings},
 };
 use crate::{Health, ProgressSink, Secret, ToolSpec};
 
 /// How long a stderr line of a stdio upstream may be in the gateway's log.
 const MAX_STDERR_LINE: usize = 2048;
+/// The most resources kept of one upstream's list; the rest are left out with a warning (a
+/// file server may list far more than any client pages through).
+const MAX_RESOURCES: usize = 10_000;
+/// How long one list request upstream may take.
+const LIST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The first and the longest wait between reconnection attempts.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(250), Duration::from_secs(30));
 
@@ -44,6 +50,14 @@ pub struct Shared {
     pub headers: Vec<(String, Secret)>,
     pub peer: watch::Sender<Option<Peer<RoleClient>>>,
     pub tools: watch::Sender<Arc<[ToolSpec]>>,
+    pub resources: watch::Sender<Arc<[Resource]>>,
+    pub templates: watch::Sender<Arc<[ResourceTemplate]>>,
+    pub prompts: watch::Sender<Arc<[Prompt]>>,
+    /// Instance-local URIs the upstream said changed (`notifications/resources/updated`).
+    pub updates: tokio::sync::broadcast::Sender<String>,
+    /// Resource subscriptions, counted per URI across downstream sessions; renewed on every
+    /// new connection.
+    pub subscriptions: Mutex<HashMap<String, Subscription>>,
     pub health: Mutex<Health>,
     /// Set when the upstream says its tools changed.
     pub refresh: tokio::sync::Notify,
@@ -63,6 +77,10 @@ impl std::fmt::Debug for Shared {
 // === impl Shared ===
 
 impl Shared {
+    pub fn subscriptions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Subscription>> {
+        self.subscriptions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn set_health(&self, health: Health) {
         let mut current = self.health.lock().unwrap_or_else(|p| p.into_inner());
         if *current != health {
@@ -207,6 +225,8 @@ impl Shared {
             let _ = ended.await;
             return;
         }
+        self.refresh_offers(&peer).await;
+        self.resubscribe(&peer).await;
         self.peer.send_replace(Some(peer.clone()));
         self.set_health(Health::Up);
         // 2026-07-28 servers announce list changes only on a `subscriptions/listen` stream;
@@ -229,6 +249,77 @@ impl Shared {
             if let Err(reason) = self.refresh_tools(&peer).await {
                 tracing::warn!(instance = %self.name, %reason, "tool list refresh failed");
             }
+            self.refresh_offers(&peer).await;
+        }
+    }
+
+    /// Fetches the resource, template and prompt lists the server's capabilities announce,
+    /// publishing each that differs. A list that fails keeps its last value: tools still work.
+    async fn refresh_offers(&self, peer: &Peer<RoleClient>) {
+        let capabilities = peer
+            .peer_info()
+            .map(|info| info.capabilities.clone())
+            .unwrap_or_default();
+        if capabilities.resources.is_some() {
+            let listed = tokio::time::timeout(LIST_TIMEOUT, peer.list_all_resources()).await;
+            if let Some(resources) = self.listed("resources", listed, MAX_RESOURCES) {
+                publish(&self.resources, resources);
+            }
+            let listed =
+                tokio::time::timeout(LIST_TIMEOUT, peer.list_all_resource_templates()).await;
+            if let Some(templates) =
+                self.listed("resource templates", listed, self.settings.max_tools)
+            {
+                publish(&self.templates, templates);
+            }
+        }
+        if capabilities.prompts.is_some() {
+            let listed = tokio::time::timeout(LIST_TIMEOUT, peer.list_all_prompts()).await;
+            if let Some(prompts) = self.listed("prompts", listed, self.settings.max_tools) {
+                publish(&self.prompts, prompts);
+            }
+        }
+    }
+
+    /// A list as fetched, cut at `cap`; `None` (logged) when it could not be fetched.
+    fn listed<T>(
+        &self,
+        what: &str,
+        listed: Result<Result<Vec<T>, rmcp::service::ServiceError>, tokio::time::error::Elapsed>,
+        cap: usize,
+    ) -> Option<Vec<T>> {
+        let mut items = match listed {
+            Ok(Ok(items)) => items,
+            Ok(Err(error)) => {
+                tracing::warn!(instance = %self.name, %error, "upstream {what} could not be listed");
+                return None;
+            }
+            Err(_) => {
+                tracing::warn!(instance = %self.name, "upstream did not list its {what} in time");
+                return None;
+            }
+        };
+        if items.len() > cap {
+            tracing::warn!(instance = %self.name, listed = items.len(), kept = cap, "upstream listed more {what} than the gateway keeps");
+            items.truncate(cap);
+        }
+        Some(items)
+    }
+
+    /// Renews every counted subscription on a new connection (the old one's are gone).
+    async fn resubscribe(self: &Arc<Self>, peer: &Peer<RoleClient>) {
+        let uris: Vec<String> = self.subscriptions().keys().cloned().collect();
+        for uri in uris {
+            match subscribe_upstream(self, peer, &uri).await {
+                Ok(stream) => {
+                    if let Some(entry) = self.subscriptions().get_mut(&uri) {
+                        entry.stream = stream;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(instance = %self.name, %uri, %error, "resource subscription not renewed");
+                }
+            }
         }
     }
 
@@ -246,6 +337,8 @@ impl Shared {
         }
         let filter = rmcp::model::SubscriptionFilter::builder()
             .tools_list_changed()
+            .resources_list_changed()
+            .prompts_list_changed()
             .build();
         let mut subscription = match peer.listen(filter).await {
             Ok(subscription) => subscription,
@@ -301,6 +394,17 @@ impl Shared {
     }
 }
 
+/// Publishes `items` when they differ from what is in force.
+fn publish<T: PartialEq>(sender: &watch::Sender<Arc<[T]>>, items: Vec<T>) {
+    sender.send_if_modified(|current| {
+        if current[..] == items[..] {
+            return false;
+        }
+        *current = items.into();
+        true
+    });
+}
+
 /// The gateway as the upstream's client: takes its notifications.
 pub struct UpstreamHandler {
     shared: std::sync::Weak<Shared>,
@@ -319,6 +423,32 @@ impl ClientHandler for UpstreamHandler {
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
         if let Some(shared) = self.shared.upgrade() {
             shared.refresh.notify_one();
+        }
+    }
+
+    async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.refresh.notify_one();
+        }
+    }
+
+    async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.refresh.notify_one();
+        }
+    }
+
+    async fn on_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        // Only URIs this gateway subscribed to are passed on: an upstream cannot make
+        // sessions hear of resources nobody asked about.
+        if let Some(shared) = self.shared.upgrade()
+            && shared.subscriptions().contains_key(&params.uri)
+        {
+            let _ = shared.updates.send(params.uri);
         }
     }
 

@@ -5,6 +5,7 @@
 
 mod connection;
 mod convert;
+mod offers;
 mod settings;
 
 use std::sync::{Arc, Mutex};
@@ -30,6 +31,10 @@ use crate::{
     ToolOutput, Tools,
 };
 
+/// Resource updates buffered for slow sessions; a session further behind misses some (an
+/// update says only "read it again", so the next one covers it).
+const UPDATES_BUFFER: usize = 256;
+
 /// The kind: `kind = "mcp"`.
 #[derive(Debug, Default)]
 pub struct McpKind;
@@ -54,6 +59,9 @@ impl AdapterKind for McpKind {
         let headers = credential_headers(&settings.credentials)?;
         let (tools, _) = watch::channel(Arc::<[crate::ToolSpec]>::from(Vec::new()));
         let (peer, _) = watch::channel(None);
+        let (resources, _) = watch::channel(Arc::from(Vec::new()));
+        let (templates, _) = watch::channel(Arc::from(Vec::new()));
+        let (prompts, _) = watch::channel(Arc::from(Vec::new()));
         Ok(Arc::new(McpAdapter {
             shared: Arc::new(Shared {
                 name: settings.name,
@@ -61,6 +69,11 @@ impl AdapterKind for McpKind {
                 headers,
                 peer,
                 tools,
+                resources,
+                templates,
+                prompts,
+                updates: tokio::sync::broadcast::channel(UPDATES_BUFFER).0,
+                subscriptions: Mutex::new(Default::default()),
                 health: Mutex::new(Health::Degraded {
                     reason: "not connected yet".into(),
                 }),
@@ -199,35 +212,59 @@ impl Adapter for McpAdapter {
         arguments: Map<String, Value>,
         ctx: &CallContext,
     ) -> Result<ToolAnswer, ToolError> {
-        let shared = &self.shared;
-        let Some(peer) = shared.peer.borrow().clone() else {
-            let reason = match self.health() {
-                Some(Health::Degraded { reason }) => reason,
-                _ => "not connected".into(),
-            };
-            return Err(ToolError::Unreachable(format!(
-                "the MCP server `{}` is not available: {reason}",
-                shared.name
-            )));
-        };
         let mut params = CallToolRequestParams::new(tool.to_owned());
         params.arguments = Some(arguments);
-        let mut meta = rmcp::model::RequestMetaObject::default();
-        if let Some(traceparent) = &ctx.traceparent {
-            meta.0
-                .0
-                .insert("traceparent".into(), Value::String(traceparent.clone()));
+        params.meta = request_meta(ctx);
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        match self.send(request, ctx).await? {
+            ServerResult::CallToolResult(result) => Ok(ToolAnswer::Mcp(Box::new(result))),
+            _ => Err(ToolError::BadResponse(
+                "the server answered with something other than a tool result".into(),
+            )),
         }
-        if !meta.0.0.is_empty() {
-            params.meta = Some(meta);
+    }
+
+    fn resources(&self) -> Option<&dyn crate::Resources> {
+        Some(self)
+    }
+
+    fn prompts(&self) -> Option<&dyn crate::Prompts> {
+        Some(self)
+    }
+}
+
+// === impl McpAdapter ===
+
+impl McpAdapter {
+    /// The connection in force, or the tool error a call gets while there is none.
+    fn peer(&self) -> Result<Peer<RoleClient>, ToolError> {
+        if let Some(peer) = self.shared.peer.borrow().clone() {
+            return Ok(peer);
         }
+        let reason = match self.health() {
+            Some(Health::Degraded { reason }) => reason,
+            _ => "not connected".into(),
+        };
+        Err(ToolError::Unreachable(format!(
+            "the MCP server `{}` is not available: {reason}",
+            self.shared.name
+        )))
+    }
+
+    /// Sends one request upstream on behalf of a downstream call and waits for its answer:
+    /// progress routed to the call, a dropped future cancelled upstream, an answer over the
+    /// instance's `max_response_bytes` refused.
+    async fn send(
+        &self,
+        request: ClientRequest,
+        ctx: &CallContext,
+    ) -> Result<ServerResult, ToolError> {
+        let shared = &self.shared;
+        let peer = self.peer()?;
         // rmcp gives every request a progress token of its own (never the client's, so one
         // client's token cannot reach another's call); progress under it goes to this call.
         let handle = peer
-            .send_request_with_option(
-                ClientRequest::CallToolRequest(CallToolRequest::new(params)),
-                PeerRequestOptions::no_options(),
-            )
+            .send_request_with_option(request, PeerRequestOptions::no_options())
             .await
             .map_err(service_error)?;
         let _route = ctx.progress.as_ref().map(|sink| {
@@ -247,7 +284,12 @@ impl Adapter for McpAdapter {
         let response = handle.await_response().await;
         cancel.id = None;
         match response {
-            Ok(ServerResult::CallToolResult(result)) => {
+            Ok(ServerResult::InputRequiredResult(_)) => Err(ToolError::BadResponse(
+                "the server asked the client for more input, which the gateway does not relay \
+                 for this server yet"
+                    .into(),
+            )),
+            Ok(result) => {
                 let size = encoded_len(&result);
                 if size > shared.settings.max_response_bytes {
                     return Err(ToolError::BadResponse(format!(
@@ -255,23 +297,26 @@ impl Adapter for McpAdapter {
                         shared.settings.max_response_bytes, shared.name
                     )));
                 }
-                Ok(ToolAnswer::Mcp(Box::new(result)))
+                Ok(result)
             }
-            Ok(ServerResult::InputRequiredResult(_)) => Err(ToolError::BadResponse(
-                "the server asked the client for more input, which the gateway does not relay \
-                 for this server yet"
-                    .into(),
-            )),
-            Ok(_) => Err(ToolError::BadResponse(
-                "the server answered with something other than a tool result".into(),
-            )),
             Err(error) => Err(service_error(error)),
         }
     }
 }
 
+/// The request `_meta` the gateway sends upstream: the trace context only, never the client's
+/// own `_meta` (its progress token and anything else stay downstream).
+fn request_meta(ctx: &CallContext) -> Option<rmcp::model::RequestMetaObject> {
+    let traceparent = ctx.traceparent.as_ref()?;
+    let mut meta = rmcp::model::RequestMetaObject::default();
+    meta.0
+        .0
+        .insert("traceparent".into(), Value::String(traceparent.clone()));
+    Some(meta)
+}
+
 /// The bytes `result` takes as JSON, counted without building the text.
-fn encoded_len(result: &rmcp::model::CallToolResult) -> usize {
+fn encoded_len(result: &impl serde::Serialize) -> usize {
     struct Count(usize);
     impl std::io::Write for Count {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {

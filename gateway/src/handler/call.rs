@@ -405,7 +405,7 @@ fn url_elicitation(connection: &str, url: &str, error: &BrokerError) -> McpError
 /// MCP's MissingRequiredClientCapabilityError: `requiredCapabilities` is a client capabilities
 /// object keyed by what is missing (`{"sampling": {}}`), as the 2026-07-28 schema defines it.
 /// rmcp and the stateless fast path both answer this code with HTTP 400.
-fn missing_capability(capability: &str) -> McpError {
+pub(super) fn missing_capability(capability: &str) -> McpError {
     McpError::new(
         rmcp::model::ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY,
         format!(

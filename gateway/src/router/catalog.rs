@@ -127,6 +127,8 @@ pub struct Catalog {
     by_name: HashMap<String, usize>,
     /// What it was built from, to build the next one when a live instance's tools change.
     instances: Arc<[CatalogInstance]>,
+    /// The resources and prompts of the instances (`offers.rs`).
+    offers: super::offers::Offers,
 }
 
 // === impl Catalog ===
@@ -340,7 +342,23 @@ impl Catalog {
                 }));
             }
         }
+        catalog.offers = super::offers::Offers::assemble(&instances);
         (catalog, errors)
+    }
+
+    /// Whether the tools clients see differ from `other`'s.
+    pub fn tools_differ(&self, other: &Catalog) -> bool {
+        self.len() != other.len()
+            || self
+                .routes()
+                .iter()
+                .zip(other.routes())
+                .any(|(a, b)| a.tool != b.tool || a.instance != b.instance)
+    }
+
+    /// The resources, resource templates and prompts, namespaced.
+    pub fn offers(&self) -> &super::offers::Offers {
+        &self.offers
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<Route>> {

@@ -29,11 +29,27 @@ pub fn spawn(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let instances = sender.borrow().instances().clone();
-        let mut live: Vec<_> = instances
+        let mut live: Vec<LiveList> = instances
             .iter()
-            .filter_map(|instance| match instance.adapter.tools() {
-                Tools::Live(receiver) => Some(receiver),
-                Tools::Static(_) => None,
+            .flat_map(|instance| {
+                let adapter = &instance.adapter;
+                let tools = match adapter.tools() {
+                    Tools::Live(receiver) => Some(LiveList::Tools(receiver)),
+                    Tools::Static(_) => None,
+                };
+                let resources = adapter.resources().map(|offered| {
+                    [
+                        LiveList::Resources(offered.resources()),
+                        LiveList::Templates(offered.templates()),
+                    ]
+                });
+                let prompts = adapter
+                    .prompts()
+                    .map(|offered| LiveList::Prompts(offered.prompts()));
+                tools
+                    .into_iter()
+                    .chain(resources.into_iter().flatten())
+                    .chain(prompts)
             })
             .collect();
         // A list published before this task subscribed is picked up by the first rebuild.
@@ -41,7 +57,7 @@ pub fn spawn(
         while !live.is_empty() || pending {
             if !pending {
                 let changed = {
-                    let changes = live.iter_mut().map(|receiver| Box::pin(receiver.changed()));
+                    let changes = live.iter_mut().map(LiveList::changed);
                     tokio::select! {
                         (changed, index, _) = select_all(changes) => changed.err().map(|_| index),
                         () = shutdown.cancelled() => return,
@@ -66,6 +82,37 @@ pub fn spawn(
     })
 }
 
+/// One live list of an instance: any change rebuilds the catalog.
+enum LiveList {
+    Tools(watch::Receiver<Arc<[manifold_adapters::ToolSpec]>>),
+    Resources(manifold_adapters::LiveList<rmcp::model::Resource>),
+    Templates(manifold_adapters::LiveList<rmcp::model::ResourceTemplate>),
+    Prompts(manifold_adapters::LiveList<rmcp::model::Prompt>),
+}
+
+impl LiveList {
+    fn changed(
+        &mut self,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), watch::error::RecvError>> + Send + '_>>
+    {
+        match self {
+            LiveList::Tools(receiver) => Box::pin(receiver.changed()),
+            LiveList::Resources(receiver) => Box::pin(receiver.changed()),
+            LiveList::Templates(receiver) => Box::pin(receiver.changed()),
+            LiveList::Prompts(receiver) => Box::pin(receiver.changed()),
+        }
+    }
+
+    fn mark_unchanged(&mut self) {
+        match self {
+            LiveList::Tools(receiver) => receiver.mark_unchanged(),
+            LiveList::Resources(receiver) => receiver.mark_unchanged(),
+            LiveList::Templates(receiver) => receiver.mark_unchanged(),
+            LiveList::Prompts(receiver) => receiver.mark_unchanged(),
+        }
+    }
+}
+
 /// Builds the catalog anew and swaps it in if the policy accepts it.
 fn rebuild(
     sender: &watch::Sender<Arc<Catalog>>,
@@ -78,19 +125,20 @@ fn rebuild(
     }
     let unchanged = {
         let current = sender.borrow();
-        current.len() == catalog.len()
-            && current
-                .routes()
-                .iter()
-                .zip(catalog.routes())
-                .all(|(a, b)| a.tool == b.tool && a.instance == b.instance)
+        !current.tools_differ(&catalog)
+            && current.offers().changed_from(catalog.offers()) == (false, false)
     };
     if unchanged {
         return;
     }
     match accept(&catalog) {
         Ok(()) => {
-            tracing::info!(tools = catalog.len(), "tool catalog changed");
+            tracing::info!(
+                tools = catalog.len(),
+                resources = catalog.offers().resources.len(),
+                prompts = catalog.offers().prompts.len(),
+                "tool catalog changed"
+            );
             sender.send_replace(Arc::new(catalog));
         }
         Err(reason) => {

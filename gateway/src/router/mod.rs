@@ -6,6 +6,7 @@ mod catalog;
 mod defaults;
 pub mod live;
 mod names;
+pub mod offers;
 mod virtualize;
 
 pub use catalog::{Catalog, CatalogError, CatalogInstance, Route};

@@ -5,6 +5,7 @@
 pub mod broker;
 pub mod decision;
 pub mod demo;
+pub mod mcp_gateway;
 pub mod mock_idp;
 pub mod oauth;
 pub mod process;

@@ -1,6 +1,7 @@
 //! A small upstream MCP server (rmcp, Streamable HTTP) for tests of the `mcp` adapter kind: tools
 //! of every content type, a secret to redact, a slow tool, tools an attacker would offer, and a
-//! switch that adds a tool and announces it.
+//! switch that adds a tool and announces it; resources (one holding a secret, a template with
+//! completions, subscriptions and updates) and a prompt with an argument.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::sync::{
@@ -39,6 +40,13 @@ pub struct Upstream {
     pub cancelled: AtomicUsize,
     /// Answer every HTTP request with this status instead of serving it (a broken upstream).
     pub http_status: std::sync::atomic::AtomicU16,
+    /// URIs of `resources/subscribe` requests, and of `resources/unsubscribe` ones.
+    pub subscribed: Mutex<Vec<String>>,
+    pub unsubscribed: Mutex<Vec<String>>,
+    /// URIs read.
+    pub reads: Mutex<Vec<String>>,
+    /// Resource updates for 2026-07-28 `subscriptions/listen` streams.
+    updates: std::sync::OnceLock<tokio::sync::broadcast::Sender<String>>,
 }
 
 fn schema(value: Value) -> Arc<Map<String, Value>> {
@@ -97,6 +105,22 @@ impl Upstream {
         }
     }
 
+    fn updates(&self) -> &tokio::sync::broadcast::Sender<String> {
+        self.updates
+            .get_or_init(|| tokio::sync::broadcast::channel(16).0)
+    }
+
+    /// Says `uri` changed: on every session (2025 era) and every listen stream.
+    pub async fn touch(&self, uri: &str) {
+        let _ = self.updates().send(uri.to_owned());
+        let peers = self.peers.lock().unwrap().clone();
+        for peer in peers {
+            let _ = peer
+                .notify_resource_updated(rmcp::model::ResourceUpdatedNotificationParam::new(uri))
+                .await;
+        }
+    }
+
     /// Serves on a free loopback port; returns the `/mcp` URL.
     pub async fn serve(self: &Arc<Self>, stop: CancellationToken) -> String {
         self.serve_at("127.0.0.1:0".parse().unwrap(), stop).await
@@ -152,6 +176,10 @@ impl ServerHandler for Handler {
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_tool_list_changed()
+                .enable_resources()
+                .enable_resources_subscribe()
+                .enable_prompts()
+                .enable_completions()
                 .build(),
         )
     }
@@ -162,23 +190,180 @@ impl ServerHandler for Handler {
     ) -> Option<rmcp::model::SubscriptionFilter> {
         let mut accepted = rmcp::model::SubscriptionFilter::new();
         accepted.tools_list_changed = requested.tools_list_changed;
+        accepted.resource_subscriptions = requested.resource_subscriptions.clone();
         Some(accepted)
     }
 
     async fn listen(&self, context: rmcp::service::SubscriptionContext) -> Result<(), McpError> {
         let mut changes = self.0.changes.subscribe();
+        let mut updates = self.0.updates().subscribe();
+        let watched = context
+            .accepted()
+            .resource_subscriptions
+            .clone()
+            .unwrap_or_default();
+        self.0
+            .subscribed
+            .lock()
+            .unwrap()
+            .extend(watched.iter().cloned());
         loop {
-            tokio::select! {
-                () = context.cancelled() => return Ok(()),
-                changed = changes.changed() => if changed.is_err() { return Ok(()) },
-            }
-            let notification = rmcp::model::ServerNotification::ToolListChangedNotification(
-                rmcp::model::ToolListChangedNotification::default(),
-            );
+            let notification = tokio::select! {
+                () = context.cancelled() => {
+                    // The stream ending is how a 2026-07-28 client unsubscribes.
+                    self.0.unsubscribed.lock().unwrap().extend(watched.iter().cloned());
+                    return Ok(());
+                }
+                changed = changes.changed() => {
+                    if changed.is_err() { return Ok(()) }
+                    rmcp::model::ServerNotification::ToolListChangedNotification(
+                        rmcp::model::ToolListChangedNotification::default(),
+                    )
+                }
+                update = updates.recv() => match update {
+                    Ok(uri) if watched.contains(&uri) => {
+                        rmcp::model::ServerNotification::ResourceUpdatedNotification(
+                            rmcp::model::ResourceUpdatedNotification::new(
+                                rmcp::model::ResourceUpdatedNotificationParam::new(uri),
+                            ),
+                        )
+                    }
+                    _ => continue,
+                },
+            };
             if context.sink().send(notification).await.is_err() {
                 return Ok(());
             }
         }
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourcesResult, McpError> {
+        use rmcp::model::Resource;
+        Ok(rmcp::model::ListResourcesResult::with_all_items(vec![
+            Resource::new("test://doc/1", "doc-1"),
+            Resource::new("test://secret/key", "key"),
+            Resource::new("test://blob/1", "blob-1"),
+        ]))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourceTemplatesResult, McpError> {
+        Ok(rmcp::model::ListResourceTemplatesResult::with_all_items(
+            vec![rmcp::model::ResourceTemplate::new("test://doc/{id}", "doc")],
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: rmcp::model::ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ReadResourceResponse, McpError> {
+        use rmcp::model::ResourceContents;
+        let uri = request.uri;
+        self.0.reads.lock().unwrap().push(uri.clone());
+        let contents = if let Some(id) = uri.strip_prefix("test://doc/") {
+            ResourceContents::text(format!("doc {id}"), uri.clone())
+        } else if uri == "test://secret/key" {
+            ResourceContents::text("the key is AKIAIOSFODNN7EXAMPLE", uri.clone())
+        } else if uri == "test://blob/1" {
+            ResourceContents::BlobResourceContents {
+                uri: uri.clone(),
+                mime_type: Some("application/octet-stream".into()),
+                blob: "AKIAIOSFODNN7EXAMPLE".into(),
+                meta: None,
+            }
+        } else {
+            return Err(McpError::invalid_params(
+                "Resource not found",
+                Some(json!({ "uri": uri })),
+            ));
+        };
+        Ok(rmcp::model::ReadResourceResult::new(vec![contents]).into())
+    }
+
+    async fn subscribe(
+        &self,
+        request: rmcp::model::SubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.0.subscribed.lock().unwrap().push(request.uri);
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: rmcp::model::UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.0.unsubscribed.lock().unwrap().push(request.uri);
+        Ok(())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListPromptsResult, McpError> {
+        let argument = rmcp::model::PromptArgument::new("name").with_description("Who to greet");
+        Ok(rmcp::model::ListPromptsResult::with_all_items(vec![
+            rmcp::model::Prompt::new("greet", Some("Greets someone"), Some(vec![argument])),
+        ]))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: rmcp::model::GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::GetPromptResponse, McpError> {
+        if request.name != "greet" {
+            return Err(McpError::invalid_params("no such prompt", None));
+        }
+        let name = request
+            .arguments
+            .as_ref()
+            .and_then(|a| a.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("nobody")
+            .to_owned();
+        let message = rmcp::model::PromptMessage::new_text(
+            rmcp::model::Role::User,
+            format!("Hello {name}, your key is AKIAIOSFODNN7EXAMPLE"),
+        );
+        Ok(rmcp::model::GetPromptResult::new(vec![message]).into())
+    }
+
+    async fn complete(
+        &self,
+        request: rmcp::model::CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CompleteResult, McpError> {
+        let (candidates, expected) = match &request.r#ref {
+            rmcp::model::Reference::Prompt(prompt) => {
+                (vec!["alice", "albert", "bob"], prompt.name == "greet")
+            }
+            rmcp::model::Reference::Resource(template) => {
+                (vec!["1", "12", "2"], template.uri == "test://doc/{id}")
+            }
+            _ => (vec![], false),
+        };
+        if !expected {
+            return Err(McpError::invalid_params("unknown reference", None));
+        }
+        let values = candidates
+            .into_iter()
+            .filter(|value| value.starts_with(&request.argument.value))
+            .map(str::to_owned)
+            .collect();
+        Ok(rmcp::model::CompleteResult::new(
+            rmcp::model::CompletionInfo::new(values).unwrap(),
+        ))
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {

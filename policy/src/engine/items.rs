@@ -222,8 +222,16 @@ forbid (principal in Group::"contractors", action, resource) when { resource.kin
         let engine = engine("permit (principal, action == Action::\"call\", resource);");
         let anyone = member(&[]);
         let doc = resource("manifold://crm/a");
-        assert!(!engine.decide_item(&anyone, ItemAction::Read, &doc).is_allowed());
-        assert!(!engine.decide_item(&anyone, ItemAction::List, &doc).is_allowed());
+        assert!(
+            !engine
+                .decide_item(&anyone, ItemAction::Read, &doc)
+                .is_allowed()
+        );
+        assert!(
+            !engine
+                .decide_item(&anyone, ItemAction::List, &doc)
+                .is_allowed()
+        );
     }
 
     proptest! {

@@ -1,0 +1,632 @@
+//! `resources/*`, `prompts/*` and `completion/complete` for the resources and prompts of MCP
+//! servers behind the gateway: route (exposed URI or name → instance, `router/offers.rs`) →
+//! policy (`list`, `read`, `get` on Cedar's `Resource` and `Prompt`) → adapter → redact → audit.
+//!
+//! Like a tool call, every read and get leaves one audit record, refusals included, written
+//! before the answer leaves; an item the caller may not list is answered exactly as one that
+//! does not exist. Completions are decided like the read or get they prepare, and not audited
+//! (they return suggestions, not content).
+
+use std::{sync::Arc, time::Instant};
+
+use manifold_adapters::{CallContext, Completion, ToolError};
+use manifold_policy::{Decision, ItemAction, ItemKind, ItemRef, Principal, audit::AuditEvent};
+use rmcp::{
+    ErrorData as McpError,
+    model::{
+        CompleteRequestParams, CompleteResult, GetPromptResult, ListPromptsResult,
+        ListResourceTemplatesResult, ListResourcesResult, ReadResourceResult, Reference,
+    },
+};
+use serde_json::{Map, Value, json};
+
+use super::{CallScope, Gateway, cursor};
+use crate::{audit::AuditUnavailable, router::offers::UriError};
+
+/// What a resource or prompt request resolved to: the instance that serves it and its own
+/// URI or name there.
+#[derive(Clone)]
+pub struct Resolved {
+    pub adapter: Arc<dyn manifold_adapters::Adapter>,
+    pub instance: Arc<str>,
+    pub kind: Arc<str>,
+    /// The exposed URI or name: what policies and records name it by.
+    pub exposed: String,
+    /// The instance's own URI or name.
+    pub original: String,
+}
+
+impl Resolved {
+    fn item(&self, kind: ItemKind) -> ItemRef<'_> {
+        ItemRef {
+            kind,
+            name: &self.exposed,
+            instance: &self.instance,
+            adapter_kind: &self.kind,
+        }
+    }
+}
+
+/// A refusal by a rule: its reason and the policies that made it.
+#[derive(Debug)]
+pub struct Denial {
+    reason: String,
+    policies: Vec<String>,
+}
+
+/// Why a resource or prompt request produced no answer; [`ItemError::rescue`] is the only
+/// place one becomes an MCP error.
+#[derive(Debug, thiserror::Error)]
+pub enum ItemError {
+    #[error("no such {0}")]
+    Unknown(&'static str),
+    #[error(transparent)]
+    BadUri(UriError),
+    /// Not listable for the caller: answered as [`ItemError::Unknown`].
+    #[error("hidden from the caller: {}", .0.reason)]
+    Hidden(Denial, &'static str),
+    #[error("denied by policy: {}", .0.reason)]
+    Denied(Denial),
+    #[error(transparent)]
+    Tool(ToolError),
+    #[error(transparent)]
+    AuditUnavailable(#[from] AuditUnavailable),
+}
+
+// === impl ItemError ===
+
+impl ItemError {
+    fn outcome(&self) -> &'static str {
+        match self {
+            ItemError::Unknown(_) | ItemError::BadUri(_) => "unknown_item",
+            ItemError::Hidden(..) | ItemError::Denied(_) => "denied",
+            ItemError::Tool(ToolError::Cancelled) => "cancelled",
+            ItemError::Tool(_) => "error",
+            ItemError::AuditUnavailable(_) => "audit_unavailable",
+        }
+    }
+
+    /// The MCP error for the client. `requested` is the URI or name as the client sent it.
+    pub fn rescue(self, requested: &str, redact: impl Fn(&str) -> String) -> McpError {
+        let data = |key: &str| Some(json!({ key: requested }));
+        match self {
+            // SEP-2164: an unknown resource is -32602 with the URI in `data`.
+            ItemError::Unknown("resource") | ItemError::Hidden(_, "resource") => {
+                McpError::invalid_params("Resource not found", data("uri"))
+            }
+            ItemError::Unknown(what) | ItemError::Hidden(_, what) => {
+                McpError::invalid_params(format!("Unknown {what}: {requested}"), data("name"))
+            }
+            ItemError::BadUri(UriError::Ambiguous(owners)) => McpError::internal_error(
+                format!(
+                    "The gateway cannot tell which server serves this URI: {owners} keep their own URIs; an administrator must give them prefixes."
+                ),
+                None,
+            ),
+            ItemError::BadUri(error) => McpError::invalid_params(error.to_string(), data("uri")),
+            ItemError::Denied(denial) => McpError::invalid_request(
+                format!("Denied by policy: {}", redact(&denial.reason)),
+                None,
+            ),
+            ItemError::Tool(ToolError::NotFound(_)) => {
+                McpError::invalid_params("Resource not found", data("uri"))
+            }
+            ItemError::Tool(ToolError::InvalidArguments(message)) => {
+                McpError::invalid_params(redact(&message), None)
+            }
+            ItemError::Tool(ToolError::MissingClientCapability { capability }) => {
+                super::call::missing_capability(&capability)
+            }
+            ItemError::Tool(error) => McpError::internal_error(redact(&error.to_string()), None),
+            ItemError::AuditUnavailable(_) => McpError::internal_error(
+                "The gateway cannot record this request in its audit log, so it was not served.",
+                None,
+            ),
+        }
+    }
+}
+
+/// The audit record of one read or get, written exactly once (on drop as `abandoned`).
+struct ItemRecord<'g> {
+    gateway: &'g Gateway,
+    started: Instant,
+    event: AuditEvent,
+    written: bool,
+}
+
+// === impl ItemRecord ===
+
+impl<'g> ItemRecord<'g> {
+    /// `requested` is the client's text: redacted, and cut, before it is written.
+    fn begin(
+        gateway: &'g Gateway,
+        action: ItemAction,
+        requested: &str,
+        principal: &Principal,
+    ) -> Self {
+        let shown: String = requested.chars().take(512).collect();
+        Self {
+            gateway,
+            started: Instant::now(),
+            event: AuditEvent {
+                user: principal.user.clone(),
+                client_id: principal.client_id.clone(),
+                tool: gateway.stages.redact.redact_text(&shown),
+                action: action.as_str().into(),
+                decision: "deny".into(),
+                ..AuditEvent::default()
+            },
+            written: false,
+        }
+    }
+
+    fn resolved(&mut self, resolved: &Resolved) {
+        self.event.tool.clone_from(&resolved.exposed);
+        self.event.instance = resolved.instance.to_string();
+    }
+
+    fn allowed(&mut self, policies: Vec<String>) {
+        self.event.decision = "allow".into();
+        self.event.policies = policies;
+    }
+
+    fn finish<T>(
+        &mut self,
+        result: &Result<(T, usize), ItemError>,
+    ) -> Result<(), AuditUnavailable> {
+        match result {
+            Ok((_, masked)) => {
+                self.event.outcome = "ok".into();
+                self.event.redactions = Some(*masked);
+            }
+            Err(error) => {
+                if let ItemError::Hidden(denial, _) | ItemError::Denied(denial) = error {
+                    self.event.policies.clone_from(&denial.policies);
+                }
+                self.event.outcome = error.outcome().into();
+                self.event.reason =
+                    Some(self.gateway.stages.redact.redact_text(&error.to_string()));
+            }
+        }
+        self.write()
+    }
+
+    fn write(&mut self) -> Result<(), AuditUnavailable> {
+        if std::mem::replace(&mut self.written, true) {
+            return Ok(());
+        }
+        self.event.latency_ms = Some(self.started.elapsed().as_secs_f64() * 1000.0);
+        self.gateway.stages.audit.record(&self.event)
+    }
+}
+
+impl Drop for ItemRecord<'_> {
+    fn drop(&mut self) {
+        if !self.written {
+            self.event.outcome = "abandoned".into();
+            self.event.reason = Some("the request ended before it was served".into());
+            let _ = self.write();
+        }
+    }
+}
+
+// === impl Gateway ===
+
+impl Gateway {
+    fn item_allowed(&self, principal: &Principal, action: ItemAction, item: &ItemRef<'_>) -> bool {
+        self.stages
+            .policy
+            .engine()
+            .decide_item(principal, action, item)
+            .is_allowed()
+    }
+
+    /// `resources/list`: the resources the caller may list, paged.
+    pub fn list_resources(
+        &self,
+        principal: &Principal,
+        cursor: Option<&str>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let catalog = self.catalog();
+        let instances = catalog.instances();
+        let visible = catalog.offers().resources.iter().filter(|offered| {
+            let instance = &instances[offered.instance];
+            self.item_allowed(
+                principal,
+                ItemAction::List,
+                &item_ref(ItemKind::Resource, &offered.exposed, instance),
+            )
+        });
+        let (resources, next) = cursor::page(
+            visible.map(|offered| offered.item.clone()),
+            cursor,
+            self.settings.tools_page_size,
+        )?;
+        let mut result = ListResourcesResult::default();
+        result.resources = resources;
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    /// `resources/templates/list`: the templates the caller may list, paged.
+    pub fn list_resource_templates(
+        &self,
+        principal: &Principal,
+        cursor: Option<&str>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        let catalog = self.catalog();
+        let instances = catalog.instances();
+        let visible = catalog.offers().templates.iter().filter(|offered| {
+            let instance = &instances[offered.instance];
+            self.item_allowed(
+                principal,
+                ItemAction::List,
+                &item_ref(ItemKind::Resource, &offered.exposed, instance),
+            )
+        });
+        let (templates, next) = cursor::page(
+            visible.map(|offered| offered.item.clone()),
+            cursor,
+            self.settings.tools_page_size,
+        )?;
+        let mut result = ListResourceTemplatesResult::default();
+        result.resource_templates = templates;
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    /// `prompts/list`: the prompts the caller may list, paged.
+    pub fn list_prompts(
+        &self,
+        principal: &Principal,
+        cursor: Option<&str>,
+    ) -> Result<ListPromptsResult, McpError> {
+        let catalog = self.catalog();
+        let instances = catalog.instances();
+        let visible = catalog.offers().prompts.iter().filter(|offered| {
+            let instance = &instances[offered.instance];
+            self.item_allowed(
+                principal,
+                ItemAction::List,
+                &item_ref(ItemKind::Prompt, &offered.exposed, instance),
+            )
+        });
+        let (prompts, next) = cursor::page(
+            visible.map(|offered| offered.item.clone()),
+            cursor,
+            self.settings.tools_page_size,
+        )?;
+        let mut result = ListPromptsResult::default();
+        result.prompts = prompts;
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    /// The instance serving the resource at `uri`, and its own URI there.
+    pub fn resolve_resource(&self, uri: &str) -> Result<Resolved, ItemError> {
+        let catalog = self.catalog();
+        let (index, original) = catalog
+            .offers()
+            .resolve_uri(uri)
+            .map_err(|error| match error {
+                UriError::Unknown => ItemError::Unknown("resource"),
+                other => ItemError::BadUri(other),
+            })?;
+        let instance = &catalog.instances()[index];
+        let resolved = Resolved {
+            adapter: instance.adapter.clone(),
+            instance: instance.name.clone(),
+            kind: instance.kind.clone(),
+            exposed: uri.to_owned(),
+            original,
+        };
+        Ok(resolved)
+    }
+
+    /// Whether the caller may read (or subscribe to) the resolved resource; the policies that
+    /// allowed it.
+    pub fn decide_read(
+        &self,
+        principal: &Principal,
+        resolved: &Resolved,
+    ) -> Result<Vec<String>, ItemError> {
+        self.decide(principal, resolved, ItemKind::Resource, ItemAction::Read)
+    }
+
+    /// The `list` decision first (an item the caller may not see does not exist for them),
+    /// then `action`; the policies that allowed it.
+    fn decide(
+        &self,
+        principal: &Principal,
+        resolved: &Resolved,
+        kind: ItemKind,
+        action: ItemAction,
+    ) -> Result<Vec<String>, ItemError> {
+        let engine = self.stages.policy.engine();
+        let item = resolved.item(kind);
+        let what = match kind {
+            ItemKind::Resource => "resource",
+            ItemKind::Prompt => "prompt",
+        };
+        if let Decision::Deny { reason, policies } =
+            engine.decide_item(principal, ItemAction::List, &item)
+        {
+            return Err(ItemError::Hidden(Denial { reason, policies }, what));
+        }
+        match engine.decide_item(principal, action, &item) {
+            Decision::Allow { policies } => Ok(policies),
+            Decision::Deny { reason, policies } => {
+                Err(ItemError::Denied(Denial { reason, policies }))
+            }
+        }
+    }
+
+    /// `resources/read`, audited.
+    pub async fn read_resource(
+        &self,
+        uri: &str,
+        scope: &CallScope,
+    ) -> Result<ReadResourceResult, McpError> {
+        let mut record = ItemRecord::begin(self, ItemAction::Read, uri, &scope.principal);
+        let mut result = self.try_read(uri, scope, &mut record).await;
+        // The answer leaves only with its record in the log.
+        if let Err(unwritten) = record.finish(&result) {
+            result = Err(unwritten.into());
+        }
+        result
+            .map(|(contents, _)| contents)
+            .map_err(|error| error.rescue(uri, |text| self.stages.redact.redact_text(text)))
+    }
+
+    async fn try_read(
+        &self,
+        uri: &str,
+        scope: &CallScope,
+        record: &mut ItemRecord<'_>,
+    ) -> Result<(ReadResourceResult, usize), ItemError> {
+        let resolved = self.resolve_resource(uri)?;
+        record.resolved(&resolved);
+        record.allowed(self.decide_read(&scope.principal, &resolved)?);
+        let resources = resolved
+            .adapter
+            .resources()
+            .ok_or(ItemError::Unknown("resource"))?;
+        let ctx = self.item_context(scope);
+        let mut contents = self
+            .bounded(resources.read(&resolved.original, &ctx), scope)
+            .await?;
+        // Contents carry the instance's URIs: the client sees the exposed ones.
+        let prefix = self
+            .catalog()
+            .instances()
+            .iter()
+            .find(|i| i.name == resolved.instance)
+            .and_then(|i| i.prefix.clone());
+        for content in &mut contents.contents {
+            rewrite_content_uri(content, prefix.as_deref());
+        }
+        let masked = self
+            .stages
+            .redact
+            .apply_to_item(
+                &resolved.instance,
+                &resolved.kind,
+                &resolved.exposed,
+                &mut contents,
+            )
+            .ok_or_else(unwalkable)?;
+        Ok((contents, masked))
+    }
+
+    /// `prompts/get`, audited.
+    pub async fn get_prompt(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+        scope: &CallScope,
+    ) -> Result<GetPromptResult, McpError> {
+        let mut record = ItemRecord::begin(self, ItemAction::Get, name, &scope.principal);
+        let mut result = self.try_get(name, arguments, scope, &mut record).await;
+        if let Err(unwritten) = record.finish(&result) {
+            result = Err(unwritten.into());
+        }
+        result
+            .map(|(prompt, _)| prompt)
+            .map_err(|error| error.rescue(name, |text| self.stages.redact.redact_text(text)))
+    }
+
+    async fn try_get(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+        scope: &CallScope,
+        record: &mut ItemRecord<'_>,
+    ) -> Result<(GetPromptResult, usize), ItemError> {
+        let resolved = self.resolve_prompt(name)?;
+        record.resolved(&resolved);
+        let policies = self.decide(
+            &scope.principal,
+            &resolved,
+            ItemKind::Prompt,
+            ItemAction::Get,
+        )?;
+        record.allowed(policies);
+        record.event.args = arguments.clone().map(Value::Object);
+        let prompts = resolved
+            .adapter
+            .prompts()
+            .ok_or(ItemError::Unknown("prompt"))?;
+        let ctx = self.item_context(scope);
+        let mut prompt = self
+            .bounded(prompts.get(&resolved.original, arguments, &ctx), scope)
+            .await?;
+        let masked = self
+            .stages
+            .redact
+            .apply_to_item(
+                &resolved.instance,
+                &resolved.kind,
+                &resolved.exposed,
+                &mut prompt,
+            )
+            .ok_or_else(unwalkable)?;
+        Ok((prompt, masked))
+    }
+
+    fn resolve_prompt(&self, name: &str) -> Result<Resolved, ItemError> {
+        let catalog = self.catalog();
+        let offered = catalog
+            .offers()
+            .prompt(name)
+            .ok_or(ItemError::Unknown("prompt"))?;
+        let instance = &catalog.instances()[offered.instance];
+        Ok(Resolved {
+            adapter: instance.adapter.clone(),
+            instance: instance.name.clone(),
+            kind: instance.kind.clone(),
+            exposed: offered.exposed.clone(),
+            original: offered.original.clone(),
+        })
+    }
+
+    /// `completion/complete`, routed to the owner of the prompt or resource template and
+    /// decided like the get or read it prepares.
+    pub async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        scope: &CallScope,
+    ) -> Result<CompleteResult, McpError> {
+        let completion = Completion::of(&request);
+        let requested = match &request.r#ref {
+            Reference::Prompt(prompt) => prompt.name.clone(),
+            Reference::Resource(template) => template.uri.clone(),
+            _ => {
+                return Err(McpError::invalid_params(
+                    "completion/complete takes a ref/prompt or a ref/resource",
+                    None,
+                ));
+            }
+        };
+        let answer = async {
+            let ctx = self.item_context(scope);
+            match &request.r#ref {
+                Reference::Prompt(prompt) => {
+                    let resolved = self.resolve_prompt(&prompt.name)?;
+                    self.decide(
+                        &scope.principal,
+                        &resolved,
+                        ItemKind::Prompt,
+                        ItemAction::Get,
+                    )?;
+                    let prompts = resolved
+                        .adapter
+                        .prompts()
+                        .ok_or(ItemError::Unknown("prompt"))?;
+                    self.bounded(
+                        prompts.complete(&resolved.original, completion, &ctx),
+                        scope,
+                    )
+                    .await
+                }
+                Reference::Resource(template) => {
+                    let resolved = self.resolve_template(&template.uri)?;
+                    self.decide(
+                        &scope.principal,
+                        &resolved,
+                        ItemKind::Resource,
+                        ItemAction::Read,
+                    )?;
+                    let resources = resolved
+                        .adapter
+                        .resources()
+                        .ok_or(ItemError::Unknown("resource"))?;
+                    self.bounded(
+                        resources.complete(&resolved.original, completion, &ctx),
+                        scope,
+                    )
+                    .await
+                }
+                _ => Err(ItemError::Unknown("reference")),
+            }
+        };
+        match answer.await {
+            Ok(completion) => Ok(CompleteResult::new(completion)),
+            Err(error) => {
+                Err(error.rescue(&requested, |text| self.stages.redact.redact_text(text)))
+            }
+        }
+    }
+
+    fn resolve_template(&self, uri: &str) -> Result<Resolved, ItemError> {
+        let catalog = self.catalog();
+        let offered = catalog
+            .offers()
+            .template(uri)
+            .ok_or(ItemError::Unknown("resource"))?;
+        let instance = &catalog.instances()[offered.instance];
+        Ok(Resolved {
+            adapter: instance.adapter.clone(),
+            instance: instance.name.clone(),
+            kind: instance.kind.clone(),
+            exposed: offered.exposed.clone(),
+            original: offered.original.clone(),
+        })
+    }
+
+    /// What an upstream request on the caller's behalf carries: the trace context, and the
+    /// cancellation of the request. Never the client's token.
+    pub(super) fn item_context(&self, scope: &CallScope) -> CallContext {
+        CallContext {
+            cancel: scope.cancel.clone(),
+            traceparent: scope.traceparent.clone(),
+            ..CallContext::default()
+        }
+    }
+
+    /// Runs an upstream request under the call timeout and the request's cancellation.
+    async fn bounded<T>(
+        &self,
+        request: impl Future<Output = Result<T, ToolError>>,
+        scope: &CallScope,
+    ) -> Result<T, ItemError> {
+        tokio::select! {
+            answer = tokio::time::timeout(self.settings.call_timeout, request) => match answer {
+                Ok(answer) => answer.map_err(ItemError::Tool),
+                Err(_) => Err(ItemError::Tool(ToolError::Timeout)),
+            },
+            () = scope.cancel.cancelled() => Err(ItemError::Tool(ToolError::Cancelled)),
+        }
+    }
+}
+
+/// An answer redaction could not walk: withheld, never passed on unmasked.
+fn unwalkable() -> ItemError {
+    ItemError::Tool(ToolError::BadResponse(
+        "the server's answer could not be checked for redaction, so it was withheld".into(),
+    ))
+}
+
+/// Names `offered` as the policy sees it.
+fn item_ref<'a>(
+    kind: ItemKind,
+    exposed: &'a str,
+    instance: &'a crate::router::CatalogInstance,
+) -> ItemRef<'a> {
+    ItemRef {
+        kind,
+        name: exposed,
+        instance: &instance.name,
+        adapter_kind: &instance.kind,
+    }
+}
+
+/// A read's content under its exposed URI.
+fn rewrite_content_uri(content: &mut rmcp::model::ResourceContents, prefix: Option<&str>) {
+    let uri = match content {
+        rmcp::model::ResourceContents::TextResourceContents { uri, .. }
+        | rmcp::model::ResourceContents::BlobResourceContents { uri, .. } => uri,
+        // A kind of content added later: it keeps the instance's URI (nothing leaks).
+        _ => return,
+    };
+    *uri = crate::router::offers::exposed_uri(prefix, uri);
+}

@@ -1,0 +1,156 @@
+//! Resource subscriptions of one session: `resources/subscribe` (2025 era, updates on the
+//! session's stream) or the `resourceSubscriptions` of a 2026-07-28 `subscriptions/listen`
+//! stream. Each is decided like a read, subscribed upstream through the adapter (which counts
+//! subscribers, so sessions share one upstream subscription), and forwarded by a task that
+//! passes on only updates of that resource, under its exposed URI, until the session ends or
+//! unsubscribes.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use manifold_adapters::CallContext;
+use rmcp::{
+    ErrorData as McpError, Peer, RoleServer,
+    model::{ResourceUpdatedNotification, ResourceUpdatedNotificationParam, ServerNotification},
+    service::SubscriptionSink,
+};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use super::{CallScope, Gateway, Resolved};
+
+/// Most resources one session may subscribe to: each holds a task and an upstream interest.
+pub const MAX_PER_SESSION: usize = 256;
+
+/// How often a forwarder with nothing to forward checks that its session is still there.
+const RECHECK: Duration = Duration::from_secs(30);
+
+/// Where a session hears of updates.
+#[derive(Clone)]
+pub enum UpdateSink {
+    /// `notifications/resources/updated` on the session (2025 era).
+    Peer(Peer<RoleServer>),
+    /// On a 2026-07-28 `subscriptions/listen` stream.
+    Listen(SubscriptionSink),
+}
+
+impl UpdateSink {
+    /// Sends one update; `false` once the session or stream is gone.
+    async fn send(&self, uri: &str) -> bool {
+        let notification = ServerNotification::ResourceUpdatedNotification(
+            ResourceUpdatedNotification::new(ResourceUpdatedNotificationParam::new(uri)),
+        );
+        match self {
+            UpdateSink::Peer(peer) => peer.send_notification(notification).await.is_ok(),
+            UpdateSink::Listen(sink) => sink.send(notification).await.is_ok(),
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        match self {
+            UpdateSink::Peer(peer) => peer.is_transport_closed(),
+            UpdateSink::Listen(_) => false,
+        }
+    }
+}
+
+/// A session's subscriptions by exposed URI; dropping one (or the set) ends its forwarding.
+#[derive(Clone, Default)]
+pub struct SessionSubscriptions(Arc<Mutex<HashMap<String, DropGuard>>>);
+
+impl SessionSubscriptions {
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, DropGuard>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Subscribes the session to `uri` if the caller may read it. Subscribing twice is one
+    /// subscription.
+    pub async fn subscribe(
+        &self,
+        gateway: &Gateway,
+        uri: String,
+        scope: &CallScope,
+        sink: UpdateSink,
+    ) -> Result<(), McpError> {
+        let redact = |text: &str| gateway.stages.redact.redact_text(text);
+        let resolved = gateway
+            .resolve_resource(&uri)
+            .and_then(|resolved| {
+                gateway.decide_read(&scope.principal, &resolved)?;
+                Ok(resolved)
+            })
+            .map_err(|error| error.rescue(&uri, redact))?;
+        {
+            let held = self.held();
+            if held.contains_key(&uri) {
+                return Ok(());
+            }
+            if held.len() >= MAX_PER_SESSION {
+                return Err(McpError::invalid_request(
+                    format!("A session may subscribe to at most {MAX_PER_SESSION} resources."),
+                    None,
+                ));
+            }
+        }
+        let Some(resources) = resolved.adapter.resources() else {
+            return Err(McpError::invalid_params(
+                "Resource not found",
+                Some(serde_json::json!({ "uri": uri })),
+            ));
+        };
+        let ctx = gateway.item_context(scope);
+        resources
+            .subscribe(&resolved.original, &ctx)
+            .await
+            .map_err(|error| super::ItemError::Tool(error).rescue(&uri, redact))?;
+        let guard = forward(resolved, sink);
+        self.held().insert(uri, guard);
+        Ok(())
+    }
+
+    pub fn unsubscribe(&self, uri: &str) {
+        self.held().remove(uri);
+    }
+}
+
+/// Passes updates of `resolved` on to `sink` until the guard drops or the session ends, then
+/// releases the upstream subscription.
+fn forward(resolved: Resolved, sink: UpdateSink) -> DropGuard {
+    let stop = CancellationToken::new();
+    let guard = stop.clone().drop_guard();
+    tokio::spawn(async move {
+        let adapter = resolved.adapter.clone();
+        let Some(resources) = adapter.resources() else {
+            return;
+        };
+        let mut updates = resources.updates();
+        loop {
+            let forward = tokio::select! {
+                () = stop.cancelled() => break,
+                update = updates.recv() => match update {
+                    Ok(uri) => uri == resolved.original,
+                    // Missed some: this resource may be among them, and "read it again" is
+                    // all an update says.
+                    Err(RecvError::Lagged(_)) => true,
+                    Err(RecvError::Closed) => break,
+                },
+                () = tokio::time::sleep(RECHECK) => {
+                    if sink.is_closed() {
+                        break;
+                    }
+                    false
+                }
+            };
+            if forward && !sink.send(&resolved.exposed).await {
+                break;
+            }
+        }
+        let _ = resources
+            .unsubscribe(&resolved.original, &CallContext::default())
+            .await;
+    });
+    guard
+}
