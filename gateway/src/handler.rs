@@ -326,8 +326,7 @@ impl ServerHandler for McpHandler {
             cursor.as_deref(),
             self.gateway.settings.tools_page_size,
         )?;
-        let mut result = ListToolsResult::default();
-        result.tools = tools;
+        let mut result = ListToolsResult::with_all_items(tools);
         result.next_cursor = next;
         Ok(result)
     }

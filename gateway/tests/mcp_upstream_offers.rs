@@ -9,7 +9,6 @@ mod support;
 use std::time::{Duration, Instant};
 
 use rmcp::{
-    ServiceExt,
     model::{
         ArgumentInfo, CompleteRequestParams, GetPromptRequestParams, PromptReference,
         ProtocolVersion, ReadResourceRequestParams, Reference, ResourceContents,

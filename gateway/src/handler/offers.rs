@@ -242,8 +242,7 @@ impl Gateway {
             cursor,
             self.settings.tools_page_size,
         )?;
-        let mut result = ListResourcesResult::default();
-        result.resources = resources;
+        let mut result = ListResourcesResult::with_all_items(resources);
         result.next_cursor = next;
         Ok(result)
     }
@@ -269,8 +268,7 @@ impl Gateway {
             cursor,
             self.settings.tools_page_size,
         )?;
-        let mut result = ListResourceTemplatesResult::default();
-        result.resource_templates = templates;
+        let mut result = ListResourceTemplatesResult::with_all_items(templates);
         result.next_cursor = next;
         Ok(result)
     }
@@ -296,8 +294,7 @@ impl Gateway {
             cursor,
             self.settings.tools_page_size,
         )?;
-        let mut result = ListPromptsResult::default();
-        result.prompts = prompts;
+        let mut result = ListPromptsResult::with_all_items(prompts);
         result.next_cursor = next;
         Ok(result)
     }
