@@ -219,6 +219,9 @@ impl Shared {
         let peer = service.peer().clone();
         let stop = service.cancellation_token();
         let mut ended = tokio::spawn(service.waiting());
+        // Calls may go out as soon as the tools they name are listed: the connection is in
+        // force before the first list is published.
+        self.peer.send_replace(Some(peer.clone()));
         if let Err(reason) = self.refresh_tools(&peer).await {
             self.set_health(Health::Degraded { reason });
             stop.cancel();
@@ -227,7 +230,6 @@ impl Shared {
         }
         self.refresh_offers(&peer).await;
         self.resubscribe(&peer).await;
-        self.peer.send_replace(Some(peer.clone()));
         self.set_health(Health::Up);
         // 2026-07-28 servers announce list changes only on a `subscriptions/listen` stream;
         // earlier ones send them on the session (`on_tool_list_changed`). Either way the
