@@ -32,18 +32,26 @@ async fn tool_names(demo: &Demo, token: &str) -> Vec<String> {
     }
 }
 
-/// The caller's tools once the notes server's are in the catalog: they arrive live, when the
-/// gateway's connection to the upstream is up, shortly after the demo starts serving.
+/// The caller's tools once the notes server is up (`/healthz` names no degraded instance) and
+/// its tools are in the catalog: they arrive live, when the gateway's connection to the upstream
+/// is made, shortly after the demo starts serving.
 async fn tools_with_notes(demo: &Demo, token: &str) -> Vec<String> {
+    let health_url = demo.mcp_url.replace("/mcp", "/healthz");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
+        let health = reqwest::get(&health_url)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         let names = tool_names(demo, token).await;
-        if names.iter().any(|n| n.starts_with("notes_")) {
+        if health == "ok" && names.iter().any(|n| n.starts_with("notes_")) {
             return names;
         }
         assert!(
             Instant::now() < deadline,
-            "the notes tools never appeared: {names:?}"
+            "the notes server never came up: {health}; {names:?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
