@@ -54,6 +54,18 @@ impl AdapterKind for McpKind {
         "stdio:"
     }
 
+    /// `sandbox = true` makes the instance's `base_url` `http://127.0.0.1:<port>/mcp-notes`:
+    /// an http URL, so the instance speaks Streamable HTTP to the notes server there.
+    fn sandbox_mount(&self) -> &'static str {
+        "mcp-notes"
+    }
+
+    /// The notes server (`sandbox/mcp`), an upstream MCP server the demo starts itself.
+    #[cfg(feature = "sandbox")]
+    fn sandbox(&self) -> Option<axum::Router> {
+        Some(crate::sandbox::mcp::router())
+    }
+
     fn build(&self, settings: InstanceSettings) -> Result<Arc<dyn Adapter>, BuildError> {
         let parsed = McpSettings::parse(&settings.base_url, settings.settings)?;
         let headers = credential_headers(&settings.credentials)?;

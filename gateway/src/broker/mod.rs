@@ -133,6 +133,11 @@ impl StaticCredentials {
     pub fn get(&self, instance: &str) -> Option<&Secret> {
         self.tokens.get(instance).filter(|t| !t.is_empty())
     }
+
+    /// `instance` carries its own credential on its connection and takes none per call.
+    pub fn is_self_credentialed(&self, instance: &str) -> bool {
+        self.self_credentialed.contains(instance)
+    }
 }
 
 #[async_trait::async_trait]
@@ -143,7 +148,7 @@ impl CredentialBroker for StaticCredentials {
         instance: &str,
         _scopes: &[String],
     ) -> Result<Option<Secret>, BrokerError> {
-        if self.self_credentialed.contains(instance) {
+        if self.is_self_credentialed(instance) {
             return Ok(None);
         }
         match self.get(instance) {

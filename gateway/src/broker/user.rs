@@ -320,6 +320,11 @@ impl CredentialBroker for UserBroker {
         instance: &str,
         scopes: &[String],
     ) -> Result<Option<Secret>, BrokerError> {
+        // An upstream MCP server's credential travels on the adapter's own connection: with
+        // per-user connections configured too, its calls still take nothing from here.
+        if self.statics.is_self_credentialed(instance) {
+            return Ok(None);
+        }
         if let Some(token) = self.statics.get(instance) {
             return Ok(Some(token.clone()));
         }
