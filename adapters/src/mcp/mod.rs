@@ -6,6 +6,9 @@
 mod connection;
 mod convert;
 mod offers;
+/// The kind's emulator for the demo: an MCP server of company notes.
+#[cfg(feature = "sandbox")]
+pub mod sandbox;
 mod settings;
 
 use std::sync::{Arc, Mutex};
@@ -63,7 +66,7 @@ impl AdapterKind for McpKind {
     /// The notes server (`sandbox/mcp`), an upstream MCP server the demo starts itself.
     #[cfg(feature = "sandbox")]
     fn sandbox(&self) -> Option<axum::Router> {
-        Some(crate::sandbox::mcp::router())
+        Some(sandbox::router())
     }
 
     fn build(&self, settings: InstanceSettings) -> Result<Arc<dyn Adapter>, BuildError> {

@@ -12,11 +12,6 @@ use crate::Registry;
 pub mod oauth;
 pub mod throttle;
 
-/// The `mcp` kind's emulator, an MCP server of company notes. Its source sits with the kind in
-/// `mcp/sandbox/`; it is declared from here so `mcp/mod.rs` stays the kind's client side alone.
-#[path = "../mcp/sandbox/mod.rs"]
-pub mod mcp;
-
 /// A running sandbox server.
 #[derive(Debug)]
 pub struct SandboxServer {
