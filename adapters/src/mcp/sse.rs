@@ -101,9 +101,13 @@ impl SseTransport {
         let endpoint = tokio::time::timeout(ENDPOINT_WAIT, endpoint(&mut events))
             .await
             .map_err(|_| SseError::EndpointTimeout)??;
-        let endpoint = base_url.join(endpoint.trim()).map_err(SseError::BadEndpoint)?;
+        let endpoint = base_url
+            .join(endpoint.trim())
+            .map_err(SseError::BadEndpoint)?;
         if endpoint.origin() != base_url.origin() {
-            return Err(SseError::OtherOrigin(endpoint.origin().ascii_serialization()));
+            return Err(SseError::OtherOrigin(
+                endpoint.origin().ascii_serialization(),
+            ));
         }
         let (sender, inbound) = mpsc::channel(INBOUND_BUFFER);
         let reader = tokio::spawn(read(events, sender));
@@ -181,7 +185,8 @@ pub fn credential_headers(headers: &[(String, Secret)]) -> Result<HeaderMap, Str
     Ok(map)
 }
 
-type Events = std::pin::Pin<Box<dyn Stream<Item = Result<sse_stream::Sse, sse_stream::Error>> + Send>>;
+type Events =
+    std::pin::Pin<Box<dyn Stream<Item = Result<sse_stream::Sse, sse_stream::Error>> + Send>>;
 
 /// The event stream of a response body, each event bounded to `max` bytes.
 fn events(
