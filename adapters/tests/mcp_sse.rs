@@ -414,3 +414,15 @@ async fn an_answer_over_the_transport_bound_closes_the_connection_which_is_then_
     shutdown.cancel();
     stop.cancel();
 }
+
+#[tokio::test]
+async fn a_base_url_that_answers_no_event_stream_is_refused_with_a_clear_reason() {
+    let stop = CancellationToken::new();
+    let app = Router::new().route("/sse", get(|| async { axum::Json(json!({"hello": 1})) }));
+    let (addr, _) = serve_router("127.0.0.1:0".parse().unwrap(), app, stop.clone()).await;
+    let (adapter, shutdown) = adapter(&format!("http://{addr}/sse"), &[]);
+    let reason = degraded_with(&adapter, "not an event stream").await;
+    assert!(reason.contains("application/json"), "{reason}");
+    shutdown.cancel();
+    stop.cancel();
+}

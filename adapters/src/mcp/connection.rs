@@ -164,7 +164,7 @@ impl Shared {
                 // straight to `initialize`.
                 let bound = self.settings.max_response_bytes.saturating_mul(4);
                 let headers = sse::credential_headers(&self.headers)?;
-                let transport = sse::SseTransport::connect(url, headers, bound)
+                let transport = sse::SseTransport::connect(&self.name, url, headers, bound)
                     .await
                     .map_err(|error| format!("cannot connect to {}: {error}", shown(url)))?;
                 handler

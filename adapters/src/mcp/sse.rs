@@ -24,6 +24,9 @@ use crate::Secret;
 const ENDPOINT_WAIT: Duration = Duration::from_secs(10);
 /// Messages read ahead of rmcp; the reader waits when rmcp is this far behind.
 const INBOUND_BUFFER: usize = 64;
+/// How long one POST may take: the server only queues the message (its answer comes on the
+/// stream), so a slow one is a stuck one.
+const POST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why the transport could not open, or a message could not be sent.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +35,11 @@ pub enum SseError {
     Connect(#[source] reqwest::Error),
     #[error("the event stream request was answered with HTTP {0}")]
     Status(u16),
+    #[error(
+        "the server answered with `{0}`, not an event stream: is base_url the server's legacy \
+         SSE endpoint?"
+    )]
+    NotEventStream(String),
     #[error("the event stream ended before the server named its message endpoint")]
     NoEndpoint,
     #[error("the server did not name its message endpoint within {}s", ENDPOINT_WAIT.as_secs())]
@@ -75,7 +83,9 @@ pub struct SseTransport {
 impl SseTransport {
     /// Opens the event stream at `base_url` and waits for the message endpoint. `headers` go on
     /// the GET and on every POST; an event over `max_event_bytes` ends the connection.
+    /// `instance` names the connection in the log.
     pub async fn connect(
+        instance: &str,
         base_url: &Url,
         headers: HeaderMap,
         max_event_bytes: usize,
@@ -97,6 +107,15 @@ impl SseTransport {
         if !response.status().is_success() {
             return Err(SseError::Status(response.status().as_u16()));
         }
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        if !content_type.starts_with("text/event-stream") {
+            let shown: String = content_type.chars().take(64).collect();
+            return Err(SseError::NotEventStream(shown));
+        }
         let mut events = events(response.bytes_stream(), max_event_bytes);
         let endpoint = tokio::time::timeout(ENDPOINT_WAIT, endpoint(&mut events))
             .await
@@ -110,7 +129,7 @@ impl SseTransport {
             ));
         }
         let (sender, inbound) = mpsc::channel(INBOUND_BUFFER);
-        let reader = tokio::spawn(read(events, sender));
+        let reader = tokio::spawn(read(instance.to_owned(), events, sender));
         Ok(Self {
             client,
             endpoint,
@@ -138,6 +157,7 @@ impl Transport<RoleClient> for SseTransport {
             .client
             .post(self.endpoint.clone())
             .headers(self.headers.clone())
+            .timeout(POST_TIMEOUT)
             .json(&item);
         async move {
             // The endpoint URL carries the session id: kept out of errors, which reach logs.
@@ -215,12 +235,13 @@ async fn endpoint(events: &mut Events) -> Result<String, SseError> {
 }
 
 /// Hands each `message` event to rmcp until the stream ends, breaks or rmcp goes away.
-async fn read(mut events: Events, sender: mpsc::Sender<ServerJsonRpcMessage>) {
+async fn read(instance: String, mut events: Events, sender: mpsc::Sender<ServerJsonRpcMessage>) {
     while let Some(event) = events.next().await {
         let event = match event {
             Ok(event) => event,
             Err(error) => {
-                tracing::warn!(error = %stream_error(error), "upstream MCP event stream closed");
+                let error = stream_error(error);
+                tracing::warn!(%instance, %error, "upstream MCP event stream closed");
                 return;
             }
         };
@@ -237,10 +258,12 @@ async fn read(mut events: Events, sender: mpsc::Sender<ServerJsonRpcMessage>) {
             }
             // One unreadable message is the server's bug, not a reason to drop the session;
             // the text is not logged since it may hold user data.
-            Err(error) => tracing::warn!(%error, "upstream MCP message is not JSON-RPC; skipped"),
+            Err(error) => {
+                tracing::warn!(%instance, %error, "upstream MCP message is not JSON-RPC; skipped");
+            }
         }
     }
-    tracing::debug!("upstream MCP event stream ended");
+    tracing::info!(%instance, "upstream MCP event stream ended");
 }
 
 /// The parser's error with the bound's own text when that was the cause.
@@ -313,9 +336,10 @@ mod tests {
     #[test]
     fn the_limit_counts_one_event_at_a_time_and_skips_comments() {
         let mut limit = EventLimit::new(16);
-        // Two events of 12 bytes each and a long comment: none is over 16.
+        // Two events of 13 bytes each, then one of 16 after a comment the parser drops: none
+        // is over 16, though each pair would be.
         limit
-            .observe(b"data: 123456\n\r\ndata: abcdef\r\n\r\n: a long keep-alive comment\n\n")
+            .observe(b"data: 123456\n\r\ndata: abcdef\r\n\r\n: 1234567890\ndata: 123456789\n\n")
             .unwrap();
         assert!(matches!(
             limit.observe(b"data: 1234\ndata: 5678\n"),
