@@ -1,7 +1,8 @@
 //! A legacy HTTP+SSE upstream behind the gateway (`kind = "mcp"`, `settings.transport = "sse"`),
 //! reached by rmcp's client through the gateway: its tools appear under the instance prefix,
 //! calls reach it with the instance credential and come back redacted, and an upstream that goes
-//! away degrades only itself and is served again once back.
+//! away degrades only itself and is served again once back; another gateway's own legacy SSE
+//! transport serves as an SSE upstream too.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -226,4 +227,33 @@ async fn a_legacy_sse_upstream_is_proxied_with_its_credential_redacted_and_serve
     client.cancel().await.unwrap();
     gateway.running.shutdown.cancel();
     again.cancel();
+}
+
+#[tokio::test]
+async fn another_gateways_own_legacy_sse_transport_serves_as_an_sse_upstream() {
+    // The gateway's server side of the legacy transport was written apart from the fixture's:
+    // the client must work with both.
+    let upstream = support::start("").await;
+    let gateway = support::start(&format!(
+        "\n[adapters.up]\nkind = \"mcp\"\nbase_url = \"{}/sse\"\nsettings.transport = \"sse\"\n",
+        upstream.base()
+    ))
+    .await;
+    let client = connect(&gateway.url()).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let echoed = loop {
+        match client
+            .call_tool(call("up_t_echo", json!({"text": "relayed"})))
+            .await
+        {
+            Ok(answer) if answer.is_error != Some(true) => break answer,
+            other => assert!(Instant::now() < deadline, "never served: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(echoed.structured_content, Some(json!({"echo": "relayed"})));
+    assert_eq!(healthz(&gateway).await, "ok");
+    client.cancel().await.unwrap();
+    gateway.running.shutdown.cancel();
+    upstream.running.shutdown.cancel();
 }
