@@ -42,7 +42,10 @@ pub enum SseError {
     NotEventStream(String),
     #[error("the event stream ended before the server named its message endpoint")]
     NoEndpoint,
-    #[error("the server did not name its message endpoint within {}s", ENDPOINT_WAIT.as_secs())]
+    #[error(
+        "the server did not open its event stream and name its message endpoint within {}s",
+        ENDPOINT_WAIT.as_secs()
+    )]
     EndpointTimeout,
     #[error("the server's message endpoint is not a URL: {0}")]
     BadEndpoint(#[source] url::ParseError),
@@ -97,12 +100,17 @@ impl SseTransport {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(SseError::Connect)?;
-        let response = client
+        let opening = client
             .get(base_url.clone())
             .headers(headers.clone())
             .header(header::ACCEPT, "text/event-stream")
-            .send()
+            .send();
+        // One deadline for the answer and the endpoint event: a server that accepts the
+        // connection and then says nothing must not hold the connection task forever.
+        let deadline = tokio::time::Instant::now() + ENDPOINT_WAIT;
+        let response = tokio::time::timeout_at(deadline, opening)
             .await
+            .map_err(|_| SseError::EndpointTimeout)?
             .map_err(|error| SseError::Connect(error.without_url()))?;
         if !response.status().is_success() {
             return Err(SseError::Status(response.status().as_u16()));
@@ -117,7 +125,7 @@ impl SseTransport {
             return Err(SseError::NotEventStream(shown));
         }
         let mut events = events(response.bytes_stream(), max_event_bytes);
-        let endpoint = tokio::time::timeout(ENDPOINT_WAIT, endpoint(&mut events))
+        let endpoint = tokio::time::timeout_at(deadline, endpoint(&mut events))
             .await
             .map_err(|_| SseError::EndpointTimeout)??;
         let endpoint = base_url
