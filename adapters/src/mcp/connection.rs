@@ -25,6 +25,10 @@ use rmcp::{
 use tokio::{io::AsyncBufReadExt, sync::watch};
 use tokio_util::sync::CancellationToken;
 
+// Declared here rather than in `mod.rs`: only the connection opens it.
+#[path = "sse.rs"]
+mod sse;
+
 use super::{
     convert,
     offers::{Subscription, subscribe_upstream},
@@ -170,6 +174,19 @@ impl Shared {
                 );
                 handler
                     .serve_with_lifecycle(transport, lifecycle)
+                    .await
+                    .map_err(|error| format!("cannot connect to {}: {error}", shown(url)))
+            }
+            Endpoint::Sse(url) => {
+                // Same bound as Streamable HTTP above. The legacy era has no `server/discover`:
+                // straight to `initialize`.
+                let bound = self.settings.max_response_bytes.saturating_mul(4);
+                let headers = sse::credential_headers(&self.headers)?;
+                let transport = sse::SseTransport::connect(&self.name, url, headers, bound)
+                    .await
+                    .map_err(|error| format!("cannot connect to {}: {error}", shown(url)))?;
+                handler
+                    .serve_with_lifecycle(transport, ClientLifecycleMode::Initialize)
                     .await
                     .map_err(|error| format!("cannot connect to {}: {error}", shown(url)))
             }

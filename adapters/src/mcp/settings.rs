@@ -14,6 +14,8 @@ use crate::BuildError;
 pub enum Endpoint {
     /// Streamable HTTP at this URL (`base_url`).
     Http(Url),
+    /// The legacy HTTP+SSE transport (2024-11-05): the event stream at this URL (`base_url`).
+    Sse(Url),
     /// A child process speaking MCP on stdin/stdout; the command comes only from the config.
     Stdio {
         command: Vec<String>,
@@ -26,7 +28,8 @@ pub enum Endpoint {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Raw {
-    /// `streamable-http` (default with a `base_url`) or `stdio` (default with a `command`).
+    /// `streamable-http` (default with a `base_url`), `sse` (a legacy HTTP+SSE server at
+    /// `base_url`) or `stdio` (default with a `command`).
     transport: Option<String>,
     command: Option<Vec<String>>,
     #[serde(default)]
@@ -77,23 +80,17 @@ impl McpSettings {
         let transport = match (raw.transport.as_deref(), &raw.command) {
             (Some("stdio"), _) | (None, Some(_)) => "stdio",
             (Some("streamable-http") | None, None) => "streamable-http",
-            (Some("sse"), _) => {
-                return Err(setting(
-                    "transport",
-                    "the legacy HTTP+SSE upstream transport is not supported yet; use the \
-                     server's Streamable HTTP endpoint",
-                ));
-            }
-            (Some("streamable-http"), Some(_)) => {
+            (Some("sse"), None) => "sse",
+            (Some(named @ ("streamable-http" | "sse")), Some(_)) => {
                 return Err(setting(
                     "command",
-                    "a command is for transport = \"stdio\", not streamable-http",
+                    &format!("a command is for transport = \"stdio\", not {named}"),
                 ));
             }
             (Some(other), _) => {
                 return Err(setting(
                     "transport",
-                    &format!("unknown transport `{other}`: use streamable-http or stdio"),
+                    &format!("unknown transport `{other}`: use streamable-http, sse or stdio"),
                 ));
             }
         };
@@ -119,6 +116,13 @@ impl McpSettings {
                 cwd: raw.cwd,
             }
         } else {
+            if !http && transport == "sse" {
+                return Err(setting(
+                    "base_url",
+                    "transport = \"sse\" needs the server's event stream URL: base_url = \
+                     \"https://…/sse\"",
+                ));
+            }
             if !http {
                 return Err(setting(
                     "base_url",
@@ -128,7 +132,11 @@ impl McpSettings {
             if !raw.env.is_empty() || raw.cwd.is_some() {
                 return Err(setting("env", "env and cwd are for stdio upstreams"));
             }
-            Endpoint::Http(base_url.clone())
+            if transport == "sse" {
+                Endpoint::Sse(base_url.clone())
+            } else {
+                Endpoint::Http(base_url.clone())
+            }
         };
         let refresh_interval = Duration::from_secs(raw.refresh_interval_secs.unwrap_or(300));
         if refresh_interval < Duration::from_secs(1) {
@@ -162,9 +170,11 @@ mod tests {
     }
 
     #[test]
-    fn a_base_url_means_streamable_http_and_a_command_means_stdio() {
+    fn a_base_url_means_streamable_http_unless_sse_is_asked_and_a_command_means_stdio() {
         let http = parse("https://crm.example/mcp", json!({})).unwrap();
         assert!(matches!(http.endpoint, Endpoint::Http(_)));
+        let sse = parse("https://crm.example/sse", json!({"transport": "sse"})).unwrap();
+        assert!(matches!(sse.endpoint, Endpoint::Sse(ref url) if url.path() == "/sse"));
         let stdio = parse(
             "stdio:",
             json!({"command": ["notes-mcp", "--stdio"], "env": {"A": "1"}}),
@@ -186,7 +196,17 @@ mod tests {
                 json!({"transport": "carrier-pigeon"}),
                 "transport",
             ),
-            ("https://x/mcp", json!({"transport": "sse"}), "transport"),
+            ("stdio:", json!({"transport": "sse"}), "base_url"),
+            (
+                "https://x/sse",
+                json!({"transport": "sse", "command": ["a"]}),
+                "command",
+            ),
+            (
+                "https://x/sse",
+                json!({"transport": "sse", "cwd": "/tmp"}),
+                "env",
+            ),
             ("https://x/mcp", json!({"env": {"A": "1"}}), "env"),
             ("https://x/mcp", json!({"colour": "red"}), "settings"),
             (

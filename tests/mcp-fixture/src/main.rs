@@ -1,11 +1,13 @@
 //! `mcp-fixture`: an upstream MCP server implementing everything the official conformance suite's
 //! server scenarios call, so the suite can be run against it directly and, later, through the
-//! gateway. Streamable HTTP at `/mcp` (`--http ADDR`) or stdio (`--stdio`).
+//! gateway. Streamable HTTP at `/mcp` (`--http ADDR`), the legacy HTTP+SSE transport at `/sse`
+//! (`--sse ADDR`) or stdio (`--stdio`).
 
 // Logging, sampling and roots are deprecated by SEP-2577, but the 2025 scenarios still call them
 // and the fixture must answer every era the suite covers.
 #![allow(deprecated)]
 
+mod legacy_sse;
 mod mrtr;
 mod prompts;
 mod reconnect;
@@ -32,15 +34,18 @@ struct Args {
     #[arg(
         long,
         value_name = "ADDR",
-        conflicts_with = "stdio",
-        required_unless_present = "stdio"
+        conflicts_with_all = ["stdio", "sse"],
+        required_unless_present_any = ["stdio", "sse"]
     )]
     http: Option<SocketAddr>,
+    /// Serve the legacy HTTP+SSE transport (2024-11-05) at http://ADDR/sse.
+    #[arg(long, value_name = "ADDR", conflicts_with = "stdio")]
+    sse: Option<SocketAddr>,
     /// Serve one client over stdin/stdout.
     #[arg(long)]
     stdio: bool,
     /// HTTP only: no legacy sessions, every request is served statelessly (2026-07-28 style).
-    #[arg(long, conflicts_with = "stdio")]
+    #[arg(long, conflicts_with_all = ["stdio", "sse"])]
     stateless: bool,
 }
 
@@ -48,9 +53,10 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let shared = Shared::new();
-    match args.http {
-        Some(addr) => serve_http(addr, args.stateless, shared).await,
-        None => serve_stdio(shared).await,
+    match (args.http, args.sse) {
+        (Some(addr), _) => serve_http(addr, args.stateless, shared).await,
+        (None, Some(addr)) => serve_sse(addr, shared).await,
+        (None, None) => serve_stdio(shared).await,
     }
 }
 
@@ -70,6 +76,24 @@ async fn serve_http(addr: SocketAddr, stateless: bool, shared: Arc<Shared>) -> a
     let mut stdout = tokio::io::stdout();
     stdout
         .write_all(format!("listening on http://{local}/mcp\n").as_bytes())
+        .await?;
+    stdout.flush().await?;
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+async fn serve_sse(addr: SocketAddr, shared: Arc<Shared>) -> anyhow::Result<()> {
+    let app = legacy_sse::router(
+        move || Fixture::new(shared.clone()),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    let mut stdout = tokio::io::stdout();
+    stdout
+        .write_all(format!("listening on http://{local}/sse\n").as_bytes())
         .await?;
     stdout.flush().await?;
     axum::serve(listener, app).await?;
