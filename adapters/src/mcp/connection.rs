@@ -25,10 +25,6 @@ use rmcp::{
 use tokio::{io::AsyncBufReadExt, sync::watch};
 use tokio_util::sync::CancellationToken;
 
-// Declared here rather than in `mod.rs`: only the connection opens it.
-#[path = "sse.rs"]
-mod sse;
-
 use super::{
     convert,
     offers::{Subscription, subscribe_upstream},
@@ -181,8 +177,8 @@ impl Shared {
                 // Same bound as Streamable HTTP above. The legacy era has no `server/discover`:
                 // straight to `initialize`.
                 let bound = self.settings.max_response_bytes.saturating_mul(4);
-                let headers = sse::credential_headers(&self.headers)?;
-                let transport = sse::SseTransport::connect(&self.name, url, headers, bound)
+                let headers = super::sse::credential_headers(&self.headers)?;
+                let transport = super::sse::SseTransport::connect(&self.name, url, headers, bound)
                     .await
                     .map_err(|error| format!("cannot connect to {}: {error}", shown(url)))?;
                 handler

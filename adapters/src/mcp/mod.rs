@@ -1,7 +1,7 @@
-//! The `mcp` kind: an existing MCP server (Streamable HTTP, or a stdio child process) put
-//! behind the gateway like any provider. Its tools arrive live from the upstream
-//! ([`Tools::Live`]); the gateway namespaces them, applies policy, quota and redaction, and
-//! passes each answer through whole ([`ToolAnswer::Mcp`]).
+//! The `mcp` kind: an existing MCP server (Streamable HTTP, legacy HTTP+SSE, or a stdio child
+//! process) put behind the gateway like any provider. Its tools, resources and prompts arrive
+//! live from the upstream ([`Tools::Live`], `offers.rs`); the gateway namespaces them, applies
+//! policy, quota and redaction, and passes each answer through whole ([`ToolAnswer::Mcp`]).
 
 mod connection;
 mod convert;
@@ -10,6 +10,8 @@ mod offers;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 mod settings;
+/// The legacy HTTP+SSE transport (2024-11-05), which rmcp does not have.
+mod sse;
 
 use std::sync::{Arc, Mutex};
 
@@ -48,7 +50,7 @@ impl AdapterKind for McpKind {
     }
 
     fn summary(&self) -> &'static str {
-        "An upstream MCP server (Streamable HTTP at base_url, or settings.command over stdio)"
+        "An upstream MCP server (Streamable HTTP at base_url, legacy SSE with settings.transport = \"sse\", or settings.command over stdio)"
     }
 
     /// No public default: an instance names its server's URL or its command. This placeholder
