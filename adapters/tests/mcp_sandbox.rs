@@ -8,11 +8,11 @@ use std::{sync::Arc, time::Duration};
 use manifold_adapters::{
     AdapterKind, CallContext, Health, InstanceSettings, Registry, ToolAnswer, UpstreamClient,
     UpstreamConfig,
-    mcp::McpKind,
-    sandbox::{
-        SandboxServer,
-        mcp::{INDEX_URI, NOTE_TEMPLATE},
+    mcp::{
+        McpKind,
+        sandbox::{INDEX_URI, NOTE_TEMPLATE},
     },
+    sandbox::SandboxServer,
 };
 use rmcp::{
     ClientHandler, RoleClient, ServiceExt,
