@@ -361,3 +361,29 @@ async fn an_upstream_answering_429_or_500_gets_a_tool_error_and_is_served_again_
     }
     setup.end().await;
 }
+
+#[tokio::test]
+async fn a_flood_of_list_changes_makes_a_bounded_number_of_refreshes() {
+    let setup = behind_gateway("", "echo").await;
+    let before = setup.upstream.tool_lists.load(Ordering::SeqCst);
+    let started = Instant::now();
+    setup.upstream.flood_list_changes(2_000).await;
+    // Let the last refresh the flood asked for happen.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let refreshes = setup.upstream.tool_lists.load(Ordering::SeqCst) - before;
+    // One refresh per 500 ms gap at most, plus the one in progress when the flood began.
+    let bound = (started.elapsed().as_millis() / 500) as usize + 2;
+    assert!(
+        (1..=bound).contains(&refreshes),
+        "{refreshes} tools/list requests for 2000 notifications in {:?} (bound {bound})",
+        started.elapsed()
+    );
+    // The gateway still serves.
+    let echoed = setup
+        .client
+        .call_tool(call("up_echo", json!({"text": "after the flood"})))
+        .await
+        .unwrap();
+    assert_eq!(echoed.content[0].as_text().unwrap().text, "after the flood");
+    setup.end().await;
+}

@@ -37,6 +37,9 @@ const MAX_STDERR_LINE: usize = 2048;
 /// The most resources kept of one upstream's list; the rest are left out with a warning (a
 /// file server may list far more than any client pages through).
 const MAX_RESOURCES: usize = 10_000;
+/// The least time between two refreshes of an upstream's lists, however often it says they
+/// changed.
+const REFRESH_GAP: Duration = Duration::from_millis(500);
 /// How long one list request upstream may take.
 const LIST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The first and the longest wait between reconnection attempts.
@@ -265,6 +268,17 @@ impl Shared {
                 tracing::warn!(instance = %self.name, %reason, "tool list refresh failed");
             }
             self.refresh_offers(&peer).await;
+            // A flood of change notifications makes one refresh per gap, not one each: the
+            // notifications meanwhile fold into the next (`Notify` keeps one permit).
+            tokio::select! {
+                _ = &mut ended => return,
+                () = shutdown.cancelled() => {
+                    stop.cancel();
+                    let _ = ended.await;
+                    return;
+                }
+                () = tokio::time::sleep(REFRESH_GAP) => {}
+            }
         }
     }
 

@@ -415,6 +415,9 @@ pub(super) fn missing_capability(capability: &str) -> McpError {
     )
 }
 
+/// Progress notifications of one call waiting for its client.
+const PROGRESS_BUFFER: usize = 64;
+
 /// Forwards adapter progress to the client in order, when it asked for progress.
 fn progress_sink(
     notify: &Notify,
@@ -428,7 +431,10 @@ fn progress_sink(
         return None;
     };
     let (token, peer) = (token.clone(), peer.clone());
-    let (sender, mut receiver) = mpsc::unbounded_channel::<(f64, Option<f64>, Option<String>)>();
+    // Bounded: an upstream that floods progress faster than the client reads loses the excess
+    // (progress is advisory; the next one says more) instead of growing the gateway's memory.
+    let (sender, mut receiver) =
+        mpsc::channel::<(f64, Option<f64>, Option<String>)>(PROGRESS_BUFFER);
     let forward = tokio::spawn(async move {
         while let Some((progress, total, message)) = receiver.recv().await {
             let mut param = ProgressNotificationParam::new(token.clone(), progress);
@@ -440,7 +446,7 @@ fn progress_sink(
         }
     });
     let sink: manifold_adapters::ProgressSink = Arc::new(move |progress, total, message| {
-        let _ = sender.send((progress, total, message));
+        let _ = sender.try_send((progress, total, message));
     });
     Some((sink, forward))
 }

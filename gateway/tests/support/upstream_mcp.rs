@@ -45,6 +45,10 @@ pub struct Upstream {
     pub unsubscribed: Mutex<Vec<String>>,
     /// URIs read.
     pub reads: Mutex<Vec<String>>,
+    /// `tools/list` requests served.
+    pub tool_lists: AtomicUsize,
+    /// One list-change notification per message, each sent on its own (no coalescing).
+    flood: std::sync::OnceLock<tokio::sync::broadcast::Sender<()>>,
     /// Resource updates for 2026-07-28 `subscriptions/listen` streams.
     updates: std::sync::OnceLock<tokio::sync::broadcast::Sender<String>>,
 }
@@ -118,6 +122,24 @@ impl Upstream {
             let _ = peer
                 .notify_resource_updated(rmcp::model::ResourceUpdatedNotificationParam::new(uri))
                 .await;
+        }
+    }
+
+    fn flood(&self) -> &tokio::sync::broadcast::Sender<()> {
+        self.flood
+            .get_or_init(|| tokio::sync::broadcast::channel(8192).0)
+    }
+
+    /// Says `count` times, as fast as it can, that its tools changed (a hostile upstream): on
+    /// every session and every listen stream, each notification sent on its own.
+    pub async fn flood_list_changes(&self, count: usize) {
+        let peers = self.peers.lock().unwrap().clone();
+        for _ in 0..count {
+            let _ = self.flood().send(());
+            for peer in &peers {
+                let _ = peer.notify_tool_list_changed().await;
+            }
+            tokio::task::yield_now().await;
         }
     }
 
@@ -197,6 +219,7 @@ impl ServerHandler for Handler {
     async fn listen(&self, context: rmcp::service::SubscriptionContext) -> Result<(), McpError> {
         let mut changes = self.0.changes.subscribe();
         let mut updates = self.0.updates().subscribe();
+        let mut flood = self.0.flood().subscribe();
         let watched = context
             .accepted()
             .resource_subscriptions
@@ -220,6 +243,12 @@ impl ServerHandler for Handler {
                         rmcp::model::ToolListChangedNotification::default(),
                     )
                 }
+                flooded = flood.recv() => match flooded {
+                    Ok(()) => rmcp::model::ServerNotification::ToolListChangedNotification(
+                        rmcp::model::ToolListChangedNotification::default(),
+                    ),
+                    Err(_) => continue,
+                },
                 update = updates.recv() => match update {
                     Ok(uri) if watched.contains(&uri) => {
                         rmcp::model::ServerNotification::ResourceUpdatedNotification(
@@ -376,6 +405,7 @@ impl ServerHandler for Handler {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         self.note_authorization(&context);
+        self.0.tool_lists.fetch_add(1, Ordering::SeqCst);
         Ok(ListToolsResult::with_all_items(self.0.tools()))
     }
 
