@@ -397,3 +397,31 @@ async fn subscriptions_forward_only_their_resource_and_share_one_upstream_subscr
     modern.cancel().await.unwrap();
     setup.end().await;
 }
+
+#[tokio::test]
+async fn a_new_upstream_resource_is_announced_as_a_resource_list_change_only() {
+    let mut setup = behind_gateway("", "echo").await;
+    until_resources(&setup).await;
+    while setup.changes.try_recv().is_ok() {}
+    setup.upstream.add_resource().await;
+    let heard = tokio::time::timeout(Duration::from_secs(10), setup.changes.recv())
+        .await
+        .expect("no list change from the gateway");
+    assert_eq!(heard, Some(Heard::ResourcesChanged));
+    let uris: Vec<String> = setup
+        .client
+        .list_all_resources()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.uri)
+        .collect();
+    assert!(
+        uris.contains(&"manifold://up/test://doc/new".to_owned()),
+        "{uris:?}"
+    );
+    // The tools did not change, so their list is not said to have.
+    let more = tokio::time::timeout(Duration::from_millis(700), setup.changes.recv()).await;
+    assert!(more.is_err(), "{more:?}");
+    setup.end().await;
+}

@@ -45,6 +45,8 @@ pub struct Upstream {
     pub unsubscribed: Mutex<Vec<String>>,
     /// URIs read.
     pub reads: Mutex<Vec<String>>,
+    /// Offer the `test://doc/new` resource too.
+    pub extra_resource: AtomicBool,
     /// `tools/list` requests served.
     pub tool_lists: AtomicUsize,
     /// One list-change notification per message, each sent on its own (no coalescing).
@@ -122,6 +124,17 @@ impl Upstream {
             let _ = peer
                 .notify_resource_updated(rmcp::model::ResourceUpdatedNotificationParam::new(uri))
                 .await;
+        }
+    }
+
+    /// Adds the `test://doc/new` resource and tells every session.
+    pub async fn add_resource(&self) {
+        self.extra_resource.store(true, Ordering::SeqCst);
+        // A listen stream hears it as a change of lists; the gateway refetches them all.
+        self.changes.send_modify(|n| *n += 1);
+        let peers = self.peers.lock().unwrap().clone();
+        for peer in peers {
+            let _ = peer.notify_resource_list_changed().await;
         }
     }
 
@@ -272,11 +285,15 @@ impl ServerHandler for Handler {
         _context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::ListResourcesResult, McpError> {
         use rmcp::model::Resource;
-        Ok(rmcp::model::ListResourcesResult::with_all_items(vec![
+        let mut resources = vec![
             Resource::new("test://doc/1", "doc-1"),
             Resource::new("test://secret/key", "key"),
             Resource::new("test://blob/1", "blob-1"),
-        ]))
+        ];
+        if self.0.extra_resource.load(Ordering::SeqCst) {
+            resources.push(Resource::new("test://doc/new", "doc-new"));
+        }
+        Ok(rmcp::model::ListResourcesResult::with_all_items(resources))
     }
 
     async fn list_resource_templates(
