@@ -80,25 +80,27 @@ impl Drop for Fixture {
     }
 }
 
-/// The body of the upstream `tools/call` the gateway's adapter sends (rmcp's client on a
-/// 2026-07-28 connection: the request's own `_meta` carries the version, capabilities and client
-/// info, since there is no session to hold them).
+/// The body of the upstream `tools/call` the gateway's adapter sends, as seen on the wire
+/// (`strace -e writev` on the gateway): rmcp's client on a 2026-07-28 connection puts the
+/// version, client info and capabilities in the request's own `_meta` (there is no session to
+/// hold them), with a progress token of its own.
 pub fn direct_body() -> String {
     format!(
-        r#"{{"jsonrpc":"2.0","id":{DIRECT_ID},"method":"tools/call","params":{{"name":"{TOOL}","arguments":{{}},"_meta":{{"io.modelcontextprotocol/protocolVersion":"{UPSTREAM_VERSION}","io.modelcontextprotocol/clientCapabilities":{{}},"io.modelcontextprotocol/clientInfo":{{"name":"manifold","version":"0.1.0"}}}}}}}}"#
+        r#"{{"jsonrpc":"2.0","id":{DIRECT_ID},"method":"tools/call","params":{{"_meta":{{"io.modelcontextprotocol/protocolVersion":"{UPSTREAM_VERSION}","io.modelcontextprotocol/clientInfo":{{"name":"manifold","version":"0.1.0"}},"io.modelcontextprotocol/clientCapabilities":{{}},"progressToken":{DIRECT_ID}}},"name":"{TOOL}","arguments":{{}}}}}}"#
     )
 }
 
-/// The headers that go with [`direct_body`]: the Streamable HTTP ones rmcp's client sends on a
-/// 2026-07-28 request (SEP-2243's `Mcp-Method` and `Mcp-Name` included).
+/// The headers that go with [`direct_body`], in the gateway's order: the Streamable HTTP ones
+/// rmcp's client sends on a 2026-07-28 request (SEP-2243's `Mcp-Method` and `Mcp-Name`
+/// included).
 pub fn direct_headers() -> HeaderMap {
     let mut headers = HeaderMap::new();
     for (name, value) in [
-        ("content-type", "application/json"),
         ("accept", "text/event-stream, application/json"),
-        ("mcp-protocol-version", UPSTREAM_VERSION),
         ("mcp-method", "tools/call"),
         ("mcp-name", TOOL),
+        ("mcp-protocol-version", UPSTREAM_VERSION),
+        ("content-type", "application/json"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }
