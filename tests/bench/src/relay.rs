@@ -16,6 +16,7 @@ use axum::{
     extract::State,
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
+    serve::ListenerExt as _,
 };
 
 #[global_allocator]
@@ -92,6 +93,10 @@ async fn serve(upstream: String) -> anyhow::Result<()> {
         .await
         .context("cannot bind 127.0.0.1:0")?;
     let address = listener.local_addr().context("no local address")?;
+    // As the gateway's server (gateway/src/transport/server.rs): no Nagle delay on answers.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     println!("relay listening on http://{address}");
     axum::serve(listener, app).await.context("serving")?;
     Ok(())
