@@ -40,7 +40,27 @@ impl Gateway {
     /// built-in OAuth server, as a deployment for ChatGPT has it: every call must then carry an
     /// access token (see [`Self::token`]).
     pub fn serve(bin: &Path, emulators: &str, signed_in: bool) -> anyhow::Result<Self> {
-        let emulators = emulators.to_owned();
+        let adapter = format!(
+            "[adapters.linear]\nkind = \"linear\"\n\
+             base_url = \"{emulators}/linear\"\nmax_concurrency = 256\n\
+             [adapters.linear.credentials]\ntoken = \"lin_api_sandbox_alice\"\n"
+        );
+        Self::serve_with(bin, adapter, signed_in)
+    }
+
+    /// Starts `bin serve` in front of the upstream MCP server at `upstream`
+    /// (`http://…/mcp`) as `[adapters.fixture] kind = "mcp"`, its tools under their own names
+    /// (`prefix_mode = "never"`, as `.ci/run` has it for the conformance suite); otherwise as
+    /// [`Self::serve`].
+    pub fn serve_mcp(bin: &Path, upstream: &str, signed_in: bool) -> anyhow::Result<Self> {
+        let adapter = format!(
+            "[adapters.fixture]\nkind = \"mcp\"\nbase_url = \"{upstream}\"\n\
+             prefix_mode = \"never\"\nmax_concurrency = 256\n"
+        );
+        Self::serve_with(bin, adapter, signed_in)
+    }
+
+    fn serve_with(bin: &Path, adapter: String, signed_in: bool) -> anyhow::Result<Self> {
         // The token's audience is the public URL, so a signed-in gateway needs its port now.
         let (server, auth) = if signed_in {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -61,9 +81,7 @@ impl Gateway {
             let config = dir.join("manifold.toml");
             let text = format!(
                 "[server]\n{server}[storage]\ndata_dir = \"{dir}\"\n\
-                 [log]\nfilter = \"warn\"\n{auth}[adapters.linear]\nkind = \"linear\"\n\
-                 base_url = \"{emulators}/linear\"\nmax_concurrency = 256\n\
-                 [adapters.linear.credentials]\ntoken = \"lin_api_sandbox_alice\"\n",
+                 [log]\nfilter = \"warn\"\n{auth}{adapter}",
                 dir = dir.display()
             );
             std::fs::write(&config, text)

@@ -20,25 +20,45 @@ use tokio::sync::Barrier;
 pub const STATELESS_VERSION: &str = "2026-07-28";
 /// The session protocol revision: `initialize` once, then POSTs carrying `mcp-session-id`.
 pub const SESSION_VERSION: &str = "2025-11-25";
-/// The gateway tool every gateway call invokes.
-pub const TOOL: &str = "linear_list_teams";
 /// A fixed, valid W3C trace context: the adapter sends one on every upstream request.
-const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+pub const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const ACCEPT: &str = "application/json, text/event-stream";
+
+/// What every answer of a lane must hold to count as a success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Linear's teams: `data.teams.nodes` in the GraphQL answer (direct), `structuredContent.teams`
+    /// in the tool result (gateway).
+    Teams,
+    /// An MCP tool result whose first content part is exactly this text; a direct answer is the
+    /// JSON-RPC message with this id (the direct body's).
+    Text { id: u64, text: &'static str },
+}
+
+/// The gateway tool a lane calls and what its answer must hold.
+#[derive(Debug, Clone)]
+pub struct ToolCall {
+    pub url: String,
+    pub bearer: Option<String>,
+    pub tool: &'static str,
+    pub expect: Expect,
+}
 
 /// Where the calls go.
 #[derive(Debug, Clone)]
 pub enum Target {
-    /// The GraphQL request the adapter sends, posted straight to the Linear emulator.
+    /// The request the gateway's adapter sends upstream, posted unchanged straight to the
+    /// backend (or through the relay): the same body and headers on every call.
     Direct {
         url: String,
         body: String,
-        authorization: String,
+        headers: HeaderMap,
+        expect: Expect,
     },
     /// `tools/call` through the gateway in the stateless 2026-07-28 mode.
-    Stateless { url: String, bearer: Option<String> },
+    Stateless(ToolCall),
     /// `tools/call` through the gateway in a 2025-11-25 session (one session per worker).
-    Session { url: String, bearer: Option<String> },
+    Session(ToolCall),
 }
 
 impl Target {
@@ -46,7 +66,7 @@ impl Target {
     fn bearer(&self) -> Option<&str> {
         match self {
             Target::Direct { .. } => None,
-            Target::Stateless { bearer, .. } | Target::Session { bearer, .. } => bearer.as_deref(),
+            Target::Stateless(call) | Target::Session(call) => call.bearer.as_deref(),
         }
     }
 }
@@ -287,7 +307,7 @@ fn histogram() -> anyhow::Result<Histogram<u64>> {
 impl Worker {
     /// Opens the session (session mode) and makes the warm-up calls, which must all succeed.
     async fn prepare(&mut self, warmup: u64) -> anyhow::Result<()> {
-        if let Target::Session { .. } = self.target {
+        if let Target::Session(_) = self.target {
             self.initialize().await?;
         }
         for _ in 0..warmup {
@@ -330,10 +350,10 @@ impl Worker {
 
     /// Ends the session, if there is one (best effort).
     async fn finish(&mut self) {
-        if let (Target::Session { url, .. }, Some(session)) = (&self.target, self.session.take()) {
+        if let (Target::Session(call), Some(session)) = (&self.target, self.session.take()) {
             let _ = self
                 .http
-                .delete(url)
+                .delete(&call.url)
                 .header("mcp-session-id", session)
                 .header("mcp-protocol-version", SESSION_VERSION)
                 .send()
@@ -342,10 +362,10 @@ impl Worker {
     }
 
     async fn initialize(&mut self) -> anyhow::Result<()> {
-        let Target::Session { url, .. } = &self.target else {
+        let Target::Session(call) = &self.target else {
             return Ok(());
         };
-        let url = url.clone();
+        let url = call.url.clone();
         let body = json!({
             "jsonrpc": "2.0", "id": 0, "method": "initialize",
             "params": {
@@ -400,69 +420,80 @@ impl Worker {
             Target::Direct {
                 url,
                 body,
-                authorization,
+                headers,
+                expect,
             } => {
                 let response = self
                     .http
                     .post(url)
-                    .header("content-type", "application/json")
-                    .header("authorization", authorization)
-                    .header("traceparent", TRACEPARENT)
+                    .headers(headers.clone())
                     .body(body.clone())
                     .send()
                     .await
                     .context("no answer")?;
-                let status = response.status();
-                let bytes = response.bytes().await.context("answer cut short")?;
-                if !status.is_success() {
-                    bail!("HTTP {status}: {}", String::from_utf8_lossy(&bytes));
+                match *expect {
+                    Expect::Teams => check_graphql_teams(response).await,
+                    Expect::Text { id, .. } => {
+                        check_tool_result(&jsonrpc_answer(response, id).await?, *expect)
+                    }
                 }
-                let answer: Value = serde_json::from_slice(&bytes).context("answer is not JSON")?;
-                if answer.get("errors").is_some() {
-                    bail!("GraphQL errors: {}", answer["errors"]);
-                }
-                if !answer
-                    .pointer("/data/teams/nodes")
-                    .is_some_and(Value::is_array)
-                {
-                    bail!("answer has no data.teams.nodes: {answer}");
-                }
-                Ok(())
             }
-            Target::Stateless { url, .. } => {
+            Target::Stateless(call) => {
+                let tool = call.tool;
                 let body = format!(
-                    r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"_meta":{{"io.modelcontextprotocol/protocolVersion":"{STATELESS_VERSION}","io.modelcontextprotocol/clientCapabilities":{{}},"io.modelcontextprotocol/clientInfo":{{"name":"bench","version":"1"}}}},"name":"{TOOL}","arguments":{{}}}}}}"#
+                    r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"_meta":{{"io.modelcontextprotocol/protocolVersion":"{STATELESS_VERSION}","io.modelcontextprotocol/clientCapabilities":{{}},"io.modelcontextprotocol/clientInfo":{{"name":"bench","version":"1"}}}},"name":"{tool}","arguments":{{}}}}}}"#
                 );
                 let response = self
                     .http
-                    .post(url)
+                    .post(&call.url)
                     .headers(mcp_headers(STATELESS_VERSION))
                     .header("mcp-method", "tools/call")
-                    .header("mcp-name", TOOL)
+                    .header("mcp-name", tool)
                     .body(body)
                     .send()
                     .await
                     .context("no answer")?;
-                check_tool_result(&jsonrpc_answer(response, id).await?)
+                check_tool_result(&jsonrpc_answer(response, id).await?, call.expect)
             }
-            Target::Session { url, .. } => {
+            Target::Session(call) => {
                 let session = self.session.as_deref().context("no session")?;
+                let tool = call.tool;
                 let body = format!(
-                    r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{TOOL}","arguments":{{}}}}}}"#
+                    r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{{}}}}}}"#
                 );
                 let response = self
                     .http
-                    .post(url)
+                    .post(&call.url)
                     .headers(mcp_headers(SESSION_VERSION))
                     .header("mcp-session-id", session)
                     .body(body)
                     .send()
                     .await
                     .context("no answer")?;
-                check_tool_result(&jsonrpc_answer(response, id).await?)
+                check_tool_result(&jsonrpc_answer(response, id).await?, call.expect)
             }
         }
     }
+}
+
+/// The Linear emulator's GraphQL answer: HTTP 200, no `errors`, `data.teams.nodes` a list.
+async fn check_graphql_teams(response: reqwest::Response) -> anyhow::Result<()> {
+    let status = response.status();
+    let bytes = response.bytes().await.context("answer cut short")?;
+    if !status.is_success() {
+        bail!("HTTP {status}: {}", String::from_utf8_lossy(&bytes));
+    }
+    let answer: Value = serde_json::from_slice(&bytes).context("answer is not JSON")?;
+    if answer.get("errors").is_some() {
+        bail!("GraphQL errors: {}", answer["errors"]);
+    }
+    if !answer
+        .pointer("/data/teams/nodes")
+        .is_some_and(Value::is_array)
+    {
+        bail!("answer has no data.teams.nodes: {answer}");
+    }
+    Ok(())
 }
 
 fn mcp_headers(version: &'static str) -> HeaderMap {
@@ -485,10 +516,16 @@ pub async fn jsonrpc_answer(response: reqwest::Response, id: u64) -> anyhow::Res
     if !status.is_success() {
         bail!("HTTP {status}: {}", String::from_utf8_lossy(&bytes));
     }
+    message_with_id(&bytes, sse, id)
+}
+
+/// The JSON-RPC message with `id` in a body: the body itself, or in an SSE stream the event whose
+/// data is that message (priming events with empty data and other messages skipped).
+fn message_with_id(bytes: &[u8], sse: bool, id: u64) -> anyhow::Result<Value> {
     if !sse {
-        return serde_json::from_slice(&bytes).context("answer is not JSON");
+        return serde_json::from_slice(bytes).context("answer is not JSON");
     }
-    let text = std::str::from_utf8(&bytes).context("SSE stream is not UTF-8")?;
+    let text = std::str::from_utf8(bytes).context("SSE stream is not UTF-8")?;
     for event in text.split("\n\n") {
         let data: Vec<&str> = event
             .lines()
@@ -508,8 +545,9 @@ pub async fn jsonrpc_answer(response: reqwest::Response, id: u64) -> anyhow::Res
     bail!("no answer to request {id} in the SSE stream: {text}")
 }
 
-/// A successful `tools/call` answer: no JSON-RPC `error`, a `result` with `isError` false.
-fn check_tool_result(answer: &Value) -> anyhow::Result<()> {
+/// A successful `tools/call` answer: no JSON-RPC `error`, a `result` with `isError` not true, and
+/// the content `expect` asks for.
+fn check_tool_result(answer: &Value, expect: Expect) -> anyhow::Result<()> {
     if let Some(error) = answer.get("error") {
         bail!("JSON-RPC error: {error}");
     }
@@ -519,11 +557,87 @@ fn check_tool_result(answer: &Value) -> anyhow::Result<()> {
     if result.get("isError").and_then(Value::as_bool) == Some(true) {
         bail!("tool error: {result}");
     }
-    if !result
-        .pointer("/structuredContent/teams")
-        .is_some_and(Value::is_array)
-    {
-        bail!("result has no structuredContent.teams: {result}");
+    match expect {
+        Expect::Teams => {
+            if !result
+                .pointer("/structuredContent/teams")
+                .is_some_and(Value::is_array)
+            {
+                bail!("result has no structuredContent.teams: {result}");
+            }
+        }
+        Expect::Text { text, .. } => {
+            let first = result.pointer("/content/0");
+            let matches = first.is_some_and(|part| {
+                part.get("type").and_then(Value::as_str) == Some("text")
+                    && part.get("text").and_then(Value::as_str) == Some(text)
+            });
+            if !matches {
+                bail!("result's first content part is not the text {text:?}: {result}");
+            }
+        }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const SIMPLE: &str = "This is a simple text response for testing.";
+    const TEXT: Expect = Expect::Text {
+        id: 1,
+        text: SIMPLE,
+    };
+
+    #[test]
+    fn a_text_result_with_the_expected_text_passes() {
+        let answer = json!({"jsonrpc": "2.0", "id": 1, "result": {
+            "content": [{"type": "text", "text": SIMPLE}]
+        }});
+        assert!(check_tool_result(&answer, TEXT).is_ok());
+    }
+
+    #[test]
+    fn a_text_result_with_other_text_fails() {
+        let answer = json!({"jsonrpc": "2.0", "id": 1, "result": {
+            "content": [{"type": "text", "text": "something else"}]
+        }});
+        assert!(check_tool_result(&answer, TEXT).is_err());
+    }
+
+    #[test]
+    fn a_tool_error_fails_even_with_the_expected_text() {
+        let answer = json!({"jsonrpc": "2.0", "id": 1, "result": {
+            "isError": true,
+            "content": [{"type": "text", "text": SIMPLE}]
+        }});
+        assert!(check_tool_result(&answer, TEXT).is_err());
+    }
+
+    #[test]
+    fn a_json_rpc_error_fails() {
+        let answer = json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32602, "message": "no"}});
+        assert!(check_tool_result(&answer, TEXT).is_err());
+    }
+
+    #[test]
+    fn a_teams_result_needs_structured_teams() {
+        let with = json!({"result": {"content": [], "structuredContent": {"teams": []}}});
+        let without = json!({"result": {"content": [{"type": "text", "text": "[]"}]}});
+        assert!(check_tool_result(&with, Expect::Teams).is_ok());
+        assert!(check_tool_result(&without, Expect::Teams).is_err());
+    }
+
+    #[test]
+    fn the_answer_is_found_in_an_sse_stream_after_a_priming_event_and_a_notification() {
+        let stream = "id: 0\nretry: 3000\ndata:\n\n\
+                      data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\"}\n\n\
+                      id: 1\ndata: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{}}\n\n";
+        let message = message_with_id(stream.as_bytes(), true, 7).expect("answer found");
+        assert_eq!(message["id"], 7);
+        assert!(message_with_id(stream.as_bytes(), true, 8).is_err());
+    }
 }

@@ -16,16 +16,31 @@ use axum::{
     extract::State,
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
+    serve::ListenerExt as _,
 };
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Headers passed upstream as they came: what the adapter sends besides its own defaults.
-const FORWARDED: [header::HeaderName; 3] = [
+/// Headers passed upstream as they came: what the adapters send besides their client's
+/// defaults (Linear: content type, key and trace context; an MCP upstream: the Streamable HTTP
+/// headers too). A request without one sends none, so the Linear lane's relayed request is
+/// unchanged by the MCP ones.
+const FORWARDED: [header::HeaderName; 8] = [
     header::CONTENT_TYPE,
     header::AUTHORIZATION,
     header::HeaderName::from_static("traceparent"),
+    header::ACCEPT,
+    header::HeaderName::from_static("mcp-protocol-version"),
+    header::HeaderName::from_static("mcp-session-id"),
+    header::HeaderName::from_static("mcp-method"),
+    header::HeaderName::from_static("mcp-name"),
+];
+
+/// Headers of the answer handed back: its type, and an MCP session's id (on `initialize`).
+const RETURNED: [header::HeaderName; 2] = [
+    header::CONTENT_TYPE,
+    header::HeaderName::from_static("mcp-session-id"),
 ];
 
 #[derive(Clone)]
@@ -78,6 +93,10 @@ async fn serve(upstream: String) -> anyhow::Result<()> {
         .await
         .context("cannot bind 127.0.0.1:0")?;
     let address = listener.local_addr().context("no local address")?;
+    // As the gateway's server (gateway/src/transport/server.rs): no Nagle delay on answers.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     println!("relay listening on http://{address}");
     axum::serve(listener, app).await.context("serving")?;
     Ok(())
@@ -95,12 +114,18 @@ async fn forward(State(relay): State<Relay>, headers: HeaderMap, body: Bytes) ->
         Err(error) => return (StatusCode::BAD_GATEWAY, error.to_string()).into_response(),
     };
     let status = answer.status();
-    let content_type = answer.headers().get(header::CONTENT_TYPE).cloned();
+    let returned: Vec<_> = RETURNED
+        .into_iter()
+        .filter_map(|name| {
+            let value = answer.headers().get(&name)?.clone();
+            Some((name, value))
+        })
+        .collect();
     match answer.bytes().await {
         Ok(bytes) => {
             let mut response = (status, bytes).into_response();
-            if let Some(value) = content_type {
-                response.headers_mut().insert(header::CONTENT_TYPE, value);
+            for (name, value) in returned {
+                response.headers_mut().insert(name, value);
             }
             response
         }

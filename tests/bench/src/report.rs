@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::load::RunResult;
+use crate::{Backend, load::RunResult};
 
 /// Gateway CPU per proxied call must not exceed this (µs).
 pub const CPU_TARGET_US: f64 = 100.0;
@@ -13,6 +13,12 @@ pub const CPU_TARGET_US: f64 = 100.0;
 pub const ADDED_P50_TARGET_US: f64 = 150.0;
 /// Through-gateway throughput at concurrency 64 must be at least this fraction of direct.
 pub const RATIO_TARGET: f64 = 0.45;
+/// MCP backend: gateway CPU per proxied call at concurrency 64 at most this far above the relay
+/// floor's (µs).
+pub const MCP_OVER_RELAY_TARGET_US: f64 = 40.0;
+/// MCP backend: gateway CPU per proxied call at concurrency 1 at most this multiple of the relay
+/// floor's.
+pub const MCP_RELAY_MULTIPLE_TARGET: f64 = 1.5;
 /// The scenario name of the relay floor's rows (`manifold-relay`; no targets apply).
 pub const RELAY_SCENARIO: &str = "relay";
 
@@ -104,6 +110,8 @@ pub struct Verdict {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub gateway_bin: String,
+    /// `linear` or `mcp`.
+    pub backend: String,
     pub machine_cpus: usize,
     pub warmup_calls: u64,
     pub rows: Vec<Row>,
@@ -127,9 +135,17 @@ pub fn compare_with_relay(rows: &mut [Row]) {
     }
 }
 
-/// The verdicts, on gateway rows (not the relay's): CPU per call on every row, added p50 on concurrency-1 rows, throughput ratio on
+/// The verdicts of `backend`'s targets, on gateway rows (not the relay's).
+pub fn verdicts(rows: &[Row], backend: Backend) -> Vec<Verdict> {
+    match backend {
+        Backend::Linear => linear_verdicts(rows),
+        Backend::Mcp => mcp_verdicts(rows),
+    }
+}
+
+/// Linear: CPU per call on every row, added p50 on concurrency-1 rows, throughput ratio on
 /// concurrency-64 rows.
-pub fn verdicts(rows: &[Row]) -> Vec<Verdict> {
+fn linear_verdicts(rows: &[Row]) -> Vec<Verdict> {
     let mut verdicts = Vec::new();
     for row in rows.iter().filter(|row| row.scenario != RELAY_SCENARIO) {
         let mut check = |target: &str, measured: f64, limit: f64, pass: bool| {
@@ -168,6 +184,44 @@ pub fn verdicts(rows: &[Row]) -> Vec<Verdict> {
     verdicts
 }
 
+/// MCP: both targets are relative to the relay floor of the same concurrency, so a row without
+/// one (no relay lane) gets no verdict.
+fn mcp_verdicts(rows: &[Row]) -> Vec<Verdict> {
+    let floor_at = |concurrency: usize| {
+        rows.iter()
+            .find(|row| row.scenario == RELAY_SCENARIO && row.concurrency == concurrency)
+            .map(|row| row.gateway_cpu_us_per_call)
+    };
+    let mut verdicts = Vec::new();
+    for row in rows.iter().filter(|row| row.scenario != RELAY_SCENARIO) {
+        let Some(floor) = floor_at(row.concurrency) else {
+            continue;
+        };
+        let (target, measured, limit) = match row.concurrency {
+            64 => (
+                "gateway CPU <= relay + 40 us per call at concurrency 64",
+                row.gateway_cpu_us_per_call - floor,
+                MCP_OVER_RELAY_TARGET_US,
+            ),
+            1 => (
+                "gateway CPU <= 1.5 x relay per call at concurrency 1",
+                row.gateway_cpu_us_per_call / floor.max(1e-9),
+                MCP_RELAY_MULTIPLE_TARGET,
+            ),
+            _ => continue,
+        };
+        verdicts.push(Verdict {
+            target: target.to_owned(),
+            scenario: row.scenario.clone(),
+            concurrency: row.concurrency,
+            measured,
+            limit,
+            pass: measured <= limit,
+        });
+    }
+    verdicts
+}
+
 /// The report as text: the table, the raw CPU figures, the verdicts and the notes.
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
@@ -201,7 +255,7 @@ pub fn render(report: &Report) -> String {
     }
     table(&mut out, &lines);
 
-    out.push_str("\nGateway-process CPU per call, raw (the demo runs the Linear emulator inside the gateway process):\n");
+    out.push_str("\nGateway-process CPU per call, raw (the direct run's is the idle gateway's):\n");
     let mut raw: Vec<Vec<String>> = vec![
         [
             "scenario",
@@ -287,5 +341,77 @@ fn table(out: &mut String, lines: &[Vec<String>]) {
             let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
             let _ = writeln!(out, "{}", rule.join("-|-"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn side(calls: u64, cpu_us: f64) -> Side {
+        Side {
+            calls,
+            failures: 0,
+            p50_us: 100.0,
+            p99_us: 200.0,
+            req_per_s: 1000.0,
+            elapsed_s: 1.0,
+            gateway_process_cpu_us: cpu_us,
+            gateway_process_cpu_us_per_call: cpu_us / calls as f64,
+            client_cpu_us_per_call: 0.0,
+            first_failure: None,
+        }
+    }
+
+    /// A row whose lane spent `per_call` µs of CPU on each of 1000 calls (idle direct run).
+    fn row(scenario: &str, concurrency: usize, per_call: f64) -> Row {
+        Row::new(
+            scenario,
+            concurrency,
+            side(1000, 0.0),
+            side(1000, per_call * 1000.0),
+        )
+    }
+
+    #[test]
+    fn mcp_targets_compare_each_mode_with_the_relay_of_its_concurrency() {
+        let rows = [
+            row(RELAY_SCENARIO, 1, 100.0),
+            row("stateless", 1, 149.0),
+            row("session", 1, 151.0),
+            row(RELAY_SCENARIO, 64, 70.0),
+            row("stateless", 64, 109.0),
+            row("session", 64, 111.0),
+        ];
+        let verdicts = verdicts(&rows, Backend::Mcp);
+        let passed: Vec<(&str, usize, bool)> = verdicts
+            .iter()
+            .map(|v| (v.scenario.as_str(), v.concurrency, v.pass))
+            .collect();
+        assert_eq!(
+            passed,
+            [
+                ("stateless", 1, true),
+                ("session", 1, false),
+                ("stateless", 64, true),
+                ("session", 64, false),
+            ]
+        );
+        assert!((verdicts[1].measured - 1.51).abs() < 1e-9);
+        assert!((verdicts[3].measured - 41.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn mcp_targets_are_not_judged_without_a_relay_row() {
+        let rows = [row("stateless", 1, 149.0), row("stateless", 64, 109.0)];
+        assert!(verdicts(&rows, Backend::Mcp).is_empty());
+    }
+
+    #[test]
+    fn linear_targets_stay_absolute() {
+        let rows = [row(RELAY_SCENARIO, 64, 70.0), row("stateless", 64, 99.0)];
+        let verdicts = verdicts(&rows, Backend::Linear);
+        assert_eq!(verdicts.len(), 2);
+        assert!(verdicts.iter().all(|v| v.scenario == "stateless" && v.pass));
     }
 }

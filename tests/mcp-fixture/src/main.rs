@@ -18,6 +18,7 @@ mod tools;
 use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
 use clap::Parser;
 use rmcp::{
     ServiceExt as _,
@@ -72,6 +73,12 @@ async fn serve_http(addr: SocketAddr, stateless: bool, shared: Arc<Shared>) -> a
         .await
         .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
+    // An SSE answer is several small writes (headers, the event, the closing chunk): without
+    // TCP_NODELAY the last one waits for the client's delayed ACK (~40 ms on Linux), which a
+    // client reading to the end of the stream pays on every call.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     // The one line scripts wait for; flushed before serving so they never race the bind.
     let mut stdout = tokio::io::stdout();
     stdout
