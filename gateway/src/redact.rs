@@ -111,6 +111,10 @@ impl RedactStage {
     /// through unmasked.
     pub fn apply_to_result(&self, route: &Route, result: &mut CallToolResult) -> usize {
         let selected = self.redactor.select(&target(route));
+        // No rule for this tool: nothing to mask, and no copy of the answer to make.
+        if selected.is_empty() {
+            return 0;
+        }
         let Ok(mut value) = serde_json::to_value(&*result) else {
             *result = unreadable();
             return 0;
@@ -147,6 +151,9 @@ impl RedactStage {
             tool: exposed,
             tags: &[],
         });
+        if selected.is_empty() {
+            return Some(0);
+        }
         let mut value = serde_json::to_value(&*item).ok()?;
         let masked = mask_except_binary(&mut value, &|v: &mut Value| selected.redact_value(v));
         *item = serde_json::from_value(value).ok()?;
