@@ -47,6 +47,19 @@ fn audit_lines(setup: &Setup) -> Vec<Value> {
         .collect()
 }
 
+/// The URIs the gateway lists.
+async fn resource_uris(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, Client>,
+) -> Vec<String> {
+    client
+        .list_all_resources()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.uri)
+        .collect()
+}
+
 /// Waits until the gateway lists the upstream's resources.
 async fn until_resources(setup: &Setup) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -69,13 +82,7 @@ async fn resources_and_prompts_are_namespaced_read_redacted_completed_and_audite
     until_resources(&setup).await;
     let client = &setup.client;
 
-    let uris: Vec<String> = client
-        .list_all_resources()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.uri)
-        .collect();
+    let uris = resource_uris(client).await;
     assert_eq!(
         uris,
         [DOC, SECRET, "manifold://up/test://blob/1"],
@@ -215,13 +222,7 @@ forbid (principal, action, resource is Resource) when { resource.uri like "manif
     until_resources(&setup).await;
     let client = &setup.client;
 
-    let uris: Vec<String> = client
-        .list_all_resources()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.uri)
-        .collect();
+    let uris = resource_uris(client).await;
     assert!(
         uris.contains(&DOC.to_owned()) && !uris.contains(&SECRET.to_owned()),
         "{uris:?}"
@@ -408,14 +409,7 @@ async fn a_new_upstream_resource_is_announced_as_a_resource_list_change_only() {
         .await
         .expect("no list change from the gateway");
     assert_eq!(heard, Some(Heard::ResourcesChanged));
-    let uris: Vec<String> = setup
-        .client
-        .list_all_resources()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.uri)
-        .collect();
+    let uris = resource_uris(&setup.client).await;
     assert!(
         uris.contains(&"manifold://up/test://doc/new".to_owned()),
         "{uris:?}"

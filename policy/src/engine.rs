@@ -880,9 +880,12 @@ impl CedarEngine {
             Ok(r) => r,
             Err(e) => return self.failed(e.to_string()),
         };
-        let response = self
-            .authorizer
-            .is_authorized(&request, &subset.set, entities);
+        self.authorize(&request, &subset.set, entities)
+    }
+
+    /// Cedar's answer to `request` over `set`, with what determined it.
+    fn authorize(&self, request: &Request, set: &PolicySet, entities: &Entities) -> Explanation {
+        let response = self.authorizer.is_authorized(request, set, entities);
         let mut determining: Vec<String> = response
             .diagnostics()
             .reason()
@@ -898,7 +901,7 @@ impl CedarEngine {
             response.decision() == cedar_policy::Decision::Allow,
             determining,
             errors,
-            subset.set.num_of_policies(),
+            set.num_of_policies(),
         )
     }
 

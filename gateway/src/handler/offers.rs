@@ -21,7 +21,10 @@ use rmcp::{
 use serde_json::{Map, Value, json};
 
 use super::{CallScope, Gateway, cursor};
-use crate::{audit::AuditUnavailable, router::offers::UriError};
+use crate::{
+    audit::AuditUnavailable,
+    router::offers::{Offered, Offers, UriError},
+};
 
 /// What a resource or prompt request resolved to: the instance that serves it and its own
 /// URI or name there.
@@ -37,6 +40,18 @@ pub struct Resolved {
 }
 
 impl Resolved {
+    /// The catalog's instance at `index` serving `original` under `exposed`.
+    fn of(catalog: &crate::router::Catalog, index: usize, exposed: &str, original: &str) -> Self {
+        let instance = &catalog.instances()[index];
+        Resolved {
+            adapter: instance.adapter.clone(),
+            instance: instance.name.clone(),
+            kind: instance.kind.clone(),
+            exposed: exposed.to_owned(),
+            original: original.to_owned(),
+        }
+    }
+
     fn item(&self, kind: ItemKind) -> ItemRef<'_> {
         ItemRef {
             kind,
@@ -213,12 +228,29 @@ impl Drop for ItemRecord<'_> {
 // === impl Gateway ===
 
 impl Gateway {
-    fn item_allowed(&self, principal: &Principal, action: ItemAction, item: &ItemRef<'_>) -> bool {
-        self.stages
-            .policy
-            .engine()
-            .decide_item(principal, action, item)
-            .is_allowed()
+    /// One page of what `pick` takes from the catalog's offers, filtered (inside the listing,
+    /// so cursors stay valid for this caller) by the `list` decision on each item.
+    fn visible_page<T: Clone>(
+        &self,
+        principal: &Principal,
+        kind: ItemKind,
+        pick: fn(&Offers) -> &[Offered<T>],
+        cursor: Option<&str>,
+    ) -> Result<(Vec<T>, Option<String>), McpError> {
+        let catalog = self.catalog();
+        let instances = catalog.instances();
+        let engine = self.stages.policy.engine();
+        let visible = pick(catalog.offers()).iter().filter(|offered| {
+            let item = item_ref(kind, &offered.exposed, &instances[offered.instance]);
+            engine
+                .decide_item(principal, ItemAction::List, &item)
+                .is_allowed()
+        });
+        cursor::page(
+            visible.map(|offered| offered.item.clone()),
+            cursor,
+            self.settings.tools_page_size,
+        )
     }
 
     /// `resources/list`: the resources the caller may list, paged.
@@ -227,22 +259,9 @@ impl Gateway {
         principal: &Principal,
         cursor: Option<&str>,
     ) -> Result<ListResourcesResult, McpError> {
-        let catalog = self.catalog();
-        let instances = catalog.instances();
-        let visible = catalog.offers().resources.iter().filter(|offered| {
-            let instance = &instances[offered.instance];
-            self.item_allowed(
-                principal,
-                ItemAction::List,
-                &item_ref(ItemKind::Resource, &offered.exposed, instance),
-            )
-        });
-        let (resources, next) = cursor::page(
-            visible.map(|offered| offered.item.clone()),
-            cursor,
-            self.settings.tools_page_size,
-        )?;
-        let mut result = ListResourcesResult::with_all_items(resources);
+        let pick: fn(&Offers) -> &[Offered<_>] = |offers| &offers.resources;
+        let (items, next) = self.visible_page(principal, ItemKind::Resource, pick, cursor)?;
+        let mut result = ListResourcesResult::with_all_items(items);
         result.next_cursor = next;
         Ok(result)
     }
@@ -253,22 +272,9 @@ impl Gateway {
         principal: &Principal,
         cursor: Option<&str>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        let catalog = self.catalog();
-        let instances = catalog.instances();
-        let visible = catalog.offers().templates.iter().filter(|offered| {
-            let instance = &instances[offered.instance];
-            self.item_allowed(
-                principal,
-                ItemAction::List,
-                &item_ref(ItemKind::Resource, &offered.exposed, instance),
-            )
-        });
-        let (templates, next) = cursor::page(
-            visible.map(|offered| offered.item.clone()),
-            cursor,
-            self.settings.tools_page_size,
-        )?;
-        let mut result = ListResourceTemplatesResult::with_all_items(templates);
+        let pick: fn(&Offers) -> &[Offered<_>] = |offers| &offers.templates;
+        let (items, next) = self.visible_page(principal, ItemKind::Resource, pick, cursor)?;
+        let mut result = ListResourceTemplatesResult::with_all_items(items);
         result.next_cursor = next;
         Ok(result)
     }
@@ -279,22 +285,9 @@ impl Gateway {
         principal: &Principal,
         cursor: Option<&str>,
     ) -> Result<ListPromptsResult, McpError> {
-        let catalog = self.catalog();
-        let instances = catalog.instances();
-        let visible = catalog.offers().prompts.iter().filter(|offered| {
-            let instance = &instances[offered.instance];
-            self.item_allowed(
-                principal,
-                ItemAction::List,
-                &item_ref(ItemKind::Prompt, &offered.exposed, instance),
-            )
-        });
-        let (prompts, next) = cursor::page(
-            visible.map(|offered| offered.item.clone()),
-            cursor,
-            self.settings.tools_page_size,
-        )?;
-        let mut result = ListPromptsResult::with_all_items(prompts);
+        let pick: fn(&Offers) -> &[Offered<_>] = |offers| &offers.prompts;
+        let (items, next) = self.visible_page(principal, ItemKind::Prompt, pick, cursor)?;
+        let mut result = ListPromptsResult::with_all_items(items);
         result.next_cursor = next;
         Ok(result)
     }
@@ -309,15 +302,7 @@ impl Gateway {
                 UriError::Unknown => ItemError::Unknown("resource"),
                 other => ItemError::BadUri(other),
             })?;
-        let instance = &catalog.instances()[index];
-        let resolved = Resolved {
-            adapter: instance.adapter.clone(),
-            instance: instance.name.clone(),
-            kind: instance.kind.clone(),
-            exposed: uri.to_owned(),
-            original,
-        };
-        Ok(resolved)
+        Ok(Resolved::of(&catalog, index, uri, &original))
     }
 
     /// Whether the caller may read (or subscribe to) the resolved resource; the policies that
@@ -476,14 +461,12 @@ impl Gateway {
             .offers()
             .prompt(name)
             .ok_or(ItemError::Unknown("prompt"))?;
-        let instance = &catalog.instances()[offered.instance];
-        Ok(Resolved {
-            adapter: instance.adapter.clone(),
-            instance: instance.name.clone(),
-            kind: instance.kind.clone(),
-            exposed: offered.exposed.clone(),
-            original: offered.original.clone(),
-        })
+        Ok(Resolved::of(
+            &catalog,
+            offered.instance,
+            &offered.exposed,
+            &offered.original,
+        ))
     }
 
     /// `completion/complete`, routed to the owner of the prompt or resource template and
@@ -560,14 +543,12 @@ impl Gateway {
             .offers()
             .template(uri)
             .ok_or(ItemError::Unknown("resource"))?;
-        let instance = &catalog.instances()[offered.instance];
-        Ok(Resolved {
-            adapter: instance.adapter.clone(),
-            instance: instance.name.clone(),
-            kind: instance.kind.clone(),
-            exposed: offered.exposed.clone(),
-            original: offered.original.clone(),
-        })
+        Ok(Resolved::of(
+            &catalog,
+            offered.instance,
+            &offered.exposed,
+            &offered.original,
+        ))
     }
 
     /// What an upstream request on the caller's behalf carries: the trace context, and the

@@ -52,26 +52,7 @@ impl CedarEngine {
             Ok(r) => r,
             Err(e) => return self.failed(e.to_string()),
         };
-        let response = self
-            .authorizer
-            .is_authorized(&request, &self.all, &entities);
-        let mut determining: Vec<String> = response
-            .diagnostics()
-            .reason()
-            .map(|p| p.to_string())
-            .collect();
-        determining.sort();
-        let errors = response
-            .diagnostics()
-            .errors()
-            .map(|e| e.to_string())
-            .collect();
-        self.explanation(
-            response.decision() == cedar_policy::Decision::Allow,
-            determining,
-            errors,
-            self.all.num_of_policies(),
-        )
+        self.authorize(&request, &self.all, &entities)
     }
 }
 
