@@ -31,11 +31,13 @@ mod credential;
 mod cursor;
 mod facts;
 mod logging;
+mod notifier;
 mod offers;
 mod subscriptions;
 
-pub use call::{CallScope, CancelledElsewhere, Notify};
+pub use call::{CallScope, CancelledElsewhere};
 pub use logging::{ClientLog, SessionLogs};
+pub use notifier::{Collected, Notifier, PeerNotifier};
 pub use offers::{ItemError, Resolved};
 
 /// Settings the handler needs from `[server]`.
@@ -524,11 +526,11 @@ impl McpHandler {
             traceparent: traceparent(context),
             cancel,
             url_elicitation: supports_url_elicitation(context),
-            notify: Notify::Peer {
+            notify: Arc::new(PeerNotifier {
                 progress_token: context.meta.get_progress_token(),
                 peer: context.peer.clone(),
                 log: self.log_of(context),
-            },
+            }),
         }
     }
 

@@ -14,29 +14,18 @@
 //! answer withheld; both are answered with the same JSON-RPC internal error. Each refusal's own
 //! record is the probe that ends the refusals once it goes in.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Instant,
-};
+use std::{sync::Arc, time::Instant};
 
 use manifold_adapters::{CallContext, ToolAnswer, ToolError};
 use manifold_policy::{Action, Decision, Principal, audit::AuditEvent};
 use rmcp::{
-    ErrorData as McpError, Peer, RoleServer,
-    model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock as Content,
-        ProgressNotificationParam, ProgressToken, ServerJsonRpcMessage,
-    },
+    ErrorData as McpError,
+    model::{CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock as Content},
 };
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    Gateway,
-    credential::CredentialedError,
-    logging::{ClientLog, LogTarget},
-};
+use super::{Gateway, credential::CredentialedError};
 use crate::{audit::AuditUnavailable, broker::BrokerError, policy::tool_ref, router::Route};
 
 /// What a tool call needs of the request that carries it.
@@ -48,8 +37,8 @@ pub struct CallScope {
     pub cancel: CancellationToken,
     /// The client declared `capabilities.elicitation.url`.
     pub url_elicitation: bool,
-    /// Where progress and log notifications go.
-    pub notify: Notify,
+    /// Where progress and log notifications go (the transport's own).
+    pub notify: Arc<dyn super::Notifier>,
 }
 
 /// A second way to stop a call rmcp serves, set by the transport: the gateway's registration of
@@ -93,57 +82,6 @@ impl CancelledElsewhere {
 pub struct EitherGuard {
     _stop: tokio_util::sync::DropGuard,
     _held: CancelledElsewhere,
-}
-
-/// The way back to the client for notifications during a call.
-pub enum Notify {
-    /// The answer carries the result alone (a stateless JSON answer has no room for more).
-    Silent,
-    /// Out on the request's stream as they happen (rmcp's session service).
-    Peer {
-        peer: Peer<RoleServer>,
-        progress_token: Option<ProgressToken>,
-        log: ClientLog,
-    },
-    /// Log notifications kept for the transport to send ahead of the answer (the session fast
-    /// path, which serves no progress).
-    Collect {
-        log: ClientLog,
-        messages: Mutex<Vec<ServerJsonRpcMessage>>,
-    },
-}
-
-// === impl Notify ===
-
-impl Notify {
-    /// Collects log notifications under the session's threshold `log`.
-    pub fn collect(log: ClientLog) -> Self {
-        Self::Collect {
-            log,
-            messages: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// The notifications collected so far, in order.
-    pub fn take_collected(&self) -> Vec<ServerJsonRpcMessage> {
-        match self {
-            Self::Collect { messages, .. } => messages
-                .lock()
-                .map(|mut messages| std::mem::take(&mut *messages))
-                .unwrap_or_default(),
-            _ => Vec::new(),
-        }
-    }
-
-    async fn warning(&self, data: Value) {
-        match self {
-            Self::Silent => {}
-            Self::Peer { peer, log, .. } => log.warning(LogTarget::Peer(peer), data).await,
-            Self::Collect { log, messages } => {
-                log.warning(LogTarget::Collect(messages), data).await;
-            }
-        }
-    }
 }
 
 /// Why a `tools/call` produced no tool result. Every variant is audited by [`CallRecord`], and
@@ -415,42 +353,6 @@ pub(super) fn missing_capability(capability: &str) -> McpError {
     )
 }
 
-/// Progress notifications of one call waiting for its client.
-const PROGRESS_BUFFER: usize = 64;
-
-/// Forwards adapter progress to the client in order, when it asked for progress.
-fn progress_sink(
-    notify: &Notify,
-) -> Option<(manifold_adapters::ProgressSink, tokio::task::JoinHandle<()>)> {
-    let Notify::Peer {
-        peer,
-        progress_token: Some(token),
-        ..
-    } = notify
-    else {
-        return None;
-    };
-    let (token, peer) = (token.clone(), peer.clone());
-    // Bounded: an upstream that floods progress faster than the client reads loses the excess
-    // (progress is advisory; the next one says more) instead of growing the gateway's memory.
-    let (sender, mut receiver) =
-        mpsc::channel::<(f64, Option<f64>, Option<String>)>(PROGRESS_BUFFER);
-    let forward = tokio::spawn(async move {
-        while let Some((progress, total, message)) = receiver.recv().await {
-            let mut param = ProgressNotificationParam::new(token.clone(), progress);
-            param.total = total;
-            param.message = message;
-            if peer.notify_progress(param).await.is_err() {
-                break;
-            }
-        }
-    });
-    let sink: manifold_adapters::ProgressSink = Arc::new(move |progress, total, message| {
-        let _ = sender.try_send((progress, total, message));
-    });
-    Some((sink, forward))
-}
-
 // === impl Gateway ===
 
 impl Gateway {
@@ -658,7 +560,7 @@ impl Gateway {
         scope: &CallScope,
         credential: Option<manifold_adapters::Secret>,
     ) -> Result<(CallToolResult, usize), ToolError> {
-        let progress = progress_sink(&scope.notify);
+        let progress = scope.notify.progress();
         let ctx = CallContext {
             credential,
             cancel: scope.cancel.child_token(),

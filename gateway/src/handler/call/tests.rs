@@ -134,7 +134,7 @@ async fn call_echo(gateway: &Gateway) -> Result<CallToolResponse, McpError> {
         traceparent: None,
         cancel: CancellationToken::new(),
         url_elicitation: false,
-        notify: Notify::Silent,
+        notify: std::sync::Arc::new(()),
     };
     gateway.call_tool(request, &scope).await
 }

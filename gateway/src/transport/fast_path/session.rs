@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{FastPath, json_answer, single, traceparent};
 use crate::{
-    handler::{CallScope, CancelledElsewhere, Notify},
+    handler::{CallScope, CancelledElsewhere, Collected},
     session::{LiveSession, Served},
     transport::jsonrpc::{CheckedCall, CheckedCancel},
 };
@@ -93,12 +93,15 @@ pub(super) async fn answer(
         );
         return json_answer(StatusCode::OK, &JsonRpcMessage::error(error, Some(id)));
     };
+    let collected = std::sync::Arc::new(Collected::new(
+        fast.gateway.session_logs().get(registration.session_id()),
+    ));
     let scope = CallScope {
         principal,
         traceparent: traceparent(&call.params, headers),
         cancel,
         url_elicitation: fit.session.url_elicitation,
-        notify: Notify::collect(fast.gateway.session_logs().get(registration.session_id())),
+        notify: collected.clone(),
     };
     let message: ServerJsonRpcMessage = match fast.gateway.call_tool(call.params, &scope).await {
         Ok(result) => {
@@ -110,7 +113,7 @@ pub(super) async fn answer(
         }
         Err(error) => JsonRpcMessage::error(error, Some(id)),
     };
-    let notes = scope.notify.take_collected();
+    let notes = collected.take();
     if notes.is_empty() {
         json_answer(StatusCode::OK, &message)
     } else {

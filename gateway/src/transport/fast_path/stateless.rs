@@ -9,10 +9,7 @@ use manifold_policy::Principal;
 use rmcp::model::{ErrorCode, JsonRpcMessage, ProtocolVersion, ServerJsonRpcMessage, ServerResult};
 
 use super::{FastPath, json_answer, single, traceparent};
-use crate::{
-    handler::{CallScope, Notify},
-    transport::jsonrpc::CheckedCall,
-};
+use crate::{handler::CallScope, transport::jsonrpc::CheckedCall};
 
 /// The one protocol version served here: the stateless era's.
 const VERSION: &str = "2026-07-28";
@@ -67,7 +64,7 @@ pub(super) async fn answer(
         traceparent: traceparent(&call.params, headers),
         cancel: fast.shutdown.child_token(),
         url_elicitation,
-        notify: Notify::Silent,
+        notify: std::sync::Arc::new(()),
     };
     let id = call.id;
     let (message, status): (ServerJsonRpcMessage, _) =

@@ -1,0 +1,111 @@
+//! Where a call's notifications go. Each transport brings its own [`Notifier`]: rmcp's session
+//! service sends them on the request's stream ([`PeerNotifier`]), the session fast path keeps
+//! them to send ahead of its answer ([`Collected`]), and a stateless answer has room for none
+//! (`()`). The call path only asks a notifier; it knows no transport.
+
+use std::sync::{Arc, Mutex};
+
+use manifold_adapters::ProgressSink;
+use rmcp::{
+    Peer, RoleServer,
+    model::{ProgressNotificationParam, ProgressToken, ServerJsonRpcMessage},
+};
+use serde_json::Value;
+use tokio::{sync::mpsc, task::JoinHandle};
+
+use super::logging::{ClientLog, LogTarget};
+
+/// Progress notifications of one call waiting for its client.
+const PROGRESS_BUFFER: usize = 64;
+
+/// The way back to the client for notifications during a call.
+#[async_trait::async_trait]
+pub trait Notifier: Send + Sync {
+    /// A sink for the call's progress and the task that forwards it, when the client asked
+    /// for progress and the transport can deliver it.
+    fn progress(&self) -> Option<(ProgressSink, JoinHandle<()>)> {
+        None
+    }
+
+    /// A warning for the client's log, under its threshold.
+    async fn warning(&self, _data: Value) {}
+}
+
+/// A stateless answer carries the result alone.
+impl Notifier for () {}
+
+// === impl PeerNotifier ===
+
+/// Out on the request's stream as they happen (rmcp's session service).
+pub struct PeerNotifier {
+    pub peer: Peer<RoleServer>,
+    pub progress_token: Option<ProgressToken>,
+    pub log: ClientLog,
+}
+
+#[async_trait::async_trait]
+impl Notifier for PeerNotifier {
+    /// Forwards adapter progress in order. Bounded: an upstream that floods progress faster
+    /// than the client reads loses the excess (progress is advisory; the next one says more)
+    /// instead of growing the gateway's memory.
+    fn progress(&self) -> Option<(ProgressSink, JoinHandle<()>)> {
+        let token = self.progress_token.clone()?;
+        let peer = self.peer.clone();
+        let (sender, mut receiver) =
+            mpsc::channel::<(f64, Option<f64>, Option<String>)>(PROGRESS_BUFFER);
+        let forward = tokio::spawn(async move {
+            while let Some((progress, total, message)) = receiver.recv().await {
+                let mut param = ProgressNotificationParam::new(token.clone(), progress);
+                param.total = total;
+                param.message = message;
+                if peer.notify_progress(param).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let sink: ProgressSink = Arc::new(move |progress, total, message| {
+            let _ = sender.try_send((progress, total, message));
+        });
+        Some((sink, forward))
+    }
+
+    async fn warning(&self, data: Value) {
+        self.log.warning(LogTarget::Peer(&self.peer), data).await;
+    }
+}
+
+// === impl Collected ===
+
+/// Log notifications kept for the transport to send ahead of the answer (the session fast
+/// path, which serves no progress).
+pub struct Collected {
+    log: ClientLog,
+    messages: Mutex<Vec<ServerJsonRpcMessage>>,
+}
+
+impl Collected {
+    /// Collects log notifications under the session's threshold `log`.
+    pub fn new(log: ClientLog) -> Self {
+        Self {
+            log,
+            messages: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The notifications collected so far, in order.
+    pub fn take(&self) -> Vec<ServerJsonRpcMessage> {
+        self.messages
+            .lock()
+            .map(|mut messages| std::mem::take(&mut *messages))
+            .unwrap_or_default()
+    }
+}
+
+#[async_trait::async_trait]
+impl Notifier for Collected {
+    async fn warning(&self, data: Value) {
+        self.log
+            .warning(LogTarget::Collect(&self.messages), data)
+            .await;
+    }
+}
