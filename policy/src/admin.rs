@@ -10,7 +10,8 @@ use serde_json::Value;
 use crate::engine::Summary;
 use crate::schema::{PolicySchema, ToolDescriptor};
 use crate::{
-    Action, CedarEngine, Diagnostic, Explanation, Facts, LinkAudience, Principal, ToolRef,
+    Action, CedarEngine, Diagnostic, Explanation, Facts, ItemAction, ItemKind, ItemRef,
+    LinkAudience, Principal, ToolRef,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -100,12 +101,58 @@ impl From<PrincipalDef> for Principal {
     }
 }
 
+/// The action of a case: a tool's (`list`, `call`, `fetch`), or a resource's or prompt's
+/// (`list`, `read`, `get`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum CaseAction {
+    List,
+    Call,
+    Fetch,
+    Read,
+    Get,
+}
+
+impl CaseAction {
+    fn for_tool(self) -> Option<Action> {
+        match self {
+            CaseAction::List => Some(Action::List),
+            CaseAction::Call => Some(Action::Call),
+            CaseAction::Fetch => Some(Action::Fetch),
+            CaseAction::Read | CaseAction::Get => None,
+        }
+    }
+
+    fn for_item(self) -> Option<ItemAction> {
+        match self {
+            CaseAction::List => Some(ItemAction::List),
+            CaseAction::Read => Some(ItemAction::Read),
+            CaseAction::Get => Some(ItemAction::Get),
+            CaseAction::Call | CaseAction::Fetch => None,
+        }
+    }
+}
+
+/// A case names exactly one of a tool (in the catalog), a resource (by its exposed URI) or a
+/// prompt (by its exposed name); the last two with the `instance` that serves them.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Case {
     name: String,
     principal: PrincipalSpec,
-    action: Action,
-    tool: String,
+    action: CaseAction,
+    #[serde(default)]
+    tool: Option<String>,
+    #[serde(default)]
+    resource: Option<String>,
+    #[serde(default)]
+    prompt: Option<String>,
+    /// The instance serving a resource or prompt.
+    #[serde(default)]
+    instance: Option<String>,
+    /// The adapter kind of that instance (`mcp` unless said).
+    #[serde(default)]
+    kind: Option<String>,
     #[serde(default)]
     args: Option<Value>,
     expect: Expect,
@@ -162,6 +209,61 @@ struct TestFile {
 }
 
 /// One case that did not come out as written.
+/// The decision on what a case names, or why the case cannot be decided.
+fn explain_case(
+    engine: &CedarEngine,
+    case: &Case,
+    principal: &Principal,
+) -> Result<Explanation, String> {
+    let (kind, name) = match (&case.tool, &case.resource, &case.prompt) {
+        (Some(tool), None, None) => return explain_tool_case(engine, case, principal, tool),
+        (None, Some(uri), None) => (ItemKind::Resource, uri),
+        (None, None, Some(name)) => (ItemKind::Prompt, name),
+        _ => return Err("a case names exactly one of `tool`, `resource` or `prompt`".into()),
+    };
+    let action = case.action.for_item().ok_or_else(|| {
+        "`call` and `fetch` apply to tools; resources take `list` and `read`, prompts `list` and `get`"
+            .to_owned()
+    })?;
+    let instance = case
+        .instance
+        .as_deref()
+        .ok_or("a resource or prompt case names the `instance` that serves it")?;
+    let item = ItemRef {
+        kind,
+        name,
+        instance,
+        adapter_kind: case.kind.as_deref().unwrap_or("mcp"),
+    };
+    Ok(engine.explain_item(principal, action, &item))
+}
+
+fn explain_tool_case(
+    engine: &CedarEngine,
+    case: &Case,
+    principal: &Principal,
+    name: &str,
+) -> Result<Explanation, String> {
+    let action = case
+        .action
+        .for_tool()
+        .ok_or("`read` and `get` apply to resources and prompts, not tools")?;
+    let tool = engine
+        .schema()
+        .tools()
+        .iter()
+        .find(|t| t.name == name)
+        .ok_or_else(|| format!("unknown tool `{name}`"))?;
+    let tool_ref = ToolRef::from_descriptor(tool);
+    Ok(match &case.resolved {
+        None => engine.explain(principal, action, &tool_ref, case.args.as_ref()),
+        Some(resolved) => {
+            let facts = resolved.facts(tool, case.args.as_ref())?;
+            engine.explain_with_facts(principal, action, &tool_ref, case.args.as_ref(), &facts)
+        }
+    })
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CaseFailure {
     pub name: String,
@@ -204,28 +306,12 @@ pub fn run_tests(file: &Path, engine: &CedarEngine) -> Result<TestReport, AdminE
                 }
             },
         };
-        let Some(tool) = engine.schema().tools().iter().find(|t| t.name == case.tool) else {
-            report
-                .failed
-                .push(fail(format!("unknown tool `{}`", case.tool), None));
-            continue;
-        };
-        let tool_ref = ToolRef::from_descriptor(tool);
-        let ex = match &case.resolved {
-            None => engine.explain(&principal, case.action, &tool_ref, case.args.as_ref()),
-            Some(resolved) => match resolved.facts(tool, case.args.as_ref()) {
-                Ok(facts) => engine.explain_with_facts(
-                    &principal,
-                    case.action,
-                    &tool_ref,
-                    case.args.as_ref(),
-                    &facts,
-                ),
-                Err(message) => {
-                    report.failed.push(fail(message, None));
-                    continue;
-                }
-            },
+        let ex = match explain_case(engine, &case, &principal) {
+            Ok(ex) => ex,
+            Err(message) => {
+                report.failed.push(fail(message, None));
+                continue;
+            }
         };
         let got = if ex.decision.is_allowed() {
             Expect::ALLOW

@@ -59,6 +59,37 @@ fn a_wrong_expectation_is_reported() {
 }
 
 #[test]
+fn a_case_that_cannot_be_decided_is_a_failure_not_a_pass() {
+    let engine = demo_engine();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = dir.path().join("t.yaml");
+    std::fs::write(
+        &f,
+        r#"
+principals:
+  ada: {user: ada, groups: [admins]}
+cases:
+  - {name: two things, principal: ada, action: list, tool: linear_list_issues, prompt: p, instance: x, expect: ALLOW}
+  - {name: nothing, principal: ada, action: list, expect: ALLOW}
+  - {name: read on a tool, principal: ada, action: read, tool: linear_list_issues, expect: ALLOW}
+  - {name: call on a resource, principal: ada, action: call, resource: "manifold://x/y", instance: x, expect: ALLOW}
+  - {name: no instance, principal: ada, action: read, resource: "manifold://x/y", expect: ALLOW}
+  - {name: admins read, principal: ada, action: read, resource: "manifold://x/y", instance: x, expect: ALLOW}
+"#,
+    )
+    .expect("write");
+    let report = run_tests(&f, &engine).expect("runs");
+    let failed: Vec<&str> = report.failed.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        failed,
+        ["two things", "nothing", "read on a tool", "call on a resource", "no instance"],
+        "{:#?}",
+        report.failed
+    );
+    assert_eq!(report.passed, 1);
+}
+
+#[test]
 fn denials_carry_the_policy_reason_or_the_default() {
     let engine = demo_engine();
     let schema = demo_schema();
