@@ -82,7 +82,13 @@ cases:
     let failed: Vec<&str> = report.failed.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(
         failed,
-        ["two things", "nothing", "read on a tool", "call on a resource", "no instance"],
+        [
+            "two things",
+            "nothing",
+            "read on a tool",
+            "call on a resource",
+            "no instance"
+        ],
         "{:#?}",
         report.failed
     );
