@@ -33,6 +33,8 @@ pub struct Resolved {
     pub adapter: Arc<dyn manifold_adapters::Adapter>,
     pub instance: Arc<str>,
     pub kind: Arc<str>,
+    /// The instance's prefix (`None` for prefix mode `never`), to expose what it answers.
+    pub prefix: Option<String>,
     /// The exposed URI or name: what policies and records name it by.
     pub exposed: String,
     /// The instance's own URI or name.
@@ -47,6 +49,7 @@ impl Resolved {
             adapter: instance.adapter.clone(),
             instance: instance.name.clone(),
             kind: instance.kind.clone(),
+            prefix: instance.prefix.clone(),
             exposed: exposed.to_owned(),
             original: original.to_owned(),
         }
@@ -378,14 +381,8 @@ impl Gateway {
             .bounded(resources.read(&resolved.original, &ctx), scope)
             .await?;
         // Contents carry the instance's URIs: the client sees the exposed ones.
-        let prefix = self
-            .catalog()
-            .instances()
-            .iter()
-            .find(|i| i.name == resolved.instance)
-            .and_then(|i| i.prefix.clone());
         for content in &mut contents.contents {
-            rewrite_content_uri(content, prefix.as_deref());
+            rewrite_content_uri(content, resolved.prefix.as_deref());
         }
         let masked = self
             .stages
@@ -562,7 +559,7 @@ impl Gateway {
     }
 
     /// Runs an upstream request under the call timeout and the request's cancellation.
-    async fn bounded<T>(
+    pub(super) async fn bounded<T>(
         &self,
         request: impl Future<Output = Result<T, ToolError>>,
         scope: &CallScope,

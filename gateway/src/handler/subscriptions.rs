@@ -25,6 +25,9 @@ use super::{CallScope, Gateway, Resolved};
 /// Most resources one session may subscribe to: each holds a task and an upstream interest.
 pub const MAX_PER_SESSION: usize = 256;
 
+/// How long releasing an upstream subscription may take once its session is gone.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How often a forwarder with nothing to forward checks that its session is still there.
 const RECHECK: Duration = Duration::from_secs(30);
 
@@ -102,10 +105,11 @@ impl SessionSubscriptions {
             ));
         };
         let ctx = gateway.item_context(scope);
-        resources
-            .subscribe(&resolved.original, &ctx)
+        // Bounded like a read: an upstream that never answers cannot hold the client.
+        gateway
+            .bounded(resources.subscribe(&resolved.original, &ctx), scope)
             .await
-            .map_err(|error| super::ItemError::Tool(error).rescue(&uri, redact))?;
+            .map_err(|error| error.rescue(&uri, redact))?;
         let guard = forward(resolved, sink);
         self.held().insert(uri, guard);
         Ok(())
@@ -148,9 +152,9 @@ fn forward(resolved: Resolved, sink: UpdateSink) -> DropGuard {
                 break;
             }
         }
-        let _ = resources
-            .unsubscribe(&resolved.original, &CallContext::default())
-            .await;
+        // Nobody waits for it; bounded so a hung upstream does not keep the task forever.
+        let release = resources.unsubscribe(&resolved.original, &CallContext::default());
+        let _ = tokio::time::timeout(RELEASE_TIMEOUT, release).await;
     });
     guard
 }
