@@ -153,7 +153,8 @@ fn forward(resolved: Resolved, sink: UpdateSink) -> DropGuard {
             }
         }
         // Nobody waits for it; bounded so a hung upstream does not keep the task forever.
-        let release = resources.unsubscribe(&resolved.original, &CallContext::default());
+        let ctx = CallContext::default();
+        let release = resources.unsubscribe(&resolved.original, &ctx);
         let _ = tokio::time::timeout(RELEASE_TIMEOUT, release).await;
     });
     guard
