@@ -8,8 +8,8 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::{
-    BuildError, ResolveFacts, Secret, TextFilter, ToolAnswer, ToolError, ToolOutput, ToolSpec,
-    upstream::InstanceClient,
+    BuildError, ClientLink, ResolveFacts, Secret, TextFilter, ToolAnswer, ToolError, ToolOutput,
+    ToolSpec, upstream::InstanceClient,
 };
 
 /// Reports progress of a long call to the MCP client that asked for it (`progress`, `total`,
@@ -31,6 +31,9 @@ pub struct CallContext {
     /// The gateway's redaction for this tool: applied to a document's whole text before a
     /// window or snippet is cut from it (see [`TextFilter`]).
     pub text_filter: TextFilter,
+    /// The calling client, for what an upstream asks of it during the call (sampling,
+    /// elicitation, roots): what it declared, how it answers, and its answers to a last round.
+    pub client: ClientLink,
 }
 
 impl std::fmt::Debug for CallContext {
@@ -41,6 +44,7 @@ impl std::fmt::Debug for CallContext {
             .field("progress", &self.progress.is_some())
             .field("traceparent", &self.traceparent)
             .field("text_filter", &self.text_filter)
+            .field("client_can_be_asked", &self.client.can_be_asked())
             .finish()
     }
 }
@@ -157,6 +161,13 @@ pub trait Adapter: Send + Sync {
     /// refuses a tool that needs facts from an adapter without this capability.
     fn facts(&self) -> Option<&dyn ResolveFacts> {
         None
+    }
+
+    /// The instance's upstream may ask the calling client questions during a call (an upstream
+    /// MCP server's sampling, elicitation, roots), so a transport path that cannot relay them
+    /// must leave such calls of a client that can answer to a path that can.
+    fn asks_client(&self) -> bool {
+        false
     }
 
     /// Resources and resource templates (an upstream MCP server's); `None` when the instance

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 /// A tool call that did not succeed. The gateway turns each into a tool result with
 /// `isError: true` and this text, so the model can read what went wrong and try again — except
-/// [`ToolError::MissingClientCapability`], which is the client's to fix, not the model's.
+/// [`ToolError::MissingClientCapability`], which is the client's to fix, not the model's, and
+/// [`ToolError::InputRequired`], which is no failure at all.
 /// Messages never carry credentials.
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
@@ -37,6 +38,12 @@ pub enum ToolError {
     /// `roots`.
     #[error("the client did not declare the `{capability}` capability this call needs")]
     MissingClientCapability { capability: String },
+    /// Not a failure: the upstream needs the client's answers before it can finish (MCP
+    /// 2026-07-28 `input_required`), and the client answers between rounds
+    /// ([`crate::client_input::Answers::Rounds`]). The gateway passes the input requests on
+    /// with the upstream's state sealed, and the client retries the call with its answers.
+    #[error("the server needs the client's input to go on")]
+    InputRequired(Box<rmcp::model::InputRequiredResult>),
 }
 
 /// An adapter instance that cannot be built from its configuration.

@@ -6,6 +6,7 @@
 
 pub mod adapter;
 pub mod boxcom;
+pub mod client_input;
 pub(crate) mod cursor;
 pub mod drive;
 pub mod dropbox;
@@ -29,6 +30,7 @@ pub mod sandbox;
 pub use adapter::{
     Adapter, AdapterKind, CallContext, Health, InstanceSettings, OAuthSpec, ProgressSink, Tools,
 };
+pub use client_input::{Answers, AskClient, ClientLink, Resume};
 pub use error::{BuildError, ToolError};
 pub use facts::{LinkAudience, ResolveFacts, StoredFacts};
 pub use offers::{Completion, LiveList, Prompts, Resources};

@@ -275,8 +275,13 @@ pub async fn prepare(
         })?;
     let providers = crate::broker::setup::providers(config, registry, urls_ref, public_url)
         .map_err(StartError::Config)?;
-    // The keyring seals broker tokens and keys the audit chain; storage holds both.
-    let keyed = (!providers.is_empty() || config.policy.audit)
+    // The keyring seals broker tokens, keys the audit chain, and seals the `requestState` of
+    // calls whose upstream asks the client (`handler/input_state.rs`); storage holds the first two.
+    let asks_clients = catalog
+        .instances()
+        .iter()
+        .any(|instance| instance.adapter.asks_client());
+    let keyed = (!providers.is_empty() || config.policy.audit || asks_clients)
         .then(|| {
             Keyring::load(
                 std::env::var("MANIFOLD_SECRET_KEY").ok().as_deref(),
@@ -286,9 +291,10 @@ pub async fn prepare(
             .map(Arc::new)
         })
         .transpose()?;
-    let shared_storage = match &keyed {
-        Some(_) => Some(open_storage(config).await?),
-        None => None,
+    let shared_storage = if !providers.is_empty() || config.policy.audit {
+        Some(open_storage(config).await?)
+    } else {
+        None
     };
     let (broker, storage): (Arc<dyn CredentialBroker>, _) = if providers.is_empty() {
         (Arc::new(credentials), None)
@@ -361,6 +367,7 @@ pub async fn prepare(
             tools_page_size: config.server.tools_page_size,
             call_timeout: config.server.call_timeout,
         },
+        crate::handler::InputState::new(keyed.clone()),
     );
     let (broker, storage) = storage.map_or((None, shared_storage), |(b, s)| (Some(b), Some(s)));
     Ok(Prepared {

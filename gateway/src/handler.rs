@@ -5,12 +5,13 @@
 
 use std::sync::Arc;
 
+use manifold_adapters::{Answers, ClientLink};
 use manifold_policy::{Action, Principal};
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
         CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
-        PaginatedRequestParams, ServerCapabilities, ServerConfig,
+        PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig,
     },
     service::RequestContext,
 };
@@ -30,14 +31,16 @@ mod call;
 mod credential;
 mod cursor;
 mod facts;
+mod input_state;
 mod logging;
 mod notifier;
 mod offers;
 mod subscriptions;
 
 pub use call::{CallScope, CancelledElsewhere};
+pub use input_state::{InputState, Retry};
 pub use logging::{ClientLog, SessionLogs};
-pub use notifier::{Collected, Notifier, PeerNotifier};
+pub use notifier::{Collected, Notifier, PeerAsker, PeerNotifier};
 pub use offers::{ItemError, Resolved};
 
 /// Settings the handler needs from `[server]`.
@@ -55,6 +58,8 @@ pub struct Gateway {
     settings: HandlerSettings,
     session_logs: SessionLogs,
     metrics: CallMetrics,
+    /// Seals and opens the `requestState` of calls that need the client's input.
+    input_state: InputState,
 }
 
 /// The stages around the adapter call: decide before it, mask and record after it.
@@ -91,6 +96,7 @@ impl Gateway {
         stages: Stages,
         broker: Arc<dyn CredentialBroker>,
         settings: HandlerSettings,
+        input_state: InputState,
     ) -> Arc<Self> {
         Arc::new(Self {
             catalog,
@@ -99,6 +105,7 @@ impl Gateway {
             settings,
             session_logs: SessionLogs::default(),
             metrics: CallMetrics::default(),
+            input_state,
         })
     }
 
@@ -229,6 +236,25 @@ fn supports_url_elicitation(context: &RequestContext<RoleServer>) -> bool {
         .client_capabilities()
         .and_then(|capabilities| capabilities.elicitation)
         .is_some_and(|elicitation| elicitation.url.is_some())
+}
+
+/// How an upstream's questions reach this request's client: a 2026-07-28 request answers them
+/// between rounds (the call ends with them, the client retries); a session of the earlier eras
+/// is asked on the request's stream.
+fn client_link(context: &RequestContext<RoleServer>) -> ClientLink {
+    let answers = if context.protocol_version() == Some(ProtocolVersion::V_2026_07_28) {
+        Answers::Rounds
+    } else {
+        Answers::Asked(Arc::new(PeerAsker {
+            peer: context.peer.clone(),
+            origin: context.id.clone(),
+        }))
+    };
+    ClientLink {
+        declared: context.client_capabilities().unwrap_or_default(),
+        answers,
+        resume: Default::default(),
+    }
 }
 
 /// The Streamable HTTP session the request belongs to.
@@ -377,10 +403,13 @@ impl ServerHandler for McpHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::ReadResourceResponse, McpError> {
         let scope = self.scope(&context, context.ct.clone());
+        let retry = Retry {
+            input_responses: request.input_responses,
+            request_state: request.request_state,
+        };
         self.gateway
-            .read_resource(&request.uri, &scope)
+            .read_resource(&request.uri, retry, &scope)
             .await
-            .map(Into::into)
     }
 
     #[allow(deprecated)] // resources/subscribe: how every 2025-era client subscribes
@@ -422,10 +451,13 @@ impl ServerHandler for McpHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::GetPromptResponse, McpError> {
         let scope = self.scope(&context, context.ct.clone());
+        let retry = Retry {
+            input_responses: request.input_responses,
+            request_state: request.request_state,
+        };
         self.gateway
-            .get_prompt(&request.name, request.arguments, &scope)
+            .get_prompt(&request.name, request.arguments, retry, &scope)
             .await
-            .map(Into::into)
     }
 
     async fn complete(
@@ -531,6 +563,7 @@ impl McpHandler {
                 peer: context.peer.clone(),
                 log: self.log_of(context),
             }),
+            client: client_link(context),
         }
     }
 

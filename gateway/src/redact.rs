@@ -31,6 +31,7 @@ pub struct RedactStageError {
 /// Masks results. Without a `redaction.toml` every built-in detector is on for every tool
 /// (fail closed: a gateway nobody configured still masks secrets); an admin who wants results
 /// unmasked says so (`[default] enabled = false`).
+#[derive(Clone)]
 pub struct RedactStage {
     redactor: Arc<Redactor>,
 }

@@ -10,13 +10,20 @@ use std::{
     time::Duration,
 };
 
+// Sampling and roots are deprecated by SEP-2577, and still asked by servers of every era.
+#[allow(deprecated)]
+use rmcp::model::{
+    CreateMessageRequest, CreateMessageRequestParams, CreateMessageResult, ListRootsRequest,
+    ListRootsResult,
+};
 use rmcp::{
-    ClientHandler, RoleClient,
+    ClientHandler, ErrorData as McpError, RoleClient,
     model::{
-        ClientCapabilities, ClientConfig, Implementation, ProgressNotificationParam, ProgressToken,
-        Prompt, ProtocolVersion, Resource, ResourceTemplate, ResourceUpdatedNotificationParam,
+        ClientCapabilities, ClientConfig, ElicitRequest, ElicitRequestParams, ElicitResult,
+        Implementation, InputRequest, ProgressNotificationParam, ProgressToken, Prompt,
+        ProtocolVersion, Resource, ResourceTemplate, ResourceUpdatedNotificationParam,
     },
-    service::{ClientLifecycleMode, ClientServiceExt, NotificationContext, Peer},
+    service::{ClientLifecycleMode, ClientServiceExt, NotificationContext, Peer, RequestContext},
     transport::{
         StreamableHttpClientTransport, TokioChildProcess,
         streamable_http_client::StreamableHttpClientTransportConfig,
@@ -66,6 +73,8 @@ pub struct Shared {
     pub refresh: tokio::sync::Notify,
     /// Where progress of calls in flight goes, by the token the gateway sent upstream.
     pub progress: Mutex<HashMap<ProgressToken, ProgressSink>>,
+    /// The calls in flight whose client a 2025-era upstream may ask (`asking.rs`).
+    pub asking: Mutex<super::asking::Asking>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -143,38 +152,31 @@ impl Shared {
         };
         match &self.settings.endpoint {
             Endpoint::Http(url) => {
-                // The transport's bound keeps memory in check; answers up to it are read so that
-                // one over `max_response_bytes` gets a clear error (`mod.rs`) and the connection
-                // stays.
-                let bound = self.settings.max_response_bytes.saturating_mul(4);
-                let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
-                    .max_json_response_size(bound)
-                    .max_sse_event_size(bound)
-                    .reinit_on_expired_session(true);
-                let mut custom = HashMap::new();
-                for (name, value) in &self.headers {
-                    if name.eq_ignore_ascii_case("authorization") {
-                        config = config.auth_header(value.expose().trim().to_owned());
-                        continue;
-                    }
-                    let name = http::HeaderName::try_from(name.as_str())
-                        .map_err(|_| format!("credential header `{name}` is not a header name"))?;
-                    let value = http::HeaderValue::try_from(value.expose().trim())
-                        .map_err(|_| format!("credential header `{name}` has an invalid value"))?;
-                    custom.insert(name, value);
-                }
-                config = config.custom_headers(custom);
-                let transport = StreamableHttpClientTransport::with_client(
-                    reqwest::Client::builder()
-                        .connect_timeout(Duration::from_secs(10))
-                        .build()
-                        .map_err(|e| e.to_string())?,
-                    config,
-                );
-                handler
-                    .serve_with_lifecycle(transport, lifecycle)
+                let shown = |error: &dyn std::fmt::Display| {
+                    format!("cannot connect to {}: {error}", shown(url))
+                };
+                match handler
+                    .serve_with_lifecycle(self.http_transport(url)?, lifecycle)
                     .await
-                    .map_err(|error| format!("cannot connect to {}: {error}", shown(url)))
+                {
+                    // A server that answers `server/discover` but offers only earlier versions
+                    // still speaks them over `initialize`.
+                    Err(rmcp::service::ClientInitializeError::NoCompatibleProtocolVersion {
+                        ..
+                    }) => {
+                        let handler = UpstreamHandler {
+                            shared: Arc::downgrade(self),
+                        };
+                        handler
+                            .serve_with_lifecycle(
+                                self.http_transport(url)?,
+                                ClientLifecycleMode::Initialize,
+                            )
+                            .await
+                            .map_err(|error| shown(&error))
+                    }
+                    other => other.map_err(|error| shown(&error)),
+                }
             }
             Endpoint::Sse(url) => {
                 // Same bound as Streamable HTTP above. The legacy era has no `server/discover`:
@@ -224,6 +226,40 @@ impl Shared {
                     .map_err(|error| format!("`{program}` did not start as an MCP server: {error}"))
             }
         }
+    }
+
+    /// A Streamable HTTP transport to `url` with the instance's credentials.
+    fn http_transport(
+        &self,
+        url: &url::Url,
+    ) -> Result<StreamableHttpClientTransport<reqwest::Client>, String> {
+        // The transport's bound keeps memory in check; answers up to it are read so that one
+        // over `max_response_bytes` gets a clear error (`mod.rs`) and the connection stays.
+        let bound = self.settings.max_response_bytes.saturating_mul(4);
+        let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
+            .max_json_response_size(bound)
+            .max_sse_event_size(bound)
+            .reinit_on_expired_session(true);
+        let mut custom = HashMap::new();
+        for (name, value) in &self.headers {
+            if name.eq_ignore_ascii_case("authorization") {
+                config = config.auth_header(value.expose().trim().to_owned());
+                continue;
+            }
+            let name = http::HeaderName::try_from(name.as_str())
+                .map_err(|_| format!("credential header `{name}` is not a header name"))?;
+            let value = http::HeaderValue::try_from(value.expose().trim())
+                .map_err(|_| format!("credential header `{name}` has an invalid value"))?;
+            custom.insert(name, value);
+        }
+        config = config.custom_headers(custom);
+        Ok(StreamableHttpClientTransport::with_client(
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .build()
+                .map_err(|e| e.to_string())?,
+            config,
+        ))
     }
 
     /// Serves one connection until it ends or the gateway shuts down.
@@ -439,14 +475,50 @@ pub struct UpstreamHandler {
     shared: std::sync::Weak<Shared>,
 }
 
+#[allow(deprecated)] // sampling and roots (SEP-2577), relayed while servers still ask
 impl ClientHandler for UpstreamHandler {
+    /// A 2025-era upstream hears of sampling, elicitation (both modes) and roots: it may ask,
+    /// and each request goes to the client of the call it came with, which may not be able to
+    /// answer (`asking.rs`). A 2026-07-28 upstream hears per request what the calling client
+    /// declared (`client_meta`); this connection-wide declaration is replaced there.
     fn get_info(&self) -> ClientConfig {
+        let capabilities = ClientCapabilities::builder()
+            .enable_sampling()
+            .enable_elicitation()
+            .enable_roots()
+            .build();
         let mut info = ClientConfig::new(
-            ClientCapabilities::default(),
+            capabilities,
             Implementation::new("manifold", env!("CARGO_PKG_VERSION")),
         );
         info.protocol_version = ProtocolVersion::V_2025_11_25;
         info
+    }
+
+    async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+        context: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, McpError> {
+        let request = InputRequest::CreateMessage(CreateMessageRequest::new(params));
+        self.relay(request, &context).await
+    }
+
+    async fn create_elicitation(
+        &self,
+        params: ElicitRequestParams,
+        context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, McpError> {
+        let request = InputRequest::Elicitation(ElicitRequest::new(params));
+        self.relay(request, &context).await
+    }
+
+    async fn list_roots(
+        &self,
+        context: RequestContext<RoleClient>,
+    ) -> Result<ListRootsResult, McpError> {
+        let request = InputRequest::ListRoots(ListRootsRequest::default());
+        self.relay(request, &context).await
     }
 
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
@@ -517,6 +589,30 @@ impl ClientHandler for UpstreamHandler {
                 .collect();
             tracing::debug!(instance = %shared.name, level = ?params.level, %data, "upstream log");
         }
+    }
+}
+
+// === impl UpstreamHandler ===
+
+impl UpstreamHandler {
+    /// Relays one request of the upstream to the client of its call and reads the client's
+    /// result as the type the upstream expects.
+    async fn relay<T: serde::de::DeserializeOwned>(
+        &self,
+        request: InputRequest,
+        context: &RequestContext<RoleClient>,
+    ) -> Result<T, McpError> {
+        let shared = self
+            .shared
+            .upgrade()
+            .ok_or_else(|| McpError::internal_error("the gateway is shutting down", None))?;
+        let answer = shared.relay(request, context).await?;
+        serde_json::from_value(answer).map_err(|error| {
+            McpError::internal_error(
+                format!("the client's answer could not be read: {error}"),
+                None,
+            )
+        })
     }
 }
 

@@ -3,6 +3,8 @@
 //! live from the upstream ([`Tools::Live`], `offers.rs`); the gateway namespaces them, applies
 //! policy, quota and redaction, and passes each answer through whole ([`ToolAnswer::Mcp`]).
 
+/// Questions the upstream asks the calling client during a call, in both eras.
+mod asking;
 mod connection;
 mod convert;
 mod offers;
@@ -96,6 +98,7 @@ impl AdapterKind for McpKind {
                 }),
                 refresh: tokio::sync::Notify::new(),
                 progress: Mutex::new(Default::default()),
+                asking: Mutex::new(Default::default()),
             }),
             started: std::sync::Once::new(),
         }))
@@ -185,6 +188,12 @@ impl Adapter for McpAdapter {
         });
     }
 
+    /// Sampling, elicitation and roots requests of the upstream reach the calling client
+    /// (`asking.rs`).
+    fn asks_client(&self) -> bool {
+        true
+    }
+
     /// The instance's credentials travel on its connection (see [`McpKind::build`]).
     fn needs_credential(&self) -> bool {
         false
@@ -229,11 +238,17 @@ impl Adapter for McpAdapter {
         arguments: Map<String, Value>,
         ctx: &CallContext,
     ) -> Result<ToolAnswer, ToolError> {
-        let mut params = CallToolRequestParams::new(tool.to_owned());
-        params.arguments = Some(arguments);
-        params.meta = request_meta(ctx);
-        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
-        match self.send(request, ctx).await? {
+        let answer = self
+            .rounds(ctx, |input_responses, request_state| {
+                let mut params = CallToolRequestParams::new(tool.to_owned());
+                params.arguments = Some(arguments.clone());
+                params.meta = request_meta(ctx);
+                params.input_responses = input_responses;
+                params.request_state = request_state;
+                ClientRequest::CallToolRequest(CallToolRequest::new(params))
+            })
+            .await?;
+        match answer {
             ServerResult::CallToolResult(result) => Ok(ToolAnswer::Mcp(Box::new(result))),
             _ => Err(ToolError::BadResponse(
                 "the server answered with something other than a tool result".into(),
@@ -280,10 +295,20 @@ impl McpAdapter {
         let peer = self.peer()?;
         // rmcp gives every request a progress token of its own (never the client's, so one
         // client's token cannot reach another's call); progress under it goes to this call.
+        let mut options = PeerRequestOptions::no_options();
+        options.meta = Some(client_meta(ctx));
         let handle = peer
-            .send_request_with_option(request, PeerRequestOptions::no_options())
+            .send_request_with_option(request, options)
             .await
             .map_err(service_error)?;
+        // A 2025-era upstream asks the client on this request's stream (`asking.rs`).
+        shared
+            .asking()
+            .insert(handle.id.clone(), ctx.client.clone());
+        let _asking = asking::AskRoute {
+            shared,
+            id: handle.id.clone(),
+        };
         let _route = ctx.progress.as_ref().map(|sink| {
             let token = handle.progress_token.clone();
             shared
@@ -301,11 +326,6 @@ impl McpAdapter {
         let response = handle.await_response().await;
         cancel.id = None;
         match response {
-            Ok(ServerResult::InputRequiredResult(_)) => Err(ToolError::BadResponse(
-                "the server asked the client for more input, which the gateway does not relay \
-                 for this server yet"
-                    .into(),
-            )),
             Ok(result) => {
                 let size = encoded_len(&result);
                 if size > shared.settings.max_response_bytes {
@@ -330,6 +350,17 @@ fn request_meta(ctx: &CallContext) -> Option<rmcp::model::RequestMetaObject> {
         .0
         .insert("traceparent".into(), Value::String(traceparent.clone()));
     Some(meta)
+}
+
+/// The request `_meta` every upstream request carries besides its own: the client
+/// capabilities the gateway can relay to on this call's path (`io.modelcontextprotocol/
+/// clientCapabilities`, read by a 2026-07-28 upstream per request), so an upstream asks only
+/// what the calling client can answer. rmcp sets the connection's own declaration first; this
+/// one replaces it.
+fn client_meta(ctx: &CallContext) -> rmcp::model::RequestMetaObject {
+    let mut meta = rmcp::model::RequestMetaObject::default();
+    meta.set_client_capabilities(ctx.client.relayable());
+    meta
 }
 
 /// The bytes `result` takes as JSON, counted without building the text.

@@ -41,10 +41,16 @@ impl Resources for McpAdapter {
     }
 
     async fn read(&self, uri: &str, ctx: &CallContext) -> Result<ReadResourceResult, ToolError> {
-        let mut params = ReadResourceRequestParams::new(uri);
-        params.meta = request_meta(ctx);
-        let request = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(params));
-        match self.send(request, ctx).await? {
+        let answer = self
+            .rounds(ctx, |input_responses, request_state| {
+                let mut params = ReadResourceRequestParams::new(uri);
+                params.meta = request_meta(ctx);
+                params.input_responses = input_responses;
+                params.request_state = request_state;
+                ClientRequest::ReadResourceRequest(ReadResourceRequest::new(params))
+            })
+            .await?;
+        match answer {
             ServerResult::ReadResourceResult(result) => Ok(result),
             _ => Err(ToolError::BadResponse(
                 "the server answered resources/read with something other than contents".into(),
@@ -128,11 +134,17 @@ impl Prompts for McpAdapter {
         arguments: Option<Map<String, Value>>,
         ctx: &CallContext,
     ) -> Result<GetPromptResult, ToolError> {
-        let mut params = GetPromptRequestParams::new(name);
-        params.arguments = arguments;
-        params.meta = request_meta(ctx);
-        let request = ClientRequest::GetPromptRequest(GetPromptRequest::new(params));
-        match self.send(request, ctx).await? {
+        let answer = self
+            .rounds(ctx, |input_responses, request_state| {
+                let mut params = GetPromptRequestParams::new(name);
+                params.arguments = arguments.clone();
+                params.meta = request_meta(ctx);
+                params.input_responses = input_responses;
+                params.request_state = request_state;
+                ClientRequest::GetPromptRequest(GetPromptRequest::new(params))
+            })
+            .await?;
+        match answer {
             ServerResult::GetPromptResult(result) => Ok(result),
             _ => Err(ToolError::BadResponse(
                 "the server answered prompts/get with something other than a prompt".into(),

@@ -16,7 +16,7 @@
 
 use std::{sync::Arc, time::Instant};
 
-use manifold_adapters::{CallContext, ToolAnswer, ToolError};
+use manifold_adapters::{CallContext, ClientLink, ToolAnswer, ToolError};
 use manifold_policy::{Action, Decision, Principal, audit::AuditEvent};
 use rmcp::{
     ErrorData as McpError,
@@ -25,7 +25,11 @@ use rmcp::{
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::{Gateway, credential::CredentialedError};
+use super::{
+    Gateway,
+    credential::CredentialedError,
+    input_state::{Masking, Retry, StateError, Target},
+};
 use crate::{audit::AuditUnavailable, broker::BrokerError, policy::tool_ref, router::Route};
 
 /// What a tool call needs of the request that carries it.
@@ -39,6 +43,9 @@ pub struct CallScope {
     pub url_elicitation: bool,
     /// Where progress and log notifications go (the transport's own).
     pub notify: Arc<dyn super::Notifier>,
+    /// What the client declared it can answer of an upstream's questions, and how it answers
+    /// on this path (`manifold_adapters::client_input`).
+    pub client: ClientLink,
 }
 
 /// A second way to stop a call rmcp serves, set by the transport: the gateway's registration of
@@ -115,6 +122,9 @@ enum CallError {
     /// after it because its record did not go in.
     #[error(transparent)]
     AuditUnavailable(#[from] AuditUnavailable),
+    /// A retry's `requestState` that does not open for this caller and tool (`input_state.rs`).
+    #[error(transparent)]
+    BadState(#[from] StateError),
 }
 
 impl From<manifold_policy::quota::QuotaError> for CallError {
@@ -150,6 +160,8 @@ struct Routed {
 struct Permitted {
     route: Arc<Route>,
     arguments: serde_json::Map<String, Value>,
+    /// The client as the adapter sees it, with its answers to the last round opened.
+    client: ClientLink,
 }
 
 /// A tool's result and how many spans redaction masked in it.
@@ -274,6 +286,8 @@ impl<'g> CallRecord<'g> {
                     CallError::Quota { .. } => "quota_exceeded",
                     CallError::NotConnected(_) => "not_connected",
                     CallError::Tool(ToolError::Cancelled) => "cancelled",
+                    CallError::Tool(ToolError::InputRequired(_)) => "input_required",
+                    CallError::BadState(_) => "invalid_request_state",
                     CallError::Tool(tool_error) => {
                         self.event.upstream_status = upstream_status(tool_error);
                         "error"
@@ -340,6 +354,15 @@ fn url_elicitation(connection: &str, url: &str, error: &BrokerError) -> McpError
     )
 }
 
+/// What a tool call's sealed `requestState` is bound to: the caller and the tool's exposed name.
+fn tool_target<'a>(principal: &'a Principal, route: &'a Route) -> Target<'a> {
+    Target {
+        principal,
+        kind: "tool",
+        name: &route.exposed,
+    }
+}
+
 /// MCP's MissingRequiredClientCapabilityError: `requiredCapabilities` is a client capabilities
 /// object keyed by what is missing (`{"sampling": {}}`), as the 2026-07-28 schema defines it.
 /// rmcp and the stateless fast path both answer this code with HTTP 400.
@@ -360,11 +383,15 @@ impl Gateway {
     /// record, written before the answer leaves.
     pub async fn call_tool(
         &self,
-        request: CallToolRequestParams,
+        mut request: CallToolRequestParams,
         scope: &CallScope,
     ) -> Result<CallToolResponse, McpError> {
         let mut record = CallRecord::begin(self, &request.name, &scope.principal);
-        let mut result = self.try_call(request, scope, &mut record).await;
+        let retry = Retry {
+            input_responses: request.input_responses.take(),
+            request_state: request.request_state.take(),
+        };
+        let mut result = self.try_call(request, retry, scope, &mut record).await;
         // The answer leaves only with its record in the log.
         if let Err(unwritten) = record.finish(&result) {
             result = Err(unwritten.into());
@@ -382,11 +409,12 @@ impl Gateway {
     async fn try_call(
         &self,
         request: CallToolRequestParams,
+        retry: Retry,
         scope: &CallScope,
         record: &mut CallRecord<'_>,
     ) -> Result<Served, CallError> {
         let routed = self.route(request, &scope.principal, record)?;
-        let permitted = self.authorize(routed, scope, record).await?;
+        let permitted = self.authorize(routed, &retry, scope, record).await?;
         self.invoke(permitted, scope).await
     }
 
@@ -436,6 +464,7 @@ impl Gateway {
     async fn authorize(
         &self,
         routed: Routed,
+        retry: &Retry,
         scope: &CallScope,
         record: &mut CallRecord<'_>,
     ) -> Result<Permitted, CallError> {
@@ -460,6 +489,12 @@ impl Gateway {
             }
             Decision::Allow { policies } => record.allowed(policies),
         }
+        // A retry's state opens only for the caller and the tool it was sealed for.
+        let client =
+            self.input_state
+                .resumed(&scope.client, retry, &tool_target(principal, &route))?;
+        // The upstream's questions pass the tool's redaction rules, as its answers do.
+        let client = self.masking(&route).link(client);
         self.stages.policy.admit(principal, &tool).await?;
         let Value::Object(arguments) = arguments else {
             return Err(not_an_object());
@@ -467,13 +502,29 @@ impl Gateway {
         Ok(Permitted {
             route: route.clone(),
             arguments,
+            client,
         })
+    }
+
+    /// The redaction rules of `route`, for the questions its upstream asks.
+    fn masking(&self, route: &Route) -> Masking {
+        Masking {
+            redact: self.stages.redact.clone(),
+            instance: route.instance.clone(),
+            kind: route.kind.clone(),
+            name: route.view.policy_name.clone(),
+        }
     }
 
     /// The credential, the adapter call (one renewal on a 401) and redaction.
     async fn invoke(&self, permitted: Permitted, scope: &CallScope) -> Result<Served, CallError> {
-        self.run_tool(&permitted.route, &permitted.arguments, scope)
-            .await
+        self.run_tool(
+            &permitted.route,
+            &permitted.arguments,
+            &permitted.client,
+            scope,
+        )
+        .await
     }
 
     /// The only mapping of a refused or failed call to its MCP answer.
@@ -519,6 +570,22 @@ impl Gateway {
                 tracing::info!(%tool, %capability, "tool call needs an undeclared client capability");
                 Err(missing_capability(&capability))
             }
+            CallError::Tool(ToolError::InputRequired(asked)) => {
+                // Masked like an answer, its state sealed to the caller and the tool.
+                let sealed = record.route.as_ref().and_then(|route| {
+                    let masked = self.masking(route).round(*asked)?;
+                    let target = tool_target(&scope.principal, route);
+                    self.input_state.seal(masked, &target).ok()
+                });
+                match sealed {
+                    Some(sealed) => Ok(CallToolResponse::InputRequired(sealed)),
+                    None => Err(McpError::internal_error(
+                        "the server needs the client's input, and the gateway could not carry the request on",
+                        None,
+                    )),
+                }
+            }
+            CallError::BadState(error) => Err(McpError::invalid_params(error.to_string(), None)),
             CallError::AuditUnavailable(error) => {
                 tracing::debug!(%tool, "tool call refused: the audit log cannot be written");
                 Err(McpError::internal_error(error.to_string(), None))
@@ -541,10 +608,11 @@ impl Gateway {
         &self,
         route: &Arc<Route>,
         arguments: &serde_json::Map<String, Value>,
+        client: &ClientLink,
         scope: &CallScope,
     ) -> Result<(CallToolResult, usize), CallError> {
         self.with_credential(route, &scope.principal, |credential| {
-            self.call_once(route, arguments.clone(), scope, credential)
+            self.call_once(route, arguments.clone(), client, scope, credential)
         })
         .await
         .map_err(|error| match error {
@@ -557,6 +625,7 @@ impl Gateway {
         &self,
         route: &Arc<Route>,
         arguments: serde_json::Map<String, Value>,
+        client: &ClientLink,
         scope: &CallScope,
         credential: Option<manifold_adapters::Secret>,
     ) -> Result<(CallToolResult, usize), ToolError> {
@@ -567,6 +636,7 @@ impl Gateway {
             progress: progress.as_ref().map(|(sink, _)| sink.clone()),
             traceparent: scope.traceparent.clone(),
             text_filter: self.stages.redact.text_filter(route),
+            client: client.clone(),
         };
         if ctx.progress.is_some() {
             // Tells the client the call started; adapters report their own steps from there on.

@@ -121,6 +121,7 @@ impl Gateway {
                 progress: None,
                 traceparent: scope.traceparent.clone(),
                 text_filter: self.stages.redact.text_filter(route),
+                client: Default::default(),
             };
             let resolve = resolver.resolve(&route.spec.name, map, &ctx);
             tokio::time::timeout(self.settings.call_timeout, resolve)

@@ -5,10 +5,14 @@
 
 use std::sync::{Arc, Mutex};
 
-use manifold_adapters::ProgressSink;
+use manifold_adapters::{AskClient, ProgressSink, ToolError, client_input::InputRequest};
 use rmcp::{
     Peer, RoleServer,
-    model::{ProgressNotificationParam, ProgressToken, ServerJsonRpcMessage},
+    model::{
+        ErrorCode, GetExtensions, ProgressNotificationParam, ProgressToken, RequestId,
+        ServerJsonRpcMessage, ServerRequest,
+    },
+    service::{OriginatingRequestId, ServiceError},
 };
 use serde_json::Value;
 use tokio::{sync::mpsc, task::JoinHandle};
@@ -107,5 +111,55 @@ impl Notifier for Collected {
         self.log
             .warning(LogTarget::Collect(&self.messages), data)
             .await;
+    }
+}
+
+// === impl PeerAsker ===
+
+/// Asks a session's client during a call, on the stream of the request that made the call
+/// (rmcp's session service). The request is marked with that request's id, since the question
+/// may be asked from the upstream connection's task rather than the handler's, where rmcp would
+/// otherwise send it on the session's standalone stream.
+pub struct PeerAsker {
+    pub peer: Peer<RoleServer>,
+    pub origin: RequestId,
+}
+
+#[async_trait::async_trait]
+impl AskClient for PeerAsker {
+    async fn ask(&self, request: InputRequest) -> Result<Value, ToolError> {
+        let mut request = match request {
+            InputRequest::CreateMessage(request) => ServerRequest::CreateMessageRequest(request),
+            InputRequest::Elicitation(request) => ServerRequest::ElicitRequest(request),
+            InputRequest::ListRoots(request) => ServerRequest::ListRootsRequest(request),
+            _ => {
+                return Err(ToolError::MissingClientCapability {
+                    capability: "unknown".into(),
+                });
+            }
+        };
+        request
+            .extensions_mut()
+            .insert(OriginatingRequestId(self.origin.clone()));
+        let answer = self
+            .peer
+            .send_request(request)
+            .await
+            .map_err(|error| match error {
+                ServiceError::McpError(error) if error.code == ErrorCode::METHOD_NOT_FOUND => {
+                    ToolError::MissingClientCapability {
+                        capability: "unknown".into(),
+                    }
+                }
+                ServiceError::McpError(error) => ToolError::Upstream {
+                    status: 502,
+                    message: format!("the client refused the server's request: {}", error.message),
+                },
+                ServiceError::Cancelled { .. } => ToolError::Cancelled,
+                ServiceError::Timeout { .. } => ToolError::Timeout,
+                other => ToolError::Unreachable(format!("the client could not be asked: {other}")),
+            })?;
+        serde_json::to_value(answer)
+            .map_err(|error| ToolError::BadResponse(format!("the client's answer: {error}")))
     }
 }

@@ -9,18 +9,22 @@
 
 use std::{sync::Arc, time::Instant};
 
-use manifold_adapters::{CallContext, Completion, ToolError};
+use manifold_adapters::{CallContext, ClientLink, Completion, ToolError};
 use manifold_policy::{Decision, ItemAction, ItemKind, ItemRef, Principal, audit::AuditEvent};
 use rmcp::{
     ErrorData as McpError,
     model::{
-        CompleteRequestParams, CompleteResult, GetPromptResult, ListPromptsResult,
-        ListResourceTemplatesResult, ListResourcesResult, ReadResourceResult, Reference,
+        CompleteRequestParams, CompleteResult, GetPromptResponse, GetPromptResult,
+        InputRequiredResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+        ReadResourceResponse, ReadResourceResult, Reference,
     },
 };
 use serde_json::{Map, Value, json};
 
-use super::{CallScope, Gateway, cursor};
+use super::{
+    CallScope, Gateway, cursor,
+    input_state::{Masking, Retry, StateError, Target},
+};
 use crate::{
     audit::AuditUnavailable,
     router::offers::{Offered, Offers, UriError},
@@ -89,6 +93,9 @@ pub enum ItemError {
     Tool(ToolError),
     #[error(transparent)]
     AuditUnavailable(#[from] AuditUnavailable),
+    /// A retry's `requestState` that does not open for this caller and item.
+    #[error(transparent)]
+    BadState(#[from] StateError),
 }
 
 // === impl ItemError ===
@@ -99,6 +106,8 @@ impl ItemError {
             ItemError::Unknown(_) | ItemError::BadUri(_) => "unknown_item",
             ItemError::Hidden(..) | ItemError::Denied(_) => "denied",
             ItemError::Tool(ToolError::Cancelled) => "cancelled",
+            ItemError::Tool(ToolError::InputRequired(_)) => "input_required",
+            ItemError::BadState(_) => "invalid_request_state",
             ItemError::Tool(_) => "error",
             ItemError::AuditUnavailable(_) => "audit_unavailable",
         }
@@ -135,6 +144,7 @@ impl ItemError {
             ItemError::Tool(ToolError::MissingClientCapability { capability }) => {
                 super::call::missing_capability(&capability)
             }
+            ItemError::BadState(error) => McpError::invalid_params(error.to_string(), None),
             ItemError::Tool(error) => McpError::internal_error(redact(&error.to_string()), None),
             ItemError::AuditUnavailable(_) => McpError::internal_error(
                 "The gateway cannot record this request in its audit log, so it was not served.",
@@ -350,33 +360,84 @@ impl Gateway {
     pub async fn read_resource(
         &self,
         uri: &str,
+        retry: Retry,
         scope: &CallScope,
-    ) -> Result<ReadResourceResult, McpError> {
+    ) -> Result<ReadResourceResponse, McpError> {
         let mut record = ItemRecord::begin(self, ItemAction::Read, uri, &scope.principal);
-        let mut result = self.try_read(uri, scope, &mut record).await;
+        let target = item_target(scope, "resource", uri);
+        let mut result = self
+            .try_read(uri, &retry, &target, scope, &mut record)
+            .await;
         // The answer leaves only with its record in the log.
         if let Err(unwritten) = record.finish(&result) {
             result = Err(unwritten.into());
         }
-        result
-            .map(|(contents, _)| contents)
-            .map_err(|error| error.rescue(uri, |text| self.stages.redact.redact_text(text)))
+        match result {
+            Ok((contents, _)) => Ok(contents.into()),
+            Err(ItemError::Tool(ToolError::InputRequired(asked))) => {
+                let masking = self
+                    .resolve_resource(uri)
+                    .ok()
+                    .map(|r| self.item_masking(&r));
+                self.pass_on_input(*asked, &target, masking.as_ref())
+                    .map(Into::into)
+            }
+            Err(error) => Err(error.rescue(uri, |text| self.stages.redact.redact_text(text))),
+        }
+    }
+
+    /// An upstream's input requests for a client that answers between rounds, its state
+    /// sealed to the caller and the item (`input_state.rs`).
+    fn pass_on_input(
+        &self,
+        asked: InputRequiredResult,
+        target: &Target<'_>,
+        masking: Option<&Masking>,
+    ) -> Result<InputRequiredResult, McpError> {
+        let fail = |reason: &str| {
+            McpError::internal_error(
+                format!(
+                    "the server needs the client's input, and the gateway could not carry the request on: {reason}"
+                ),
+                None,
+            )
+        };
+        let masked = masking
+            .and_then(|masking| masking.round(asked))
+            .ok_or_else(|| fail("its questions could not be checked for redaction"))?;
+        self.input_state
+            .seal(masked, target)
+            .map_err(|error| fail(&error.to_string()))
+    }
+
+    /// The redaction rules of a resource or prompt, for the questions its upstream asks.
+    fn item_masking(&self, resolved: &Resolved) -> Masking {
+        Masking {
+            redact: self.stages.redact.clone(),
+            instance: resolved.instance.clone(),
+            kind: resolved.kind.clone(),
+            name: resolved.exposed.clone(),
+        }
     }
 
     async fn try_read(
         &self,
         uri: &str,
+        retry: &Retry,
+        target: &Target<'_>,
         scope: &CallScope,
         record: &mut ItemRecord<'_>,
     ) -> Result<(ReadResourceResult, usize), ItemError> {
         let resolved = self.resolve_resource(uri)?;
         record.resolved(&resolved);
         record.allowed(self.decide_read(&scope.principal, &resolved)?);
+        let client = self.input_state.resumed(&scope.client, retry, target)?;
+        let client = self.item_masking(&resolved).link(client);
         let resources = resolved
             .adapter
             .resources()
             .ok_or(ItemError::Unknown("resource"))?;
-        let ctx = self.item_context(scope);
+        let ctx = self.item_context(scope, client);
         let mut contents = self
             .bounded(resources.read(&resolved.original, &ctx), scope)
             .await?;
@@ -402,22 +463,37 @@ impl Gateway {
         &self,
         name: &str,
         arguments: Option<Map<String, Value>>,
+        retry: Retry,
         scope: &CallScope,
-    ) -> Result<GetPromptResult, McpError> {
+    ) -> Result<GetPromptResponse, McpError> {
         let mut record = ItemRecord::begin(self, ItemAction::Get, name, &scope.principal);
-        let mut result = self.try_get(name, arguments, scope, &mut record).await;
+        let target = item_target(scope, "prompt", name);
+        let mut result = self
+            .try_get(name, arguments, &retry, &target, scope, &mut record)
+            .await;
         if let Err(unwritten) = record.finish(&result) {
             result = Err(unwritten.into());
         }
-        result
-            .map(|(prompt, _)| prompt)
-            .map_err(|error| error.rescue(name, |text| self.stages.redact.redact_text(text)))
+        match result {
+            Ok((prompt, _)) => Ok(prompt.into()),
+            Err(ItemError::Tool(ToolError::InputRequired(asked))) => {
+                let masking = self
+                    .resolve_prompt(name)
+                    .ok()
+                    .map(|r| self.item_masking(&r));
+                self.pass_on_input(*asked, &target, masking.as_ref())
+                    .map(Into::into)
+            }
+            Err(error) => Err(error.rescue(name, |text| self.stages.redact.redact_text(text))),
+        }
     }
 
     async fn try_get(
         &self,
         name: &str,
         arguments: Option<Map<String, Value>>,
+        retry: &Retry,
+        target: &Target<'_>,
         scope: &CallScope,
         record: &mut ItemRecord<'_>,
     ) -> Result<(GetPromptResult, usize), ItemError> {
@@ -431,11 +507,13 @@ impl Gateway {
         )?;
         record.allowed(policies);
         record.event.args = arguments.clone().map(Value::Object);
+        let client = self.input_state.resumed(&scope.client, retry, target)?;
+        let client = self.item_masking(&resolved).link(client);
         let prompts = resolved
             .adapter
             .prompts()
             .ok_or(ItemError::Unknown("prompt"))?;
-        let ctx = self.item_context(scope);
+        let ctx = self.item_context(scope, client);
         let mut prompt = self
             .bounded(prompts.get(&resolved.original, arguments, &ctx), scope)
             .await?;
@@ -485,7 +563,7 @@ impl Gateway {
             }
         };
         let answer = async {
-            let ctx = self.item_context(scope);
+            let ctx = self.item_context(scope, ClientLink::default());
             match &request.r#ref {
                 Reference::Prompt(prompt) => {
                     let resolved = self.resolve_prompt(&prompt.name)?;
@@ -548,12 +626,15 @@ impl Gateway {
         ))
     }
 
-    /// What an upstream request on the caller's behalf carries: the trace context, and the
-    /// cancellation of the request. Never the client's token.
-    pub(super) fn item_context(&self, scope: &CallScope) -> CallContext {
+    /// What an upstream request on the caller's behalf carries: the trace context, the
+    /// cancellation of the request, and the client as far as the upstream may ask it anything
+    /// (`client`: with the answers of a retry; the default for requests that ask nothing).
+    /// Never the client's token.
+    pub(super) fn item_context(&self, scope: &CallScope, client: ClientLink) -> CallContext {
         CallContext {
             cancel: scope.cancel.clone(),
             traceparent: scope.traceparent.clone(),
+            client,
             ..CallContext::default()
         }
     }
@@ -571,6 +652,16 @@ impl Gateway {
             },
             () = scope.cancel.cancelled() => Err(ItemError::Tool(ToolError::Cancelled)),
         }
+    }
+}
+
+/// What an item request's sealed `requestState` is bound to: the caller and the URI or name the
+/// client asked for.
+fn item_target<'a>(scope: &'a CallScope, kind: &'static str, name: &'a str) -> Target<'a> {
+    Target {
+        principal: &scope.principal,
+        kind,
+        name,
     }
 }
 

@@ -104,7 +104,7 @@ impl SessionSubscriptions {
                 Some(serde_json::json!({ "uri": uri })),
             ));
         };
-        let ctx = gateway.item_context(scope);
+        let ctx = gateway.item_context(scope, manifold_adapters::ClientLink::default());
         // Bounded like a read: an upstream that never answers cannot hold the client.
         gateway
             .bounded(resources.subscribe(&resolved.original, &ctx), scope)

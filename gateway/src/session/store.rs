@@ -22,6 +22,9 @@ use crate::storage::Storage;
 pub struct LiveSession {
     /// The client declared `capabilities.elicitation.url` at initialize.
     pub url_elicitation: bool,
+    /// The client declared it answers a server's questions (sampling, elicitation or roots):
+    /// its calls of tools whose upstream may ask go where it can be asked (rmcp's service).
+    pub answers_questions: bool,
 }
 
 /// How long lookups are trusted and how often activity is written.
@@ -89,12 +92,15 @@ impl SqlSessionStore {
             self.seen.remove(id);
             return Ok(None);
         };
+        let capabilities = &state.initialize_params.capabilities;
         let session = LiveSession {
-            url_elicitation: state
-                .initialize_params
-                .capabilities
+            url_elicitation: capabilities
                 .elicitation
+                .as_ref()
                 .is_some_and(|elicitation| elicitation.url.is_some()),
+            answers_questions: capabilities.sampling.is_some()
+                || capabilities.elicitation.is_some()
+                || capabilities.roots.is_some(),
         };
         let touched = match touched {
             Some(at) if now.duration_since(at) < self.touch_every => at,

@@ -2,6 +2,7 @@
 //! progress, and a gateway started in-process on a free port with it.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod asking_mcp;
 pub mod broker;
 pub mod decision;
 pub mod demo;

@@ -1,6 +1,8 @@
 //! The test tools: the content, logging, progress, error, sampling and elicitation tools of the
 //! 2025 scenarios, the diagnostic hooks of `server-stateless` (2026-07-28), and the custom-header
-//! tool of `http-custom-header-server-validation`. The `input_required` tools live in `mrtr.rs`.
+//! tool of `http-custom-header-server-validation`. The `input_required` tools live in `mrtr.rs`;
+//! the sampling and elicitation tools ask a 2026-07-28 client in rounds too (as the gateway in
+//! front of this server is such a client), and a session of the 2025 eras on its stream.
 //! Names, schemas and payloads are the ones the suite checks, so they are written out as JSON.
 
 use std::time::Duration;
@@ -9,8 +11,9 @@ use rmcp::{
     ErrorData as McpError, RoleServer,
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ContentBlock,
-        CreateMessageRequestParams, ElicitRequestParams, LoggingLevel, ProgressNotificationParam,
-        ResourceContents, SamplingMessage, Tool,
+        CreateMessageRequest, CreateMessageRequestParams, ElicitRequest, ElicitRequestParams,
+        ElicitResult, InputRequest, InputRequiredResult, LoggingLevel, ProgressNotificationParam,
+        ProtocolVersion, ResourceContents, SamplingMessage, Tool,
     },
     service::RequestContext,
 };
@@ -269,16 +272,34 @@ pub async fn call(
                 "Reconnection test completed successfully. If you received this, the client properly reconnected after stream closure.",
             )
         }
-        "test_sampling" => sampling(&context, string_argument(&request, "prompt")).await,
+        "test_sampling" => sampling(&context, &request, string_argument(&request, "prompt")).await,
         "test_elicitation" => {
             let message = string_argument(&request, "message");
-            elicit(&context, "User response", elicitation_params(&message)).await
+            elicit(
+                &context,
+                &request,
+                "User response",
+                elicitation_params(&message),
+            )
+            .await
         }
         "test_elicitation_sep1034_defaults" => {
-            elicit(&context, "Elicitation completed", sep1034_params()).await
+            elicit(
+                &context,
+                &request,
+                "Elicitation completed",
+                sep1034_params(),
+            )
+            .await
         }
         "test_elicitation_sep1330_enums" => {
-            elicit(&context, "Elicitation completed", sep1330_params()).await
+            elicit(
+                &context,
+                &request,
+                "Elicitation completed",
+                sep1330_params(),
+            )
+            .await
         }
         "json_schema_2020_12_tool" => {
             let arguments = Value::Object(request.arguments.clone().unwrap_or_default());
@@ -348,12 +369,51 @@ async fn progress(context: &RequestContext<RoleServer>) -> Result<CallToolRespon
     })
 }
 
+/// On protocol 2026-07-28 a server may not send requests during a call: it asks by ending the
+/// call with its request (`input_required`, under `key`) and reads the client's answer from the
+/// retry. `Ok(answer)` once answered, `Err(round)` to send.
+fn asked_in_rounds(
+    request: &CallToolRequestParams,
+    key: &str,
+    question: InputRequest,
+) -> Result<Value, Box<CallToolResponse>> {
+    match request
+        .input_responses
+        .as_ref()
+        .and_then(|answers| answers.get(key))
+    {
+        Some(answer) => Ok(answer.clone()),
+        None => {
+            let round = InputRequiredResult::new(Some([(key.to_owned(), question)].into()), None);
+            Err(Box::new(round.into()))
+        }
+    }
+}
+
+fn modern(context: &RequestContext<RoleServer>) -> bool {
+    context.protocol_version() == Some(ProtocolVersion::V_2026_07_28)
+}
+
 async fn sampling(
     context: &RequestContext<RoleServer>,
+    request: &CallToolRequestParams,
     prompt: String,
 ) -> Result<CallToolResponse, McpError> {
     let params = CreateMessageRequestParams::new(vec![SamplingMessage::user_text(prompt)], 100);
-    match context.peer.create_message(params).await {
+    let answer = if modern(context) {
+        let question = InputRequest::CreateMessage(CreateMessageRequest::new(params));
+        match asked_in_rounds(request, "sampling", question) {
+            Ok(answer) => serde_json::from_value(answer).map_err(|e| e.to_string()),
+            Err(round) => return Ok(*round),
+        }
+    } else {
+        context
+            .peer
+            .create_message(params)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    match answer {
         Ok(result) => {
             let reply = serde_json::to_value(&result.message.content).unwrap_or_default();
             let reply = reply
@@ -457,12 +517,26 @@ fn sep1330_params() -> Value {
 
 async fn elicit(
     context: &RequestContext<RoleServer>,
+    request: &CallToolRequestParams,
     label: &str,
     params: Value,
 ) -> Result<CallToolResponse, McpError> {
     let params: ElicitRequestParams = serde_json::from_value(params)
         .map_err(|e| McpError::internal_error(format!("elicitation parameters: {e}"), None))?;
-    match context.peer.create_elicitation(params).await {
+    let answer = if modern(context) {
+        let question = InputRequest::Elicitation(ElicitRequest::new(params));
+        match asked_in_rounds(request, "elicitation", question) {
+            Ok(answer) => serde_json::from_value::<ElicitResult>(answer).map_err(|e| e.to_string()),
+            Err(round) => return Ok(*round),
+        }
+    } else {
+        context
+            .peer
+            .create_elicitation(params)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    match answer {
         Ok(result) => {
             let action = serde_json::to_value(&result.action).unwrap_or_default();
             let action = action.as_str().unwrap_or_default().to_owned();

@@ -120,6 +120,7 @@ fn gateway_over(adapter: Arc<dyn Adapter>, audit: AuditStage) -> Arc<Gateway> {
             tools_page_size: 10,
             call_timeout: Duration::from_secs(5),
         },
+        Default::default(),
     )
 }
 
@@ -134,6 +135,7 @@ async fn call_echo(gateway: &Gateway) -> Result<CallToolResponse, McpError> {
         traceparent: None,
         cancel: CancellationToken::new(),
         url_elicitation: false,
+        client: Default::default(),
         notify: std::sync::Arc::new(()),
     };
     gateway.call_tool(request, &scope).await

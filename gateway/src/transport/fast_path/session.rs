@@ -64,6 +64,17 @@ pub(super) async fn fits(fast: &FastPath, call: &CheckedCall, headers: &HeaderMa
     }
     // Unknown, ended, or a store that cannot answer: rmcp says so (404, 500).
     let session = fast.sessions.live(session_id).await.ok()??;
+    // This path cannot ask the client anything: a call whose upstream may ask, of a client
+    // that can answer, goes to rmcp's service, which asks on the request's stream.
+    if session.answers_questions
+        && fast
+            .gateway
+            .catalog()
+            .get(&call.params.name)
+            .is_some_and(|route| route.adapter.asks_client())
+    {
+        return None;
+    }
     Some(Fit {
         session_id: session_id.to_owned(),
         session,
@@ -102,6 +113,8 @@ pub(super) async fn answer(
         cancel,
         url_elicitation: fit.session.url_elicitation,
         notify: collected.clone(),
+        // Never asked here (see `fits`): an upstream hears of no capability.
+        client: Default::default(),
     };
     let message: ServerJsonRpcMessage = match fast.gateway.call_tool(call.params, &scope).await {
         Ok(result) => {

@@ -52,12 +52,15 @@ pub(super) async fn answer(
     principal: Principal,
     headers: &HeaderMap,
 ) -> Response {
-    let url_elicitation = call
+    let declared = call
         .params
         .meta
         .as_ref()
         .and_then(|meta| meta.client_capabilities())
-        .and_then(|capabilities| capabilities.elicitation)
+        .unwrap_or_default();
+    let url_elicitation = declared
+        .elicitation
+        .as_ref()
         .is_some_and(|elicitation| elicitation.url.is_some());
     let scope = CallScope {
         principal,
@@ -65,6 +68,13 @@ pub(super) async fn answer(
         cancel: fast.shutdown.child_token(),
         url_elicitation,
         notify: std::sync::Arc::new(()),
+        // The era answers between rounds: an upstream's questions end the call, the client
+        // retries with its answers (through rmcp's path, see `call_fits`).
+        client: manifold_adapters::ClientLink {
+            declared,
+            answers: manifold_adapters::Answers::Rounds,
+            resume: Default::default(),
+        },
     };
     let id = call.id;
     let (message, status): (ServerJsonRpcMessage, _) =

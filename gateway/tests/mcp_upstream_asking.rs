@@ -1,0 +1,418 @@
+//! An upstream MCP server asking the calling client questions during a call — elicitation,
+//! sampling, roots — through the gateway, for downstream clients of both eras and upstreams of
+//! both eras: a 2025-era session is asked on its request's stream; a 2026-07-28 client answers
+//! between rounds, with the upstream's state sealed by the gateway so any replica resumes the
+//! call; a client that cannot answer gets -32021, never a hang; the upstream hears only of the
+//! capabilities the client declared; a question outside any call is refused.
+// Sampling and roots are deprecated by SEP-2577, and still what these tests relay.
+#![allow(clippy::unwrap_used, deprecated)]
+
+mod support;
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use rmcp::{
+    ClientHandler, ErrorData as McpError, RoleClient, ServiceExt,
+    model::{
+        ClientCapabilities, ClientConfig, CreateMessageRequestParams, CreateMessageResult,
+        ElicitRequestParams, ElicitResult, ElicitationAction, Implementation, SamplingMessage,
+    },
+    service::RequestContext,
+    transport::{
+        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
+    },
+};
+use serde_json::{Value, json};
+use support::{
+    asking_mcp::{Asking, sampled},
+    mcp_gateway::{call, connect, instance},
+    post,
+    process::GatewayProcess,
+};
+use tokio_util::sync::CancellationToken;
+
+/// Both processes' keyring (`kid:base64url of 32 bytes`).
+const SECRET_KEY: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+/// Longest a call that must fail cleanly may take: far below the gateway's call timeout.
+const PROMPTLY: Duration = Duration::from_secs(10);
+
+/// A downstream client that answers: its name is Ada, its model says Paris, its root is
+/// `file:///work`.
+struct Answering;
+
+impl ClientHandler for Answering {
+    fn get_info(&self) -> ClientConfig {
+        let capabilities = ClientCapabilities::builder()
+            .enable_sampling()
+            .enable_elicitation()
+            .enable_roots()
+            .build();
+        ClientConfig::new(capabilities, Implementation::new("answering", "1"))
+    }
+
+    async fn create_message(
+        &self,
+        _params: CreateMessageRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, McpError> {
+        Ok(CreateMessageResult::new(
+            SamplingMessage::assistant_text("Paris"),
+            "test-model".into(),
+        ))
+    }
+
+    async fn create_elicitation(
+        &self,
+        _request: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, McpError> {
+        let mut result = ElicitResult::new(ElicitationAction::Accept);
+        result.content = Some(json!({"name": "Ada"}));
+        Ok(result)
+    }
+
+    #[allow(deprecated)] // roots: still part of the 2025 eras
+    async fn list_roots(
+        &self,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<rmcp::model::ListRootsResult, McpError> {
+        Ok(
+            serde_json::from_value(json!({"roots": [{"uri": "file:///work", "name": "work"}]}))
+                .unwrap(),
+        )
+    }
+}
+
+async fn asking_upstream(legacy: bool, stop: &CancellationToken) -> (Arc<Asking>, String) {
+    let upstream = Arc::new(Asking::default());
+    upstream
+        .legacy
+        .store(legacy, std::sync::atomic::Ordering::SeqCst);
+    let url = upstream.serve(stop.clone()).await;
+    (upstream, url)
+}
+
+fn text_of(result: &rmcp::model::CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|block| block.as_text().map(|text| text.text.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_session_client_is_asked_on_its_stream_whatever_era_the_upstream_speaks() {
+    for legacy in [false, true] {
+        let stop = CancellationToken::new();
+        let (upstream, url) = asking_upstream(legacy, &stop).await;
+        let gateway = support::start(&instance(&url, "")).await;
+        // Waits for the tools, through a client of its own.
+        let (lister, _) = connect(&gateway.url()).await;
+        support::mcp_gateway::until_listed(&lister, "up_ask_all").await;
+        let transport = StreamableHttpClientTransport::from_config(
+            StreamableHttpClientTransportConfig::with_uri(gateway.url()),
+        );
+        let client = Answering.serve(transport).await.unwrap();
+
+        let all = client
+            .call_tool(call("up_ask_all", json!({})))
+            .await
+            .unwrap();
+        assert_eq!(all.is_error, Some(false), "legacy={legacy}: {all:?}");
+        let text = text_of(&all);
+        for said in ["name=Ada", "model=Paris", "roots=file:///work"] {
+            assert!(text.contains(said), "legacy={legacy}: {text}");
+        }
+        let twice = client
+            .call_tool(call("up_ask_twice", json!({})))
+            .await
+            .unwrap();
+        assert_eq!(text_of(&twice), "name=Ada model=Paris", "legacy={legacy}");
+        if !legacy {
+            // A 2026-07-28 upstream hears, per request, exactly what the client declared.
+            let declared = upstream.declared.lock().unwrap().last().cloned().unwrap();
+            assert_eq!(
+                declared,
+                json!({"sampling": {}, "elicitation": {}, "roots": {}}),
+                "{declared}"
+            );
+        }
+        client.cancel().await.unwrap();
+        lister.cancel().await.unwrap();
+        gateway.running.shutdown.cancel();
+        stop.cancel();
+    }
+}
+
+#[tokio::test]
+async fn a_session_client_that_cannot_answer_gets_the_missing_capability_never_a_hang() {
+    for legacy in [false, true] {
+        let stop = CancellationToken::new();
+        let (_upstream, url) = asking_upstream(legacy, &stop).await;
+        let gateway = support::start(&instance(&url, "")).await;
+        // The support client declares no capability.
+        let (client, _) = connect(&gateway.url()).await;
+        support::mcp_gateway::until_listed(&client, "up_ask_name").await;
+        let answer =
+            tokio::time::timeout(PROMPTLY, client.call_tool(call("up_ask_name", json!({}))))
+                .await
+                .expect("answered promptly");
+        if legacy {
+            // A 2025-era upstream asked during its call and was refused; its call ends its way.
+            let result = answer.unwrap();
+            assert_eq!(result.is_error, Some(true), "{result:?}");
+            assert!(
+                text_of(&result).contains("asking the client failed"),
+                "{result:?}"
+            );
+        } else {
+            match answer {
+                Err(rmcp::ServiceError::McpError(error)) => {
+                    assert_eq!(error.code.0, -32021, "{error:?}");
+                    assert_eq!(
+                        error.data.unwrap()["requiredCapabilities"],
+                        json!({"elicitation": {}})
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        client.cancel().await.unwrap();
+        gateway.running.shutdown.cancel();
+        stop.cancel();
+    }
+}
+
+#[tokio::test]
+async fn an_upstream_question_outside_any_call_is_refused() {
+    let stop = CancellationToken::new();
+    let (upstream, url) = asking_upstream(true, &stop).await;
+    let gateway = support::start(&instance(&url, "")).await;
+    let (lister, _) = connect(&gateway.url()).await;
+    support::mcp_gateway::until_listed(&lister, "up_ask_name").await;
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(gateway.url()),
+    );
+    let client = Answering.serve(transport).await.unwrap();
+    let named = client
+        .call_tool(call("up_ask_name", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(text_of(&named), "name=Ada");
+    // The call is over: the same upstream session asking now reaches nobody.
+    let refused = tokio::time::timeout(PROMPTLY, upstream.ask_outside_a_call())
+        .await
+        .expect("answered promptly");
+    let error = refused.unwrap_err();
+    assert!(error.contains("no call in progress"), "{error}");
+    client.cancel().await.unwrap();
+    lister.cancel().await.unwrap();
+    gateway.running.shutdown.cancel();
+    stop.cancel();
+}
+
+// === 2026-07-28 clients: rounds across replicas ===
+
+fn config(dir: &Path, upstream: &str) -> std::path::PathBuf {
+    let path = dir.join("manifold.toml");
+    let text = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+allowed_origins = ["http://127.0.0.1:*"]
+[storage]
+data_dir = "{}"
+{}"#,
+        dir.display(),
+        instance(upstream, "")
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A 2026-07-28 `tools/call` of `tool` declaring `capabilities`, with the retry's fields.
+fn round(
+    tool: &str,
+    capabilities: Value,
+    retry: Option<(Value, &str)>,
+) -> (String, [(&'static str, String); 3]) {
+    let mut params = json!({
+        "name": tool,
+        "arguments": {},
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": capabilities,
+            "io.modelcontextprotocol/clientInfo": {"name": "rounds", "version": "1"}
+        }
+    });
+    if let Some((responses, state)) = retry {
+        params["inputResponses"] = responses;
+        params["requestState"] = json!(state);
+    }
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params});
+    (
+        body.to_string(),
+        [
+            ("mcp-protocol-version", "2026-07-28".to_owned()),
+            ("mcp-method", "tools/call".to_owned()),
+            ("mcp-name", tool.to_owned()),
+        ],
+    )
+}
+
+async fn send(
+    client: &reqwest::Client,
+    url: &str,
+    (body, headers): (String, [(&'static str, String); 3]),
+) -> (u16, Value) {
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, _, messages, text) =
+        tokio::time::timeout(PROMPTLY, post(client, url, &headers, &body))
+            .await
+            .expect("answered promptly");
+    let message = messages
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("{status}: {text}"));
+    (status.as_u16(), message)
+}
+
+#[tokio::test]
+async fn a_2026_client_answers_between_rounds_and_any_replica_resumes_the_call() {
+    let stop = CancellationToken::new();
+    let (upstream, url) = asking_upstream(false, &stop).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &url);
+    let env = [("MANIFOLD_SECRET_KEY", SECRET_KEY)];
+    let replicas = [
+        GatewayProcess::serve(&config, &env),
+        GatewayProcess::serve(&config, &env),
+    ];
+    let (a, b) = (&replicas[0].url, &replicas[1].url);
+    let client = reqwest::Client::new();
+    let declared = json!({"elicitation": {}, "sampling": {}, "experimental": {"x": {}}});
+    // The upstream's tools arrive after the gateway started.
+    let mut first = Value::Null;
+    for _ in 0..100 {
+        let (_, answer) = send(&client, a, round("up_ask_twice", declared.clone(), None)).await;
+        if answer.get("result").is_some() {
+            first = answer;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let result = &first["result"];
+    assert_eq!(result["resultType"], "input_required", "{first}");
+    assert_eq!(
+        result["inputRequests"]["name"]["method"],
+        "elicitation/create"
+    );
+    let state = result["requestState"].as_str().unwrap().to_owned();
+    assert!(
+        !state.contains('|'),
+        "the upstream's state is sealed: {state}"
+    );
+    // The upstream heard only the capabilities that can be relayed.
+    assert_eq!(
+        upstream.declared.lock().unwrap().last().cloned().unwrap(),
+        json!({"elicitation": {}, "sampling": {}})
+    );
+
+    // Round two on the other replica.
+    let answers = json!({"name": {"action": "accept", "content": {"name": "Ada"}}});
+    let (status, second) = send(
+        &client,
+        b,
+        round(
+            "up_ask_twice",
+            declared.clone(),
+            Some((answers.clone(), &state)),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{second}");
+    let result = &second["result"];
+    assert_eq!(result["resultType"], "input_required", "{second}");
+    assert_eq!(
+        result["inputRequests"]["model"]["method"],
+        "sampling/createMessage"
+    );
+    let state_two = result["requestState"].as_str().unwrap().to_owned();
+
+    // A state altered, or brought to another tool, is refused and reaches no upstream.
+    let calls_before = upstream.states.lock().unwrap().len();
+    let mut tampered = state_two.clone();
+    tampered.push('A');
+    for (tool, state) in [
+        ("up_ask_twice", tampered.as_str()),
+        ("up_ask_name", state_two.as_str()),
+    ] {
+        let (status, refused) = send(
+            &client,
+            a,
+            round(tool, declared.clone(), Some((answers.clone(), state))),
+        )
+        .await;
+        assert_eq!(status, 200, "{refused}");
+        assert_eq!(refused["error"]["code"], -32602, "{tool}: {refused}");
+    }
+    assert_eq!(upstream.states.lock().unwrap().len(), calls_before);
+
+    // Round three back on the first replica completes the call.
+    let (status, third) = send(
+        &client,
+        a,
+        round(
+            "up_ask_twice",
+            declared.clone(),
+            Some((json!({"model": sampled("Paris")}), &state_two)),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{third}");
+    assert_eq!(
+        third["result"]["content"][0]["text"], "name=Ada model=Paris",
+        "{third}"
+    );
+    // The upstream got its own state back each round, unchanged.
+    let states = upstream.states.lock().unwrap().clone();
+    let tail: Vec<Option<String>> = states[states.len() - 3..].to_vec();
+    assert_eq!(
+        tail,
+        [None, Some("1|".to_owned()), Some("2| name=Ada".to_owned())]
+    );
+
+    // A client that declared too little gets -32021 with HTTP 400.
+    let (status, missing) = send(
+        &client,
+        b,
+        round("up_ask_all", json!({"sampling": {}}), None),
+    )
+    .await;
+    assert_eq!(status, 400, "{missing}");
+    assert_eq!(missing["error"]["code"], -32021, "{missing}");
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_2026_client_calling_a_2025_upstream_that_asks_mid_call_gets_a_clean_failure() {
+    let stop = CancellationToken::new();
+    let (_upstream, url) = asking_upstream(true, &stop).await;
+    let gateway = support::start(&instance(&url, "")).await;
+    let (lister, _) = connect(&gateway.url()).await;
+    support::mcp_gateway::until_listed(&lister, "up_ask_name").await;
+    let client = reqwest::Client::new();
+    let (status, answer) = send(
+        &client,
+        &gateway.url(),
+        round("up_ask_name", json!({"elicitation": {}}), None),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["result"]["isError"], true, "{answer}");
+    let text = answer["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("between rounds"), "{text}");
+    lister.cancel().await.unwrap();
+    gateway.running.shutdown.cancel();
+    stop.cancel();
+}
