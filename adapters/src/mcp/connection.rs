@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     convert,
+    direct::Direct,
     offers::{Subscription, subscribe_upstream},
     settings::{Endpoint, McpSettings},
 };
@@ -66,6 +67,9 @@ pub struct Shared {
     pub refresh: tokio::sync::Notify,
     /// Where progress of calls in flight goes, by the token the gateway sent upstream.
     pub progress: Mutex<HashMap<ProgressToken, ProgressSink>>,
+    /// The direct `tools/call` route of the connection in force, when it has one
+    /// (`direct.rs`: Streamable HTTP at 2026-07-28).
+    pub direct: watch::Sender<Option<Arc<Direct>>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -112,6 +116,7 @@ impl Shared {
                     backoff = BACKOFF.0;
                     self.serve(service, &shutdown).await;
                     self.peer.send_replace(None);
+                    self.direct.send_replace(None);
                     if shutdown.is_cancelled() {
                         return;
                     }
@@ -164,17 +169,19 @@ impl Shared {
                     custom.insert(name, value);
                 }
                 config = config.custom_headers(custom);
-                let transport = StreamableHttpClientTransport::with_client(
-                    reqwest::Client::builder()
-                        .connect_timeout(Duration::from_secs(10))
-                        .build()
-                        .map_err(|e| e.to_string())?,
-                    config,
-                );
-                handler
+                // One client for rmcp's transport and the direct calls: one connection pool.
+                let client = reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                let transport = StreamableHttpClientTransport::with_client(client.clone(), config);
+                let service = handler
                     .serve_with_lifecycle(transport, lifecycle)
                     .await
-                    .map_err(|error| format!("cannot connect to {}: {error}", shown(url)))
+                    .map_err(|error| format!("cannot connect to {}: {error}", shown(url)))?;
+                self.direct
+                    .send_replace(Direct::for_peer(self, service.peer(), client, url)?);
+                Ok(service)
             }
             Endpoint::Sse(url) => {
                 // Same bound as Streamable HTTP above. The legacy era has no `server/discover`:
@@ -439,14 +446,20 @@ pub struct UpstreamHandler {
     shared: std::sync::Weak<Shared>,
 }
 
+/// Who the gateway says it is to upstreams, and what it offers them: rmcp's handshake and the
+/// direct calls' `_meta` send the same.
+pub fn client_config() -> ClientConfig {
+    let mut info = ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("manifold", env!("CARGO_PKG_VERSION")),
+    );
+    info.protocol_version = ProtocolVersion::V_2025_11_25;
+    info
+}
+
 impl ClientHandler for UpstreamHandler {
     fn get_info(&self) -> ClientConfig {
-        let mut info = ClientConfig::new(
-            ClientCapabilities::default(),
-            Implementation::new("manifold", env!("CARGO_PKG_VERSION")),
-        );
-        info.protocol_version = ProtocolVersion::V_2025_11_25;
-        info
+        client_config()
     }
 
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
