@@ -366,11 +366,11 @@ async fn a_call_is_one_post_with_the_headers_and_meta_rmcp_would_send() {
     );
 }
 
+/// Progress as a call's sink heard it: progress, total, message.
+type Heard = Arc<Mutex<Vec<(f64, Option<f64>, Option<String>)>>>;
+
 /// A context whose progress is collected.
-fn with_progress() -> (
-    CallContext,
-    Arc<Mutex<Vec<(f64, Option<f64>, Option<String>)>>>,
-) {
+fn with_progress() -> (CallContext, Heard) {
     let heard = Arc::new(Mutex::new(Vec::new()));
     let sink = heard.clone();
     let ctx = CallContext {

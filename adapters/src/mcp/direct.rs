@@ -54,9 +54,16 @@ pub struct Direct {
     max_response_bytes: usize,
     /// Request ids, also used as each call's own progress token.
     next_id: AtomicI64,
-    /// The tool list last seen and the names in it whose input schema asks for `Mcp-Param-*`
-    /// headers (`x-mcp-header`): those calls go through rmcp, which writes the headers.
-    param_header_tools: std::sync::Mutex<(Option<Arc<[ToolSpec]>>, Arc<[String]>)>,
+    /// Calls of these tools go through rmcp, which writes their `Mcp-Param-*` headers.
+    param_header_tools: std::sync::Mutex<ParamHeaderTools>,
+}
+
+/// The tool list last seen, and the names in it whose input schema asks for `Mcp-Param-*`
+/// headers (`x-mcp-header`).
+#[derive(Default)]
+struct ParamHeaderTools {
+    list: Option<Arc<[ToolSpec]>>,
+    names: Vec<String>,
 }
 
 impl std::fmt::Debug for Direct {
@@ -171,7 +178,7 @@ impl Direct {
             meta: meta.0.0,
             max_response_bytes: shared.settings.max_response_bytes,
             next_id: AtomicI64::new(FIRST_ID),
-            param_header_tools: std::sync::Mutex::new((None, Arc::from(Vec::new()))),
+            param_header_tools: Default::default(),
         })))
     }
 
@@ -199,18 +206,20 @@ impl Direct {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         if !cached
-            .0
+            .list
             .as_ref()
             .is_some_and(|seen| Arc::ptr_eq(seen, tools))
         {
-            let names: Vec<String> = tools
-                .iter()
-                .filter(|spec| has_param_header(&spec.input_schema))
-                .map(|spec| spec.name.clone())
-                .collect();
-            *cached = (Some(tools.clone()), names.into());
+            *cached = ParamHeaderTools {
+                list: Some(tools.clone()),
+                names: tools
+                    .iter()
+                    .filter(|spec| has_param_header(&spec.input_schema))
+                    .map(|spec| spec.name.clone())
+                    .collect(),
+            };
         }
-        cached.1.iter().any(|tool| tool == name)
+        cached.names.iter().any(|tool| tool == name)
     }
 
     /// Sends the `tools/call` and returns its answer: a tool result, or an
@@ -551,7 +560,7 @@ mod tests {
             meta: Map::new(),
             max_response_bytes: 1024,
             next_id: AtomicI64::new(FIRST_ID),
-            param_header_tools: std::sync::Mutex::new((None, Arc::from(Vec::new()))),
+            param_header_tools: Default::default(),
         }
     }
 
