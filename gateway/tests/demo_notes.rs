@@ -83,7 +83,13 @@ async fn the_demo_fronts_its_notes_mcp_server_and_alice_lists_and_calls_its_tool
     let names = tools_with_notes(&demo, &alice).await;
     assert_eq!(
         notes_tools(&names),
-        ["notes_create_note", "notes_get_note", "notes_search_notes"]
+        [
+            "notes_create_note",
+            "notes_get_note",
+            "notes_pick_note",
+            "notes_search_notes",
+            "notes_suggest_title"
+        ]
     );
 
     let found = call_ok(
@@ -147,7 +153,12 @@ async fn staff_read_the_notes_but_only_writers_see_and_call_create_note() {
     let names = tools_with_notes(&demo, &bob).await;
     assert_eq!(
         notes_tools(&names),
-        ["notes_get_note", "notes_search_notes"],
+        [
+            "notes_get_note",
+            "notes_pick_note",
+            "notes_search_notes",
+            "notes_suggest_title"
+        ],
         "bob (staff) reads, as for every read-only tool"
     );
     call_ok(&demo, &bob, "notes_get_note", json!({"id": "note-0001"})).await;

@@ -61,3 +61,70 @@ async def test_notes_server_through_legacy_sse(demo):
             async with ClientSession(read, write, client_info=CLIENT_INFO) as session:
                 await session.initialize()
                 await exercise(session)
+
+
+# The notes server asks the calling client: `pick_note` asks the user which note they mean
+# (elicitation), `suggest_title` asks the client's model (sampling). The gateway speaks
+# 2026-07-28 to the notes server, which asks in `input_required` rounds; a 2026-07-28 client
+# gets those rounds (the SDK's `Client` answers and retries), a session of an earlier era is
+# asked on its request's stream.
+
+TITLE = "Quarterly plan"
+
+
+async def suggest(context, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+    asked = params.messages[0].content
+    assert "Suggest a short title" in asked.text, asked
+    return types.CreateMessageResult(
+        role="assistant", content=types.TextContent(type="text", text=TITLE), model="e2e-model"
+    )
+
+
+async def pick_first(context, params: types.ElicitRequestParams) -> types.ElicitResult:
+    offered = params.requested_schema["properties"]["note"]["enum"]
+    return types.ElicitResult(action="accept", content={"note": offered[0]})
+
+
+ANSWERS = {"sampling_callback": suggest, "elicitation_callback": pick_first}
+
+
+async def asks(call) -> None:
+    titled = await call("notes_suggest_title", {"body": "Goals and budget for next quarter."})
+    assert not titled.is_error, titled.content
+    assert titled.content[0].text == f"Suggested title: {TITLE}", titled.content
+    picked = await call("notes_pick_note", {"query": ""})
+    assert not picked.is_error, picked.content
+    assert picked.content[0].text.startswith("The user picked note-"), picked.content
+
+
+async def test_a_2026_client_answers_the_notes_servers_questions_in_rounds(demo):
+    from conftest import auth_headers
+    from mcp.client import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    with anyio.fail_after(60):
+        async with create_mcp_http_client(headers=auth_headers(demo.mcp_url)) as http:
+            transport = streamable_http_client(demo.mcp_url, http_client=http)
+            async with Client(transport, mode="auto", client_info=CLIENT_INFO, cache=None,
+                              **ANSWERS) as client:
+                await until_notes(client.session)
+                assert client.session.protocol_version == "2026-07-28"
+                await asks(client.call_tool)
+
+
+@pytest.mark.parametrize("era", ["2025-11-25"])
+async def test_a_session_client_is_asked_the_notes_servers_questions_on_its_stream(demo, era):
+    with anyio.fail_after(60):
+        async with connect(demo.mcp_url, era, **ANSWERS) as session:
+            await until_notes(session)
+            await asks(session.call_tool)
+
+
+async def test_a_client_that_cannot_answer_gets_the_missing_capability(demo):
+    with anyio.fail_after(60):
+        async with connect(demo.mcp_url, "2025-11-25") as session:
+            await until_notes(session)
+            with pytest.raises(Exception) as refused:
+                await session.call_tool("notes_pick_note", {"query": ""})
+            assert "elicitation" in str(refused.value), refused.value

@@ -34,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     convert,
+    direct::Direct,
     offers::{Subscription, subscribe_upstream},
     settings::{Endpoint, McpSettings},
 };
@@ -75,6 +76,9 @@ pub struct Shared {
     pub progress: Mutex<HashMap<ProgressToken, ProgressSink>>,
     /// The calls in flight whose client a 2025-era upstream may ask (`asking.rs`).
     pub asking: Mutex<super::asking::Asking>,
+    /// The direct `tools/call` route of the connection in force, when it has one
+    /// (`direct.rs`: Streamable HTTP at 2026-07-28).
+    pub direct: watch::Sender<Option<Arc<Direct>>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -121,6 +125,7 @@ impl Shared {
                     backoff = BACKOFF.0;
                     self.serve(service, &shutdown).await;
                     self.peer.send_replace(None);
+                    self.direct.send_replace(None);
                     if shutdown.is_cancelled() {
                         return;
                     }
@@ -155,10 +160,13 @@ impl Shared {
                 let shown = |error: &dyn std::fmt::Display| {
                     format!("cannot connect to {}: {error}", shown(url))
                 };
-                match handler
-                    .serve_with_lifecycle(self.http_transport(url)?, lifecycle)
-                    .await
-                {
+                // One client for rmcp's transport and the direct calls: one connection pool.
+                let client = reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                let transport = self.http_transport(url, client.clone())?;
+                let service = match handler.serve_with_lifecycle(transport, lifecycle).await {
                     // A server that answers `server/discover` but offers only earlier versions
                     // still speaks them over `initialize`.
                     Err(rmcp::service::ClientInitializeError::NoCompatibleProtocolVersion {
@@ -167,16 +175,17 @@ impl Shared {
                         let handler = UpstreamHandler {
                             shared: Arc::downgrade(self),
                         };
+                        let transport = self.http_transport(url, client.clone())?;
                         handler
-                            .serve_with_lifecycle(
-                                self.http_transport(url)?,
-                                ClientLifecycleMode::Initialize,
-                            )
+                            .serve_with_lifecycle(transport, ClientLifecycleMode::Initialize)
                             .await
-                            .map_err(|error| shown(&error))
+                            .map_err(|error| shown(&error))?
                     }
-                    other => other.map_err(|error| shown(&error)),
-                }
+                    other => other.map_err(|error| shown(&error))?,
+                };
+                self.direct
+                    .send_replace(Direct::for_peer(self, service.peer(), client, url)?);
+                Ok(service)
             }
             Endpoint::Sse(url) => {
                 // Same bound as Streamable HTTP above. The legacy era has no `server/discover`:
@@ -232,6 +241,7 @@ impl Shared {
     fn http_transport(
         &self,
         url: &url::Url,
+        client: reqwest::Client,
     ) -> Result<StreamableHttpClientTransport<reqwest::Client>, String> {
         // The transport's bound keeps memory in check; answers up to it are read so that one
         // over `max_response_bytes` gets a clear error (`mod.rs`) and the connection stays.
@@ -253,13 +263,7 @@ impl Shared {
             custom.insert(name, value);
         }
         config = config.custom_headers(custom);
-        Ok(StreamableHttpClientTransport::with_client(
-            reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(10))
-                .build()
-                .map_err(|e| e.to_string())?,
-            config,
-        ))
+        Ok(StreamableHttpClientTransport::with_client(client, config))
     }
 
     /// Serves one connection until it ends or the gateway shuts down.
@@ -475,24 +479,30 @@ pub struct UpstreamHandler {
     shared: std::sync::Weak<Shared>,
 }
 
+/// Who the gateway says it is to upstreams, and what it offers them: rmcp's handshake and the
+/// direct calls' `_meta` send the same. A 2025-era upstream hears of sampling, elicitation (both
+/// modes) and roots: it may ask, and each request goes to the client of the call it came with,
+/// which may not be able to answer (`asking.rs`). A 2026-07-28 upstream hears per request what
+/// the calling client declared (`client_meta`); this declaration is replaced there.
+#[allow(deprecated)] // sampling and roots (SEP-2577), relayed while servers still ask
+pub fn client_config() -> ClientConfig {
+    let capabilities = ClientCapabilities::builder()
+        .enable_sampling()
+        .enable_elicitation()
+        .enable_roots()
+        .build();
+    let mut info = ClientConfig::new(
+        capabilities,
+        Implementation::new("manifold", env!("CARGO_PKG_VERSION")),
+    );
+    info.protocol_version = ProtocolVersion::V_2025_11_25;
+    info
+}
+
 #[allow(deprecated)] // sampling and roots (SEP-2577), relayed while servers still ask
 impl ClientHandler for UpstreamHandler {
-    /// A 2025-era upstream hears of sampling, elicitation (both modes) and roots: it may ask,
-    /// and each request goes to the client of the call it came with, which may not be able to
-    /// answer (`asking.rs`). A 2026-07-28 upstream hears per request what the calling client
-    /// declared (`client_meta`); this connection-wide declaration is replaced there.
     fn get_info(&self) -> ClientConfig {
-        let capabilities = ClientCapabilities::builder()
-            .enable_sampling()
-            .enable_elicitation()
-            .enable_roots()
-            .build();
-        let mut info = ClientConfig::new(
-            capabilities,
-            Implementation::new("manifold", env!("CARGO_PKG_VERSION")),
-        );
-        info.protocol_version = ProtocolVersion::V_2025_11_25;
-        info
+        client_config()
     }
 
     async fn create_message(

@@ -7,6 +7,8 @@
 mod asking;
 mod connection;
 mod convert;
+/// `tools/call` as one plain POST to a 2026-07-28 Streamable HTTP upstream.
+mod direct;
 mod offers;
 /// The kind's emulator for the demo: an MCP server of company notes.
 #[cfg(feature = "sandbox")]
@@ -21,7 +23,7 @@ use rmcp::{
     RoleClient,
     model::{
         CallToolRequest, CallToolRequestParams, CancelledNotificationParam, ClientRequest,
-        ProgressToken, RequestId, ServerResult,
+        ErrorData, ProgressToken, RequestId, ServerResult,
     },
     service::{Peer, PeerRequestOptions, ServiceError},
 };
@@ -99,6 +101,7 @@ impl AdapterKind for McpKind {
                 refresh: tokio::sync::Notify::new(),
                 progress: Mutex::new(Default::default()),
                 asking: Mutex::new(Default::default()),
+                direct: watch::channel(None).0,
             }),
             started: std::sync::Once::new(),
         }))
@@ -293,6 +296,9 @@ impl McpAdapter {
     ) -> Result<ServerResult, ToolError> {
         let shared = &self.shared;
         let peer = self.peer()?;
+        if let Some(direct) = direct::Direct::route(shared, &request) {
+            return direct.call_tool(request, ctx).await;
+        }
         // rmcp gives every request a progress token of its own (never the client's, so one
         // client's token cannot reach another's call); progress under it goes to this call.
         let mut options = PeerRequestOptions::no_options();
@@ -385,12 +391,26 @@ fn encoded_len(result: &impl serde::Serialize) -> usize {
 /// An upstream failure as the model should read it; never the upstream's credentials.
 fn service_error(error: ServiceError) -> ToolError {
     match error {
-        ServiceError::McpError(error) if error.code.0 == -32602 => {
-            ToolError::InvalidArguments(error.message.to_string())
-        }
+        ServiceError::McpError(error) => mcp_error(error),
+        ServiceError::Timeout { .. } => ToolError::Timeout,
+        ServiceError::Cancelled { .. } => ToolError::Cancelled,
+        // The transport also closes on an answer beyond its own bound (four times the cap).
+        ServiceError::TransportClosed => ToolError::Unreachable(
+            "the connection to the MCP server closed during the call (it also closes on an \
+             answer far over the instance's max_response_bytes)"
+                .into(),
+        ),
+        other => ToolError::Unreachable(other.to_string()),
+    }
+}
+
+/// An upstream's JSON-RPC error as the model should read it, whichever path brought it.
+fn mcp_error(error: ErrorData) -> ToolError {
+    match error.code.0 {
+        -32602 => ToolError::InvalidArguments(error.message.to_string()),
         // The upstream needs a client capability (sampling, elicitation, roots) it was not
         // given: the gateway relays none yet, so the caller hears it as its own missing one.
-        ServiceError::McpError(error) if error.code.0 == -32021 => {
+        -32021 => {
             let capability = error
                 .data
                 .as_ref()
@@ -401,19 +421,10 @@ fn service_error(error: ServiceError) -> ToolError {
                 .unwrap_or_else(|| "unspecified".to_owned());
             ToolError::MissingClientCapability { capability }
         }
-        ServiceError::McpError(error) => ToolError::Upstream {
+        _ => ToolError::Upstream {
             status: 502,
             message: format!("MCP error {}: {}", error.code.0, error.message),
         },
-        ServiceError::Timeout { .. } => ToolError::Timeout,
-        ServiceError::Cancelled { .. } => ToolError::Cancelled,
-        // The transport also closes on an answer beyond its own bound (four times the cap).
-        ServiceError::TransportClosed => ToolError::Unreachable(
-            "the connection to the MCP server closed during the call (it also closes on an \
-             answer far over the instance's max_response_bytes)"
-                .into(),
-        ),
-        other => ToolError::Unreachable(other.to_string()),
     }
 }
 

@@ -65,7 +65,7 @@ pub enum SseError {
 
 /// An error of the event stream's body: the size bound, or the connection.
 #[derive(Debug, thiserror::Error)]
-enum ReadError {
+pub(super) enum ReadError {
     #[error("an event larger than {0} bytes; the connection is closed")]
     TooLarge(usize),
     #[error("the event stream broke: {0}")]
@@ -213,11 +213,11 @@ pub fn credential_headers(headers: &[(String, Secret)]) -> Result<HeaderMap, Str
     Ok(map)
 }
 
-type Events =
+pub(super) type Events =
     std::pin::Pin<Box<dyn Stream<Item = Result<sse_stream::Sse, sse_stream::Error>> + Send>>;
 
 /// The event stream of a response body, each event bounded to `max` bytes.
-fn events(
+pub(super) fn events(
     body: impl Stream<Item = Result<Bytes, reqwest::Error>> + Send + 'static,
     max: usize,
 ) -> Events {
@@ -272,6 +272,14 @@ async fn read(instance: String, mut events: Events, sender: mpsc::Sender<ServerJ
         }
     }
     tracing::info!(%instance, "upstream MCP event stream ended");
+}
+
+/// Whether an event stream's body error is the event size bound (see [`events`]).
+pub(super) fn is_too_large(error: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    matches!(
+        error.downcast_ref::<ReadError>(),
+        Some(ReadError::TooLarge(_))
+    )
 }
 
 /// The parser's error with the bound's own text when that was the cause.

@@ -1,6 +1,7 @@
 //! The `mcp` kind's sandbox: a small company "notes" MCP server (rmcp's server side over
 //! Streamable HTTP), so `manifold demo` has an upstream MCP server behind the gateway with no
-//! process of its own to start. It has tools (`search_notes`, `get_note`, `create_note`),
+//! process of its own to start. It has tools (`search_notes`, `get_note`, `create_note`, and
+//! `pick_note` and `suggest_title`, which ask the calling client: `asking.rs`),
 //! resources (`notes://index`, `notes://note/{id}` and its template), resource subscriptions
 //! and one prompt (`summarize_note`). State is in memory and seeded the same on every start.
 //!
@@ -8,6 +9,8 @@
 //! `notifications/resources/updated`, and that the list changed: legacy sessions after
 //! `resources/subscribe`, 2026-07-28 clients on `subscriptions/listen`.
 
+/// The tools that ask the calling client something.
+mod asking;
 mod catalog;
 mod store;
 
@@ -179,18 +182,34 @@ impl ServerHandler for Notes {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(catalog::tools()))
+        let mut tools = catalog::tools();
+        tools.extend(asking::tools());
+        Ok(ListToolsResult::with_all_items(tools))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        catalog::tools().into_iter().find(|tool| tool.name == name)
+        catalog::tools()
+            .into_iter()
+            .chain(asking::tools())
+            .find(|tool| tool.name == name)
     }
 
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
+        if asking::asks(&request.name) {
+            let query = request
+                .arguments
+                .as_ref()
+                .and_then(|arguments| arguments.get("query"))
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let matches = asking::matches(&self.shared.store(), &query);
+            return asking::call(matches, &request, &context).await;
+        }
         let arguments = request.arguments.unwrap_or_default();
         let (result, changed) = catalog::call(&mut self.shared.store(), &request.name, &arguments)?;
         self.publish(changed);
