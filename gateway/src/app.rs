@@ -275,6 +275,12 @@ pub async fn prepare(
         })?;
     let providers = crate::broker::setup::providers(config, registry, urls_ref, public_url)
         .map_err(StartError::Config)?;
+    // Upstream MCP servers whose authorization servers are discovered at run time.
+    let discovered: Vec<(String, Arc<crate::broker::provider::Provider>)> = providers
+        .iter()
+        .filter(|(_, provider)| provider.is_discovered())
+        .cloned()
+        .collect();
     // The keyring seals broker tokens and keys the audit chain; storage holds both.
     let keyed = (!providers.is_empty() || config.policy.audit)
         .then(|| {
@@ -302,7 +308,7 @@ pub async fn prepare(
         for route in catalog.routes() {
             if let Some((_, provider)) = providers.iter().find(|(i, _)| **i == *route.instance) {
                 let scopes = tool_scopes.entry(provider.connection.clone()).or_default();
-                scopes.extend(provider.spec.base_scopes.iter().map(|s| (*s).to_owned()));
+                scopes.extend(provider.base_scopes.iter().cloned());
                 scopes.extend(route.spec.scopes.iter().cloned());
                 scopes.sort();
                 scopes.dedup();
@@ -339,6 +345,16 @@ pub async fn prepare(
     let shutdown = CancellationToken::new();
     for instance in catalog.instances().iter() {
         instance.adapter.start(shutdown.clone());
+    }
+    if let Some((broker, _)) = &storage {
+        crate::broker::upstream::warm_up(&discovered, &shutdown);
+        let per_user = catalog
+            .instances()
+            .iter()
+            .filter(|i| discovered.iter().any(|(name, _)| **name == *i.name))
+            .map(|i| (i.name.to_string(), i.adapter.clone()))
+            .collect();
+        crate::broker::upstream::list_offers(broker.clone(), per_user, shutdown.clone());
     }
     let policy_store = stages.policy.store().cloned();
     let (catalog_tx, catalog_rx) = watch::channel(Arc::new(catalog));

@@ -84,7 +84,7 @@ impl Shared {
         self.subscriptions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn set_health(&self, health: Health) {
+    pub(super) fn set_health(&self, health: Health) {
         let mut current = self.health.lock().unwrap_or_else(|p| p.into_inner());
         if *current != health {
             match &health {
@@ -132,6 +132,17 @@ impl Shared {
     async fn connect(
         self: &Arc<Self>,
     ) -> Result<rmcp::service::RunningService<RoleClient, UpstreamHandler>, String> {
+        self.connect_as(None)
+            .await
+            .map_err(|failure| failure.reason)
+    }
+
+    /// A connection whose requests carry `bearer` (one user's token, see `pool.rs`) instead of
+    /// the instance's own `Authorization`; `None` for the instance's own connection.
+    pub(super) async fn connect_as(
+        self: &Arc<Self>,
+        bearer: Option<&Secret>,
+    ) -> Result<rmcp::service::RunningService<RoleClient, UpstreamHandler>, ConnectFailure> {
         let handler = UpstreamHandler {
             shared: Arc::downgrade(self),
         };
@@ -152,15 +163,28 @@ impl Shared {
                     .max_sse_event_size(bound)
                     .reinit_on_expired_session(true);
                 let mut custom = HashMap::new();
+                if let Some(bearer) = bearer {
+                    config = config.auth_header(bearer.expose().trim().to_owned());
+                }
                 for (name, value) in &self.headers {
                     if name.eq_ignore_ascii_case("authorization") {
+                        if bearer.is_some() {
+                            continue;
+                        }
                         config = config.auth_header(value.expose().trim().to_owned());
                         continue;
                     }
-                    let name = http::HeaderName::try_from(name.as_str())
-                        .map_err(|_| format!("credential header `{name}` is not a header name"))?;
-                    let value = http::HeaderValue::try_from(value.expose().trim())
-                        .map_err(|_| format!("credential header `{name}` has an invalid value"))?;
+                    let name = http::HeaderName::try_from(name.as_str()).map_err(|_| {
+                        ConnectFailure::from(format!(
+                            "credential header `{name}` is not a header name"
+                        ))
+                    })?;
+                    let value =
+                        http::HeaderValue::try_from(value.expose().trim()).map_err(|_| {
+                            ConnectFailure::from(format!(
+                                "credential header `{name}` has an invalid value"
+                            ))
+                        })?;
                     custom.insert(name, value);
                 }
                 config = config.custom_headers(custom);
@@ -168,13 +192,16 @@ impl Shared {
                     reqwest::Client::builder()
                         .connect_timeout(Duration::from_secs(10))
                         .build()
-                        .map_err(|e| e.to_string())?,
+                        .map_err(|e| ConnectFailure::from(e.to_string()))?,
                     config,
                 );
                 handler
                     .serve_with_lifecycle(transport, lifecycle)
                     .await
-                    .map_err(|error| format!("cannot connect to {}: {error}", shown(url)))
+                    .map_err(|error| ConnectFailure {
+                        unauthorized: error.auth_challenge().is_some(),
+                        reason: format!("cannot connect to {}: {error}", shown(url)),
+                    })
             }
             Endpoint::Sse(url) => {
                 // Same bound as Streamable HTTP above. The legacy era has no `server/discover`:
@@ -187,7 +214,7 @@ impl Shared {
                 handler
                     .serve_with_lifecycle(transport, ClientLifecycleMode::Initialize)
                     .await
-                    .map_err(|error| format!("cannot connect to {}: {error}", shown(url)))
+                    .map_err(|error| format!("cannot connect to {}: {error}", shown(url)).into())
             }
             Endpoint::Stdio { command, env, cwd } => {
                 let (program, args) = command.split_first().ok_or("empty command")?;
@@ -221,7 +248,9 @@ impl Shared {
                 handler
                     .serve_with_lifecycle(transport, lifecycle)
                     .await
-                    .map_err(|error| format!("`{program}` did not start as an MCP server: {error}"))
+                    .map_err(|error| {
+                        format!("`{program}` did not start as an MCP server: {error}").into()
+                    })
             }
         }
     }
@@ -284,7 +313,7 @@ impl Shared {
 
     /// Fetches the resource, template and prompt lists the server's capabilities announce,
     /// publishing each that differs. A list that fails keeps its last value: tools still work.
-    async fn refresh_offers(&self, peer: &Peer<RoleClient>) {
+    pub(super) async fn refresh_offers(&self, peer: &Peer<RoleClient>) {
         let capabilities = peer
             .peer_info()
             .map(|info| info.capabilities.clone())
@@ -394,7 +423,7 @@ impl Shared {
     }
 
     /// Fetches the tool list and publishes it when it differs.
-    async fn refresh_tools(&self, peer: &Peer<RoleClient>) -> Result<(), String> {
+    pub(super) async fn refresh_tools(&self, peer: &Peer<RoleClient>) -> Result<(), String> {
         let listed = tokio::time::timeout(Duration::from_secs(30), peer.list_all_tools())
             .await
             .map_err(|_| "the upstream did not list its tools in time".to_owned())?
@@ -420,6 +449,29 @@ impl Shared {
             self.tools.send_replace(specs.into());
         }
         Ok(())
+    }
+}
+
+/// Why a connection could not be made; `unauthorized` when the upstream refused its credential
+/// (401), which a per-user connection answers by renewing the user's token.
+#[derive(Debug)]
+pub struct ConnectFailure {
+    pub reason: String,
+    pub unauthorized: bool,
+}
+
+impl From<String> for ConnectFailure {
+    fn from(reason: String) -> Self {
+        Self {
+            reason,
+            unauthorized: false,
+        }
+    }
+}
+
+impl From<&str> for ConnectFailure {
+    fn from(reason: &str) -> Self {
+        reason.to_owned().into()
     }
 }
 

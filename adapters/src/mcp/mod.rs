@@ -6,6 +6,8 @@
 mod connection;
 mod convert;
 mod offers;
+/// Upstream connections per user, for `settings.auth = "oauth"`.
+mod pool;
 /// The kind's emulator for the demo: an MCP server of company notes.
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
@@ -28,7 +30,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use convert::{UNTRUSTED, valid_name};
-pub use settings::{DEFAULT_MAX_RESPONSE_BYTES, Endpoint, McpSettings};
+pub use settings::{
+    DEFAULT_MAX_RESPONSE_BYTES, Endpoint, McpSettings, OAuthSettings, UpstreamAuth,
+};
 
 use self::connection::Shared;
 use crate::{
@@ -73,7 +77,13 @@ impl AdapterKind for McpKind {
 
     fn build(&self, settings: InstanceSettings) -> Result<Arc<dyn Adapter>, BuildError> {
         let parsed = McpSettings::parse(&settings.base_url, settings.settings)?;
-        let headers = credential_headers(&settings.credentials)?;
+        let per_user = parsed.auth.per_user();
+        let headers = if per_user {
+            pool::check_credentials(&settings.credentials)?;
+            Vec::new()
+        } else {
+            credential_headers(&settings.credentials)?
+        };
         let (tools, _) = watch::channel(Arc::<[crate::ToolSpec]>::from(Vec::new()));
         let (peer, _) = watch::channel(None);
         let (resources, _) = watch::channel(Arc::from(Vec::new()));
@@ -92,12 +102,17 @@ impl AdapterKind for McpKind {
                 updates: tokio::sync::broadcast::channel(UPDATES_BUFFER).0,
                 subscriptions: Mutex::new(Default::default()),
                 health: Mutex::new(Health::Degraded {
-                    reason: "not connected yet".into(),
+                    reason: if per_user {
+                        "no user connected yet".into()
+                    } else {
+                        "not connected yet".into()
+                    },
                 }),
                 refresh: tokio::sync::Notify::new(),
                 progress: Mutex::new(Default::default()),
             }),
             started: std::sync::Once::new(),
+            pool: per_user.then(pool::Pool::default),
         }))
     }
 }
@@ -131,6 +146,8 @@ fn credential_headers(
 pub struct McpAdapter {
     shared: Arc<Shared>,
     started: std::sync::Once,
+    /// Per-user connections, when the upstream authenticates each user (`pool.rs`).
+    pool: Option<pool::Pool>,
 }
 
 /// Removes a call's progress route when the call ends, however it ends.
@@ -180,14 +197,23 @@ impl Adapter for McpAdapter {
     }
 
     fn start(&self, shutdown: CancellationToken) {
+        // A per-user instance has no connection of its own (`pool.rs`).
         self.started.call_once(|| {
+            if self.pool.is_some() {
+                return;
+            }
             tokio::spawn(self.shared.clone().run(shutdown));
         });
     }
 
-    /// The instance's credentials travel on its connection (see [`McpKind::build`]).
+    /// The instance's credentials travel on its connection (see [`McpKind::build`]), unless
+    /// the upstream authenticates each user (`pool.rs`).
     fn needs_credential(&self) -> bool {
-        false
+        self.pool.is_some()
+    }
+
+    async fn list_as(&self, ctx: &CallContext) -> Result<(), ToolError> {
+        self.list_with(ctx).await
     }
 
     fn health(&self) -> Option<Health> {
@@ -277,7 +303,7 @@ impl McpAdapter {
         ctx: &CallContext,
     ) -> Result<ServerResult, ToolError> {
         let shared = &self.shared;
-        let peer = self.peer()?;
+        let peer = self.peer_for(ctx).await?;
         // rmcp gives every request a progress token of its own (never the client's, so one
         // client's token cannot reach another's call); progress under it goes to this call.
         let handle = peer
@@ -354,6 +380,10 @@ fn encoded_len(result: &impl serde::Serialize) -> usize {
 /// An upstream failure as the model should read it; never the upstream's credentials.
 fn service_error(error: ServiceError) -> ToolError {
     match error {
+        // The user's token was refused (expired, revoked): the gateway renews it once.
+        error if error.is_authorization_required() => {
+            ToolError::Unauthorized("the MCP server refused the token".into())
+        }
         ServiceError::McpError(error) if error.code.0 == -32602 => {
             ToolError::InvalidArguments(error.message.to_string())
         }

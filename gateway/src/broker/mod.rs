@@ -18,6 +18,7 @@ mod refresh;
 pub mod setup;
 mod state;
 pub mod store;
+pub mod upstream;
 mod user;
 pub mod web;
 

@@ -64,6 +64,9 @@ pub struct UserBroker {
     settings: BrokerSettings,
     /// Connection id → every scope its tools may need (the demo grants them all).
     tool_scopes: HashMap<String, Vec<String>>,
+    /// Bumped on every completed connect, for whoever waits for a user's first connection
+    /// (listing an upstream MCP server's offers, `upstream::list_offers`).
+    connects: tokio::sync::watch::Sender<u64>,
 }
 
 impl UserBroker {
@@ -90,7 +93,13 @@ impl UserBroker {
             flights: DashMap::new(),
             settings,
             tool_scopes,
+            connects: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Changes on every completed connect.
+    pub fn connects(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.connects.subscribe()
     }
 
     /// Every scope the tools of `connection` may need.
@@ -115,6 +124,12 @@ impl UserBroker {
 
     pub fn provider(&self, connection: &str) -> Option<&Arc<Provider>> {
         self.connections.get(connection)
+    }
+
+    /// Where browsers (and authorization servers fetching the client document) reach the
+    /// gateway.
+    pub fn public_url(&self) -> &Url {
+        &self.settings.public_url
     }
 
     pub fn keyring(&self) -> &Keyring {
@@ -160,12 +175,7 @@ impl UserBroker {
         let provider = self
             .provider(connection)
             .ok_or(ConnectError::UnknownConnection)?;
-        let mut wanted: Vec<String> = provider
-            .spec
-            .base_scopes
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
+        let mut wanted: Vec<String> = provider.base_scopes.clone();
         if let Ok(Some(existing)) = self.store.get(user, connection).await {
             wanted.extend(existing.scopes);
         }
@@ -185,7 +195,9 @@ impl UserBroker {
             expires_at,
         };
         let sealed = state::seal_state(&self.keyring, &connect);
-        let url = provider.authorize(&wanted, &sealed, login_hint, &connect.verifier);
+        let url = provider
+            .authorize(&wanted, &sealed, login_hint, &connect.verifier)
+            .await?;
         self.store
             .remember_state(&connect.nonce, user, expires_at)
             .await?;
@@ -223,6 +235,7 @@ impl UserBroker {
             .put(user, &connect.connection, &tokens, &scopes)
             .await?;
         tracing::info!(user, connection = %connect.connection, "provider connected");
+        self.connects.send_modify(|count| *count += 1);
         Ok(connect.connection)
     }
 
