@@ -110,33 +110,8 @@ impl Env {
         assert_eq!(done.status(), 303, "{:?}", done.text().await);
     }
 
-    /// `crm_whoami` on a fresh session: the answer to the call, past any notifications.
     async fn call_whoami(&self, cookie: &str) -> Value {
-        let session = self.session(cookie, json!({})).await;
-        let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-            "params": {"name": "crm_whoami", "arguments": {}}});
-        let body = self
-            .http
-            .post(format!("{}/mcp", self.base))
-            .header("accept", "application/json, text/event-stream")
-            .header("content-type", "application/json")
-            .header("mcp-protocol-version", "2025-11-25")
-            .header("mcp-session-id", &session)
-            .header("cookie", cookie)
-            .body(call.to_string())
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        self.end(cookie, &session).await;
-        body.lines()
-            .filter_map(|line| line.strip_prefix("data:"))
-            .chain(std::iter::once(body.as_str()))
-            .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
-            .find(|message| message.get("id").is_some())
-            .unwrap_or(Value::Null)
+        self.call(cookie, json!({}), "crm_whoami").await
     }
 
     /// `crm_whoami` as the user of `cookie`, once it is listed (the catalog is filled from the

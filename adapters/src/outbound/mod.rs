@@ -240,17 +240,11 @@ impl Outbound {
         body: String,
         fetch: Fetch,
     ) -> Result<Fetched, OutboundError> {
-        let url = Url::parse(url).map_err(|_| OutboundError::InvalidUrl)?;
-        let fetch = Fetch {
-            follow_redirects: false,
-            ..fetch
-        };
         let body = Body {
             content_type: "application/x-www-form-urlencoded",
             bytes: body,
         };
-        self.send(Method::POST, url, "application/json", Some(body), fetch)
-            .await
+        self.post(url, body, "application/json", fetch).await
     }
 
     /// `POST url` with a JSON body (dynamic client registration, an MCP server's 401 probe);
@@ -262,14 +256,24 @@ impl Outbound {
         accept: &str,
         fetch: Fetch,
     ) -> Result<Fetched, OutboundError> {
+        let body = Body {
+            content_type: "application/json",
+            bytes: body.to_string(),
+        };
+        self.post(url, body, accept, fetch).await
+    }
+
+    async fn post(
+        &self,
+        url: &str,
+        body: Body,
+        accept: &str,
+        fetch: Fetch,
+    ) -> Result<Fetched, OutboundError> {
         let url = Url::parse(url).map_err(|_| OutboundError::InvalidUrl)?;
         let fetch = Fetch {
             follow_redirects: false,
             ..fetch
-        };
-        let body = Body {
-            content_type: "application/json",
-            bytes: body.to_string(),
         };
         self.send(Method::POST, url, accept, Some(body), fetch)
             .await
