@@ -421,3 +421,66 @@ async fn discovery_refuses_oversized_metadata_and_redirects() {
         other => panic!("{other:?}"),
     }
 }
+
+// === token exchange ===
+
+#[tokio::test]
+async fn a_sign_in_token_is_exchanged_for_the_users_upstream_token_by_either_grant() {
+    use manifold::broker::upstream::{
+        discovery,
+        exchange::{Exchange, ExchangeError, Grant},
+        outbound_for,
+    };
+    use manifold_adapters::Secret;
+    let up = OAuthUpstream::new();
+    let stop = CancellationToken::new();
+    up.serve(stop.clone()).await;
+    let url = url::Url::parse(&up.mcp_url()).unwrap();
+    let outbound = Outbound::new(outbound_for(&url, &OutboundSettings::default())).unwrap();
+    let found = discovery::discover(&outbound, &url).await.unwrap();
+    let exchange = |grant: Grant, secret: &str| Exchange {
+        token_url: url::Url::parse(found.server.token_endpoint.as_deref().unwrap()).unwrap(),
+        client_id: PRE_CLIENT.into(),
+        client_secret: Some(Secret::new(secret.to_owned())),
+        grant,
+        scopes: vec!["crm.read".into()],
+        resource: Some(up.mcp_url()),
+    };
+    let carol = Secret::new("idp-carol".to_owned());
+    for grant in [
+        Grant::Rfc8693 {
+            audience: Some("crm".into()),
+        },
+        Grant::EntraObo,
+    ] {
+        grant.offered_by(&found.server).unwrap();
+        let exchanged = exchange(grant.clone(), PRE_SECRET)
+            .exchange(&outbound, &carol)
+            .await
+            .unwrap();
+        assert_eq!(
+            up.user_of(exchanged.access.expose()).as_deref(),
+            Some("carol"),
+            "{grant:?}"
+        );
+        assert!(exchanged.expires_at.is_some());
+        // A wrong client secret, or a token that is no sign-in token, gets nothing.
+        let refused = exchange(grant.clone(), "wrong")
+            .exchange(&outbound, &carol)
+            .await;
+        assert!(
+            matches!(refused, Err(ExchangeError::Refused(ref code)) if code == "invalid_client"),
+            "{refused:?}"
+        );
+        let refused = exchange(grant, PRE_SECRET)
+            .exchange(&outbound, &Secret::new("at-carol-x".to_owned()))
+            .await;
+        assert!(
+            matches!(refused, Err(ExchangeError::Refused(ref code)) if code == "invalid_grant"),
+            "{refused:?}"
+        );
+    }
+    let requests = up.token_requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 6);
+    stop.cancel();
+}

@@ -2,7 +2,9 @@
 //! tests of per-user OAuth to upstreams: RFC 9728 protected resource metadata, RFC 8414
 //! metadata, `/authorize` (approves at once, the user from `login_hint`, PKCE S256 checked),
 //! `/token` (authorization code, refresh with rotation), `/register` (RFC 7591), client ID
-//! metadata documents fetched from the client's URL, `/revoke`; and `/mcp`, which answers 401
+//! metadata documents fetched from the client's URL, token exchange (RFC 8693, and Entra's
+//! on-behalf-of `jwt-bearer`) of sign-in tokens `idp-<user>` for the pre-registered client,
+//! `/revoke`; and `/mcp`, which answers 401
 //! with `WWW-Authenticate: Bearer resource_metadata="…"` to any request without one of its
 //! tokens, and whose `whoami` tool answers with the user the token belongs to.
 #![allow(dead_code, clippy::unwrap_used)]
@@ -144,7 +146,7 @@ impl OAuthUpstream {
     }
 
     /// The user `token` belongs to, while it is valid.
-    fn user_of(&self, token: &str) -> Option<String> {
+    pub fn user_of(&self, token: &str) -> Option<String> {
         let access = self.access.lock().unwrap();
         let (user, expires) = access.get(token)?;
         (Instant::now() < *expires).then(|| user.clone())
@@ -223,7 +225,9 @@ async fn server_metadata(State(up): State<Arc<OAuthUpstream>>) -> Json<Value> {
         "token_endpoint": format!("{base}/token"),
         "revocation_endpoint": format!("{base}/revoke"),
         "response_types_supported": ["code"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": ["authorization_code", "refresh_token",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+            "urn:ietf:params:oauth:grant-type:jwt-bearer"],
         "code_challenge_methods_supported": ["S256"],
         "client_id_metadata_document_supported": up.cimd.load(Ordering::SeqCst),
     });
@@ -285,6 +289,31 @@ async fn token(
             Json(json!({"error": "invalid_client"})),
         )
             .into_response();
+    }
+    // Exchanges are for the confidential, pre-registered client only.
+    let signed_in = |token: String| token.strip_prefix("idp-").map(str::to_owned);
+    let exchanged = match field("grant_type").as_str() {
+        "urn:ietf:params:oauth:grant-type:token-exchange" => Some(
+            (field("audience") == "crm" || field("resource") == up.mcp_url())
+                .then(|| signed_in(field("subject_token")))
+                .flatten(),
+        ),
+        "urn:ietf:params:oauth:grant-type:jwt-bearer" => Some(
+            (field("requested_token_use") == "on_behalf_of" && field("scope") == "crm.read")
+                .then(|| signed_in(field("assertion")))
+                .flatten(),
+        ),
+        _ => None,
+    };
+    if let Some(user) = exchanged {
+        return match user {
+            Some(user) if client_id == PRE_CLIENT => {
+                let mut issued = up.issue(&user);
+                issued.as_object_mut().unwrap().remove("refresh_token");
+                Json(issued).into_response()
+            }
+            _ => oauth_error("invalid_grant"),
+        };
     }
     if field("resource") != up.mcp_url() {
         return oauth_error("invalid_target");

@@ -11,6 +11,7 @@
 //! leaves the gateway.
 
 pub mod discovery;
+pub mod exchange;
 mod listing;
 pub mod registration;
 
