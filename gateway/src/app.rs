@@ -275,6 +275,7 @@ pub async fn prepare(
         })?;
     let providers = crate::broker::setup::providers(config, registry, urls_ref, public_url)
         .map_err(StartError::Config)?;
+    let exchangers = crate::broker::upstream::exchangers(config).map_err(StartError::Config)?;
     // Upstream MCP servers whose authorization servers are discovered at run time.
     let discovered: Vec<(String, Arc<crate::broker::provider::Provider>)> = providers
         .iter()
@@ -282,7 +283,8 @@ pub async fn prepare(
         .cloned()
         .collect();
     // The keyring seals broker tokens and keys the audit chain; storage holds both.
-    let keyed = (!providers.is_empty() || config.policy.audit)
+    let per_user = !providers.is_empty() || !exchangers.is_empty();
+    let keyed = (per_user || config.policy.audit)
         .then(|| {
             Keyring::load(
                 std::env::var("MANIFOLD_SECRET_KEY").ok().as_deref(),
@@ -296,7 +298,8 @@ pub async fn prepare(
         Some(_) => Some(open_storage(config).await?),
         None => None,
     };
-    let (broker, storage): (Arc<dyn CredentialBroker>, _) = if providers.is_empty() {
+    let exchanging: Vec<String> = exchangers.iter().map(|(name, _)| name.clone()).collect();
+    let (broker, storage): (Arc<dyn CredentialBroker>, _) = if !per_user {
         (Arc::new(credentials), None)
     } else {
         let (Some(storage), Some(keyring)) = (shared_storage.clone(), keyed.clone()) else {
@@ -314,19 +317,22 @@ pub async fn prepare(
                 scopes.dedup();
             }
         }
-        let broker = Arc::new(UserBroker::new(
-            credentials,
-            providers,
-            crate::broker::store::TokenStore::new(storage.clone(), keyring.clone()),
-            keyring,
-            BrokerSettings {
-                public_url: public_url.clone(),
-                anonymous_user: config.broker.anonymous_user.clone(),
-                refresh_skew: config.broker.refresh_skew,
-                connect_timeout: config.broker.connect_timeout,
-            },
-            tool_scopes,
-        ));
+        let broker = Arc::new(
+            UserBroker::new(
+                credentials,
+                providers,
+                crate::broker::store::TokenStore::new(storage.clone(), keyring.clone()),
+                keyring,
+                BrokerSettings {
+                    public_url: public_url.clone(),
+                    anonymous_user: config.broker.anonymous_user.clone(),
+                    refresh_skew: config.broker.refresh_skew,
+                    connect_timeout: config.broker.connect_timeout,
+                },
+                tool_scopes,
+            )
+            .with_exchangers(exchangers),
+        );
         crate::broker::demo::connect_users(&broker, &config.broker.demo_users)
             .await
             .map_err(|e| StartError::DemoConnect(e.to_string()))?;
@@ -351,7 +357,10 @@ pub async fn prepare(
         let per_user = catalog
             .instances()
             .iter()
-            .filter(|i| discovered.iter().any(|(name, _)| **name == *i.name))
+            .filter(|i| {
+                discovered.iter().any(|(name, _)| **name == *i.name)
+                    || exchanging.iter().any(|name| **name == *i.name)
+            })
             .map(|i| (i.name.to_string(), i.adapter.clone()))
             .collect();
         crate::broker::upstream::list_offers(broker.clone(), per_user, shutdown.clone());
@@ -525,6 +534,9 @@ pub async fn start(
         config.server.session_idle_timeout,
         shutdown.clone(),
     );
+    if let (Some(auth), Some(broker)) = (&auth, &prepared.broker) {
+        auth.share_sign_ins(broker.sign_ins().clone());
+    }
     let auth_routes = auth.clone().map(|state| (state, config.auth.sandbox_idp));
     let operator_gateway = prepared.gateway.clone();
     let mut router = http::router(

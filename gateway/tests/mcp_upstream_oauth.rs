@@ -484,3 +484,115 @@ async fn a_sign_in_token_is_exchanged_for_the_users_upstream_token_by_either_gra
     assert_eq!(requests.len(), 6);
     stop.cancel();
 }
+
+/// A gateway whose users sign in with its own bearer tokens (`dev_tokens`), with `crm` on
+/// `up` exchanging them by `grant`; and a way to mint a user's token.
+async fn exchanging_gateway(
+    up: &OAuthUpstream,
+    exchange: &str,
+) -> (
+    app::RunningGateway,
+    tempfile::TempDir,
+    manifold::config::Config,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+public_url = "http://127.0.0.1:9"
+call_timeout = "10s"
+[storage]
+data_dir = "{}"
+[auth]
+mode = "builtin"
+sandbox_idp = true
+dev_tokens = true
+[adapters.crm]
+kind = "mcp"
+base_url = "{}"
+[adapters.crm.settings]
+auth = "token_exchange"
+oauth_client_id = "{PRE_CLIENT}"
+oauth_scopes = ["crm.read"]
+token_exchange = {exchange}
+"#,
+        dir.path().display(),
+        up.mcp_url()
+    );
+    let env = [(
+        "MANIFOLD_ADAPTERS__CRM__CREDENTIALS__CLIENT_SECRET".to_owned(),
+        PRE_SECRET.to_owned(),
+    )];
+    let registry = Registry::builtin();
+    let path = Path::new("exchange.toml");
+    let config = manifold::config::load_str(&source, path, &registry, &env).unwrap();
+    let running = app::start(config, &source, path, &registry).await.unwrap();
+    let config = manifold::config::load_str(&source, path, &registry, &env).unwrap();
+    (running, dir, config)
+}
+
+/// A bearer token of the gateway for `user`.
+async fn sign_in(config: &manifold::config::Config, dir: &Path, user: &str) -> String {
+    let storage = manifold::storage::Storage::open(None, dir).await.unwrap();
+    let state = manifold::auth::AuthState::from_config(config, storage, "http://127.0.0.1:9")
+        .unwrap()
+        .unwrap();
+    let info = manifold::auth::UserInfo {
+        sub: user.to_owned(),
+        email: None,
+        groups: vec![],
+    };
+    state.dev_token(&info).await.unwrap()
+}
+
+#[tokio::test]
+async fn with_token_exchange_each_user_reaches_the_upstream_as_themselves_without_connecting() {
+    for exchange in [
+        r#"{ grant = "rfc8693", audience = "crm" }"#,
+        r#"{ grant = "entra_obo" }"#,
+    ] {
+        let up = OAuthUpstream::new();
+        let stop = CancellationToken::new();
+        up.serve(stop.clone()).await;
+        let (running, dir, config) = exchanging_gateway(&up, exchange).await;
+        let mcp = format!("http://{}/mcp", running.addr);
+        let carol = sign_in(&config, dir.path(), "carol").await;
+        let dave = sign_in(&config, dir.path(), "dave").await;
+        // Carol's first request is what the gateway lists the upstream's tools with.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let answer = loop {
+            let answer = support::demo::call_tool(&mcp, &carol, "crm_whoami", json!({})).await;
+            let unknown = answer.to_string().contains("Unknown tool");
+            if !unknown || tokio::time::Instant::now() > deadline {
+                break answer;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(text(&answer), "you are carol", "{exchange}: {answer}");
+        let answer = support::demo::call_tool(&mcp, &dave, "crm_whoami", json!({})).await;
+        assert_eq!(text(&answer), "you are dave", "{exchange}: {answer}");
+        // Exchanged once per user (then kept), and no code flow at all.
+        let grants: Vec<Value> = up.token_requests.lock().unwrap().clone();
+        assert_eq!(grants.len(), 2, "{exchange}: {grants:?}");
+        assert!(grants.iter().all(|g| g["client_id"] == PRE_CLIENT));
+        // The upstream refuses Carol's exchanged token once: traded again, the call goes on.
+        up.reject.store(1, Ordering::SeqCst);
+        let answer = support::demo::call_tool(&mcp, &carol, "crm_whoami", json!({})).await;
+        assert_eq!(text(&answer), "you are carol", "{exchange}: {answer}");
+        assert_eq!(up.token_requests.lock().unwrap().len(), 3, "{exchange}");
+        // The sign-in tokens went to the authorization server only, never to the upstream.
+        for header in up.authorizations.lock().unwrap().iter() {
+            assert!(
+                !header.contains(&carol) && !header.contains(&dave),
+                "{header}"
+            );
+            assert!(
+                header.is_empty() || header.starts_with("Bearer at-"),
+                "{header}"
+            );
+        }
+        stop.cancel();
+        running.shutdown.cancel();
+    }
+}

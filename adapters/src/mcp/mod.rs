@@ -31,7 +31,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use convert::{UNTRUSTED, valid_name};
 pub use settings::{
-    DEFAULT_MAX_RESPONSE_BYTES, Endpoint, McpSettings, OAuthSettings, UpstreamAuth,
+    DEFAULT_MAX_RESPONSE_BYTES, Endpoint, ExchangeGrant, ExchangeSettings, McpSettings,
+    OAuthSettings, UpstreamAuth,
 };
 
 use self::connection::Shared;

@@ -55,6 +55,15 @@ struct Raw {
     oauth_scopes: Vec<String>,
     /// The name users see on `/connections` (default: the instance name).
     display_name: Option<String>,
+    /// `auth = "token_exchange"`: `{ grant = "rfc8693" | "entra_obo", audience = "…" }`.
+    token_exchange: Option<RawExchange>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExchange {
+    grant: String,
+    audience: Option<String>,
 }
 
 /// How the gateway authenticates to the upstream.
@@ -65,6 +74,27 @@ pub enum UpstreamAuth {
     Static,
     /// Each user's own OAuth token, from the broker: one connection per user.
     OAuth(OAuthSettings),
+    /// The user's sign-in token exchanged for an upstream token by the broker: one connection
+    /// per user, nothing to connect by hand.
+    TokenExchange(ExchangeSettings),
+}
+
+/// `auth = "token_exchange"`: the gateway is a pre-registered confidential client of the
+/// upstream's authorization server (discovered like `oauth`'s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExchangeSettings {
+    pub client_id: String,
+    pub grant: ExchangeGrant,
+    pub scopes: Vec<String>,
+}
+
+/// The grant the upstream's authorization server takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExchangeGrant {
+    /// RFC 8693 token exchange, for `audience` when given.
+    Rfc8693 { audience: Option<String> },
+    /// Microsoft Entra on-behalf-of (`jwt-bearer`, `requested_token_use=on_behalf_of`).
+    EntraObo,
 }
 
 /// `auth = "oauth"`: the authorization server is discovered from the upstream's 401 (RFC 9728).
@@ -80,7 +110,7 @@ pub struct OAuthSettings {
 impl UpstreamAuth {
     /// Calls carry the user's own credential (from the broker) rather than the instance's.
     pub fn per_user(&self) -> bool {
-        matches!(self, Self::OAuth(_))
+        matches!(self, Self::OAuth(_) | Self::TokenExchange(_))
     }
 }
 
@@ -179,10 +209,14 @@ impl McpSettings {
         };
         let auth = match raw.auth.as_deref() {
             None | Some("static") => {
-                if raw.oauth_client_id.is_some() || !raw.oauth_scopes.is_empty() {
+                if raw.oauth_client_id.is_some()
+                    || !raw.oauth_scopes.is_empty()
+                    || raw.token_exchange.is_some()
+                {
                     return Err(setting(
                         "oauth_client_id",
-                        "oauth_client_id and oauth_scopes are for auth = \"oauth\"",
+                        "oauth_client_id, oauth_scopes and token_exchange are for auth = \"oauth\" \
+                         or \"token_exchange\"",
                     ));
                 }
                 UpstreamAuth::Static
@@ -202,10 +236,58 @@ impl McpSettings {
                     display_name: raw.display_name,
                 })
             }
+            Some("token_exchange") => {
+                if !matches!(endpoint, Endpoint::Http(_)) {
+                    return Err(setting(
+                        "auth",
+                        "auth = \"token_exchange\" needs a Streamable HTTP upstream (an https \
+                         base_url)",
+                    ));
+                }
+                let client_id = raw
+                    .oauth_client_id
+                    .filter(|id| !id.trim().is_empty())
+                    .ok_or_else(|| {
+                        setting(
+                            "oauth_client_id",
+                            "token exchange needs the client id (and credentials.client_secret) \
+                             the gateway is registered with at the upstream's authorization server",
+                        )
+                    })?;
+                let exchange = raw.token_exchange.ok_or_else(|| {
+                    setting(
+                        "token_exchange",
+                        "give token_exchange = { grant = \"rfc8693\" } or { grant = \"entra_obo\" }",
+                    )
+                })?;
+                let grant = match exchange.grant.as_str() {
+                    "rfc8693" => ExchangeGrant::Rfc8693 {
+                        audience: exchange.audience,
+                    },
+                    "entra_obo" if exchange.audience.is_none() => ExchangeGrant::EntraObo,
+                    "entra_obo" => {
+                        return Err(setting(
+                            "token_exchange",
+                            "on-behalf-of names its target by oauth_scopes, not an audience",
+                        ));
+                    }
+                    other => {
+                        return Err(setting(
+                            "token_exchange",
+                            &format!("unknown grant `{other}`: use rfc8693 or entra_obo"),
+                        ));
+                    }
+                };
+                UpstreamAuth::TokenExchange(ExchangeSettings {
+                    client_id,
+                    grant,
+                    scopes: raw.oauth_scopes,
+                })
+            }
             Some(other) => {
                 return Err(setting(
                     "auth",
-                    &format!("unknown auth `{other}`: use static or oauth"),
+                    &format!("unknown auth `{other}`: use static, oauth or token_exchange"),
                 ));
             }
         };
@@ -270,6 +352,20 @@ mod tests {
         };
         assert_eq!(settings.client_id.as_deref(), Some("gw"));
         assert_eq!(settings.scopes, ["crm.read"]);
+        let exchange = parse(
+            "https://crm.example/mcp",
+            json!({"auth": "token_exchange", "oauth_client_id": "gw",
+                   "token_exchange": {"grant": "rfc8693", "audience": "crm"}}),
+        )
+        .unwrap();
+        assert!(exchange.auth.per_user());
+        assert!(matches!(
+            exchange.auth,
+            UpstreamAuth::TokenExchange(ExchangeSettings {
+                grant: ExchangeGrant::Rfc8693 { audience: Some(_) },
+                ..
+            })
+        ));
         let plain = parse("https://crm.example/mcp", json!({})).unwrap();
         assert!(!plain.auth.per_user());
     }
@@ -309,6 +405,28 @@ mod tests {
                 "https://x/mcp",
                 json!({"oauth_client_id": "abc"}),
                 "oauth_client_id",
+            ),
+            (
+                "https://x/mcp",
+                json!({"auth": "token_exchange", "token_exchange": {"grant": "rfc8693"}}),
+                "oauth_client_id",
+            ),
+            (
+                "https://x/mcp",
+                json!({"auth": "token_exchange", "oauth_client_id": "gw"}),
+                "token_exchange",
+            ),
+            (
+                "https://x/mcp",
+                json!({"auth": "token_exchange", "oauth_client_id": "gw",
+                       "token_exchange": {"grant": "saml"}}),
+                "token_exchange",
+            ),
+            (
+                "https://x/mcp",
+                json!({"auth": "token_exchange", "oauth_client_id": "gw",
+                       "token_exchange": {"grant": "entra_obo", "audience": "x"}}),
+                "token_exchange",
             ),
             (
                 "https://x/mcp",

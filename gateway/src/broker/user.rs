@@ -21,6 +21,7 @@ use super::{
     refresh::{self, Refreshed},
     state::{self, ConnectState},
     store::{Connection, StoreError, TokenStore},
+    upstream::{exchange::Exchanger, sign_ins::SignIns},
 };
 use crate::keyring::Keyring;
 
@@ -67,6 +68,10 @@ pub struct UserBroker {
     /// Bumped on every completed connect, for whoever waits for a user's first connection
     /// (listing an upstream MCP server's offers, `upstream::list_offers`).
     connects: tokio::sync::watch::Sender<u64>,
+    /// Instance → its token exchange (`auth = "token_exchange"` upstream MCP servers).
+    exchangers: HashMap<String, Arc<Exchanger>>,
+    /// The sign-in tokens the exchanges trade, filled by `/mcp`'s authentication.
+    sign_ins: Arc<SignIns>,
 }
 
 impl UserBroker {
@@ -94,7 +99,52 @@ impl UserBroker {
             settings,
             tool_scopes,
             connects: tokio::sync::watch::Sender::new(0),
+            exchangers: HashMap::new(),
+            sign_ins: Arc::default(),
         }
+    }
+
+    /// Instances whose calls trade the caller's sign-in token for an upstream token.
+    pub fn with_exchangers(mut self, exchangers: Vec<(String, Arc<Exchanger>)>) -> Self {
+        if !exchangers.is_empty() {
+            self.sign_ins.enable();
+        }
+        self.exchangers = exchangers.into_iter().collect();
+        self
+    }
+
+    /// Where `/mcp`'s authentication leaves the sign-in tokens for exchange.
+    pub fn sign_ins(&self) -> &Arc<SignIns> {
+        &self.sign_ins
+    }
+
+    /// `instance` trades sign-in tokens (nothing to connect at `/connections`).
+    pub fn exchanges(&self, instance: &str) -> bool {
+        self.exchangers.contains_key(instance)
+    }
+
+    /// The upstream token for the caller on an exchanging instance.
+    async fn exchanged(
+        &self,
+        principal: &Principal,
+        exchanger: &Exchanger,
+        rejected: Option<&Secret>,
+    ) -> Result<Secret, BrokerError> {
+        let display = || exchanger.display_name.clone();
+        let user = self
+            .user_for(principal)
+            .ok_or_else(|| BrokerError::NoUser { display: display() })?;
+        let subject = self
+            .sign_ins
+            .get(&user)
+            .ok_or_else(|| BrokerError::NoSignIn { display: display() })?;
+        exchanger
+            .token(&user, &subject, rejected)
+            .await
+            .map_err(|reason| BrokerError::Provider {
+                display: display(),
+                reason,
+            })
     }
 
     /// Changes on every completed connect.
@@ -341,6 +391,9 @@ impl CredentialBroker for UserBroker {
         if let Some(token) = self.statics.get(instance) {
             return Ok(Some(token.clone()));
         }
+        if let Some(exchanger) = self.exchangers.get(instance) {
+            return self.exchanged(principal, exchanger, None).await.map(Some);
+        }
         let Some(provider) = self.instances.get(instance) else {
             return Err(BrokerError::NotConfigured(instance.to_owned()));
         };
@@ -381,6 +434,12 @@ impl CredentialBroker for UserBroker {
     ) -> Result<Option<Secret>, BrokerError> {
         if self.statics.get(instance).is_some() {
             return Ok(None);
+        }
+        if let Some(exchanger) = self.exchangers.get(instance) {
+            return self
+                .exchanged(principal, exchanger, Some(rejected))
+                .await
+                .map(Some);
         }
         let (Some(provider), Some(user)) = (self.instances.get(instance), self.user_for(principal))
         else {

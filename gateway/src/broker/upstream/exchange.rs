@@ -6,10 +6,12 @@
 //! the SSRF-guarded client; the sign-in token goes to the authorization server only, never to
 //! the upstream itself.
 //!
-//! Not wired into calls yet: the call path does not carry the caller's sign-in token to the
-//! broker (see the report of branch `wip-oauth`).
+//! [`Exchanger`] is the broker's side: one per instance with `auth = "token_exchange"`, which
+//! discovers the authorization server on first use (as `auth = "oauth"` does), trades the
+//! caller's sign-in token ([`super::sign_ins`]) and keeps the result per user until it nears
+//! its expiry, the sign-in token changes, or the upstream refuses it (one renewal).
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use manifold_adapters::{
     Secret,
@@ -166,6 +168,109 @@ impl Exchange {
             form.append_pair("client_secret", secret.expose());
         }
         form.finish()
+    }
+}
+
+/// Renew an exchanged token this long before it expires.
+const SKEW: i64 = 60;
+
+/// The broker's exchange for one instance.
+#[derive(Debug)]
+pub struct Exchanger {
+    pub display_name: String,
+    url: Url,
+    outbound: Arc<Outbound>,
+    client_id: String,
+    client_secret: Option<Secret>,
+    grant: Grant,
+    scopes: Vec<String>,
+    resolved: tokio::sync::OnceCell<Exchange>,
+    /// User → (the sign-in token traded, what it gave).
+    issued: dashmap::DashMap<String, (Secret, Exchanged)>,
+}
+
+// === impl Exchanger ===
+
+impl Exchanger {
+    pub fn new(
+        display_name: String,
+        url: Url,
+        outbound: Arc<Outbound>,
+        client: (String, Option<Secret>),
+        grant: Grant,
+        scopes: Vec<String>,
+    ) -> Self {
+        Self {
+            display_name,
+            url,
+            outbound,
+            client_id: client.0,
+            client_secret: client.1,
+            grant,
+            scopes,
+            resolved: tokio::sync::OnceCell::new(),
+            issued: dashmap::DashMap::new(),
+        }
+    }
+
+    /// The upstream token for `user`, whose sign-in token is `subject`. `rejected` is a token
+    /// the upstream just refused: traded again rather than served from memory.
+    pub async fn token(
+        &self,
+        user: &str,
+        subject: &Secret,
+        rejected: Option<&Secret>,
+    ) -> Result<Secret, String> {
+        if let Some(entry) = self.issued.get(user) {
+            let (traded, exchanged) = entry.value();
+            let fresh = exchanged
+                .expires_at
+                .is_none_or(|at| at - SKEW > crate::broker::now());
+            let refused = rejected.is_some_and(|r| r.expose() == exchanged.access.expose());
+            if traded.expose() == subject.expose() && fresh && !refused {
+                return Ok(exchanged.access.clone());
+            }
+        }
+        let exchange = self.resolve().await?;
+        let exchanged = exchange
+            .exchange(&self.outbound, subject)
+            .await
+            .map_err(|error| error.to_string())?;
+        let access = exchanged.access.clone();
+        self.issued
+            .insert(user.to_owned(), (subject.clone(), exchanged));
+        Ok(access)
+    }
+
+    /// The token endpoint, discovered on first use (retried on the next while it fails).
+    async fn resolve(&self) -> Result<&Exchange, String> {
+        self.resolved
+            .get_or_try_init(|| async {
+                let found = super::discovery::discover(&self.outbound, &self.url)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                self.grant
+                    .offered_by(&found.server)
+                    .map_err(|error| error.to_string())?;
+                let token = found
+                    .server
+                    .token_endpoint
+                    .as_deref()
+                    .and_then(|url| Url::parse(url).ok())
+                    .ok_or("the authorization server names no token endpoint")?;
+                self.outbound
+                    .check(&token)
+                    .map_err(|error| format!("the token endpoint is refused: {error}"))?;
+                Ok(Exchange {
+                    token_url: token,
+                    client_id: self.client_id.clone(),
+                    client_secret: self.client_secret.clone(),
+                    grant: self.grant.clone(),
+                    scopes: self.scopes.clone(),
+                    resource: Some(self.url.to_string()),
+                })
+            })
+            .await
     }
 }
 

@@ -1,6 +1,7 @@
 //! An upstream MCP server that authenticates each user lists its tools only to a user: the
-//! gateway lists them with the token of some user who connected it (the most recent), at start
-//! and after every connect, until the instance is up. Which user's list the catalog shows is
+//! gateway lists them with the token of some user who connected it (the most recent), or for
+//! token exchange of a user who signed in lately, at start, after every connect and first
+//! sign-in, until the instance is up. Which user's list the catalog shows is
 //! then that user's; an upstream whose lists differ per user shows one user's (documented in
 //! the README).
 
@@ -27,6 +28,7 @@ pub fn list_offers(
     }
     tokio::spawn(async move {
         let mut connects = broker.connects();
+        let mut sign_ins = broker.sign_ins().seen();
         loop {
             for (instance, adapter) in &instances {
                 if adapter.health() != Some(Health::Up) {
@@ -35,6 +37,7 @@ pub fn list_offers(
             }
             tokio::select! {
                 changed = connects.changed() => if changed.is_err() { return },
+                changed = sign_ins.changed() => if changed.is_err() { return },
                 () = tokio::time::sleep(RETRY) => {}
                 () = shutdown.cancelled() => return,
             }
@@ -43,10 +46,17 @@ pub fn list_offers(
 }
 
 async fn list_one(broker: &UserBroker, instance: &str, adapter: &dyn Adapter) {
-    let Some(connection) = broker.connection_of(instance) else {
-        return;
+    // An exchanging instance lists as a user who signed in lately; a connected one as the
+    // user who connected it last.
+    let found = if broker.exchanges(instance) {
+        Ok(broker.sign_ins().any_user())
+    } else {
+        let Some(connection) = broker.connection_of(instance) else {
+            return;
+        };
+        broker.store().any_user(connection).await
     };
-    let user = match broker.store().any_user(connection).await {
+    let user = match found {
         Ok(Some(user)) => user,
         Ok(None) => return,
         Err(error) => {

@@ -14,6 +14,7 @@ pub mod discovery;
 pub mod exchange;
 mod listing;
 pub mod registration;
+pub mod sign_ins;
 
 pub use listing::list_offers;
 
@@ -21,12 +22,13 @@ use std::{sync::Arc, time::Duration};
 
 use manifold_adapters::{
     OAuthSpec, Secret,
-    mcp::{McpSettings, UpstreamAuth},
+    mcp::{ExchangeGrant, McpSettings, UpstreamAuth},
     outbound::{AddressRules, Outbound, OutboundSettings, address},
 };
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+use self::exchange::{Exchanger, Grant};
 use super::provider::{AppSource, Discovered, Endpoints, Provider, Registered};
 use crate::config::Config;
 
@@ -60,64 +62,118 @@ pub fn providers(
     config: &Config,
     public_url: &Url,
 ) -> Result<Vec<(String, Arc<Provider>)>, String> {
-    let operator = config
-        .outbound
-        .settings()
-        .map_err(|error| format!("[outbound]: {error}"))?;
     let mut providers = Vec::new();
-    for (name, instance) in &config.adapters {
-        let name = name.get_ref();
-        if instance.kind.get_ref() != "mcp" || !instance.enabled || instance.sandbox {
-            continue;
-        }
-        let Some(base_url) = instance.base_url.as_ref() else {
+    for upstream in upstreams(config)? {
+        let UpstreamAuth::OAuth(oauth) = upstream.auth else {
             continue;
         };
-        let Ok(url) = Url::parse(base_url.get_ref()) else {
-            continue;
-        };
-        let settings = match serde_json::to_value(&instance.settings) {
-            Ok(serde_json::Value::Object(map)) => map,
-            _ => continue,
-        };
-        // The adapter's own build reports bad settings with their place in the file.
-        let Ok(parsed) = McpSettings::parse(&url, settings) else {
-            continue;
-        };
-        let UpstreamAuth::OAuth(oauth) = parsed.auth else {
-            continue;
-        };
-        let outbound = Arc::new(
-            Outbound::new(outbound_for(&url, &operator))
-                .map_err(|error| format!("adapter `{name}`: {error}"))?,
-        );
+        let name = upstream.name;
         let preregistered = oauth
             .client_id
             .clone()
-            .map(|id| (id, instance.credentials.get("client_secret").cloned()));
+            .map(|id| (id, upstream.client_secret.clone()));
         let source = Arc::new(UpstreamApp {
             instance: name.clone(),
-            url: url.clone(),
-            outbound: outbound.clone(),
+            url: upstream.url.clone(),
+            outbound: upstream.outbound.clone(),
             preregistered,
             public_url: public_url.clone(),
         });
         let discovered = Discovered {
-            connection: connection_id(name),
+            connection: connection_id(&name),
             display_name: oauth.display_name.clone().unwrap_or_else(|| name.clone()),
             spec: UPSTREAM_SPEC,
             scopes: oauth.scopes.clone(),
-            resource: url.to_string(),
+            resource: upstream.url.to_string(),
         };
         let provider = Provider::discovered(
             discovered,
             source,
             registration::redirect_uri(public_url),
-            outbound.http_client().clone(),
+            upstream.outbound.http_client().clone(),
         );
-        providers.push((name.clone(), Arc::new(provider)));
+        providers.push((name, Arc::new(provider)));
     }
     Ok(providers)
+}
+
+/// `(instance, exchanger)` for every enabled `mcp` instance with `auth = "token_exchange"`.
+pub fn exchangers(config: &Config) -> Result<Vec<(String, Arc<Exchanger>)>, String> {
+    let mut exchangers = Vec::new();
+    for upstream in upstreams(config)? {
+        let UpstreamAuth::TokenExchange(settings) = upstream.auth else {
+            continue;
+        };
+        let grant = match settings.grant {
+            ExchangeGrant::Rfc8693 { audience } => Grant::Rfc8693 { audience },
+            ExchangeGrant::EntraObo => Grant::EntraObo,
+        };
+        let exchanger = Exchanger::new(
+            upstream.name.clone(),
+            upstream.url,
+            upstream.outbound,
+            (settings.client_id, upstream.client_secret),
+            grant,
+            settings.scopes,
+        );
+        exchangers.push((upstream.name, Arc::new(exchanger)));
+    }
+    Ok(exchangers)
+}
+
+/// An enabled `mcp` instance whose upstream authenticates each user.
+struct Upstream {
+    name: String,
+    url: Url,
+    auth: UpstreamAuth,
+    client_secret: Option<Secret>,
+    /// The SSRF-guarded client for everything fetched about it.
+    outbound: Arc<Outbound>,
+}
+
+/// Every enabled `mcp` instance with per-user auth. Bad settings are skipped here: the
+/// adapter's own build reports them with their place in the file.
+fn upstreams(config: &Config) -> Result<Vec<Upstream>, String> {
+    let operator = config
+        .outbound
+        .settings()
+        .map_err(|error| format!("[outbound]: {error}"))?;
+    let mut upstreams = Vec::new();
+    for (name, instance) in &config.adapters {
+        let name = name.get_ref();
+        if instance.kind.get_ref() != "mcp" || !instance.enabled || instance.sandbox {
+            continue;
+        }
+        let Some(url) = instance
+            .base_url
+            .as_ref()
+            .and_then(|url| Url::parse(url.get_ref()).ok())
+        else {
+            continue;
+        };
+        let Ok(serde_json::Value::Object(settings)) = serde_json::to_value(&instance.settings)
+        else {
+            continue;
+        };
+        let Ok(parsed) = McpSettings::parse(&url, settings) else {
+            continue;
+        };
+        if !parsed.auth.per_user() {
+            continue;
+        }
+        let outbound = Arc::new(
+            Outbound::new(outbound_for(&url, &operator))
+                .map_err(|error| format!("adapter `{name}`: {error}"))?,
+        );
+        upstreams.push(Upstream {
+            name: name.clone(),
+            url,
+            auth: parsed.auth,
+            client_secret: instance.credentials.get("client_secret").cloned(),
+            outbound,
+        });
+    }
+    Ok(upstreams)
 }
 
 /// The outbound rules for fetches about the upstream at `url`: the operator's, with private
