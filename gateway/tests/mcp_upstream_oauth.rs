@@ -51,6 +51,18 @@ async fn start(
     configure(&up);
     let stop = CancellationToken::new();
     up.serve(stop.clone()).await;
+    let mcp_url = up.mcp_url();
+    start_with(up, &mcp_url, stop, settings, env).await
+}
+
+/// [`start`] with `up` at `mcp_url`, served or not yet.
+async fn start_with(
+    up: Arc<OAuthUpstream>,
+    mcp_url: &str,
+    stop: CancellationToken,
+    settings: &str,
+    env: &[(&str, &str)],
+) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let source = format!(
         r#"
@@ -70,7 +82,7 @@ auth = "oauth"
 {settings}
 "#,
         dir.path().display(),
-        up.mcp_url()
+        mcp_url
     );
     let env: Vec<(String, String)> = env
         .iter()
@@ -194,6 +206,27 @@ async fn users_connect_through_a_client_metadata_document_and_reach_the_upstream
             "{header}"
         );
     }
+}
+
+#[tokio::test]
+async fn an_upstream_down_at_start_is_discovered_once_it_is_up() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let up = OAuthUpstream::new();
+    up.cimd.store(true, Ordering::SeqCst);
+    let stop = CancellationToken::new();
+    let mcp_url = format!("http://127.0.0.1:{port}/mcp");
+    let env = start_with(up.clone(), &mcp_url, stop.clone(), "", &[]).await;
+    let alice = env.login("alice").await;
+    // Nothing to discover yet: the connect cannot start.
+    let early = env.form(&alice, "connect", "mcp-crm").await;
+    assert_ne!(early.status(), 303);
+    up.serve_at(([127, 0, 0, 1], port).into(), stop).await;
+    env.connect_crm(&alice, "alice").await;
+    assert_eq!(text(&env.whoami(&alice).await), "you are alice");
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@
 mod connection;
 mod convert;
 mod offers;
-/// Upstream connections per user, for `settings.auth = "oauth"`.
+/// Upstream connections per user, for `settings.auth = "oauth"` or `"token_exchange"`.
 mod pool;
 /// The kind's emulator for the demo: an MCP server of company notes.
 #[cfg(feature = "sandbox")]

@@ -1,5 +1,5 @@
 //! Upstream connections per user, for an `mcp` instance whose upstream authenticates each user
-//! (`settings.auth = "oauth"`). Each user's calls ride on a connection carrying that user's own
+//! (`settings.auth = "oauth"` or `"token_exchange"`). Each user's calls ride on a connection carrying that user's own
 //! token (from the broker, [`CallContext::credential`]), so the upstream sees every user as
 //! themselves and never the MCP client's token to the gateway. A call with another token than
 //! the connection's (the broker refreshed it) rebuilds the connection; idle connections are
@@ -57,8 +57,8 @@ pub(super) fn check_credentials(
     match credentials.keys().find(|key| *key != "client_secret") {
         Some(key) => Err(BuildError::Setting {
             key: format!("credentials.{key}"),
-            reason: "an mcp instance with auth = \"oauth\" takes only credentials.client_secret \
-                     (each user's own token is sent upstream)"
+            reason: "an mcp instance with per-user auth (oauth, token_exchange) takes only \
+                     credentials.client_secret (each user's own token is sent upstream)"
                 .into(),
         }),
         None => Ok(()),

@@ -109,7 +109,16 @@ impl OAuthUpstream {
 
     /// Serves everything on a loopback port until `stop`.
     pub async fn serve(self: &Arc<Self>, stop: CancellationToken) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.serve_at("127.0.0.1:0".parse().unwrap(), stop).await
+    }
+
+    /// Serves everything on `addr` until `stop`; returns the base URL.
+    pub async fn serve_at(
+        self: &Arc<Self>,
+        addr: std::net::SocketAddr,
+        stop: CancellationToken,
+    ) -> String {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         self.base.set(base.clone()).unwrap();
         let handler = Handler(self.clone());

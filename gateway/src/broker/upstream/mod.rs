@@ -1,14 +1,16 @@
-//! Per-user OAuth to upstream MCP servers (`kind = "mcp"`, `settings.auth = "oauth"`): each
-//! such instance is a broker provider like Linear or Microsoft, connected by each user at
-//! `/connections` (connection id `mcp-<instance>`), except that its endpoints are not known
-//! from the config: the upstream's 401 leads to its authorization server ([`discovery`]), where
-//! the gateway becomes a client ([`registration`]). Discovery runs when the provider is first
-//! needed and again on the next use while it fails; [`warm_up`] starts it at start with backoff,
-//! so an upstream that is down at start is found once it is up.
+//! Per-user credentials for upstream MCP servers (`kind = "mcp"`). With `settings.auth =
+//! "oauth"` an instance is a broker provider like Linear or Microsoft, connected by each user at
+//! `/connections` (connection id `mcp-<instance>`), except that its endpoints are not known from
+//! the config: the upstream's 401 leads to its authorization server ([`discovery`]), where the
+//! gateway becomes a client ([`registration`]). Discovery runs when the provider is first needed
+//! and again on the next use while it fails; [`warm_up`] starts it at start with backoff, so an
+//! upstream that is down at start is found once it is up. With `settings.auth =
+//! "token_exchange"` nothing is connected: the caller's sign-in token ([`sign_ins`]) is traded
+//! for an upstream token ([`exchange`]).
 //!
 //! Tokens asked for name the upstream as their RFC 8707 `resource`, and every request to the
 //! upstream carries only the user's token for it: the MCP client's token to the gateway never
-//! leaves the gateway.
+//! reaches an upstream (an exchange shows it to the upstream's authorization server only).
 
 pub mod discovery;
 pub mod exchange;
