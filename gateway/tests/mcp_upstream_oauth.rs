@@ -182,6 +182,25 @@ async fn users_connect_through_a_client_metadata_document_and_reach_the_upstream
             .contains("/connections/connect?connection=mcp-crm"),
         "{refused}"
     );
+    // Resources too are read as the caller, and not without a connection.
+    let read = json!({"jsonrpc": "2.0", "id": 3, "method": "resources/read",
+        "params": {"uri": "manifold://crm/crm://me"}});
+    let session = env.session(&alice, json!({})).await;
+    let (_, answer) = env.mcp(&alice, Some(&session), &read).await;
+    env.end(&alice, &session).await;
+    assert_eq!(
+        answer["result"]["contents"][0]["text"], "record of alice",
+        "{answer}"
+    );
+    let session = env.session(&bob, json!({})).await;
+    let (_, answer) = env.mcp(&bob, Some(&session), &read).await;
+    env.end(&bob, &session).await;
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("connection=mcp-crm")),
+        "{answer}"
+    );
     env.connect_crm(&bob, "bob").await;
     assert_eq!(text(&env.whoami(&bob).await), "you are bob");
     assert_eq!(text(&env.whoami(&alice).await), "you are alice");

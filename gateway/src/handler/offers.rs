@@ -87,6 +87,10 @@ pub enum ItemError {
     Denied(Denial),
     #[error(transparent)]
     Tool(ToolError),
+    /// The instance's upstream authenticates each user, and the caller has no credential for
+    /// it (not connected, no sign-in token): the broker's answer says what to do.
+    #[error(transparent)]
+    NotConnected(crate::broker::BrokerError),
     #[error(transparent)]
     AuditUnavailable(#[from] AuditUnavailable),
 }
@@ -100,6 +104,7 @@ impl ItemError {
             ItemError::Hidden(..) | ItemError::Denied(_) => "denied",
             ItemError::Tool(ToolError::Cancelled) => "cancelled",
             ItemError::Tool(_) => "error",
+            ItemError::NotConnected(_) => "not_connected",
             ItemError::AuditUnavailable(_) => "audit_unavailable",
         }
     }
@@ -136,6 +141,7 @@ impl ItemError {
                 super::call::missing_capability(&capability)
             }
             ItemError::Tool(error) => McpError::internal_error(redact(&error.to_string()), None),
+            ItemError::NotConnected(error) => McpError::invalid_request(error.to_string(), None),
             ItemError::AuditUnavailable(_) => McpError::internal_error(
                 "The gateway cannot record this request in its audit log, so it was not served.",
                 None,
@@ -376,7 +382,7 @@ impl Gateway {
             .adapter
             .resources()
             .ok_or(ItemError::Unknown("resource"))?;
-        let ctx = self.item_context(scope);
+        let ctx = self.item_context_for(scope, &resolved).await?;
         let mut contents = self
             .bounded(resources.read(&resolved.original, &ctx), scope)
             .await?;
@@ -435,7 +441,7 @@ impl Gateway {
             .adapter
             .prompts()
             .ok_or(ItemError::Unknown("prompt"))?;
-        let ctx = self.item_context(scope);
+        let ctx = self.item_context_for(scope, &resolved).await?;
         let mut prompt = self
             .bounded(prompts.get(&resolved.original, arguments, &ctx), scope)
             .await?;
@@ -485,7 +491,6 @@ impl Gateway {
             }
         };
         let answer = async {
-            let ctx = self.item_context(scope);
             match &request.r#ref {
                 Reference::Prompt(prompt) => {
                     let resolved = self.resolve_prompt(&prompt.name)?;
@@ -499,6 +504,7 @@ impl Gateway {
                         .adapter
                         .prompts()
                         .ok_or(ItemError::Unknown("prompt"))?;
+                    let ctx = self.item_context_for(scope, &resolved).await?;
                     self.bounded(
                         prompts.complete(&resolved.original, completion, &ctx),
                         scope,
@@ -517,6 +523,7 @@ impl Gateway {
                         .adapter
                         .resources()
                         .ok_or(ItemError::Unknown("resource"))?;
+                    let ctx = self.item_context_for(scope, &resolved).await?;
                     self.bounded(
                         resources.complete(&resolved.original, completion, &ctx),
                         scope,
@@ -556,6 +563,27 @@ impl Gateway {
             traceparent: scope.traceparent.clone(),
             ..CallContext::default()
         }
+    }
+
+    /// [`Self::item_context`] with the caller's own credential when `resolved`'s upstream
+    /// authenticates each user (an `mcp` instance with per-user auth). Without one the item
+    /// gets the broker's answer, with the link to connect; a refused token is not renewed here
+    /// (a tool call renews it).
+    async fn item_context_for(
+        &self,
+        scope: &CallScope,
+        resolved: &Resolved,
+    ) -> Result<CallContext, ItemError> {
+        let mut ctx = self.item_context(scope);
+        if resolved.adapter.needs_credential() {
+            ctx.credential = self
+                .broker
+                .credential(&scope.principal, &resolved.instance, &[])
+                .await
+                .map_err(ItemError::NotConnected)?;
+            ctx.user = scope.principal.user.clone();
+        }
+        Ok(ctx)
     }
 
     /// Runs an upstream request under the call timeout and the request's cancellation.

@@ -6,7 +6,8 @@
 //! on-behalf-of `jwt-bearer`) of sign-in tokens `idp-<user>` for the pre-registered client,
 //! `/revoke`; and `/mcp`, which answers 401
 //! with `WWW-Authenticate: Bearer resource_metadata="…"` to any request without one of its
-//! tokens, and whose `whoami` tool answers with the user the token belongs to.
+//! tokens, and whose `whoami` tool and `crm://me` resource answer with the user the token
+//! belongs to.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::{
@@ -449,7 +450,36 @@ impl Handler {
 
 impl ServerHandler for Handler {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build(),
+        )
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourcesResult, McpError> {
+        Ok(rmcp::model::ListResourcesResult::with_all_items(vec![
+            rmcp::model::Resource::new("crm://me", "me"),
+        ]))
+    }
+
+    /// `crm://me`: the record of the user the token belongs to.
+    async fn read_resource(
+        &self,
+        request: rmcp::model::ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ReadResourceResponse, McpError> {
+        if request.uri != "crm://me" {
+            return Err(McpError::invalid_params("Resource not found", None));
+        }
+        let text = format!("record of {}", self.user(&context));
+        let contents = rmcp::model::ResourceContents::text(text, request.uri);
+        Ok(rmcp::model::ReadResourceResult::new(vec![contents]).into())
     }
 
     async fn list_tools(
