@@ -182,6 +182,18 @@ async fn users_connect_through_a_client_metadata_document_and_reach_the_upstream
             .contains("/connections/connect?connection=mcp-crm"),
         "{refused}"
     );
+    // A client that takes URL elicitation is sent to connect that way.
+    let caps = json!({"elicitation": {"url": {}}});
+    let elicited = env.call(&bob, caps, "crm_whoami").await;
+    assert_eq!(elicited["error"]["code"], -32042, "{elicited}");
+    let elicitation = &elicited["error"]["data"]["elicitations"][0];
+    assert!(
+        elicitation["url"]
+            .as_str()
+            .unwrap()
+            .contains("/connections/connect?connection=mcp-crm"),
+        "{elicited}"
+    );
     // Resources too are read as the caller, and not without a connection.
     let read = json!({"jsonrpc": "2.0", "id": 3, "method": "resources/read",
         "params": {"uri": "manifold://crm/crm://me"}});
