@@ -1,8 +1,9 @@
 //! Upstream connections per user, for an `mcp` instance whose upstream authenticates each user
-//! (`settings.auth = "oauth"` or `"token_exchange"`). Each user's calls ride on a connection carrying that user's own
-//! token (from the broker, [`CallContext::credential`]), so the upstream sees every user as
-//! themselves and never the MCP client's token to the gateway. A call with another token than
-//! the connection's (the broker refreshed it) rebuilds the connection; idle connections are
+//! (`settings.auth = "oauth"` or `"token_exchange"`). Each user's calls ride on a connection
+//! carrying that user's own token (from the broker, [`CallContext::credential`]), so the
+//! upstream sees every user as themselves and never the MCP client's token to the gateway. A
+//! call with another token than the connection's (the broker refreshed it) makes a new
+//! connection, and the old one closes once the calls still on it are over; idle connections are
 //! dropped, and the pool is bounded (the least recently used goes first).
 //!
 //! The instance has no connection of its own, so its tools, resources and prompts are listed on
@@ -29,6 +30,8 @@ use crate::{BuildError, CallContext, Health, Secret, ToolError};
 const MAX_CONNECTIONS: usize = 256;
 /// A connection unused this long is closed.
 const IDLE: Duration = Duration::from_secs(600);
+/// How long a replaced connection stays open for the calls still on it.
+const RETIRE_AFTER: Duration = Duration::from_secs(300);
 
 type Service = rmcp::service::RunningService<RoleClient, UpstreamHandler>;
 
@@ -102,27 +105,55 @@ impl Pool {
         })?;
         let peer = service.peer().clone();
         self.list_if_due(shared, &peer).await;
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        entries
-            .retain(|_, entry| now.duration_since(entry.used) < IDLE && !entry.service.is_closed());
-        if entries.len() >= MAX_CONNECTIONS && !entries.contains_key(&user) {
-            let oldest = entries
+        let mut retired = Vec::new();
+        let peer = {
+            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            let stale: Vec<String> = entries
                 .iter()
-                .min_by_key(|(_, entry)| entry.used)
-                .map(|(key, _)| key.clone());
-            if let Some(oldest) = oldest {
-                entries.remove(&oldest);
+                .filter(|(_, entry)| {
+                    now.duration_since(entry.used) >= IDLE || entry.service.is_closed()
+                })
+                .map(|(key, _)| key.clone())
+                .collect();
+            retired.extend(stale.iter().filter_map(|key| entries.remove(key)));
+            if entries.len() >= MAX_CONNECTIONS && !entries.contains_key(&user) {
+                let oldest = entries
+                    .iter()
+                    .min_by_key(|(_, entry)| entry.used)
+                    .map(|(key, _)| key.clone());
+                retired.extend(oldest.and_then(|key| entries.remove(&key)));
             }
-        }
-        entries.insert(
-            user,
-            Entry {
-                token: token.clone(),
-                service,
-                used: now,
-            },
-        );
+            match entries.get_mut(&user) {
+                // Another call of this user connected with the same token meanwhile: use that
+                // one, and close this unused one.
+                Some(entry)
+                    if entry.token.expose() == token.expose() && !entry.service.is_closed() =>
+                {
+                    entry.used = now;
+                    let existing = entry.service.peer().clone();
+                    retired.push(Entry {
+                        token: token.clone(),
+                        service,
+                        used: now,
+                    });
+                    existing
+                }
+                _ => {
+                    let replaced = entries.insert(
+                        user,
+                        Entry {
+                            token: token.clone(),
+                            service,
+                            used: now,
+                        },
+                    );
+                    retired.extend(replaced);
+                    peer
+                }
+            }
+        };
+        retire(retired);
         Ok(peer)
     }
 
@@ -132,7 +163,7 @@ impl Pool {
         let entry = entries.get_mut(user)?;
         if entry.token.expose() != token.expose() || entry.service.is_closed() {
             // A refreshed token or a lost connection: the caller makes a new one, which
-            // replaces (and so closes) this.
+            // replaces this (closed once calls still on it are over, `retire`).
             return None;
         }
         entry.used = Instant::now();
@@ -158,6 +189,20 @@ impl Pool {
             }
             Err(reason) => shared.set_health(Health::Degraded { reason }),
         }
+    }
+}
+
+/// Closes replaced connections once the calls that may still be in flight on them are over
+/// (a call ends within the gateway's call timeout, which is well under this).
+fn retire(entries: Vec<Entry>) {
+    if entries.is_empty() {
+        return;
+    }
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            tokio::time::sleep(RETIRE_AFTER).await;
+            drop(entries);
+        });
     }
 }
 
