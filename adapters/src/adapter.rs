@@ -22,6 +22,9 @@ pub struct CallContext {
     /// The credential for the provider on behalf of the calling user (from the token broker).
     /// Never the MCP client's own token.
     pub credential: Option<Secret>,
+    /// Who the credential belongs to (the caller's `sub`), for adapters that keep a connection
+    /// per user (an upstream MCP server that authenticates each user).
+    pub user: Option<String>,
     /// Cancelled when the client sends `notifications/cancelled` or goes away. Adapters pass it to
     /// [`InstanceClient::send`], which abandons the upstream request and any retry wait.
     pub cancel: CancellationToken,
@@ -40,6 +43,7 @@ impl std::fmt::Debug for CallContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CallContext")
             .field("credential", &self.credential)
+            .field("user", &self.user)
             .field("cancelled", &self.cancel.is_cancelled())
             .field("progress", &self.progress.is_some())
             .field("traceparent", &self.traceparent)
@@ -148,6 +152,13 @@ pub trait Adapter: Send + Sync {
     /// upstream MCP server with its headers), so a missing one is not an error.
     fn needs_credential(&self) -> bool {
         true
+    }
+
+    /// Lists the instance's tools, resources and prompts with a user's credential (`ctx`), for
+    /// an instance whose upstream authenticates each user and so has no connection of its own
+    /// to list them with. The gateway calls it at start and after a user connects.
+    async fn list_as(&self, _ctx: &CallContext) -> Result<(), ToolError> {
+        Ok(())
     }
 
     /// How the instance is doing, for `/healthz` and `/metrics`: `None` when it has no

@@ -118,7 +118,17 @@ async fn tools_resources_and_prompts_answer(modern: bool) {
 
     let tools = client.list_all_tools().await.unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-    assert_eq!(names, ["search_notes", "get_note", "create_note"], "{era}");
+    assert_eq!(
+        names,
+        [
+            "search_notes",
+            "get_note",
+            "create_note",
+            "pick_note",
+            "suggest_title"
+        ],
+        "{era}"
+    );
     let hints = |name: &str| {
         let a = tools
             .iter()

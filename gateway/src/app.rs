@@ -275,13 +275,21 @@ pub async fn prepare(
         })?;
     let providers = crate::broker::setup::providers(config, registry, urls_ref, public_url)
         .map_err(StartError::Config)?;
+    let exchangers = crate::broker::upstream::exchangers(config).map_err(StartError::Config)?;
+    // Upstream MCP servers whose authorization servers are discovered at run time.
+    let discovered: Vec<(String, Arc<crate::broker::provider::Provider>)> = providers
+        .iter()
+        .filter(|(_, provider)| provider.is_discovered())
+        .cloned()
+        .collect();
     // The keyring seals broker tokens, keys the audit chain, and seals the `requestState` of
     // calls whose upstream asks the client (`handler/input_state.rs`); storage holds the first two.
+    let per_user = !providers.is_empty() || !exchangers.is_empty();
     let asks_clients = catalog
         .instances()
         .iter()
         .any(|instance| instance.adapter.asks_client());
-    let keyed = (!providers.is_empty() || config.policy.audit || asks_clients)
+    let keyed = (per_user || config.policy.audit || asks_clients)
         .then(|| {
             Keyring::load(
                 std::env::var("MANIFOLD_SECRET_KEY").ok().as_deref(),
@@ -291,12 +299,13 @@ pub async fn prepare(
             .map(Arc::new)
         })
         .transpose()?;
-    let shared_storage = if !providers.is_empty() || config.policy.audit {
+    let shared_storage = if per_user || config.policy.audit {
         Some(open_storage(config).await?)
     } else {
         None
     };
-    let (broker, storage): (Arc<dyn CredentialBroker>, _) = if providers.is_empty() {
+    let exchanging: Vec<String> = exchangers.iter().map(|(name, _)| name.clone()).collect();
+    let (broker, storage): (Arc<dyn CredentialBroker>, _) = if !per_user {
         (Arc::new(credentials), None)
     } else {
         let (Some(storage), Some(keyring)) = (shared_storage.clone(), keyed.clone()) else {
@@ -308,25 +317,28 @@ pub async fn prepare(
         for route in catalog.routes() {
             if let Some((_, provider)) = providers.iter().find(|(i, _)| **i == *route.instance) {
                 let scopes = tool_scopes.entry(provider.connection.clone()).or_default();
-                scopes.extend(provider.spec.base_scopes.iter().map(|s| (*s).to_owned()));
+                scopes.extend(provider.base_scopes.iter().cloned());
                 scopes.extend(route.spec.scopes.iter().cloned());
                 scopes.sort();
                 scopes.dedup();
             }
         }
-        let broker = Arc::new(UserBroker::new(
-            credentials,
-            providers,
-            crate::broker::store::TokenStore::new(storage.clone(), keyring.clone()),
-            keyring,
-            BrokerSettings {
-                public_url: public_url.clone(),
-                anonymous_user: config.broker.anonymous_user.clone(),
-                refresh_skew: config.broker.refresh_skew,
-                connect_timeout: config.broker.connect_timeout,
-            },
-            tool_scopes,
-        ));
+        let broker = Arc::new(
+            UserBroker::new(
+                credentials,
+                providers,
+                crate::broker::store::TokenStore::new(storage.clone(), keyring.clone()),
+                keyring,
+                BrokerSettings {
+                    public_url: public_url.clone(),
+                    anonymous_user: config.broker.anonymous_user.clone(),
+                    refresh_skew: config.broker.refresh_skew,
+                    connect_timeout: config.broker.connect_timeout,
+                },
+                tool_scopes,
+            )
+            .with_exchangers(exchangers),
+        );
         crate::broker::demo::connect_users(&broker, &config.broker.demo_users)
             .await
             .map_err(|e| StartError::DemoConnect(e.to_string()))?;
@@ -345,6 +357,19 @@ pub async fn prepare(
     let shutdown = CancellationToken::new();
     for instance in catalog.instances().iter() {
         instance.adapter.start(shutdown.clone());
+    }
+    if let Some((broker, _)) = &storage {
+        crate::broker::upstream::warm_up(&discovered, &shutdown);
+        let per_user = catalog
+            .instances()
+            .iter()
+            .filter(|i| {
+                discovered.iter().any(|(name, _)| **name == *i.name)
+                    || exchanging.iter().any(|name| **name == *i.name)
+            })
+            .map(|i| (i.name.to_string(), i.adapter.clone()))
+            .collect();
+        crate::broker::upstream::list_offers(broker.clone(), per_user, shutdown.clone());
     }
     let policy_store = stages.policy.store().cloned();
     let (catalog_tx, catalog_rx) = watch::channel(Arc::new(catalog));
@@ -516,6 +541,9 @@ pub async fn start(
         config.server.session_idle_timeout,
         shutdown.clone(),
     );
+    if let (Some(auth), Some(broker)) = (&auth, &prepared.broker) {
+        auth.share_sign_ins(broker.sign_ins().clone());
+    }
     let auth_routes = auth.clone().map(|state| (state, config.auth.sandbox_idp));
     let operator_gateway = prepared.gateway.clone();
     let mut router = http::router(

@@ -97,7 +97,7 @@ impl Shared {
         self.subscriptions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn set_health(&self, health: Health) {
+    pub(super) fn set_health(&self, health: Health) {
         let mut current = self.health.lock().unwrap_or_else(|p| p.into_inner());
         if *current != health {
             match &health {
@@ -146,6 +146,17 @@ impl Shared {
     async fn connect(
         self: &Arc<Self>,
     ) -> Result<rmcp::service::RunningService<RoleClient, UpstreamHandler>, String> {
+        self.connect_as(None)
+            .await
+            .map_err(|failure| failure.reason)
+    }
+
+    /// A connection whose requests carry `bearer` (one user's token, see `pool.rs`) instead of
+    /// the instance's own `Authorization`; `None` for the instance's own connection.
+    pub(super) async fn connect_as(
+        self: &Arc<Self>,
+        bearer: Option<&Secret>,
+    ) -> Result<rmcp::service::RunningService<RoleClient, UpstreamHandler>, ConnectFailure> {
         let handler = UpstreamHandler {
             shared: Arc::downgrade(self),
         };
@@ -157,15 +168,16 @@ impl Shared {
         };
         match &self.settings.endpoint {
             Endpoint::Http(url) => {
-                let shown = |error: &dyn std::fmt::Display| {
-                    format!("cannot connect to {}: {error}", shown(url))
+                let failure = |error: rmcp::service::ClientInitializeError| ConnectFailure {
+                    unauthorized: error.auth_challenge().is_some(),
+                    reason: format!("cannot connect to {}: {error}", shown(url)),
                 };
                 // One client for rmcp's transport and the direct calls: one connection pool.
                 let client = reqwest::Client::builder()
                     .connect_timeout(Duration::from_secs(10))
                     .build()
-                    .map_err(|e| e.to_string())?;
-                let transport = self.http_transport(url, client.clone())?;
+                    .map_err(|e| ConnectFailure::from(e.to_string()))?;
+                let transport = self.http_transport(url, client.clone(), bearer)?;
                 let service = match handler.serve_with_lifecycle(transport, lifecycle).await {
                     // A server that answers `server/discover` but offers only earlier versions
                     // still speaks them over `initialize`.
@@ -175,16 +187,20 @@ impl Shared {
                         let handler = UpstreamHandler {
                             shared: Arc::downgrade(self),
                         };
-                        let transport = self.http_transport(url, client.clone())?;
+                        let transport = self.http_transport(url, client.clone(), bearer)?;
                         handler
                             .serve_with_lifecycle(transport, ClientLifecycleMode::Initialize)
                             .await
-                            .map_err(|error| shown(&error))?
+                            .map_err(&failure)?
                     }
-                    other => other.map_err(|error| shown(&error))?,
+                    other => other.map_err(&failure)?,
                 };
-                self.direct
-                    .send_replace(Direct::for_peer(self, service.peer(), client, url)?);
+                // Direct calls carry the instance's own credentials: only its own connection
+                // (no user's bearer) gets the route.
+                if bearer.is_none() {
+                    self.direct
+                        .send_replace(Direct::for_peer(self, service.peer(), client, url)?);
+                }
                 Ok(service)
             }
             Endpoint::Sse(url) => {
@@ -198,7 +214,7 @@ impl Shared {
                 handler
                     .serve_with_lifecycle(transport, ClientLifecycleMode::Initialize)
                     .await
-                    .map_err(|error| format!("cannot connect to {}: {error}", shown(url)))
+                    .map_err(|error| format!("cannot connect to {}: {error}", shown(url)).into())
             }
             Endpoint::Stdio { command, env, cwd } => {
                 let (program, args) = command.split_first().ok_or("empty command")?;
@@ -232,16 +248,20 @@ impl Shared {
                 handler
                     .serve_with_lifecycle(transport, lifecycle)
                     .await
-                    .map_err(|error| format!("`{program}` did not start as an MCP server: {error}"))
+                    .map_err(|error| {
+                        format!("`{program}` did not start as an MCP server: {error}").into()
+                    })
             }
         }
     }
 
-    /// A Streamable HTTP transport to `url` with the instance's credentials.
+    /// A Streamable HTTP transport to `url` with the instance's credentials, its
+    /// `Authorization` replaced by `bearer` (one user's token) when given.
     fn http_transport(
         &self,
         url: &url::Url,
         client: reqwest::Client,
+        bearer: Option<&Secret>,
     ) -> Result<StreamableHttpClientTransport<reqwest::Client>, String> {
         // The transport's bound keeps memory in check; answers up to it are read so that one
         // over `max_response_bytes` gets a clear error (`mod.rs`) and the connection stays.
@@ -250,10 +270,15 @@ impl Shared {
             .max_json_response_size(bound)
             .max_sse_event_size(bound)
             .reinit_on_expired_session(true);
+        if let Some(bearer) = bearer {
+            config = config.auth_header(bearer.expose().trim().to_owned());
+        }
         let mut custom = HashMap::new();
         for (name, value) in &self.headers {
             if name.eq_ignore_ascii_case("authorization") {
-                config = config.auth_header(value.expose().trim().to_owned());
+                if bearer.is_none() {
+                    config = config.auth_header(value.expose().trim().to_owned());
+                }
                 continue;
             }
             let name = http::HeaderName::try_from(name.as_str())
@@ -324,7 +349,7 @@ impl Shared {
 
     /// Fetches the resource, template and prompt lists the server's capabilities announce,
     /// publishing each that differs. A list that fails keeps its last value: tools still work.
-    async fn refresh_offers(&self, peer: &Peer<RoleClient>) {
+    pub(super) async fn refresh_offers(&self, peer: &Peer<RoleClient>) {
         let capabilities = peer
             .peer_info()
             .map(|info| info.capabilities.clone())
@@ -434,7 +459,7 @@ impl Shared {
     }
 
     /// Fetches the tool list and publishes it when it differs.
-    async fn refresh_tools(&self, peer: &Peer<RoleClient>) -> Result<(), String> {
+    pub(super) async fn refresh_tools(&self, peer: &Peer<RoleClient>) -> Result<(), String> {
         let listed = tokio::time::timeout(Duration::from_secs(30), peer.list_all_tools())
             .await
             .map_err(|_| "the upstream did not list its tools in time".to_owned())?
@@ -460,6 +485,29 @@ impl Shared {
             self.tools.send_replace(specs.into());
         }
         Ok(())
+    }
+}
+
+/// Why a connection could not be made; `unauthorized` when the upstream refused its credential
+/// (401), which a per-user connection answers by renewing the user's token.
+#[derive(Debug)]
+pub struct ConnectFailure {
+    pub reason: String,
+    pub unauthorized: bool,
+}
+
+impl From<String> for ConnectFailure {
+    fn from(reason: String) -> Self {
+        Self {
+            reason,
+            unauthorized: false,
+        }
+    }
+}
+
+impl From<&str> for ConnectFailure {
+    fn from(reason: &str) -> Self {
+        reason.to_owned().into()
     }
 }
 

@@ -10,6 +10,8 @@ mod convert;
 /// `tools/call` as one plain POST to a 2026-07-28 Streamable HTTP upstream.
 mod direct;
 mod offers;
+/// Upstream connections per user, for `settings.auth = "oauth"` or `"token_exchange"`.
+mod pool;
 /// The kind's emulator for the demo: an MCP server of company notes.
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
@@ -32,7 +34,10 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use convert::{UNTRUSTED, valid_name};
-pub use settings::{DEFAULT_MAX_RESPONSE_BYTES, Endpoint, McpSettings};
+pub use settings::{
+    DEFAULT_MAX_RESPONSE_BYTES, Endpoint, ExchangeGrant, ExchangeSettings, McpSettings,
+    OAuthSettings, UpstreamAuth,
+};
 
 use self::connection::Shared;
 use crate::{
@@ -77,7 +82,13 @@ impl AdapterKind for McpKind {
 
     fn build(&self, settings: InstanceSettings) -> Result<Arc<dyn Adapter>, BuildError> {
         let parsed = McpSettings::parse(&settings.base_url, settings.settings)?;
-        let headers = credential_headers(&settings.credentials)?;
+        let per_user = parsed.auth.per_user();
+        let headers = if per_user {
+            pool::check_credentials(&settings.credentials)?;
+            Vec::new()
+        } else {
+            credential_headers(&settings.credentials)?
+        };
         let (tools, _) = watch::channel(Arc::<[crate::ToolSpec]>::from(Vec::new()));
         let (peer, _) = watch::channel(None);
         let (resources, _) = watch::channel(Arc::from(Vec::new()));
@@ -96,7 +107,11 @@ impl AdapterKind for McpKind {
                 updates: tokio::sync::broadcast::channel(UPDATES_BUFFER).0,
                 subscriptions: Mutex::new(Default::default()),
                 health: Mutex::new(Health::Degraded {
-                    reason: "not connected yet".into(),
+                    reason: if per_user {
+                        "no user connected yet".into()
+                    } else {
+                        "not connected yet".into()
+                    },
                 }),
                 refresh: tokio::sync::Notify::new(),
                 progress: Mutex::new(Default::default()),
@@ -104,6 +119,7 @@ impl AdapterKind for McpKind {
                 direct: watch::channel(None).0,
             }),
             started: std::sync::Once::new(),
+            pool: per_user.then(pool::Pool::default),
         }))
     }
 }
@@ -137,6 +153,8 @@ fn credential_headers(
 pub struct McpAdapter {
     shared: Arc<Shared>,
     started: std::sync::Once,
+    /// Per-user connections, when the upstream authenticates each user (`pool.rs`).
+    pool: Option<pool::Pool>,
 }
 
 /// Removes a call's progress route when the call ends, however it ends.
@@ -186,7 +204,11 @@ impl Adapter for McpAdapter {
     }
 
     fn start(&self, shutdown: CancellationToken) {
+        // A per-user instance has no connection of its own (`pool.rs`).
         self.started.call_once(|| {
+            if self.pool.is_some() {
+                return;
+            }
             tokio::spawn(self.shared.clone().run(shutdown));
         });
     }
@@ -197,9 +219,14 @@ impl Adapter for McpAdapter {
         true
     }
 
-    /// The instance's credentials travel on its connection (see [`McpKind::build`]).
+    /// The instance's credentials travel on its connection (see [`McpKind::build`]), unless
+    /// the upstream authenticates each user (`pool.rs`).
     fn needs_credential(&self) -> bool {
-        false
+        self.pool.is_some()
+    }
+
+    async fn list_as(&self, ctx: &CallContext) -> Result<(), ToolError> {
+        self.list_with(ctx).await
     }
 
     fn health(&self) -> Option<Health> {
@@ -295,10 +322,11 @@ impl McpAdapter {
         ctx: &CallContext,
     ) -> Result<ServerResult, ToolError> {
         let shared = &self.shared;
-        let peer = self.peer()?;
+        // The instance's own connection's direct route (never a per-user one, `connection.rs`).
         if let Some(direct) = direct::Direct::route(shared, &request) {
             return direct.call_tool(request, ctx).await;
         }
+        let peer = self.peer_for(ctx).await?;
         // rmcp gives every request a progress token of its own (never the client's, so one
         // client's token cannot reach another's call); progress under it goes to this call.
         let mut options = PeerRequestOptions::no_options();
@@ -391,6 +419,10 @@ fn encoded_len(result: &impl serde::Serialize) -> usize {
 /// An upstream failure as the model should read it; never the upstream's credentials.
 fn service_error(error: ServiceError) -> ToolError {
     match error {
+        // The user's token was refused (expired, revoked): the gateway renews it once.
+        error if error.is_authorization_required() => {
+            ToolError::Unauthorized("the MCP server refused the token".into())
+        }
         ServiceError::McpError(error) => mcp_error(error),
         ServiceError::Timeout { .. } => ToolError::Timeout,
         ServiceError::Cancelled { .. } => ToolError::Cancelled,
@@ -408,8 +440,8 @@ fn service_error(error: ServiceError) -> ToolError {
 fn mcp_error(error: ErrorData) -> ToolError {
     match error.code.0 {
         -32602 => ToolError::InvalidArguments(error.message.to_string()),
-        // The upstream needs a client capability (sampling, elicitation, roots) it was not
-        // given: the gateway relays none yet, so the caller hears it as its own missing one.
+        // The upstream needs a client capability (sampling, elicitation, roots) the calling
+        // client did not declare (`client_meta`): the caller hears it as its own missing one.
         -32021 => {
             let capability = error
                 .data

@@ -240,13 +240,50 @@ impl Outbound {
         body: String,
         fetch: Fetch,
     ) -> Result<Fetched, OutboundError> {
+        let body = Body {
+            content_type: "application/x-www-form-urlencoded",
+            bytes: body,
+        };
+        self.post(url, body, "application/json", fetch).await
+    }
+
+    /// `POST url` with a JSON body (dynamic client registration, an MCP server's 401 probe);
+    /// redirects are never followed.
+    pub async fn post_json(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+        accept: &str,
+        fetch: Fetch,
+    ) -> Result<Fetched, OutboundError> {
+        let body = Body {
+            content_type: "application/json",
+            bytes: body.to_string(),
+        };
+        self.post(url, body, accept, fetch).await
+    }
+
+    async fn post(
+        &self,
+        url: &str,
+        body: Body,
+        accept: &str,
+        fetch: Fetch,
+    ) -> Result<Fetched, OutboundError> {
         let url = Url::parse(url).map_err(|_| OutboundError::InvalidUrl)?;
         let fetch = Fetch {
             follow_redirects: false,
             ..fetch
         };
-        self.send(Method::POST, url, "application/json", Some(body), fetch)
+        self.send(Method::POST, url, accept, Some(body), fetch)
             .await
+    }
+
+    /// The guarded HTTP client itself (no redirects, checked addresses), for protocol clients
+    /// that build their own requests, such as the OAuth token requests to an authorization
+    /// server the gateway discovered.
+    pub fn http_client(&self) -> &reqwest::Client {
+        &self.http
     }
 
     async fn send(
@@ -254,7 +291,7 @@ impl Outbound {
         method: Method,
         mut url: Url,
         accept: &str,
-        form: Option<String>,
+        body: Option<Body>,
         fetch: Fetch,
     ) -> Result<Fetched, OutboundError> {
         let max_bytes = fetch
@@ -271,10 +308,10 @@ impl Outbound {
             if let Some(timeout) = fetch.timeout {
                 request = request.timeout(timeout.min(self.settings.timeout));
             }
-            if let Some(body) = &form {
+            if let Some(body) = &body {
                 request = request
-                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                    .body(body.clone());
+                    .header(header::CONTENT_TYPE, body.content_type)
+                    .body(body.bytes.clone());
             }
             let response = request.send().await.map_err(transport_error)?;
             let status = response.status();
@@ -300,6 +337,12 @@ impl Outbound {
             });
         }
     }
+}
+
+/// A request body and its media type.
+struct Body {
+    content_type: &'static str,
+    bytes: String,
 }
 
 /// The body, refused as soon as it passes `max_bytes` (a declared length is checked first).

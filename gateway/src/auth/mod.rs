@@ -115,6 +115,9 @@ pub struct AuthState {
     /// Every fetch a request can trigger (client metadata, discovery, keys, the provider's
     /// token endpoint) goes through this SSRF-guarded client.
     pub(crate) outbound: Arc<Outbound>,
+    /// Where verified bearer tokens are remembered for token exchange to upstream MCP servers,
+    /// when the broker has such instances (`broker::upstream::sign_ins`).
+    pub(crate) sign_ins: std::sync::OnceLock<Arc<crate::broker::upstream::sign_ins::SignIns>>,
 }
 
 impl std::fmt::Debug for AuthState {
@@ -219,7 +222,13 @@ impl AuthState {
             builtin,
             external,
             outbound,
+            sign_ins: std::sync::OnceLock::new(),
         })))
+    }
+
+    /// Verified bearer tokens go to `sign_ins` from now on (token exchange).
+    pub fn share_sign_ins(&self, sign_ins: Arc<crate::broker::upstream::sign_ins::SignIns>) {
+        let _ = self.sign_ins.set(sign_ins);
     }
 
     pub(crate) fn builtin(&self) -> Option<&Builtin> {

@@ -97,8 +97,12 @@ pub async fn require(
         }
     };
     // The token is not needed past this point; keep it out of later stages.
-    request.headers_mut().remove(header::AUTHORIZATION);
     let sub = principal.user.clone().unwrap_or_default();
+    // The token is exchanged, never forwarded: only an authorization server sees it.
+    if let Some(sign_ins) = state.sign_ins.get() {
+        sign_ins.remember(&sub, token);
+    }
+    request.headers_mut().remove(header::AUTHORIZATION);
     let session = request
         .headers()
         .get("mcp-session-id")

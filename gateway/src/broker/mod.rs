@@ -18,6 +18,7 @@ mod refresh;
 pub mod setup;
 mod state;
 pub mod store;
+pub mod upstream;
 mod user;
 pub mod web;
 
@@ -32,6 +33,12 @@ pub enum BrokerError {
     NotConfigured(String),
     #[error("{display} needs your own account, and this call has no signed-in user")]
     NoUser { display: String },
+    /// Token exchange needs the bearer token the caller signed in to the gateway with.
+    #[error(
+        "{display} is reached with the token you signed in with, and this call came without one \
+         (sign in to the gateway with OAuth)"
+    )]
+    NoSignIn { display: String },
     #[error(
         "{display} is not connected for you. Connect it at {url} and then call the tool again."
     )]

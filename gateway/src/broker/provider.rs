@@ -1,8 +1,12 @@
 //! One provider's OAuth app as the broker uses it: the authorize URL (PKCE S256), the code
 //! exchange, refresh and revocation, through the `oauth2` crate over a small reqwest 0.13 adapter
 //! (the crate's own reqwest feature would pull a second reqwest and ring).
+//!
+//! A native provider's endpoints and client id are known from the config; an upstream MCP
+//! server's are discovered and its client registered at run time ([`AppSource`],
+//! `broker/upstream/`), on first use and retried on the next while that fails.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use futures::future::BoxFuture;
 use manifold_adapters::{OAuthSpec, Secret};
@@ -30,6 +34,9 @@ pub enum ProviderError {
     Unreachable(String),
     #[error("the provider's token answer could not be read")]
     BadResponse,
+    /// The provider's endpoints could not be discovered or the gateway could not register.
+    #[error("the provider is not set up yet: {0}")]
+    Setup(String),
 }
 
 /// Fields some providers add to the token answer that name the account (Dropbox
@@ -78,13 +85,44 @@ pub struct Provider {
     pub connection: String,
     pub display_name: String,
     pub spec: OAuthSpec,
+    /// Scopes asked for on every connect besides the tools' own.
+    pub base_scopes: Vec<String>,
     /// Sandbox instances talk to the emulator, which needs no registered client.
     pub sandbox: bool,
+    /// RFC 8707: the resource the tokens are for, sent on authorize and token requests (an
+    /// upstream MCP server's URL).
+    resource: Option<String>,
+    redirect: Url,
+    /// The app once its endpoints and client id are known.
+    app: tokio::sync::OnceCell<App>,
+    /// Where a discovered provider's app comes from.
+    source: Option<Arc<dyn AppSource>>,
+    http: reqwest::Client,
+}
+
+/// The gateway's OAuth client at one provider.
+#[derive(Debug)]
+struct App {
     client: Client,
     revoke_url: Option<Url>,
     client_id: String,
     client_secret: Option<Secret>,
-    http: reqwest::Client,
+}
+
+/// The endpoints and client of a provider found at run time (an upstream MCP server's
+/// authorization server, discovered and registered with).
+#[derive(Debug)]
+pub struct Registered {
+    pub endpoints: Endpoints,
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+}
+
+/// Finds a provider's endpoints and registers the gateway's client there. Errors are shown to
+/// users and operators: no secrets.
+#[async_trait::async_trait]
+pub trait AppSource: Send + Sync + std::fmt::Debug {
+    async fn resolve(&self) -> Result<Registered, String>;
 }
 
 /// Where a provider's endpoints are.
@@ -95,6 +133,8 @@ pub struct Endpoints {
     pub revoke: Option<Url>,
 }
 
+// === impl Provider ===
+
 impl Provider {
     pub fn new(
         spec: OAuthSpec,
@@ -104,32 +144,78 @@ impl Provider {
         redirect: Url,
         sandbox: bool,
     ) -> Result<Self, String> {
-        let mut client = oauth2::Client::new(ClientId::new(client_id.clone()))
-            .set_auth_uri(AuthUrl::from_url(endpoints.authorize))
-            .set_token_uri(TokenUrl::from_url(endpoints.token))
-            .set_redirect_uri(RedirectUrl::from_url(redirect))
-            // Credentials in the body work with every provider we target; Basic does not.
-            .set_auth_type(AuthType::RequestBody);
-        if let Some(secret) = &client_secret {
-            client = client.set_client_secret(ClientSecret::new(secret.expose().to_owned()));
-        }
         let http = reqwest::Client::builder()
             // The token endpoint must not redirect (a redirect could leak the code).
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(15))
             .build()
             .map_err(|e| e.to_string())?;
+        let app = App::new(
+            Registered {
+                endpoints,
+                client_id,
+                client_secret,
+            },
+            &redirect,
+        );
         Ok(Self {
             connection: spec.connection.to_owned(),
             display_name: spec.display_name.to_owned(),
+            base_scopes: spec.base_scopes.iter().map(|s| (*s).to_owned()).collect(),
             spec,
             sandbox,
-            client,
-            revoke_url: endpoints.revoke,
-            client_id,
-            client_secret,
+            resource: None,
+            redirect,
+            app: tokio::sync::OnceCell::new_with(Some(app)),
+            source: None,
             http,
         })
+    }
+
+    /// A provider whose endpoints and client come from `source` when first needed (an
+    /// upstream MCP server's authorization server). `http` makes its token requests: the
+    /// SSRF-guarded client, as the endpoints were named by the upstream.
+    pub fn discovered(
+        discovered: Discovered,
+        source: Arc<dyn AppSource>,
+        redirect: Url,
+        http: reqwest::Client,
+    ) -> Self {
+        Self {
+            connection: discovered.connection,
+            display_name: discovered.display_name,
+            spec: discovered.spec,
+            base_scopes: discovered.scopes,
+            sandbox: false,
+            resource: Some(discovered.resource),
+            redirect,
+            app: tokio::sync::OnceCell::new(),
+            source: Some(source),
+            http,
+        }
+    }
+
+    /// The endpoints are discovered at run time (an upstream MCP server's).
+    pub fn is_discovered(&self) -> bool {
+        self.source.is_some()
+    }
+
+    /// The app, resolved from its source on first use; a failure is retried on the next.
+    pub async fn ready(&self) -> Result<(), ProviderError> {
+        self.app().await.map(drop)
+    }
+
+    async fn app(&self) -> Result<&App, ProviderError> {
+        self.app
+            .get_or_try_init(|| async {
+                let source = self
+                    .source
+                    .as_ref()
+                    .ok_or_else(|| ProviderError::Unreachable("no endpoints".into()))?;
+                let registered = source.resolve().await.map_err(ProviderError::Setup)?;
+                Ok(App::new(registered, &self.redirect))
+            })
+            .await
     }
 
     /// A fresh PKCE verifier (32 random bytes, 43 characters).
@@ -140,18 +226,19 @@ impl Provider {
 
     /// The provider authorize URL for `scopes`, with `state` and the S256 challenge of
     /// `verifier` (which the callback needs for the exchange).
-    pub fn authorize(
+    pub async fn authorize(
         &self,
         scopes: &[String],
         state: &str,
         login_hint: Option<&str>,
         verifier: &str,
-    ) -> Url {
+    ) -> Result<Url, ProviderError> {
+        let app = self.app().await?;
         let challenge = PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(
             verifier.to_owned(),
         ));
         let state = state.to_owned();
-        let mut request = self
+        let mut request = app
             .client
             .authorize_url(move || CsrfToken::new(state))
             .set_pkce_challenge(challenge);
@@ -165,7 +252,10 @@ impl Provider {
         if let Some(hint) = login_hint {
             request = request.add_extra_param("login_hint", hint);
         }
-        request.url().0
+        if let Some(resource) = &self.resource {
+            request = request.add_extra_param("resource", resource);
+        }
+        Ok(request.url().0)
     }
 
     // The futures are boxed as `Send` here: oauth2's closure-based HTTP hook otherwise fails a
@@ -176,14 +266,16 @@ impl Provider {
         verifier: &'a str,
     ) -> BoxFuture<'a, Result<Tokens, ProviderError>> {
         Box::pin(async move {
+            let app = self.app().await?;
             let http = Hook(&self.http);
-            let answer = self
+            let mut request = app
                 .client
                 .exchange_code(AuthorizationCode::new(code.to_owned()))
-                .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_owned()))
-                .request_async(&http)
-                .await
-                .map_err(classify)?;
+                .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_owned()));
+            if let Some(resource) = &self.resource {
+                request = request.add_extra_param("resource", resource);
+            }
+            let answer = request.request_async(&http).await.map_err(classify)?;
             Ok(self.tokens(&answer))
         })
     }
@@ -193,29 +285,30 @@ impl Provider {
         refresh_token: &'a Secret,
     ) -> BoxFuture<'a, Result<Tokens, ProviderError>> {
         Box::pin(async move {
+            let app = self.app().await?;
             let http = Hook(&self.http);
             let token = RefreshToken::new(refresh_token.expose().to_owned());
-            let answer = self
-                .client
-                .exchange_refresh_token(&token)
-                .request_async(&http)
-                .await
-                .map_err(classify)?;
+            let mut request = app.client.exchange_refresh_token(&token);
+            if let Some(resource) = &self.resource {
+                request = request.add_extra_param("resource", resource);
+            }
+            let answer = request.request_async(&http).await.map_err(classify)?;
             Ok(self.tokens(&answer))
         })
     }
 
     /// RFC 7009 revocation of `token`, when the provider has a revoke endpoint.
     pub async fn revoke(&self, token: &Secret, hint: &str) -> Result<(), ProviderError> {
-        let Some(url) = &self.revoke_url else {
+        let app = self.app().await?;
+        let Some(url) = &app.revoke_url else {
             return Ok(());
         };
         let mut form = vec![
             ("token", token.expose()),
             ("token_type_hint", hint),
-            ("client_id", self.client_id.as_str()),
+            ("client_id", app.client_id.as_str()),
         ];
-        if let Some(secret) = &self.client_secret {
+        if let Some(secret) = &app.client_secret {
             form.push(("client_secret", secret.expose()));
         }
         let body = url::form_urlencoded::Serializer::new(String::new())
@@ -263,6 +356,44 @@ impl Provider {
             expires_at,
             scopes,
             account,
+        }
+    }
+}
+
+/// What the gateway knows of a discovered provider before its endpoints are found.
+#[derive(Debug)]
+pub struct Discovered {
+    pub connection: String,
+    pub display_name: String,
+    pub spec: OAuthSpec,
+    pub scopes: Vec<String>,
+    /// The protected resource (RFC 8707 `resource`).
+    pub resource: String,
+}
+
+// === impl App ===
+
+impl App {
+    fn new(registered: Registered, redirect: &Url) -> Self {
+        let Registered {
+            endpoints,
+            client_id,
+            client_secret,
+        } = registered;
+        let mut client = oauth2::Client::new(ClientId::new(client_id.clone()))
+            .set_auth_uri(AuthUrl::from_url(endpoints.authorize))
+            .set_token_uri(TokenUrl::from_url(endpoints.token))
+            .set_redirect_uri(RedirectUrl::from_url(redirect.clone()))
+            // Credentials in the body work with every provider we target; Basic does not.
+            .set_auth_type(AuthType::RequestBody);
+        if let Some(secret) = &client_secret {
+            client = client.set_client_secret(ClientSecret::new(secret.expose().to_owned()));
+        }
+        Self {
+            client,
+            revoke_url: endpoints.revoke,
+            client_id,
+            client_secret,
         }
     }
 }

@@ -74,6 +74,8 @@ pub fn providers(
         .map_err(|e| format!("adapter `{name}`: {e}"))?;
         providers.push((name.clone(), Arc::new(provider)));
     }
+    // Upstream MCP servers with per-user OAuth: endpoints discovered at run time.
+    providers.extend(super::upstream::providers(config, public_url)?);
     Ok(providers)
 }
 

@@ -130,6 +130,24 @@ impl TokenStore {
         })
     }
 
+    /// Some user with a working `connection` (the most recently stored), for listing an
+    /// upstream's offers with a user's token when the instance has none of its own.
+    pub fn any_user<'a>(
+        &'a self,
+        connection: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        Box::pin(async move {
+            let row: Option<(String,)> = sqlx::query_as(
+                "SELECT user_sub FROM broker_tokens WHERE connection = $1 AND status = 'ok' \
+                 ORDER BY updated_at DESC LIMIT 1",
+            )
+            .bind(connection)
+            .fetch_optional(self.storage.pool())
+            .await?;
+            Ok(row.map(|(user,)| user))
+        })
+    }
+
     /// Stores a fresh connection (after a code exchange), replacing any earlier one.
     pub fn put<'a>(
         &'a self,

@@ -21,6 +21,7 @@ use super::{
     refresh::{self, Refreshed},
     state::{self, ConnectState},
     store::{Connection, StoreError, TokenStore},
+    upstream::{exchange::Exchanger, sign_ins::SignIns},
 };
 use crate::keyring::Keyring;
 
@@ -64,6 +65,13 @@ pub struct UserBroker {
     settings: BrokerSettings,
     /// Connection id → every scope its tools may need (the demo grants them all).
     tool_scopes: HashMap<String, Vec<String>>,
+    /// Bumped on every completed connect, for whoever waits for a user's first connection
+    /// (listing an upstream MCP server's offers, `upstream::list_offers`).
+    connects: tokio::sync::watch::Sender<u64>,
+    /// Instance → its token exchange (`auth = "token_exchange"` upstream MCP servers).
+    exchangers: HashMap<String, Arc<Exchanger>>,
+    /// The sign-in tokens the exchanges trade, filled by `/mcp`'s authentication.
+    sign_ins: Arc<SignIns>,
 }
 
 impl UserBroker {
@@ -90,7 +98,58 @@ impl UserBroker {
             flights: DashMap::new(),
             settings,
             tool_scopes,
+            connects: tokio::sync::watch::Sender::new(0),
+            exchangers: HashMap::new(),
+            sign_ins: Arc::default(),
         }
+    }
+
+    /// Instances whose calls trade the caller's sign-in token for an upstream token.
+    pub fn with_exchangers(mut self, exchangers: Vec<(String, Arc<Exchanger>)>) -> Self {
+        if !exchangers.is_empty() {
+            self.sign_ins.enable();
+        }
+        self.exchangers = exchangers.into_iter().collect();
+        self
+    }
+
+    /// Where `/mcp`'s authentication leaves the sign-in tokens for exchange.
+    pub fn sign_ins(&self) -> &Arc<SignIns> {
+        &self.sign_ins
+    }
+
+    /// `instance` trades sign-in tokens (nothing to connect at `/connections`).
+    pub fn exchanges(&self, instance: &str) -> bool {
+        self.exchangers.contains_key(instance)
+    }
+
+    /// The upstream token for the caller on an exchanging instance.
+    async fn exchanged(
+        &self,
+        principal: &Principal,
+        exchanger: &Exchanger,
+        rejected: Option<&Secret>,
+    ) -> Result<Secret, BrokerError> {
+        let display = || exchanger.display_name.clone();
+        let user = self
+            .user_for(principal)
+            .ok_or_else(|| BrokerError::NoUser { display: display() })?;
+        let subject = self
+            .sign_ins
+            .get(&user)
+            .ok_or_else(|| BrokerError::NoSignIn { display: display() })?;
+        exchanger
+            .token(&user, &subject, rejected)
+            .await
+            .map_err(|reason| BrokerError::Provider {
+                display: display(),
+                reason,
+            })
+    }
+
+    /// Changes on every completed connect.
+    pub fn connects(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.connects.subscribe()
     }
 
     /// Every scope the tools of `connection` may need.
@@ -115,6 +174,12 @@ impl UserBroker {
 
     pub fn provider(&self, connection: &str) -> Option<&Arc<Provider>> {
         self.connections.get(connection)
+    }
+
+    /// Where browsers (and authorization servers fetching the client document) reach the
+    /// gateway.
+    pub fn public_url(&self) -> &Url {
+        &self.settings.public_url
     }
 
     pub fn keyring(&self) -> &Keyring {
@@ -160,12 +225,7 @@ impl UserBroker {
         let provider = self
             .provider(connection)
             .ok_or(ConnectError::UnknownConnection)?;
-        let mut wanted: Vec<String> = provider
-            .spec
-            .base_scopes
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
+        let mut wanted: Vec<String> = provider.base_scopes.clone();
         if let Ok(Some(existing)) = self.store.get(user, connection).await {
             wanted.extend(existing.scopes);
         }
@@ -185,7 +245,9 @@ impl UserBroker {
             expires_at,
         };
         let sealed = state::seal_state(&self.keyring, &connect);
-        let url = provider.authorize(&wanted, &sealed, login_hint, &connect.verifier);
+        let url = provider
+            .authorize(&wanted, &sealed, login_hint, &connect.verifier)
+            .await?;
         self.store
             .remember_state(&connect.nonce, user, expires_at)
             .await?;
@@ -223,6 +285,7 @@ impl UserBroker {
             .put(user, &connect.connection, &tokens, &scopes)
             .await?;
         tracing::info!(user, connection = %connect.connection, "provider connected");
+        self.connects.send_modify(|count| *count += 1);
         Ok(connect.connection)
     }
 
@@ -328,6 +391,9 @@ impl CredentialBroker for UserBroker {
         if let Some(token) = self.statics.get(instance) {
             return Ok(Some(token.clone()));
         }
+        if let Some(exchanger) = self.exchangers.get(instance) {
+            return self.exchanged(principal, exchanger, None).await.map(Some);
+        }
         let Some(provider) = self.instances.get(instance) else {
             return Err(BrokerError::NotConfigured(instance.to_owned()));
         };
@@ -368,6 +434,12 @@ impl CredentialBroker for UserBroker {
     ) -> Result<Option<Secret>, BrokerError> {
         if self.statics.get(instance).is_some() {
             return Ok(None);
+        }
+        if let Some(exchanger) = self.exchangers.get(instance) {
+            return self
+                .exchanged(principal, exchanger, Some(rejected))
+                .await
+                .map(Some);
         }
         let (Some(provider), Some(user)) = (self.instances.get(instance), self.user_for(principal))
         else {

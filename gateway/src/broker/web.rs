@@ -39,7 +39,11 @@ pub fn routes(
         .route("/connections", get(page))
         .route("/connections/connect", get(confirm).post(connect))
         .route("/connections/callback", get(callback))
-        .route("/connections/disconnect", axum::routing::post(disconnect));
+        .route("/connections/disconnect", axum::routing::post(disconnect))
+        .route(
+            super::upstream::registration::CLIENT_DOCUMENT_PATH,
+            get(client_document),
+        );
     if dev.is_some() {
         router = router.route("/connections/dev-login", get(dev_login));
     }
@@ -48,6 +52,17 @@ pub fn routes(
         identity,
         dev,
     })
+}
+
+/// The gateway's OAuth client metadata document, which authorization servers of upstream MCP
+/// servers fetch when the gateway uses its URL as its client id.
+async fn client_document(State(web): State<Web>) -> Response {
+    let document = super::upstream::registration::client_document(web.broker.public_url());
+    (
+        [(axum::http::header::CACHE_CONTROL, "public, max-age=3600")],
+        axum::Json(document),
+    )
+        .into_response()
 }
 
 fn escape(text: &str) -> String {

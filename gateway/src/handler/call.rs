@@ -632,6 +632,7 @@ impl Gateway {
         let progress = scope.notify.progress();
         let ctx = CallContext {
             credential,
+            user: scope.principal.user.clone(),
             cancel: scope.cancel.child_token(),
             progress: progress.as_ref().map(|(sink, _)| sink.clone()),
             traceparent: scope.traceparent.clone(),

@@ -117,6 +117,7 @@ impl Gateway {
         let read = |credential| async move {
             let ctx = CallContext {
                 credential,
+                user: scope.principal.user.clone(),
                 cancel: scope.cancel.child_token(),
                 progress: None,
                 traceparent: scope.traceparent.clone(),

@@ -91,6 +91,10 @@ pub enum ItemError {
     Denied(Denial),
     #[error(transparent)]
     Tool(ToolError),
+    /// The instance's upstream authenticates each user, and the caller has no credential for
+    /// it (not connected, no sign-in token): the broker's answer says what to do.
+    #[error(transparent)]
+    NotConnected(crate::broker::BrokerError),
     #[error(transparent)]
     AuditUnavailable(#[from] AuditUnavailable),
     /// A retry's `requestState` that does not open for this caller and item.
@@ -109,6 +113,7 @@ impl ItemError {
             ItemError::Tool(ToolError::InputRequired(_)) => "input_required",
             ItemError::BadState(_) => "invalid_request_state",
             ItemError::Tool(_) => "error",
+            ItemError::NotConnected(_) => "not_connected",
             ItemError::AuditUnavailable(_) => "audit_unavailable",
         }
     }
@@ -146,6 +151,7 @@ impl ItemError {
             }
             ItemError::BadState(error) => McpError::invalid_params(error.to_string(), None),
             ItemError::Tool(error) => McpError::internal_error(redact(&error.to_string()), None),
+            ItemError::NotConnected(error) => McpError::invalid_request(error.to_string(), None),
             ItemError::AuditUnavailable(_) => McpError::internal_error(
                 "The gateway cannot record this request in its audit log, so it was not served.",
                 None,
@@ -437,7 +443,7 @@ impl Gateway {
             .adapter
             .resources()
             .ok_or(ItemError::Unknown("resource"))?;
-        let ctx = self.item_context(scope, client);
+        let ctx = self.item_context_for(scope, &resolved, client).await?;
         let mut contents = self
             .bounded(resources.read(&resolved.original, &ctx), scope)
             .await?;
@@ -513,7 +519,7 @@ impl Gateway {
             .adapter
             .prompts()
             .ok_or(ItemError::Unknown("prompt"))?;
-        let ctx = self.item_context(scope, client);
+        let ctx = self.item_context_for(scope, &resolved, client).await?;
         let mut prompt = self
             .bounded(prompts.get(&resolved.original, arguments, &ctx), scope)
             .await?;
@@ -563,7 +569,6 @@ impl Gateway {
             }
         };
         let answer = async {
-            let ctx = self.item_context(scope, ClientLink::default());
             match &request.r#ref {
                 Reference::Prompt(prompt) => {
                     let resolved = self.resolve_prompt(&prompt.name)?;
@@ -577,6 +582,9 @@ impl Gateway {
                         .adapter
                         .prompts()
                         .ok_or(ItemError::Unknown("prompt"))?;
+                    let ctx = self
+                        .item_context_for(scope, &resolved, ClientLink::default())
+                        .await?;
                     self.bounded(
                         prompts.complete(&resolved.original, completion, &ctx),
                         scope,
@@ -595,6 +603,9 @@ impl Gateway {
                         .adapter
                         .resources()
                         .ok_or(ItemError::Unknown("resource"))?;
+                    let ctx = self
+                        .item_context_for(scope, &resolved, ClientLink::default())
+                        .await?;
                     self.bounded(
                         resources.complete(&resolved.original, completion, &ctx),
                         scope,
@@ -637,6 +648,28 @@ impl Gateway {
             client,
             ..CallContext::default()
         }
+    }
+
+    /// [`Self::item_context`] with the caller's own credential when `resolved`'s upstream
+    /// authenticates each user (an `mcp` instance with per-user auth). Without one the item
+    /// gets the broker's answer, with the link to connect; a refused token is not renewed here
+    /// (a tool call renews it).
+    async fn item_context_for(
+        &self,
+        scope: &CallScope,
+        resolved: &Resolved,
+        client: ClientLink,
+    ) -> Result<CallContext, ItemError> {
+        let mut ctx = self.item_context(scope, client);
+        if resolved.adapter.needs_credential() {
+            ctx.credential = self
+                .broker
+                .credential(&scope.principal, &resolved.instance, &[])
+                .await
+                .map_err(ItemError::NotConnected)?;
+            ctx.user = scope.principal.user.clone();
+        }
+        Ok(ctx)
     }
 
     /// Runs an upstream request under the call timeout and the request's cancellation.

@@ -113,11 +113,18 @@ impl BrokerClient {
             .get("mcp-session-id")
             .map(|v| v.to_str().unwrap().to_owned());
         let text = answer.text().await.unwrap();
-        let message = text
+        // The answer, past any notifications sent before it on the stream.
+        let messages: Vec<Value> = text
             .lines()
             .filter_map(|l| l.strip_prefix("data:"))
             .chain(std::iter::once(text.as_str()))
-            .find_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+            .collect();
+        let message = messages
+            .iter()
+            .find(|m| m.get("id").is_some())
+            .or(messages.first())
+            .cloned()
             .unwrap_or(Value::Null);
         (session, message)
     }

@@ -11,6 +11,7 @@ pub mod mock_idp;
 pub mod oauth;
 pub mod process;
 pub mod upstream_mcp;
+pub mod upstream_oauth;
 
 use std::{
     path::Path,

@@ -49,7 +49,15 @@ pub(crate) fn tools() -> Vec<Tool> {
             })),
         )
         .with_title("Pick a note")
-        .with_annotations(read_only()),
+        .with_annotations(read_only())
+        .with_raw_output_schema(object(json!({
+            "type": "object",
+            "properties": {
+                "picked": {"type": ["string", "null"], "description": "The chosen note's id"},
+                "message": {"type": "string"}
+            },
+            "required": ["picked", "message"]
+        }))),
         Tool::new(
             "suggest_title",
             "Suggest a title for a draft note: the client's model is asked for one.",
@@ -61,9 +69,20 @@ pub(crate) fn tools() -> Vec<Tool> {
             })),
         )
         .with_title("Suggest a title")
-        .with_annotations(read_only()),
+        .with_annotations(read_only())
+        .with_raw_output_schema(object(json!({
+            "type": "object",
+            "properties": {
+                "title": {"type": ["string", "null"]},
+                "message": {"type": "string"}
+            },
+            "required": ["title", "message"]
+        }))),
     ]
 }
+
+/// What a tool makes of the client's answer.
+type UseAnswer = dyn Fn(&Value) -> CallToolResult + Send;
 
 /// Whether `name` is one of this module's tools.
 pub(crate) fn asks(name: &str) -> bool {
@@ -85,43 +104,45 @@ pub(crate) async fn call(
             .unwrap_or_default()
             .to_owned()
     };
-    let (question, use_answer): (Value, Box<dyn Fn(&Value) -> CallToolResult + Send>) =
-        match request.name.as_ref() {
-            "pick_note" => {
-                if matches.is_empty() {
-                    return Ok(text(format!("No note matches `{}`.", argument("query"))).into());
+    let (question, use_answer): (Value, Box<UseAnswer>) = match request.name.as_ref() {
+        "pick_note" => {
+            if matches.is_empty() {
+                let message = format!("No note matches `{}`.", argument("query"));
+                return Ok(reply("picked", None, message).into());
+            }
+            let ids: Vec<&String> = matches.iter().map(|(id, _)| id).collect();
+            let titles: Vec<&String> = matches.iter().map(|(_, title)| title).collect();
+            let question = json!({"method": "elicitation/create", "params": {
+                "mode": "form",
+                "message": format!("Which note do you mean? {} match.", matches.len()),
+                "requestedSchema": {"type": "object", "properties": {
+                    "note": {"type": "string", "title": "Note", "enum": ids, "enumNames": titles}
+                }, "required": ["note"]}
+            }});
+            let choose = move |answer: &Value| match (
+                answer["action"].as_str(),
+                answer["content"]["note"].as_str(),
+            ) {
+                (Some("accept"), Some(id)) => {
+                    reply("picked", Some(id), format!("The user picked {id}."))
                 }
-                let ids: Vec<&String> = matches.iter().map(|(id, _)| id).collect();
-                let titles: Vec<&String> = matches.iter().map(|(_, title)| title).collect();
-                let question = json!({"method": "elicitation/create", "params": {
-                    "mode": "form",
-                    "message": format!("Which note do you mean? {} match.", matches.len()),
-                    "requestedSchema": {"type": "object", "properties": {
-                        "note": {"type": "string", "title": "Note", "enum": ids, "enumNames": titles}
-                    }, "required": ["note"]}
-                }});
-                let choose = move |answer: &Value| match (
-                    answer["action"].as_str(),
-                    answer["content"]["note"].as_str(),
-                ) {
-                    (Some("accept"), Some(id)) => text(format!("The user picked {id}.")),
-                    _ => text("The user did not pick a note.".to_owned()),
-                };
-                (question, Box::new(choose))
-            }
-            _ => {
-                let question = json!({"method": "sampling/createMessage", "params": {
-                    "messages": [{"role": "user", "content": {"type": "text", "text":
-                        format!("Suggest a short title for this note:\n\n{}", argument("body"))}}],
-                    "maxTokens": 30
-                }});
-                let suggest = |answer: &Value| match answer["content"]["text"].as_str() {
-                    Some(title) => text(format!("Suggested title: {title}")),
-                    None => text("The model suggested no title.".to_owned()),
-                };
-                (question, Box::new(suggest))
-            }
-        };
+                _ => reply("picked", None, "The user did not pick a note.".to_owned()),
+            };
+            (question, Box::new(choose))
+        }
+        _ => {
+            let question = json!({"method": "sampling/createMessage", "params": {
+                "messages": [{"role": "user", "content": {"type": "text", "text":
+                    format!("Suggest a short title for this note:\n\n{}", argument("body"))}}],
+                "maxTokens": 30
+            }});
+            let suggest = |answer: &Value| match answer["content"]["text"].as_str() {
+                Some(title) => reply("title", Some(title), format!("Suggested title: {title}")),
+                None => reply("title", None, "The model suggested no title.".to_owned()),
+            };
+            (question, Box::new(suggest))
+        }
+    };
     let answer = match ask(&question, request, context).await? {
         Asked::Answer(answer) => answer,
         Asked::Round(round) => return Ok(round.into()),
@@ -143,8 +164,11 @@ pub(crate) fn matches(store: &Store, query: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn text(text: String) -> CallToolResult {
-    CallToolResult::success(vec![ContentBlock::text(text)])
+/// A result with `message` as its text and `{key: value, message}` as its structured content.
+fn reply(key: &str, value: Option<&str>, message: String) -> CallToolResult {
+    let mut result = CallToolResult::success(vec![ContentBlock::text(message.clone())]);
+    result.structured_content = Some(json!({ key: value, "message": message }));
+    result
 }
 
 enum Asked {

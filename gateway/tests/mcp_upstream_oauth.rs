@@ -1,0 +1,662 @@
+//! Per-user OAuth to an upstream MCP server (`settings.auth = "oauth"`) end to end: the gateway
+//! discovers the upstream's authorization server from its 401, becomes its client (metadata
+//! document, dynamic registration, or a pre-registered id and secret), each user connects at
+//! `/connections`, and each user's calls reach the upstream as that user; refresh on expiry and
+//! after a 401 (once), disconnect with revocation, and the SSRF guard of discovery.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::{
+    path::Path,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
+
+use manifold::app;
+use manifold_adapters::{
+    Registry,
+    outbound::{AddressRules, Outbound, OutboundError, OutboundSettings},
+};
+use serde_json::{Value, json};
+use support::{
+    broker::{BrokerClient, binding_cookie, text},
+    upstream_oauth::{OAuthUpstream, PRE_CLIENT, PRE_SECRET},
+};
+use tokio_util::sync::CancellationToken;
+
+struct Env {
+    client: BrokerClient,
+    up: Arc<OAuthUpstream>,
+    _dir: tempfile::TempDir,
+    _running: app::RunningGateway,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+impl std::ops::Deref for Env {
+    type Target = BrokerClient;
+    fn deref(&self) -> &BrokerClient {
+        &self.client
+    }
+}
+
+/// The upstream configured by `configure`, and a gateway with it as `[adapters.crm]` with
+/// `settings` besides `auth = "oauth"`, and `env` overrides.
+async fn start(
+    configure: impl FnOnce(&OAuthUpstream),
+    settings: &str,
+    env: &[(&str, &str)],
+) -> Env {
+    let up = OAuthUpstream::new();
+    configure(&up);
+    let stop = CancellationToken::new();
+    up.serve(stop.clone()).await;
+    let mcp_url = up.mcp_url();
+    start_with(up, &mcp_url, stop, settings, env).await
+}
+
+/// [`start`] with `up` at `mcp_url`, served or not yet.
+async fn start_with(
+    up: Arc<OAuthUpstream>,
+    mcp_url: &str,
+    stop: CancellationToken,
+    settings: &str,
+    env: &[(&str, &str)],
+) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+allowed_origins = ["http://127.0.0.1:*"]
+call_timeout = "10s"
+[storage]
+data_dir = "{}"
+[broker]
+dev_login = true
+[adapters.crm]
+kind = "mcp"
+base_url = "{}"
+[adapters.crm.settings]
+auth = "oauth"
+{settings}
+"#,
+        dir.path().display(),
+        mcp_url
+    );
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let registry = Registry::builtin();
+    let path = Path::new("upstream-oauth.toml");
+    let config = manifold::config::load_str(&source, path, &registry, &env).unwrap();
+    let running = app::start(config, &source, path, &registry).await.unwrap();
+    Env {
+        client: BrokerClient::new(&format!("http://{}", running.addr), ""),
+        up,
+        _dir: dir,
+        _running: running,
+        _stop: stop.drop_guard(),
+    }
+}
+
+impl Env {
+    /// Connects `crm` for the user of `cookie` through the browser flow; the authorization
+    /// server learns the user from the `login_hint` the "browser" adds.
+    async fn connect_crm(&self, cookie: &str, user: &str) {
+        let started = self.form(cookie, "connect", "mcp-crm").await;
+        assert_eq!(started.status(), 303, "{:?}", started.text().await);
+        let authorize = started.headers()["location"].to_str().unwrap().to_owned();
+        assert!(authorize.starts_with(&self.up.base()), "{authorize}");
+        let binding = binding_cookie(&started, "manifold_connect_");
+        let approved = self
+            .http
+            .get(format!("{authorize}&login_hint={user}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(approved.status(), 303, "{:?}", approved.text().await);
+        let callback = approved.headers()["location"].to_str().unwrap().to_owned();
+        let done = self.get(&format!("{cookie}; {binding}"), &callback).await;
+        assert_eq!(done.status(), 303, "{:?}", done.text().await);
+    }
+
+    async fn call_whoami(&self, cookie: &str) -> Value {
+        self.call(cookie, json!({}), "crm_whoami").await
+    }
+
+    /// `crm_whoami` as the user of `cookie`, once it is listed (the catalog is filled from the
+    /// first connected user's list).
+    async fn whoami(&self, cookie: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let answer = self.call_whoami(cookie).await;
+            let unknown = answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("unknown tool") || m.contains("Unknown tool"));
+            if !unknown || tokio::time::Instant::now() > deadline {
+                return answer;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn grants(&self, grant: &str) -> Vec<Value> {
+        self.up
+            .token_requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r["grant_type"] == grant)
+            .cloned()
+            .collect()
+    }
+}
+
+fn is_error(answer: &Value) -> bool {
+    answer["result"]["isError"] == true || answer.get("error").is_some()
+}
+
+#[tokio::test]
+async fn users_connect_through_a_client_metadata_document_and_reach_the_upstream_as_themselves() {
+    let env = start(|up| up.cimd.store(true, Ordering::SeqCst), "", &[]).await;
+    let alice = env.login("alice").await;
+    env.connect_crm(&alice, "alice").await;
+    // The gateway's own document was its client id, fetched by the authorization server.
+    let documents = env.up.documents.lock().unwrap().clone();
+    assert_eq!(
+        documents,
+        [format!("{}/connections/client-metadata.json", env.base)]
+    );
+    let answer = env.whoami(&alice).await;
+    assert_eq!(text(&answer), "you are alice", "{answer}");
+
+    // Bob has not connected: the tool error carries the link, as for native providers.
+    let bob = env.login("bob").await;
+    let refused = env.call_whoami(&bob).await;
+    assert!(is_error(&refused), "{refused}");
+    assert!(
+        refused
+            .to_string()
+            .contains("/connections/connect?connection=mcp-crm"),
+        "{refused}"
+    );
+    // A client that takes URL elicitation is sent to connect that way.
+    let caps = json!({"elicitation": {"url": {}}});
+    let elicited = env.call(&bob, caps, "crm_whoami").await;
+    assert_eq!(elicited["error"]["code"], -32042, "{elicited}");
+    let elicitation = &elicited["error"]["data"]["elicitations"][0];
+    assert!(
+        elicitation["url"]
+            .as_str()
+            .unwrap()
+            .contains("/connections/connect?connection=mcp-crm"),
+        "{elicited}"
+    );
+    // Resources too are read as the caller, and not without a connection.
+    let read = json!({"jsonrpc": "2.0", "id": 3, "method": "resources/read",
+        "params": {"uri": "manifold://crm/crm://me"}});
+    let session = env.session(&alice, json!({})).await;
+    let (_, answer) = env.mcp(&alice, Some(&session), &read).await;
+    env.end(&alice, &session).await;
+    assert_eq!(
+        answer["result"]["contents"][0]["text"], "record of alice",
+        "{answer}"
+    );
+    let session = env.session(&bob, json!({})).await;
+    let (_, answer) = env.mcp(&bob, Some(&session), &read).await;
+    env.end(&bob, &session).await;
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("connection=mcp-crm")),
+        "{answer}"
+    );
+    env.connect_crm(&bob, "bob").await;
+    assert_eq!(text(&env.whoami(&bob).await), "you are bob");
+    assert_eq!(text(&env.whoami(&alice).await), "you are alice");
+    assert_eq!(
+        *env.up.calls.lock().unwrap(),
+        ["alice", "bob", "alice"],
+        "each call reached the upstream as its own user"
+    );
+
+    // Code exchanges named the upstream as the resource (RFC 8707) and the document as client.
+    let exchanges = env.grants("authorization_code");
+    assert_eq!(exchanges.len(), 2);
+    for exchange in &exchanges {
+        assert_eq!(exchange["resource"], env.up.mcp_url());
+        assert_eq!(exchange["client_id"], documents[0]);
+    }
+    // Only the upstream's own tokens (or none, on the discovery probe) reached it: never the
+    // gateway's sign-in cookie or any other client credential.
+    for header in env.up.authorizations.lock().unwrap().iter() {
+        assert!(
+            header.is_empty() || header.starts_with("Bearer at-"),
+            "{header}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_upstream_down_at_start_is_discovered_once_it_is_up() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let up = OAuthUpstream::new();
+    up.cimd.store(true, Ordering::SeqCst);
+    let stop = CancellationToken::new();
+    let mcp_url = format!("http://127.0.0.1:{port}/mcp");
+    let env = start_with(up.clone(), &mcp_url, stop.clone(), "", &[]).await;
+    let alice = env.login("alice").await;
+    // Nothing to discover yet: the connect cannot start.
+    let early = env.form(&alice, "connect", "mcp-crm").await;
+    assert_ne!(early.status(), 303);
+    up.serve_at(([127, 0, 0, 1], port).into(), stop).await;
+    env.connect_crm(&alice, "alice").await;
+    assert_eq!(text(&env.whoami(&alice).await), "you are alice");
+}
+
+#[tokio::test]
+async fn without_documents_the_gateway_registers_dynamically() {
+    let env = start(|up| up.dcr.store(true, Ordering::SeqCst), "", &[]).await;
+    let alice = env.login("alice").await;
+    env.connect_crm(&alice, "alice").await;
+    assert_eq!(text(&env.whoami(&alice).await), "you are alice");
+    assert_eq!(env.up.registrations.load(Ordering::SeqCst), 1);
+    assert!(env.up.documents.lock().unwrap().is_empty());
+    assert_eq!(env.grants("authorization_code")[0]["client_id"], "dcr-1");
+}
+
+#[tokio::test]
+async fn a_preregistered_client_uses_its_id_and_secret() {
+    let env = start(
+        |_| {},
+        &format!("oauth_client_id = \"{PRE_CLIENT}\""),
+        &[(
+            "MANIFOLD_ADAPTERS__CRM__CREDENTIALS__CLIENT_SECRET",
+            PRE_SECRET,
+        )],
+    )
+    .await;
+    let alice = env.login("alice").await;
+    env.connect_crm(&alice, "alice").await;
+    assert_eq!(text(&env.whoami(&alice).await), "you are alice");
+    assert_eq!(env.up.registrations.load(Ordering::SeqCst), 0);
+    assert_eq!(env.grants("authorization_code")[0]["client_id"], PRE_CLIENT);
+}
+
+#[tokio::test]
+async fn an_expiring_token_is_refreshed_before_the_call() {
+    // Tokens live 30 s, inside the broker's 60 s refresh skew: each call refreshes first.
+    let env = start(
+        |up| {
+            up.cimd.store(true, Ordering::SeqCst);
+            up.access_ttl.store(30, Ordering::SeqCst);
+        },
+        "",
+        &[],
+    )
+    .await;
+    let alice = env.login("alice").await;
+    env.connect_crm(&alice, "alice").await;
+    assert_eq!(text(&env.whoami(&alice).await), "you are alice");
+    let refreshes = env.grants("refresh_token");
+    assert!(!refreshes.is_empty());
+    assert!(refreshes.iter().all(|r| r["resource"] == env.up.mcp_url()));
+}
+
+#[tokio::test]
+async fn a_refused_token_is_renewed_once_and_the_call_made_once_more() {
+    let env = start(|up| up.cimd.store(true, Ordering::SeqCst), "", &[]).await;
+    let alice = env.login("alice").await;
+    env.connect_crm(&alice, "alice").await;
+    assert_eq!(text(&env.whoami(&alice).await), "you are alice");
+    let before = env.grants("refresh_token").len();
+
+    // The upstream refuses a valid token once: one refresh, and the call goes through.
+    env.up.reject.store(1, Ordering::SeqCst);
+    assert_eq!(text(&env.whoami(&alice).await), "you are alice");
+    assert_eq!(env.grants("refresh_token").len(), before + 1);
+
+    // Refused again after the renewal: the call fails, after exactly one more refresh.
+    env.up.reject.store(100, Ordering::SeqCst);
+    let refused = env.call_whoami(&alice).await;
+    assert!(is_error(&refused), "{refused}");
+    assert_eq!(env.grants("refresh_token").len(), before + 2);
+}
+
+#[tokio::test]
+async fn disconnecting_revokes_at_the_upstream_and_calls_ask_to_connect_again() {
+    let env = start(|up| up.cimd.store(true, Ordering::SeqCst), "", &[]).await;
+    let alice = env.login("alice").await;
+    env.connect_crm(&alice, "alice").await;
+    assert_eq!(text(&env.whoami(&alice).await), "you are alice");
+    let done = env.form(&alice, "disconnect", "mcp-crm").await;
+    assert_eq!(done.status(), 303);
+    let revoked = env.up.revoked.lock().unwrap().clone();
+    assert_eq!(revoked.len(), 1);
+    assert!(revoked[0].starts_with("rt-alice-"), "{revoked:?}");
+    let refused = env.call_whoami(&alice).await;
+    assert!(is_error(&refused), "{refused}");
+    assert!(
+        refused.to_string().contains("connection=mcp-crm"),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn the_client_metadata_document_is_published_on_the_public_url() {
+    let env = start(|up| up.cimd.store(true, Ordering::SeqCst), "", &[]).await;
+    let document: Value = env
+        .http
+        .get(format!("{}/connections/client-metadata.json", env.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        document["client_id"],
+        format!("{}/connections/client-metadata.json", env.base)
+    );
+    assert_eq!(
+        document["redirect_uris"],
+        json!([format!("{}/connections/callback", env.base)])
+    );
+}
+
+// === discovery's SSRF guard ===
+
+/// A server at 127.0.0.1 whose `/mcp` answers 401 pointing at `metadata`, and which serves
+/// `/meta` as `body` (or a redirect to `redirect`).
+async fn probe_server(
+    metadata: impl Fn(&str) -> String,
+    body: String,
+    redirect: Option<String>,
+) -> (String, CancellationToken) {
+    use axum::{response::IntoResponse, routing::get};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let challenge = format!("Bearer resource_metadata=\"{}\"", metadata(&base));
+    let router = axum::Router::new()
+        .route(
+            "/mcp",
+            axum::routing::post(move || {
+                let challenge = challenge.clone();
+                async move {
+                    (
+                        axum::http::StatusCode::UNAUTHORIZED,
+                        [("www-authenticate", challenge)],
+                    )
+                        .into_response()
+                }
+            }),
+        )
+        .route(
+            "/meta",
+            get(move || {
+                let (body, redirect) = (body.clone(), redirect.clone());
+                async move {
+                    match redirect {
+                        Some(to) => axum::response::Redirect::temporary(&to).into_response(),
+                        None => body.into_response(),
+                    }
+                }
+            }),
+        );
+    let stop = CancellationToken::new();
+    let until = stop.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(until.cancelled_owned())
+            .await
+            .unwrap();
+    });
+    (base, stop)
+}
+
+/// The guard of an upstream treated as public, except that its own address (127.0.0.1) is
+/// reachable over http: every other private address stays refused.
+fn public_guard() -> Outbound {
+    Outbound::new(OutboundSettings {
+        allow_http: true,
+        rules: AddressRules {
+            allow_private: false,
+            allowed_cidrs: vec!["127.0.0.1/32".parse().unwrap()],
+        },
+        ..OutboundSettings::default()
+    })
+    .unwrap()
+}
+
+async fn discover(base: &str) -> Result<(), manifold::broker::upstream::discovery::DiscoveryError> {
+    let url = url::Url::parse(&format!("{base}/mcp")).unwrap();
+    manifold::broker::upstream::discovery::discover(&public_guard(), &url)
+        .await
+        .map(drop)
+}
+
+#[tokio::test]
+async fn discovery_refuses_metadata_on_a_private_address_for_a_public_upstream() {
+    use manifold::broker::upstream::discovery::DiscoveryError;
+    let (base, _stop) = probe_server(
+        |base| base.replace("127.0.0.1", "127.0.0.2") + "/meta",
+        "{}".into(),
+        None,
+    )
+    .await;
+    match discover(&base).await {
+        Err(DiscoveryError::Fetch {
+            source: OutboundError::Blocked { .. },
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn discovery_refuses_oversized_metadata_and_redirects() {
+    use manifold::broker::upstream::discovery::{DiscoveryError, MAX_METADATA_BYTES};
+    let huge = format!(
+        "{{\"resource\": \"x\", \"padding\": \"{}\"}}",
+        "a".repeat(MAX_METADATA_BYTES)
+    );
+    let (base, _stop) = probe_server(|base| format!("{base}/meta"), huge, None).await;
+    match discover(&base).await {
+        Err(DiscoveryError::Fetch {
+            source: OutboundError::TooLarge(_),
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    let (base, _stop) = probe_server(
+        |base| format!("{base}/meta"),
+        String::new(),
+        Some("http://other.example/meta".into()),
+    )
+    .await;
+    match discover(&base).await {
+        Err(DiscoveryError::Status { status: 307, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+// === token exchange ===
+
+#[tokio::test]
+async fn a_sign_in_token_is_exchanged_for_the_users_upstream_token_by_either_grant() {
+    use manifold::broker::upstream::{
+        discovery,
+        exchange::{Exchange, ExchangeError, Grant},
+        outbound_for,
+    };
+    use manifold_adapters::Secret;
+    let up = OAuthUpstream::new();
+    let stop = CancellationToken::new();
+    up.serve(stop.clone()).await;
+    let url = url::Url::parse(&up.mcp_url()).unwrap();
+    let outbound = Outbound::new(outbound_for(&url, &OutboundSettings::default())).unwrap();
+    let found = discovery::discover(&outbound, &url).await.unwrap();
+    let exchange = |grant: Grant, secret: &str| Exchange {
+        token_url: url::Url::parse(found.server.token_endpoint.as_deref().unwrap()).unwrap(),
+        client_id: PRE_CLIENT.into(),
+        client_secret: Some(Secret::new(secret.to_owned())),
+        grant,
+        scopes: vec!["crm.read".into()],
+        resource: Some(up.mcp_url()),
+    };
+    let carol = Secret::new("idp-carol".to_owned());
+    for grant in [
+        Grant::Rfc8693 {
+            audience: Some("crm".into()),
+        },
+        Grant::EntraObo,
+    ] {
+        grant.offered_by(&found.server).unwrap();
+        let exchanged = exchange(grant.clone(), PRE_SECRET)
+            .exchange(&outbound, &carol)
+            .await
+            .unwrap();
+        assert_eq!(
+            up.user_of(exchanged.access.expose()).as_deref(),
+            Some("carol"),
+            "{grant:?}"
+        );
+        assert!(exchanged.expires_at.is_some());
+        // A wrong client secret, or a token that is no sign-in token, gets nothing.
+        let refused = exchange(grant.clone(), "wrong")
+            .exchange(&outbound, &carol)
+            .await;
+        assert!(
+            matches!(refused, Err(ExchangeError::Refused(ref code)) if code == "invalid_client"),
+            "{refused:?}"
+        );
+        let refused = exchange(grant, PRE_SECRET)
+            .exchange(&outbound, &Secret::new("at-carol-x".to_owned()))
+            .await;
+        assert!(
+            matches!(refused, Err(ExchangeError::Refused(ref code)) if code == "invalid_grant"),
+            "{refused:?}"
+        );
+    }
+    let requests = up.token_requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 6);
+    stop.cancel();
+}
+
+/// A gateway whose users sign in with its own bearer tokens (`dev_tokens`), with `crm` on
+/// `up` exchanging them by `grant`; and a way to mint a user's token.
+async fn exchanging_gateway(
+    up: &OAuthUpstream,
+    exchange: &str,
+) -> (
+    app::RunningGateway,
+    tempfile::TempDir,
+    manifold::config::Config,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+public_url = "http://127.0.0.1:9"
+call_timeout = "10s"
+[storage]
+data_dir = "{}"
+[auth]
+mode = "builtin"
+sandbox_idp = true
+dev_tokens = true
+[adapters.crm]
+kind = "mcp"
+base_url = "{}"
+[adapters.crm.settings]
+auth = "token_exchange"
+oauth_client_id = "{PRE_CLIENT}"
+oauth_scopes = ["crm.read"]
+token_exchange = {exchange}
+"#,
+        dir.path().display(),
+        up.mcp_url()
+    );
+    let env = [(
+        "MANIFOLD_ADAPTERS__CRM__CREDENTIALS__CLIENT_SECRET".to_owned(),
+        PRE_SECRET.to_owned(),
+    )];
+    let registry = Registry::builtin();
+    let path = Path::new("exchange.toml");
+    let config = manifold::config::load_str(&source, path, &registry, &env).unwrap();
+    let running = app::start(config, &source, path, &registry).await.unwrap();
+    let config = manifold::config::load_str(&source, path, &registry, &env).unwrap();
+    (running, dir, config)
+}
+
+/// A bearer token of the gateway for `user`.
+async fn sign_in(config: &manifold::config::Config, dir: &Path, user: &str) -> String {
+    let storage = manifold::storage::Storage::open(None, dir).await.unwrap();
+    let state = manifold::auth::AuthState::from_config(config, storage, "http://127.0.0.1:9")
+        .unwrap()
+        .unwrap();
+    let info = manifold::auth::UserInfo {
+        sub: user.to_owned(),
+        email: None,
+        groups: vec![],
+    };
+    state.dev_token(&info).await.unwrap()
+}
+
+#[tokio::test]
+async fn with_token_exchange_each_user_reaches_the_upstream_as_themselves_without_connecting() {
+    for exchange in [
+        r#"{ grant = "rfc8693", audience = "crm" }"#,
+        r#"{ grant = "entra_obo" }"#,
+    ] {
+        let up = OAuthUpstream::new();
+        let stop = CancellationToken::new();
+        up.serve(stop.clone()).await;
+        let (running, dir, config) = exchanging_gateway(&up, exchange).await;
+        let mcp = format!("http://{}/mcp", running.addr);
+        let carol = sign_in(&config, dir.path(), "carol").await;
+        let dave = sign_in(&config, dir.path(), "dave").await;
+        // Carol's first request is what the gateway lists the upstream's tools with.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let answer = loop {
+            let answer = support::demo::call_tool(&mcp, &carol, "crm_whoami", json!({})).await;
+            let unknown = answer.to_string().contains("Unknown tool");
+            if !unknown || tokio::time::Instant::now() > deadline {
+                break answer;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(text(&answer), "you are carol", "{exchange}: {answer}");
+        let answer = support::demo::call_tool(&mcp, &dave, "crm_whoami", json!({})).await;
+        assert_eq!(text(&answer), "you are dave", "{exchange}: {answer}");
+        // Exchanged once per user (then kept), and no code flow at all.
+        let grants: Vec<Value> = up.token_requests.lock().unwrap().clone();
+        assert_eq!(grants.len(), 2, "{exchange}: {grants:?}");
+        assert!(grants.iter().all(|g| g["client_id"] == PRE_CLIENT));
+        // The upstream refuses Carol's exchanged token once: traded again, the call goes on.
+        up.reject.store(1, Ordering::SeqCst);
+        let answer = support::demo::call_tool(&mcp, &carol, "crm_whoami", json!({})).await;
+        assert_eq!(text(&answer), "you are carol", "{exchange}: {answer}");
+        assert_eq!(up.token_requests.lock().unwrap().len(), 3, "{exchange}");
+        // The sign-in tokens went to the authorization server only, never to the upstream.
+        for header in up.authorizations.lock().unwrap().iter() {
+            assert!(
+                !header.contains(&carol) && !header.contains(&dave),
+                "{header}"
+            );
+            assert!(
+                header.is_empty() || header.starts_with("Bearer at-"),
+                "{header}"
+            );
+        }
+        stop.cancel();
+        running.shutdown.cancel();
+    }
+}

@@ -1,0 +1,511 @@
+//! An upstream MCP server protected by its own OAuth authorization server, in one process, for
+//! tests of per-user OAuth to upstreams: RFC 9728 protected resource metadata, RFC 8414
+//! metadata, `/authorize` (approves at once, the user from `login_hint`, PKCE S256 checked),
+//! `/token` (authorization code, refresh with rotation), `/register` (RFC 7591), client ID
+//! metadata documents fetched from the client's URL, token exchange (RFC 8693, and Entra's
+//! on-behalf-of `jwt-bearer`) of sign-in tokens `idp-<user>` for the pre-registered client,
+//! `/revoke`; and `/mcp`, which answers 401
+//! with `WWW-Authenticate: Bearer resource_metadata="…"` to any request without one of its
+//! tokens, and whose `whoami` tool and `crm://me` resource answer with the user the token
+//! belongs to.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Form, Json, Router,
+    extract::{Query, Request, State},
+    http::StatusCode,
+    middleware::Next,
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use rmcp::{
+    ErrorData as McpError, RoleServer, ServerHandler,
+    model::{
+        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult,
+        PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    },
+    service::RequestContext,
+    transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+    },
+};
+use serde_json::{Value, json};
+use sha2::Digest;
+use tokio_util::sync::CancellationToken;
+
+/// The pre-registered client the tests configure.
+pub const PRE_CLIENT: &str = "pre-client";
+pub const PRE_SECRET: &str = "pre-secret";
+
+/// How the authorization server behaves, and what it saw.
+#[derive(Default)]
+pub struct OAuthUpstream {
+    /// `http://127.0.0.1:<port>`, set by [`OAuthUpstream::serve`].
+    pub base: std::sync::OnceLock<String>,
+    /// Say `client_id_metadata_document_supported`.
+    pub cimd: AtomicBool,
+    /// Offer `registration_endpoint`.
+    pub dcr: AtomicBool,
+    /// Lifetime of access tokens, in seconds (default 3600).
+    pub access_ttl: AtomicU64,
+    /// Answer this many more requests to `/mcp` with 401 although their token is valid (the
+    /// upstream revoked it on its own).
+    pub reject: AtomicUsize,
+    /// Every `Authorization` header `/mcp` received (none: "").
+    pub authorizations: Mutex<Vec<String>>,
+    /// Users whose calls of `whoami` were served.
+    pub calls: Mutex<Vec<String>>,
+    /// Token requests: `{grant_type, client_id, resource}`.
+    pub token_requests: Mutex<Vec<Value>>,
+    /// Client ids whose metadata document was fetched.
+    pub documents: Mutex<Vec<String>>,
+    /// Dynamic registrations served.
+    pub registrations: AtomicUsize,
+    /// Tokens revoked.
+    pub revoked: Mutex<Vec<String>>,
+    clients: Mutex<HashMap<String, Option<String>>>,
+    codes: Mutex<HashMap<String, Code>>,
+    access: Mutex<HashMap<String, (String, Instant)>>,
+    refresh: Mutex<HashMap<String, String>>,
+}
+
+struct Code {
+    user: String,
+    client_id: String,
+    challenge: String,
+    redirect_uri: String,
+}
+
+// === impl OAuthUpstream ===
+
+impl OAuthUpstream {
+    pub fn new() -> Arc<Self> {
+        let upstream = Self::default();
+        upstream.access_ttl.store(3600, Ordering::SeqCst);
+        upstream
+            .clients
+            .lock()
+            .unwrap()
+            .insert(PRE_CLIENT.into(), Some(PRE_SECRET.into()));
+        Arc::new(upstream)
+    }
+
+    pub fn base(&self) -> String {
+        self.base.get().unwrap().clone()
+    }
+
+    /// The MCP server's URL.
+    pub fn mcp_url(&self) -> String {
+        format!("{}/mcp", self.base())
+    }
+
+    /// Serves everything on a loopback port until `stop`.
+    pub async fn serve(self: &Arc<Self>, stop: CancellationToken) -> String {
+        self.serve_at("127.0.0.1:0".parse().unwrap(), stop).await
+    }
+
+    /// Serves everything on `addr` until `stop`; returns the base URL.
+    pub async fn serve_at(
+        self: &Arc<Self>,
+        addr: std::net::SocketAddr,
+        stop: CancellationToken,
+    ) -> String {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        self.base.set(base.clone()).unwrap();
+        let handler = Handler(self.clone());
+        let service = StreamableHttpService::new(
+            move || Ok(handler.clone()),
+            Arc::new(LocalSessionManager::default()),
+            StreamableHttpServerConfig::default().with_cancellation_token(stop.child_token()),
+        );
+        let mcp = Router::new()
+            .nest_service("/mcp", service)
+            .layer(axum::middleware::from_fn_with_state(self.clone(), protect));
+        let router = Router::new()
+            .route(
+                "/.well-known/oauth-protected-resource/mcp",
+                get(resource_metadata),
+            )
+            .route(
+                "/.well-known/oauth-authorization-server",
+                get(server_metadata),
+            )
+            .route("/authorize", get(authorize))
+            .route("/token", post(token))
+            .route("/register", post(register))
+            .route("/revoke", post(revoke))
+            .with_state(self.clone())
+            .merge(mcp);
+        tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+                .unwrap();
+        });
+        base
+    }
+
+    /// The user `token` belongs to, while it is valid.
+    pub fn user_of(&self, token: &str) -> Option<String> {
+        let access = self.access.lock().unwrap();
+        let (user, expires) = access.get(token)?;
+        (Instant::now() < *expires).then(|| user.clone())
+    }
+
+    fn issue(&self, user: &str) -> Value {
+        let access = format!("at-{user}-{}", rand_hex());
+        let refresh = format!("rt-{user}-{}", rand_hex());
+        let ttl = self.access_ttl.load(Ordering::SeqCst);
+        self.access.lock().unwrap().insert(
+            access.clone(),
+            (user.to_owned(), Instant::now() + Duration::from_secs(ttl)),
+        );
+        self.refresh
+            .lock()
+            .unwrap()
+            .insert(refresh.clone(), user.to_owned());
+        json!({"access_token": access, "token_type": "Bearer", "expires_in": ttl,
+               "refresh_token": refresh, "scope": "crm.read"})
+    }
+
+    /// Whether `client_id` may use `redirect_uri`: any URI for a registered client, the
+    /// document's own for a client ID metadata document (fetched here, as a real server does).
+    async fn check_client(&self, client_id: &str, redirect_uri: &str) -> bool {
+        if self.clients.lock().unwrap().contains_key(client_id) {
+            return true;
+        }
+        if !(client_id.starts_with("http://") || client_id.starts_with("https://"))
+            || !self.cimd.load(Ordering::SeqCst)
+        {
+            return false;
+        }
+        self.documents.lock().unwrap().push(client_id.to_owned());
+        let Ok(answer) = reqwest::get(client_id).await else {
+            return false;
+        };
+        let Ok(document) = answer.json::<Value>().await else {
+            return false;
+        };
+        document["client_id"] == client_id
+            && document["redirect_uris"]
+                .as_array()
+                .is_some_and(|uris| uris.iter().any(|uri| uri == redirect_uri))
+    }
+
+    fn client_secret_ok(&self, client_id: &str, secret: Option<&str>) -> bool {
+        match self.clients.lock().unwrap().get(client_id) {
+            Some(Some(expected)) => secret == Some(expected.as_str()),
+            // Public clients (dynamic, or by document) have no secret.
+            _ => true,
+        }
+    }
+}
+
+/// The user a sign-in token names: `idp-<user>`, or a JWT's `sub` (this server trusts the
+/// gateway's issuer; a real one would check the signature against its keys).
+fn signed_in_user(token: &str) -> Option<String> {
+    if let Some(user) = token.strip_prefix("idp-") {
+        return Some(user.to_owned());
+    }
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()?,
+    )
+    .ok()?;
+    claims["sub"].as_str().map(str::to_owned)
+}
+
+fn rand_hex() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 12]>())
+}
+
+fn oauth_error(error: &str) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({"error": error}))).into_response()
+}
+
+async fn resource_metadata(State(up): State<Arc<OAuthUpstream>>) -> Json<Value> {
+    Json(
+        json!({"resource": up.mcp_url(), "authorization_servers": [up.base()],
+                "scopes_supported": ["crm.read"]}),
+    )
+}
+
+async fn server_metadata(State(up): State<Arc<OAuthUpstream>>) -> Json<Value> {
+    let base = up.base();
+    let mut metadata = json!({
+        "issuer": base,
+        "authorization_endpoint": format!("{base}/authorize"),
+        "token_endpoint": format!("{base}/token"),
+        "revocation_endpoint": format!("{base}/revoke"),
+        "response_types_supported": ["code"],
+        "grant_types_supported": ["authorization_code", "refresh_token",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+            "urn:ietf:params:oauth:grant-type:jwt-bearer"],
+        "code_challenge_methods_supported": ["S256"],
+        "client_id_metadata_document_supported": up.cimd.load(Ordering::SeqCst),
+    });
+    if up.dcr.load(Ordering::SeqCst) {
+        metadata["registration_endpoint"] = json!(format!("{base}/register"));
+    }
+    Json(metadata)
+}
+
+async fn authorize(
+    State(up): State<Arc<OAuthUpstream>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let field = |name: &str| query.get(name).cloned().unwrap_or_default();
+    if field("response_type") != "code" || field("code_challenge_method") != "S256" {
+        return oauth_error("invalid_request");
+    }
+    if field("resource") != up.mcp_url() {
+        return oauth_error("invalid_target");
+    }
+    let (client_id, redirect_uri) = (field("client_id"), field("redirect_uri"));
+    if !up.check_client(&client_id, &redirect_uri).await {
+        return oauth_error("unauthorized_client");
+    }
+    let user = query
+        .get("login_hint")
+        .cloned()
+        .unwrap_or_else(|| "nobody".into());
+    let code = format!("code-{}", rand_hex());
+    up.codes.lock().unwrap().insert(
+        code.clone(),
+        Code {
+            user,
+            client_id,
+            challenge: field("code_challenge"),
+            redirect_uri: redirect_uri.clone(),
+        },
+    );
+    let mut target = url::Url::parse(&redirect_uri).unwrap();
+    target
+        .query_pairs_mut()
+        .append_pair("code", &code)
+        .append_pair("state", &field("state"));
+    Redirect::to(target.as_str()).into_response()
+}
+
+async fn token(
+    State(up): State<Arc<OAuthUpstream>>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let field = |name: &str| form.get(name).cloned().unwrap_or_default();
+    let client_id = field("client_id");
+    up.token_requests.lock().unwrap().push(json!({
+        "grant_type": field("grant_type"), "client_id": client_id, "resource": field("resource"),
+    }));
+    if !up.client_secret_ok(&client_id, form.get("client_secret").map(String::as_str)) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid_client"})),
+        )
+            .into_response();
+    }
+    // Exchanges are for the confidential, pre-registered client only.
+    let signed_in = |token: String| signed_in_user(&token);
+    let exchanged = match field("grant_type").as_str() {
+        "urn:ietf:params:oauth:grant-type:token-exchange" => Some(
+            (field("audience") == "crm" || field("resource") == up.mcp_url())
+                .then(|| signed_in(field("subject_token")))
+                .flatten(),
+        ),
+        "urn:ietf:params:oauth:grant-type:jwt-bearer" => Some(
+            (field("requested_token_use") == "on_behalf_of" && field("scope") == "crm.read")
+                .then(|| signed_in(field("assertion")))
+                .flatten(),
+        ),
+        _ => None,
+    };
+    if let Some(user) = exchanged {
+        return match user {
+            Some(user) if client_id == PRE_CLIENT => {
+                let mut issued = up.issue(&user);
+                issued.as_object_mut().unwrap().remove("refresh_token");
+                Json(issued).into_response()
+            }
+            _ => oauth_error("invalid_grant"),
+        };
+    }
+    if field("resource") != up.mcp_url() {
+        return oauth_error("invalid_target");
+    }
+    let user = match field("grant_type").as_str() {
+        "authorization_code" => {
+            let Some(code) = up.codes.lock().unwrap().remove(&field("code")) else {
+                return oauth_error("invalid_grant");
+            };
+            let challenge = {
+                use base64::Engine;
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(sha2::Sha256::digest(field("code_verifier").as_bytes()))
+            };
+            if challenge != code.challenge
+                || code.client_id != client_id
+                || code.redirect_uri != field("redirect_uri")
+            {
+                return oauth_error("invalid_grant");
+            }
+            code.user
+        }
+        // Rotation: the refresh token is good once.
+        "refresh_token" => match up.refresh.lock().unwrap().remove(&field("refresh_token")) {
+            Some(user) => user,
+            None => return oauth_error("invalid_grant"),
+        },
+        _ => return oauth_error("unsupported_grant_type"),
+    };
+    Json(up.issue(&user)).into_response()
+}
+
+async fn register(State(up): State<Arc<OAuthUpstream>>, Json(body): Json<Value>) -> Response {
+    if !up.dcr.load(Ordering::SeqCst) || body["redirect_uris"].as_array().is_none_or(Vec::is_empty)
+    {
+        return oauth_error("invalid_client_metadata");
+    }
+    let number = up.registrations.fetch_add(1, Ordering::SeqCst) + 1;
+    let client_id = format!("dcr-{number}");
+    up.clients.lock().unwrap().insert(client_id.clone(), None);
+    (
+        StatusCode::CREATED,
+        Json(json!({"client_id": client_id, "redirect_uris": body["redirect_uris"]})),
+    )
+        .into_response()
+}
+
+async fn revoke(
+    State(up): State<Arc<OAuthUpstream>>,
+    Form(form): Form<HashMap<String, String>>,
+) -> StatusCode {
+    let token = form.get("token").cloned().unwrap_or_default();
+    up.access.lock().unwrap().remove(&token);
+    up.refresh.lock().unwrap().remove(&token);
+    up.revoked.lock().unwrap().push(token);
+    StatusCode::OK
+}
+
+/// `/mcp` only with a valid token of this server; the challenge otherwise.
+async fn protect(State(up): State<Arc<OAuthUpstream>>, request: Request, next: Next) -> Response {
+    let header = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    up.authorizations.lock().unwrap().push(header.clone());
+    let valid = header
+        .strip_prefix("Bearer ")
+        .and_then(|token| up.user_of(token))
+        .is_some();
+    let rejected = valid
+        && up
+            .reject
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+    if valid && !rejected {
+        return next.run(request).await;
+    }
+    let challenge = format!(
+        "Bearer resource_metadata=\"{}/.well-known/oauth-protected-resource/mcp\"",
+        up.base()
+    );
+    (
+        StatusCode::UNAUTHORIZED,
+        [("www-authenticate", challenge)],
+        "unauthorized",
+    )
+        .into_response()
+}
+
+#[derive(Clone)]
+struct Handler(Arc<OAuthUpstream>);
+
+impl Handler {
+    fn user(&self, context: &RequestContext<RoleServer>) -> String {
+        context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.headers.get("authorization"))
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|token| self.0.user_of(token))
+            .unwrap_or_default()
+    }
+}
+
+impl ServerHandler for Handler {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build(),
+        )
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourcesResult, McpError> {
+        Ok(rmcp::model::ListResourcesResult::with_all_items(vec![
+            rmcp::model::Resource::new("crm://me", "me"),
+        ]))
+    }
+
+    /// `crm://me`: the record of the user the token belongs to.
+    async fn read_resource(
+        &self,
+        request: rmcp::model::ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ReadResourceResponse, McpError> {
+        if request.uri != "crm://me" {
+            return Err(McpError::invalid_params("Resource not found", None));
+        }
+        let text = format!("record of {}", self.user(&context));
+        let contents = rmcp::model::ResourceContents::text(text, request.uri);
+        Ok(rmcp::model::ReadResourceResult::new(vec![contents]).into())
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let schema = json!({"type": "object", "properties": {}});
+        let tool = Tool::new(
+            "whoami",
+            "The user this server knows the caller as",
+            Arc::new(schema.as_object().unwrap().clone()),
+        );
+        Ok(ListToolsResult::with_all_items(vec![tool]))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        if request.name != "whoami" {
+            return Err(McpError::invalid_params("unknown tool", None));
+        }
+        let user = self.user(&context);
+        self.0.calls.lock().unwrap().push(user.clone());
+        Ok(CallToolResult::success(vec![ContentBlock::text(format!("you are {user}"))]).into())
+    }
+}
