@@ -416,3 +416,69 @@ async fn a_2026_client_calling_a_2025_upstream_that_asks_mid_call_gets_a_clean_f
     gateway.running.shutdown.cancel();
     stop.cancel();
 }
+
+#[tokio::test]
+async fn an_upstreams_question_passes_the_redaction_rules_in_both_eras() {
+    const SECRET: &str = "AKIAIOSFODNN7EXAMPLE";
+    let stop = CancellationToken::new();
+    let (_upstream, url) = asking_upstream(false, &stop).await;
+    let gateway = support::start(&instance(&url, "")).await;
+    let (lister, _) = connect(&gateway.url()).await;
+    support::mcp_gateway::until_listed(&lister, "up_ask_leaky").await;
+
+    // 2026-07-28: the round the client gets is masked (its state is left as it is).
+    let client = reqwest::Client::new();
+    let (status, round_answer) = send(
+        &client,
+        &gateway.url(),
+        round("up_ask_leaky", json!({"elicitation": {}}), None),
+    )
+    .await;
+    assert_eq!(status, 200, "{round_answer}");
+    let message = round_answer["result"]["inputRequests"]["name"]["params"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.starts_with("Confirm with key "), "{message}");
+    assert!(!message.contains(SECRET), "{message}");
+
+    // A 2025 session: the question asked on its stream is masked too.
+    struct Seeing(tokio::sync::mpsc::UnboundedSender<String>);
+    impl ClientHandler for Seeing {
+        fn get_info(&self) -> ClientConfig {
+            let capabilities = ClientCapabilities::builder().enable_elicitation().build();
+            ClientConfig::new(capabilities, Implementation::new("seeing", "1"))
+        }
+        async fn create_elicitation(
+            &self,
+            request: ElicitRequestParams,
+            _context: RequestContext<RoleClient>,
+        ) -> Result<ElicitResult, McpError> {
+            let seen = serde_json::to_value(&request).unwrap()["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let _ = self.0.send(seen);
+            let mut result = ElicitResult::new(ElicitationAction::Accept);
+            result.content = Some(json!({"name": "Ada"}));
+            Ok(result)
+        }
+    }
+    let (seen, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(gateway.url()),
+    );
+    let session = Seeing(seen).serve(transport).await.unwrap();
+    let answered = session
+        .call_tool(call("up_ask_leaky", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(text_of(&answered), "name=Ada");
+    let asked = heard.recv().await.unwrap();
+    assert!(asked.starts_with("Confirm with key "), "{asked}");
+    assert!(!asked.contains(SECRET), "{asked}");
+    session.cancel().await.unwrap();
+    lister.cancel().await.unwrap();
+    gateway.running.shutdown.cancel();
+    stop.cancel();
+}

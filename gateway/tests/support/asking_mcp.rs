@@ -49,6 +49,13 @@ fn elicit_name() -> Value {
         "requestedSchema": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}}})
 }
 
+/// An elicitation whose message carries a secret, as a careless upstream might send.
+fn leaky() -> Value {
+    json!({"method": "elicitation/create", "params": {
+        "mode": "form", "message": "Confirm with key AKIAIOSFODNN7EXAMPLE?",
+        "requestedSchema": {"type": "object", "properties": {"name": {"type": "string"}}}}})
+}
+
 fn sample() -> Value {
     json!({"method": "sampling/createMessage", "params": {
         "messages": [{"role": "user", "content": {"type": "text", "text": "Capital of France?"}}],
@@ -73,6 +80,7 @@ fn questions(tool: &str, round: usize) -> Vec<(&'static str, Value)> {
         ],
         ("ask_twice", 1) => vec![("name", elicit_name())],
         ("ask_twice", 2) => vec![("model", sample())],
+        ("ask_leaky", 1) => vec![("name", leaky())],
         _ => vec![],
     }
 }
@@ -91,16 +99,23 @@ fn answer_text(key: &str, answer: &Value) -> String {
 
 impl Asking {
     fn tools() -> Vec<Tool> {
-        ["ask_name", "ask_model", "ask_roots", "ask_all", "ask_twice"]
-            .into_iter()
-            .map(|name| {
-                Tool::new(
-                    name,
-                    "Asks the client",
-                    Arc::new(json!({"type": "object"}).as_object().unwrap().clone()),
-                )
-            })
-            .collect()
+        [
+            "ask_name",
+            "ask_model",
+            "ask_roots",
+            "ask_all",
+            "ask_twice",
+            "ask_leaky",
+        ]
+        .into_iter()
+        .map(|name| {
+            Tool::new(
+                name,
+                "Asks the client",
+                Arc::new(json!({"type": "object"}).as_object().unwrap().clone()),
+            )
+        })
+        .collect()
     }
 
     /// Serves on a free loopback port; returns the `/mcp` URL.
