@@ -159,6 +159,7 @@ impl Shared {
     ) -> Result<rmcp::service::RunningService<RoleClient, UpstreamHandler>, ConnectFailure> {
         let handler = UpstreamHandler {
             shared: Arc::downgrade(self),
+            one_users: bearer.is_some(),
         };
         // The newest era first (`server/discover`), else `initialize` with the newest version
         // the server accepts, whatever era the downstream clients speak.
@@ -186,6 +187,7 @@ impl Shared {
                     }) => {
                         let handler = UpstreamHandler {
                             shared: Arc::downgrade(self),
+                            one_users: bearer.is_some(),
                         };
                         let transport = self.http_transport(url, client.clone(), bearer)?;
                         handler
@@ -525,6 +527,11 @@ fn publish<T: PartialEq>(sender: &watch::Sender<Arc<[T]>>, items: Vec<T>) {
 /// The gateway as the upstream's client: takes its notifications.
 pub struct UpstreamHandler {
     shared: std::sync::Weak<Shared>,
+    /// One user's connection (`pool.rs`). Request ids and progress tokens are numbered per
+    /// connection, so the instance's maps of calls in flight (keyed by them) cannot tell this
+    /// connection's calls from another user's: its questions are refused and its progress
+    /// dropped rather than risk reaching another user's call.
+    one_users: bool,
 }
 
 /// Who the gateway says it is to upstreams, and what it offers them: rmcp's handshake and the
@@ -616,6 +623,9 @@ impl ClientHandler for UpstreamHandler {
         params: ProgressNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
+        if self.one_users {
+            return;
+        }
         let Some(shared) = self.shared.upgrade() else {
             return;
         };
@@ -660,6 +670,12 @@ impl UpstreamHandler {
         request: InputRequest,
         context: &RequestContext<RoleClient>,
     ) -> Result<T, McpError> {
+        if self.one_users {
+            return Err(McpError::invalid_request(
+                "questions during a call on a per-user connection are not relayed",
+                None,
+            ));
+        }
         let shared = self
             .shared
             .upgrade()
