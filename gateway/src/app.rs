@@ -19,7 +19,7 @@ use crate::{
     policy::PolicyStage,
     redact::RedactStage,
     router::{Catalog, CatalogInstance},
-    session::{CancelRelay, SessionTiming, SqlSessionStore},
+    session::{SessionTiming, SharedSessionManager, SignalRelay, SqlSessionStore},
     storage::{Storage, StorageError},
     transport::{
         HostGuard,
@@ -526,8 +526,7 @@ pub async fn start(
             OperatorListen::Address(_) => None,
         },
     };
-    let cancels = Arc::new(CancelRelay::new(storage.clone()));
-    cancels.clone().spawn(shutdown.clone());
+    let relay = Arc::new(SignalRelay::new(storage.clone()));
     let sessions = Arc::new(SqlSessionStore::new(
         storage,
         SessionTiming {
@@ -535,6 +534,8 @@ pub async fn start(
             recheck: config.server.session_recheck,
         },
     ));
+    let live_sessions = Arc::new(SharedSessionManager::new(sessions.clone()));
+    relay.clone().spawn(live_sessions.clone(), shutdown.clone());
     spawn_session_sweep(
         sessions.clone(),
         prepared.gateway.clone(),
@@ -549,7 +550,8 @@ pub async fn start(
     let mut router = http::router(
         prepared.gateway,
         sessions,
-        cancels,
+        live_sessions,
+        relay,
         &settings,
         shutdown.clone(),
         auth_routes,

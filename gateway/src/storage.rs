@@ -36,8 +36,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         updated_at BIGINT NOT NULL
     )",
     ),
-    // Cancellations posted for the replica running the call (`session::cancel`); pruned once
-    // two minutes old.
+    // Cancellations posted for the replica running the call; replaced by `mcp_signals` (6-8).
     (
         2,
         "CREATE TABLE IF NOT EXISTS mcp_cancellations (
@@ -47,11 +46,32 @@ const MIGRATIONS: &[(i64, &str)] = &[
         PRIMARY KEY (session_id, request_id)
     )",
     ),
-    // Replicas read the cancellations of the last seconds.
     (
         3,
         "CREATE INDEX IF NOT EXISTS mcp_cancellations_posted ON mcp_cancellations (posted_ms)",
     ),
+    // Signals for the replica holding a session's call or question (`session::relay`): a
+    // cancellation of a call (`kind = 'cancel'`, no body), or the client's answer to a question
+    // the gateway asked (`kind = 'answer'`, the JSON-RPC message in `body`). The request id is
+    // the client's for a cancellation and the gateway's for an answer, so `kind` keeps them
+    // apart. Pruned once two minutes old; answers are taken out when delivered.
+    (
+        6,
+        "CREATE TABLE IF NOT EXISTS mcp_signals (
+        session_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        body TEXT,
+        posted_ms BIGINT NOT NULL,
+        PRIMARY KEY (session_id, kind, request_id)
+    )",
+    ),
+    (
+        7,
+        "CREATE INDEX IF NOT EXISTS mcp_signals_posted ON mcp_signals (posted_ms)",
+    ),
+    // Cancellations now travel in `mcp_signals`.
+    (8, "DROP TABLE IF EXISTS mcp_cancellations"),
     // Session slots being opened (`session::slots`): counted against the user's cap until the
     // session exists and has its owner row, or until `expires_at` (Unix seconds).
     (

@@ -12,7 +12,7 @@ use rmcp::{
         ErrorCode, GetExtensions, ProgressNotificationParam, ProgressToken, RequestId,
         ServerJsonRpcMessage, ServerRequest,
     },
-    service::{OriginatingRequestId, ServiceError},
+    service::{OriginatingRequestId, PeerRequestOptions, ServiceError},
 };
 use serde_json::Value;
 use tokio::{sync::mpsc, task::JoinHandle};
@@ -118,8 +118,11 @@ impl Notifier for Collected {
 
 /// Asks a session's client during a call, on the stream of the request that made the call
 /// (rmcp's session service). The request is marked with that request's id, since the question
-/// may be asked from the upstream connection's task rather than the handler's, where rmcp would
-/// otherwise send it on the session's standalone stream.
+/// may be asked from the upstream connection's task rather than the handler's. rmcp marks a
+/// request itself when it is sent from a task serving a request, and in the upstream
+/// connection's task that is the upstream's request (a number of that connection's, which names
+/// no request of this session): sent from there, the question would go out on the session's
+/// standalone stream, which many clients never open. So it is sent from a task of its own.
 pub struct PeerAsker {
     pub peer: Peer<RoleServer>,
     pub origin: RequestId,
@@ -141,25 +144,34 @@ impl AskClient for PeerAsker {
         request
             .extensions_mut()
             .insert(OriginatingRequestId(self.origin.clone()));
-        let answer = self
-            .peer
-            .send_request(request)
-            .await
-            .map_err(|error| match error {
-                ServiceError::McpError(error) if error.code == ErrorCode::METHOD_NOT_FOUND => {
-                    ToolError::MissingClientCapability {
-                        capability: "unknown".into(),
-                    }
-                }
-                ServiceError::McpError(error) => ToolError::Upstream {
-                    status: 502,
-                    message: format!("the client refused the server's request: {}", error.message),
-                },
-                ServiceError::Cancelled { .. } => ToolError::Cancelled,
-                ServiceError::Timeout { .. } => ToolError::Timeout,
-                other => ToolError::Unreachable(format!("the client could not be asked: {other}")),
-            })?;
+        let peer = self.peer.clone();
+        let sent = tokio::spawn(async move {
+            peer.send_cancellable_request(request, PeerRequestOptions::no_options())
+                .await
+        })
+        .await
+        .map_err(|error| ToolError::Unreachable(format!("the client could not be asked: {error}")))
+        .and_then(|sent| sent.map_err(client_error))?;
+        let answer = sent.await_response().await.map_err(client_error)?;
         serde_json::to_value(answer)
             .map_err(|error| ToolError::BadResponse(format!("the client's answer: {error}")))
+    }
+}
+
+/// What a client's failure to answer means for the call.
+fn client_error(error: ServiceError) -> ToolError {
+    match error {
+        ServiceError::McpError(error) if error.code == ErrorCode::METHOD_NOT_FOUND => {
+            ToolError::MissingClientCapability {
+                capability: "unknown".into(),
+            }
+        }
+        ServiceError::McpError(error) => ToolError::Upstream {
+            status: 502,
+            message: format!("the client refused the server's request: {}", error.message),
+        },
+        ServiceError::Cancelled { .. } => ToolError::Cancelled,
+        ServiceError::Timeout { .. } => ToolError::Timeout,
+        other => ToolError::Unreachable(format!("the client could not be asked: {other}")),
     }
 }

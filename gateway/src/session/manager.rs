@@ -4,14 +4,30 @@
 //! by the session fast path do not wake it, so a session used only for plain tool calls loses
 //! its worker here; the next request that needs one restores it from the store, exactly as on a
 //! replica that never saw the session.
+//!
+//! The questions the gateway asks a session's client during a call (elicitation, sampling,
+//! roots) carry ids that name this replica ([`Questions`]): rmcp numbers them from 0 in every
+//! process serving the session, so without the replica's name two replicas would ask under one
+//! id, and the replica an answer lands on could not tell whose question it answers.
 
-use std::sync::Arc;
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
 
 use rmcp::{
-    model::{ClientJsonRpcMessage, ServerJsonRpcMessage},
-    transport::streamable_http_server::session::{
-        RestoreOutcome, ServerSseMessage, SessionId, SessionManager,
-        local::{LocalSessionManager, LocalSessionManagerError},
+    RoleServer,
+    model::{ClientJsonRpcMessage, JsonRpcMessage, RequestId, ServerJsonRpcMessage},
+    service::{RxJsonRpcMessage, TxJsonRpcMessage},
+    transport::{
+        Transport,
+        streamable_http_server::session::{
+            RestoreOutcome, ServerSseMessage, SessionId, SessionManager,
+            local::{LocalSessionManager, LocalSessionManagerError},
+        },
     },
 };
 
@@ -23,13 +39,47 @@ use super::store::{LookupError, SqlSessionStore};
 pub struct SharedSessionManager {
     local: LocalSessionManager,
     store: Arc<SqlSessionStore>,
+    questions: Questions,
 }
+
+/// This replica's questions to session clients: the name their ids carry, and how many wait
+/// for an answer (while any do, the relay looks for answers posted on other replicas).
+#[derive(Debug, Clone)]
+pub struct Questions {
+    /// `mf:<16 hex digits>:`, random per process.
+    prefix: Arc<str>,
+    waiting: Arc<AtomicUsize>,
+}
+
+/// A session's transport to rmcp's worker, renaming the ids of the questions rmcp sends.
+pub struct Renumbered<T> {
+    inner: T,
+    questions: Questions,
+    /// The ids (as rmcp numbered them) of this session's questions still waiting here.
+    waiting: HashSet<RequestId>,
+}
+
+// === impl SharedSessionManager ===
 
 impl SharedSessionManager {
     pub fn new(store: Arc<SqlSessionStore>) -> Self {
         Self {
             local: LocalSessionManager::default(),
             store,
+            questions: Questions::new(),
+        }
+    }
+
+    /// This replica's questions to session clients.
+    pub fn questions(&self) -> &Questions {
+        &self.questions
+    }
+
+    fn renumbered<T>(&self, inner: T) -> Renumbered<T> {
+        Renumbered {
+            inner,
+            questions: self.questions.clone(),
+            waiting: HashSet::new(),
         }
     }
 }
@@ -45,10 +95,11 @@ pub enum SessionError {
 
 impl SessionManager for SharedSessionManager {
     type Error = SessionError;
-    type Transport = <LocalSessionManager as SessionManager>::Transport;
+    type Transport = Renumbered<<LocalSessionManager as SessionManager>::Transport>;
 
     async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
-        Ok(self.local.create_session().await?)
+        let (id, transport) = self.local.create_session().await?;
+        Ok((id, self.renumbered(transport)))
     }
 
     async fn initialize_session(
@@ -114,6 +165,112 @@ impl SessionManager for SharedSessionManager {
         &self,
         id: SessionId,
     ) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
-        Ok(self.local.restore_session(id).await?)
+        Ok(match self.local.restore_session(id).await? {
+            RestoreOutcome::Restored(transport) => {
+                RestoreOutcome::Restored(self.renumbered(transport))
+            }
+            RestoreOutcome::AlreadyPresent => RestoreOutcome::AlreadyPresent,
+            // `NotSupported`, and whatever later rmcp versions add: rmcp answers 404.
+            _ => RestoreOutcome::NotSupported,
+        })
+    }
+}
+
+// === impl Questions ===
+
+impl Questions {
+    pub(super) fn new() -> Self {
+        Self {
+            prefix: format!("mf:{:016x}:", rand::random::<u64>()).into(),
+            waiting: Arc::default(),
+        }
+    }
+
+    /// Whether any question of this replica waits for its answer.
+    pub fn any_waiting(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) > 0
+    }
+
+    /// Whether `id` names a question of this replica.
+    pub fn is_ours(&self, id: &RequestId) -> bool {
+        matches!(id, RequestId::String(id) if id.starts_with(&*self.prefix))
+    }
+
+    /// Whether `id` names a question of another replica: a relay delivers its answer there.
+    pub fn is_another_replicas(&self, id: &RequestId) -> bool {
+        matches!(id, RequestId::String(id) if id.starts_with("mf:")) && !self.is_ours(id)
+    }
+
+    /// The prefix of this replica's question ids as their stored key (JSON text) begins.
+    pub fn stored_prefix(&self) -> String {
+        format!("\"{}", self.prefix)
+    }
+
+    /// The id the client sees for rmcp's `id`.
+    pub(super) fn outward(&self, id: &RequestId) -> RequestId {
+        RequestId::String(format!("{}{id}", self.prefix).into())
+    }
+
+    /// rmcp's id for an answer's `id`, when it names a question of this replica.
+    fn inward(&self, id: &RequestId) -> Option<RequestId> {
+        let RequestId::String(id) = id else {
+            return None;
+        };
+        let rest = id.strip_prefix(&*self.prefix)?;
+        Some(match rest.parse::<i64>() {
+            Ok(number) => RequestId::Number(number),
+            Err(_) => RequestId::String(rest.into()),
+        })
+    }
+}
+
+// === impl Renumbered ===
+
+impl<T: Transport<RoleServer>> Transport<RoleServer> for Renumbered<T> {
+    type Error = T::Error;
+
+    fn send(
+        &mut self,
+        mut item: TxJsonRpcMessage<RoleServer>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        if let JsonRpcMessage::Request(request) = &mut item {
+            if self.waiting.insert(request.id.clone()) {
+                self.questions.waiting.fetch_add(1, Ordering::Relaxed);
+            }
+            request.id = self.questions.outward(&request.id);
+        }
+        self.inner.send(item)
+    }
+
+    async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
+        let mut message = self.inner.receive().await?;
+        let id = match &mut message {
+            JsonRpcMessage::Response(response) => Some(&mut response.id),
+            JsonRpcMessage::Error(error) => error.id.as_mut(),
+            _ => None,
+        };
+        // An answer naming no question of ours keeps its id, which rmcp knows of no request.
+        if let Some(id) = id
+            && let Some(inward) = self.questions.inward(id)
+        {
+            if self.waiting.remove(&inward) {
+                self.questions.waiting.fetch_sub(1, Ordering::Relaxed);
+            }
+            *id = inward;
+        }
+        Some(message)
+    }
+
+    fn close(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        self.inner.close()
+    }
+}
+
+impl<T> Drop for Renumbered<T> {
+    /// A session that ends with questions unanswered stops counting them.
+    fn drop(&mut self) {
+        self.questions
+            .waiting
+            .fetch_sub(self.waiting.len(), Ordering::Relaxed);
     }
 }

@@ -2,15 +2,16 @@
 //! database, so any replica serves any request. Each replica trusts its last look at a session
 //! for `server.session_recheck` before asking the database again ([`store`]), and keeps rmcp's
 //! live copy in memory, restored from the database when a session it has not seen arrives
-//! ([`manager`]). A cancellation reaches its call on whichever replica runs it ([`cancel`]).
+//! ([`manager`]). A cancellation reaches its call, and the client's answer the question a call
+//! asked it, on whichever replica runs the call ([`relay`]).
 //! A user's sessions are capped by slots reserved in the database ([`slots`]).
 
-mod cancel;
 mod manager;
+mod relay;
 mod slots;
 mod store;
 
-pub use cancel::{CancelRelay, InFlight, Registration, Served};
-pub use manager::{SessionError, SharedSessionManager};
+pub use manager::{Questions, SessionError, SharedSessionManager};
+pub use relay::{InFlight, Posted, Registration, Served, SignalRelay};
 pub use slots::{Reservation, Reserved, SessionSlots};
 pub use store::{LiveSession, LookupError, SessionTiming, SqlSessionStore};

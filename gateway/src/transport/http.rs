@@ -26,7 +26,7 @@ use super::{
 use crate::{
     auth::{self, AuthState},
     handler::Gateway,
-    session::{CancelRelay, SharedSessionManager, SqlSessionStore},
+    session::{SharedSessionManager, SignalRelay, SqlSessionStore},
 };
 
 /// What the HTTP transport needs from `[server]`.
@@ -50,7 +50,8 @@ pub struct HttpSettings {
 pub fn router(
     gateway: Arc<Gateway>,
     sessions: Arc<SqlSessionStore>,
-    cancels: Arc<CancelRelay>,
+    live_sessions: Arc<SharedSessionManager>,
+    relay: Arc<SignalRelay>,
     settings: &HttpSettings,
     shutdown: CancellationToken,
     auth: Option<(Arc<AuthState>, bool)>,
@@ -67,15 +68,14 @@ pub fn router(
         .disable_allowed_origins();
     config.session_store = Some(sessions.clone());
     let factory_gateway = gateway.clone();
-    let mcp = StreamableHttpService::new(
-        move || Ok(factory_gateway.handler()),
-        Arc::new(SharedSessionManager::new(sessions.clone())),
-        config,
-    );
+    let questions = live_sessions.questions().clone();
+    let mcp =
+        StreamableHttpService::new(move || Ok(factory_gateway.handler()), live_sessions, config);
     let fast = fast_path::FastPath {
         gateway: gateway.clone(),
         sessions: sessions.clone(),
-        cancels,
+        relay,
+        questions,
         shutdown: shutdown.clone(),
     };
     let session_slots = sessions.slots(settings.max_sessions_per_user);

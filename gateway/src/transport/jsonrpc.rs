@@ -123,6 +123,15 @@ pub(super) struct CheckedCancel {
     pub request_id: RequestId,
 }
 
+/// A well-formed JSON-RPC response or error of the client, answering a question of the server
+/// (its `id` is the server's), left in the request's extensions so the session fast path can
+/// relay it to the replica that asked.
+#[derive(Debug, Clone)]
+pub(super) struct CheckedAnswer {
+    pub request_id: RequestId,
+    pub body: Bytes,
+}
+
 /// What the guard learnt of a body it let through.
 #[derive(Debug)]
 // Built once per request and moved straight into the extensions: boxing the call would only add
@@ -131,6 +140,8 @@ pub(super) struct CheckedCancel {
 pub(super) enum Checked {
     Call(CheckedCall),
     Cancel(CheckedCancel),
+    /// A client's answer to the server's request with this id.
+    Answer(RequestId),
     /// A well-formed `initialize`: it opens a session, which the per-user cap counts.
     Initialize,
 }
@@ -251,6 +262,10 @@ pub(super) fn check(body: &[u8], era: Era) -> Result<Option<Checked>, Rejection>
         {
             return Ok(Some(Checked::Initialize));
         }
+        Ok(ClientJsonRpcMessage::Response(response)) => {
+            return Ok(Some(Checked::Answer(response.id)));
+        }
+        Ok(ClientJsonRpcMessage::Error(error)) => return Ok(error.id.map(Checked::Answer)),
         Ok(_) => return Ok(None),
         Err(_) => {}
     }
@@ -482,6 +497,7 @@ pub async fn enforce(State(limit): State<BodyLimit>, mut request: Request, next:
         Ok(checked) => checked,
         Err(rejection) => return rejection.into_response(),
     };
+    let answer_body = matches!(checked, Some(Checked::Answer(_))).then(|| bytes.clone());
     let mut request = Request::from_parts(parts, Body::from(bytes));
     match checked {
         Some(Checked::Call(call)) => {
@@ -492,6 +508,12 @@ pub async fn enforce(State(limit): State<BodyLimit>, mut request: Request, next:
         }
         Some(Checked::Initialize) => {
             request.extensions_mut().insert(Initialize);
+        }
+        Some(Checked::Answer(request_id)) => {
+            request.extensions_mut().insert(CheckedAnswer {
+                request_id,
+                body: answer_body.unwrap_or_default(),
+            });
         }
         None => {}
     }
@@ -593,6 +615,34 @@ pub(crate) mod tests {
             r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{"_meta":{META_2026}}}}}"#
         );
         assert!(matches!(check(list.as_bytes(), Era::Stateless), Ok(None)));
+    }
+
+    #[test]
+    fn a_clients_answer_to_the_servers_question_is_marked_with_its_id() {
+        let answers = [
+            (
+                r#"{"jsonrpc":"2.0","id":"mf:00ff:3","result":{"action":"accept"}}"#,
+                Some("mf:00ff:3"),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":7,"error":{"code":-1,"message":"no"}}"#,
+                Some("7"),
+            ),
+            // An error without an id answers nothing in particular.
+            (
+                r#"{"jsonrpc":"2.0","error":{"code":-1,"message":"no"}}"#,
+                None,
+            ),
+        ];
+        for (body, id) in answers {
+            let checked = check(body.as_bytes(), Era::Sessions).expect("an answer passes");
+            let marked = match checked {
+                Some(Checked::Answer(RequestId::String(id))) => Some(id.to_string()),
+                Some(Checked::Answer(RequestId::Number(id))) => Some(id.to_string()),
+                _ => None,
+            };
+            assert_eq!(marked.as_deref(), id, "{body}");
+        }
     }
 
     #[test]

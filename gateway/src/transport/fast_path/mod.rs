@@ -25,22 +25,24 @@ use rmcp::model::{
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    jsonrpc::{CheckedCall, CheckedCancel},
+    jsonrpc::{CheckedAnswer, CheckedCall, CheckedCancel},
     param_headers,
 };
 use crate::{
     handler::Gateway,
     policy::tool_ref,
-    session::{CancelRelay, SqlSessionStore},
+    session::{Questions, SignalRelay, SqlSessionStore},
 };
 
 /// What the fast paths need: the handler, the session store, the session calls in flight here
-/// (with the relay of cancellations between replicas), and the gateway's shutdown signal.
+/// (with the relay of signals between replicas), whose questions this replica's are, and the
+/// gateway's shutdown signal.
 #[derive(Clone)]
 pub struct FastPath {
     pub gateway: Arc<Gateway>,
     pub sessions: Arc<SqlSessionStore>,
-    pub cancels: Arc<CancelRelay>,
+    pub relay: Arc<SignalRelay>,
+    pub questions: Questions,
     pub shutdown: CancellationToken,
 }
 
@@ -54,6 +56,12 @@ pub async fn serve(State(fast): State<FastPath>, mut request: Request, next: Nex
     }
     if !common_headers_fit(request.headers()) {
         return next.run(request).await;
+    }
+    if let Some(answer) = request.extensions_mut().remove::<CheckedAnswer>() {
+        return match session::relay_answer(&fast, &answer, request.headers()).await {
+            Some(answered) => answered,
+            None => next.run(request).await,
+        };
     }
     if let Some(cancel) = request.extensions_mut().remove::<CheckedCancel>() {
         return match session::cancel(&fast, &cancel, request.headers()).await {

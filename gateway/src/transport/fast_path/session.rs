@@ -4,6 +4,10 @@
 //! one goes on to rmcp, which answers 404); the call is registered so that the
 //! `notifications/cancelled` naming it, which arrives on another POST, drops it; and the answer
 //! is one JSON message, or an SSE stream when log notifications go ahead of it.
+//!
+//! Two messages about a session's calls are relayed here to the replica they concern: a
+//! cancellation naming no call of this replica, and the client's answer to a question another
+//! replica asked.
 
 use axum::{
     body::Bytes,
@@ -17,8 +21,8 @@ use tokio_util::sync::CancellationToken;
 use super::{FastPath, json_answer, single, traceparent};
 use crate::{
     handler::{CallScope, CancelledElsewhere, Collected},
-    session::{LiveSession, Served},
-    transport::jsonrpc::{CheckedCall, CheckedCancel},
+    session::{LiveSession, Posted, Served},
+    transport::jsonrpc::{CheckedAnswer, CheckedCall, CheckedCancel},
 };
 
 /// The protocol versions that have sessions. A request without the version header is of
@@ -90,7 +94,7 @@ pub(super) async fn answer(
 ) -> Response {
     let id = call.id;
     let cancel = fast.shutdown.child_token();
-    let registration = fast.cancels.in_flight().register(
+    let registration = fast.relay.in_flight().register(
         &fit.session_id,
         id.clone(),
         cancel.clone(),
@@ -145,7 +149,7 @@ pub(super) fn register_for_rmcp(
     let token = CancellationToken::new();
     // A second call with an id already in flight here stays unregistered: rmcp runs it
     // anyway, and only the first is reachable from other replicas.
-    let registration = fast.cancels.in_flight().register(
+    let registration = fast.relay.in_flight().register(
         session_id,
         call.id.clone(),
         token.clone(),
@@ -164,7 +168,7 @@ pub(super) async fn cancel(
 ) -> Option<Response> {
     let session_id = single(headers, "mcp-session-id")?.to_str().ok()?;
     match fast
-        .cancels
+        .relay
         .in_flight()
         .cancel(session_id, &cancel.request_id)
     {
@@ -175,7 +179,7 @@ pub(super) async fn cancel(
     }
     match fast.sessions.live(session_id).await {
         Ok(Some(_)) => {
-            if let Err(error) = fast.cancels.post(session_id, &cancel.request_id).await {
+            if let Err(error) = fast.relay.post_cancel(session_id, &cancel.request_id).await {
                 tracing::warn!(%error, "cannot post a cancellation for the other replicas");
             }
         }
@@ -184,6 +188,42 @@ pub(super) async fn cancel(
         Err(error) => tracing::warn!(%error, "cannot post a cancellation for the other replicas"),
     }
     None
+}
+
+/// Relays the client's answer to a question another replica asked (its id names that replica),
+/// in a session the store has: 202 as rmcp answers a response, 429 when the session has too
+/// many answers waiting already, 503 when the database cannot take it. `None` for any other
+/// answer, which rmcp's session takes (a question of this replica's, or an id of nobody's).
+pub(super) async fn relay_answer(
+    fast: &FastPath,
+    answer: &CheckedAnswer,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    if !fast.questions.is_another_replicas(&answer.request_id) {
+        return None;
+    }
+    let session_id = single(headers, "mcp-session-id")?.to_str().ok()?;
+    // Unknown or ended: rmcp answers 404 (a store that cannot answer: 500).
+    fast.sessions.live(session_id).await.ok()??;
+    // The guard parsed the body as a client message, so it is UTF-8 JSON.
+    let body = std::str::from_utf8(&answer.body).ok()?;
+    Some(
+        match fast
+            .relay
+            .post_answer(session_id, &answer.request_id, body)
+            .await
+        {
+            Ok(Posted::Posted) => StatusCode::ACCEPTED.into_response(),
+            Ok(Posted::Full) => {
+                tracing::warn!("a session posted more answers than it has questions waiting");
+                StatusCode::TOO_MANY_REQUESTS.into_response()
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot post an answer for the replica that asked");
+                StatusCode::SERVICE_UNAVAILABLE.into_response()
+            }
+        },
+    )
 }
 
 /// Notifications, then the answer, as one SSE stream. Events carry no ids: the stream is

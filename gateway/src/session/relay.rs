@@ -1,8 +1,12 @@
-//! Cancellation across replicas. A session's calls run on whichever replica received them, and
-//! the `notifications/cancelled` naming one may land on any replica. Each replica registers the
-//! session calls it runs ([`InFlight`]); a cancellation that finds no call here is posted to the
-//! shared `mcp_cancellations` table, which every replica with session calls in flight reads every
-//! [`POLL_EVERY`], cancelling the calls it holds ([`CancelRelay`]).
+//! Signals between replicas about a session's requests. A session's calls run on whichever
+//! replica received them, and what concerns a call may land on any replica: the
+//! `notifications/cancelled` naming it, or the client's answer to a question the gateway asked
+//! during it (elicitation, sampling, roots), which the client POSTs as a JSON-RPC response.
+//! Each replica registers the calls it runs ([`InFlight`]), and the ids of its questions name
+//! it (`manager::Questions`); a signal meant for another replica is posted to the shared
+//! `mcp_signals` table, which every replica holding calls or questions reads every
+//! [`POLL_EVERY`], taking what is its own ([`SignalRelay`]). This is the one channel replicas
+//! signal each other by.
 //!
 //! Rows carry the posting replica's clock and are read against the reading replica's, so
 //! replica clocks must agree to within [`LOOKBACK`] (NTP keeps them within milliseconds).
@@ -17,13 +21,17 @@ use std::{
 };
 
 use dashmap::{DashMap, mapref::entry::Entry};
-use rmcp::model::RequestId;
+use rmcp::{
+    model::{ClientJsonRpcMessage, RequestId},
+    transport::streamable_http_server::session::SessionManager,
+};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
+use super::manager::{Questions, SharedSessionManager};
 use crate::storage::Storage;
 
-/// How often a replica with session calls in flight reads the posted cancellations.
+/// How often a replica with session calls or questions in flight reads the posted signals.
 pub const POLL_EVERY: Duration = Duration::from_millis(200);
 /// How far back each read looks: far longer than the gap between reads, so a replica that was
 /// slow to read (or whose clock differs a little) misses nothing, and a cancellation posted just
@@ -34,11 +42,18 @@ const LOOKBACK: Duration = Duration::from_secs(10);
 /// At most this many of the newest rows are read at once, so a client posting cancellations in
 /// bulk cannot make every replica's reads grow without bound.
 const READ_LIMIT: i64 = 1000;
-/// Posted cancellations are kept this long, then pruned.
+/// Posted signals are kept this long, then pruned (an answer nobody took, too).
 const KEEP: Duration = Duration::from_secs(120);
 /// Request ids are stored as their JSON text up to this length, longer ones as a digest, so
 /// rows stay small (and within PostgreSQL's index entry limit) whatever id a client picks.
 const KEY_MAX: usize = 64;
+/// At most this many answers of one session wait in the table: a client answers the questions
+/// of its calls in flight, a handful, and cannot fill the database with answers to nothing.
+const ANSWERS_PER_SESSION: i64 = 32;
+
+/// What a signal row is.
+const CANCEL: &str = "cancel";
+const ANSWER: &str = "answer";
 
 /// Which path serves a registered call, which decides who answers a cancellation found here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,10 +87,28 @@ pub struct Registration {
     generation: u64,
 }
 
-/// Posts cancellations for other replicas and delivers theirs to the calls this replica holds.
-pub struct CancelRelay {
+/// Posts signals for other replicas and delivers theirs to the calls and questions this replica
+/// holds.
+pub struct SignalRelay {
     storage: Storage,
     in_flight: InFlight,
+}
+
+/// What became of an answer posted for another replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Posted {
+    Posted,
+    /// The session has [`ANSWERS_PER_SESSION`] answers waiting already.
+    Full,
+}
+
+/// What one read of the posted signals found for this replica.
+#[derive(Debug, Default)]
+pub struct Delivered {
+    /// Calls held here that were cancelled.
+    pub cancelled: usize,
+    /// Answers to questions of this replica, by session, taken out of the table.
+    pub answers: Vec<(String, ClientJsonRpcMessage)>,
 }
 
 // === impl InFlight ===
@@ -153,9 +186,9 @@ impl Drop for Registration {
     }
 }
 
-// === impl CancelRelay ===
+// === impl SignalRelay ===
 
-impl CancelRelay {
+impl SignalRelay {
     pub fn new(storage: Storage) -> Self {
         Self {
             storage,
@@ -169,12 +202,14 @@ impl CancelRelay {
     }
 
     /// Records that the client cancelled call `id` of `session`, for the replica running it.
-    pub async fn post(&self, session: &str, id: &RequestId) -> Result<(), sqlx::Error> {
+    pub async fn post_cancel(&self, session: &str, id: &RequestId) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO mcp_cancellations (session_id, request_id, posted_ms) VALUES ($1, $2, $3)
-             ON CONFLICT (session_id, request_id) DO NOTHING",
+            "INSERT INTO mcp_signals (session_id, kind, request_id, body, posted_ms)
+             VALUES ($1, $2, $3, NULL, $4)
+             ON CONFLICT (session_id, kind, request_id) DO NOTHING",
         )
         .bind(session)
+        .bind(CANCEL)
         .bind(request_key(id))
         .bind(now_ms())
         .execute(self.storage.pool())
@@ -182,17 +217,59 @@ impl CancelRelay {
         Ok(())
     }
 
-    /// Cancels the calls held here that were cancelled on other replicas; returns how many.
-    /// Asks the database only while session calls are in flight here.
-    pub async fn deliver(&self) -> Result<usize, sqlx::Error> {
-        if self.in_flight.is_empty() {
-            return Ok(0);
+    /// Records the client's answer `body` (a JSON-RPC response or error) to the question `id`
+    /// of `session`, which another replica asked. A repeated answer is kept once.
+    pub async fn post_answer(
+        &self,
+        session: &str,
+        id: &RequestId,
+        body: &str,
+    ) -> Result<Posted, sqlx::Error> {
+        let (waiting,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM mcp_signals WHERE session_id = $1 AND kind = $2")
+                .bind(session)
+                .bind(ANSWER)
+                .fetch_one(self.storage.pool())
+                .await?;
+        if waiting >= ANSWERS_PER_SESSION {
+            return Ok(Posted::Full);
         }
+        sqlx::query(
+            "INSERT INTO mcp_signals (session_id, kind, request_id, body, posted_ms)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (session_id, kind, request_id) DO NOTHING",
+        )
+        .bind(session)
+        .bind(ANSWER)
+        .bind(request_key(id))
+        .bind(body)
+        .bind(now_ms())
+        .execute(self.storage.pool())
+        .await?;
+        Ok(Posted::Posted)
+    }
+
+    /// Cancels the calls held here that were cancelled on other replicas, and takes the answers
+    /// to this replica's questions (`questions`) posted on others. Asks the database only while
+    /// session calls or questions are in flight here.
+    pub async fn deliver(&self, questions: &Questions) -> Result<Delivered, sqlx::Error> {
+        let mut delivered = Delivered::default();
+        if !self.in_flight.is_empty() {
+            delivered.cancelled = self.deliver_cancellations().await?;
+        }
+        if questions.any_waiting() {
+            delivered.answers = self.take_answers(questions).await?;
+        }
+        Ok(delivered)
+    }
+
+    async fn deliver_cancellations(&self) -> Result<usize, sqlx::Error> {
         let since = now_ms() - i64::try_from(LOOKBACK.as_millis()).unwrap_or(i64::MAX);
         let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT session_id, request_id FROM mcp_cancellations
-             WHERE posted_ms >= $1 ORDER BY posted_ms DESC LIMIT $2",
+            "SELECT session_id, request_id FROM mcp_signals
+             WHERE kind = $1 AND posted_ms >= $2 ORDER BY posted_ms DESC LIMIT $3",
         )
+        .bind(CANCEL)
         .bind(since)
         .bind(READ_LIMIT)
         .fetch_all(self.storage.pool())
@@ -209,19 +286,58 @@ impl CancelRelay {
         Ok(cancelled)
     }
 
-    /// Deletes posted cancellations older than [`KEEP`]; returns how many.
+    /// Takes the posted answers whose ids name this replica. No lookback: an answer waits for
+    /// its question's replica however late it reads (until pruned). Each is deleted as it is
+    /// read, so it is delivered once even if two reads overlap.
+    async fn take_answers(
+        &self,
+        questions: &Questions,
+    ) -> Result<Vec<(String, ClientJsonRpcMessage)>, sqlx::Error> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT session_id, request_id FROM mcp_signals
+             WHERE kind = $1 AND request_id LIKE $2 ORDER BY posted_ms LIMIT $3",
+        )
+        .bind(ANSWER)
+        .bind(format!("{}%", questions.stored_prefix()))
+        .bind(READ_LIMIT)
+        .fetch_all(self.storage.pool())
+        .await?;
+        let mut answers = Vec::with_capacity(rows.len());
+        for (session, key) in rows {
+            let taken: Option<(Option<String>,)> = sqlx::query_as(
+                "DELETE FROM mcp_signals WHERE session_id = $1 AND kind = $2 AND request_id = $3
+                 RETURNING body",
+            )
+            .bind(&session)
+            .bind(ANSWER)
+            .bind(&key)
+            .fetch_optional(self.storage.pool())
+            .await?;
+            // Read by an overlapping read already; or a body that is no client message, which
+            // the posting replica checked, so only the database could have changed it.
+            if let Some((Some(body),)) = taken
+                && let Ok(message) = serde_json::from_str::<ClientJsonRpcMessage>(&body)
+            {
+                answers.push((session, message));
+            }
+        }
+        Ok(answers)
+    }
+
+    /// Deletes posted signals older than [`KEEP`]; returns how many.
     pub async fn prune(&self) -> Result<u64, sqlx::Error> {
         let cutoff = now_ms() - i64::try_from(KEEP.as_millis()).unwrap_or(i64::MAX);
-        let done = sqlx::query("DELETE FROM mcp_cancellations WHERE posted_ms < $1")
+        let done = sqlx::query("DELETE FROM mcp_signals WHERE posted_ms < $1")
             .bind(cutoff)
             .execute(self.storage.pool())
             .await?;
         Ok(done.rows_affected())
     }
 
-    /// Delivers posted cancellations every [`POLL_EVERY`], and prunes them every [`KEEP`],
-    /// until `stop`.
-    pub fn spawn(self: Arc<Self>, stop: CancellationToken) {
+    /// Delivers posted signals every [`POLL_EVERY`] — answers to `sessions`, rmcp's sessions
+    /// of this replica, whose questions they answer — and prunes them every [`KEEP`], until
+    /// `stop`.
+    pub fn spawn(self: Arc<Self>, sessions: Arc<SharedSessionManager>, stop: CancellationToken) {
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(POLL_EVERY);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -233,28 +349,37 @@ impl CancelRelay {
                     _ = ticker.tick() => {}
                     () = stop.cancelled() => return,
                 }
-                match self.deliver().await {
-                    Ok(cancelled) => {
-                        if cancelled > 0 {
+                match self.deliver(sessions.questions()).await {
+                    Ok(delivered) => {
+                        if delivered.cancelled > 0 {
                             tracing::info!(
-                                cancelled,
+                                cancelled = delivered.cancelled,
                                 "stopped calls cancelled through another replica"
                             );
                         }
+                        for (session, answer) in delivered.answers {
+                            // The session ended here meanwhile: its question went with it.
+                            if let Err(error) =
+                                sessions.accept_message(&session.into(), answer).await
+                            {
+                                tracing::info!(%error, "an answer relayed by another replica \
+                                    found its session gone");
+                            }
+                        }
                         if std::mem::take(&mut failing) {
-                            tracing::info!("reading posted cancellations works again");
+                            tracing::info!("reading posted signals works again");
                         }
                     }
                     Err(error) if !failing => {
                         failing = true;
-                        tracing::warn!(%error, "cannot read posted cancellations");
+                        tracing::warn!(%error, "cannot read the signals posted by other replicas");
                     }
                     Err(_) => {}
                 }
                 if pruned.elapsed() >= KEEP {
                     pruned = tokio::time::Instant::now();
                     if let Err(error) = self.prune().await {
-                        tracing::warn!(%error, "cannot prune posted cancellations");
+                        tracing::warn!(%error, "cannot prune posted signals");
                     }
                 }
             }
@@ -288,11 +413,11 @@ mod tests {
     use super::*;
 
     /// Two replicas' relays over one SQLite database.
-    async fn replicas() -> (tempfile::TempDir, CancelRelay, CancelRelay) {
+    async fn replicas() -> (tempfile::TempDir, SignalRelay, SignalRelay) {
         let dir = tempfile::tempdir().unwrap();
         let storage = Storage::open(None, dir.path()).await.unwrap();
-        let a = CancelRelay::new(storage.clone());
-        let b = CancelRelay::new(storage);
+        let a = SignalRelay::new(storage.clone());
+        let b = SignalRelay::new(storage);
         (dir, a, b)
     }
 
@@ -323,13 +448,21 @@ mod tests {
             .unwrap();
 
         assert_eq!(b.in_flight().cancel("s1", &id), None, "not held on b");
-        b.post("s1", &id).await.unwrap();
-        b.post("s1", &id).await.unwrap(); // a repeated cancellation is one row
-        assert_eq!(b.deliver().await.unwrap(), 0, "b holds nothing");
-        assert_eq!(a.deliver().await.unwrap(), 1);
+        b.post_cancel("s1", &id).await.unwrap();
+        b.post_cancel("s1", &id).await.unwrap(); // a repeated cancellation is one row
+        assert_eq!(
+            b.deliver(&Questions::new()).await.unwrap().cancelled,
+            0,
+            "b holds nothing"
+        );
+        assert_eq!(a.deliver(&Questions::new()).await.unwrap().cancelled, 1);
         assert!(token.is_cancelled());
         assert!(!other.is_cancelled() && !string.is_cancelled());
-        assert_eq!(a.deliver().await.unwrap(), 0, "delivered once");
+        assert_eq!(
+            a.deliver(&Questions::new()).await.unwrap().cancelled,
+            0,
+            "delivered once"
+        );
         drop(held);
         // The others are still registered, and a local cancel says who answers it.
         assert_eq!(a.in_flight().cancel("s2", &id), Some(Served::Rmcp));
@@ -341,8 +474,8 @@ mod tests {
         let (_dir, a, b) = replicas().await;
         // A long string id is stored as a digest and still found.
         let id = NumberOrString::String("x".repeat(5000).into());
-        b.post("s1", &id).await.unwrap();
-        let stored: (String,) = sqlx::query_as("SELECT request_id FROM mcp_cancellations")
+        b.post_cancel("s1", &id).await.unwrap();
+        let stored: (String,) = sqlx::query_as("SELECT request_id FROM mcp_signals")
             .fetch_one(b.storage.pool())
             .await
             .unwrap();
@@ -352,7 +485,7 @@ mod tests {
             .in_flight()
             .register("s1", id, token.clone(), Served::FastPath)
             .unwrap();
-        assert_eq!(a.deliver().await.unwrap(), 1);
+        assert_eq!(a.deliver(&Questions::new()).await.unwrap().cancelled, 1);
         assert!(token.is_cancelled());
     }
 
@@ -360,8 +493,8 @@ mod tests {
     async fn a_cancellation_older_than_the_lookback_is_not_read_and_is_pruned() {
         let (_dir, a, b) = replicas().await;
         let id = NumberOrString::Number(1);
-        b.post("s1", &id).await.unwrap();
-        sqlx::query("UPDATE mcp_cancellations SET posted_ms = posted_ms - 15000")
+        b.post_cancel("s1", &id).await.unwrap();
+        sqlx::query("UPDATE mcp_signals SET posted_ms = posted_ms - 15000")
             .execute(b.storage.pool())
             .await
             .unwrap();
@@ -370,14 +503,73 @@ mod tests {
             .in_flight()
             .register("s1", id.clone(), token.clone(), Served::FastPath)
             .unwrap();
-        assert_eq!(a.deliver().await.unwrap(), 0);
+        assert_eq!(a.deliver(&Questions::new()).await.unwrap().cancelled, 0);
         assert!(!token.is_cancelled());
         assert_eq!(b.prune().await.unwrap(), 0, "kept for a while");
-        sqlx::query("UPDATE mcp_cancellations SET posted_ms = 0")
+        sqlx::query("UPDATE mcp_signals SET posted_ms = 0")
             .execute(b.storage.pool())
             .await
             .unwrap();
         assert_eq!(b.prune().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_answer_posted_on_one_replica_is_taken_once_by_the_replica_that_asked() {
+        let (_dir, a, b) = replicas().await;
+        let (asker, other) = (Questions::new(), Questions::new());
+        let ours = asker.outward(&NumberOrString::Number(0));
+        let theirs = other.outward(&NumberOrString::Number(0));
+        assert!(asker.is_ours(&ours) && other.is_another_replicas(&ours));
+        assert!(!asker.is_ours(&NumberOrString::Number(0)));
+        let body = |id: &RequestId| {
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {"action": "decline"}})
+                .to_string()
+        };
+        for id in [&ours, &theirs] {
+            assert_eq!(
+                b.post_answer("s1", id, &body(id)).await.unwrap(),
+                Posted::Posted
+            );
+        }
+        // A repeated answer is one row.
+        b.post_answer("s1", &ours, &body(&ours)).await.unwrap();
+        let taken = a.take_answers(&asker).await.unwrap();
+        assert_eq!(taken.len(), 1, "only the answer to its own question");
+        assert_eq!(taken[0].0, "s1");
+        assert!(matches!(&taken[0].1, ClientJsonRpcMessage::Response(r) if r.id == ours));
+        assert!(
+            a.take_answers(&asker).await.unwrap().is_empty(),
+            "taken once"
+        );
+        assert_eq!(b.take_answers(&other).await.unwrap().len(), 1);
+        // Nothing is read while no question waits here.
+        b.post_answer("s1", &ours, &body(&ours)).await.unwrap();
+        assert!(a.deliver(&asker).await.unwrap().answers.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_session_cannot_fill_the_table_with_answers() {
+        let (_dir, _a, b) = replicas().await;
+        let other = Questions::new();
+        for n in 0..ANSWERS_PER_SESSION {
+            let id = other.outward(&NumberOrString::Number(n));
+            let body = format!(r#"{{"jsonrpc":"2.0","id":"{id}","result":{{}}}}"#);
+            assert_eq!(
+                b.post_answer("s1", &id, &body).await.unwrap(),
+                Posted::Posted
+            );
+        }
+        let id = other.outward(&NumberOrString::Number(999));
+        assert_eq!(b.post_answer("s1", &id, "{}").await.unwrap(), Posted::Full);
+        // Another session has room of its own.
+        assert_eq!(
+            b.post_answer("s2", &id, "{}").await.unwrap(),
+            Posted::Posted
+        );
+        // Cancellations are not answers.
+        b.post_cancel("s1", &NumberOrString::Number(1))
+            .await
+            .unwrap();
     }
 
     #[test]
