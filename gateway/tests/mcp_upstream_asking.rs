@@ -395,23 +395,80 @@ async fn a_2026_client_answers_between_rounds_and_any_replica_resumes_the_call()
 }
 
 #[tokio::test]
-async fn a_2026_client_calling_a_2025_upstream_that_asks_mid_call_gets_a_clean_failure() {
+async fn a_2026_client_answers_a_2025_upstreams_mid_call_questions_while_the_gateway_holds_the_call()
+ {
     let stop = CancellationToken::new();
-    let (_upstream, url) = asking_upstream(true, &stop).await;
+    let (upstream, url) = asking_upstream(true, &stop).await;
     let gateway = support::start(&instance(&url, "")).await;
     let (lister, _) = connect(&gateway.url()).await;
-    support::mcp_gateway::until_listed(&lister, "up_ask_name").await;
+    support::mcp_gateway::until_listed(&lister, "up_ask_twice").await;
     let client = reqwest::Client::new();
-    let (status, answer) = send(
+    let url = gateway.url();
+    let declared = json!({"elicitation": {}, "sampling": {}});
+    let retry = |answers: Option<Value>, state: &str| {
+        let mut body = round("up_ask_twice", declared.clone(), Some((json!({}), state)));
+        let mut parsed: Value = serde_json::from_str(&body.0).unwrap();
+        match answers {
+            Some(answers) => parsed["params"]["inputResponses"] = answers,
+            None => {
+                parsed["params"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("inputResponses");
+            }
+        }
+        body.0 = parsed.to_string();
+        body
+    };
+    let asked = |answer: &Value, method: &str| -> String {
+        let result = &answer["result"];
+        assert_eq!(result["resultType"], "input_required", "{answer}");
+        assert_eq!(
+            result["inputRequests"]["input"]["method"], method,
+            "{answer}"
+        );
+        let state = result["requestState"].as_str().unwrap().to_owned();
+        assert!(
+            !state.contains("held"),
+            "the held call's state is sealed: {state}"
+        );
+        state
+    };
+
+    // The upstream asks mid-call: the round ends with its question, the call held upstream.
+    let (_, first) = send(&client, &url, round("up_ask_twice", declared.clone(), None)).await;
+    let state = asked(&first, "elicitation/create");
+    // A retry without the answer is asked again.
+    let (_, again) = send(&client, &url, retry(None, &state)).await;
+    let state = asked(&again, "elicitation/create");
+    // The answer resumes the held call, which asks its second question.
+    let name = json!({"input": {"action": "accept", "content": {"name": "Ada"}}});
+    let (_, second) = send(&client, &url, retry(Some(name.clone()), &state)).await;
+    let state_two = asked(&second, "sampling/createMessage");
+    let (status, done) = send(
         &client,
-        &gateway.url(),
-        round("up_ask_name", json!({"elicitation": {}}), None),
+        &url,
+        retry(Some(json!({"input": sampled("Paris")})), &state_two),
     )
     .await;
-    assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer["result"]["isError"], true, "{answer}");
-    let text = answer["result"]["content"][0]["text"].as_str().unwrap();
-    assert!(text.contains("between rounds"), "{text}");
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(
+        done["result"]["content"][0]["text"], "name=Ada model=Paris",
+        "{done}"
+    );
+    // One upstream call served all four rounds.
+    assert_eq!(upstream.declared.lock().unwrap().len(), 1);
+    // A round already answered names a call no longer held.
+    let (body, headers) = retry(Some(name), &state);
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (_, _, messages, text) = post(&client, &url, &headers, &body).await;
+    let stale = messages
+        .iter()
+        .find(|m| m["id"] == 7)
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(stale["result"]["isError"], true, "{stale}");
+    let text = stale["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("no longer waiting"), "{text}");
     lister.cancel().await.unwrap();
     gateway.running.shutdown.cancel();
     stop.cancel();

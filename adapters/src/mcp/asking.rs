@@ -7,7 +7,8 @@
 //!   ([`Shared::relay`]); it goes to the client whose call that stream serves, and its answer
 //!   back. A request on no call's stream goes to the one call in flight that can be asked, and
 //!   is refused when there is none or more than one: an upstream can only ever reach a client
-//!   that is calling it at that moment, and never one it was not given.
+//!   that is calling it at that moment, and never one it was not given. A client that answers
+//!   only between rounds is asked by holding the call open until it retries (`held.rs`).
 
 use std::collections::HashMap;
 
@@ -114,8 +115,9 @@ impl Shared {
             Answers::Asked(client) => client.ask(request).await.map_err(|error| {
                 McpError::internal_error(format!("the client did not answer: {error}"), None)
             }),
-            // The client answers only between rounds, and this call is still running: there is
-            // no round to end. Refused clearly; the upstream decides how its call goes on.
+            // Not a call's own link (a call of a client answering between rounds is held and
+            // asked through `held.rs`): there is no round to end. Refused clearly; the
+            // upstream decides how its call goes on.
             Answers::Rounds | Answers::Never => Err(McpError::new(
                 ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY,
                 "the calling client answers server requests only between rounds (protocol \

@@ -9,6 +9,7 @@ mod connection;
 mod convert;
 /// `tools/call` as one plain POST to a 2026-07-28 Streamable HTTP upstream.
 mod direct;
+mod held;
 mod offers;
 /// Upstream connections per user, for `settings.auth = "oauth"` or `"token_exchange"`.
 mod pool;
@@ -120,6 +121,7 @@ impl AdapterKind for McpKind {
             }),
             started: std::sync::Once::new(),
             pool: per_user.then(pool::Pool::default),
+            holds: held::Holds::default(),
         }))
     }
 }
@@ -155,6 +157,8 @@ pub struct McpAdapter {
     started: std::sync::Once,
     /// Per-user connections, when the upstream authenticates each user (`pool.rs`).
     pool: Option<pool::Pool>,
+    /// Calls held open between a 2026-07-28 client's rounds (`held.rs`).
+    holds: held::Holds,
 }
 
 /// Removes a call's progress route when the call ends, however it ends.
@@ -322,6 +326,10 @@ impl McpAdapter {
         ctx: &CallContext,
     ) -> Result<ServerResult, ToolError> {
         let shared = &self.shared;
+        // A retry answering the question of a call held for it (`held.rs`).
+        if let Some(handle) = held::resumed(ctx) {
+            return finish(shared, self.holds.resume(handle, ctx).await?);
+        }
         // The instance's own connection's direct route (never a per-user one, `connection.rs`).
         if let Some(direct) = direct::Direct::route(shared, &request) {
             return direct.call_tool(request, ctx).await;
@@ -335,6 +343,11 @@ impl McpAdapter {
             .send_request_with_option(request, options)
             .await
             .map_err(service_error)?;
+        // A client answering between rounds is asked by holding the call (`held.rs`).
+        if held::holds_for(ctx) {
+            let pending = held::Pending::start(shared.clone(), peer, handle, ctx);
+            return finish(shared, pending.wait(&self.holds).await?);
+        }
         // A 2025-era upstream asks the client on this request's stream (`asking.rs`).
         shared
             .asking()
@@ -359,20 +372,24 @@ impl McpAdapter {
         };
         let response = handle.await_response().await;
         cancel.id = None;
-        match response {
-            Ok(result) => {
-                let size = encoded_len(&result);
-                if size > shared.settings.max_response_bytes {
-                    return Err(ToolError::BadResponse(format!(
-                        "the answer of {size} bytes is larger than the {} bytes allowed for `{}`",
-                        shared.settings.max_response_bytes, shared.name
-                    )));
-                }
-                Ok(result)
-            }
-            Err(error) => Err(service_error(error)),
-        }
+        finish(shared, response)
     }
+}
+
+/// The upstream's answer to a call, refused when over the instance's `max_response_bytes`.
+fn finish(
+    shared: &Shared,
+    response: Result<ServerResult, ServiceError>,
+) -> Result<ServerResult, ToolError> {
+    let result = response.map_err(service_error)?;
+    let size = encoded_len(&result);
+    if size > shared.settings.max_response_bytes {
+        return Err(ToolError::BadResponse(format!(
+            "the answer of {size} bytes is larger than the {} bytes allowed for `{}`",
+            shared.settings.max_response_bytes, shared.name
+        )));
+    }
+    Ok(result)
 }
 
 /// The request `_meta` the gateway sends upstream: the trace context only, never the client's

@@ -1,0 +1,241 @@
+//! Upstream calls held open between a 2026-07-28 client's rounds. An upstream of the 2025 eras
+//! asks its questions mid-call (on the stream of the gateway's request) and waits for the
+//! answer; a 2026-07-28 client answers only between rounds, by retrying its call. So the
+//! gateway holds the upstream call: the question ends the client's round as `input_required`,
+//! with a request state naming the held call (sealed by the gateway, so bound to the caller and
+//! to the tool, resource or prompt), and the retry carrying the answer resumes the call where it
+//! waits. A held call lives on the replica holding the upstream connection; a retry that reaches
+//! another replica, or comes after [`HOLD_FOR`], is told the call is gone, and the upstream hears
+//! that its question went unanswered.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, Weak},
+    time::Duration,
+};
+
+use futures::future::BoxFuture;
+use rmcp::{
+    RoleClient,
+    model::{InputRequest, InputRequests, InputRequiredResult, RequestId, ServerResult},
+    service::{Peer, RequestHandle, ServiceError},
+};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{CancelOnDrop, connection::Shared};
+use crate::{Answers, AskClient, CallContext, ClientLink, ToolError};
+
+/// How long a held call waits for the client's retry.
+pub const HOLD_FOR: Duration = Duration::from_secs(600);
+/// At most this many calls are held per instance: each keeps an upstream request open, and
+/// clients that never retry must not pile them up.
+const MAX_HELD: usize = 256;
+/// The request state of a held call, before the gateway seals it.
+const STATE_PREFIX: &str = "manifold-held:";
+/// The key of the one question each round carries.
+const KEY: &str = "input";
+/// Questions of one call waiting for its waiting side: an upstream asks one at a time in
+/// practice, and more than this many unanswered ones wait in the upstream's own task.
+const QUESTIONS: usize = 8;
+
+/// A question of the upstream on its way to the call's waiting side, with where its answer goes.
+type Question = (InputRequest, oneshot::Sender<Result<Value, ToolError>>);
+
+/// The calls an instance holds, by handle.
+#[derive(Clone, Default)]
+pub struct Holds(Arc<Mutex<HashMap<String, Held>>>);
+
+/// A held call: the upstream call in progress, and the question its client has to answer.
+struct Held {
+    pending: Pending,
+    question: InputRequest,
+    answer: oneshot::Sender<Result<Value, ToolError>>,
+}
+
+/// An upstream call in progress whose questions come to the waiting side.
+pub struct Pending {
+    response: BoxFuture<'static, Result<ServerResult, ServiceError>>,
+    questions: mpsc::Receiver<Question>,
+    _route: Route,
+    cancel: CancelOnDrop,
+}
+
+/// Removes a held call's entry from the instance's askable calls when it ends.
+struct Route {
+    shared: Arc<Shared>,
+    id: RequestId,
+}
+
+/// Asks by handing the question to the call's waiting side.
+struct HeldAsker {
+    questions: mpsc::Sender<Question>,
+}
+
+/// Whether a call of this client may be held: it answers between rounds.
+pub fn holds_for(ctx: &CallContext) -> bool {
+    matches!(ctx.client.answers, Answers::Rounds)
+}
+
+/// The handle of a held call a retry names, if it names one.
+pub fn resumed(ctx: &CallContext) -> Option<&str> {
+    ctx.client
+        .resume
+        .request_state
+        .as_deref()?
+        .strip_prefix(STATE_PREFIX)
+}
+
+// === impl Pending ===
+
+impl Pending {
+    /// Routes the upstream's questions during call `handle` to this call's waiting side.
+    pub fn start(
+        shared: Arc<Shared>,
+        peer: Peer<RoleClient>,
+        handle: RequestHandle<RoleClient>,
+        ctx: &CallContext,
+    ) -> Self {
+        let (sender, questions) = mpsc::channel(QUESTIONS);
+        let link = ClientLink {
+            declared: ctx.client.declared.clone(),
+            answers: Answers::Asked(Arc::new(HeldAsker { questions: sender })),
+            resume: Default::default(),
+        };
+        let id = handle.id.clone();
+        shared.asking().insert(id.clone(), link);
+        Self {
+            cancel: CancelOnDrop {
+                peer,
+                id: Some(id.clone()),
+            },
+            _route: Route { shared, id },
+            questions,
+            response: Box::pin(handle.await_response()),
+        }
+    }
+
+    /// The call's answer, or — when the upstream asks first — the call held in `holds` and
+    /// the question for the client ([`ToolError::InputRequired`]).
+    pub async fn wait(
+        mut self,
+        holds: &Holds,
+    ) -> Result<Result<ServerResult, ServiceError>, ToolError> {
+        let asked = tokio::select! {
+            response = &mut self.response => Ok(response),
+            Some(question) = self.questions.recv() => Err(question),
+        };
+        match asked {
+            Ok(response) => {
+                self.cancel.id = None;
+                Ok(response)
+            }
+            Err((question, answer)) => Err(holds.hold(Held {
+                pending: self,
+                question,
+                answer,
+            })),
+        }
+    }
+}
+
+// === impl Holds ===
+
+impl Holds {
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Holds `held` for the client's retry and returns the round that asks it. Dropped after
+    /// [`HOLD_FOR`]: the upstream call is cancelled and its question unanswered.
+    fn hold(&self, held: Held) -> ToolError {
+        let mut holds = self.held();
+        if holds.len() >= MAX_HELD {
+            // Dropping `held` tells the upstream its question went unanswered.
+            return ToolError::Unreachable(format!(
+                "the gateway holds {MAX_HELD} calls waiting for their clients already; retry later"
+            ));
+        }
+        let handle = format!("{:032x}", rand::random::<u128>());
+        let round = round(&held.question, &handle);
+        holds.insert(handle.clone(), held);
+        let weak: Weak<Mutex<HashMap<String, Held>>> = Arc::downgrade(&self.0);
+        tokio::spawn(async move {
+            tokio::time::sleep(HOLD_FOR).await;
+            if let Some(holds) = weak.upgrade() {
+                let expired = holds
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&handle);
+                drop(expired);
+            }
+        });
+        round
+    }
+
+    /// Resumes the held call `handle` with the client's answer in `ctx` and waits for what the
+    /// upstream does next.
+    pub async fn resume(
+        &self,
+        handle: &str,
+        ctx: &CallContext,
+    ) -> Result<Result<ServerResult, ServiceError>, ToolError> {
+        let Some(held) = self.held().remove(handle) else {
+            return Err(ToolError::InvalidArguments(
+                "the call these answers belong to is no longer waiting (it waited longer than \
+                 the gateway holds a call, or another replica holds it); call the tool again"
+                    .into(),
+            ));
+        };
+        let answer = ctx
+            .client
+            .resume
+            .input_responses
+            .as_ref()
+            .and_then(|responses| responses.get(KEY));
+        let Some(answer) = answer else {
+            // Retried without the answer: asked again, the call still held.
+            return Err(self.hold(held));
+        };
+        let Held {
+            pending,
+            answer: answered,
+            ..
+        } = held;
+        // The upstream may have given up on its question meanwhile; its call goes on either way.
+        let _ = answered.send(Ok(answer.clone()));
+        pending.wait(self).await
+    }
+}
+
+/// The round that asks the client `question` for the held call `handle`.
+fn round(question: &InputRequest, handle: &str) -> ToolError {
+    let requests = InputRequests::from([(KEY.to_owned(), question.clone())]);
+    ToolError::InputRequired(Box::new(InputRequiredResult::new(
+        Some(requests),
+        Some(format!("{STATE_PREFIX}{handle}")),
+    )))
+}
+
+// === impl Route ===
+
+impl Drop for Route {
+    fn drop(&mut self) {
+        self.shared.asking().remove(&self.id);
+    }
+}
+
+// === impl HeldAsker ===
+
+#[async_trait::async_trait]
+impl AskClient for HeldAsker {
+    async fn ask(&self, request: InputRequest) -> Result<Value, ToolError> {
+        let (answer, answered) = oneshot::channel();
+        self.questions
+            .send((request, answer))
+            .await
+            .map_err(|_| ToolError::Cancelled)?;
+        // Dropped unanswered: the call ended, or its client never came back for it.
+        answered.await.map_err(|_| ToolError::Cancelled)?
+    }
+}
