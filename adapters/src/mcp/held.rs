@@ -31,6 +31,8 @@ pub const HOLD_FOR: Duration = Duration::from_secs(600);
 /// At most this many calls are held per instance: each keeps an upstream request open, and
 /// clients that never retry must not pile them up.
 const MAX_HELD: usize = 256;
+/// At most this many of them for one user, so one user cannot take every place.
+const MAX_HELD_PER_USER: usize = 16;
 /// The request state of a held call, before the gateway seals it.
 const STATE_PREFIX: &str = "manifold-held:";
 /// The key of the one question each round carries.
@@ -55,6 +57,8 @@ struct Held {
 
 /// An upstream call in progress whose questions come to the waiting side.
 pub struct Pending {
+    /// The caller (`None` without sign-in), whose held calls are counted together.
+    user: Option<String>,
     response: BoxFuture<'static, Result<ServerResult, ServiceError>>,
     questions: mpsc::Receiver<Question>,
     _route: Route,
@@ -110,6 +114,7 @@ impl Pending {
                 id: Some(id.clone()),
             },
             _route: Route { shared, id },
+            user: ctx.user.clone(),
             questions,
             response: Box::pin(handle.await_response()),
         }
@@ -150,10 +155,13 @@ impl Holds {
     /// [`HOLD_FOR`]: the upstream call is cancelled and its question unanswered.
     fn hold(&self, held: Held) -> ToolError {
         let mut holds = self.held();
-        if holds.len() >= MAX_HELD {
+        let user = &held.pending.user;
+        let users = holds.values().filter(|h| h.pending.user == *user).count();
+        if holds.len() >= MAX_HELD || users >= MAX_HELD_PER_USER {
             // Dropping `held` tells the upstream its question went unanswered.
             return ToolError::Unreachable(format!(
-                "the gateway holds {MAX_HELD} calls waiting for their clients already; retry later"
+                "the gateway holds as many calls waiting for their clients as it may ({MAX_HELD} \
+                 per instance, {MAX_HELD_PER_USER} per user); answer or abandon one, then retry"
             ));
         }
         let handle = format!("{:032x}", rand::random::<u128>());

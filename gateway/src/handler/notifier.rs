@@ -9,8 +9,8 @@ use manifold_adapters::{AskClient, ProgressSink, ToolError, client_input::InputR
 use rmcp::{
     Peer, RoleServer,
     model::{
-        ErrorCode, GetExtensions, ProgressNotificationParam, ProgressToken, RequestId,
-        ServerJsonRpcMessage, ServerRequest,
+        CancelledNotificationParam, ErrorCode, GetExtensions, ProgressNotificationParam,
+        ProgressToken, RequestId, ServerJsonRpcMessage, ServerRequest,
     },
     service::{OriginatingRequestId, PeerRequestOptions, ServiceError},
 };
@@ -152,9 +152,40 @@ impl AskClient for PeerAsker {
         .await
         .map_err(|error| ToolError::Unreachable(format!("the client could not be asked: {error}")))
         .and_then(|sent| sent.map_err(client_error))?;
-        let answer = sent.await_response().await.map_err(client_error)?;
+        // A call that ends before the answer comes (cancelled, timed out) withdraws its
+        // question, so the client stops and the session stops waiting for it.
+        let mut withdraw = Withdraw {
+            peer: self.peer.clone(),
+            id: Some(sent.id.clone()),
+        };
+        let answer = sent.await_response().await;
+        withdraw.id = None;
+        let answer = answer.map_err(client_error)?;
         serde_json::to_value(answer)
             .map_err(|error| ToolError::BadResponse(format!("the client's answer: {error}")))
+    }
+}
+
+/// Withdraws a question when dropped before its answer came.
+struct Withdraw {
+    peer: Peer<RoleServer>,
+    id: Option<RequestId>,
+}
+
+impl Drop for Withdraw {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else {
+            return;
+        };
+        let peer = self.peer.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let reason = Some("the call that asked this ended".to_owned());
+                let _ = peer
+                    .notify_cancelled(CancelledNotificationParam::new(Some(id), reason))
+                    .await;
+            });
+        }
     }
 }
 

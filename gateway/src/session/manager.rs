@@ -6,9 +6,10 @@
 //! replica that never saw the session.
 //!
 //! The questions the gateway asks a session's client during a call (elicitation, sampling,
-//! roots) carry ids that name this replica ([`Questions`]): rmcp numbers them from 0 in every
-//! process serving the session, so without the replica's name two replicas would ask under one
-//! id, and the replica an answer lands on could not tell whose question it answers.
+//! roots) carry ids that name this replica and the session's worker here ([`Questions`]): rmcp
+//! numbers them from 0 in every worker serving the session, so without those names two
+//! replicas — or a worker and the one restored after it on the same replica — would ask under
+//! one id, and a late answer could reach a later question.
 
 use std::{
     collections::HashSet,
@@ -20,7 +21,9 @@ use std::{
 
 use rmcp::{
     RoleServer,
-    model::{ClientJsonRpcMessage, JsonRpcMessage, RequestId, ServerJsonRpcMessage},
+    model::{
+        ClientJsonRpcMessage, JsonRpcMessage, RequestId, ServerJsonRpcMessage, ServerNotification,
+    },
     service::{RxJsonRpcMessage, TxJsonRpcMessage},
     transport::{
         Transport,
@@ -55,6 +58,8 @@ pub struct Questions {
 pub struct Renumbered<T> {
     inner: T,
     questions: Questions,
+    /// `<replica prefix><8 hex digits>:`, random per worker.
+    prefix: String,
     /// The ids (as rmcp numbered them) of this session's questions still waiting here.
     waiting: HashSet<RequestId>,
 }
@@ -78,6 +83,7 @@ impl SharedSessionManager {
     fn renumbered<T>(&self, inner: T) -> Renumbered<T> {
         Renumbered {
             inner,
+            prefix: format!("{}{:08x}:", self.questions.prefix, rand::random::<u32>()),
             questions: self.questions.clone(),
             waiting: HashSet::new(),
         }
@@ -206,22 +212,29 @@ impl Questions {
         format!("\"{}", self.prefix)
     }
 
-    /// The id the client sees for rmcp's `id`.
+    /// An id of this replica's, as a worker with `prefix` would send it (for tests).
+    #[cfg(test)]
     pub(super) fn outward(&self, id: &RequestId) -> RequestId {
-        RequestId::String(format!("{}{id}", self.prefix).into())
+        outward(&format!("{}00000000:", self.prefix), id)
     }
+}
 
-    /// rmcp's id for an answer's `id`, when it names a question of this replica.
-    fn inward(&self, id: &RequestId) -> Option<RequestId> {
-        let RequestId::String(id) = id else {
-            return None;
-        };
-        let rest = id.strip_prefix(&*self.prefix)?;
-        Some(match rest.parse::<i64>() {
-            Ok(number) => RequestId::Number(number),
-            Err(_) => RequestId::String(rest.into()),
-        })
-    }
+/// The id the client sees for rmcp's `id`, sent by the worker whose ids begin with `prefix`.
+fn outward(prefix: &str, id: &RequestId) -> RequestId {
+    RequestId::String(format!("{prefix}{id}").into())
+}
+
+/// rmcp's id for an answer's `id`, when it names a question of the worker whose ids begin with
+/// `prefix`.
+fn inward(prefix: &str, id: &RequestId) -> Option<RequestId> {
+    let RequestId::String(id) = id else {
+        return None;
+    };
+    let rest = id.strip_prefix(prefix)?;
+    Some(match rest.parse::<i64>() {
+        Ok(number) => RequestId::Number(number),
+        Err(_) => RequestId::String(rest.into()),
+    })
 }
 
 // === impl Renumbered ===
@@ -233,11 +246,26 @@ impl<T: Transport<RoleServer>> Transport<RoleServer> for Renumbered<T> {
         &mut self,
         mut item: TxJsonRpcMessage<RoleServer>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
-        if let JsonRpcMessage::Request(request) = &mut item {
-            if self.waiting.insert(request.id.clone()) {
-                self.questions.waiting.fetch_add(1, Ordering::Relaxed);
+        match &mut item {
+            JsonRpcMessage::Request(request) => {
+                if self.waiting.insert(request.id.clone()) {
+                    self.questions.waiting.fetch_add(1, Ordering::Relaxed);
+                }
+                request.id = outward(&self.prefix, &request.id);
             }
-            request.id = self.questions.outward(&request.id);
+            // A question the gateway gave up on (its call ended): named as the client knows
+            // it, and no longer waited for.
+            JsonRpcMessage::Notification(notification) => {
+                if let ServerNotification::CancelledNotification(cancelled) =
+                    &mut notification.notification
+                    && let Some(id) = cancelled.params.request_id.as_mut()
+                    && self.waiting.remove(id)
+                {
+                    self.questions.waiting.fetch_sub(1, Ordering::Relaxed);
+                    *id = outward(&self.prefix, id);
+                }
+            }
+            _ => {}
         }
         self.inner.send(item)
     }
@@ -249,9 +277,10 @@ impl<T: Transport<RoleServer>> Transport<RoleServer> for Renumbered<T> {
             JsonRpcMessage::Error(error) => error.id.as_mut(),
             _ => None,
         };
-        // An answer naming no question of ours keeps its id, which rmcp knows of no request.
+        // An answer naming no question of this worker keeps its id, which rmcp knows of no
+        // request.
         if let Some(id) = id
-            && let Some(inward) = self.questions.inward(id)
+            && let Some(inward) = inward(&self.prefix, id)
         {
             if self.waiting.remove(&inward) {
                 self.questions.waiting.fetch_sub(1, Ordering::Relaxed);

@@ -12,6 +12,6 @@ mod slots;
 mod store;
 
 pub use manager::{Questions, SessionError, SharedSessionManager};
-pub use relay::{InFlight, Posted, Registration, Served, SignalRelay};
+pub use relay::{InFlight, MAX_ANSWER_BYTES, Posted, Registration, Served, SignalRelay};
 pub use slots::{Reservation, Reserved, SessionSlots};
 pub use store::{LiveSession, LookupError, SessionTiming, SqlSessionStore};

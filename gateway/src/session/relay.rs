@@ -49,7 +49,10 @@ const KEEP: Duration = Duration::from_secs(120);
 const KEY_MAX: usize = 64;
 /// At most this many answers of one session wait in the table: a client answers the questions
 /// of its calls in flight, a handful, and cannot fill the database with answers to nothing.
-const ANSWERS_PER_SESSION: i64 = 32;
+const ANSWERS_PER_SESSION: i64 = 8;
+/// The largest answer relayed: a form's content or a sampled message, an image at most. Rows
+/// wait up to [`KEEP`], so this and the count above bound what one session can store.
+pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 
 /// What a signal row is.
 const CANCEL: &str = "cancel";

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::{FastPath, json_answer, single, traceparent};
 use crate::{
     handler::{CallScope, CancelledElsewhere, Collected},
-    session::{LiveSession, Posted, Served},
+    session::{LiveSession, MAX_ANSWER_BYTES, Posted, Served},
     transport::jsonrpc::{CheckedAnswer, CheckedCall, CheckedCancel},
 };
 
@@ -191,8 +191,9 @@ pub(super) async fn cancel(
 }
 
 /// Relays the client's answer to a question another replica asked (its id names that replica),
-/// in a session the store has: 202 as rmcp answers a response, 429 when the session has too
-/// many answers waiting already, 503 when the database cannot take it. `None` for any other
+/// in a session the store has: 202 as rmcp answers a response, 413 when it is larger than
+/// [`MAX_ANSWER_BYTES`], 429 when the session has too many answers waiting already, 503 when
+/// the database cannot take it. `None` for any other
 /// answer, which rmcp's session takes (a question of this replica's, or an id of nobody's).
 pub(super) async fn relay_answer(
     fast: &FastPath,
@@ -205,6 +206,9 @@ pub(super) async fn relay_answer(
     let session_id = single(headers, "mcp-session-id")?.to_str().ok()?;
     // Unknown or ended: rmcp answers 404 (a store that cannot answer: 500).
     fast.sessions.live(session_id).await.ok()??;
+    if answer.body.len() > MAX_ANSWER_BYTES {
+        return Some(StatusCode::PAYLOAD_TOO_LARGE.into_response());
+    }
     // The guard parsed the body as a client message, so it is UTF-8 JSON.
     let body = std::str::from_utf8(&answer.body).ok()?;
     Some(
