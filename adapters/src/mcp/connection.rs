@@ -262,7 +262,6 @@ impl Shared {
                 Some(_) => Arc::default(),
                 None => self.calls.clone(),
             },
-            one_users: bearer.is_some(),
         }
     }
 
@@ -562,13 +561,10 @@ fn publish<T: PartialEq>(sender: &watch::Sender<Arc<[T]>>, items: Vec<T>) {
 /// The gateway as the upstream's client: takes its notifications.
 pub struct UpstreamHandler {
     shared: std::sync::Weak<Shared>,
-    /// The calls in flight on this connection, which alone its upstream may reach.
+    /// The calls in flight on this connection, which alone its upstream may reach: request
+    /// ids and progress tokens are numbered per connection, so one user's connection (`pool.rs`)
+    /// must never look them up among another's.
     pub(super) calls: Arc<Calls>,
-    /// One user's connection (`pool.rs`). Request ids and progress tokens are numbered per
-    /// connection, so the instance's maps of calls in flight (keyed by them) cannot tell this
-    /// connection's calls from another user's: its questions are refused and its progress
-    /// dropped rather than risk reaching another user's call.
-    one_users: bool,
 }
 
 /// Who the gateway says it is to upstreams, and what it offers them: rmcp's handshake and the
@@ -660,9 +656,6 @@ impl ClientHandler for UpstreamHandler {
         params: ProgressNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
-        if self.one_users {
-            return;
-        }
         self.calls.on_progress(params);
     }
 
@@ -682,9 +675,6 @@ impl ClientHandler for UpstreamHandler {
             .take(MAX_STDERR_LINE)
             .collect();
         tracing::debug!(instance = %shared.name, level = ?params.level, %data, "upstream log");
-        if self.one_users {
-            return;
-        }
         // No notification comes with the stream it arrived on (`Calls::on_log`).
         if !self.calls.on_log(params, None) {
             tracing::debug!(instance = %shared.name, "upstream log outside any single call not passed on");
@@ -702,12 +692,6 @@ impl UpstreamHandler {
         request: InputRequest,
         context: &RequestContext<RoleClient>,
     ) -> Result<T, McpError> {
-        if self.one_users {
-            return Err(McpError::invalid_request(
-                "questions during a call on a per-user connection are not relayed",
-                None,
-            ));
-        }
         let shared = self
             .shared
             .upgrade()

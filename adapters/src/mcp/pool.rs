@@ -11,6 +11,10 @@
 //! `refresh_interval`. Until a user has connected, the instance is degraded ("no user connected
 //! yet") and offers nothing. Resource subscriptions and the upstream's list-change
 //! notifications need a long-lived connection and are not relayed for such instances.
+//!
+//! What an upstream sends during a call on a user's connection — progress, logs, questions for
+//! the client — reaches that user's calls only: each connection has its own calls in flight
+//! (`calls.rs`), since the ids and tokens the upstream names them by are numbered per connection.
 
 use std::{
     collections::HashMap,
