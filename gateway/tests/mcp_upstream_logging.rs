@@ -3,7 +3,8 @@
 //! direct path), hearing the client's level in the request's `_meta`; a 2025-era upstream on
 //! the gateway's session, asked for every level once (`logging/setLevel debug`). Either way the
 //! client hears only what its own threshold admits, masked by the tool's redaction rules, with
-//! the instance named in the `logger`.
+//! the instance named in the `logger`: from rmcp's session service on the session's stream, and
+//! from the session fast path ahead of the answer, on the call's own stream.
 // Logging is deprecated by SEP-2577, and still what these tests relay.
 #![allow(clippy::unwrap_used, deprecated)]
 
@@ -25,7 +26,9 @@ use rmcp::{
 use serde_json::json;
 use support::{
     asking_mcp::Asking,
+    in_session,
     mcp_gateway::{call, connect, instance, until_listed},
+    open_session, post,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -122,4 +125,43 @@ async fn an_upstreams_logs_reach_the_caller_under_its_threshold_masked_and_named
         gateway.running.shutdown.cancel();
         stop.cancel();
     }
+}
+
+#[tokio::test]
+async fn the_session_fast_path_sends_an_upstreams_logs_ahead_of_its_answer() {
+    let stop = CancellationToken::new();
+    let upstream = Arc::new(Asking::default());
+    let url = upstream.serve(stop.clone()).await;
+    let gateway = support::start(&instance(&url, "")).await;
+    let (lister, _) = connect(&gateway.url()).await;
+    until_listed(&lister, "up_log_leaky").await;
+
+    // A plain call in a session that declared nothing to be asked: the fast path serves it.
+    let http = reqwest::Client::new();
+    let version = "2025-11-25";
+    let session = open_session(&http, &gateway.url(), version).await;
+    let headers = in_session(&session, version);
+    let set_level =
+        r#"{"jsonrpc":"2.0","id":1,"method":"logging/setLevel","params":{"level":"info"}}"#;
+    let (status, ..) = post(&http, &gateway.url(), &headers, set_level).await;
+    assert_eq!(status, 200);
+    let body = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "up_log_leaky", "arguments": {}}});
+    let (status, _, messages, _) = post(&http, &gateway.url(), &headers, &body.to_string()).await;
+    assert_eq!(status, 200);
+    let (answer, logs) = messages.split_last().unwrap();
+    assert_eq!(answer["id"], 2, "the answer comes last: {messages:?}");
+    assert_eq!(answer["result"]["isError"], false, "{answer}");
+    let levels: Vec<&serde_json::Value> = logs.iter().map(|log| &log["params"]["level"]).collect();
+    assert_eq!(levels, [&json!("info"), &json!("warning")], "{messages:?}");
+    for log in logs {
+        assert_eq!(log["method"], "notifications/message");
+        assert_eq!(log["params"]["logger"], "up/db");
+    }
+    assert!(!logs[1].to_string().contains(SECRET), "{}", logs[1]);
+    assert_eq!(*upstream.log_levels.lock().unwrap(), ["call:info"]);
+
+    lister.cancel().await.unwrap();
+    gateway.running.shutdown.cancel();
+    stop.cancel();
 }

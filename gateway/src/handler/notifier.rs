@@ -88,8 +88,9 @@ impl Notifier for PeerNotifier {
         Some((sink, forward))
     }
 
-    /// Forwards the call's logs in order. Bounded like progress: an upstream that logs faster
-    /// than the client reads loses the excess rather than growing the gateway's memory.
+    /// Forwards the call's logs in order (rmcp sends them on the session's standalone stream,
+    /// not the request's). Bounded like progress: an upstream that logs faster than the client
+    /// reads loses the excess rather than growing the gateway's memory.
     #[allow(deprecated)] // MCP logging (SEP-2577)
     fn log(&self) -> Option<(LogSink, Option<JoinHandle<()>>)> {
         let peer = self.peer.clone();
