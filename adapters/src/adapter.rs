@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+#[allow(deprecated)] // MCP logging (SEP-2577)
+use rmcp::model::{LoggingLevel, LoggingMessageNotificationParam};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 use url::Url;
@@ -15,6 +17,55 @@ use crate::{
 /// Reports progress of a long call to the MCP client that asked for it (`progress`, `total`,
 /// `message`). The gateway only hands one in when the client sent a `progressToken`.
 pub type ProgressSink = Arc<dyn Fn(f64, Option<f64>, Option<String>) + Send + Sync>;
+
+/// Passes the log notifications an upstream sends during a call on to the MCP client that made
+/// it. The gateway hands one in only when the client can hear logs on the call's path; it drops
+/// what is under the client's threshold, masks the rest by the tool's redaction rules and names
+/// the instance in the `logger`, so an adapter passes every message as it came.
+#[derive(Clone)]
+#[allow(deprecated)] // MCP logging (SEP-2577): still sent by servers and heard by clients
+pub struct LogSink {
+    /// The least severe level the client wants: what an upstream is asked to send at least.
+    pub level: LoggingLevel,
+    send: Arc<dyn Fn(LoggingMessageNotificationParam) + Send + Sync>,
+}
+
+#[allow(deprecated)] // MCP logging (SEP-2577)
+impl LogSink {
+    pub fn new(
+        level: LoggingLevel,
+        send: impl Fn(LoggingMessageNotificationParam) + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            level,
+            send: Arc::new(send),
+        }
+    }
+
+    pub fn send(&self, message: LoggingMessageNotificationParam) {
+        (self.send)(message);
+    }
+
+    /// A sink that passes each message through `map` first (masking, naming), dropping the
+    /// ones it returns `None` for.
+    pub fn map(
+        self,
+        map: impl Fn(LoggingMessageNotificationParam) -> Option<LoggingMessageNotificationParam>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        let inner = self.send;
+        Self {
+            level: self.level,
+            send: Arc::new(move |message| {
+                if let Some(message) = map(message) {
+                    inner(message);
+                }
+            }),
+        }
+    }
+}
 
 /// Everything one tool call needs besides its arguments.
 #[derive(Clone, Default)]
@@ -29,6 +80,8 @@ pub struct CallContext {
     /// [`InstanceClient::send`], which abandons the upstream request and any retry wait.
     pub cancel: CancellationToken,
     pub progress: Option<ProgressSink>,
+    /// Where the upstream's log notifications during the call go, when the client hears them.
+    pub log: Option<LogSink>,
     /// W3C trace context of the inbound request, continued on every upstream request.
     pub traceparent: Option<String>,
     /// The gateway's redaction for this tool: applied to a document's whole text before a
@@ -46,6 +99,7 @@ impl std::fmt::Debug for CallContext {
             .field("user", &self.user)
             .field("cancelled", &self.cancel.is_cancelled())
             .field("progress", &self.progress.is_some())
+            .field("log", &self.log.as_ref().map(|sink| sink.level))
             .field("traceparent", &self.traceparent)
             .field("text_filter", &self.text_filter)
             .field("client_can_be_asked", &self.client.can_be_asked())

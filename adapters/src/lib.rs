@@ -28,7 +28,8 @@ pub mod upstream;
 pub mod sandbox;
 
 pub use adapter::{
-    Adapter, AdapterKind, CallContext, Health, InstanceSettings, OAuthSpec, ProgressSink, Tools,
+    Adapter, AdapterKind, CallContext, Health, InstanceSettings, LogSink, OAuthSpec, ProgressSink,
+    Tools,
 };
 pub use client_input::{Answers, AskClient, ClientLink, Resume};
 pub use error::{BuildError, ToolError};

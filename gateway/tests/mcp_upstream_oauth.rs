@@ -2,8 +2,10 @@
 //! discovers the upstream's authorization server from its 401, becomes its client (metadata
 //! document, dynamic registration, or a pre-registered id and secret), each user connects at
 //! `/connections`, and each user's calls reach the upstream as that user; refresh on expiry and
-//! after a 401 (once), disconnect with revocation, and the SSRF guard of discovery.
-#![allow(clippy::unwrap_used)]
+//! after a 401 (once), disconnect with revocation, and the SSRF guard of discovery. Each user's
+//! connection relays the upstream's progress, logs and questions to that user's calls alone.
+// Logging and the 2025 eras' mid-call questions are deprecated by SEP-2577, and still tested.
+#![allow(clippy::unwrap_used, deprecated)]
 
 mod support;
 
@@ -237,6 +239,73 @@ async fn users_connect_through_a_client_metadata_document_and_reach_the_upstream
             "{header}"
         );
     }
+}
+
+#[tokio::test]
+async fn each_users_connection_relays_progress_logs_and_questions_to_that_users_calls_only() {
+    let env = start(
+        |up| {
+            up.cimd.store(true, Ordering::SeqCst);
+            up.legacy.store(true, Ordering::SeqCst);
+        },
+        "",
+        &[],
+    )
+    .await;
+    let alice = env.login("alice").await;
+    env.connect_crm(&alice, "alice").await;
+    let bob = env.login("bob").await;
+    env.connect_crm(&bob, "bob").await;
+    // Each user's connection is made, and the tools are listed.
+    assert_eq!(text(&env.whoami(&alice).await), "you are alice");
+    assert_eq!(text(&env.whoami(&bob).await), "you are bob");
+
+    let (alices, alice_heard) = env.hearing(&alice, "alice").await;
+    let (bobs, bob_heard) = env.hearing(&bob, "bob").await;
+    let chatty = || {
+        let mut params = rmcp::model::CallToolRequestParams::new("crm_chatty");
+        params.arguments = Some(serde_json::Map::new());
+        params
+    };
+    // At once: the upstream sends each session progress under both calls' tokens.
+    let (for_alice, for_bob) = tokio::join!(alices.call_tool(chatty()), bobs.call_tool(chatty()));
+    let said = |result: rmcp::model::CallToolResult| -> String {
+        result
+            .content
+            .iter()
+            .filter_map(|block| block.as_text().map(|text| text.text.clone()))
+            .collect()
+    };
+    assert_eq!(said(for_alice.unwrap()), "alice was answered by alice");
+    assert_eq!(said(for_bob.unwrap()), "bob was answered by bob");
+
+    for (user, other, heard) in [("alice", "bob", &alice_heard), ("bob", "alice", &bob_heard)] {
+        let expected = [
+            format!("progress of {user}"),
+            format!("log of {user}"),
+            format!("question for {user}"),
+        ];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !expected
+            .iter()
+            .all(|line| heard.lock().unwrap().contains(line))
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{user} heard only {:?}",
+                heard.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let heard = heard.lock().unwrap().clone();
+        assert!(
+            heard.iter().all(|line| !line.contains(other)),
+            "{user} heard {other}'s: {heard:?}"
+        );
+    }
+    alices.cancel().await.unwrap();
+    bobs.cancel().await.unwrap();
 }
 
 #[tokio::test]

@@ -4,38 +4,21 @@
 //!   answers (asked on its stream, or by ending the call with the requests so the client
 //!   retries) and sends the request again with them;
 //! - an upstream of the 2025 eras sends a request on the stream of the gateway's call
-//!   ([`Shared::relay`]); it goes to the client whose call that stream serves, and its answer
+//!   ([`Calls::relay`]); it goes to the client whose call that stream serves, and its answer
 //!   back. A request on no call's stream goes to the one call in flight that can be asked, and
 //!   is refused when there is none or more than one: an upstream can only ever reach a client
 //!   that is calling it at that moment, and never one it was not given. A client that answers
 //!   only between rounds is asked by holding the call open until it retries (`held.rs`).
 
-use std::collections::HashMap;
-
 use rmcp::{
     ErrorData as McpError, RoleClient,
-    model::{ClientRequest, ErrorCode, InputRequest, InputResponses, RequestId, ServerResult},
+    model::{ClientRequest, ErrorCode, InputRequest, InputResponses, ServerResult},
     service::{InboundStreamOrigin, RequestContext},
 };
 use serde_json::Value;
 
-use super::{McpAdapter, connection::Shared};
-use crate::{Answers, CallContext, ClientLink, ToolError, client_input::MAX_INPUT_ROUNDS};
-
-/// The calls in flight whose client the upstream may ask, by the upstream request id of each.
-pub type Asking = HashMap<RequestId, ClientLink>;
-
-/// Removes a call's entry from [`Asking`] when the call ends, however it ends.
-pub struct AskRoute<'a> {
-    pub shared: &'a Shared,
-    pub id: RequestId,
-}
-
-impl Drop for AskRoute<'_> {
-    fn drop(&mut self) {
-        self.shared.asking().remove(&self.id);
-    }
-}
+use super::{McpAdapter, calls::Calls};
+use crate::{Answers, CallContext, ToolError, client_input::MAX_INPUT_ROUNDS};
 
 // === impl McpAdapter ===
 
@@ -82,23 +65,23 @@ impl McpAdapter {
     }
 }
 
-// === impl Shared ===
+// === impl Calls ===
 
-impl Shared {
-    pub fn asking(&self) -> std::sync::MutexGuard<'_, Asking> {
-        self.asking.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
+impl Calls {
     /// Relays a request the upstream sent during a call to that call's client and returns the
     /// client's result, or the error the upstream hears.
     pub async fn relay(
         &self,
+        instance: &str,
         request: InputRequest,
         context: &RequestContext<RoleClient>,
     ) -> Result<Value, McpError> {
-        let origin = context.extensions.get::<InboundStreamOrigin>();
+        let origin = match context.extensions.get::<InboundStreamOrigin>() {
+            Some(InboundStreamOrigin::OutboundRequest(id)) => Some(id),
+            _ => None,
+        };
         let link = self.link_for(origin).ok_or_else(|| {
-            tracing::warn!(instance = %self.name, "upstream request outside any call refused");
+            tracing::warn!(%instance, "upstream request outside any call refused");
             McpError::invalid_request(
                 "this request belongs to no call in progress that the gateway can relay it to",
                 None,
@@ -124,22 +107,6 @@ impl Shared {
                  2026-07-28), not during a call",
                 None,
             )),
-        }
-    }
-
-    /// The client a request from the upstream goes to: the call whose stream carried it, or the
-    /// only call in flight that can be asked.
-    fn link_for(&self, origin: Option<&InboundStreamOrigin>) -> Option<ClientLink> {
-        let asking = self.asking();
-        match origin {
-            Some(InboundStreamOrigin::OutboundRequest(id)) => asking.get(id).cloned(),
-            _ => {
-                let mut askable = asking.values().filter(|link| link.can_be_asked());
-                match (askable.next(), askable.next()) {
-                    (Some(only), None) => Some(only.clone()),
-                    _ => None,
-                }
-            }
         }
     }
 }

@@ -10,18 +10,18 @@ use std::{
     time::Duration,
 };
 
-// Sampling and roots are deprecated by SEP-2577, and still asked by servers of every era.
+// Sampling, roots and logging are deprecated by SEP-2577, and still used by servers of every era.
 #[allow(deprecated)]
 use rmcp::model::{
     CreateMessageRequest, CreateMessageRequestParams, CreateMessageResult, ListRootsRequest,
-    ListRootsResult,
+    ListRootsResult, LoggingLevel, SetLevelRequestParams,
 };
 use rmcp::{
     ClientHandler, ErrorData as McpError, RoleClient,
     model::{
         ClientCapabilities, ClientConfig, ElicitRequest, ElicitRequestParams, ElicitResult,
-        Implementation, InputRequest, ProgressNotificationParam, ProgressToken, Prompt,
-        ProtocolVersion, Resource, ResourceTemplate, ResourceUpdatedNotificationParam,
+        Implementation, InputRequest, ProgressNotificationParam, Prompt, ProtocolVersion, Resource,
+        ResourceTemplate, ResourceUpdatedNotificationParam,
     },
     service::{ClientLifecycleMode, ClientServiceExt, NotificationContext, Peer, RequestContext},
     transport::{
@@ -33,12 +33,13 @@ use tokio::{io::AsyncBufReadExt, sync::watch};
 use tokio_util::sync::CancellationToken;
 
 use super::{
+    calls::Calls,
     convert,
     direct::Direct,
     offers::{Subscription, subscribe_upstream},
     settings::{Endpoint, McpSettings},
 };
-use crate::{Health, ProgressSink, Secret, ToolSpec};
+use crate::{Health, Secret, ToolSpec};
 
 /// How long a stderr line of a stdio upstream may be in the gateway's log.
 const MAX_STDERR_LINE: usize = 2048;
@@ -72,10 +73,9 @@ pub struct Shared {
     pub health: Mutex<Health>,
     /// Set when the upstream says its tools changed.
     pub refresh: tokio::sync::Notify,
-    /// Where progress of calls in flight goes, by the token the gateway sent upstream.
-    pub progress: Mutex<HashMap<ProgressToken, ProgressSink>>,
-    /// The calls in flight whose client a 2025-era upstream may ask (`asking.rs`).
-    pub asking: Mutex<super::asking::Asking>,
+    /// The calls in flight on the instance's own connection (`calls.rs`); each per-user
+    /// connection has its own.
+    pub calls: Arc<Calls>,
     /// The direct `tools/call` route of the connection in force, when it has one
     /// (`direct.rs`: Streamable HTTP at 2026-07-28).
     pub direct: watch::Sender<Option<Arc<Direct>>>,
@@ -157,17 +157,14 @@ impl Shared {
         self: &Arc<Self>,
         bearer: Option<&Secret>,
     ) -> Result<rmcp::service::RunningService<RoleClient, UpstreamHandler>, ConnectFailure> {
-        let handler = UpstreamHandler {
-            shared: Arc::downgrade(self),
-            one_users: bearer.is_some(),
-        };
+        let handler = self.handler(bearer);
         // The newest era first (`server/discover`), else `initialize` with the newest version
         // the server accepts, whatever era the downstream clients speak.
         let lifecycle = ClientLifecycleMode::Auto {
             preferred_versions: vec![ProtocolVersion::V_2026_07_28],
             legacy_version: Some(ProtocolVersion::V_2025_11_25),
         };
-        match &self.settings.endpoint {
+        let service: Result<_, ConnectFailure> = match &self.settings.endpoint {
             Endpoint::Http(url) => {
                 let failure = |error: rmcp::service::ClientInitializeError| ConnectFailure {
                     unauthorized: error.auth_challenge().is_some(),
@@ -185,10 +182,7 @@ impl Shared {
                     Err(rmcp::service::ClientInitializeError::NoCompatibleProtocolVersion {
                         ..
                     }) => {
-                        let handler = UpstreamHandler {
-                            shared: Arc::downgrade(self),
-                            one_users: bearer.is_some(),
-                        };
+                        let handler = self.handler(bearer);
                         let transport = self.http_transport(url, client.clone(), bearer)?;
                         handler
                             .serve_with_lifecycle(transport, ClientLifecycleMode::Initialize)
@@ -253,6 +247,46 @@ impl Shared {
                     .map_err(|error| {
                         format!("`{program}` did not start as an MCP server: {error}").into()
                     })
+            }
+        };
+        let service = service?;
+        self.ask_for_logs(service.peer()).await;
+        Ok(service)
+    }
+
+    /// The handler of a new connection: a per-user one (`bearer`) gets calls of its own.
+    fn handler(self: &Arc<Self>, bearer: Option<&Secret>) -> UpstreamHandler {
+        UpstreamHandler {
+            shared: Arc::downgrade(self),
+            calls: match bearer {
+                Some(_) => Arc::default(),
+                None => self.calls.clone(),
+            },
+        }
+    }
+
+    /// Asks a 2025-era upstream that logs for every level (`logging/setLevel debug`). Its level
+    /// is one per connection, and the connection serves many clients, each with its own
+    /// threshold; only the lowest serves them all, so the gateway drops per call what the
+    /// caller did not ask for (`LogSink`). A 2026-07-28 upstream hears each call's own level
+    /// in the request's `_meta` instead (`client_meta`, `direct.rs`).
+    #[allow(deprecated)] // MCP logging (SEP-2577)
+    async fn ask_for_logs(&self, peer: &Peer<RoleClient>) {
+        let logs = peer.peer_info().is_some_and(|info| {
+            info.capabilities.logging.is_some()
+                && info.protocol_version != ProtocolVersion::V_2026_07_28
+        });
+        if !logs {
+            return;
+        }
+        let level = SetLevelRequestParams::new(LoggingLevel::Debug);
+        match tokio::time::timeout(LIST_TIMEOUT, peer.set_level(level)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::info!(instance = %self.name, %error, "upstream refused logging/setLevel; its logs come at its own level");
+            }
+            Err(_) => {
+                tracing::info!(instance = %self.name, "upstream did not answer logging/setLevel in time");
             }
         }
     }
@@ -527,11 +561,10 @@ fn publish<T: PartialEq>(sender: &watch::Sender<Arc<[T]>>, items: Vec<T>) {
 /// The gateway as the upstream's client: takes its notifications.
 pub struct UpstreamHandler {
     shared: std::sync::Weak<Shared>,
-    /// One user's connection (`pool.rs`). Request ids and progress tokens are numbered per
-    /// connection, so the instance's maps of calls in flight (keyed by them) cannot tell this
-    /// connection's calls from another user's: its questions are refused and its progress
-    /// dropped rather than risk reaching another user's call.
-    one_users: bool,
+    /// The calls in flight on this connection, which alone its upstream may reach: request
+    /// ids and progress tokens are numbered per connection, so one user's connection (`pool.rs`)
+    /// must never look them up among another's.
+    pub(super) calls: Arc<Calls>,
 }
 
 /// Who the gateway says it is to upstreams, and what it offers them: rmcp's handshake and the
@@ -623,23 +656,7 @@ impl ClientHandler for UpstreamHandler {
         params: ProgressNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
-        if self.one_users {
-            return;
-        }
-        let Some(shared) = self.shared.upgrade() else {
-            return;
-        };
-        // Only tokens of calls in flight here are known: an upstream cannot reach a call it
-        // was not given.
-        let sink = shared
-            .progress
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&params.progress_token)
-            .cloned();
-        if let Some(sink) = sink {
-            sink(params.progress, params.total, params.message);
-        }
+        self.calls.on_progress(params);
     }
 
     #[allow(deprecated)] // upstream logs are still sent by every 2025-era server
@@ -648,14 +665,19 @@ impl ClientHandler for UpstreamHandler {
         params: rmcp::model::LoggingMessageNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
-        if let Some(shared) = self.shared.upgrade() {
-            let data: String = params
-                .data
-                .to_string()
-                .chars()
-                .take(MAX_STDERR_LINE)
-                .collect();
-            tracing::debug!(instance = %shared.name, level = ?params.level, %data, "upstream log");
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let data: String = params
+            .data
+            .to_string()
+            .chars()
+            .take(MAX_STDERR_LINE)
+            .collect();
+        tracing::debug!(instance = %shared.name, level = ?params.level, %data, "upstream log");
+        // No notification comes with the stream it arrived on (`Calls::on_log`).
+        if !self.calls.on_log(params, None) {
+            tracing::debug!(instance = %shared.name, "upstream log outside any single call not passed on");
         }
     }
 }
@@ -670,17 +692,11 @@ impl UpstreamHandler {
         request: InputRequest,
         context: &RequestContext<RoleClient>,
     ) -> Result<T, McpError> {
-        if self.one_users {
-            return Err(McpError::invalid_request(
-                "questions during a call on a per-user connection are not relayed",
-                None,
-            ));
-        }
         let shared = self
             .shared
             .upgrade()
             .ok_or_else(|| McpError::internal_error("the gateway is shutting down", None))?;
-        let answer = shared.relay(request, context).await?;
+        let answer = self.calls.relay(&shared.name, request, context).await?;
         serde_json::from_value(answer).map_err(|error| {
             McpError::internal_error(
                 format!("the client's answer could not be read: {error}"),

@@ -19,6 +19,8 @@ use std::{
 use bytes::BytesMut;
 use futures::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+#[allow(deprecated)] // MCP logging (SEP-2577): still sent by servers of every era
+use rmcp::model::LoggingMessageNotificationParam;
 use rmcp::{
     RoleClient,
     model::{
@@ -32,7 +34,7 @@ use serde_json::{Map, Value, value::RawValue};
 use url::Url;
 
 use super::{connection::Shared, mcp_error, sse};
-use crate::{CallContext, ProgressSink, ToolError, ToolSpec};
+use crate::{CallContext, LogSink, ProgressSink, ToolError, ToolSpec};
 
 /// Where this gateway's direct request ids begin: far above the ids rmcp's peer numbers its own
 /// requests with on the same connection, so a `notifications/cancelled` for one of these can
@@ -108,13 +110,14 @@ struct Incoming<'a> {
     error: Option<ErrorData>,
 }
 
-/// One call in flight: its id, and where its progress goes.
+/// One call in flight: its id, and where its progress and logs go.
 struct Call<'a> {
     direct: &'a Direct,
     id: i64,
     /// The id as it appears in the upstream's JSON (`12345`).
     id_text: String,
     progress: Option<&'a ProgressSink>,
+    log: Option<&'a LogSink>,
 }
 
 /// Tells the upstream a request was abandoned when the call's future is dropped (or cancelled)
@@ -241,6 +244,11 @@ impl Direct {
         // What the calling client can answer, as rmcp's path sends it (`client_meta`).
         meta.set_client_capabilities(ctx.client.relayable());
         meta.set_progress_token(ProgressToken(RequestId::Number(id)));
+        // A 2026-07-28 upstream logs only when a request names a level: the caller's, when it
+        // hears logs (as `client_meta` on rmcp's path).
+        if let Some(log) = &ctx.log {
+            meta.set_log_level(log.level);
+        }
         let mut cancel = CancelOnDrop {
             direct: &self,
             id: Some(id),
@@ -250,6 +258,7 @@ impl Direct {
             id,
             id_text: id.to_string(),
             progress: ctx.progress.as_ref(),
+            log: ctx.log.as_ref(),
         };
         let answer = tokio::select! {
             answer = call.send(&params) => answer,
@@ -427,8 +436,8 @@ impl Call<'_> {
         }
     }
 
-    /// An SSE answer: progress notifications of this call go to its sink until the answer's
-    /// event, each event bounded by `max_response_bytes`.
+    /// An SSE answer: progress and log notifications of this call go to its sinks until the
+    /// answer's event, each event bounded by `max_response_bytes`.
     async fn events(&self, response: reqwest::Response) -> Result<ServerResult, ToolError> {
         let mut events = sse::events(response.bytes_stream(), self.direct.max_response_bytes);
         while let Some(event) = events.next().await {
@@ -458,17 +467,14 @@ impl Call<'_> {
         )))
     }
 
-    /// This call's answer if `message` is it; progress passed on if it is that. Anything else
-    /// the upstream says on the stream is not for this call and is skipped.
+    /// This call's answer if `message` is it; progress or a log passed on if it is that.
+    /// Anything else the upstream says on the stream is not for this call and is skipped.
     fn answer(&self, message: Incoming<'_>) -> Result<Option<ServerResult>, ToolError> {
         if let Some(method) = &message.method {
-            if method == "notifications/progress"
-                && let (Some(sink), Some(params)) = (self.progress, message.params)
-                && let Ok(progress) =
-                    serde_json::from_str::<ProgressNotificationParam>(params.get())
-                && progress.progress_token == ProgressToken(RequestId::Number(self.id))
-            {
-                sink(progress.progress, progress.total, progress.message);
+            match (method.as_ref(), message.params) {
+                ("notifications/progress", Some(params)) => self.progress(params),
+                ("notifications/message", Some(params)) => self.log(params),
+                _ => {}
             }
             return Ok(None);
         }
@@ -490,6 +496,28 @@ impl Call<'_> {
                 Ok(input) => Ok(Some(ServerResult::InputRequiredResult(input))),
                 Err(_) => Err(self.unreadable(&error)),
             },
+        }
+    }
+
+    /// Progress under this call's own token (never another's) to its sink.
+    fn progress(&self, params: &RawValue) {
+        if let Some(sink) = self.progress
+            && let Ok(progress) = serde_json::from_str::<ProgressNotificationParam>(params.get())
+            && progress.progress_token == ProgressToken(RequestId::Number(self.id))
+        {
+            sink(progress.progress, progress.total, progress.message);
+        }
+    }
+
+    /// A log the upstream sent on this call's answer stream, which carries this call alone, to
+    /// its sink; one that cannot be read is skipped, as a log is advisory.
+    #[allow(deprecated)] // MCP logging (SEP-2577)
+    fn log(&self, params: &RawValue) {
+        if let Some(sink) = self.log
+            && let Ok(message) =
+                serde_json::from_str::<LoggingMessageNotificationParam>(params.get())
+        {
+            sink.send(message);
         }
     }
 
@@ -573,6 +601,7 @@ mod tests {
             id: call_id,
             id_text: call_id.to_string(),
             progress: None,
+            log: None,
         };
         call.answer(serde_json::from_str(message).unwrap())
     }
@@ -610,6 +639,41 @@ mod tests {
             answer_to(5, r#"{"jsonrpc":"2.0","id":5,"result":{"nothing":1}}"#),
             Err(ToolError::BadResponse(_))
         ));
+    }
+
+    #[test]
+    #[allow(deprecated)] // MCP logging (SEP-2577)
+    fn a_log_on_the_calls_stream_reaches_its_sink() {
+        let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = {
+            let heard = heard.clone();
+            LogSink::new(rmcp::model::LoggingLevel::Info, move |message| {
+                heard.lock().unwrap().push(message)
+            })
+        };
+        let direct = direct();
+        let call = Call {
+            direct: &direct,
+            id: 5,
+            id_text: "5".into(),
+            progress: None,
+            log: Some(&sink),
+        };
+        let log = r#"{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"warning","logger":"db","data":{"rows":3}}}"#;
+        assert!(matches!(
+            call.answer(serde_json::from_str(log).unwrap()),
+            Ok(None)
+        ));
+        let unreadable =
+            r#"{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"loud"}}"#;
+        assert!(matches!(
+            call.answer(serde_json::from_str(unreadable).unwrap()),
+            Ok(None)
+        ));
+        let heard = heard.lock().unwrap();
+        assert_eq!(heard.len(), 1);
+        assert_eq!(heard[0].logger.as_deref(), Some("db"));
+        assert_eq!(heard[0].data, json!({"rows": 3}));
     }
 
     #[test]

@@ -23,7 +23,10 @@ use rmcp::{
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{CancelOnDrop, connection::Shared};
+use super::{
+    CancelOnDrop,
+    calls::{Calls, Entered},
+};
 use crate::{Answers, AskClient, CallContext, ClientLink, ToolError};
 
 /// How long a held call waits for the client's retry.
@@ -61,14 +64,10 @@ pub struct Pending {
     user: Option<String>,
     response: BoxFuture<'static, Result<ServerResult, ServiceError>>,
     questions: mpsc::Receiver<Question>,
-    _route: Route,
+    /// The call's place among its connection's calls, where its questions, progress and logs
+    /// find it.
+    entered: Entered,
     cancel: CancelOnDrop,
-}
-
-/// Removes a held call's entry from the instance's askable calls when it ends.
-struct Route {
-    shared: Arc<Shared>,
-    id: RequestId,
 }
 
 /// Asks by handing the question to the call's waiting side.
@@ -95,7 +94,7 @@ pub fn resumed(ctx: &CallContext) -> Option<&str> {
 impl Pending {
     /// Routes the upstream's questions during call `handle` to this call's waiting side.
     pub fn start(
-        shared: Arc<Shared>,
+        calls: &Arc<Calls>,
         peer: Peer<RoleClient>,
         handle: RequestHandle<RoleClient>,
         ctx: &CallContext,
@@ -106,14 +105,13 @@ impl Pending {
             answers: Answers::Asked(Arc::new(HeldAsker { questions: sender })),
             resume: Default::default(),
         };
-        let id = handle.id.clone();
-        shared.asking().insert(id.clone(), link);
+        let id: RequestId = handle.id.clone();
         Self {
             cancel: CancelOnDrop {
                 peer,
                 id: Some(id.clone()),
             },
-            _route: Route { shared, id },
+            entered: calls.enter_as(id, handle.progress_token.clone(), link, ctx),
             user: ctx.user.clone(),
             questions,
             response: Box::pin(handle.await_response()),
@@ -212,6 +210,7 @@ impl Holds {
         } = held;
         // The upstream may have given up on its question meanwhile; its call goes on either way.
         let _ = answered.send(Ok(answer.clone()));
+        pending.entered.follow(ctx);
         pending.wait(self).await
     }
 }
@@ -223,14 +222,6 @@ fn round(question: &InputRequest, handle: &str) -> ToolError {
         Some(requests),
         Some(format!("{STATE_PREFIX}{handle}")),
     )))
-}
-
-// === impl Route ===
-
-impl Drop for Route {
-    fn drop(&mut self) {
-        self.shared.asking().remove(&self.id);
-    }
 }
 
 // === impl HeldAsker ===

@@ -5,6 +5,8 @@
 
 /// Questions the upstream asks the calling client during a call, in both eras.
 mod asking;
+/// The calls in flight on one connection, for what the upstream sends during them.
+mod calls;
 mod connection;
 mod convert;
 /// `tools/call` as one plain POST to a 2026-07-28 Streamable HTTP upstream.
@@ -26,7 +28,7 @@ use rmcp::{
     RoleClient,
     model::{
         CallToolRequest, CallToolRequestParams, CancelledNotificationParam, ClientRequest,
-        ErrorData, ProgressToken, RequestId, ServerResult,
+        ErrorData, RequestId, ServerResult,
     },
     service::{Peer, PeerRequestOptions, ServiceError},
 };
@@ -46,6 +48,8 @@ use crate::{
     ToolOutput, Tools,
 };
 
+/// Scheduler turns a call on rmcp's path waits after its answer for its logs (`settle`).
+const SETTLE_TURNS: usize = 4;
 /// Resource updates buffered for slow sessions; a session further behind misses some (an
 /// update says only "read it again", so the next one covers it).
 const UPDATES_BUFFER: usize = 256;
@@ -115,8 +119,7 @@ impl AdapterKind for McpKind {
                     },
                 }),
                 refresh: tokio::sync::Notify::new(),
-                progress: Mutex::new(Default::default()),
-                asking: Mutex::new(Default::default()),
+                calls: Arc::default(),
                 direct: watch::channel(None).0,
             }),
             started: std::sync::Once::new(),
@@ -159,22 +162,6 @@ pub struct McpAdapter {
     pool: Option<pool::Pool>,
     /// Calls held open between a 2026-07-28 client's rounds (`held.rs`).
     holds: held::Holds,
-}
-
-/// Removes a call's progress route when the call ends, however it ends.
-struct ProgressRoute<'a> {
-    shared: &'a Shared,
-    token: ProgressToken,
-}
-
-impl Drop for ProgressRoute<'_> {
-    fn drop(&mut self) {
-        self.shared
-            .progress
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.token);
-    }
 }
 
 /// Tells the upstream a request was abandoned when the call's future is dropped before its
@@ -334,7 +321,7 @@ impl McpAdapter {
         if let Some(direct) = direct::Direct::route(shared, &request) {
             return direct.call_tool(request, ctx).await;
         }
-        let peer = self.peer_for(ctx).await?;
+        let (peer, calls) = self.peer_for(ctx).await?;
         // rmcp gives every request a progress token of its own (never the client's, so one
         // client's token cannot reach another's call); progress under it goes to this call.
         let mut options = PeerRequestOptions::no_options();
@@ -345,26 +332,12 @@ impl McpAdapter {
             .map_err(service_error)?;
         // A client answering between rounds is asked by holding the call (`held.rs`).
         if held::holds_for(ctx) {
-            let pending = held::Pending::start(shared.clone(), peer, handle, ctx);
+            let pending = held::Pending::start(&calls, peer, handle, ctx);
             return finish(shared, pending.wait(&self.holds).await?);
         }
-        // A 2025-era upstream asks the client on this request's stream (`asking.rs`).
-        shared
-            .asking()
-            .insert(handle.id.clone(), ctx.client.clone());
-        let _asking = asking::AskRoute {
-            shared,
-            id: handle.id.clone(),
-        };
-        let _route = ctx.progress.as_ref().map(|sink| {
-            let token = handle.progress_token.clone();
-            shared
-                .progress
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(token.clone(), sink.clone());
-            ProgressRoute { shared, token }
-        });
+        // What the upstream sends during the call reaches it (`calls.rs`): its progress, its
+        // logs, and a 2025-era upstream's questions for the client (`asking.rs`).
+        let _entered = calls.enter(handle.id.clone(), handle.progress_token.clone(), ctx);
         // Dropping this future (the client cancelled, the call timed out) tells the upstream.
         let mut cancel = CancelOnDrop {
             peer: peer.clone(),
@@ -372,6 +345,9 @@ impl McpAdapter {
         };
         let response = handle.await_response().await;
         cancel.id = None;
+        if ctx.log.is_some() {
+            settle().await;
+        }
         finish(shared, response)
     }
 }
@@ -392,6 +368,17 @@ fn finish(
     Ok(result)
 }
 
+/// Lets the upstream's last notifications before its answer reach the call before it stops
+/// taking them. rmcp handles each notification in a task of its own but an answer in its
+/// service loop, and a 2025-era server sends its logs on the session's stream, not the call's:
+/// an upstream that logs and then answers may have its logs still in flight when the answer is
+/// in. The tasks already spawned run within these turns; a log later than that is only traced.
+async fn settle() {
+    for _ in 0..SETTLE_TURNS {
+        tokio::task::yield_now().await;
+    }
+}
+
 /// The request `_meta` the gateway sends upstream: the trace context only, never the client's
 /// own `_meta` (its progress token and anything else stay downstream).
 fn request_meta(ctx: &CallContext) -> Option<rmcp::model::RequestMetaObject> {
@@ -407,10 +394,16 @@ fn request_meta(ctx: &CallContext) -> Option<rmcp::model::RequestMetaObject> {
 /// capabilities the gateway can relay to on this call's path (`io.modelcontextprotocol/
 /// clientCapabilities`, read by a 2026-07-28 upstream per request), so an upstream asks only
 /// what the calling client can answer. rmcp sets the connection's own declaration first; this
-/// one replaces it.
+/// one replaces it. With them the log level the calling client wants
+/// (`io.modelcontextprotocol/logLevel`), when it hears logs: a 2026-07-28 upstream sends none
+/// without it. 2025-era upstreams ignore it and log at the connection's level
+/// (`Shared::ask_for_logs`).
 fn client_meta(ctx: &CallContext) -> rmcp::model::RequestMetaObject {
     let mut meta = rmcp::model::RequestMetaObject::default();
     meta.set_client_capabilities(ctx.client.relayable());
+    if let Some(log) = &ctx.log {
+        meta.set_log_level(log.level);
+    }
     meta
 }
 

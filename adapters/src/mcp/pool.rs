@@ -11,6 +11,10 @@
 //! `refresh_interval`. Until a user has connected, the instance is degraded ("no user connected
 //! yet") and offers nothing. Resource subscriptions and the upstream's list-change
 //! notifications need a long-lived connection and are not relayed for such instances.
+//!
+//! What an upstream sends during a call on a user's connection — progress, logs, questions for
+//! the client — reaches that user's calls only: each connection has its own calls in flight
+//! (`calls.rs`), since the ids and tokens the upstream names them by are numbered per connection.
 
 use std::{
     collections::HashMap,
@@ -22,6 +26,7 @@ use rmcp::{RoleClient, service::Peer};
 
 use super::{
     McpAdapter,
+    calls::Calls,
     connection::{Shared, UpstreamHandler},
 };
 use crate::{BuildError, CallContext, Health, Secret, ToolError};
@@ -34,6 +39,13 @@ const IDLE: Duration = Duration::from_secs(600);
 const RETIRE_AFTER: Duration = Duration::from_secs(300);
 
 type Service = rmcp::service::RunningService<RoleClient, UpstreamHandler>;
+
+/// A connection's peer, and its calls in flight (`calls.rs`), which a call on it joins.
+pub(super) type Connection = (Peer<RoleClient>, Arc<Calls>);
+
+fn connection(service: &Service) -> Connection {
+    (service.peer().clone(), service.service().calls.clone())
+}
 
 /// One user's connection.
 struct Entry {
@@ -73,11 +85,7 @@ pub(super) fn check_credentials(
 impl Pool {
     /// The connection carrying the caller's token, made (and the instance's lists fetched on
     /// it, when due) if there is none.
-    async fn peer(
-        &self,
-        shared: &Arc<Shared>,
-        ctx: &CallContext,
-    ) -> Result<Peer<RoleClient>, ToolError> {
+    async fn peer(&self, shared: &Arc<Shared>, ctx: &CallContext) -> Result<Connection, ToolError> {
         let token = ctx
             .credential
             .as_ref()
@@ -89,8 +97,8 @@ impl Pool {
                 ))
             })?;
         let user = ctx.user.clone().unwrap_or_default();
-        if let Some(peer) = self.reuse(&user, token) {
-            return Ok(peer);
+        if let Some(connection) = self.reuse(&user, token) {
+            return Ok(connection);
         }
         let service = shared.connect_as(Some(token)).await.map_err(|failure| {
             if failure.unauthorized {
@@ -103,10 +111,10 @@ impl Pool {
                 ToolError::Unreachable(failure.reason)
             }
         })?;
-        let peer = service.peer().clone();
-        self.list_if_due(shared, &peer).await;
+        let made = connection(&service);
+        self.list_if_due(shared, &made.0).await;
         let mut retired = Vec::new();
-        let peer = {
+        let connection = {
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             let now = Instant::now();
             let stale: Vec<String> = entries
@@ -131,7 +139,7 @@ impl Pool {
                     if entry.token.expose() == token.expose() && !entry.service.is_closed() =>
                 {
                     entry.used = now;
-                    let existing = entry.service.peer().clone();
+                    let existing = connection(&entry.service);
                     retired.push(Entry {
                         token: token.clone(),
                         service,
@@ -149,16 +157,16 @@ impl Pool {
                         },
                     );
                     retired.extend(replaced);
-                    peer
+                    made
                 }
             }
         };
         retire(retired);
-        Ok(peer)
+        Ok(connection)
     }
 
     /// The user's open connection when it carries `token`.
-    fn reuse(&self, user: &str, token: &Secret) -> Option<Peer<RoleClient>> {
+    fn reuse(&self, user: &str, token: &Secret) -> Option<Connection> {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let entry = entries.get_mut(user)?;
         if entry.token.expose() != token.expose() || entry.service.is_closed() {
@@ -167,7 +175,7 @@ impl Pool {
             return None;
         }
         entry.used = Instant::now();
-        Some(entry.service.peer().clone())
+        Some(connection(&entry.service))
     }
 
     /// Fetches the instance's lists on `peer` when they were never fetched or are older than
@@ -211,10 +219,10 @@ fn retire(entries: Vec<Entry>) {
 impl McpAdapter {
     /// The connection a request on behalf of `ctx` goes out on: the caller's own for an
     /// instance with per-user auth, the instance's otherwise.
-    pub(super) async fn peer_for(&self, ctx: &CallContext) -> Result<Peer<RoleClient>, ToolError> {
+    pub(super) async fn peer_for(&self, ctx: &CallContext) -> Result<Connection, ToolError> {
         match &self.pool {
             Some(pool) => pool.peer(&self.shared, ctx).await,
-            None => self.peer(),
+            None => Ok((self.peer()?, self.shared.calls.clone())),
         }
     }
 

@@ -630,11 +630,17 @@ impl Gateway {
         credential: Option<manifold_adapters::Secret>,
     ) -> Result<(CallToolResult, usize), ToolError> {
         let progress = scope.notify.progress();
+        let log = scope.notify.log();
+        let masking = self.masking(route);
         let ctx = CallContext {
             credential,
             user: scope.principal.user.clone(),
             cancel: scope.cancel.child_token(),
             progress: progress.as_ref().map(|(sink, _)| sink.clone()),
+            // The upstream's logs pass the tool's redaction rules, as its answers do.
+            log: log
+                .as_ref()
+                .map(|(sink, _)| sink.clone().map(move |message| masking.log(message))),
             traceparent: scope.traceparent.clone(),
             text_filter: self.stages.redact.text_filter(route),
             client: client.clone(),
@@ -654,6 +660,11 @@ impl Gateway {
         if let Some((sink, forward)) = progress {
             drop(sink);
             // Progress must reach the client before the result does.
+            let _ = forward.await;
+        }
+        if let Some((sink, Some(forward))) = log {
+            drop(sink);
+            // So must the logs.
             let _ = forward.await;
         }
         let (result, masked) = match outcome? {

@@ -120,6 +120,7 @@ impl Gateway {
                 user: scope.principal.user.clone(),
                 cancel: scope.cancel.child_token(),
                 progress: None,
+                log: None,
                 traceparent: scope.traceparent.clone(),
                 text_filter: self.stages.redact.text_filter(route),
                 client: Default::default(),

@@ -18,13 +18,16 @@ use manifold_adapters::{
     client_input::{InputRequest, InputResponses},
 };
 use manifold_policy::Principal;
-use rmcp::model::InputRequiredResult;
+#[allow(deprecated)] // MCP logging (SEP-2577)
+use rmcp::model::{InputRequiredResult, LoggingMessageNotificationParam};
 use serde::{Deserialize, Serialize};
 
 use crate::{keyring::Keyring, redact::RedactStage};
 
 /// How long a client has to answer one round.
 const LIFETIME: Duration = Duration::from_secs(15 * 60);
+/// The most of an upstream's logger name a client is shown (after the instance's name).
+const MAX_LOGGER_CHARS: usize = 64;
 
 /// The answers a client brought to a retried request, as it sent them.
 #[derive(Clone, Debug, Default)]
@@ -136,8 +139,8 @@ impl InputState {
     }
 }
 
-/// Whose redaction rules an upstream's questions pass through: the tool's, resource's or
-/// prompt's, as for its answers.
+/// Whose redaction rules an upstream's questions and logs pass through: the tool's,
+/// resource's or prompt's, as for its answers.
 #[derive(Clone)]
 pub struct Masking {
     pub redact: RedactStage,
@@ -166,6 +169,29 @@ impl Masking {
         self.apply(&mut asked)?;
         asked.request_state = state;
         Some(asked)
+    }
+
+    /// An upstream's log message for the client: its `data` and `logger` masked as an answer
+    /// of the target would be, its `_meta` (the upstream's own) left out, and its `logger`
+    /// prefixed with the instance (`notes/db`, or `notes` when it named none) so the client
+    /// can tell which server behind the gateway spoke. `None` when it cannot be walked: the
+    /// message is then withheld, never passed on unmasked.
+    #[allow(deprecated)] // MCP logging (SEP-2577)
+    pub fn log(
+        &self,
+        mut message: LoggingMessageNotificationParam,
+    ) -> Option<LoggingMessageNotificationParam> {
+        message.meta = None;
+        self.apply(&mut message.data)?;
+        message.logger = Some(match message.logger.take() {
+            Some(mut logger) => {
+                logger = logger.chars().take(MAX_LOGGER_CHARS).collect();
+                self.apply(&mut logger)?;
+                format!("{}/{logger}", self.instance)
+            }
+            None => self.instance.to_string(),
+        });
+        Some(message)
     }
 
     /// `link` with every question asked during the call masked first.

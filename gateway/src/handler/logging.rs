@@ -64,12 +64,53 @@ impl ClientLog {
         self.threshold.store(rank(level), Ordering::Relaxed);
     }
 
+    /// The least severe level the client wants now.
+    pub(crate) fn level(&self) -> LoggingLevel {
+        const LEVELS: [LoggingLevel; 8] = [
+            LoggingLevel::Debug,
+            LoggingLevel::Info,
+            LoggingLevel::Notice,
+            LoggingLevel::Warning,
+            LoggingLevel::Error,
+            LoggingLevel::Critical,
+            LoggingLevel::Alert,
+            LoggingLevel::Emergency,
+        ];
+        let threshold = usize::from(self.threshold.load(Ordering::Relaxed));
+        LEVELS
+            .get(threshold)
+            .copied()
+            .unwrap_or(LoggingLevel::Emergency)
+    }
+
+    /// Whether the client wants a message at `level` now.
+    pub(crate) fn admits(&self, level: LoggingLevel) -> bool {
+        rank(level) >= self.threshold.load(Ordering::Relaxed)
+    }
+
+    /// Keeps `message` to send ahead of the answer, unless `max` are kept already (the rest
+    /// are dropped, as a client that reads slowly loses them on a stream).
+    pub(super) fn collect(
+        messages: &Mutex<Vec<ServerJsonRpcMessage>>,
+        message: LoggingMessageNotificationParam,
+        max: usize,
+    ) {
+        let notification = ServerNotification::LoggingMessageNotification(
+            LoggingMessageNotification::new(message),
+        );
+        if let Ok(mut messages) = messages.lock()
+            && messages.len() < max
+        {
+            messages.push(ServerJsonRpcMessage::notification(notification));
+        }
+    }
+
     pub(super) async fn warning(&self, target: LogTarget<'_>, data: Value) {
         self.send(target, LoggingLevel::Warning, data).await;
     }
 
     async fn send(&self, target: LogTarget<'_>, level: LoggingLevel, data: Value) {
-        if rank(level) < self.threshold.load(Ordering::Relaxed) {
+        if !self.admits(level) {
             return;
         }
         let mut message = LoggingMessageNotificationParam::new(level, data);
@@ -79,14 +120,8 @@ impl ClientLog {
             LogTarget::Peer(peer) => {
                 let _ = peer.notify_logging_message(message).await;
             }
-            LogTarget::Collect(messages) => {
-                let notification = ServerNotification::LoggingMessageNotification(
-                    LoggingMessageNotification::new(message),
-                );
-                if let Ok(mut messages) = messages.lock() {
-                    messages.push(ServerJsonRpcMessage::notification(notification));
-                }
-            }
+            // The gateway's own warnings are few (one per failed call): never cut.
+            LogTarget::Collect(messages) => Self::collect(messages, message, usize::MAX),
         }
     }
 }

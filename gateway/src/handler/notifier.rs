@@ -2,10 +2,16 @@
 //! service sends them on the request's stream ([`PeerNotifier`]), the session fast path keeps
 //! them to send ahead of its answer ([`Collected`]), and a stateless answer has room for none
 //! (`()`). The call path only asks a notifier; it knows no transport.
+//!
+//! An upstream's log notifications during a call come through [`Notifier::log`]: the sink drops
+//! what is under the client's threshold at the time it arrives; the call path masks the rest
+//! and names the instance (`call.rs`).
 
 use std::sync::{Arc, Mutex};
 
-use manifold_adapters::{AskClient, ProgressSink, ToolError, client_input::InputRequest};
+use manifold_adapters::{AskClient, LogSink, ProgressSink, ToolError, client_input::InputRequest};
+#[allow(deprecated)] // MCP logging (SEP-2577): still heard by clients of the 2025 eras
+use rmcp::model::LoggingMessageNotificationParam;
 use rmcp::{
     Peer, RoleServer,
     model::{
@@ -21,6 +27,9 @@ use super::logging::{ClientLog, LogTarget};
 
 /// Progress notifications of one call waiting for its client.
 const PROGRESS_BUFFER: usize = 64;
+/// Log notifications of one call waiting for its client (rmcp's session service), and the most
+/// one call keeps for a transport that sends them ahead of its answer.
+const LOG_BUFFER: usize = 64;
 
 /// The way back to the client for notifications during a call.
 #[async_trait::async_trait]
@@ -28,6 +37,12 @@ pub trait Notifier: Send + Sync {
     /// A sink for the call's progress and the task that forwards it, when the client asked
     /// for progress and the transport can deliver it.
     fn progress(&self) -> Option<(ProgressSink, JoinHandle<()>)> {
+        None
+    }
+
+    /// A sink for the upstream's log notifications during the call, and the task that
+    /// forwards them when there is one, when the transport can deliver them.
+    fn log(&self) -> Option<(LogSink, Option<JoinHandle<()>>)> {
         None
     }
 
@@ -73,6 +88,29 @@ impl Notifier for PeerNotifier {
         Some((sink, forward))
     }
 
+    /// Forwards the call's logs in order (rmcp sends them on the session's standalone stream,
+    /// not the request's). Bounded like progress: an upstream that logs faster than the client
+    /// reads loses the excess rather than growing the gateway's memory.
+    #[allow(deprecated)] // MCP logging (SEP-2577)
+    fn log(&self) -> Option<(LogSink, Option<JoinHandle<()>>)> {
+        let peer = self.peer.clone();
+        let (sender, mut receiver) = mpsc::channel::<LoggingMessageNotificationParam>(LOG_BUFFER);
+        let forward = tokio::spawn(async move {
+            while let Some(message) = receiver.recv().await {
+                if peer.notify_logging_message(message).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let log = self.log.clone();
+        let sink = LogSink::new(log.level(), move |message| {
+            if log.admits(message.level) {
+                let _ = sender.try_send(message);
+            }
+        });
+        Some((sink, Some(forward)))
+    }
+
     async fn warning(&self, data: Value) {
         self.log.warning(LogTarget::Peer(&self.peer), data).await;
     }
@@ -84,7 +122,7 @@ impl Notifier for PeerNotifier {
 /// path, which serves no progress).
 pub struct Collected {
     log: ClientLog,
-    messages: Mutex<Vec<ServerJsonRpcMessage>>,
+    messages: Arc<Mutex<Vec<ServerJsonRpcMessage>>>,
 }
 
 impl Collected {
@@ -92,7 +130,7 @@ impl Collected {
     pub fn new(log: ClientLog) -> Self {
         Self {
             log,
-            messages: Mutex::new(Vec::new()),
+            messages: Arc::default(),
         }
     }
 
@@ -107,6 +145,19 @@ impl Collected {
 
 #[async_trait::async_trait]
 impl Notifier for Collected {
+    /// Keeps the call's logs for the answer, at most [`LOG_BUFFER`] of them.
+    #[allow(deprecated)] // MCP logging (SEP-2577)
+    fn log(&self) -> Option<(LogSink, Option<JoinHandle<()>>)> {
+        let log = self.log.clone();
+        let messages = self.messages.clone();
+        let sink = LogSink::new(log.level(), move |message| {
+            if log.admits(message.level) {
+                ClientLog::collect(&messages, message, LOG_BUFFER);
+            }
+        });
+        Some((sink, None))
+    }
+
     async fn warning(&self, data: Value) {
         self.log
             .warning(LogTarget::Collect(&self.messages), data)

@@ -2,8 +2,10 @@
 //! elicitation, sampling and roots, one or several at once, over one or two rounds. A client of
 //! protocol 2026-07-28 is asked by `input_required` rounds; a session of the 2025 eras on its
 //! stream. `legacy` makes the server speak only the 2025 eras, so the gateway connects with a
-//! session and is asked during its calls.
-// Sampling and roots are deprecated by SEP-2577, and still what these tests relay.
+//! session and is asked during its calls. `log_leaky` logs during its call instead (debug, info,
+//! and a warning carrying a secret), at the level the gateway asked for: per request at
+//! 2026-07-28, with `logging/setLevel` on a 2025-era session.
+// Sampling, roots and logging are deprecated by SEP-2577, and still what these tests relay.
 #![allow(dead_code, clippy::unwrap_used, deprecated)]
 
 use std::{
@@ -41,6 +43,9 @@ pub struct Asking {
     pub states: Mutex<Vec<Option<String>>>,
     /// A session of the gateway, kept to ask it something outside any call.
     pub last_peer: Mutex<Option<Peer<RoleServer>>>,
+    /// The log levels the gateway asked for: `setLevel:<level>` on a session, and
+    /// `call:<level or none>` per `log_leaky` call at 2026-07-28.
+    pub log_levels: Mutex<Vec<String>>,
 }
 
 fn elicit_name() -> Value {
@@ -106,6 +111,7 @@ impl Asking {
             "ask_all",
             "ask_twice",
             "ask_leaky",
+            "log_leaky",
         ]
         .into_iter()
         .map(|name| {
@@ -155,7 +161,26 @@ struct Handler(Arc<Asking>);
 
 impl ServerHandler for Handler {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_logging()
+                .build(),
+        )
+    }
+
+    async fn set_level(
+        &self,
+        request: rmcp::model::SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let level = serde_json::to_value(request.level).unwrap();
+        self.0
+            .log_levels
+            .lock()
+            .unwrap()
+            .push(format!("setLevel:{}", level.as_str().unwrap_or_default()));
+        Ok(())
     }
 
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
@@ -190,6 +215,9 @@ impl ServerHandler for Handler {
         self.0.declared.lock().unwrap().push(declared);
         *self.0.last_peer.lock().unwrap() = Some(context.peer.clone());
         let tool = request.name.to_string();
+        if tool == "log_leaky" {
+            return Ok(log_leaky(&self.0, &context).await);
+        }
         if context.protocol_version() == Some(ProtocolVersion::V_2026_07_28) {
             return Ok(rounds(&self.0, &tool, &request));
         }
@@ -267,6 +295,50 @@ fn rounds(asking: &Asking, tool: &str, request: &CallToolRequestParams) -> CallT
             .collect();
         return InputRequiredResult::new(Some(requests), Some(format!("{round}|{said}"))).into();
     }
+}
+
+/// Logs at debug, info and warning (the warning with a secret in it, as a careless upstream
+/// might), then answers. At 2026-07-28 only what the request's `_meta` level admits, and nothing
+/// without one; on a session all of it, as a server that ignores levels would.
+async fn log_leaky(asking: &Asking, context: &RequestContext<RoleServer>) -> CallToolResponse {
+    use rmcp::model::{LoggingLevel, LoggingMessageNotificationParam};
+    let modern = context.protocol_version() == Some(ProtocolVersion::V_2026_07_28);
+    let requested = context.meta.log_level();
+    if modern {
+        let named = requested.map_or(Value::Null, |level| serde_json::to_value(level).unwrap());
+        asking
+            .log_levels
+            .lock()
+            .unwrap()
+            .push(format!("call:{}", named.as_str().unwrap_or("none")));
+    }
+    let rank = |level: LoggingLevel| serde_json::to_value(level).unwrap();
+    let order = ["debug", "info", "notice", "warning"];
+    let admitted = |level: LoggingLevel| {
+        if !modern {
+            return true;
+        }
+        let Some(requested) = requested else {
+            return false;
+        };
+        let at = |value: Value| order.iter().position(|name| value == *name);
+        at(rank(level)) >= at(rank(requested))
+    };
+    let lines = [
+        (LoggingLevel::Debug, json!("debug line")),
+        (LoggingLevel::Info, json!("info line")),
+        (
+            LoggingLevel::Warning,
+            json!({"message": "slow query", "key": "AKIAIOSFODNN7EXAMPLE"}),
+        ),
+    ];
+    for (level, data) in lines {
+        if admitted(level) {
+            let message = LoggingMessageNotificationParam::new(level, data).with_logger("db");
+            let _ = context.peer.notify_logging_message(message).await;
+        }
+    }
+    CallToolResult::success(vec![ContentBlock::text("logged")]).into()
 }
 
 fn input_request(question: Value) -> InputRequest {

@@ -1,6 +1,10 @@
 //! A browser-less user of one gateway's broker: dev sign-in, the `/connections` forms, MCP
-//! calls carrying the sign-in cookie, and the Linear emulator's test controls.
-#![allow(dead_code, clippy::unwrap_used)]
+//! calls carrying the sign-in cookie (and an rmcp session of one user that tells what it hears),
+//! and the Linear emulator's test controls.
+// Logging and the 2025 eras' mid-call questions are deprecated by SEP-2577, and still tested.
+#![allow(dead_code, clippy::unwrap_used, deprecated)]
+
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -22,6 +26,39 @@ impl BrokerClient {
                 .build()
                 .unwrap(),
         }
+    }
+
+    /// A session of the gateway as the user of `cookie`, and what it hears.
+    pub async fn hearing(
+        &self,
+        cookie: &str,
+        user: &'static str,
+    ) -> (
+        rmcp::service::RunningService<rmcp::RoleClient, Hearing>,
+        Arc<std::sync::Mutex<Vec<String>>>,
+    ) {
+        use rmcp::{
+            ServiceExt,
+            transport::{
+                StreamableHttpClientTransport,
+                streamable_http_client::StreamableHttpClientTransportConfig,
+            },
+        };
+        let headers = std::collections::HashMap::from([(
+            http::HeaderName::from_static("cookie"),
+            http::HeaderValue::from_str(cookie).unwrap(),
+        )]);
+        let config = StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", self.base))
+            .custom_headers(headers);
+        let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let client = Hearing {
+            user,
+            heard: heard.clone(),
+        }
+        .serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .unwrap();
+        (client, heard)
     }
 
     /// Signs `user` in; returns the `Cookie` header value.
@@ -262,4 +299,58 @@ pub fn assert_ok(answer: &Value) {
     assert!(answer.get("error").is_none(), "{answer}");
     assert!(answer["result"].is_object(), "{answer}");
     assert_ne!(answer["result"]["isError"], true, "{answer}");
+}
+
+/// A downstream session of one signed-in user: tells the progress messages, logs and questions
+/// it hears, and answers a question with its user's name.
+pub struct Hearing {
+    pub user: &'static str,
+    pub heard: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl rmcp::ClientHandler for Hearing {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        let capabilities = rmcp::model::ClientCapabilities::builder()
+            .enable_elicitation()
+            .build();
+        rmcp::model::ClientConfig::new(
+            capabilities,
+            rmcp::model::Implementation::new(self.user, "1"),
+        )
+    }
+
+    async fn on_progress(
+        &self,
+        params: rmcp::model::ProgressNotificationParam,
+        _context: rmcp::service::NotificationContext<rmcp::RoleClient>,
+    ) {
+        self.heard
+            .lock()
+            .unwrap()
+            .extend(params.message.filter(|m| m.contains(" of ")));
+    }
+
+    async fn on_logging_message(
+        &self,
+        params: rmcp::model::LoggingMessageNotificationParam,
+        _context: rmcp::service::NotificationContext<rmcp::RoleClient>,
+    ) {
+        let data = params.data.as_str().unwrap_or_default().to_owned();
+        self.heard.lock().unwrap().push(data);
+    }
+
+    async fn create_elicitation(
+        &self,
+        request: rmcp::model::ElicitRequestParams,
+        _context: rmcp::service::RequestContext<rmcp::RoleClient>,
+    ) -> Result<rmcp::model::ElicitResult, rmcp::ErrorData> {
+        let message = serde_json::to_value(&request).unwrap()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        self.heard.lock().unwrap().push(message);
+        let mut result = rmcp::model::ElicitResult::new(rmcp::model::ElicitationAction::Accept);
+        result.content = Some(json!({"name": self.user}));
+        Ok(result)
+    }
 }

@@ -7,8 +7,11 @@
 //! `/revoke`; and `/mcp`, which answers 401
 //! with `WWW-Authenticate: Bearer resource_metadata="…"` to any request without one of its
 //! tokens, and whose `whoami` tool and `crm://me` resource answer with the user the token
-//! belongs to.
-#![allow(dead_code, clippy::unwrap_used)]
+//! belongs to. `legacy` makes `/mcp` speak only the 2025 eras, with a session per connection;
+//! its `chatty` tool then waits for a second call, sends progress under every call's token, a
+//! log, and asks its client who it is.
+// Logging and the 2025 eras' mid-call questions are deprecated by SEP-2577, and still tested.
+#![allow(dead_code, clippy::unwrap_used, deprecated)]
 
 use std::{
     collections::HashMap,
@@ -31,7 +34,7 @@ use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult,
-        PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+        PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, Tool,
     },
     service::RequestContext,
     transport::streamable_http_server::{
@@ -72,6 +75,10 @@ pub struct OAuthUpstream {
     pub registrations: AtomicUsize,
     /// Tokens revoked.
     pub revoked: Mutex<Vec<String>>,
+    /// Speak only the 2025 eras (sessions; questions asked during a call).
+    pub legacy: AtomicBool,
+    /// The progress tokens of the `chatty` calls in flight, of every session.
+    pub chatty: Mutex<Vec<rmcp::model::ProgressToken>>,
     clients: Mutex<HashMap<String, Option<String>>>,
     codes: Mutex<HashMap<String, Code>>,
     access: Mutex<HashMap<String, (String, Instant)>>,
@@ -448,14 +455,72 @@ impl Handler {
     }
 }
 
+impl Handler {
+    /// Waits (up to 5 s) until two `chatty` calls are in flight, then, as a careless or hostile
+    /// upstream might, sends progress under every call's token (the other session's too), a
+    /// warning, and asks its own session's client for a name; answers with what it heard.
+    async fn chatty(&self, context: &RequestContext<RoleServer>) -> CallToolResponse {
+        let user = self.user(context);
+        if let Some(token) = context.meta.get_progress_token() {
+            self.0.chatty.lock().unwrap().push(token);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.0.chatty.lock().unwrap().len() < 2 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let tokens = self.0.chatty.lock().unwrap().clone();
+        for token in tokens {
+            let mut progress = rmcp::model::ProgressNotificationParam::new(token, 1.0);
+            progress.message = Some(format!("progress of {user}"));
+            let _ = context.peer.notify_progress(progress).await;
+        }
+        let log = rmcp::model::LoggingMessageNotificationParam::new(
+            rmcp::model::LoggingLevel::Warning,
+            json!(format!("log of {user}")),
+        );
+        let _ = context.peer.notify_logging_message(log).await;
+        let question: rmcp::model::ServerRequest = serde_json::from_value(json!({
+            "method": "elicitation/create", "params": {"mode": "form",
+            "message": format!("question for {user}"),
+            "requestedSchema": {"type": "object", "properties": {"name": {"type": "string"}}}}}))
+        .unwrap();
+        let answered = match context.peer.send_request(question).await {
+            Ok(answer) => serde_json::to_value(answer).unwrap()["content"]["name"]
+                .as_str()
+                .unwrap_or("nobody")
+                .to_owned(),
+            Err(error) => format!("refused ({error})"),
+        };
+        let text = format!("{user} was answered by {answered}");
+        CallToolResult::success(vec![ContentBlock::text(text)]).into()
+    }
+}
+
 impl ServerHandler for Handler {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_resources()
+                .enable_logging()
                 .build(),
         )
+    }
+
+    fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [ProtocolVersion]> {
+        if self.0.legacy.load(Ordering::SeqCst) {
+            std::borrow::Cow::Owned(vec![ProtocolVersion::V_2025_11_25])
+        } else {
+            std::borrow::Cow::Owned(ProtocolVersion::KNOWN_VERSIONS.to_vec())
+        }
+    }
+
+    async fn set_level(
+        &self,
+        _request: rmcp::model::SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        Ok(())
     }
 
     async fn list_resources(
@@ -488,12 +553,16 @@ impl ServerHandler for Handler {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         let schema = json!({"type": "object", "properties": {}});
-        let tool = Tool::new(
-            "whoami",
-            "The user this server knows the caller as",
-            Arc::new(schema.as_object().unwrap().clone()),
-        );
-        Ok(ListToolsResult::with_all_items(vec![tool]))
+        let schema = Arc::new(schema.as_object().unwrap().clone());
+        let tools = vec![
+            Tool::new(
+                "whoami",
+                "The user this server knows the caller as",
+                schema.clone(),
+            ),
+            Tool::new("chatty", "Reports progress, logs and asks", schema),
+        ];
+        Ok(ListToolsResult::with_all_items(tools))
     }
 
     async fn call_tool(
@@ -501,6 +570,9 @@ impl ServerHandler for Handler {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
+        if request.name == "chatty" {
+            return Ok(self.chatty(&context).await);
+        }
         if request.name != "whoami" {
             return Err(McpError::invalid_params("unknown tool", None));
         }
