@@ -60,6 +60,17 @@ impl Entered {
     }
 }
 
+impl Entered {
+    /// Sends the call's progress and logs nowhere until [`Entered::follow`]: the round of its
+    /// client ended, and that client's transport waits for its sinks to be dropped.
+    pub fn detach(&self) {
+        if let Some(call) = self.calls.by_id().get_mut(&self.id) {
+            call.log = None;
+        }
+        self.calls.progress().remove(&self.token);
+    }
+}
+
 impl Drop for Entered {
     fn drop(&mut self) {
         self.calls.by_id().remove(&self.id);

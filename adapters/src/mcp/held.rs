@@ -133,11 +133,15 @@ impl Pending {
                 self.cancel.id = None;
                 Ok(response)
             }
-            Err((question, answer)) => Err(holds.hold(Held {
-                pending: self,
-                question,
-                answer,
-            })),
+            Err((question, answer)) => {
+                // The round ends here: its client's progress and logs must not wait on the call.
+                self.entered.detach();
+                Err(holds.hold(Held {
+                    pending: self,
+                    question,
+                    answer,
+                }))
+            }
         }
     }
 }
@@ -186,7 +190,9 @@ impl Holds {
         handle: &str,
         ctx: &CallContext,
     ) -> Result<Result<ServerResult, ServiceError>, ToolError> {
-        let Some(held) = self.held().remove(handle) else {
+        // Taken in a statement of its own: the lock must not outlive it (`hold` takes it again).
+        let taken = self.held().remove(handle);
+        let Some(held) = taken else {
             return Err(ToolError::InvalidArguments(
                 "the call these answers belong to is no longer waiting (it waited longer than \
                  the gateway holds a call, or another replica holds it); call the tool again"
