@@ -36,7 +36,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
         updated_at BIGINT NOT NULL
     )",
     ),
-    // Cancellations posted for the replica running the call; replaced by `mcp_signals` (6-8).
+    // Cancellations posted for the replica running the call; replaced by `mcp_signals` (6-7),
+    // and kept while replicas of the release before may still use it.
     (
         2,
         "CREATE TABLE IF NOT EXISTS mcp_cancellations (
@@ -70,8 +71,6 @@ const MIGRATIONS: &[(i64, &str)] = &[
         7,
         "CREATE INDEX IF NOT EXISTS mcp_signals_posted ON mcp_signals (posted_ms)",
     ),
-    // Cancellations now travel in `mcp_signals`.
-    (8, "DROP TABLE IF EXISTS mcp_cancellations"),
     // Session slots being opened (`session::slots`): counted against the user's cap until the
     // session exists and has its owner row, or until `expires_at` (Unix seconds).
     (

@@ -429,7 +429,7 @@ async fn a_2026_client_answers_a_2025_upstreams_mid_call_questions_while_the_gat
         );
         let state = result["requestState"].as_str().unwrap().to_owned();
         assert!(
-            !state.contains("held"),
+            !state.contains("manifold-held:"),
             "the held call's state is sealed: {state}"
         );
         state
@@ -441,8 +441,20 @@ async fn a_2026_client_answers_a_2025_upstreams_mid_call_questions_while_the_gat
     // A retry without the answer is asked again.
     let (_, again) = send(&client, &url, retry(None, &state)).await;
     let state = asked(&again, "elicitation/create");
-    // The answer resumes the held call, which asks its second question.
     let name = json!({"input": {"action": "accept", "content": {"name": "Ada"}}});
+    // A retry asking something else does not resume the call, which stays held.
+    let (body, headers) = retry(Some(name.clone()), &state);
+    let mut other: Value = serde_json::from_str(&body).unwrap();
+    other["params"]["arguments"] = json!({"note": "something else"});
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (_, _, messages, text) = post(&client, &url, &headers, &other.to_string()).await;
+    let refused = messages
+        .iter()
+        .find(|m| m["id"] == 7)
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(refused["result"]["isError"], true, "{refused}");
+    assert!(refused.to_string().contains("same arguments"), "{refused}");
+    // The answer resumes the held call, which asks its second question.
     let (_, second) = send(&client, &url, retry(Some(name.clone()), &state)).await;
     let state_two = asked(&second, "sampling/createMessage");
     let (status, done) = send(

@@ -5,23 +5,32 @@
 //! with a request state naming the held call (sealed by the gateway, so bound to the caller and
 //! to the tool, resource or prompt), and the retry carrying the answer resumes the call where it
 //! waits. A held call lives on the replica holding the upstream connection; a retry that reaches
-//! another replica, or comes after [`HOLD_FOR`], is told the call is gone, and the upstream hears
-//! that its question went unanswered.
+//! another replica, or comes after [`HOLD_FOR`], is told the call is gone (so this case needs a
+//! client kept on one replica), and the upstream hears its question went unanswered when the
+//! sweeper lets the call go.
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, Weak},
+    sync::{
+        Arc, Mutex, Weak,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
 use futures::future::BoxFuture;
 use rmcp::{
     RoleClient,
-    model::{InputRequest, InputRequests, InputRequiredResult, RequestId, ServerResult},
+    model::{
+        ClientRequest, InputRequest, InputRequests, InputRequiredResult, RequestId, ServerResult,
+    },
     service::{Peer, RequestHandle, ServiceError},
 };
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::Instant,
+};
 
 use super::{
     CancelOnDrop,
@@ -29,8 +38,11 @@ use super::{
 };
 use crate::{Answers, AskClient, CallContext, ClientLink, ToolError};
 
-/// How long a held call waits for the client's retry.
+/// How long a held call waits for the client's answer to one question (retries without the
+/// answer do not extend it).
 pub const HOLD_FOR: Duration = Duration::from_secs(600);
+/// How often held calls past their time, or whose upstream gave up on its question, are let go.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
 /// At most this many calls are held per instance: each keeps an upstream request open, and
 /// clients that never retry must not pile them up.
 const MAX_HELD: usize = 256;
@@ -47,21 +59,32 @@ const QUESTIONS: usize = 8;
 /// A question of the upstream on its way to the call's waiting side, with where its answer goes.
 type Question = (InputRequest, oneshot::Sender<Result<Value, ToolError>>);
 
+type HeldCalls = Mutex<HashMap<String, Held>>;
+
 /// The calls an instance holds, by handle.
 #[derive(Clone, Default)]
-pub struct Holds(Arc<Mutex<HashMap<String, Held>>>);
+pub struct Holds {
+    held: Arc<HeldCalls>,
+    /// Whether the sweeper runs (started with the first held call).
+    sweeping: Arc<AtomicBool>,
+}
 
 /// A held call: the upstream call in progress, and the question its client has to answer.
 struct Held {
     pending: Pending,
     question: InputRequest,
     answer: oneshot::Sender<Result<Value, ToolError>>,
+    /// When the question goes unanswered and the call is let go.
+    deadline: Instant,
 }
 
 /// An upstream call in progress whose questions come to the waiting side.
 pub struct Pending {
     /// The caller (`None` without sign-in), whose held calls are counted together.
     user: Option<String>,
+    /// What was asked of the upstream ([`fingerprint`]): a retry resumes the call only when it
+    /// asks the same, so policy and audit, which see the retry, see what the upstream runs.
+    fingerprint: u64,
     response: BoxFuture<'static, Result<ServerResult, ServiceError>>,
     questions: mpsc::Receiver<Question>,
     /// The call's place among its connection's calls, where its questions, progress and logs
@@ -97,6 +120,7 @@ impl Pending {
         calls: &Arc<Calls>,
         peer: Peer<RoleClient>,
         handle: RequestHandle<RoleClient>,
+        fingerprint: u64,
         ctx: &CallContext,
     ) -> Self {
         let (sender, questions) = mpsc::channel(QUESTIONS);
@@ -113,6 +137,7 @@ impl Pending {
             },
             entered: calls.enter_as(id, handle.progress_token.clone(), link, ctx),
             user: ctx.user.clone(),
+            fingerprint,
             questions,
             response: Box::pin(handle.await_response()),
         }
@@ -140,6 +165,7 @@ impl Pending {
                     pending: self,
                     question,
                     answer,
+                    deadline: Instant::now() + HOLD_FOR,
                 }))
             }
         }
@@ -150,12 +176,13 @@ impl Pending {
 
 impl Holds {
     fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Holds `held` for the client's retry and returns the round that asks it. Dropped after
-    /// [`HOLD_FOR`]: the upstream call is cancelled and its question unanswered.
+    /// Holds `held` for the client's retry and returns the round that asks it. Let go at its
+    /// deadline: the upstream call is cancelled and its question unanswered.
     fn hold(&self, held: Held) -> ToolError {
+        self.sweep();
         let mut holds = self.held();
         let user = &held.pending.user;
         let users = holds.values().filter(|h| h.pending.user == *user).count();
@@ -168,19 +195,39 @@ impl Holds {
         }
         let handle = format!("{:032x}", rand::random::<u128>());
         let round = round(&held.question, &handle);
-        holds.insert(handle.clone(), held);
-        let weak: Weak<Mutex<HashMap<String, Held>>> = Arc::downgrade(&self.0);
+        holds.insert(handle, held);
+        round
+    }
+
+    /// Starts the sweeper once: every [`SWEEP_EVERY`] it lets go of the calls past their
+    /// deadline and those whose upstream gave up on its question (it stopped waiting for the
+    /// answer), until the instance is gone.
+    fn sweep(&self) {
+        if self.sweeping.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let weak: Weak<HeldCalls> = Arc::downgrade(&self.held);
         tokio::spawn(async move {
-            tokio::time::sleep(HOLD_FOR).await;
-            if let Some(holds) = weak.upgrade() {
-                let expired = holds
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&handle);
-                drop(expired);
+            let mut ticker = tokio::time::interval(SWEEP_EVERY);
+            loop {
+                ticker.tick().await;
+                let Some(held) = weak.upgrade() else {
+                    return;
+                };
+                let now = Instant::now();
+                let gone: Vec<Held> = {
+                    let mut held = held.lock().unwrap_or_else(|p| p.into_inner());
+                    let handles: Vec<String> = held
+                        .iter()
+                        .filter(|(_, h)| h.deadline <= now || h.answer.is_closed())
+                        .map(|(handle, _)| handle.clone())
+                        .collect();
+                    handles.iter().filter_map(|h| held.remove(h)).collect()
+                };
+                // Dropped outside the lock: each cancels its upstream call.
+                drop(gone);
             }
         });
-        round
     }
 
     /// Resumes the held call `handle` with the client's answer in `ctx` and waits for what the
@@ -188,6 +235,7 @@ impl Holds {
     pub async fn resume(
         &self,
         handle: &str,
+        fingerprint: u64,
         ctx: &CallContext,
     ) -> Result<Result<ServerResult, ServiceError>, ToolError> {
         // Taken in a statement of its own: the lock must not outlive it (`hold` takes it again).
@@ -199,6 +247,13 @@ impl Holds {
                     .into(),
             ));
         };
+        if held.pending.fingerprint != fingerprint {
+            // Still held for a retry that asks the same.
+            self.held().insert(handle.to_owned(), held);
+            return Err(ToolError::InvalidArguments(
+                "a retry must send the same arguments as the call it answers".into(),
+            ));
+        }
         let answer = ctx
             .client
             .resume
@@ -219,6 +274,21 @@ impl Holds {
         pending.entered.follow(ctx);
         pending.wait(self).await
     }
+}
+
+/// What `request` asks of the upstream, without the fields a retry changes (its answers, state
+/// and `_meta`).
+pub fn fingerprint(request: &ClientRequest) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut value = serde_json::to_value(request).unwrap_or_default();
+    if let Some(params) = value.get_mut("params").and_then(Value::as_object_mut) {
+        for key in ["inputResponses", "requestState", "_meta"] {
+            params.remove(key);
+        }
+    }
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    value.to_string().hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The round that asks the client `question` for the held call `handle`.

@@ -315,7 +315,8 @@ impl McpAdapter {
         let shared = &self.shared;
         // A retry answering the question of a call held for it (`held.rs`).
         if let Some(handle) = held::resumed(ctx) {
-            return finish(shared, self.holds.resume(handle, ctx).await?);
+            let fingerprint = held::fingerprint(&request);
+            return finish(shared, self.holds.resume(handle, fingerprint, ctx).await?);
         }
         // The instance's own connection's direct route (never a per-user one, `connection.rs`).
         if let Some(direct) = direct::Direct::route(shared, &request) {
@@ -326,13 +327,14 @@ impl McpAdapter {
         // client's token cannot reach another's call); progress under it goes to this call.
         let mut options = PeerRequestOptions::no_options();
         options.meta = Some(client_meta(ctx));
+        let fingerprint = held::holds_for(ctx).then(|| held::fingerprint(&request));
         let handle = peer
             .send_request_with_option(request, options)
             .await
             .map_err(service_error)?;
         // A client answering between rounds is asked by holding the call (`held.rs`).
-        if held::holds_for(ctx) {
-            let pending = held::Pending::start(&calls, peer, handle, ctx);
+        if let Some(fingerprint) = fingerprint {
+            let pending = held::Pending::start(&calls, peer, handle, fingerprint, ctx);
             return finish(shared, pending.wait(&self.holds).await?);
         }
         // What the upstream sends during the call reaches it (`calls.rs`): its progress, its

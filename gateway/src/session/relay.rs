@@ -307,7 +307,7 @@ impl SignalRelay {
         .await?;
         let mut answers = Vec::with_capacity(rows.len());
         for (session, key) in rows {
-            let taken: Option<(Option<String>,)> = sqlx::query_as(
+            let taken: Result<Option<(Option<String>,)>, _> = sqlx::query_as(
                 "DELETE FROM mcp_signals WHERE session_id = $1 AND kind = $2 AND request_id = $3
                  RETURNING body",
             )
@@ -315,7 +315,15 @@ impl SignalRelay {
             .bind(ANSWER)
             .bind(&key)
             .fetch_optional(self.storage.pool())
-            .await?;
+            .await;
+            // The answers taken out already are delivered; the rest wait for the next read.
+            let taken = match taken {
+                Ok(taken) => taken,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot take an answer posted by another replica");
+                    break;
+                }
+            };
             // Read by an overlapping read already; or a body that is no client message, which
             // the posting replica checked, so only the database could have changed it.
             if let Some((Some(body),)) = taken
@@ -362,11 +370,15 @@ impl SignalRelay {
                         }
                         for (session, answer) in delivered.answers {
                             // The session ended here meanwhile: its question went with it.
-                            if let Err(error) =
-                                sessions.accept_message(&session.into(), answer).await
+                            // rmcp's error names the session, whose id is not for the log.
+                            if sessions
+                                .accept_message(&session.into(), answer)
+                                .await
+                                .is_err()
                             {
-                                tracing::info!(%error, "an answer relayed by another replica \
-                                    found its session gone");
+                                tracing::info!(
+                                    "an answer relayed by another replica found its session gone"
+                                );
                             }
                         }
                         if std::mem::take(&mut failing) {

@@ -191,10 +191,13 @@ pub(super) async fn cancel(
 }
 
 /// Relays the client's answer to a question another replica asked (its id names that replica),
-/// in a session the store has: 202 as rmcp answers a response, 413 when it is larger than
-/// [`MAX_ANSWER_BYTES`], 429 when the session has too many answers waiting already, 503 when
-/// the database cannot take it. `None` for any other
+/// in a session the store has: 202 as rmcp answers a response (an answer larger than
+/// [`MAX_ANSWER_BYTES`] is relayed as an error for its question), 429 when the session has too
+/// many answers waiting already, 503 when the database cannot take it. `None` for any other
 /// answer, which rmcp's session takes (a question of this replica's, or an id of nobody's).
+/// An answer for another replica never goes on to rmcp, whose session here would drop it: it
+/// is relayed or refused (400 without one session id, 404 for a session the store does not
+/// have, 503 when the store cannot say).
 pub(super) async fn relay_answer(
     fast: &FastPath,
     answer: &CheckedAnswer,
@@ -203,14 +206,32 @@ pub(super) async fn relay_answer(
     if !fast.questions.is_another_replicas(&answer.request_id) {
         return None;
     }
-    let session_id = single(headers, "mcp-session-id")?.to_str().ok()?;
-    // Unknown or ended: rmcp answers 404 (a store that cannot answer: 500).
-    fast.sessions.live(session_id).await.ok()??;
-    if answer.body.len() > MAX_ANSWER_BYTES {
-        return Some(StatusCode::PAYLOAD_TOO_LARGE.into_response());
+    let Some(session_id) = single(headers, "mcp-session-id").and_then(|v| v.to_str().ok()) else {
+        return Some(StatusCode::BAD_REQUEST.into_response());
+    };
+    match fast.sessions.live(session_id).await {
+        Ok(Some(session)) if session.answers_questions => {}
+        // No questions were asked in a session whose client answers none.
+        Ok(Some(_)) => return Some(StatusCode::BAD_REQUEST.into_response()),
+        Ok(None) => return Some(StatusCode::NOT_FOUND.into_response()),
+        Err(error) => {
+            tracing::warn!(%error, "cannot look up the session of an answer to relay");
+            return Some(StatusCode::SERVICE_UNAVAILABLE.into_response());
+        }
     }
-    // The guard parsed the body as a client message, so it is UTF-8 JSON.
-    let body = std::str::from_utf8(&answer.body).ok()?;
+    // Too large to relay: the question is answered with an error instead, so its call ends
+    // at once rather than at its timeout.
+    let refused;
+    let body = if answer.body.len() > MAX_ANSWER_BYTES {
+        refused = serde_json::json!({"jsonrpc": "2.0", "id": answer.request_id,
+            "error": {"code": -32600, "message": format!(
+                "the answer is larger than the {MAX_ANSWER_BYTES} bytes relayed between replicas")}})
+        .to_string();
+        refused.as_str()
+    } else {
+        // The guard parsed the body as a client message, so it is UTF-8 JSON.
+        std::str::from_utf8(&answer.body).unwrap_or_default()
+    };
     Some(
         match fast
             .relay
