@@ -23,6 +23,7 @@ pub mod secret;
 pub mod text_filter;
 pub mod tool;
 pub mod upstream;
+pub mod withdraw;
 
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
@@ -40,3 +41,4 @@ pub use secret::Secret;
 pub use text_filter::TextFilter;
 pub use tool::{ToolAnnotations, ToolAnswer, ToolOutput, ToolSpec};
 pub use upstream::{UpstreamClient, UpstreamConfig};
+pub use withdraw::Withdraw;

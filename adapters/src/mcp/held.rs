@@ -33,7 +33,7 @@ use tokio::{
 };
 
 use super::{
-    CancelOnDrop,
+    CLIENT_CANCELLED, CancelOnDrop,
     calls::{Calls, Entered},
 };
 use crate::{Answers, AskClient, CallContext, ClientLink, ToolError};
@@ -131,10 +131,7 @@ impl Pending {
         };
         let id: RequestId = handle.id.clone();
         Self {
-            cancel: CancelOnDrop {
-                peer,
-                id: Some(id.clone()),
-            },
+            cancel: CancelOnDrop::new(peer, id.clone(), CLIENT_CANCELLED),
             entered: calls.enter_as(id, handle.progress_token.clone(), link, ctx),
             user: ctx.user.clone(),
             fingerprint,
@@ -155,7 +152,7 @@ impl Pending {
         };
         match asked {
             Ok(response) => {
-                self.cancel.id = None;
+                self.cancel.answered();
                 Ok(response)
             }
             Err((question, answer)) => {

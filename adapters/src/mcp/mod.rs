@@ -26,10 +26,7 @@ use std::sync::{Arc, Mutex};
 
 use rmcp::{
     RoleClient,
-    model::{
-        CallToolRequest, CallToolRequestParams, CancelledNotificationParam, ClientRequest,
-        ErrorData, RequestId, ServerResult,
-    },
+    model::{CallToolRequest, CallToolRequestParams, ClientRequest, ErrorData, ServerResult},
     service::{Peer, PeerRequestOptions, ServiceError},
 };
 use serde_json::{Map, Value};
@@ -166,27 +163,10 @@ pub struct McpAdapter {
 
 /// Tells the upstream a request was abandoned when the call's future is dropped before its
 /// answer came.
-struct CancelOnDrop {
-    peer: Peer<RoleClient>,
-    id: Option<RequestId>,
-}
+type CancelOnDrop = crate::Withdraw<RoleClient>;
 
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        let Some(id) = self.id.take() else {
-            return;
-        };
-        let peer = self.peer.clone();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let reason = Some("the gateway's client cancelled the call".to_owned());
-                let _ = peer
-                    .notify_cancelled(CancelledNotificationParam::new(Some(id), reason))
-                    .await;
-            });
-        }
-    }
-}
+/// Why the gateway withdraws an upstream call.
+const CLIENT_CANCELLED: &str = "the gateway's client cancelled the call";
 
 #[async_trait::async_trait]
 impl Adapter for McpAdapter {
@@ -341,12 +321,9 @@ impl McpAdapter {
         // logs, and a 2025-era upstream's questions for the client (`asking.rs`).
         let _entered = calls.enter(handle.id.clone(), handle.progress_token.clone(), ctx);
         // Dropping this future (the client cancelled, the call timed out) tells the upstream.
-        let mut cancel = CancelOnDrop {
-            peer: peer.clone(),
-            id: Some(handle.id.clone()),
-        };
+        let mut cancel = CancelOnDrop::new(peer.clone(), handle.id.clone(), CLIENT_CANCELLED);
         let response = handle.await_response().await;
-        cancel.id = None;
+        cancel.answered();
         if ctx.log.is_some() {
             settle().await;
         }

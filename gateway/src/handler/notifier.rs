@@ -9,14 +9,16 @@
 
 use std::sync::{Arc, Mutex};
 
-use manifold_adapters::{AskClient, LogSink, ProgressSink, ToolError, client_input::InputRequest};
+use manifold_adapters::{
+    AskClient, LogSink, ProgressSink, ToolError, Withdraw, client_input::InputRequest,
+};
 #[allow(deprecated)] // MCP logging (SEP-2577): still heard by clients of the 2025 eras
 use rmcp::model::LoggingMessageNotificationParam;
 use rmcp::{
     Peer, RoleServer,
     model::{
-        CancelledNotificationParam, ErrorCode, GetExtensions, ProgressNotificationParam,
-        ProgressToken, RequestId, ServerJsonRpcMessage, ServerRequest,
+        ErrorCode, GetExtensions, ProgressNotificationParam, ProgressToken, RequestId,
+        ServerJsonRpcMessage, ServerRequest,
     },
     service::{OriginatingRequestId, PeerRequestOptions, ServiceError},
 };
@@ -205,38 +207,16 @@ impl AskClient for PeerAsker {
         .and_then(|sent| sent.map_err(client_error))?;
         // A call that ends before the answer comes (cancelled, timed out) withdraws its
         // question, so the client stops and the session stops waiting for it.
-        let mut withdraw = Withdraw {
-            peer: self.peer.clone(),
-            id: Some(sent.id.clone()),
-        };
+        let mut withdraw = Withdraw::new(
+            self.peer.clone(),
+            sent.id.clone(),
+            "the call that asked this ended",
+        );
         let answer = sent.await_response().await;
-        withdraw.id = None;
+        withdraw.answered();
         let answer = answer.map_err(client_error)?;
         serde_json::to_value(answer)
             .map_err(|error| ToolError::BadResponse(format!("the client's answer: {error}")))
-    }
-}
-
-/// Withdraws a question when dropped before its answer came.
-struct Withdraw {
-    peer: Peer<RoleServer>,
-    id: Option<RequestId>,
-}
-
-impl Drop for Withdraw {
-    fn drop(&mut self) {
-        let Some(id) = self.id.take() else {
-            return;
-        };
-        let peer = self.peer.clone();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let reason = Some("the call that asked this ended".to_owned());
-                let _ = peer
-                    .notify_cancelled(CancelledNotificationParam::new(Some(id), reason))
-                    .await;
-            });
-        }
     }
 }
 
