@@ -250,7 +250,9 @@ impl Shared {
             }
         };
         let service = service?;
-        self.ask_for_logs(service.peer()).await;
+        // Asked on the side: the connection's tools need not wait for the upstream's answer.
+        let (name, peer) = (self.name.clone(), service.peer().clone());
+        tokio::spawn(async move { Self::ask_for_logs(&name, &peer).await });
         Ok(service)
     }
 
@@ -271,7 +273,7 @@ impl Shared {
     /// caller did not ask for (`LogSink`). A 2026-07-28 upstream hears each call's own level
     /// in the request's `_meta` instead (`client_meta`, `direct.rs`).
     #[allow(deprecated)] // MCP logging (SEP-2577)
-    async fn ask_for_logs(&self, peer: &Peer<RoleClient>) {
+    async fn ask_for_logs(name: &str, peer: &Peer<RoleClient>) {
         let logs = peer.peer_info().is_some_and(|info| {
             info.capabilities.logging.is_some()
                 && info.protocol_version != ProtocolVersion::V_2026_07_28
@@ -283,10 +285,10 @@ impl Shared {
         match tokio::time::timeout(LIST_TIMEOUT, peer.set_level(level)).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
-                tracing::info!(instance = %self.name, %error, "upstream refused logging/setLevel; its logs come at its own level");
+                tracing::info!(instance = %name, %error, "upstream refused logging/setLevel; its logs come at its own level");
             }
             Err(_) => {
-                tracing::info!(instance = %self.name, "upstream did not answer logging/setLevel in time");
+                tracing::info!(instance = %name, "upstream did not answer logging/setLevel in time");
             }
         }
     }
