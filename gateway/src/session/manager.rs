@@ -303,3 +303,50 @@ impl<T> Drop for Renumbered<T> {
             .fetch_sub(self.waiting.len(), Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use rmcp::model::NumberOrString;
+
+    use super::*;
+
+    proptest! {
+        /// Whatever id a client sends back, it reaches rmcp as a question's id only when it
+        /// names this worker, and then as exactly the id rmcp sent.
+        #[test]
+        fn only_a_workers_own_ids_map_back_to_its_questions(
+            n in any::<i64>(),
+            text in "[a-z0-9:]{0,12}",
+            forged in "(mf:)?[0-9a-f:]{0,30}",
+            claim in any::<bool>(),
+        ) {
+            let questions = Questions::new();
+            let worker = format!("{}0000abcd:", questions.prefix);
+            let other = format!("{}0000abce:", questions.prefix);
+            for sent in [RequestId::Number(n), RequestId::String(text.clone().into())] {
+                let out = outward(&worker, &sent);
+                prop_assert!(questions.is_ours(&out));
+                prop_assert!(!questions.is_another_replicas(&out));
+                // A string that reads as a number comes back as the number rmcp would have sent.
+                let back = inward(&worker, &out).expect("its own id");
+                match (&sent, &back) {
+                    (RequestId::String(s), RequestId::Number(m)) => {
+                        prop_assert_eq!(s.parse::<i64>().ok(), Some(*m));
+                    }
+                    _ => prop_assert_eq!(&back, &sent),
+                }
+                prop_assert_eq!(inward(&other, &out), None, "another worker's question");
+            }
+            // Forged ids, some claiming this worker's prefix.
+            let forged = if claim { format!("{worker}{forged}") } else { forged };
+            let forged = RequestId::String(forged.into());
+            let claims_worker = matches!(&forged, NumberOrString::String(s) if s.starts_with(&worker));
+            prop_assert_eq!(inward(&worker, &forged).is_some(), claims_worker);
+            prop_assert!(!(questions.is_ours(&forged) && questions.is_another_replicas(&forged)));
+            prop_assert_eq!(inward(&worker, &RequestId::Number(n)), None, "a bare number");
+            prop_assert!(!questions.is_ours(&RequestId::Number(n)));
+            prop_assert!(!questions.is_another_replicas(&RequestId::Number(n)));
+        }
+    }
+}
