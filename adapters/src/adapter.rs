@@ -245,6 +245,31 @@ pub trait Adapter: Send + Sync {
     fn prompts(&self) -> Option<&dyn crate::Prompts> {
         None
     }
+
+    /// Calls held open between a client's rounds (an upstream of the 2025 eras asking a
+    /// 2026-07-28 client mid-call), which a retry reaching another replica resumes through the
+    /// gateway's relay; `None` when the instance holds none.
+    fn held(&self) -> Option<&dyn HeldCalls> {
+        None
+    }
+}
+
+/// Calls an instance holds open between its client's rounds. A retry names the instance that
+/// holds its call ([`HeldCalls::holder`]); when that instance is on another replica, the
+/// gateway relays the retry there ([`crate::RelayRetry`]) and hands it to this capability.
+#[async_trait::async_trait]
+pub trait HeldCalls: Send + Sync {
+    /// The name this instance's held calls carry: random per instance and process, so a
+    /// retry's replica can tell whether it holds the call.
+    fn holder(&self) -> &str;
+
+    /// Whether any call is held here now; while one is, the gateway takes the retries other
+    /// replicas relay to [`HeldCalls::holder`].
+    fn holding(&self) -> bool;
+
+    /// Resumes a held call with a retry relayed from another replica, and returns what goes
+    /// back there. Both are the instance's own encoding: the gateway only carries them.
+    async fn resume_relayed(&self, retry: Value) -> Value;
 }
 
 /// The state of an instance that keeps a connection (an upstream MCP server).

@@ -48,10 +48,33 @@ pub enum Answers {
 
 /// The answers a client brought to a retried call, and the upstream's state of the round they
 /// answer (opened from the gateway's sealed envelope; never the client's own text).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Resume {
     pub input_responses: Option<InputResponses>,
     pub request_state: Option<String>,
+    /// Carries the retry to the replica holding its call, when another one does
+    /// ([`crate::HeldCalls`]); `None` on a gateway without replicas' relay.
+    pub relay: Option<Arc<dyn RelayRetry>>,
+}
+
+impl std::fmt::Debug for Resume {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resume")
+            .field("input_responses", &self.input_responses)
+            .field("request_state", &self.request_state)
+            .field("relay", &self.relay.is_some())
+            .finish()
+    }
+}
+
+/// Carries a retry to the gateway replica whose instance holds the call it resumes, and that
+/// replica's outcome back: a 2026-07-28 client's rounds may reach any replica, and a call held
+/// open upstream lives on one.
+#[async_trait::async_trait]
+pub trait RelayRetry: Send + Sync {
+    /// Hands `retry` to the instance named `holder` ([`crate::HeldCalls::holder`]) on whichever
+    /// replica has it, and returns what its [`crate::HeldCalls::resume_relayed`] answered.
+    async fn relay(&self, holder: &str, retry: Value) -> Result<Value, ToolError>;
 }
 
 /// Asks the calling client one question during a call.

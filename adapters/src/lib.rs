@@ -29,10 +29,10 @@ pub mod withdraw;
 pub mod sandbox;
 
 pub use adapter::{
-    Adapter, AdapterKind, CallContext, Health, InstanceSettings, LogSink, OAuthSpec, ProgressSink,
-    Tools,
+    Adapter, AdapterKind, CallContext, Health, HeldCalls, InstanceSettings, LogSink, OAuthSpec,
+    ProgressSink, Tools,
 };
-pub use client_input::{Answers, AskClient, ClientLink, Resume};
+pub use client_input::{Answers, AskClient, ClientLink, RelayRetry, Resume};
 pub use error::{BuildError, ToolError};
 pub use facts::{LinkAudience, ResolveFacts, StoredFacts};
 pub use offers::{Completion, LiveList, Prompts, Resources};

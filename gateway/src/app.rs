@@ -215,6 +215,8 @@ pub struct Prepared {
     pub broker: Option<Arc<UserBroker>>,
     /// Opened when the broker or the audit checkpoints needed it.
     pub storage: Option<Storage>,
+    /// Loaded when the broker, the audit chain or an instance asking its clients needs it.
+    pub keyring: Option<Arc<Keyring>>,
     /// Keeps the emulators alive as long as the gateway runs.
     #[cfg(feature = "sandbox")]
     pub sandbox: Option<manifold_adapters::sandbox::SandboxServer>,
@@ -401,6 +403,7 @@ pub async fn prepare(
         shutdown,
         broker,
         storage,
+        keyring: keyed,
         #[cfg(feature = "sandbox")]
         sandbox,
     })
@@ -526,7 +529,8 @@ pub async fn start(
             OperatorListen::Address(_) => None,
         },
     };
-    let relay = Arc::new(SignalRelay::new(storage.clone()));
+    let relay = Arc::new(SignalRelay::new(storage.clone(), prepared.keyring.clone()));
+    prepared.gateway.relay_retries_through(relay.clone());
     let sessions = Arc::new(SqlSessionStore::new(
         storage,
         SessionTiming {
@@ -535,7 +539,11 @@ pub async fn start(
         },
     ));
     let live_sessions = Arc::new(SharedSessionManager::new(sessions.clone()));
-    relay.clone().spawn(live_sessions.clone(), shutdown.clone());
+    relay.clone().spawn(
+        live_sessions.clone(),
+        prepared.gateway.catalog_changes(),
+        shutdown.clone(),
+    );
     spawn_session_sweep(
         sessions.clone(),
         prepared.gateway.clone(),

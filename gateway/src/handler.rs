@@ -151,6 +151,12 @@ impl Gateway {
             .collect()
     }
 
+    /// Carries the retries of 2026-07-28 clients to the replica holding their call
+    /// (`session::relay`).
+    pub fn relay_retries_through(&self, relay: Arc<dyn manifold_adapters::RelayRetry>) {
+        self.input_state.relay_through(relay);
+    }
+
     /// Fires each time a new catalog goes into force.
     pub fn catalog_changes(&self) -> watch::Receiver<Arc<Catalog>> {
         let mut changes = self.catalog.clone();

@@ -24,7 +24,7 @@ use rmcp::{
 };
 use serde_json::{Value, json};
 use support::{
-    asking_mcp::{Asking, sampled},
+    asking_mcp::{Asking, round, sampled, send},
     mcp_gateway::{call, connect, instance},
     post,
     process::GatewayProcess,
@@ -228,53 +228,6 @@ data_dir = "{}"
     );
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// A 2026-07-28 `tools/call` of `tool` declaring `capabilities`, with the retry's fields.
-fn round(
-    tool: &str,
-    capabilities: Value,
-    retry: Option<(Value, &str)>,
-) -> (String, [(&'static str, String); 3]) {
-    let mut params = json!({
-        "name": tool,
-        "arguments": {},
-        "_meta": {
-            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientCapabilities": capabilities,
-            "io.modelcontextprotocol/clientInfo": {"name": "rounds", "version": "1"}
-        }
-    });
-    if let Some((responses, state)) = retry {
-        params["inputResponses"] = responses;
-        params["requestState"] = json!(state);
-    }
-    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params});
-    (
-        body.to_string(),
-        [
-            ("mcp-protocol-version", "2026-07-28".to_owned()),
-            ("mcp-method", "tools/call".to_owned()),
-            ("mcp-name", tool.to_owned()),
-        ],
-    )
-}
-
-async fn send(
-    client: &reqwest::Client,
-    url: &str,
-    (body, headers): (String, [(&'static str, String); 3]),
-) -> (u16, Value) {
-    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (status, _, messages, text) =
-        tokio::time::timeout(PROMPTLY, post(client, url, &headers, &body))
-            .await
-            .expect("answered promptly");
-    let message = messages
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| panic!("{status}: {text}"));
-    (status.as_u16(), message)
 }
 
 #[tokio::test]

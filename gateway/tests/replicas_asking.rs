@@ -1,8 +1,10 @@
 //! Two `manifold` processes sharing one database serve one 2025-era session whose upstream call
 //! asks the client questions, and the client answers through whichever replica its POST reaches:
 //! the question's id names the replica that asked, and the replica an answer lands on relays it
-//! there (`session::relay`). Runs on SQLite, and on PostgreSQL when `MANIFOLD_TEST_POSTGRES_URL`
-//! is set (CI sets it); for an upstream of each era.
+//! there (`session::relay`). And a 2026-07-28 client, whose 2025-era upstream asks mid-call, so
+//! that one replica holds the upstream call between the client's rounds: its retries resume the
+//! call through whichever replica they reach. Runs on SQLite, and on PostgreSQL when
+//! `MANIFOLD_TEST_POSTGRES_URL` is set (CI sets it); for an upstream of each era.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -16,12 +18,19 @@ use std::{
 use futures::StreamExt;
 use serde_json::{Value, json};
 use support::{
-    ACCEPT, asking_mcp::Asking, in_session, mcp_gateway::instance, post, process::GatewayProcess,
+    ACCEPT,
+    asking_mcp::{Asking, round, sampled, send},
+    in_session,
+    mcp_gateway::instance,
+    post,
+    process::GatewayProcess,
     process::postgres_url,
 };
 use tokio_util::sync::CancellationToken;
 
 const VERSION: &str = "2025-11-25";
+/// The replicas' shared key, which seals what they relay and the clients' request states.
+const SECRET_KEY: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
 /// Longest the whole call may take: the relay reads every 200 ms.
 const PROMPTLY: Duration = Duration::from_secs(15);
 
@@ -205,4 +214,110 @@ async fn an_answer_posted_to_the_other_replica_reaches_the_question_on_postgres(
     let env = [("MANIFOLD_STORAGE__URL", url.as_str())];
     answers_cross_replicas(false, &env).await;
     answers_cross_replicas(true, &env).await;
+}
+
+/// Round one on replica `a`, whose instance holds the upstream call; every retry through `b`,
+/// which relays it there.
+async fn held_call_cross_replicas(env: &[(&str, &str)]) {
+    let stop = CancellationToken::new();
+    let upstream = Arc::new(Asking::default());
+    upstream
+        .legacy
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let url = upstream.serve(stop.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &url);
+    let mut env = env.to_vec();
+    env.push(("MANIFOLD_SECRET_KEY", SECRET_KEY));
+    let mut replicas = vec![
+        GatewayProcess::serve(&config, &env),
+        GatewayProcess::serve(&config, &env),
+    ];
+    let (a, b) = (replicas[0].url.clone(), replicas[1].url.clone());
+    let client = reqwest::Client::new();
+    let declared = json!({"elicitation": {}, "sampling": {}});
+    let asked = |answer: &Value, method: &str| -> String {
+        let result = &answer["result"];
+        assert_eq!(result["resultType"], "input_required", "{answer}");
+        assert_eq!(
+            result["inputRequests"]["input"]["method"], method,
+            "{answer}"
+        );
+        result["requestState"].as_str().unwrap().to_owned()
+    };
+    let retry = |answers: Option<Value>, state: &str| {
+        round(
+            "up_ask_twice",
+            declared.clone(),
+            Some((answers.unwrap_or_else(|| json!({})), state)),
+        )
+    };
+
+    // Round one on `a`, once the upstream's tools have arrived there.
+    let started = Instant::now();
+    let first = loop {
+        let (_, answer) = send(&client, &a, round("up_ask_twice", declared.clone(), None)).await;
+        if answer.get("result").is_some() {
+            break answer;
+        }
+        assert!(started.elapsed() < PROMPTLY, "never listed: {answer}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let state = asked(&first, "elicitation/create");
+    // A retry without the answer, through `b`, is asked again by the holder.
+    let (_, again) = send(&client, &b, retry(None, &state)).await;
+    let state = asked(&again, "elicitation/create");
+    // The answer through `b` resumes the call on `a`, which asks its second question.
+    let name = json!({"input": {"action": "accept", "content": {"name": "Ada"}}});
+    let (status, second) = send(&client, &b, retry(Some(name.clone()), &state)).await;
+    assert_eq!(status, 200, "{second}");
+    let state_two = asked(&second, "sampling/createMessage");
+    // The last answer, through `b` again, finishes it.
+    let (status, done) = send(
+        &client,
+        &b,
+        retry(Some(json!({"input": sampled("Paris")})), &state_two),
+    )
+    .await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(
+        done["result"]["content"][0]["text"], "name=Ada model=Paris",
+        "{done}"
+    );
+    // One upstream call, on the holding replica, served every round.
+    assert_eq!(upstream.declared.lock().unwrap().len(), 1);
+    // A round already answered names a call no longer held, whichever replica hears it.
+    for through in [&a, &b] {
+        let (_, stale) = send(&client, through, retry(Some(name.clone()), &state)).await;
+        assert_eq!(stale["result"]["isError"], true, "{stale}");
+        let text = stale["result"]["content"][0]["text"].as_str().unwrap();
+        assert!(text.contains("no longer waiting"), "{text}");
+    }
+
+    // The holder stops while it holds a call: a retry through `b` is told so within seconds.
+    let (_, held) = send(&client, &a, round("up_ask_twice", declared.clone(), None)).await;
+    let state = asked(&held, "elicitation/create");
+    drop(replicas.remove(0));
+    let asked_at = Instant::now();
+    let (_, gone) = send(&client, &b, retry(Some(name), &state)).await;
+    assert!(
+        asked_at.elapsed() < Duration::from_secs(9),
+        "{:?}",
+        asked_at.elapsed()
+    );
+    assert_eq!(gone["result"]["isError"], true, "{gone}");
+    let text = gone["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("no longer waiting"), "{text}");
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_2026_clients_retries_resume_the_call_held_on_the_other_replica_on_sqlite() {
+    held_call_cross_replicas(&[]).await;
+}
+
+#[tokio::test]
+async fn a_2026_clients_retries_resume_the_call_held_on_the_other_replica_on_postgres() {
+    let Some(url) = postgres_url() else { return };
+    held_call_cross_replicas(&[("MANIFOLD_STORAGE__URL", url.as_str())]).await;
 }

@@ -2,12 +2,16 @@
 //! asks its questions mid-call (on the stream of the gateway's request) and waits for the
 //! answer; a 2026-07-28 client answers only between rounds, by retrying its call. So the
 //! gateway holds the upstream call: the question ends the client's round as `input_required`,
-//! with a request state naming the held call (sealed by the gateway, so bound to the caller and
-//! to the tool, resource or prompt), and the retry carrying the answer resumes the call where it
-//! waits. A held call lives on the replica holding the upstream connection; a retry that reaches
-//! another replica, or comes after [`HOLD_FOR`], is told the call is gone (so this case needs a
-//! client kept on one replica), and the upstream hears its question went unanswered when the
-//! sweeper lets the call go.
+//! with a request state naming the held call and the instance holding it (sealed by the
+//! gateway, so bound to the caller and to the tool, resource or prompt), and the retry carrying
+//! the answer resumes the call where it waits.
+//!
+//! A held call lives on the replica holding the upstream connection, and the client's retry
+//! may reach any replica: one whose instance is not the holder relays the retry there
+//! ([`crate::RelayRetry`], the gateway's signal channel between replicas) and passes the
+//! outcome on as its own ([`RelayedRetry`], [`Outcome`]). Progress and logs of a call resumed
+//! on another replica stay there. A retry after [`HOLD_FOR`] is told the call is gone, and the
+//! upstream hears its question went unanswered when the sweeper lets the call go.
 
 use std::{
     collections::HashMap,
@@ -22,10 +26,12 @@ use futures::future::BoxFuture;
 use rmcp::{
     RoleClient,
     model::{
-        ClientRequest, InputRequest, InputRequests, InputRequiredResult, RequestId, ServerResult,
+        CallToolResult, ClientRequest, GetPromptResult, InputRequest, InputRequests,
+        InputRequiredResult, ReadResourceResult, RequestId, ServerResult,
     },
     service::{Peer, RequestHandle, ServiceError},
 };
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::{
     sync::{mpsc, oneshot},
@@ -33,10 +39,11 @@ use tokio::{
 };
 
 use super::{
-    CLIENT_CANCELLED, CancelOnDrop,
+    CLIENT_CANCELLED, CancelOnDrop, McpAdapter,
     calls::{Calls, Entered},
+    service_error,
 };
-use crate::{Answers, AskClient, CallContext, ClientLink, ToolError};
+use crate::{Answers, AskClient, CallContext, ClientLink, HeldCalls, ToolError};
 
 /// How long a held call waits for the client's answer to one question (retries without the
 /// answer do not extend it).
@@ -59,12 +66,14 @@ const QUESTIONS: usize = 8;
 /// A question of the upstream on its way to the call's waiting side, with where its answer goes.
 type Question = (InputRequest, oneshot::Sender<Result<Value, ToolError>>);
 
-type HeldCalls = Mutex<HashMap<String, Held>>;
+type HeldByHandle = Mutex<HashMap<String, Held>>;
 
 /// The calls an instance holds, by handle.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Holds {
-    held: Arc<HeldCalls>,
+    /// The name the held calls' states carry ([`HeldCalls::holder`]).
+    holder: Arc<str>,
+    held: Arc<HeldByHandle>,
     /// Whether the sweeper runs (started with the first held call).
     sweeping: Arc<AtomicBool>,
 }
@@ -103,13 +112,53 @@ pub fn holds_for(ctx: &CallContext) -> bool {
     matches!(ctx.client.answers, Answers::Rounds)
 }
 
-/// The handle of a held call a retry names, if it names one.
-pub fn resumed(ctx: &CallContext) -> Option<&str> {
+/// The holder and handle of the held call a retry names, if it names one.
+pub fn resumed(ctx: &CallContext) -> Option<(&str, &str)> {
     ctx.client
         .resume
         .request_state
         .as_deref()?
-        .strip_prefix(STATE_PREFIX)
+        .strip_prefix(STATE_PREFIX)?
+        .split_once(':')
+}
+
+/// What a replica relays of a retry to the one holding its call.
+#[derive(Serialize, Deserialize)]
+struct RelayedRetry {
+    handle: String,
+    fingerprint: u64,
+    user: Option<String>,
+    /// The client's answer to the held question; `None` when it retried without one.
+    answer: Option<Value>,
+}
+
+/// What the holding replica relays back: the upstream's answer, its next question, or why
+/// there is neither.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Outcome {
+    /// The upstream's result, as JSON of the result type of the request.
+    Answered(Value),
+    /// The call asks again: the round for the client (with the state naming the held call).
+    InputRequired {
+        input_requests: InputRequests,
+        request_state: String,
+    },
+    Failed(Failure),
+}
+
+/// A [`ToolError`] on its way between replicas.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Failure {
+    InvalidArguments { message: String },
+    MissingClientCapability { capability: String },
+    Unauthorized { message: String },
+    Upstream { status: u16, message: String },
+    BadResponse { message: String },
+    Timeout,
+    Cancelled,
+    Other { message: String },
 }
 
 // === impl Pending ===
@@ -171,7 +220,22 @@ impl Pending {
 
 // === impl Holds ===
 
+impl Default for Holds {
+    fn default() -> Self {
+        Self {
+            holder: format!("{:016x}", rand::random::<u64>()).into(),
+            held: Arc::default(),
+            sweeping: Arc::default(),
+        }
+    }
+}
+
 impl Holds {
+    /// The name the states of the calls held here carry.
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
     fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -191,7 +255,7 @@ impl Holds {
             ));
         }
         let handle = format!("{:032x}", rand::random::<u128>());
-        let round = round(&held.question, &handle);
+        let round = round(&held.question, &self.holder, &handle);
         holds.insert(handle, held);
         round
     }
@@ -203,7 +267,7 @@ impl Holds {
         if self.sweeping.swap(true, Ordering::Relaxed) {
             return;
         }
-        let weak: Weak<HeldCalls> = Arc::downgrade(&self.held);
+        let weak: Weak<HeldByHandle> = Arc::downgrade(&self.held);
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(SWEEP_EVERY);
             loop {
@@ -235,12 +299,41 @@ impl Holds {
         fingerprint: u64,
         ctx: &CallContext,
     ) -> Result<Result<ServerResult, ServiceError>, ToolError> {
+        let answer = ctx
+            .client
+            .resume
+            .input_responses
+            .as_ref()
+            .and_then(|responses| responses.get(KEY))
+            .cloned();
+        self.resume_with(handle, fingerprint, &ctx.user, answer, Some(ctx))
+            .await
+    }
+
+    /// Resumes the held call `handle` of `user` with `answer`; its progress and logs from now
+    /// on go to `follow`'s client (nowhere for a retry relayed from another replica).
+    async fn resume_with(
+        &self,
+        handle: &str,
+        fingerprint: u64,
+        user: &Option<String>,
+        answer: Option<Value>,
+        follow: Option<&CallContext>,
+    ) -> Result<Result<ServerResult, ServiceError>, ToolError> {
         // Taken in a statement of its own: the lock must not outlive it (`hold` takes it again).
-        let taken = self.held().remove(handle);
+        // Another caller's retry finds nothing (its state would not have opened anyway).
+        let taken = {
+            let mut held = self.held();
+            match held.get(handle) {
+                Some(call) if call.pending.user == *user => held.remove(handle),
+                _ => None,
+            }
+        };
         let Some(held) = taken else {
             return Err(ToolError::InvalidArguments(
                 "the call these answers belong to is no longer waiting (it waited longer than \
-                 the gateway holds a call, or another replica holds it); call the tool again"
+                 the gateway holds a call, or the replica holding it stopped); call the tool \
+                 again"
                     .into(),
             ));
         };
@@ -251,12 +344,6 @@ impl Holds {
                 "a retry must send the same arguments as the call it answers".into(),
             ));
         }
-        let answer = ctx
-            .client
-            .resume
-            .input_responses
-            .as_ref()
-            .and_then(|responses| responses.get(KEY));
         let Some(answer) = answer else {
             // Retried without the answer: asked again, the call still held.
             return Err(self.hold(held));
@@ -267,9 +354,159 @@ impl Holds {
             ..
         } = held;
         // The upstream may have given up on its question meanwhile; its call goes on either way.
-        let _ = answered.send(Ok(answer.clone()));
-        pending.entered.follow(ctx);
+        let _ = answered.send(Ok(answer));
+        match follow {
+            Some(ctx) => pending.entered.follow(ctx),
+            None => pending.entered.detach(),
+        }
         pending.wait(self).await
+    }
+
+    /// Resumes a retry relayed from another replica and encodes the outcome for it.
+    async fn resume_relayed(&self, retry: Value) -> Value {
+        let outcome = match serde_json::from_value::<RelayedRetry>(retry) {
+            Ok(retry) => {
+                let resumed = self
+                    .resume_with(
+                        &retry.handle,
+                        retry.fingerprint,
+                        &retry.user,
+                        retry.answer,
+                        None,
+                    )
+                    .await;
+                Outcome::of(resumed)
+            }
+            Err(error) => Outcome::Failed(Failure::Other {
+                message: format!("a replica relayed a retry this one cannot read: {error}"),
+            }),
+        };
+        serde_json::to_value(outcome).unwrap_or(Value::Null)
+    }
+}
+
+/// Relays a retry of the call `handle`, held by the instance `holder` on another replica, and
+/// returns the outcome there as this replica's. `request` is the retry's, which says what
+/// result type the upstream's answer has.
+pub async fn resume_elsewhere(
+    request: &ClientRequest,
+    holder: &str,
+    handle: &str,
+    fingerprint: u64,
+    ctx: &CallContext,
+) -> Result<ServerResult, ToolError> {
+    let Some(relay) = &ctx.client.resume.relay else {
+        return Err(ToolError::InvalidArguments(
+            "the call these answers belong to is no longer waiting (the gateway that held it \
+             restarted); call the tool again"
+                .into(),
+        ));
+    };
+    let retry = RelayedRetry {
+        handle: handle.to_owned(),
+        fingerprint,
+        user: ctx.user.clone(),
+        answer: ctx
+            .client
+            .resume
+            .input_responses
+            .as_ref()
+            .and_then(|responses| responses.get(KEY))
+            .cloned(),
+    };
+    let retry = serde_json::to_value(retry)
+        .map_err(|error| ToolError::BadResponse(format!("cannot relay the retry: {error}")))?;
+    let outcome = relay.relay(holder, retry).await?;
+    match serde_json::from_value::<Outcome>(outcome) {
+        Ok(Outcome::Answered(value)) => result_of(request, value),
+        Ok(Outcome::InputRequired {
+            input_requests,
+            request_state,
+        }) => Err(ToolError::InputRequired(Box::new(
+            InputRequiredResult::new(Some(input_requests), Some(request_state)),
+        ))),
+        Ok(Outcome::Failed(failure)) => Err(failure.into()),
+        Err(error) => Err(ToolError::BadResponse(format!(
+            "the replica holding the call answered something this one cannot read: {error}"
+        ))),
+    }
+}
+
+/// The upstream's answer to `request`, decoded as that request's result type (a tool's,
+/// prompt's or resource's; rmcp's untagged union otherwise).
+fn result_of(request: &ClientRequest, value: Value) -> Result<ServerResult, ToolError> {
+    let decoded = match request {
+        ClientRequest::CallToolRequest(_) => {
+            serde_json::from_value::<CallToolResult>(value).map(ServerResult::CallToolResult)
+        }
+        ClientRequest::GetPromptRequest(_) => {
+            serde_json::from_value::<GetPromptResult>(value).map(ServerResult::GetPromptResult)
+        }
+        ClientRequest::ReadResourceRequest(_) => {
+            serde_json::from_value::<ReadResourceResult>(value)
+                .map(ServerResult::ReadResourceResult)
+        }
+        _ => serde_json::from_value::<ServerResult>(value),
+    };
+    decoded.map_err(|error| ToolError::BadResponse(format!("relayed answer: {error}")))
+}
+
+// === impl Outcome ===
+
+impl Outcome {
+    fn of(resumed: Result<Result<ServerResult, ServiceError>, ToolError>) -> Self {
+        match resumed {
+            Ok(Ok(result)) => match serde_json::to_value(result) {
+                Ok(value) => Outcome::Answered(value),
+                Err(error) => Outcome::Failed(Failure::Other {
+                    message: format!("the upstream's answer cannot be relayed: {error}"),
+                }),
+            },
+            Ok(Err(error)) => Outcome::Failed(service_error(error).into()),
+            Err(ToolError::InputRequired(round)) => Outcome::InputRequired {
+                input_requests: round.input_requests.unwrap_or_default(),
+                request_state: round.request_state.unwrap_or_default(),
+            },
+            Err(error) => Outcome::Failed(error.into()),
+        }
+    }
+}
+
+// === impl Failure ===
+
+impl From<ToolError> for Failure {
+    fn from(error: ToolError) -> Self {
+        match error {
+            ToolError::InvalidArguments(message) => Failure::InvalidArguments { message },
+            ToolError::MissingClientCapability { capability } => {
+                Failure::MissingClientCapability { capability }
+            }
+            ToolError::Unauthorized(message) => Failure::Unauthorized { message },
+            ToolError::Upstream { status, message } => Failure::Upstream { status, message },
+            ToolError::BadResponse(message) => Failure::BadResponse { message },
+            ToolError::Timeout => Failure::Timeout,
+            ToolError::Cancelled => Failure::Cancelled,
+            other => Failure::Other {
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+impl From<Failure> for ToolError {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::InvalidArguments { message } => ToolError::InvalidArguments(message),
+            Failure::MissingClientCapability { capability } => {
+                ToolError::MissingClientCapability { capability }
+            }
+            Failure::Unauthorized { message } => ToolError::Unauthorized(message),
+            Failure::Upstream { status, message } => ToolError::Upstream { status, message },
+            Failure::BadResponse { message } => ToolError::BadResponse(message),
+            Failure::Timeout => ToolError::Timeout,
+            Failure::Cancelled => ToolError::Cancelled,
+            Failure::Other { message } => ToolError::Unreachable(message),
+        }
     }
 }
 
@@ -288,13 +525,30 @@ pub fn fingerprint(request: &ClientRequest) -> u64 {
     hasher.finish()
 }
 
-/// The round that asks the client `question` for the held call `handle`.
-fn round(question: &InputRequest, handle: &str) -> ToolError {
+/// The round that asks the client `question` for the call `handle` held by `holder`.
+fn round(question: &InputRequest, holder: &str, handle: &str) -> ToolError {
     let requests = InputRequests::from([(KEY.to_owned(), question.clone())]);
     ToolError::InputRequired(Box::new(InputRequiredResult::new(
         Some(requests),
-        Some(format!("{STATE_PREFIX}{handle}")),
+        Some(format!("{STATE_PREFIX}{holder}:{handle}")),
     )))
+}
+
+// === impl McpAdapter ===
+
+#[async_trait::async_trait]
+impl HeldCalls for McpAdapter {
+    fn holder(&self) -> &str {
+        &self.holds.holder
+    }
+
+    fn holding(&self) -> bool {
+        !self.holds.held().is_empty()
+    }
+
+    async fn resume_relayed(&self, retry: Value) -> Value {
+        self.holds.resume_relayed(retry).await
+    }
 }
 
 // === impl HeldAsker ===

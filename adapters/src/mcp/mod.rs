@@ -264,6 +264,10 @@ impl Adapter for McpAdapter {
     fn prompts(&self) -> Option<&dyn crate::Prompts> {
         Some(self)
     }
+
+    fn held(&self) -> Option<&dyn crate::HeldCalls> {
+        Some(self)
+    }
 }
 
 // === impl McpAdapter ===
@@ -293,9 +297,15 @@ impl McpAdapter {
         ctx: &CallContext,
     ) -> Result<ServerResult, ToolError> {
         let shared = &self.shared;
-        // A retry answering the question of a call held for it (`held.rs`).
-        if let Some(handle) = held::resumed(ctx) {
+        // A retry answering the question of a call held for it (`held.rs`), here or on the
+        // replica whose instance holds it.
+        if let Some((holder, handle)) = held::resumed(ctx) {
             let fingerprint = held::fingerprint(&request);
+            if holder != self.holds.holder() {
+                let result =
+                    held::resume_elsewhere(&request, holder, handle, fingerprint, ctx).await?;
+                return finish(shared, Ok(result));
+            }
             return finish(shared, self.holds.resume(handle, fingerprint, ctx).await?);
         }
         // The instance's own connection's direct route (never a per-user one, `connection.rs`).

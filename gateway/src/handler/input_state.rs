@@ -9,12 +9,12 @@
 //! resumes the call.
 
 use std::{
-    sync::Arc,
+    sync::{Arc, OnceLock},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use manifold_adapters::{
-    Answers, AskClient, ClientLink, Resume, ToolError,
+    Answers, AskClient, ClientLink, RelayRetry, Resume, ToolError,
     client_input::{InputRequest, InputResponses},
 };
 use manifold_policy::Principal;
@@ -73,13 +73,25 @@ struct Sealed {
 #[derive(Clone, Default)]
 pub struct InputState {
     keyring: Option<Arc<Keyring>>,
+    /// Carries a retry to the replica holding its call (`session::relay`), once the transport
+    /// that has one shares it; a gateway without (stdio) resumes only what it holds itself.
+    relay: Arc<OnceLock<Arc<dyn RelayRetry>>>,
 }
 
 // === impl InputState ===
 
 impl InputState {
     pub fn new(keyring: Option<Arc<Keyring>>) -> Self {
-        Self { keyring }
+        Self {
+            keyring,
+            relay: Arc::default(),
+        }
+    }
+
+    /// Relays retries of calls held on other replicas through `relay` from now on.
+    pub fn relay_through(&self, relay: Arc<dyn RelayRetry>) {
+        // Set once, at start; a second transport sharing the same relay changes nothing.
+        let _ = self.relay.set(relay);
     }
 
     /// The upstream's input requests for the client, its state sealed in `requestState`.
@@ -121,6 +133,7 @@ impl InputState {
         Ok(Resume {
             input_responses: retry.input_responses.clone(),
             request_state,
+            relay: self.relay.get().cloned(),
         })
     }
 

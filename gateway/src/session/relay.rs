@@ -28,8 +28,13 @@ use rmcp::{
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
+use manifold_adapters::Adapter;
+use tokio::sync::watch;
+
 use super::manager::{Questions, SharedSessionManager};
-use crate::storage::Storage;
+use crate::{keyring::Keyring, router::Catalog, storage::Storage};
+
+mod retry;
 
 /// How often a replica with session calls or questions in flight reads the posted signals.
 pub const POLL_EVERY: Duration = Duration::from_millis(200);
@@ -54,9 +59,20 @@ const ANSWERS_PER_SESSION: i64 = 8;
 /// wait up to [`KEEP`], so this and the count above bound what one session can store.
 pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 
+/// How soon the replica holding a call takes a retry relayed to it: it reads every
+/// [`POLL_EVERY`] while it holds calls, so a retry still untaken after this names a call nobody
+/// holds any more (its replica stopped, or let it go).
+const TAKEN_WITHIN: Duration = Duration::from_secs(5);
+/// How often a replica that relayed a retry looks for its outcome.
+const OUTCOME_EVERY: Duration = Duration::from_millis(50);
+
 /// What a signal row is.
 const CANCEL: &str = "cancel";
 const ANSWER: &str = "answer";
+/// A retry for a call held on another replica, and that replica's outcome, addressed by the
+/// holder (the instance holding the call) and a token of the relaying replica's.
+const RESUME: &str = "resume";
+const RESUMED: &str = "resumed";
 
 /// Which path serves a registered call, which decides who answers a cancellation found here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +111,10 @@ pub struct Registration {
 pub struct SignalRelay {
     storage: Storage,
     in_flight: InFlight,
+    /// Seals what rows carry of a client's (answers, retries, outcomes), so the database never
+    /// holds them in the clear; the replicas share the key. `None` on a gateway whose instances
+    /// never ask their clients anything, which posts none of these.
+    keyring: Option<Arc<Keyring>>,
 }
 
 /// What became of an answer posted for another replica.
@@ -192,11 +212,76 @@ impl Drop for Registration {
 // === impl SignalRelay ===
 
 impl SignalRelay {
-    pub fn new(storage: Storage) -> Self {
+    pub fn new(storage: Storage, keyring: Option<Arc<Keyring>>) -> Self {
         Self {
             storage,
             in_flight: InFlight::default(),
+            keyring,
         }
+    }
+
+    /// `body` as row (`session`, `kind`, `key`) stores it: sealed, and bound to that row.
+    fn seal(&self, kind: &str, session: &str, key: &str, body: &str) -> String {
+        match &self.keyring {
+            Some(keyring) => keyring.seal(body.as_bytes(), &row_context(kind, session, key)),
+            None => body.to_owned(),
+        }
+    }
+
+    /// The body a row stored; `None` when it does not open as that row's.
+    fn open(&self, kind: &str, session: &str, key: &str, stored: String) -> Option<String> {
+        match &self.keyring {
+            Some(keyring) => keyring
+                .open(&stored, &row_context(kind, session, key))
+                .ok()
+                .and_then(|plain| String::from_utf8(plain).ok()),
+            None => Some(stored),
+        }
+    }
+
+    /// Posts the row (`session`, `kind`, `key`) with `body` sealed; an existing one is kept.
+    /// Returns whether it was written.
+    async fn post(
+        &self,
+        session: &str,
+        kind: &str,
+        key: &str,
+        body: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "INSERT INTO mcp_signals (session_id, kind, request_id, body, posted_ms)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (session_id, kind, request_id) DO NOTHING",
+        )
+        .bind(session)
+        .bind(kind)
+        .bind(key)
+        .bind(self.seal(kind, session, key, body))
+        .bind(now_ms())
+        .execute(self.storage.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Takes the row (`session`, `kind`, `key`) out of the table and returns its body, opened;
+    /// once, however many replicas try. `Some(None)`: the row was there with no body that
+    /// opens.
+    async fn take(
+        &self,
+        session: &str,
+        kind: &str,
+        key: &str,
+    ) -> Result<Option<Option<String>>, sqlx::Error> {
+        let taken: Option<(Option<String>,)> = sqlx::query_as(
+            "DELETE FROM mcp_signals WHERE session_id = $1 AND kind = $2 AND request_id = $3
+             RETURNING body",
+        )
+        .bind(session)
+        .bind(kind)
+        .bind(key)
+        .fetch_optional(self.storage.pool())
+        .await?;
+        Ok(taken.map(|(body,)| body.and_then(|body| self.open(kind, session, key, body))))
     }
 
     /// Where the session calls this replica runs register, for cancellations to find them.
@@ -228,28 +313,42 @@ impl SignalRelay {
         id: &RequestId,
         body: &str,
     ) -> Result<Posted, sqlx::Error> {
-        let (waiting,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM mcp_signals WHERE session_id = $1 AND kind = $2")
-                .bind(session)
-                .bind(ANSWER)
-                .fetch_one(self.storage.pool())
-                .await?;
-        if waiting >= ANSWERS_PER_SESSION {
-            return Ok(Posted::Full);
-        }
-        sqlx::query(
+        let key = request_key(id);
+        // Counted and written in one statement, so answers posted at once on SQLite (one
+        // writer) cannot all see room; on PostgreSQL concurrent posts of one session may each
+        // see the same count, which the session's own concurrent requests bound.
+        let done = sqlx::query(
             "INSERT INTO mcp_signals (session_id, kind, request_id, body, posted_ms)
-             VALUES ($1, $2, $3, $4, $5)
+             SELECT $1, $2, $3, $4, $5
+             WHERE (SELECT COUNT(*) FROM mcp_signals WHERE session_id = $1 AND kind = $2) < $6
              ON CONFLICT (session_id, kind, request_id) DO NOTHING",
         )
         .bind(session)
         .bind(ANSWER)
-        .bind(request_key(id))
-        .bind(body)
+        .bind(&key)
+        .bind(self.seal(ANSWER, session, &key, body))
         .bind(now_ms())
+        .bind(ANSWERS_PER_SESSION)
         .execute(self.storage.pool())
         .await?;
-        Ok(Posted::Posted)
+        if done.rows_affected() > 0 {
+            return Ok(Posted::Posted);
+        }
+        // Nothing written: the same answer waits already, or the session has no room.
+        let (already,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM mcp_signals
+             WHERE session_id = $1 AND kind = $2 AND request_id = $3",
+        )
+        .bind(session)
+        .bind(ANSWER)
+        .bind(&key)
+        .fetch_one(self.storage.pool())
+        .await?;
+        Ok(if already > 0 {
+            Posted::Posted
+        } else {
+            Posted::Full
+        })
     }
 
     /// Cancels the calls held here that were cancelled on other replicas, and takes the answers
@@ -307,26 +406,18 @@ impl SignalRelay {
         .await?;
         let mut answers = Vec::with_capacity(rows.len());
         for (session, key) in rows {
-            let taken: Result<Option<(Option<String>,)>, _> = sqlx::query_as(
-                "DELETE FROM mcp_signals WHERE session_id = $1 AND kind = $2 AND request_id = $3
-                 RETURNING body",
-            )
-            .bind(&session)
-            .bind(ANSWER)
-            .bind(&key)
-            .fetch_optional(self.storage.pool())
-            .await;
             // The answers taken out already are delivered; the rest wait for the next read.
-            let taken = match taken {
+            let taken = match self.take(&session, ANSWER, &key).await {
                 Ok(taken) => taken,
                 Err(error) => {
                     tracing::warn!(%error, "cannot take an answer posted by another replica");
                     break;
                 }
             };
-            // Read by an overlapping read already; or a body that is no client message, which
-            // the posting replica checked, so only the database could have changed it.
-            if let Some((Some(body),)) = taken
+            // Read by an overlapping read already; or a body that is no client message (or
+            // does not open), which the posting replica checked and sealed, so only the
+            // database could have changed it.
+            if let Some(Some(body)) = taken
                 && let Ok(message) = serde_json::from_str::<ClientJsonRpcMessage>(&body)
             {
                 answers.push((session, message));
@@ -346,9 +437,14 @@ impl SignalRelay {
     }
 
     /// Delivers posted signals every [`POLL_EVERY`] — answers to `sessions`, rmcp's sessions
-    /// of this replica, whose questions they answer — and prunes them every [`KEEP`], until
-    /// `stop`.
-    pub fn spawn(self: Arc<Self>, sessions: Arc<SharedSessionManager>, stop: CancellationToken) {
+    /// of this replica, whose questions they answer; retries to the instances of `catalog`
+    /// that hold calls — and prunes them every [`KEEP`], until `stop`.
+    pub fn spawn(
+        self: Arc<Self>,
+        sessions: Arc<SharedSessionManager>,
+        catalog: watch::Receiver<Arc<Catalog>>,
+        stop: CancellationToken,
+    ) {
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(POLL_EVERY);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -360,7 +456,11 @@ impl SignalRelay {
                     _ = ticker.tick() => {}
                     () = stop.cancelled() => return,
                 }
-                match self.deliver(sessions.questions()).await {
+                let delivered = match self.deliver(sessions.questions()).await {
+                    Ok(delivered) => self.retries(&catalog).await.map(|()| delivered),
+                    Err(error) => Err(error),
+                };
+                match delivered {
                     Ok(delivered) => {
                         if delivered.cancelled > 0 {
                             tracing::info!(
@@ -402,6 +502,44 @@ impl SignalRelay {
     }
 }
 
+// === impl SignalRelay (retries) ===
+
+impl SignalRelay {
+    /// Takes the retries relayed to the instances of `catalog` that hold calls here now.
+    async fn retries(
+        self: &Arc<Self>,
+        catalog: &watch::Receiver<Arc<Catalog>>,
+    ) -> Result<(), sqlx::Error> {
+        let holders: Vec<Arc<dyn Adapter>> = catalog
+            .borrow()
+            .instances()
+            .iter()
+            .filter(|instance| instance.adapter.held().is_some_and(|held| held.holding()))
+            .map(|instance| instance.adapter.clone())
+            .collect();
+        if !holders.is_empty() {
+            let taken = self.deliver_retries(&holders).await?;
+            if taken > 0 {
+                tracing::debug!(
+                    taken,
+                    "resuming held calls for retries relayed by other replicas"
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a row's sealed body is bound to.
+fn row_context(kind: &str, session: &str, key: &str) -> String {
+    format!(
+        "mcp-signal|{}:{kind}|{}:{session}|{}:{key}",
+        kind.len(),
+        session.len(),
+        key.len()
+    )
+}
+
 /// A request id as stored: its JSON text (so `7` and `"7"` stay apart), or for a long id the
 /// SHA-256 of that text.
 fn request_key(id: &RequestId) -> String {
@@ -431,8 +569,10 @@ mod tests {
     async fn replicas() -> (tempfile::TempDir, SignalRelay, SignalRelay) {
         let dir = tempfile::tempdir().unwrap();
         let storage = Storage::open(None, dir.path()).await.unwrap();
-        let a = SignalRelay::new(storage.clone());
-        let b = SignalRelay::new(storage);
+        // One key for both, as replicas share it.
+        let keyring = Arc::new(Keyring::load(None, &dir.path().join("secret.key"), true).unwrap());
+        let a = SignalRelay::new(storage.clone(), Some(keyring.clone()));
+        let b = SignalRelay::new(storage, Some(keyring));
         (dir, a, b)
     }
 
@@ -585,6 +725,64 @@ mod tests {
         b.post_cancel("s1", &NumberOrString::Number(1))
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn answers_are_sealed_at_rest_and_open_only_as_their_own_row() {
+        let (_dir, a, b) = replicas().await;
+        let asker = Questions::new();
+        let (one, two) = (
+            asker.outward(&NumberOrString::Number(1)),
+            asker.outward(&NumberOrString::Number(2)),
+        );
+        for id in [&one, &two] {
+            let body = serde_json::json!({"jsonrpc": "2.0", "id": id,
+                "result": {"action": "accept", "content": {"name": "Ada Lovelace"}}});
+            b.post_answer("s1", id, &body.to_string()).await.unwrap();
+        }
+        let stored: Vec<(String,)> = sqlx::query_as("SELECT body FROM mcp_signals")
+            .fetch_all(b.storage.pool())
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 2);
+        assert!(
+            stored.iter().all(|(body,)| !body.contains("Ada")),
+            "{stored:?}"
+        );
+        // Row one's body, copied onto row two, does not open there.
+        let (first,): (String,) =
+            sqlx::query_as("SELECT body FROM mcp_signals WHERE request_id = $1")
+                .bind(request_key(&one))
+                .fetch_one(b.storage.pool())
+                .await
+                .unwrap();
+        sqlx::query("UPDATE mcp_signals SET body = $1 WHERE request_id = $2")
+            .bind(&first)
+            .bind(request_key(&two))
+            .execute(b.storage.pool())
+            .await
+            .unwrap();
+        let taken = a.take_answers(&asker).await.unwrap();
+        assert_eq!(taken.len(), 1, "only the row the body was sealed for");
+        assert!(matches!(&taken[0].1, ClientJsonRpcMessage::Response(r) if r.id == one));
+    }
+
+    #[tokio::test]
+    async fn answers_posted_at_once_never_overfill_a_session() {
+        let (_dir, _a, b) = replicas().await;
+        let b = Arc::new(b);
+        let other = Questions::new();
+        let posts = (0..4 * ANSWERS_PER_SESSION).map(|n| {
+            let b = b.clone();
+            let id = other.outward(&NumberOrString::Number(n));
+            tokio::spawn(async move { b.post_answer("s1", &id, "{}").await.unwrap() })
+        });
+        let outcomes = futures::future::join_all(posts).await;
+        let posted = outcomes
+            .iter()
+            .filter(|outcome| matches!(outcome, Ok(Posted::Posted)))
+            .count();
+        assert_eq!(posted, usize::try_from(ANSWERS_PER_SESSION).unwrap());
     }
 
     #[test]

@@ -363,3 +363,57 @@ pub fn sampled(text: &str) -> Value {
     ))
     .unwrap()
 }
+
+// === a 2026-07-28 client's rounds, as raw HTTP ===
+
+/// Longest one round may take through the gateway.
+const ROUND_PROMPTLY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A 2026-07-28 `tools/call` of `tool` declaring `capabilities`, with the retry's fields.
+pub fn round(
+    tool: &str,
+    capabilities: Value,
+    retry: Option<(Value, &str)>,
+) -> (String, [(&'static str, String); 3]) {
+    let mut params = json!({
+        "name": tool,
+        "arguments": {},
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": capabilities,
+            "io.modelcontextprotocol/clientInfo": {"name": "rounds", "version": "1"}
+        }
+    });
+    if let Some((responses, state)) = retry {
+        params["inputResponses"] = responses;
+        params["requestState"] = json!(state);
+    }
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params});
+    (
+        body.to_string(),
+        [
+            ("mcp-protocol-version", "2026-07-28".to_owned()),
+            ("mcp-method", "tools/call".to_owned()),
+            ("mcp-name", tool.to_owned()),
+        ],
+    )
+}
+
+/// Sends one round and returns its HTTP status and the answer to it.
+pub async fn send(
+    client: &reqwest::Client,
+    url: &str,
+    (body, headers): (String, [(&'static str, String); 3]),
+) -> (u16, Value) {
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, _, messages, text) =
+        tokio::time::timeout(ROUND_PROMPTLY, super::post(client, url, &headers, &body))
+            .await
+            .expect("answered promptly");
+    // The answer to the round (id 7), past any log notification before it.
+    let message = messages
+        .into_iter()
+        .find(|message| message["id"] == 7)
+        .unwrap_or_else(|| panic!("{status}: {text}"));
+    (status.as_u16(), message)
+}
