@@ -28,7 +28,6 @@ use rmcp::{
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use manifold_adapters::Adapter;
 use tokio::sync::watch;
 
 use super::manager::{Questions, SharedSessionManager};
@@ -73,6 +72,9 @@ const ANSWER: &str = "answer";
 /// holder (the instance holding the call) and a token of the relaying replica's.
 const RESUME: &str = "resume";
 const RESUMED: &str = "resumed";
+/// The relaying replica gave up on a retry (its client went away, or its call timed out): the
+/// holding replica stops resuming it, which withdraws the upstream call.
+const WITHDRAW: &str = "withdraw";
 
 /// Which path serves a registered call, which decides who answers a cancellation found here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +117,9 @@ pub struct SignalRelay {
     /// holds them in the clear; the replicas share the key. `None` on a gateway whose instances
     /// never ask their clients anything, which posts none of these.
     keyring: Option<Arc<Keyring>>,
+    /// The relayed retries this replica is resuming, by token, so the relaying replica can
+    /// withdraw them (`retry.rs`).
+    resuming: retry::Resuming,
 }
 
 /// What became of an answer posted for another replica.
@@ -217,6 +222,7 @@ impl SignalRelay {
             storage,
             in_flight: InFlight::default(),
             keyring,
+            resuming: retry::Resuming::default(),
         }
     }
 
@@ -499,34 +505,6 @@ impl SignalRelay {
                 }
             }
         });
-    }
-}
-
-// === impl SignalRelay (retries) ===
-
-impl SignalRelay {
-    /// Takes the retries relayed to the instances of `catalog` that hold calls here now.
-    async fn retries(
-        self: &Arc<Self>,
-        catalog: &watch::Receiver<Arc<Catalog>>,
-    ) -> Result<(), sqlx::Error> {
-        let holders: Vec<Arc<dyn Adapter>> = catalog
-            .borrow()
-            .instances()
-            .iter()
-            .filter(|instance| instance.adapter.held().is_some_and(|held| held.holding()))
-            .map(|instance| instance.adapter.clone())
-            .collect();
-        if !holders.is_empty() {
-            let taken = self.deliver_retries(&holders).await?;
-            if taken > 0 {
-                tracing::debug!(
-                    taken,
-                    "resuming held calls for retries relayed by other replicas"
-                );
-            }
-        }
-        Ok(())
     }
 }
 
