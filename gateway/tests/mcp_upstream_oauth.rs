@@ -396,6 +396,24 @@ async fn a_refused_token_is_renewed_once_and_the_call_made_once_more() {
     let refused = env.call_whoami(&alice).await;
     assert!(is_error(&refused), "{refused}");
     assert_eq!(env.grants("refresh_token").len(), before + 2);
+
+    // A resource read follows the same rule: one refusal, one refresh, and the read goes
+    // through; refused again after the renewal, it fails after exactly one more refresh.
+    let read = json!({"jsonrpc": "2.0", "id": 3, "method": "resources/read",
+        "params": {"uri": "manifold://crm/crm://me"}});
+    let session = env.session(&alice, json!({})).await;
+    env.up.reject.store(1, Ordering::SeqCst);
+    let (_, answer) = env.mcp(&alice, Some(&session), &read).await;
+    assert_eq!(
+        answer["result"]["contents"][0]["text"], "record of alice",
+        "{answer}"
+    );
+    assert_eq!(env.grants("refresh_token").len(), before + 3);
+    env.up.reject.store(100, Ordering::SeqCst);
+    let (_, refused) = env.mcp(&alice, Some(&session), &read).await;
+    assert!(refused.get("error").is_some(), "{refused}");
+    assert_eq!(env.grants("refresh_token").len(), before + 4);
+    env.end(&alice, &session).await;
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! The user's provider credential for one provider request: fetched from the broker, and when
-//! the provider rejects it (401) renewed once and the request made once more. The call itself
-//! and the facts read before its decision both go through here, so both follow one rule.
+//! the provider rejects it (401) renewed once and the request made once more. The call itself,
+//! the facts read before its decision, and the reads, gets and completions of an upstream that
+//! authenticates each user all go through here, so all follow one rule.
 
 use std::future::Future;
 
@@ -36,15 +37,32 @@ impl Gateway {
         F: Fn(Option<Secret>) -> Fut,
         Fut: Future<Output = Result<T, ToolError>>,
     {
+        self.with_instance_credential(&route.instance, &route.spec.scopes, principal, attempt)
+            .await
+    }
+
+    /// [`Self::with_credential`] for a request to `instance` that is no tool call (a resource
+    /// read, a prompt get, a completion), asking for `scopes`.
+    pub(super) async fn with_instance_credential<T, F, Fut>(
+        &self,
+        instance: &str,
+        scopes: &[String],
+        principal: &Principal,
+        attempt: F,
+    ) -> Result<T, CredentialedError>
+    where
+        F: Fn(Option<Secret>) -> Fut,
+        Fut: Future<Output = Result<T, ToolError>>,
+    {
         let broker = &self.broker;
         let credential = broker
-            .credential(principal, &route.instance, &route.spec.scopes)
+            .credential(principal, instance, scopes)
             .await
             .map_err(CredentialedError::NotConnected)?;
         match (attempt(credential.clone()).await, credential) {
             (Err(ToolError::Unauthorized(reason)), Some(rejected)) => {
                 let renewed = broker
-                    .renew(principal, &route.instance, &rejected)
+                    .renew(principal, instance, &rejected)
                     .await
                     .map_err(CredentialedError::NotConnected)?;
                 match renewed {

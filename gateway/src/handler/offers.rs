@@ -22,7 +22,9 @@ use rmcp::{
 use serde_json::{Map, Value, json};
 
 use super::{
-    CallScope, Gateway, cursor,
+    CallScope, Gateway,
+    credential::CredentialedError,
+    cursor,
     input_state::{Masking, Retry, StateError, Target},
 };
 use crate::{
@@ -443,9 +445,11 @@ impl Gateway {
             .adapter
             .resources()
             .ok_or(ItemError::Unknown("resource"))?;
-        let ctx = self.item_context_for(scope, &resolved, client).await?;
+        let original = &resolved.original;
         let mut contents = self
-            .bounded(resources.read(&resolved.original, &ctx), scope)
+            .credentialed(scope, &resolved, client, |ctx| async move {
+                resources.read(original, &ctx).await
+            })
             .await?;
         // Contents carry the instance's URIs: the client sees the exposed ones.
         for content in &mut contents.contents {
@@ -519,9 +523,12 @@ impl Gateway {
             .adapter
             .prompts()
             .ok_or(ItemError::Unknown("prompt"))?;
-        let ctx = self.item_context_for(scope, &resolved, client).await?;
+        let original = &resolved.original;
         let mut prompt = self
-            .bounded(prompts.get(&resolved.original, arguments, &ctx), scope)
+            .credentialed(scope, &resolved, client, |ctx| {
+                let arguments = arguments.clone();
+                async move { prompts.get(original, arguments, &ctx).await }
+            })
             .await?;
         let masked = self
             .stages
@@ -582,13 +589,11 @@ impl Gateway {
                         .adapter
                         .prompts()
                         .ok_or(ItemError::Unknown("prompt"))?;
-                    let ctx = self
-                        .item_context_for(scope, &resolved, ClientLink::default())
-                        .await?;
-                    self.bounded(
-                        prompts.complete(&resolved.original, completion, &ctx),
-                        scope,
-                    )
+                    let original = &resolved.original;
+                    self.credentialed(scope, &resolved, ClientLink::default(), |ctx| {
+                        let completion = completion.clone();
+                        async move { prompts.complete(original, completion, &ctx).await }
+                    })
                     .await
                 }
                 Reference::Resource(template) => {
@@ -603,13 +608,11 @@ impl Gateway {
                         .adapter
                         .resources()
                         .ok_or(ItemError::Unknown("resource"))?;
-                    let ctx = self
-                        .item_context_for(scope, &resolved, ClientLink::default())
-                        .await?;
-                    self.bounded(
-                        resources.complete(&resolved.original, completion, &ctx),
-                        scope,
-                    )
+                    let original = &resolved.original;
+                    self.credentialed(scope, &resolved, ClientLink::default(), |ctx| {
+                        let completion = completion.clone();
+                        async move { resources.complete(original, completion, &ctx).await }
+                    })
                     .await
                 }
                 _ => Err(ItemError::Unknown("reference")),
@@ -650,26 +653,41 @@ impl Gateway {
         }
     }
 
-    /// [`Self::item_context`] with the caller's own credential when `resolved`'s upstream
-    /// authenticates each user (an `mcp` instance with per-user auth). Without one the item
-    /// gets the broker's answer, with the link to connect; a refused token is not renewed here
-    /// (a tool call renews it).
-    async fn item_context_for(
+    /// Runs `request` for `resolved` under the call timeout and the request's cancellation,
+    /// with the context [`Self::item_context`] gives it — and with the caller's own credential
+    /// when `resolved`'s upstream authenticates each user (an `mcp` instance with per-user
+    /// auth): without one the item gets the broker's answer, with the link to connect, and a
+    /// token the upstream refuses is renewed once and the request made once more, as for tool
+    /// calls (`credential.rs`).
+    async fn credentialed<T, F, Fut>(
         &self,
         scope: &CallScope,
         resolved: &Resolved,
         client: ClientLink,
-    ) -> Result<CallContext, ItemError> {
-        let mut ctx = self.item_context(scope, client);
-        if resolved.adapter.needs_credential() {
-            ctx.credential = self
-                .broker
-                .credential(&scope.principal, &resolved.instance, &[])
-                .await
-                .map_err(ItemError::NotConnected)?;
-            ctx.user = scope.principal.user.clone();
+        request: F,
+    ) -> Result<T, ItemError>
+    where
+        F: Fn(CallContext) -> Fut,
+        Fut: Future<Output = Result<T, ToolError>>,
+    {
+        let ctx = self.item_context(scope, client);
+        if !resolved.adapter.needs_credential() {
+            return self.bounded(request(ctx), scope).await;
         }
-        Ok(ctx)
+        let attempt = |credential| {
+            let ctx = CallContext {
+                credential,
+                user: scope.principal.user.clone(),
+                ..ctx.clone()
+            };
+            self.bounded_tool(request(ctx), scope)
+        };
+        self.with_instance_credential(&resolved.instance, &[], &scope.principal, attempt)
+            .await
+            .map_err(|error| match error {
+                CredentialedError::NotConnected(error) => ItemError::NotConnected(error),
+                CredentialedError::Tool(error) => ItemError::Tool(error),
+            })
     }
 
     /// Runs an upstream request under the call timeout and the request's cancellation.
@@ -678,12 +696,22 @@ impl Gateway {
         request: impl Future<Output = Result<T, ToolError>>,
         scope: &CallScope,
     ) -> Result<T, ItemError> {
+        self.bounded_tool(request, scope)
+            .await
+            .map_err(ItemError::Tool)
+    }
+
+    /// [`Self::bounded`], failing as the adapter's own errors do.
+    async fn bounded_tool<T>(
+        &self,
+        request: impl Future<Output = Result<T, ToolError>>,
+        scope: &CallScope,
+    ) -> Result<T, ToolError> {
         tokio::select! {
-            answer = tokio::time::timeout(self.settings.call_timeout, request) => match answer {
-                Ok(answer) => answer.map_err(ItemError::Tool),
-                Err(_) => Err(ItemError::Tool(ToolError::Timeout)),
-            },
-            () = scope.cancel.cancelled() => Err(ItemError::Tool(ToolError::Cancelled)),
+            answer = tokio::time::timeout(self.settings.call_timeout, request) => {
+                answer.unwrap_or(Err(ToolError::Timeout))
+            }
+            () = scope.cancel.cancelled() => Err(ToolError::Cancelled),
         }
     }
 }
