@@ -654,7 +654,7 @@ impl Gateway {
     /// authenticates each user (an `mcp` instance with per-user auth). Without one the item
     /// gets the broker's answer, with the link to connect; a refused token is not renewed here
     /// (a tool call renews it).
-    async fn item_context_for(
+    pub(super) async fn item_context_for(
         &self,
         scope: &CallScope,
         resolved: &Resolved,
