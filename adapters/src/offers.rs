@@ -112,3 +112,22 @@ impl Completion {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_update_for_one_user_reaches_that_user_alone_and_one_for_all_reaches_everyone() {
+        let update = |user: Option<&str>| ResourceUpdate {
+            uri: "crm://me".into(),
+            user: user.map(str::to_owned),
+        };
+        assert!(update(Some("alice")).reaches(Some("alice")));
+        assert!(!update(Some("alice")).reaches(Some("bob")));
+        assert!(!update(Some("alice")).reaches(None));
+        assert!(!update(Some("")).reaches(None));
+        assert!(update(None).reaches(Some("bob")));
+        assert!(update(None).reaches(None));
+    }
+}

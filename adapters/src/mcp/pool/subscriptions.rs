@@ -61,6 +61,9 @@ pub(super) struct UserSubscriptions {
     uris: HashMap<String, Subscription>,
     /// The user's updates; every forwarder of the user's sessions listens here.
     updates: broadcast::Sender<ResourceUpdate>,
+    /// The connection (serial) each URI is subscribed on upstream, or being subscribed on: a
+    /// first subscriber and the renewal on a connection it made itself subscribe once.
+    on: HashMap<String, u64>,
 }
 
 impl Default for UserSubscriptions {
@@ -68,6 +71,7 @@ impl Default for UserSubscriptions {
         Self {
             uris: HashMap::new(),
             updates: broadcast::channel(UPDATES_BUFFER).0,
+            on: HashMap::new(),
         }
     }
 }
@@ -108,6 +112,10 @@ impl Pool {
         }
         let subscribed = async {
             let ((peer, _), serial) = self.peer_serial(shared, ctx).await?;
+            if !self.claim(&user, uri, serial) {
+                // Renewed on this connection already, by the request that made it.
+                return Ok((serial, None));
+            }
             let link = self.link(&user, serial);
             let relay = move |uri| link.resource_updated(uri);
             let stream = subscribe_upstream(&peer, uri, relay).await?;
@@ -115,14 +123,17 @@ impl Pool {
         }
         .await;
         match subscribed {
+            Ok((_, None)) => Ok(()),
             Ok((serial, stream)) => {
                 self.keep_stream(&user, serial, uri, stream);
                 Ok(())
             }
             Err(error) => {
                 let mut subscribed = self.subscribed();
-                if let Some(mine) = subscribed.get_mut(&user) {
-                    release(&mut mine.uris, uri);
+                if let Some(mine) = subscribed.get_mut(&user)
+                    && release(&mut mine.uris, uri)
+                {
+                    mine.on.remove(uri);
                 }
                 forget_if_empty(&mut subscribed, &user);
                 Err(error)
@@ -143,9 +154,13 @@ impl Pool {
         };
         let last = {
             let mut subscribed = self.subscribed();
-            let last = subscribed
-                .get_mut(user)
-                .is_some_and(|mine| release(&mut mine.uris, uri));
+            let last = subscribed.get_mut(user).is_some_and(|mine| {
+                let last = release(&mut mine.uris, uri);
+                if last {
+                    mine.on.remove(uri);
+                }
+                last
+            });
             forget_if_empty(&mut subscribed, user);
             last
         };
@@ -218,6 +233,9 @@ impl Pool {
         );
         tokio::spawn(async move {
             for uri in uris {
+                if !pool.claim(&link.user, &uri, link.serial) {
+                    continue;
+                }
                 let relay = {
                     let link = link.clone();
                     move |uri| link.resource_updated(uri)
@@ -230,6 +248,20 @@ impl Pool {
                 }
             }
         });
+    }
+
+    /// Marks `user`'s subscription to `uri` as made on connection `serial`; `false` when it is
+    /// already (or no longer wanted), so it is not made twice.
+    fn claim(&self, user: &str, uri: &str, serial: u64) -> bool {
+        let mut subscribed = self.subscribed();
+        let Some(mine) = subscribed.get_mut(user) else {
+            return false;
+        };
+        if !mine.uris.contains_key(uri) || mine.on.get(uri) == Some(&serial) {
+            return false;
+        }
+        mine.on.insert(uri.to_owned(), serial);
+        true
     }
 
     /// Keeps the 2026-07-28 stream of `user`'s subscription to `uri` made on connection
