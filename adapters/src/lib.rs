@@ -35,7 +35,7 @@ pub use adapter::{
 pub use client_input::{Answers, AskClient, ClientLink, RelayRetry, Resume};
 pub use error::{BuildError, ToolError};
 pub use facts::{LinkAudience, ResolveFacts, StoredFacts};
-pub use offers::{Completion, LiveList, Prompts, Resources};
+pub use offers::{Completion, LiveList, Prompts, ResourceUpdate, Resources};
 pub use registry::Registry;
 pub use secret::Secret;
 pub use text_filter::TextFilter;

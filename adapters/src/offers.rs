@@ -36,8 +36,11 @@ pub trait Resources: Send + Sync {
 
     async fn unsubscribe(&self, uri: &str, ctx: &CallContext) -> Result<(), ToolError>;
 
-    /// Instance-local URIs whose content changed, as the upstream announced them.
-    fn updates(&self) -> broadcast::Receiver<String>;
+    /// The changes `user` may hear of: instance-local URIs the upstream announced, each with
+    /// whom it is for ([`ResourceUpdate::user`]). An instance whose upstream authenticates each
+    /// user gives each user a stream of their own (one user's flood never crowds out another's)
+    /// and nothing to a caller without a user.
+    fn updates(&self, user: Option<&str>) -> broadcast::Receiver<ResourceUpdate>;
 
     /// Completes an argument of the resource template `template` (instance-local).
     async fn complete(
@@ -71,6 +74,27 @@ pub trait Prompts: Send + Sync {
     ) -> Result<CompletionInfo, ToolError>;
 }
 
+/// One upstream `notifications/resources/updated`, with whom it is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceUpdate {
+    /// The instance-local URI that changed.
+    pub uri: String,
+    /// `None`: every subscriber of the URI (the instance's own connection, shared by all);
+    /// `Some(user)`: that user's subscribers only (it came on that user's own connection).
+    pub user: Option<String>,
+}
+
+impl ResourceUpdate {
+    /// Whether a session of `user` may hear it: an update for one user reaches no one else,
+    /// and no session without a user.
+    pub fn reaches(&self, user: Option<&str>) -> bool {
+        match &self.user {
+            None => true,
+            Some(for_user) => user == Some(for_user.as_str()),
+        }
+    }
+}
+
 /// What `completion/complete` asks besides the reference it names.
 #[derive(Debug, Clone)]
 pub struct Completion {
@@ -86,5 +110,24 @@ impl Completion {
             argument: request.argument.clone(),
             context: request.context.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_update_for_one_user_reaches_that_user_alone_and_one_for_all_reaches_everyone() {
+        let update = |user: Option<&str>| ResourceUpdate {
+            uri: "crm://me".into(),
+            user: user.map(str::to_owned),
+        };
+        assert!(update(Some("alice")).reaches(Some("alice")));
+        assert!(!update(Some("alice")).reaches(Some("bob")));
+        assert!(!update(Some("alice")).reaches(None));
+        assert!(!update(Some("")).reaches(None));
+        assert!(update(None).reaches(Some("bob")));
+        assert!(update(None).reaches(None));
     }
 }

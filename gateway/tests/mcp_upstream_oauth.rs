@@ -2,8 +2,10 @@
 //! discovers the upstream's authorization server from its 401, becomes its client (metadata
 //! document, dynamic registration, or a pre-registered id and secret), each user connects at
 //! `/connections`, and each user's calls reach the upstream as that user; refresh on expiry and
-//! after a 401 (once), disconnect with revocation, and the SSRF guard of discovery. Each user's
-//! connection relays the upstream's progress, logs and questions to that user's calls alone.
+//! after a 401 (once), disconnect with revocation (discovery's SSRF guard is in
+//! `mcp_upstream_discovery.rs`). Each user's connection relays the upstream's progress, logs and
+//! questions to that user's calls alone, its resource updates to that user's subscribed sessions
+//! alone, and its list changes to every session, in a bounded number of refreshes.
 // Logging and the 2025 eras' mid-call questions are deprecated by SEP-2577, and still tested.
 #![allow(clippy::unwrap_used, deprecated)]
 
@@ -18,7 +20,7 @@ use std::{
 use manifold::app;
 use manifold_adapters::{
     Registry,
-    outbound::{AddressRules, Outbound, OutboundError, OutboundSettings},
+    outbound::{Outbound, OutboundSettings},
 };
 use serde_json::{Value, json};
 use support::{
@@ -457,119 +459,188 @@ async fn the_client_metadata_document_is_published_on_the_public_url() {
     );
 }
 
-// === discovery's SSRF guard ===
+// === subscriptions and list changes on users' connections ===
 
-/// A server at 127.0.0.1 whose `/mcp` answers 401 pointing at `metadata`, and which serves
-/// `/meta` as `body` (or a redirect to `redirect`).
-async fn probe_server(
-    metadata: impl Fn(&str) -> String,
-    body: String,
-    redirect: Option<String>,
-) -> (String, CancellationToken) {
-    use axum::{response::IntoResponse, routing::get};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let challenge = format!("Bearer resource_metadata=\"{}\"", metadata(&base));
-    let router = axum::Router::new()
-        .route(
-            "/mcp",
-            axum::routing::post(move || {
-                let challenge = challenge.clone();
-                async move {
-                    (
-                        axum::http::StatusCode::UNAUTHORIZED,
-                        [("www-authenticate", challenge)],
-                    )
-                        .into_response()
-                }
-            }),
-        )
-        .route(
-            "/meta",
-            get(move || {
-                let (body, redirect) = (body.clone(), redirect.clone());
-                async move {
-                    match redirect {
-                        Some(to) => axum::response::Redirect::temporary(&to).into_response(),
-                        None => body.into_response(),
-                    }
-                }
-            }),
-        );
-    let stop = CancellationToken::new();
-    let until = stop.clone();
-    tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(until.cancelled_owned())
+/// The `crm://me` resource as the gateway exposes it.
+const ME: &str = "manifold://crm/crm://me";
+
+/// Waits (up to 10 s) until `done` holds.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+type Heard = Arc<std::sync::Mutex<Vec<String>>>;
+
+fn count(heard: &Heard, line: &str) -> usize {
+    heard.lock().unwrap().iter().filter(|l| *l == line).count()
+}
+
+/// A gateway in front of the upstream (2025 eras with sessions when `legacy`, else
+/// 2026-07-28), with Alice and Bob connected and their tools listed.
+async fn two_users(legacy: bool) -> (Env, String, String) {
+    let env = start(
+        |up| {
+            up.cimd.store(true, Ordering::SeqCst);
+            up.legacy.store(legacy, Ordering::SeqCst);
+        },
+        "",
+        &[],
+    )
+    .await;
+    let (alice, bob) = (env.login("alice").await, env.login("bob").await);
+    env.connect_crm(&alice, "alice").await;
+    env.connect_crm(&bob, "bob").await;
+    assert_eq!(text(&env.whoami(&alice).await), "you are alice");
+    assert_eq!(text(&env.whoami(&bob).await), "you are bob");
+    (env, alice, bob)
+}
+
+#[tokio::test]
+async fn each_users_subscription_is_on_their_connection_and_its_updates_reach_them_alone() {
+    use rmcp::model::{SubscribeRequestParams, UnsubscribeRequestParams};
+    for legacy in [true, false] {
+        let (env, alice, bob) = two_users(legacy).await;
+        let (alices, alice_heard) = env.hearing(&alice, "alice").await;
+        let (bobs, bob_heard) = env.hearing(&bob, "bob").await;
+        alices
+            .subscribe(SubscribeRequestParams::new(ME))
             .await
             .unwrap();
-    });
-    (base, stop)
-}
+        bobs.subscribe(SubscribeRequestParams::new(ME))
+            .await
+            .unwrap();
+        // Each on that user's own connection (the upstream knows who subscribed by the token).
+        let pair = |user: &str| (user.to_owned(), "crm://me".to_owned());
+        let subscribed = || env.up.subscribed.lock().unwrap().clone();
+        until("both subscribed upstream", || {
+            subscribed().contains(&pair("alice")) && subscribed().contains(&pair("bob"))
+        })
+        .await;
 
-/// The guard of an upstream treated as public, except that its own address (127.0.0.1) is
-/// reachable over http: every other private address stays refused.
-fn public_guard() -> Outbound {
-    Outbound::new(OutboundSettings {
-        allow_http: true,
-        rules: AddressRules {
-            allow_private: false,
-            allowed_cidrs: vec!["127.0.0.1/32".parse().unwrap()],
-        },
-        ..OutboundSettings::default()
-    })
-    .unwrap()
-}
+        // Three updates on Alice's connection, one on Bob's, one of a resource nobody
+        // subscribed to: each hears their own, and the stray one reaches nobody.
+        let updated = format!("updated {ME}");
+        for _ in 0..3 {
+            env.up.touch("alice", "crm://me").await;
+        }
+        env.up.touch("alice", "crm://other").await;
+        env.up.touch("bob", "crm://me").await;
+        until("alice hears her three", || {
+            count(&alice_heard, &updated) == 3
+        })
+        .await;
+        until("bob hears his one", || count(&bob_heard, &updated) == 1).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            count(&bob_heard, &updated),
+            1,
+            "legacy {legacy}: {bob_heard:?}"
+        );
+        assert_eq!(
+            count(&alice_heard, &updated),
+            3,
+            "legacy {legacy}: {alice_heard:?}"
+        );
+        for heard in [&alice_heard, &bob_heard] {
+            let heard = heard.lock().unwrap();
+            assert!(heard.iter().all(|l| !l.contains("other")), "{heard:?}");
+        }
 
-async fn discover(base: &str) -> Result<(), manifold::broker::upstream::discovery::DiscoveryError> {
-    let url = url::Url::parse(&format!("{base}/mcp")).unwrap();
-    manifold::broker::upstream::discovery::discover(&public_guard(), &url)
-        .await
-        .map(drop)
-}
+        // Alice unsubscribes: the upstream hears it on her connection, and she hears no more,
+        // while Bob still does.
+        alices
+            .unsubscribe(UnsubscribeRequestParams::new(ME))
+            .await
+            .unwrap();
+        until("alice unsubscribed upstream", || {
+            env.up.unsubscribed.lock().unwrap().contains(&pair("alice"))
+        })
+        .await;
+        assert!(!env.up.unsubscribed.lock().unwrap().contains(&pair("bob")));
+        env.up.touch("alice", "crm://me").await;
+        env.up.touch("bob", "crm://me").await;
+        until("bob hears his second", || count(&bob_heard, &updated) == 2).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            count(&alice_heard, &updated),
+            3,
+            "legacy {legacy}: {alice_heard:?}"
+        );
 
-#[tokio::test]
-async fn discovery_refuses_metadata_on_a_private_address_for_a_public_upstream() {
-    use manifold::broker::upstream::discovery::DiscoveryError;
-    let (base, _stop) = probe_server(
-        |base| base.replace("127.0.0.1", "127.0.0.2") + "/meta",
-        "{}".into(),
-        None,
-    )
-    .await;
-    match discover(&base).await {
-        Err(DiscoveryError::Fetch {
-            source: OutboundError::Blocked { .. },
-            ..
-        }) => {}
-        other => panic!("{other:?}"),
+        // Bob's token is refused once: renewed, a new connection, and his subscription is
+        // made again on it, where the next update comes.
+        let before = subscribed().iter().filter(|p| **p == pair("bob")).count();
+        env.up.reject.store(1, Ordering::SeqCst);
+        assert_eq!(text(&env.whoami(&bob).await), "you are bob");
+        until("bob's subscription renewed", || {
+            subscribed().iter().filter(|p| **p == pair("bob")).count() > before
+        })
+        .await;
+        env.up.touch("bob", "crm://me").await;
+        until("bob hears on his new connection", || {
+            count(&bob_heard, &updated) >= 3
+        })
+        .await;
+
+        // Bob's session ends: his subscription is released upstream.
+        bobs.cancel().await.unwrap();
+        until("bob unsubscribed upstream", || {
+            env.up.unsubscribed.lock().unwrap().contains(&pair("bob"))
+        })
+        .await;
+        alices.cancel().await.unwrap();
     }
 }
 
 #[tokio::test]
-async fn discovery_refuses_oversized_metadata_and_redirects() {
-    use manifold::broker::upstream::discovery::{DiscoveryError, MAX_METADATA_BYTES};
-    let huge = format!(
-        "{{\"resource\": \"x\", \"padding\": \"{}\"}}",
-        "a".repeat(MAX_METADATA_BYTES)
-    );
-    let (base, _stop) = probe_server(|base| format!("{base}/meta"), huge, None).await;
-    match discover(&base).await {
-        Err(DiscoveryError::Fetch {
-            source: OutboundError::TooLarge(_),
-            ..
-        }) => {}
-        other => panic!("{other:?}"),
+async fn a_list_change_on_a_users_connection_reaches_every_session() {
+    for legacy in [true, false] {
+        let (env, alice, bob) = two_users(legacy).await;
+        let (alices, alice_heard) = env.hearing(&alice, "alice").await;
+        let (_bobs, bob_heard) = env.hearing(&bob, "bob").await;
+        // Announced on Bob's connection only: the gateway lists again, and every session of
+        // the gateway hears its own list change.
+        env.up.add_tool("bob").await;
+        for heard in [&alice_heard, &bob_heard] {
+            until("tools/list_changed from the gateway", || {
+                count(heard, "tools changed") >= 1
+            })
+            .await;
+        }
+        let tools = alices.list_all_tools().await.unwrap();
+        assert!(
+            tools.iter().any(|tool| tool.name == "crm_added"),
+            "legacy {legacy}: {:?}",
+            tools.iter().map(|t| &t.name).collect::<Vec<_>>()
+        );
+        alices.cancel().await.unwrap();
     }
-    let (base, _stop) = probe_server(
-        |base| format!("{base}/meta"),
-        String::new(),
-        Some("http://other.example/meta".into()),
-    )
-    .await;
-    match discover(&base).await {
-        Err(DiscoveryError::Status { status: 307, .. }) => {}
-        other => panic!("{other:?}"),
+}
+
+#[tokio::test]
+async fn a_flood_of_list_changes_on_users_connections_makes_a_bounded_number_of_refreshes() {
+    for legacy in [true, false] {
+        let (env, _alice, _bob) = two_users(legacy).await;
+        // Let the connections' list-change streams open (2026-07-28).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let before = env.up.tool_lists.load(Ordering::SeqCst);
+        let started = tokio::time::Instant::now();
+        env.up.flood_list_changes(None, 2_000).await;
+        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        let refreshes = env.up.tool_lists.load(Ordering::SeqCst) - before;
+        // One refresh per 500 ms gap at most, across both users' connections, plus the one
+        // in progress when the flood began.
+        let bound = (started.elapsed().as_millis() / 500) as usize + 2;
+        assert!(
+            (1..=bound).contains(&refreshes),
+            "legacy {legacy}: {refreshes} tools/list for 2 x 2000 notifications in {:?} \
+             (bound {bound})",
+            started.elapsed()
+        );
     }
 }
 

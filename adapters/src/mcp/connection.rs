@@ -37,9 +37,10 @@ use super::{
     convert,
     direct::Direct,
     offers::{Subscription, subscribe_upstream},
+    pool::UserLink,
     settings::{Endpoint, McpSettings},
 };
-use crate::{Health, Secret, ToolSpec};
+use crate::{Health, ResourceUpdate, Secret, ToolSpec};
 
 /// How long a stderr line of a stdio upstream may be in the gateway's log.
 const MAX_STDERR_LINE: usize = 2048;
@@ -48,7 +49,7 @@ const MAX_STDERR_LINE: usize = 2048;
 const MAX_RESOURCES: usize = 10_000;
 /// The least time between two refreshes of an upstream's lists, however often it says they
 /// changed.
-const REFRESH_GAP: Duration = Duration::from_millis(500);
+pub(super) const REFRESH_GAP: Duration = Duration::from_millis(500);
 /// How long one list request upstream may take.
 const LIST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The first and the longest wait between reconnection attempts.
@@ -65,8 +66,10 @@ pub struct Shared {
     pub resources: watch::Sender<Arc<[Resource]>>,
     pub templates: watch::Sender<Arc<[ResourceTemplate]>>,
     pub prompts: watch::Sender<Arc<[Prompt]>>,
-    /// Instance-local URIs the upstream said changed (`notifications/resources/updated`).
-    pub updates: tokio::sync::broadcast::Sender<String>,
+    /// Instance-local URIs the upstream said changed (`notifications/resources/updated`) on
+    /// the instance's own connection, for every subscriber (per-user connections have their
+    /// own, `pool/subscriptions.rs`).
+    pub updates: tokio::sync::broadcast::Sender<ResourceUpdate>,
     /// Resource subscriptions, counted per URI across downstream sessions; renewed on every
     /// new connection.
     pub subscriptions: Mutex<HashMap<String, Subscription>>,
@@ -146,18 +149,20 @@ impl Shared {
     async fn connect(
         self: &Arc<Self>,
     ) -> Result<rmcp::service::RunningService<RoleClient, UpstreamHandler>, String> {
-        self.connect_as(None)
+        self.connect_as(None, Owner::Instance)
             .await
             .map_err(|failure| failure.reason)
     }
 
     /// A connection whose requests carry `bearer` (one user's token, see `pool.rs`) instead of
-    /// the instance's own `Authorization`; `None` for the instance's own connection.
+    /// the instance's own `Authorization`; `None` for the instance's own connection. `owner`
+    /// says where what the upstream announces on it goes.
     pub(super) async fn connect_as(
         self: &Arc<Self>,
         bearer: Option<&Secret>,
+        owner: Owner,
     ) -> Result<rmcp::service::RunningService<RoleClient, UpstreamHandler>, ConnectFailure> {
-        let handler = self.handler(bearer);
+        let handler = self.handler(owner.clone());
         // The newest era first (`server/discover`), else `initialize` with the newest version
         // the server accepts, whatever era the downstream clients speak.
         let lifecycle = ClientLifecycleMode::Auto {
@@ -182,7 +187,7 @@ impl Shared {
                     Err(rmcp::service::ClientInitializeError::NoCompatibleProtocolVersion {
                         ..
                     }) => {
-                        let handler = self.handler(bearer);
+                        let handler = self.handler(owner);
                         let transport = self.http_transport(url, client.clone(), bearer)?;
                         handler
                             .serve_with_lifecycle(transport, ClientLifecycleMode::Initialize)
@@ -256,14 +261,24 @@ impl Shared {
         Ok(service)
     }
 
-    /// The handler of a new connection: a per-user one (`bearer`) gets calls of its own.
-    fn handler(self: &Arc<Self>, bearer: Option<&Secret>) -> UpstreamHandler {
+    /// The handler of a new connection: a user's own one gets calls of its own.
+    fn handler(self: &Arc<Self>, owner: Owner) -> UpstreamHandler {
         UpstreamHandler {
             shared: Arc::downgrade(self),
-            calls: match bearer {
-                Some(_) => Arc::default(),
-                None => self.calls.clone(),
+            calls: match owner {
+                Owner::User(_) => Arc::default(),
+                Owner::Instance => self.calls.clone(),
             },
+            owner,
+        }
+    }
+
+    /// Passes on an update of `uri` heard on the instance's own connection, to every
+    /// subscriber. Only URIs this gateway subscribed to are passed on: an upstream cannot make
+    /// sessions hear of resources nobody asked about.
+    pub(super) fn relay_update(&self, uri: String) {
+        if self.subscriptions().contains_key(&uri) {
+            let _ = self.updates.send(ResourceUpdate { uri, user: None });
         }
     }
 
@@ -353,7 +368,10 @@ impl Shared {
         // 2026-07-28 servers announce list changes only on a `subscriptions/listen` stream;
         // earlier ones send them on the session (`on_tool_list_changed`). Either way the
         // interval refresh remains, for servers that announce nothing.
-        let _listening = self.listen_for_changes(&peer).await;
+        let shared = self.clone();
+        let _listening = self
+            .listen_for_changes(&peer, move || shared.refresh.notify_one())
+            .await;
         let mut interval = tokio::time::interval(self.settings.refresh_interval);
         interval.tick().await;
         loop {
@@ -442,7 +460,13 @@ impl Shared {
     async fn resubscribe(self: &Arc<Self>, peer: &Peer<RoleClient>) {
         let uris: Vec<String> = self.subscriptions().keys().cloned().collect();
         for uri in uris {
-            match subscribe_upstream(self, peer, &uri).await {
+            let shared = Arc::downgrade(self);
+            let relay = move |uri| {
+                if let Some(shared) = shared.upgrade() {
+                    shared.relay_update(uri);
+                }
+            };
+            match subscribe_upstream(peer, &uri, relay).await {
                 Ok(stream) => {
                     if let Some(entry) = self.subscriptions().get_mut(&uri) {
                         entry.stream = stream;
@@ -456,10 +480,12 @@ impl Shared {
     }
 
     /// Opens a list-change subscription on a 2026-07-28 connection; the task it returns turns
-    /// each notification into a refresh and ends with the connection (dropped: cancelled).
-    async fn listen_for_changes(
-        self: &Arc<Self>,
+    /// each notification into `changed` (which asks for a refresh) and ends with the
+    /// connection (dropped: cancelled).
+    pub(super) async fn listen_for_changes(
+        &self,
         peer: &Peer<RoleClient>,
+        changed: impl Fn() + Send + 'static,
     ) -> Option<tokio_util::sync::DropGuard> {
         let modern = peer
             .peer_info()
@@ -481,12 +507,11 @@ impl Shared {
         };
         let stop = CancellationToken::new();
         let guard = stop.clone().drop_guard();
-        let shared = self.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     next = subscription.next() => match next {
-                        Ok(Some(_)) => shared.refresh.notify_one(),
+                        Ok(Some(_)) => changed(),
                         _ => return,
                     },
                     () = stop.cancelled() => return,
@@ -567,6 +592,20 @@ pub struct UpstreamHandler {
     /// ids and progress tokens are numbered per connection, so one user's connection (`pool.rs`)
     /// must never look them up among another's.
     pub(super) calls: Arc<Calls>,
+    /// Whose connection it is: where its list changes and resource updates go.
+    owner: Owner,
+}
+
+/// Whose a connection is.
+#[derive(Clone)]
+pub(super) enum Owner {
+    /// The instance's own, shared by every user: its list changes refresh the instance's
+    /// lists, its resource updates reach every subscriber.
+    Instance,
+    /// One user's (`pool.rs`): its list changes refresh the instance's lists too (bounded
+    /// across every user's connection), its resource updates reach that user's subscribers
+    /// only.
+    User(UserLink),
 }
 
 /// Who the gateway says it is to upstreams, and what it offers them: rmcp's handshake and the
@@ -621,22 +660,16 @@ impl ClientHandler for UpstreamHandler {
         self.relay(request, &context).await
     }
 
-    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        if let Some(shared) = self.shared.upgrade() {
-            shared.refresh.notify_one();
-        }
+    async fn on_tool_list_changed(&self, context: NotificationContext<RoleClient>) {
+        self.list_changed(&context.peer);
     }
 
-    async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        if let Some(shared) = self.shared.upgrade() {
-            shared.refresh.notify_one();
-        }
+    async fn on_resource_list_changed(&self, context: NotificationContext<RoleClient>) {
+        self.list_changed(&context.peer);
     }
 
-    async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        if let Some(shared) = self.shared.upgrade() {
-            shared.refresh.notify_one();
-        }
+    async fn on_prompt_list_changed(&self, context: NotificationContext<RoleClient>) {
+        self.list_changed(&context.peer);
     }
 
     async fn on_resource_updated(
@@ -644,12 +677,13 @@ impl ClientHandler for UpstreamHandler {
         params: ResourceUpdatedNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
-        // Only URIs this gateway subscribed to are passed on: an upstream cannot make
-        // sessions hear of resources nobody asked about.
-        if let Some(shared) = self.shared.upgrade()
-            && shared.subscriptions().contains_key(&params.uri)
-        {
-            let _ = shared.updates.send(params.uri);
+        match &self.owner {
+            Owner::Instance => {
+                if let Some(shared) = self.shared.upgrade() {
+                    shared.relay_update(params.uri);
+                }
+            }
+            Owner::User(link) => link.resource_updated(params.uri),
         }
     }
 
@@ -687,6 +721,19 @@ impl ClientHandler for UpstreamHandler {
 // === impl UpstreamHandler ===
 
 impl UpstreamHandler {
+    /// The upstream says a list changed (a 2025-era session's notification): the instance's
+    /// lists are fetched again, on the connection it came on.
+    fn list_changed(&self, peer: &Peer<RoleClient>) {
+        match &self.owner {
+            Owner::Instance => {
+                if let Some(shared) = self.shared.upgrade() {
+                    shared.refresh.notify_one();
+                }
+            }
+            Owner::User(link) => link.list_changed(peer),
+        }
+    }
+
     /// Relays one request of the upstream to the client of its call and reads the client's
     /// result as the type the upstream expects.
     async fn relay<T: serde::de::DeserializeOwned>(

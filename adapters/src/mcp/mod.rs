@@ -120,7 +120,7 @@ impl AdapterKind for McpKind {
                 direct: watch::channel(None).0,
             }),
             started: std::sync::Once::new(),
-            pool: per_user.then(pool::Pool::default),
+            pool: per_user.then(Arc::default),
             holds: held::Holds::default(),
         }))
     }
@@ -156,7 +156,7 @@ pub struct McpAdapter {
     shared: Arc<Shared>,
     started: std::sync::Once,
     /// Per-user connections, when the upstream authenticates each user (`pool.rs`).
-    pool: Option<pool::Pool>,
+    pool: Option<Arc<pool::Pool>>,
     /// Calls held open between a 2026-07-28 client's rounds (`held.rs`).
     holds: held::Holds,
 }
@@ -175,9 +175,14 @@ impl Adapter for McpAdapter {
     }
 
     fn start(&self, shutdown: CancellationToken) {
-        // A per-user instance has no connection of its own (`pool.rs`).
+        // A per-user instance has no connection of its own (`pool.rs`), only the refreshes its
+        // users' connections ask for.
         self.started.call_once(|| {
-            if self.pool.is_some() {
+            if let Some(pool) = &self.pool {
+                tokio::spawn(
+                    pool.clone()
+                        .refresh_on_changes(self.shared.clone(), shutdown),
+                );
                 return;
             }
             tokio::spawn(self.shared.clone().run(shutdown));

@@ -1,7 +1,9 @@
 //! The upstream's resources and prompts through the adapter contract ([`Resources`],
 //! [`Prompts`]): the lists come live from the connection (`connection.rs`), reads, gets and
 //! completions go upstream like tool calls (one request path, `McpAdapter::send`), and
-//! subscriptions are counted so that many downstream sessions share one upstream subscription.
+//! subscriptions are counted so that many downstream sessions share one upstream subscription
+//! (per user, on that user's own connection, for an instance whose upstream authenticates each
+//! user: `pool/subscriptions.rs`).
 
 use rmcp::{
     RoleClient,
@@ -18,8 +20,8 @@ use serde_json::{Map, Value};
 use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::{McpAdapter, connection::Shared, request_meta, service_error};
-use crate::{CallContext, Completion, LiveList, Prompts, Resources, ToolError};
+use super::{McpAdapter, request_meta, service_error};
+use crate::{CallContext, Completion, LiveList, Prompts, ResourceUpdate, Resources, ToolError};
 
 /// One upstream subscription, shared by every downstream subscriber of its URI.
 #[derive(Default)]
@@ -58,7 +60,10 @@ impl Resources for McpAdapter {
         }
     }
 
-    async fn subscribe(&self, uri: &str, _ctx: &CallContext) -> Result<(), ToolError> {
+    async fn subscribe(&self, uri: &str, ctx: &CallContext) -> Result<(), ToolError> {
+        if let Some(pool) = &self.pool {
+            return pool.subscribe(&self.shared, uri, ctx).await;
+        }
         let first = {
             let mut subscriptions = self.shared.subscriptions();
             let entry = subscriptions.entry(uri.to_owned()).or_default();
@@ -68,8 +73,14 @@ impl Resources for McpAdapter {
         if !first {
             return Ok(());
         }
+        let shared = std::sync::Arc::downgrade(&self.shared);
+        let relay = move |uri| {
+            if let Some(shared) = shared.upgrade() {
+                shared.relay_update(uri);
+            }
+        };
         let subscribed = match self.peer() {
-            Ok(peer) => subscribe_upstream(&self.shared, &peer, uri).await,
+            Ok(peer) => subscribe_upstream(&peer, uri, relay).await,
             Err(error) => Err(error),
         };
         let mut subscriptions = self.shared.subscriptions();
@@ -88,6 +99,9 @@ impl Resources for McpAdapter {
     }
 
     async fn unsubscribe(&self, uri: &str, ctx: &CallContext) -> Result<(), ToolError> {
+        if let Some(pool) = &self.pool {
+            return pool.unsubscribe(uri, ctx).await;
+        }
         let last = release(&mut self.shared.subscriptions(), uri);
         if !last {
             return Ok(());
@@ -107,8 +121,11 @@ impl Resources for McpAdapter {
         self.send(request, ctx).await.map(drop)
     }
 
-    fn updates(&self) -> broadcast::Receiver<String> {
-        self.shared.updates.subscribe()
+    fn updates(&self, user: Option<&str>) -> broadcast::Receiver<ResourceUpdate> {
+        match &self.pool {
+            Some(pool) => pool.updates(user),
+            None => self.shared.updates.subscribe(),
+        }
     }
 
     async fn complete(
@@ -184,7 +201,10 @@ impl McpAdapter {
 }
 
 /// Drops one subscriber of `uri`; `true` when it was the last.
-fn release(subscriptions: &mut std::collections::HashMap<String, Subscription>, uri: &str) -> bool {
+pub(super) fn release(
+    subscriptions: &mut std::collections::HashMap<String, Subscription>,
+    uri: &str,
+) -> bool {
     let Some(entry) = subscriptions.get_mut(uri) else {
         return false;
     };
@@ -197,18 +217,19 @@ fn release(subscriptions: &mut std::collections::HashMap<String, Subscription>, 
 }
 
 /// The connection speaks 2026-07-28, where resource updates come on `subscriptions/listen`.
-fn modern(peer: &Peer<RoleClient>) -> bool {
+pub(super) fn modern(peer: &Peer<RoleClient>) -> bool {
     peer.peer_info()
         .is_some_and(|info| info.protocol_version == rmcp::model::ProtocolVersion::V_2026_07_28)
 }
 
 /// Subscribes the connection to `uri`: `resources/subscribe` on an earlier upstream, a
-/// `subscriptions/listen` stream of its own on a 2026-07-28 one (whose guard ends it). Also
-/// used after a reconnection, for every URI still subscribed.
+/// `subscriptions/listen` stream of its own on a 2026-07-28 one (whose guard ends it), whose
+/// updates go to `relay` (an earlier upstream's come to the connection's handler). Also used
+/// after a reconnection, for every URI still subscribed.
 pub async fn subscribe_upstream(
-    shared: &std::sync::Arc<Shared>,
     peer: &Peer<RoleClient>,
     uri: &str,
+    relay: impl Fn(String) + Send + 'static,
 ) -> Result<Option<DropGuard>, ToolError> {
     if !modern(peer) {
         #[allow(deprecated)] // resources/subscribe: how every 2025-era server is asked
@@ -223,13 +244,12 @@ pub async fn subscribe_upstream(
     let mut subscription = peer.listen(filter).await.map_err(service_error)?;
     let stop = CancellationToken::new();
     let guard = stop.clone().drop_guard();
-    let updates = shared.updates.clone();
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 next = subscription.next() => match next {
                     Ok(Some(rmcp::model::ServerNotification::ResourceUpdatedNotification(update))) => {
-                        let _ = updates.send(update.params.uri);
+                        relay(update.params.uri);
                     }
                     Ok(Some(_)) => {}
                     _ => return,

@@ -659,7 +659,7 @@ impl Gateway {
     /// auth): without one the item gets the broker's answer, with the link to connect, and a
     /// token the upstream refuses is renewed once and the request made once more, as for tool
     /// calls (`credential.rs`).
-    async fn credentialed<T, F, Fut>(
+    pub(super) async fn credentialed<T, F, Fut>(
         &self,
         scope: &CallScope,
         resolved: &Resolved,

@@ -3,7 +3,9 @@
 //! stream. Each is decided like a read, subscribed upstream through the adapter (which counts
 //! subscribers, so sessions share one upstream subscription), and forwarded by a task that
 //! passes on only updates of that resource, under its exposed URI, until the session ends or
-//! unsubscribes.
+//! unsubscribes. An update says whom it is for ([`manifold_adapters::ResourceUpdate`]): one
+//! heard on a user's own upstream connection (an instance whose upstream authenticates each
+//! user) reaches only that user's sessions, and a session without a user hears none of those.
 
 use std::{
     collections::HashMap,
@@ -104,13 +106,21 @@ impl SessionSubscriptions {
                 Some(serde_json::json!({ "uri": uri })),
             ));
         };
-        let ctx = gateway.item_context(scope, manifold_adapters::ClientLink::default());
-        // Bounded like a read: an upstream that never answers cannot hold the client.
+        // As the caller: an upstream that authenticates each user is subscribed on the caller's
+        // own connection, and tells only the caller of its updates.
+        // Bounded like a read: an upstream that never answers cannot hold the client; a token
+        // the upstream refuses is renewed once, as for reads.
+        let original = &resolved.original;
         gateway
-            .bounded(resources.subscribe(&resolved.original, &ctx), scope)
+            .credentialed(
+                scope,
+                &resolved,
+                manifold_adapters::ClientLink::default(),
+                |ctx| async move { resources.subscribe(original, &ctx).await },
+            )
             .await
             .map_err(|error| error.rescue(&uri, redact))?;
-        let guard = forward(resolved, sink);
+        let guard = forward(resolved, sink, scope.principal.user.clone());
         self.held().insert(uri, guard);
         Ok(())
     }
@@ -120,9 +130,9 @@ impl SessionSubscriptions {
     }
 }
 
-/// Passes updates of `resolved` on to `sink` until the guard drops or the session ends, then
-/// releases the upstream subscription.
-fn forward(resolved: Resolved, sink: UpdateSink) -> DropGuard {
+/// Passes updates of `resolved` for `user` on to `sink` until the guard drops or the session
+/// ends, then releases the upstream subscription.
+fn forward(resolved: Resolved, sink: UpdateSink, user: Option<String>) -> DropGuard {
     let stop = CancellationToken::new();
     let guard = stop.clone().drop_guard();
     tokio::spawn(async move {
@@ -130,14 +140,18 @@ fn forward(resolved: Resolved, sink: UpdateSink) -> DropGuard {
         let Some(resources) = adapter.resources() else {
             return;
         };
-        let mut updates = resources.updates();
+        let mut updates = resources.updates(user.as_deref());
         loop {
             let forward = tokio::select! {
                 () = stop.cancelled() => break,
                 update = updates.recv() => match update {
-                    Ok(uri) => uri == resolved.original,
+                    // Fail closed: another resource's, or another user's, goes nowhere.
+                    Ok(update) => {
+                        update.uri == resolved.original && update.reaches(user.as_deref())
+                    }
                     // Missed some: this resource may be among them, and "read it again" is
-                    // all an update says.
+                    // all an update says. The stream is this user's or everyone's, never
+                    // another user's alone.
                     Err(RecvError::Lagged(_)) => true,
                     Err(RecvError::Closed) => break,
                 },
@@ -153,7 +167,10 @@ fn forward(resolved: Resolved, sink: UpdateSink) -> DropGuard {
             }
         }
         // Nobody waits for it; bounded so a hung upstream does not keep the task forever.
-        let ctx = CallContext::default();
+        let ctx = CallContext {
+            user,
+            ..CallContext::default()
+        };
         let release = resources.unsubscribe(&resolved.original, &ctx);
         let _ = tokio::time::timeout(RELEASE_TIMEOUT, release).await;
     });

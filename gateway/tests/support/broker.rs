@@ -301,8 +301,9 @@ pub fn assert_ok(answer: &Value) {
     assert_ne!(answer["result"]["isError"], true, "{answer}");
 }
 
-/// A downstream session of one signed-in user: tells the progress messages, logs and questions
-/// it hears, and answers a question with its user's name.
+/// A downstream session of one signed-in user: tells the progress messages, logs, questions,
+/// resource updates (`updated <uri>`) and tool list changes (`tools changed`) it hears, and
+/// answers a question with its user's name.
 pub struct Hearing {
     pub user: &'static str,
     pub heard: Arc<std::sync::Mutex<Vec<String>>>,
@@ -337,6 +338,24 @@ impl rmcp::ClientHandler for Hearing {
     ) {
         let data = params.data.as_str().unwrap_or_default().to_owned();
         self.heard.lock().unwrap().push(data);
+    }
+
+    async fn on_resource_updated(
+        &self,
+        params: rmcp::model::ResourceUpdatedNotificationParam,
+        _context: rmcp::service::NotificationContext<rmcp::RoleClient>,
+    ) {
+        self.heard
+            .lock()
+            .unwrap()
+            .push(format!("updated {}", params.uri));
+    }
+
+    async fn on_tool_list_changed(
+        &self,
+        _context: rmcp::service::NotificationContext<rmcp::RoleClient>,
+    ) {
+        self.heard.lock().unwrap().push("tools changed".into());
     }
 
     async fn create_elicitation(

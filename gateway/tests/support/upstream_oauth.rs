@@ -9,7 +9,10 @@
 //! tokens, and whose `whoami` tool and `crm://me` resource answer with the user the token
 //! belongs to. `legacy` makes `/mcp` speak only the 2025 eras, with a session per connection;
 //! its `chatty` tool then waits for a second call, sends progress under every call's token, a
-//! log, and asks its client who it is.
+//! log, and asks its client who it is. Resource subscriptions and list changes are per user:
+//! `touch` says a resource changed on one user's connections only (those that subscribed to
+//! it), `add_tool` and `flood_list_changes` announce a list change on one user's connections
+//! (or every user's), on the session (2025 eras) or on `subscriptions/listen` streams.
 // Logging and the 2025 eras' mid-call questions are deprecated by SEP-2577, and still tested.
 #![allow(dead_code, clippy::unwrap_used, deprecated)]
 
@@ -79,10 +82,31 @@ pub struct OAuthUpstream {
     pub legacy: AtomicBool,
     /// The progress tokens of the `chatty` calls in flight, of every session.
     pub chatty: Mutex<Vec<rmcp::model::ProgressToken>>,
+    /// Offer the `added` tool too.
+    pub extra: AtomicBool,
+    /// `tools/list` requests served.
+    pub tool_lists: AtomicUsize,
+    /// `(user, uri)` of every subscription made (`resources/subscribe` or a listen stream's),
+    /// and of every one ended.
+    pub subscribed: Mutex<Vec<(String, String)>>,
+    pub unsubscribed: Mutex<Vec<(String, String)>>,
+    /// 2025-era sessions by user, to announce list changes on.
+    sessions: Mutex<Vec<(String, rmcp::Peer<RoleServer>)>>,
+    /// 2025-era subscriptions: `(user, uri, session)`.
+    watchers: Mutex<Vec<(String, String, rmcp::Peer<RoleServer>)>>,
+    /// What 2026-07-28 listen streams hear: `(user or None for all, event)`.
+    events: std::sync::OnceLock<tokio::sync::broadcast::Sender<(Option<String>, Event)>>,
     clients: Mutex<HashMap<String, Option<String>>>,
     codes: Mutex<HashMap<String, Code>>,
     access: Mutex<HashMap<String, (String, Instant)>>,
     refresh: Mutex<HashMap<String, String>>,
+}
+
+/// What a listen stream may be told.
+#[derive(Clone, Debug)]
+enum Event {
+    ToolsChanged,
+    Updated(String),
 }
 
 struct Code {
@@ -160,6 +184,74 @@ impl OAuthUpstream {
                 .unwrap();
         });
         base
+    }
+
+    fn events(&self) -> &tokio::sync::broadcast::Sender<(Option<String>, Event)> {
+        self.events
+            .get_or_init(|| tokio::sync::broadcast::channel(8192).0)
+    }
+
+    /// Says `uri` changed, on `user`'s connections that subscribed to it only (whatever the
+    /// URI: a careless upstream may announce one nobody subscribed to).
+    pub async fn touch(&self, user: &str, uri: &str) {
+        let _ = self
+            .events()
+            .send((Some(user.to_owned()), Event::Updated(uri.to_owned())));
+        let watchers: Vec<_> = self
+            .watchers
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(who, _, _)| who == user)
+            .map(|(_, _, peer)| peer.clone())
+            .collect();
+        for peer in watchers {
+            let param = rmcp::model::ResourceUpdatedNotificationParam::new(uri);
+            let _ = peer.notify_resource_updated(param).await;
+        }
+    }
+
+    /// Adds the `added` tool and announces it on `user`'s connections only.
+    pub async fn add_tool(&self, user: &str) {
+        self.extra.store(true, Ordering::SeqCst);
+        self.announce(Some(user)).await;
+    }
+
+    /// Says `count` times, as fast as it can, that its tools changed, on `user`'s connections
+    /// (every user's for `None`), each notification sent on its own (a hostile upstream).
+    pub async fn flood_list_changes(&self, user: Option<&str>, count: usize) {
+        for _ in 0..count {
+            self.announce(user).await;
+            tokio::task::yield_now().await;
+        }
+    }
+
+    async fn announce(&self, user: Option<&str>) {
+        let _ = self
+            .events()
+            .send((user.map(str::to_owned), Event::ToolsChanged));
+        let sessions: Vec<_> = self
+            .sessions
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(who, _)| user.is_none_or(|user| who == user))
+            .map(|(_, peer)| peer.clone())
+            .collect();
+        for peer in sessions {
+            let _ = peer.notify_tool_list_changed().await;
+        }
+    }
+
+    /// A 2025-era session of `user` to announce list changes on.
+    fn seen(&self, user: &str, context: &RequestContext<RoleServer>) {
+        if !self.legacy.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut sessions = self.sessions.lock().unwrap();
+        if sessions.len() < 64 {
+            sessions.push((user.to_owned(), context.peer.clone()));
+        }
     }
 
     /// The user `token` belongs to, while it is valid.
@@ -501,7 +593,9 @@ impl ServerHandler for Handler {
         ServerConfig::new(
             ServerCapabilities::builder()
                 .enable_tools()
+                .enable_tool_list_changed()
                 .enable_resources()
+                .enable_resources_subscribe()
                 .enable_logging()
                 .build(),
         )
@@ -520,6 +614,94 @@ impl ServerHandler for Handler {
         _request: rmcp::model::SetLevelRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
+        Ok(())
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &rmcp::model::SubscriptionFilter,
+    ) -> Option<rmcp::model::SubscriptionFilter> {
+        let mut accepted = rmcp::model::SubscriptionFilter::new();
+        accepted.tools_list_changed = requested.tools_list_changed;
+        accepted.resource_subscriptions = requested.resource_subscriptions.clone();
+        Some(accepted)
+    }
+
+    /// A 2026-07-28 listen stream of the user its token names: list changes announced to
+    /// that user (or all), updates of that user's watched resources.
+    async fn listen(&self, context: rmcp::service::SubscriptionContext) -> Result<(), McpError> {
+        let user = self.user(context.request_context());
+        let mut events = self.0.events().subscribe();
+        let accepted = context.accepted().clone();
+        let watched = accepted.resource_subscriptions.clone().unwrap_or_default();
+        let pairs = || watched.iter().map(|uri| (user.clone(), uri.clone()));
+        self.0.subscribed.lock().unwrap().extend(pairs());
+        loop {
+            let notification = tokio::select! {
+                () = context.cancelled() => {
+                    // The stream ending is how a 2026-07-28 client unsubscribes.
+                    self.0.unsubscribed.lock().unwrap().extend(pairs());
+                    return Ok(());
+                }
+                event = events.recv() => match event {
+                    Ok((to, _)) if to.as_ref().is_some_and(|to| *to != user) => continue,
+                    Ok((_, Event::ToolsChanged)) if accepted.tools_list_changed == Some(true) => {
+                        rmcp::model::ServerNotification::ToolListChangedNotification(
+                            rmcp::model::ToolListChangedNotification::default(),
+                        )
+                    }
+                    Ok((_, Event::Updated(uri))) if watched.contains(&uri) => {
+                        rmcp::model::ServerNotification::ResourceUpdatedNotification(
+                            rmcp::model::ResourceUpdatedNotification::new(
+                                rmcp::model::ResourceUpdatedNotificationParam::new(uri),
+                            ),
+                        )
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return Ok(()),
+                },
+            };
+            if context.sink().send(notification).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn subscribe(
+        &self,
+        request: rmcp::model::SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let user = self.user(&context);
+        self.0
+            .subscribed
+            .lock()
+            .unwrap()
+            .push((user.clone(), request.uri.clone()));
+        self.0
+            .watchers
+            .lock()
+            .unwrap()
+            .push((user, request.uri, context.peer));
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: rmcp::model::UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let user = self.user(&context);
+        self.0
+            .watchers
+            .lock()
+            .unwrap()
+            .retain(|(who, uri, _)| !(*who == user && *uri == request.uri));
+        self.0
+            .unsubscribed
+            .lock()
+            .unwrap()
+            .push((user, request.uri));
         Ok(())
     }
 
@@ -550,18 +732,23 @@ impl ServerHandler for Handler {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
+        self.0.tool_lists.fetch_add(1, Ordering::SeqCst);
+        self.0.seen(&self.user(&context), &context);
         let schema = json!({"type": "object", "properties": {}});
         let schema = Arc::new(schema.as_object().unwrap().clone());
-        let tools = vec![
+        let mut tools = vec![
             Tool::new(
                 "whoami",
                 "The user this server knows the caller as",
                 schema.clone(),
             ),
-            Tool::new("chatty", "Reports progress, logs and asks", schema),
+            Tool::new("chatty", "Reports progress, logs and asks", schema.clone()),
         ];
+        if self.0.extra.load(Ordering::SeqCst) {
+            tools.push(Tool::new("added", "Arrived later", schema));
+        }
         Ok(ListToolsResult::with_all_items(tools))
     }
 
@@ -577,6 +764,7 @@ impl ServerHandler for Handler {
             return Err(McpError::invalid_params("unknown tool", None));
         }
         let user = self.user(&context);
+        self.0.seen(&user, &context);
         self.0.calls.lock().unwrap().push(user.clone());
         Ok(CallToolResult::success(vec![ContentBlock::text(format!("you are {user}"))]).into())
     }
