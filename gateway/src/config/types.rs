@@ -56,7 +56,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How many tools one `tools/list` page holds.
     pub tools_page_size: usize,
-    /// Upper bound for one tool call, upstream retries included.
+    /// Upper bound for one tool call, upstream retries included. Below ChatGPT's own limit of
+    /// about 60 s, so the model reads the gateway's answer (what to narrow) instead of a client
+    /// timeout.
     #[serde(with = "humantime_serde")]
     #[schemars(with = "String")]
     pub call_timeout: Duration,
@@ -182,7 +184,7 @@ impl Default for ServerConfig {
             allowed_origins: vec![],
             max_body_bytes: 4 * 1024 * 1024,
             tools_page_size: 100,
-            call_timeout: Duration::from_secs(60),
+            call_timeout: Duration::from_secs(45),
             sse_keep_alive: Duration::from_secs(15),
             legacy_sse: true,
             session_idle_timeout: Duration::from_secs(24 * 3600),
