@@ -488,6 +488,13 @@ pub struct AuthConfig {
     #[serde(with = "humantime_serde")]
     #[schemars(with = "String")]
     pub refresh_token_ttl: Duration,
+    /// A refresh token used again within this time of its first use (a client retrying after
+    /// a lost answer, as ChatGPT does) gets the same new token pair once, instead of revoking
+    /// every token of the grant; a reuse later than this, or a second one, still revokes them.
+    /// `0s` revokes on any reuse.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub refresh_retry_grace: Duration,
     /// A new signing key is made this often; the previous one stays valid for verification.
     #[serde(with = "humantime_serde")]
     #[schemars(with = "String")]
@@ -521,6 +528,7 @@ impl Default for AuthConfig {
             mode: AuthMode::None,
             access_token_ttl: Duration::from_secs(600),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            refresh_retry_grace: Duration::from_secs(30),
             signing_key_rotation: Duration::from_secs(24 * 3600),
             revocation_recheck: Duration::from_secs(1),
             scopes: vec!["mcp".into()],
