@@ -40,6 +40,9 @@ async fn metadata(base: &str) -> Value {
         .unwrap()
 }
 
+/// Parameters changed from the defaults of [`authorize_url`]; `None` drops one.
+type Changes<'a> = Vec<(&'a str, Option<&'a str>)>;
+
 /// `/authorize` for `client_id` with these parameters over the defaults (PKCE S256, state `st`,
 /// [`REDIRECT`]); `None` drops a default.
 fn authorize_url(base: &str, client_id: &str, changes: &[(&str, Option<&str>)]) -> url::Url {
@@ -121,7 +124,7 @@ async fn iss_is_on_every_authorization_response_byte_identical_to_the_metadata_i
     let client_id = oauth::register(&base, json!([REDIRECT, CHATGPT_REDIRECT])).await;
 
     // Refusals sent back to the client: each with `iss`, `state` and its error.
-    let refusals: Vec<(Vec<(&str, Option<&str>)>, &str)> = vec![
+    let refusals: Vec<(Changes, &str)> = vec![
         (
             vec![("response_type", Some("token"))],
             "unsupported_response_type",

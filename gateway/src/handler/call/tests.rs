@@ -237,7 +237,7 @@ fn bad_arguments_are_a_tool_error_with_every_message() {
         panic!("a tool result");
     };
     assert_eq!(result.is_error, Some(true));
-    let text = result.content[0].as_text().unwrap().text.clone();
+    let text = result.content[0].as_text().expect("text").text.clone();
     assert!(
         text.starts_with("invalid arguments for t_echo: text: 5 is not"),
         "{text}"
