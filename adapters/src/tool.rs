@@ -13,27 +13,38 @@ pub struct ToolAnnotations {
 }
 
 impl ToolAnnotations {
-    /// Reads data and changes nothing.
+    /// Reads data and changes nothing, inside the company's own workspace.
     pub const READ: Self = Self {
         read_only: true,
         destructive: false,
         idempotent: true,
-        open_world: true,
+        open_world: false,
     };
     /// Adds something new (an issue, a comment): repeating it adds it again.
     pub const CREATE: Self = Self {
         read_only: false,
         destructive: false,
         idempotent: false,
-        open_world: true,
+        open_world: false,
     };
     /// Sets fields to given values: repeating it changes nothing more, but it overwrites.
     pub const UPDATE: Self = Self {
         read_only: false,
         destructive: true,
         idempotent: true,
-        open_world: true,
+        open_world: false,
     };
+
+    /// The tool reaches people or systems outside the company's workspace (mail to any
+    /// address, a chat across organizations, a link anyone can open): `openWorldHint: true`.
+    /// Without it a tool only touches the workspace the provider account belongs to.
+    #[must_use]
+    pub const fn reaching_outside(self) -> Self {
+        Self {
+            open_world: true,
+            ..self
+        }
+    }
 }
 
 /// One tool as an adapter defines it, before the gateway namespaces its name.

@@ -44,7 +44,13 @@ async fn tools_are_described_completely_and_honestly() {
         let read =
             ["search_files", "list_folder", "get_file", "read_file"].contains(&tool.name.as_str());
         assert_eq!(tool.annotations.read_only, read, "{}", tool.name);
-        assert!(tool.annotations.open_world);
+        // Closed world but for sharing, which may reach anyone (`tests/annotations.rs`).
+        assert_eq!(
+            tool.annotations.open_world,
+            tool.name == "share_file",
+            "{}",
+            tool.name
+        );
         if read {
             assert!(!tool.annotations.destructive && tool.annotations.idempotent);
             assert!(

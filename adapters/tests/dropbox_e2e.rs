@@ -31,7 +31,13 @@ async fn tools_have_object_schemas_scopes_and_honest_annotations() {
         let reads = ["search_files", "list_folder", "get_metadata", "read_file"]
             .contains(&tool.name.as_str());
         assert_eq!(tool.annotations.read_only, reads, "{}", tool.name);
-        assert!(tool.annotations.open_world);
+        // Closed world but for sharing, which may reach anyone (`tests/annotations.rs`).
+        assert_eq!(
+            tool.annotations.open_world,
+            tool.name == "create_share_link",
+            "{}",
+            tool.name
+        );
     }
     let delete = tools
         .iter()

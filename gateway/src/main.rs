@@ -316,6 +316,7 @@ async fn token(config: &config::Config, user: &str, groups: Vec<String>) -> anyh
     let unknown = || manifold::auth::UserInfo {
         sub: user.to_owned(),
         email: None,
+        email_verified: false,
         groups: vec![],
     };
     // The sandbox IdP's users carry their demo email and groups; elsewhere only the name given.

@@ -210,6 +210,7 @@ fn claims(iss: &str, aud: &str, exp_offset: i64) -> AccessClaims {
         client_id: "c".into(),
         scope: "mcp".into(),
         email: None,
+        email_verified: false,
         groups: vec![],
         fid: None,
     }
@@ -363,6 +364,12 @@ async fn refresh_reuse_revokes_the_family_and_revoked_refresh_fails() {
     assert_eq!(status, 200);
     let second = rotated["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(second, first);
+    let (status, retried) = refresh(first.clone()).await;
+    assert_eq!(
+        (status, &retried),
+        (StatusCode::OK, &rotated),
+        "one retry within auth.refresh_retry_grace gets the same pair (chatgpt_signin.rs)"
+    );
     let (status, _) = refresh(first).await;
     assert_eq!(status, 400, "reuse refused");
     let (status, _) = refresh(second).await;

@@ -282,9 +282,10 @@ async fn check(fixture: &Fixture, lane: Lane, attempt: &Attempt) -> Result<(), T
         Attempt::Malformed(tool, _) => {
             prop_assert_eq!(&record["outcome"], "invalid_arguments");
             prop_assert_eq!(&record["tool"], *tool);
-            let error: Value = serde_json::from_str(&answer).unwrap();
-            prop_assert_eq!(&error["error"]["code"], -32602, "{}", answer);
-            let message = error["error"]["message"].as_str().unwrap();
+            // A tool execution error the model can read (MCP 2025-11-25), not -32602.
+            let result: Value = serde_json::from_str(&answer).unwrap();
+            prop_assert_eq!(&result["result"]["isError"], true, "{}", answer);
+            let message = result["result"]["content"][0]["text"].as_str().unwrap();
             prop_assert!(message.starts_with("invalid arguments for "), "{}", message);
         }
         Attempt::Denied(_) => {

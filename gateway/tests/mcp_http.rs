@@ -168,13 +168,15 @@ async fn stateless_calls_answer_alike_on_the_fast_path_and_through_rmcp() {
     let gw = start("").await;
     let client = reqwest::Client::new();
     let meta = stateless_meta();
+    // (tool, arguments, whether the call reaches the adapter)
     let cases = [
-        ("t_echo", json!({"text": "hi"})),
-        ("t_echo", json!({"text": 7})),
-        ("t_fail", json!({})),
-        ("t_nope", json!({})),
+        ("t_echo", json!({"text": "hi"}), true),
+        // Refused before the adapter, as a tool result (invalid arguments).
+        ("t_echo", json!({"text": 7}), false),
+        ("t_fail", json!({}), true),
+        ("t_nope", json!({}), false),
     ];
-    for (index, (tool, arguments)) in cases.into_iter().enumerate() {
+    for (index, (tool, arguments, reaches_adapter)) in cases.into_iter().enumerate() {
         let id = 10 + index as u64;
         let mut slow_meta = meta.clone();
         slow_meta["progressToken"] = json!(format!("p{id}"));
@@ -201,7 +203,7 @@ async fn stateless_calls_answer_alike_on_the_fast_path_and_through_rmcp() {
             "{tool}: the fast path answers JSON"
         );
         // A call that reaches the adapter reports progress first, so rmcp answers with a stream.
-        if fast.2.get("result").is_some() {
+        if reaches_adapter {
             assert!(
                 rmcp.1.starts_with("text/event-stream"),
                 "{tool}: a progress token goes through rmcp's stream: {}",
@@ -250,13 +252,15 @@ async fn protocol_errors_have_the_right_codes_and_never_reach_the_adapter() {
             &call(2, "t_echo", arguments.clone()),
         )
         .await;
-        let error = &result_of(&answer, 2)["error"];
-        assert_eq!(error["code"], -32602, "{arguments}");
+        // A tool execution error with the validation messages (MCP 2025-11-25, SEP-1303),
+        // so the model can correct its call; only an unknown tool stays -32602.
+        let result = &result_of(&answer, 2)["result"];
+        assert_eq!(result["isError"], true, "{arguments}: {result}");
+        let text = result["content"][0]["text"].as_str().unwrap();
+        assert!(text.starts_with("invalid arguments for t_echo: "), "{text}");
         assert!(
-            error["data"]["errors"]
-                .as_array()
-                .is_some_and(|e| !e.is_empty()),
-            "{error}"
+            text.len() > "invalid arguments for t_echo: ".len() + 5,
+            "{text}"
         );
     }
     assert_eq!(
@@ -294,14 +298,16 @@ async fn protocol_errors_have_the_right_codes_and_never_reach_the_adapter() {
     .await;
     assert_eq!(status, 404, "unknown session");
 
-    let (status, ..) = post(
+    // A client that drops its session id (ChatGPT does) is served without one.
+    let (status, _, answer, _) = post(
         &client,
         &gw.url(),
         &[("mcp-protocol-version", version)],
         ping,
     )
     .await;
-    assert_eq!(status, 400, "missing session id");
+    assert_eq!(status, 200, "no session id: served statelessly");
+    assert_eq!(result_of(&answer, 4)["result"], json!({}));
 
     let deleted = client
         .delete(gw.url())

@@ -763,6 +763,7 @@ async fn sign_in(config: &manifold::config::Config, dir: &Path, user: &str) -> S
     let info = manifold::auth::UserInfo {
         sub: user.to_owned(),
         email: None,
+        email_verified: false,
         groups: vec![],
     };
     state.dev_token(&info).await.unwrap()

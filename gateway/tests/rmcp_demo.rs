@@ -108,16 +108,19 @@ async fn exercise(demo: &Demo, version: ProtocolVersion) {
         matches!(&unknown, ServiceError::McpError(e) if e.code == ErrorCode::INVALID_PARAMS),
         "{unknown:?}"
     );
+    // Arguments failing the schema: a tool execution error the model reads (MCP 2025-11-25).
     let invalid = client
         .call_tool(
             CallToolRequestParams::new("linear_get_issue")
                 .with_arguments(arguments(json!({"id": 7}))),
         )
         .await
-        .unwrap_err();
+        .unwrap();
+    assert_eq!(invalid.is_error, Some(true), "{invalid:?}");
+    let text = invalid.content[0].as_text().unwrap().text.clone();
     assert!(
-        matches!(&invalid, ServiceError::McpError(e) if e.code == ErrorCode::INVALID_PARAMS),
-        "{invalid:?}"
+        text.starts_with("invalid arguments for linear_get_issue: "),
+        "{text}"
     );
     client.cancel().await.unwrap();
 }

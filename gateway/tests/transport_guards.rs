@@ -645,6 +645,7 @@ async fn token(gw: &support::TestGateway, config: &manifold::config::Config, use
     let info = manifold::auth::UserInfo {
         sub: user.to_owned(),
         email: None,
+        email_verified: false,
         groups: vec![],
     };
     state.dev_token(&info).await.unwrap()

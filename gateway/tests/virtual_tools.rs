@@ -124,13 +124,14 @@ async fn a_renamed_linear_tool_files_into_its_pinned_team_and_policies_see_the_o
     assert!(issue["identifier"].as_str().unwrap().starts_with("ENG-"));
 
     // A caller naming a team is refused, before any policy or provider, under the name it called.
-    let params = CallToolRequestParams::new("linear_file_bug").with_arguments(
-        json!({"title": "Elsewhere", "team_id": OPS})
-            .as_object()
-            .unwrap()
-            .clone(),
-    );
-    let refused = client.call_tool(params).await.unwrap_err().to_string();
+    let refused = call(
+        &client,
+        "linear_file_bug",
+        json!({"title": "Elsewhere", "team_id": OPS}),
+    )
+    .await;
+    assert_eq!(refused.is_error, Some(true), "{refused:?}");
+    let refused = text(&refused);
     assert!(
         refused.contains("invalid arguments for linear_file_bug")
             && refused.contains("team_id: this argument is fixed"),

@@ -147,11 +147,14 @@ async def test_unknown_tool_is_an_invalid_params_error(demo, era):
     ],
     ids=["missing", "type", "extra", "minimum", "min-length"],
 )
-async def test_arguments_failing_the_input_schema_are_invalid_params(demo, era, name, arguments):
+async def test_arguments_failing_the_input_schema_are_tool_errors_the_model_reads(
+    demo, era, name, arguments
+):
+    # MCP 2025-11-25 (SEP-1303): a tool execution error, so the model can correct its call.
     async with connect(demo.mcp_url, era) as session:
-        with pytest.raises(MCPError) as caught:
-            await session.call_tool(name, arguments)
-    assert caught.value.code == INVALID_PARAMS, caught.value.error
+        result = await session.call_tool(name, arguments)
+    assert result.is_error
+    assert result.content[0].text.startswith(f"invalid arguments for {name}: "), result
 
 
 async def test_provider_failure_is_a_tool_result_with_is_error(demo):

@@ -144,10 +144,15 @@ async def test_sdk_oauth_flow_discovery_dcr_login_consent_tools_and_refresh(demo
     assert second.access_token != first.access_token
     assert browser.pages == ["login", "consent"], "a refresh needs no browser"
 
-    # Reusing the rotated-out refresh token is refused and revokes the whole family.
-    reuse = httpx.post(f"{demo.base_url}/token", data={
-        "grant_type": "refresh_token", "refresh_token": first.refresh_token,
-        "client_id": storage.client_info.client_id}, timeout=10)
+    # One retry of the rotated-out refresh token within auth.refresh_retry_grace (a client
+    # that lost the answer) gets the same pair again; the next reuse is refused and revokes
+    # the whole family.
+    refresh = {"grant_type": "refresh_token", "refresh_token": first.refresh_token,
+               "client_id": storage.client_info.client_id}
+    retry = httpx.post(f"{demo.base_url}/token", data=refresh, timeout=10)
+    assert retry.status_code == 200, retry.text
+    assert retry.json()["refresh_token"] == second.refresh_token
+    reuse = httpx.post(f"{demo.base_url}/token", data=refresh, timeout=10)
     assert reuse.status_code == 400 and reuse.json()["error"] == "invalid_grant"
     assert mcp_status(demo, second.access_token) == 401
     again = httpx.post(f"{demo.base_url}/token", data={

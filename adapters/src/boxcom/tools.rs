@@ -136,14 +136,14 @@ pub(crate) fn all() -> Vec<ToolSpec> {
         spec("move_file", "Move or rename a Box file",
             "Moves a Box file to another folder and/or renames it. Give `parent_id`, `name` or \
              both. Returns the file's new details.",
-            ToolAnnotations { read_only: false, destructive: false, idempotent: true, open_world: true },
+            ToolAnnotations { read_only: false, destructive: false, idempotent: true, open_world: false },
             json!({ "type": "object", "additionalProperties": false, "required": ["file_id"], "minProperties": 2,
                     "properties": { "file_id": id(FILE_ID), "parent_id": id("Destination folder id."), "name": name() } }),
             single()).with_scopes(WRITE),
         spec("delete_file", "Delete a Box file",
             "Moves a Box file to the trash, from where it is purged after the enterprise's \
              retention period. Returns the deleted file's details as they were.",
-            ToolAnnotations { read_only: false, destructive: true, idempotent: true, open_world: true },
+            ToolAnnotations { read_only: false, destructive: true, idempotent: true, open_world: false },
             object(json!({ "file_id": id(FILE_ID) }), &["file_id"]),
             single()).with_scopes(WRITE),
         // It sets the file's one shared link to the given access: repeating changes nothing, but
@@ -154,7 +154,8 @@ pub(crate) fn all() -> Vec<ToolSpec> {
              `open` (anyone with the link), `company` (people in the enterprise) or \
              `collaborators` (only people already invited). A file has one shared link: calling \
              this again changes that link's access.",
-            ToolAnnotations::UPDATE,
+            // An `open` link reaches anyone who has it.
+            ToolAnnotations::UPDATE.reaching_outside(),
             object(json!({ "file_id": id(FILE_ID),
                            "access": { "type": "string", "enum": ["open", "company", "collaborators"], "default": "open" } }),
                    &["file_id"]),

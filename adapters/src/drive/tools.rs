@@ -40,7 +40,7 @@ const DELETE: ToolAnnotations = ToolAnnotations {
     read_only: false,
     destructive: true,
     idempotent: true,
-    open_world: true,
+    open_world: false,
 };
 
 const FILE_REF: &str = "A file id (from search_files, list_folder or a Drive link) or a path \
@@ -349,7 +349,8 @@ fn share_file() -> ToolSpec {
         "Gives a person (by email address) access to a file or folder: reader (view), commenter \
          or writer (edit). By default Google emails them a notification, with `message` \
          included. Returns the permission created.",
-        ToolAnnotations::CREATE,
+        // Anyone with an email address, inside the company or not.
+        ToolAnnotations::CREATE.reaching_outside(),
         object(
             json!({
                 "file": file_ref(FILE_REF),

@@ -164,7 +164,7 @@ fn upload_file() -> ToolSpec {
             read_only: false,
             destructive: true,
             idempotent: false,
-            open_world: true,
+            open_world: false,
         },
         object(
             json!({
@@ -208,7 +208,7 @@ fn move_item() -> ToolSpec {
             read_only: false,
             destructive: false,
             idempotent: false,
-            open_world: true,
+            open_world: false,
         },
         object(
             json!({ "from_path": path(PATH_DOC), "to_path": path("Full destination path including the name."),
@@ -229,7 +229,7 @@ fn delete_item() -> ToolSpec {
             read_only: false,
             destructive: true,
             idempotent: true,
-            open_world: true,
+            open_world: false,
         },
         object(json!({ "path": path(PATH_DOC) }), &["path"]),
         single(),
@@ -245,6 +245,7 @@ fn create_share_link() -> ToolSpec {
         "Creates a shared link to a Dropbox file or folder and returns its URL. `audience` is \
          `public` (anyone with the link), `team` (members of the user's team) or `no_one` (only \
          people already given access). If a link already exists, it is returned instead.",
+        // A `public` link reaches anyone who has it.
         ToolAnnotations {
             read_only: false,
             destructive: false,

@@ -206,6 +206,7 @@ pub(crate) async fn issue_code(state: &AuthState, user: &UserInfo, pending: Pend
         client_id: pending.client_id.clone(),
         sub: user.sub.clone(),
         email: user.email.clone(),
+        email_verified: user.email_verified,
         groups: user.groups.clone(),
         resource: pending.resource.clone(),
         scope: pending.scope.clone(),

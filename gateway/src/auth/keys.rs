@@ -38,6 +38,9 @@ pub struct AccessClaims {
     pub scope: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// The identity provider vouched for `email`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub email_verified: bool,
     #[serde(default)]
     pub groups: Vec<String>,
     /// The token family, so revoking a grant also stops its live access tokens.
@@ -253,6 +256,7 @@ impl AccessClaims {
             client_id: "c".into(),
             scope: "mcp".into(),
             email: None,
+            email_verified: false,
             groups: vec![],
             fid: None,
         }

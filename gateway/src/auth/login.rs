@@ -246,7 +246,20 @@ impl Upstream {
             Some(Value::String(one)) => vec![one.clone()],
             _ => vec![],
         };
-        Ok(UserInfo { sub, email, groups })
+        // Only the provider's own word makes an address verified (absent: not verified).
+        let vouched = match claims.get("email_verified") {
+            Some(Value::Bool(verified)) => *verified,
+            // Some providers send it as a string.
+            Some(Value::String(verified)) => verified == "true",
+            _ => false,
+        };
+        let email_verified = email.is_some() && vouched;
+        Ok(UserInfo {
+            sub,
+            email,
+            email_verified,
+            groups,
+        })
     }
 }
 

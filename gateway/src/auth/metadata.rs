@@ -52,6 +52,8 @@ pub async fn authorization_server(State(state): State<Arc<AuthState>>) -> Respon
         "authorization_response_iss_parameter_supported": true,
         "client_id_metadata_document_supported": true,
         "subject_types_supported": ["public"],
+        "userinfo_endpoint": format!("{issuer}/userinfo"),
+        "claims_supported": ["sub", "email", "email_verified"],
     });
     if let (Some(url), Some(map)) = (registration, body.as_object_mut()) {
         map.insert("registration_endpoint".into(), url.into());

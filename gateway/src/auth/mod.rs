@@ -8,6 +8,7 @@
 //! - [`authorize`], [`login`], [`consent`]: the browser leg (PKCE S256, RFC 8707 `resource`,
 //!   RFC 9207 `iss`), upstream login, per-client consent.
 //! - [`token`], [`revoke`]: code and refresh grants (single use, family revocation), RFC 7009.
+//! - [`userinfo`]: the OpenID Connect UserInfo endpoint (`sub`, `email`, `email_verified`).
 //! - [`keys`]: rotating ES256 signing keys sealed with the keyring; [`external`]: tokens of
 //!   another authorization server.
 //! - [`resource`]: the middleware that turns a bearer token into a [`Principal`] for `/mcp`.
@@ -33,6 +34,7 @@ pub mod revoke;
 pub mod sandbox_idp;
 pub mod store;
 pub mod token;
+pub mod userinfo;
 mod verified;
 
 use std::{path::Path, sync::Arc, time::Duration};
@@ -71,6 +73,10 @@ pub enum AuthError {
 pub struct UserInfo {
     pub sub: String,
     pub email: Option<String>,
+    /// The identity provider vouched for `email` (its `email_verified` claim was true). ChatGPT's
+    /// workspace domain restrictions trust only a verified address.
+    #[serde(default)]
+    pub email_verified: bool,
     pub groups: Vec<String>,
 }
 
@@ -92,6 +98,8 @@ pub struct Builtin {
     pub(crate) upstream: login::Upstream,
     pub(crate) access_ttl: Duration,
     pub(crate) refresh_ttl: Duration,
+    /// See `[auth] refresh_retry_grace`.
+    pub(crate) refresh_retry_grace: Duration,
     pub(crate) registration: RegistrationConfig,
     pub(crate) registration_limits: register_limit::RegistrationLimiter,
     pub(crate) allow_insecure_cimd: bool,
@@ -189,6 +197,7 @@ impl AuthState {
                     upstream,
                     access_ttl: auth.access_token_ttl,
                     refresh_ttl: auth.refresh_token_ttl,
+                    refresh_retry_grace: auth.refresh_retry_grace,
                     registration: auth.registration.clone(),
                     registration_limits: register_limit::RegistrationLimiter::new(
                         auth.registration.per_address_per_minute,
@@ -250,6 +259,7 @@ impl AuthState {
             client_id: "manifold-cli".into(),
             scope: self.scopes.join(" "),
             email: user.email.clone(),
+            email_verified: user.email_verified && user.email.is_some(),
             groups: user.groups.clone(),
             fid: None,
         };
@@ -309,6 +319,10 @@ pub fn routes(state: Arc<AuthState>, sandbox_idp: bool) -> Router {
             .route("/oauth/callback", get(login::callback))
             .route("/login", get(login::login_page))
             .route("/token", post(token::token))
+            .route(
+                "/userinfo",
+                get(userinfo::userinfo).post(userinfo::userinfo),
+            )
             .route("/revoke", post(revoke::revoke));
     }
     let router = router.with_state(state.clone());

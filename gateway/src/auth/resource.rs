@@ -14,10 +14,13 @@ use axum::{
 };
 use manifold_policy::Principal;
 
-use super::{AuthState, keys::VerifyError};
+use super::{
+    AuthState,
+    keys::{AccessClaims, VerifyError},
+};
 
 /// The bearer token of an `Authorization` header.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
@@ -55,6 +58,21 @@ pub async fn authenticate(state: &AuthState, token: &str) -> Result<Principal, V
     if let Some(external) = &state.external {
         return external.verify(&state.outbound, token).await;
     }
+    let claims = verified_claims(state, token).await?;
+    Ok(Principal {
+        user: Some(claims.sub),
+        email: claims.email,
+        groups: claims.groups,
+        client_id: Some(claims.client_id),
+    })
+}
+
+/// The claims of an access token this gateway issued (mode builtin): signature, issuer, one of
+/// its audiences, expiry, and a grant not revoked.
+pub(crate) async fn verified_claims(
+    state: &AuthState,
+    token: &str,
+) -> Result<AccessClaims, VerifyError> {
     let builtin = state
         .builtin()
         .ok_or_else(|| VerifyError::Invalid("no authorization server".into()))?;
@@ -72,12 +90,7 @@ pub async fn authenticate(state: &AuthState, token: &str) -> Result<Principal, V
             return Err(VerifyError::Invalid("the grant was revoked".into()));
         }
     }
-    Ok(Principal {
-        user: Some(claims.sub),
-        email: claims.email,
-        groups: claims.groups,
-        client_id: Some(claims.client_id),
-    })
+    Ok(claims)
 }
 
 /// The middleware (`axum::middleware::from_fn_with_state`).

@@ -86,7 +86,28 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         17,
         "CREATE INDEX IF NOT EXISTS auth_session_owners_sub ON auth_session_owners (sub)",
     ),
+    // The token pair a refresh token was exchanged for, sealed, so one retry of the refresh
+    // within `[auth] refresh_retry_grace` gets the same pair (`token.rs`); [`RETRIED`] once it
+    // has.
+    (
+        18,
+        "ALTER TABLE auth_refresh_tokens ADD COLUMN successor TEXT",
+    ),
 ];
+
+/// The `successor` of a refresh token whose one tolerated retry was spent.
+const RETRIED: &str = "retried";
+
+/// What a refresh token reused within the grace window may still give.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RetryClaim {
+    /// The sealed pair its first use answered with; this caller spent the one retry.
+    Claimed(String),
+    /// Its first use has not stored its answer yet: ask again shortly.
+    Pending,
+    /// Used too long ago, retried already, or unknown: a replay.
+    Refused,
+}
 
 /// What a code or refresh token grants: who, to which client, for which resource and scope.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -94,6 +115,9 @@ pub struct Grant {
     pub client_id: String,
     pub sub: String,
     pub email: Option<String>,
+    /// Grants stored before this field existed read as unverified.
+    #[serde(default)]
+    pub email_verified: bool,
     pub groups: Vec<String>,
     pub resource: String,
     pub scope: String,
@@ -374,6 +398,61 @@ impl AuthStore {
         Ok(Redeemed::Fresh { grant, family })
     }
 
+    /// Records `sealed`, the pair `token` was just exchanged for, for one retry.
+    pub async fn set_successor(&self, token: &str, sealed: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE auth_refresh_tokens SET successor = $1
+             WHERE token_hash = $2 AND successor IS NULL",
+        )
+        .bind(sealed)
+        .bind(hash(token))
+        .execute(self.storage.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Takes the one retry of a used refresh token, if its first use was at `used_since` or
+    /// later. The swap to [`RETRIED`] is conditional on the value read, so of two concurrent
+    /// retries only one gets the pair.
+    pub async fn claim_retry(
+        &self,
+        token: &str,
+        used_since: i64,
+    ) -> Result<RetryClaim, StoreError> {
+        let hashed = hash(token);
+        let row: Option<(Option<i64>, Option<String>)> = sqlx::query_as(
+            "SELECT used_at, successor FROM auth_refresh_tokens WHERE token_hash = $1",
+        )
+        .bind(&hashed)
+        .fetch_optional(self.storage.pool())
+        .await?;
+        let Some((Some(used_at), successor)) = row else {
+            return Ok(RetryClaim::Refused);
+        };
+        if used_at < used_since {
+            return Ok(RetryClaim::Refused);
+        }
+        let sealed = match successor {
+            None => return Ok(RetryClaim::Pending),
+            Some(sealed) if sealed == RETRIED => return Ok(RetryClaim::Refused),
+            Some(sealed) => sealed,
+        };
+        let taken = sqlx::query(
+            "UPDATE auth_refresh_tokens SET successor = $1
+             WHERE token_hash = $2 AND successor = $3",
+        )
+        .bind(RETRIED)
+        .bind(&hashed)
+        .bind(&sealed)
+        .execute(self.storage.pool())
+        .await?;
+        Ok(if taken.rows_affected() == 1 {
+            RetryClaim::Claimed(sealed)
+        } else {
+            RetryClaim::Refused
+        })
+    }
+
     /// The family of a refresh token, for revocation.
     pub async fn refresh_family(&self, token: &str) -> Result<Option<String>, StoreError> {
         let row: Option<(String,)> =
@@ -487,6 +566,76 @@ mod tests {
         assert!(
             there.family_revoked(&family).await.unwrap(),
             "after recheck"
+        );
+    }
+
+    fn grant() -> Grant {
+        Grant {
+            client_id: "client".into(),
+            sub: "alice".into(),
+            email: None,
+            email_verified: false,
+            groups: vec![],
+            resource: "https://gw/mcp".into(),
+            scope: "mcp".into(),
+            redirect_uri: String::new(),
+            code_challenge: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn of_concurrent_retries_of_a_used_refresh_token_exactly_one_gets_its_pair() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(None, dir.path()).await.unwrap();
+        let store = AuthStore::new(storage);
+        let family = store.new_family("client", "alice").await.unwrap();
+        let later = now() + 600;
+        for token in ["used", "unused", "pending"] {
+            store
+                .insert_refresh(token, &grant(), &family, later)
+                .await
+                .unwrap();
+        }
+        assert!(matches!(
+            store.redeem_refresh("used").await.unwrap(),
+            Redeemed::Fresh { .. }
+        ));
+        store.set_successor("used", "sealed-pair").await.unwrap();
+        // A second answer never replaces the first.
+        store.set_successor("used", "another").await.unwrap();
+        let since = now() - 30;
+        assert_eq!(
+            store.claim_retry("used", now() + 5).await.unwrap(),
+            RetryClaim::Refused,
+            "used before the window"
+        );
+        let claims =
+            futures::future::join_all((0..16).map(|_| store.claim_retry("used", since))).await;
+        let claimed: Vec<_> = claims
+            .into_iter()
+            .map(Result::unwrap)
+            .filter(|claim| *claim != RetryClaim::Refused)
+            .collect();
+        assert_eq!(claimed, [RetryClaim::Claimed("sealed-pair".into())]);
+        assert_eq!(
+            store.claim_retry("used", since).await.unwrap(),
+            RetryClaim::Refused,
+            "spent"
+        );
+        assert_eq!(
+            store.claim_retry("unused", since).await.unwrap(),
+            RetryClaim::Refused,
+            "never used: nothing to retry"
+        );
+        assert_eq!(
+            store.claim_retry("nope", since).await.unwrap(),
+            RetryClaim::Refused
+        );
+        store.redeem_refresh("pending").await.unwrap();
+        assert_eq!(
+            store.claim_retry("pending", since).await.unwrap(),
+            RetryClaim::Pending,
+            "its answer is not stored yet"
         );
     }
 

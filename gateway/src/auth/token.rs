@@ -1,6 +1,8 @@
 //! `POST /token`: the authorization_code grant (PKCE S256 verified, codes single-use: a replayed
 //! code revokes every token issued from it) and the refresh_token grant (rotation on every use;
-//! a reused refresh token revokes its whole family). Public clients only (PKCE, no secret).
+//! a reused refresh token revokes its whole family, except one retry within
+//! `[auth] refresh_retry_grace`, which gets the same answer again). Public clients only (PKCE,
+//! no secret).
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -16,7 +18,7 @@ use serde_json::json;
 use super::{
     AuthState, Builtin,
     keys::{AccessClaims, KeyError},
-    store::{Grant, Redeemed, StoreError, now},
+    store::{Grant, Redeemed, RetryClaim, StoreError, now},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -139,7 +141,7 @@ async fn grant(state: &AuthState, body: &[u8]) -> Result<Response, TokenError> {
                     "resource differs from the authorization",
                 ));
             }
-            issue(state, builtin, &grant, &family).await
+            Ok(answer(&issue(state, builtin, &grant, &family).await?))
         }
         Some("refresh_token") => {
             let token = field("refresh_token")
@@ -147,11 +149,7 @@ async fn grant(state: &AuthState, body: &[u8]) -> Result<Response, TokenError> {
             let (grant, family) = match state.store.redeem_refresh(token).await? {
                 Redeemed::Fresh { grant, family } => (grant, family),
                 Redeemed::Replayed { family } => {
-                    tracing::warn!(%family, "refresh token reused; revoking its family");
-                    state.store.revoke_family(&family).await?;
-                    return Err(TokenError::InvalidGrant(
-                        "the refresh token was already used",
-                    ));
+                    return retried(state, builtin, token, &family, client_id).await;
                 }
                 Redeemed::Unknown => {
                     return Err(TokenError::InvalidGrant("the refresh token is invalid"));
@@ -179,10 +177,96 @@ async fn grant(state: &AuthState, body: &[u8]) -> Result<Response, TokenError> {
                 }
                 grant.scope = scope.to_owned();
             }
-            issue(state, builtin, &grant, &family).await
+            let pair = issue(state, builtin, &grant, &family).await?;
+            remember_successor(state, builtin, token, &pair).await;
+            Ok(answer(&pair))
         }
         _ => Err(TokenError::UnsupportedGrant),
     }
+}
+
+/// How often, and how long apart, a retry looks for the answer its first use has not stored yet.
+const PENDING_POLLS: u32 = 20;
+const PENDING_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// A refresh token used again. Within `refresh_retry_grace` of its first use, once, and for
+/// the same client, the answer is the pair the first use got (a client that lost that answer
+/// to the network retries; returning the same pair keeps one live chain of tokens). Anything
+/// else is a replay: the whole family is revoked.
+async fn retried(
+    state: &AuthState,
+    builtin: &Builtin,
+    token: &str,
+    family: &str,
+    client_id: &str,
+) -> Result<Response, TokenError> {
+    let grace = i64::try_from(builtin.refresh_retry_grace.as_secs()).unwrap_or(i64::MAX / 4);
+    if !builtin.refresh_retry_grace.is_zero() {
+        let used_since = now().saturating_sub(grace);
+        for _ in 0..PENDING_POLLS {
+            match state.store.claim_retry(token, used_since).await? {
+                RetryClaim::Claimed(sealed) => {
+                    if let Some(pair) = reopen(builtin, token, &sealed, client_id)
+                        && !state.store.family_revoked(family).await?
+                    {
+                        tracing::info!(%family, "refresh token retried within the grace window");
+                        return Ok(answer(&pair));
+                    }
+                    break;
+                }
+                // The first use is still issuing: its answer is on its way to this client.
+                RetryClaim::Pending => tokio::time::sleep(PENDING_POLL).await,
+                RetryClaim::Refused => break,
+            }
+        }
+    }
+    tracing::warn!(%family, "refresh token reused; revoking its family");
+    state.store.revoke_family(family).await?;
+    Err(TokenError::InvalidGrant(
+        "the refresh token was already used",
+    ))
+}
+
+/// What a refresh answered with, kept (sealed) for its one retry.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Pair {
+    client_id: String,
+    body: serde_json::Value,
+}
+
+/// The keyring context of the pair stored for refresh token `token`: a sealed pair opens only
+/// on the row it was stored for.
+fn successor_context(token: &str) -> String {
+    format!("auth-refresh-successor:{}", super::store::hash(token))
+}
+
+/// Stores the pair for a retry; without it a retry is refused like any replay, so a failure
+/// here costs the client a sign-in at worst and is only logged.
+async fn remember_successor(state: &AuthState, builtin: &Builtin, token: &str, pair: &Pair) {
+    if builtin.refresh_retry_grace.is_zero() {
+        return;
+    }
+    let Ok(plain) = serde_json::to_vec(pair) else {
+        return;
+    };
+    let sealed = builtin.keyring.seal(&plain, &successor_context(token));
+    if let Err(error) = state.store.set_successor(token, &sealed).await {
+        tracing::error!(%error, "cannot keep a refresh answer for its retry");
+    }
+}
+
+/// The stored pair, when it opens and was issued to `client_id`.
+fn reopen(builtin: &Builtin, token: &str, sealed: &str, client_id: &str) -> Option<Pair> {
+    let plain = builtin
+        .keyring
+        .open(sealed, &successor_context(token))
+        .ok()?;
+    let pair: Pair = serde_json::from_slice(&plain).ok()?;
+    (pair.client_id == client_id).then_some(pair)
+}
+
+fn answer(pair: &Pair) -> Response {
+    no_store(StatusCode::OK, Json(pair.body.clone()))
 }
 
 /// A new access token and a new refresh token in `family`.
@@ -191,7 +275,7 @@ async fn issue(
     builtin: &Builtin,
     grant: &Grant,
     family: &str,
-) -> Result<Response, TokenError> {
+) -> Result<Pair, TokenError> {
     let now = now();
     let ttl = i64::try_from(builtin.access_ttl.as_secs()).unwrap_or(600);
     let claims = AccessClaims {
@@ -204,6 +288,7 @@ async fn issue(
         client_id: grant.client_id.clone(),
         scope: grant.scope.clone(),
         email: grant.email.clone(),
+        email_verified: grant.email_verified && grant.email.is_some(),
         groups: grant.groups.clone(),
         fid: Some(family.to_owned()),
     };
@@ -226,5 +311,8 @@ async fn issue(
         "refresh_token": refresh,
         "scope": grant.scope,
     });
-    Ok(no_store(StatusCode::OK, Json(body)))
+    Ok(Pair {
+        client_id: grant.client_id.clone(),
+        body,
+    })
 }

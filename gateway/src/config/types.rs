@@ -56,7 +56,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How many tools one `tools/list` page holds.
     pub tools_page_size: usize,
-    /// Upper bound for one tool call, upstream retries included.
+    /// Upper bound for one tool call, upstream retries included. Below ChatGPT's own limit of
+    /// about 60 s, so the model reads the gateway's answer (what to narrow) instead of a client
+    /// timeout.
     #[serde(with = "humantime_serde")]
     #[schemars(with = "String")]
     pub call_timeout: Duration,
@@ -182,7 +184,7 @@ impl Default for ServerConfig {
             allowed_origins: vec![],
             max_body_bytes: 4 * 1024 * 1024,
             tools_page_size: 100,
-            call_timeout: Duration::from_secs(60),
+            call_timeout: Duration::from_secs(45),
             sse_keep_alive: Duration::from_secs(15),
             legacy_sse: true,
             session_idle_timeout: Duration::from_secs(24 * 3600),
@@ -486,6 +488,13 @@ pub struct AuthConfig {
     #[serde(with = "humantime_serde")]
     #[schemars(with = "String")]
     pub refresh_token_ttl: Duration,
+    /// A refresh token used again within this time of its first use (a client retrying after
+    /// a lost answer, as ChatGPT does) gets the same new token pair once, instead of revoking
+    /// every token of the grant; a reuse later than this, or a second one, still revokes them.
+    /// `0s` revokes on any reuse.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub refresh_retry_grace: Duration,
     /// A new signing key is made this often; the previous one stays valid for verification.
     #[serde(with = "humantime_serde")]
     #[schemars(with = "String")]
@@ -519,6 +528,7 @@ impl Default for AuthConfig {
             mode: AuthMode::None,
             access_token_ttl: Duration::from_secs(600),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            refresh_retry_grace: Duration::from_secs(30),
             signing_key_rotation: Duration::from_secs(24 * 3600),
             revocation_recheck: Duration::from_secs(1),
             scopes: vec!["mcp".into()],

@@ -202,6 +202,64 @@ fn tool_error(text: String) -> CallToolResponse {
     CallToolResult::error(vec![Content::text(text)]).into()
 }
 
+/// Arguments that fail the schema, as a tool result with `isError: true` listing every problem,
+/// so the model can correct its call. No `structuredContent`: it would have to match the tool's
+/// output schema.
+fn bad_arguments(tool: &str, errors: &[String]) -> CallToolResponse {
+    tool_error(format!(
+        "invalid arguments for {tool}: {}. Correct the arguments to fit the tool's input schema \
+         and call it again.",
+        errors.join("; ")
+    ))
+}
+
+/// Arguments that usually make a call ask a provider for less, by name.
+const NARROWING: &[&str] = &[
+    "limit",
+    "page_size",
+    "max_results",
+    "top",
+    "count",
+    "query",
+    "filter",
+    "since",
+    "until",
+    "from",
+    "to",
+    "folder_id",
+    "max_chars",
+];
+
+/// What a model reads when a call ran out of time (clients such as ChatGPT give a call about a
+/// minute, so a retry of the same call fails the same way): ask for less, naming the arguments
+/// of this tool that narrow it.
+fn timed_out(tool: &str, limit: std::time::Duration, route: Option<&Route>) -> String {
+    let narrowing: Vec<&str> = route
+        .and_then(|route| route.spec.input_schema.get("properties"))
+        .and_then(Value::as_object)
+        .map(|properties| {
+            NARROWING
+                .iter()
+                .copied()
+                .filter(|name| properties.contains_key(*name))
+                .collect()
+        })
+        .unwrap_or_default();
+    let hint = if narrowing.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (this tool's arguments for that: {})",
+            narrowing.join(", ")
+        )
+    };
+    format!(
+        "{tool} did not finish in time (a call may take at most {} s). Ask for less and call it \
+         again: a smaller page or limit, a narrower query or folder, a shorter date range{hint}.",
+        limit.as_secs().max(1)
+    )
+}
+
 /// The audit record (and metrics sample) of one `tools/call`, filled in as the call goes and
 /// written exactly once: by [`CallRecord::finish`] when the call ends, or on drop when the call's
 /// future is dropped first (the client went away), as `abandoned`. Written means attempted: a
@@ -542,10 +600,9 @@ impl Gateway {
             .map_or(&record.event.tool, |route| &route.exposed);
         match error {
             CallError::UnknownTool | CallError::Hidden(_) => Err(unknown_tool(&record.requested)),
-            CallError::BadArguments(errors) => Err(McpError::invalid_params(
-                format!("invalid arguments for {tool}: {}", errors.join("; ")),
-                Some(json!({ "tool": tool, "errors": errors })),
-            )),
+            // A tool execution error, not a protocol error (MCP 2025-11-25, SEP-1303): the
+            // model reads what was wrong and corrects its call.
+            CallError::BadArguments(errors) => Ok(bad_arguments(tool, &errors)),
             CallError::Denied(denial) => {
                 Ok(tool_error(format!("denied by policy: {}", denial.reason)))
             }
@@ -589,6 +646,12 @@ impl Gateway {
             CallError::AuditUnavailable(error) => {
                 tracing::debug!(%tool, "tool call refused: the audit log cannot be written");
                 Err(McpError::internal_error(error.to_string(), None))
+            }
+            CallError::Tool(ToolError::Timeout) => {
+                let limit = self.settings.call_timeout;
+                tracing::info!(%tool, "tool call timed out");
+                let route = record.route.as_deref();
+                Ok(tool_error(timed_out(tool, limit, route)))
             }
             CallError::Tool(error) => {
                 let text = record.redacted(error.to_string());

@@ -17,7 +17,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    HostGuard, fast_path, guard,
+    HostGuard, fast_path, guard, habits,
     jsonrpc::{self, BodyLimit},
     legacy_sse,
     limits::{self, StreamCap},
@@ -87,6 +87,12 @@ pub fn router(
         .layer(middleware::from_fn_with_state(
             session_slots,
             limits::sessions_per_user,
+        ))
+        // What real clients send that the rules would refuse (no session, Accept), on bodies
+        // the guard checked.
+        .layer(middleware::from_fn_with_state(
+            gateway.clone(),
+            habits::tolerate,
         ))
         .layer(middleware::from_fn_with_state(
             BodyLimit(settings.max_body_bytes),

@@ -3,6 +3,7 @@
 
 mod fast_path;
 pub(crate) mod guard;
+mod habits;
 pub mod http;
 mod jsonrpc;
 mod legacy_sse;

@@ -12,7 +12,7 @@
 
 use std::collections::HashSet;
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use serde_json::{Map, Value};
 
@@ -112,6 +112,38 @@ pub(crate) fn check(
         }
     }
     Ok(())
+}
+
+/// The `Mcp-Param-*` headers a client of protocol 2026-07-28 would send with a call of a tool
+/// whose input schema is `schema`: for a request the gateway carries into that era itself
+/// (`super::habits`), so the check above holds for it as for any other.
+pub(super) fn mirrored(
+    schema: &Map<String, Value>,
+    arguments: Option<&Map<String, Value>>,
+) -> Vec<(HeaderName, HeaderValue)> {
+    annotations(schema)
+        .into_iter()
+        .filter_map(|(path, header)| {
+            let text = match argument_at(arguments, &path)? {
+                Value::String(text) => text.clone(),
+                Value::Bool(flag) => flag.to_string(),
+                Value::Number(number) => number.to_string(),
+                _ => return None,
+            };
+            let plain = !text.is_empty()
+                && text.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+                && !text.starts_with(' ')
+                && !text.ends_with(' ')
+                && !text.starts_with(BASE64_OPEN);
+            let value = if plain {
+                text
+            } else {
+                format!("{BASE64_OPEN}{}{BASE64_CLOSE}", STANDARD.encode(text))
+            };
+            let name = HeaderName::try_from(format!("{PREFIX}{}", header.to_ascii_lowercase()));
+            Some((name.ok()?, HeaderValue::try_from(value).ok()?))
+        })
+        .collect()
 }
 
 /// Every well-formed `x-mcp-header` annotation (a non-empty string) on a property reached from

@@ -138,14 +138,16 @@ pub(crate) fn all() -> Vec<ToolSpec> {
         ToolSpec::new("send_message", "Send an Outlook email",
             "Sends a new email as the user, saved to Sent Items. Each call sends another email: do \
              not repeat a call that succeeded. Use create_draft to prepare one for review instead.",
-            ToolAnnotations::CREATE,
+            // Mail reaches any address.
+            ToolAnnotations::CREATE.reaching_outside(),
             compose(json!({}), &["subject", "body", "to"]),
             done())
         .with_scopes(&["Mail.Send"]),
         ToolSpec::new("reply_message", "Reply to an Outlook email",
             "Replies to a message (to its sender, or to everyone with `reply_all`), quoting it, and \
              sends the reply at once. Each call sends another reply.",
-            ToolAnnotations::CREATE,
+            // Mail reaches any address.
+            ToolAnnotations::CREATE.reaching_outside(),
             object(json!({ "message_id": id("The message to answer."),
                            "comment": { "type": "string", "minLength": 1, "maxLength": 200000, "description": "The reply text." },
                            "reply_all": { "type": "boolean", "default": false } }), &["message_id", "comment"]),
@@ -156,7 +158,8 @@ pub(crate) fn all() -> Vec<ToolSpec> {
         ToolSpec::new("forward_message", "Forward an Outlook email",
             "Forwards a message with its attachments to new recipients, with an optional comment \
              above it, and sends it at once. Each call sends another copy.",
-            ToolAnnotations::CREATE,
+            // Mail reaches any address.
+            ToolAnnotations::CREATE.reaching_outside(),
             object(json!({ "message_id": id("The message to forward."), "to": addresses(),
                            "comment": { "type": "string", "maxLength": 200000 } }), &["message_id", "to"]),
             done())
@@ -173,7 +176,8 @@ pub(crate) fn all() -> Vec<ToolSpec> {
             "Sends a saved draft (an id from create_draft or list_messages in drafts) to the \
              recipients saved in it, and moves it to Sent Items. Each call sends it once; a sent \
              draft is no longer a draft.",
-            ToolAnnotations::CREATE,
+            // Mail reaches any address.
+            ToolAnnotations::CREATE.reaching_outside(),
             object(json!({ "message_id": id("The draft to send.") }), &["message_id"]),
             done())
         // Mail.ReadBasic: the gateway reads the draft's recipients first.
@@ -183,7 +187,7 @@ pub(crate) fn all() -> Vec<ToolSpec> {
             "Moves a message to another folder (an id from list_folders or a well-known name such \
              as archive or deleteditems). Graph gives the moved message a new id, returned here.",
             // Moving again to the same folder changes nothing more; nothing is deleted.
-            ToolAnnotations { read_only: false, destructive: false, idempotent: true, open_world: true },
+            ToolAnnotations { read_only: false, destructive: false, idempotent: true, open_world: false },
             object(json!({ "message_id": id("The message to move."),
                            "destination": { "type": "string", "minLength": 1, "maxLength": 512 } }), &["message_id", "destination"]),
             object(json!({ "message": message_summary() }), &["message"]))

@@ -129,7 +129,7 @@ pub(crate) fn tools() -> Vec<ToolSpec> {
              overwritten; `fail` (default) refuses; `rename` picks a new name. Large files go \
              through an upload session in pieces.",
             // It can overwrite an existing file (conflict `replace`), so it is honestly destructive.
-            ToolAnnotations { read_only: false, destructive: true, idempotent: false, open_world: true },
+            ToolAnnotations { read_only: false, destructive: true, idempotent: false, open_world: false },
             object(json!({ "drive_id": id("Drive id."), "folder_item_id": id("Folder item id; omit for the root."),
                 "name": { "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^/\\\\:*?\"<>|]+$" },
                 "content": { "type": "string", "maxLength": 10000000 },

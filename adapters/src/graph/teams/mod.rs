@@ -107,7 +107,8 @@ pub(crate) fn tools() -> Vec<ToolSpec> {
         .with_scopes(&["Chat.Read"]),
         ToolSpec::new("send_chat_message", "Send a Teams chat message",
             "Sends a message in an existing chat as the user. Each call sends another message.",
-            ToolAnnotations::CREATE,
+            // A chat may include people of other organizations (federation); a channel does not.
+            ToolAnnotations::CREATE.reaching_outside(),
             object(json!({ "chat_id": id("Chat id (list_chats)."), "text": text_arg() }), &["chat_id", "text"]),
             posted())
         // The chat's members are whom the message reaches; reading them needs ChatMember.Read.

@@ -203,3 +203,45 @@ async fn while_the_audit_log_cannot_be_written_no_call_reaches_the_adapter_and_t
         assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
     }
 }
+
+// === what a model reads ===
+
+#[test]
+fn a_timeout_names_the_arguments_of_the_tool_that_narrow_the_call() {
+    let route = crate::router::route_of(crate::router::test_tool(
+        "search",
+        json!({"type": "object", "properties": {
+            "query": {"type": "string"}, "limit": {"type": "integer"}, "cursor": {"type": "string"}
+        }}),
+    ));
+    let text = timed_out("mail_search", Duration::from_secs(45), Some(&route));
+    assert!(
+        text.starts_with("mail_search did not finish in time (a call may take at most 45 s)."),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("(this tool's arguments for that: limit, query)."),
+        "{text}"
+    );
+    let bare = timed_out("mail_ping", Duration::from_secs(45), None);
+    assert!(bare.ends_with("a shorter date range."), "{bare}");
+}
+
+#[test]
+fn bad_arguments_are_a_tool_error_with_every_message() {
+    let errors = vec![
+        "text: 5 is not of type \"string\"".to_owned(),
+        "other: not allowed".to_owned(),
+    ];
+    let CallToolResponse::Complete(result) = bad_arguments("t_echo", &errors) else {
+        panic!("a tool result");
+    };
+    assert_eq!(result.is_error, Some(true));
+    let text = result.content[0].as_text().expect("text").text.clone();
+    assert!(
+        text.starts_with("invalid arguments for t_echo: text: 5 is not"),
+        "{text}"
+    );
+    assert!(text.contains("; other: not allowed."), "{text}");
+    assert!(result.structured_content.is_none());
+}

@@ -143,7 +143,10 @@ fn hint_overrides_are_shown_as_written_but_enforced_only_where_more_cautious() {
     assert!(route.blocked_by_read_only);
     assert!(route.view.enforced.destructive);
     assert!(!route.view.enforced.idempotent);
-    assert!(route.view.enforced.open_world);
+    // Open world is enforced if either says so: Linear's issues stay in the company's
+    // workspace, so the adapter's own `false` stands with the admin's.
+    assert!(!route.spec.annotations.open_world);
+    assert!(!route.view.enforced.open_world);
     assert!(crate::policy::tool_ref(&route).destructive);
 }
 
