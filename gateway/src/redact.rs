@@ -121,6 +121,11 @@ impl RedactStage {
             return 0;
         };
         let masked = mask_except_binary(&mut value, &|v: &mut Value| selected.redact_value(v));
+        // Every string was looked at and none masked: the answer stays as it came, without
+        // decoding the copy back (its content blocks go through serde's buffered tagged decoding).
+        if masked == 0 {
+            return 0;
+        }
         match serde_json::from_value(value) {
             Ok(masked_result) => {
                 *result = masked_result;

@@ -18,18 +18,19 @@ use std::{
 
 use bytes::BytesMut;
 use futures::StreamExt;
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 #[allow(deprecated)] // MCP logging (SEP-2577): still sent by servers of every era
-use rmcp::model::LoggingMessageNotificationParam;
+use rmcp::model::{LoggingLevel, LoggingMessageNotificationParam};
 use rmcp::{
     RoleClient,
     model::{
-        CallToolRequestParams, CallToolResult, ClientRequest, ErrorData, InputRequiredResult,
-        ProgressNotificationParam, ProgressToken, ProtocolVersion, RequestId, ServerResult,
+        CallToolRequestParams, CallToolResult, ClientCapabilities, ClientRequest, ErrorData,
+        InputRequiredResult, ProgressNotificationParam, ProgressToken, ProtocolVersion, RequestId,
+        ServerResult,
     },
     service::Peer,
 };
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, ser::SerializeMap};
 use serde_json::{Map, Value, value::RawValue};
 use url::Url;
 
@@ -42,6 +43,10 @@ use crate::{CallContext, LogSink, ProgressSink, ToolError, ToolSpec};
 const FIRST_ID: i64 = 1 << 40;
 /// Why a call was abandoned, as the upstream hears it.
 const CANCEL_REASON: &str = "the gateway's client cancelled the call";
+/// The request `_meta` keys a call sets itself (rmcp's names for them).
+const PROGRESS_TOKEN: &str = "progressToken";
+const CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+const LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
 
 /// One upstream's direct route: what every call's POST carries besides its own body.
 pub struct Direct {
@@ -50,9 +55,12 @@ pub struct Direct {
     url: Url,
     /// `accept`, `mcp-protocol-version` and the instance credentials, as rmcp sends them.
     headers: HeaderMap,
-    /// The era's required request `_meta`: protocol version, client info and capabilities,
-    /// exactly what rmcp's peer adds to each request after `server/discover`.
-    meta: Map<String, Value>,
+    /// [`Self::headers`] with what every `tools/call` POST adds but its `mcp-name`.
+    call_headers: HeaderMap,
+    /// The era's required request `_meta` but the capabilities (each call sets its own): the
+    /// protocol version and client info rmcp's peer adds to each request after
+    /// `server/discover`, serialized once rather than cloned into every call's `_meta`.
+    meta: Vec<(String, Box<RawValue>)>,
     max_response_bytes: usize,
     /// Request ids, also used as each call's own progress token.
     next_id: AtomicI64,
@@ -92,6 +100,83 @@ struct Outgoing<P> {
 struct Cancelled {
     request_id: i64,
     reason: &'static str,
+}
+
+/// A `tools/call`'s parameters as sent: the fields of rmcp's `CallToolRequestParams`, its
+/// `_meta` written straight from its parts instead of being built as a map first.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CallParams<'a> {
+    #[serde(rename = "_meta")]
+    meta: CallMeta<'a>,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arguments: Option<&'a Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input_responses: Option<&'a rmcp::model::InputResponses>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_state: Option<&'a str>,
+}
+
+/// A call's request `_meta`: the adapter's own entries (the trace context), then the era's,
+/// then the call's capabilities, progress token and log level; a later one of the same key
+/// wins, as inserting them into one map in that order would have it.
+struct CallMeta<'a> {
+    own: Option<&'a Map<String, Value>>,
+    era: &'a [(String, Box<RawValue>)],
+    capabilities: ClientCapabilities,
+    progress_token: i64,
+    #[allow(deprecated)] // MCP logging (SEP-2577)
+    log_level: Option<LoggingLevel>,
+}
+
+// === impl CallParams ===
+
+impl<'a> CallParams<'a> {
+    fn new(params: &'a CallToolRequestParams, meta: CallMeta<'a>) -> Self {
+        Self {
+            meta,
+            name: &params.name,
+            arguments: params.arguments.as_ref(),
+            input_responses: params.input_responses.as_ref(),
+            request_state: params.request_state.as_deref(),
+        }
+    }
+}
+
+// === impl CallMeta ===
+
+impl CallMeta<'_> {
+    /// Whether an entry under `key` is written later, by the era or the call.
+    fn set_later(&self, key: &str) -> bool {
+        matches!(key, PROGRESS_TOKEN | CLIENT_CAPABILITIES)
+            || (key == LOG_LEVEL && self.log_level.is_some())
+            || self.era.iter().any(|(era, _)| era == key)
+    }
+}
+
+impl Serialize for CallMeta<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        for (key, value) in self.own.into_iter().flatten() {
+            if !self.set_later(key) {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        for (key, value) in self
+            .era
+            .iter()
+            .filter(|(key, _)| key != CLIENT_CAPABILITIES)
+        {
+            map.serialize_entry(key, value)?;
+        }
+        map.serialize_entry(CLIENT_CAPABILITIES, &self.capabilities)?;
+        map.serialize_entry(PROGRESS_TOKEN, &self.progress_token)?;
+        if let Some(level) = &self.log_level {
+            map.serialize_entry(LOG_LEVEL, level)?;
+        }
+        map.end()
+    }
 }
 
 /// A JSON-RPC message from the upstream, its parts left undecoded until it is known to be the
@@ -172,13 +257,29 @@ impl Direct {
         let mut meta = rmcp::model::RequestMetaObject::default();
         meta.set_protocol_version(version);
         meta.set_client_info(config.client_info);
-        meta.set_client_capabilities(config.capabilities);
+        let meta = meta
+            .0
+            .0
+            .into_iter()
+            .map(|(key, value)| Ok((key, serde_json::value::to_raw_value(&value)?)))
+            .collect::<Result<_, serde_json::Error>>()
+            .map_err(|error| format!("the request _meta cannot be written: {error}"))?;
+        let mut call_headers = headers.clone();
+        call_headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        call_headers.insert(
+            HeaderName::from_static("mcp-method"),
+            HeaderValue::from_static("tools/call"),
+        );
         Ok(Some(Arc::new(Self {
             instance: shared.name.clone(),
             client,
             url: url.clone(),
             headers,
-            meta: meta.0.0,
+            call_headers,
+            meta,
             max_response_bytes: shared.settings.max_response_bytes,
             next_id: AtomicI64::new(FIRST_ID),
             param_header_tools: Default::default(),
@@ -238,17 +339,18 @@ impl Direct {
             return Err(ToolError::BadResponse("not a tool call".into()));
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut params = request.params;
-        let meta = params.meta.get_or_insert_with(Default::default);
-        meta.0.0.extend(self.meta.clone());
-        // What the calling client can answer, as rmcp's path sends it (`client_meta`).
-        meta.set_client_capabilities(ctx.client.relayable());
-        meta.set_progress_token(ProgressToken(RequestId::Number(id)));
-        // A 2026-07-28 upstream logs only when a request names a level: the caller's, when it
-        // hears logs (as `client_meta` on rmcp's path).
-        if let Some(log) = &ctx.log {
-            meta.set_log_level(log.level);
-        }
+        let params = request.params;
+        let meta = CallMeta {
+            own: params.meta.as_ref().map(|meta| &meta.0.0),
+            era: &self.meta,
+            // What the calling client can answer, as rmcp's path sends it (`client_meta`).
+            capabilities: ctx.client.relayable(),
+            progress_token: id,
+            // A 2026-07-28 upstream logs only when a request names a level: the caller's, when
+            // it hears logs (as `client_meta` on rmcp's path).
+            log_level: ctx.log.as_ref().map(|log| log.level),
+        };
+        let params = CallParams::new(&params, meta);
         let mut cancel = CancelOnDrop {
             direct: &self,
             id: Some(id),
@@ -310,7 +412,7 @@ impl Direct {
 // === impl Call ===
 
 impl Call<'_> {
-    async fn send(&self, params: &CallToolRequestParams) -> Result<ServerResult, ToolError> {
+    async fn send(&self, params: &CallParams<'_>) -> Result<ServerResult, ToolError> {
         let direct = self.direct;
         let body = serde_json::to_vec(&Outgoing {
             jsonrpc: "2.0",
@@ -319,17 +421,16 @@ impl Call<'_> {
             params,
         })
         .map_err(|error| ToolError::InvalidArguments(error.to_string()))?;
-        let name = HeaderValue::try_from(params.name.as_ref())
-            .map_err(|_| ToolError::UnknownTool(params.name.to_string()))?;
+        let name = HeaderValue::try_from(params.name)
+            .map_err(|_| ToolError::UnknownTool(params.name.to_owned()))?;
+        let mut request = reqwest::Request::new(Method::POST, direct.url.clone());
+        let headers = request.headers_mut();
+        headers.clone_from(&direct.call_headers);
+        headers.insert(HeaderName::from_static("mcp-name"), name);
+        *request.body_mut() = Some(body.into());
         let response = direct
             .client
-            .post(direct.url.clone())
-            .headers(direct.headers.clone())
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(HeaderName::from_static("mcp-method"), "tools/call")
-            .header(HeaderName::from_static("mcp-name"), name)
-            .body(body)
-            .send()
+            .execute(request)
             .await
             .map_err(|error| self.unreachable(&error))?;
         let status = response.status();
@@ -587,7 +688,8 @@ mod tests {
             client: reqwest::Client::new(),
             url: "http://127.0.0.1:9/mcp".parse().unwrap(),
             headers: HeaderMap::new(),
-            meta: Map::new(),
+            call_headers: HeaderMap::new(),
+            meta: Vec::new(),
             max_response_bytes: 1024,
             next_id: AtomicI64::new(FIRST_ID),
             param_header_tools: Default::default(),
@@ -674,6 +776,50 @@ mod tests {
         assert_eq!(heard.len(), 1);
         assert_eq!(heard[0].logger.as_deref(), Some("db"));
         assert_eq!(heard[0].data, json!({"rows": 3}));
+    }
+
+    /// The `_meta` written from its parts is the map rmcp's setters would build, entry for
+    /// entry, the adapter's own entries kept unless the era or the call sets them.
+    #[test]
+    #[allow(deprecated)] // MCP logging (SEP-2577)
+    fn a_calls_meta_is_what_rmcps_setters_would_build() {
+        let config = super::super::connection::client_config();
+        let mut era = rmcp::model::RequestMetaObject::default();
+        era.set_protocol_version(ProtocolVersion::V_2026_07_28);
+        era.set_client_info(config.client_info);
+        let era_raw: Vec<(String, Box<RawValue>)> = era
+            .0
+            .0
+            .iter()
+            .map(|(key, value)| (key.clone(), serde_json::value::to_raw_value(value).unwrap()))
+            .collect();
+        let mut own = rmcp::model::RequestMetaObject::default();
+        own.0.0.insert("traceparent".into(), json!("00-abc-def-01"));
+        own.0.0.insert(PROGRESS_TOKEN.into(), json!("the client's"));
+        let mut capabilities = ClientCapabilities::default();
+        capabilities.roots = config.capabilities.roots.clone();
+        for log_level in [None, Some(LoggingLevel::Warning)] {
+            let mut expected = own.clone();
+            expected.0.0.extend(era.0.0.clone());
+            expected.set_client_capabilities(capabilities.clone());
+            expected.set_progress_token(ProgressToken(RequestId::Number(42)));
+            if let Some(level) = log_level {
+                expected.set_log_level(level);
+            }
+            let written = CallMeta {
+                own: Some(&own.0.0),
+                era: &era_raw,
+                capabilities: capabilities.clone(),
+                progress_token: 42,
+                log_level,
+            };
+            let text = serde_json::to_string(&written).unwrap();
+            for key in expected.0.0.keys() {
+                assert_eq!(text.matches(&format!("\"{key}\":")).count(), 1, "{text}");
+            }
+            let written: Map<String, Value> = serde_json::from_str(&text).unwrap();
+            assert_eq!(written, expected.0.0);
+        }
     }
 
     #[test]

@@ -279,7 +279,7 @@ struct CallRecord<'g> {
 
 impl<'g> CallRecord<'g> {
     fn begin(gateway: &'g Gateway, name: &str, principal: &Principal) -> Self {
-        let mut record = Self {
+        Self {
             gateway,
             started: Instant::now(),
             requested: name.to_owned(),
@@ -293,15 +293,18 @@ impl<'g> CallRecord<'g> {
             },
             route: None,
             written: false,
-        };
-        // Until the name resolves it is the client's text: kept only when it could be a tool
-        // name (OpenAI's function-name rule), and redacted even then.
-        record.event.tool = if is_tool_name(name) {
-            record.redacted(name.to_owned())
+        }
+    }
+
+    /// What the record says for a name that never resolved: the client's text, kept only when
+    /// it could be a tool name (OpenAI's function-name rule), and redacted even then. Worked
+    /// out when such a record is written, not for every call (a resolved name is the route's).
+    fn unresolved_name(&self) -> String {
+        if is_tool_name(&self.requested) {
+            self.redacted(self.requested.clone())
         } else {
             INVALID_NAME.to_owned()
-        };
-        record
+        }
     }
 
     fn routed(&mut self, route: &Arc<Route>, arguments: &serde_json::Map<String, Value>) {
@@ -363,6 +366,9 @@ impl<'g> CallRecord<'g> {
     fn write(&mut self) -> Result<(), AuditUnavailable> {
         if std::mem::replace(&mut self.written, true) {
             return Ok(());
+        }
+        if self.route.is_none() {
+            self.event.tool = self.unresolved_name();
         }
         let elapsed = self.started.elapsed();
         self.event.latency_ms = Some(elapsed.as_secs_f64() * 1000.0);
@@ -694,16 +700,16 @@ impl Gateway {
     ) -> Result<(CallToolResult, usize), ToolError> {
         let progress = scope.notify.progress();
         let log = scope.notify.log();
-        let masking = self.masking(route);
         let ctx = CallContext {
             credential,
             user: scope.principal.user.clone(),
             cancel: scope.cancel.child_token(),
             progress: progress.as_ref().map(|(sink, _)| sink.clone()),
             // The upstream's logs pass the tool's redaction rules, as its answers do.
-            log: log
-                .as_ref()
-                .map(|(sink, _)| sink.clone().map(move |message| masking.log(message))),
+            log: log.as_ref().map(|(sink, _)| {
+                let masking = self.masking(route);
+                sink.clone().map(move |message| masking.log(message))
+            }),
             traceparent: scope.traceparent.clone(),
             text_filter: self.stages.redact.text_filter(route),
             client: client.clone(),

@@ -39,6 +39,8 @@ pub(super) struct Detector {
     /// Admin patterns also run on the original text: they were written for it, and may name
     /// characters the scan text folds away (a tab, a full-width letter).
     custom: bool,
+    /// `name=regex`, built once: every call's selection compares and hashes these.
+    fingerprint: Box<str>,
 }
 
 /// One masked span of the original text.
@@ -96,12 +98,7 @@ pub(super) fn builtin(name: &str) -> Result<Detector, RedactError> {
         name: name.to_string(),
         source,
     })?;
-    Ok(Detector {
-        name: name.to_string(),
-        re,
-        check,
-        custom: false,
-    })
+    Ok(Detector::new(name.to_string(), re, check, false))
 }
 
 fn digits(s: &str) -> Vec<u32> {
@@ -185,21 +182,28 @@ fn ssn_ok(s: &str) -> bool {
 // === impl Detector ===
 
 impl Detector {
+    fn new(name: String, re: Regex, check: Check, custom: bool) -> Self {
+        let fingerprint = format!("{name}={}", re.as_str()).into_boxed_str();
+        Detector {
+            name,
+            re,
+            check,
+            custom,
+            fingerprint,
+        }
+    }
+
     pub(super) fn custom(name: &str, regex: &str) -> Result<Self, RedactError> {
-        Ok(Detector {
+        let re = Regex::new(regex).map_err(|source| RedactError::Regex {
             name: name.to_owned(),
-            re: Regex::new(regex).map_err(|source| RedactError::Regex {
-                name: name.to_owned(),
-                source,
-            })?,
-            check: Check::None,
-            custom: true,
-        })
+            source,
+        })?;
+        Ok(Detector::new(name.to_owned(), re, Check::None, true))
     }
 
     /// What identifies the detector's behaviour, for cache keys of redacted text.
-    pub(super) fn fingerprint(&self) -> String {
-        format!("{}={}", self.name, self.re.as_str())
+    pub(super) fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// The scan range `start..end` passes the detector's check.

@@ -12,7 +12,7 @@
 //! and a get tool of the same data redact alike. `[tool.<name>]` may only add detectors.
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -218,13 +218,20 @@ impl Redactor {
         } else {
             vec![&self.default]
         };
-        let mut seen = BTreeSet::new();
-        let detectors = base
+        // A few detectors per selection: a linear look for an earlier one alike beats a set.
+        let mut detectors: Vec<&Detector> = Vec::new();
+        for detector in base
             .into_iter()
             .chain(self.tools.get(target.tool))
             .flat_map(|p| &p.detectors)
-            .filter(|d| seen.insert(d.fingerprint()))
-            .collect();
+        {
+            if !detectors
+                .iter()
+                .any(|seen| seen.fingerprint() == detector.fingerprint())
+            {
+                detectors.push(detector);
+            }
+        }
         Selected { detectors }
     }
 
