@@ -529,7 +529,10 @@ pub async fn start(
             OperatorListen::Address(_) => None,
         },
     };
-    let relay = Arc::new(SignalRelay::new(storage.clone(), prepared.keyring.clone()));
+    let relay = Arc::new(
+        SignalRelay::new(storage.clone(), prepared.keyring.clone())
+            .with_call_timeout(config.server.call_timeout),
+    );
     prepared.gateway.relay_retries_through(relay.clone());
     let sessions = Arc::new(SqlSessionStore::new(
         storage,

@@ -112,14 +112,17 @@ pub fn holds_for(ctx: &CallContext) -> bool {
     matches!(ctx.client.answers, Answers::Rounds)
 }
 
-/// The holder and handle of the held call a retry names, if it names one.
+/// The holder and handle of the held call a retry names, if it names one (`Some(("", ""))`
+/// for a held call's state that does not parse, such as one from an older gateway, which
+/// names no call held anywhere and must never reach an upstream).
 pub fn resumed(ctx: &CallContext) -> Option<(&str, &str)> {
-    ctx.client
+    let named = ctx
+        .client
         .resume
         .request_state
         .as_deref()?
-        .strip_prefix(STATE_PREFIX)?
-        .split_once(':')
+        .strip_prefix(STATE_PREFIX)?;
+    Some(named.split_once(':').unwrap_or(("", "")))
 }
 
 /// What a replica relays of a retry to the one holding its call.

@@ -306,7 +306,7 @@ impl McpAdapter {
         // replica whose instance holds it.
         if let Some((holder, handle)) = held::resumed(ctx) {
             let fingerprint = held::fingerprint(&request);
-            if holder != self.holds.holder() {
+            if !holder.is_empty() && holder != self.holds.holder() {
                 let result =
                     held::resume_elsewhere(&request, holder, handle, fingerprint, ctx).await?;
                 return finish(shared, Ok(result));

@@ -120,6 +120,10 @@ pub struct SignalRelay {
     /// The relayed retries this replica is resuming, by token, so the relaying replica can
     /// withdraw them (`retry.rs`).
     resuming: retry::Resuming,
+    /// How long a relayed retry may run here: the gateway's call timeout, which ended the
+    /// relaying replica's wait by then (a withdrawal it could not post does not keep the
+    /// upstream call for ever).
+    resume_for: Duration,
 }
 
 /// What became of an answer posted for another replica.
@@ -223,7 +227,14 @@ impl SignalRelay {
             in_flight: InFlight::default(),
             keyring,
             resuming: retry::Resuming::default(),
+            resume_for: Duration::from_secs(60),
         }
+    }
+
+    /// Bounds each relayed retry resumed here by `call_timeout`.
+    pub fn with_call_timeout(mut self, call_timeout: Duration) -> Self {
+        self.resume_for = call_timeout;
+        self
     }
 
     /// `body` as row (`session`, `kind`, `key`) stores it: sealed, and bound to that row.
@@ -423,10 +434,17 @@ impl SignalRelay {
             // Read by an overlapping read already; or a body that is no client message (or
             // does not open), which the posting replica checked and sealed, so only the
             // database could have changed it.
-            if let Some(Some(body)) = taken
-                && let Ok(message) = serde_json::from_str::<ClientJsonRpcMessage>(&body)
-            {
-                answers.push((session, message));
+            match taken {
+                Some(Some(body)) => {
+                    if let Ok(message) = serde_json::from_str::<ClientJsonRpcMessage>(&body) {
+                        answers.push((session, message));
+                    }
+                }
+                Some(None) => tracing::warn!(
+                    "an answer relayed by another replica does not open with this replica's \
+                     key: replicas must share MANIFOLD_SECRET_KEY"
+                ),
+                None => {}
             }
         }
         Ok(answers)
