@@ -516,16 +516,19 @@ impl From<Failure> for ToolError {
 /// What `request` asks of the upstream, without the fields a retry changes (its answers, state
 /// and `_meta`).
 pub fn fingerprint(request: &ClientRequest) -> u64 {
-    use std::hash::{Hash, Hasher};
+    use sha2::Digest as _;
     let mut value = serde_json::to_value(request).unwrap_or_default();
     if let Some(params) = value.get_mut("params").and_then(Value::as_object_mut) {
         for key in ["inputResponses", "requestState", "_meta"] {
             params.remove(key);
         }
     }
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    value.to_string().hash(&mut hasher);
-    hasher.finish()
+    // A fixed hash, not the standard library's: replicas of different builds compare it (a
+    // retry relayed during a rolling upgrade).
+    let digest = sha2::Sha256::digest(value.to_string().as_bytes());
+    let mut first = [0; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
 }
 
 /// The round that asks the client `question` for the call `handle` held by `holder`.
